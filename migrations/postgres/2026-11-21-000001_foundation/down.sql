@@ -1,0 +1,3 @@
+DROP TABLE idempotency_records;
+DROP TABLE patients;
+DROP TABLE practices;

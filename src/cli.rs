@@ -1,0 +1,198 @@
+//! Command-line entry points. `anyhow` is used here and in start-up only.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::identity::dev_idp::DevIdentityProvider;
+use crate::startup::Application;
+use crate::{db, dev, telemetry};
+
+#[derive(Parser)]
+#[command(name = "gp-online-gateway", version, about = "GP Online Services Gateway")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default). With no issuer configured this is the dev profile.
+    Serve {
+        /// Address to listen on (also GATEWAY_BIND).
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// Revert every migration instead (destroys all data).
+        #[arg(long)]
+        revert_all: bool,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Run the development identity provider on its own.
+    DevIdp {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        bind: SocketAddr,
+    },
+    /// Print a token signed by the development identity provider.
+    DevToken {
+        /// Persona to sign for (see --list).
+        #[arg(long, required_unless_present = "list")]
+        persona: Option<String>,
+        /// List the personas.
+        #[arg(long)]
+        list: bool,
+        /// Token lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        lifetime: i64,
+        /// Base URL of the identity provider when it runs on its own (`dev-idp`);
+        /// defaults to the gateway's own URL.
+        #[arg(long)]
+        idp_url: Option<String>,
+    },
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut settings = Settings::load()?;
+    match cli.command.unwrap_or(Command::Serve { bind: None }) {
+        Command::Serve { bind } => {
+            if let Some(bind) = bind {
+                settings.bind = bind;
+            }
+            telemetry::init(&settings.log);
+            let app = Application::build(settings.clone()).await?;
+            print_banner(&app, &settings);
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate { revert_all } => {
+            telemetry::init(&settings.log);
+            let url = settings.database.url.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let mut conn = db::connect(&url)?;
+                if revert_all {
+                    db::revert_all_migrations(&mut conn)
+                } else {
+                    db::run_migrations(&mut conn)
+                }
+            })
+            .await??;
+            let verb = if revert_all { "reverted" } else { "applied" };
+            if done.is_empty() {
+                println!("nothing to do: the database is up to date");
+            }
+            for version in done {
+                println!("{verb} {version}");
+            }
+        }
+        Command::Openapi => {
+            println!("{}", crate::http::openapi().to_pretty_json()?);
+        }
+        Command::DevIdp { bind } => {
+            telemetry::init(&settings.log);
+            run_dev_idp(&settings, bind).await?;
+        }
+        Command::DevToken {
+            persona,
+            list,
+            lifetime,
+            idp_url,
+        } => {
+            if list {
+                for p in &dev::PERSONAS {
+                    println!("{:<12} {:<8} {}", p.name, p.realm.as_str(), p.description);
+                }
+                return Ok(());
+            }
+            if !settings.is_dev_profile() && idp_url.is_none() {
+                bail!("trusted issuers are configured, so this gateway does not accept dev tokens");
+            }
+            let name = persona.unwrap_or_default();
+            let persona =
+                dev::persona(&name).with_context(|| format!("unknown persona {name:?}; see dev-token --list"))?;
+            if !(60..=86_400).contains(&lifetime) {
+                bail!("--lifetime must be between 60 and 86400 seconds");
+            }
+            if idp_url.is_none() && settings.bind.port() == 0 {
+                bail!("the gateway's port is chosen at start (port 0): pass --idp-url with the running gateway's URL");
+            }
+            let base = idp_url.unwrap_or_else(|| settings.base_url(settings.bind));
+            let idp = DevIdentityProvider::load_or_create(&settings.data_dir, &base)?;
+            println!(
+                "{}",
+                idp.mint(persona.realm, &settings.auth.client_id, lifetime, &persona.claims())?
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn run_dev_idp(settings: &Settings, bind: SocketAddr) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(bind)?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let idp = actix_web::web::Data::new(DevIdentityProvider::load_or_create(&settings.data_dir, &base)?);
+    println!("dev identity provider on {base}");
+    for realm in crate::identity::dev_idp::REALMS {
+        println!("  {:<8} issuer {}", realm.as_str(), idp.issuer(realm));
+    }
+    println!("tokens: gp-online-gateway dev-token --idp-url {base} --persona staff-emis");
+    actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(idp.clone())
+            .configure(crate::identity::dev_idp::configure)
+    })
+    .workers(1)
+    .listen(listener)?
+    .run()
+    .await?;
+    Ok(())
+}
+
+fn print_banner(app: &Application, settings: &Settings) {
+    let base = app.base_url();
+    let mut out = String::new();
+    out.push_str("\n  GP Online Services Gateway\n");
+    out.push_str(&format!("  listening on  {base}\n"));
+    out.push_str(&format!("  API docs      {base}/docs/\n"));
+    out.push_str(&format!("  OpenAPI       {base}/openapi.json\n"));
+    out.push_str(&format!("  capability    {base}/metadata\n"));
+    out.push_str(&format!("  health        {base}/health/ready\n"));
+    out.push_str(&format!("  metrics       {base}/metrics\n"));
+    out.push_str(&format!("  database      {}\n", redact_url(&settings.database.url)));
+    if app.is_dev_profile() {
+        out.push_str("\n  DEV PROFILE: built-in identity provider, seed data. Never use with real patients.\n");
+        out.push_str(&format!(
+            "  issuers       {base}/dev-idp/staff | /dev-idp/patient | /dev-idp/system\n"
+        ));
+        out.push_str("  personas      cargo run --release -q -- dev-token --list\n\n  Try:\n");
+        out.push_str("    TOKEN=$(cargo run --release -q -- dev-token --persona staff-emis)\n");
+        out.push_str(&format!(
+            "    curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/Patient?family=smith'\n"
+        ));
+        out.push_str(&format!(
+            "    curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/Patient/patient-jane-smith'\n"
+        ));
+        out.push_str(&format!(
+            "    curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018'\n"
+        ));
+        out.push_str(&format!(
+            "    curl -s -X POST -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/fhir+json' \\\n      -d '{{\"resourceType\":\"Patient\",\"identifier\":[{{\"system\":\"https://fhir.nhs.uk/Id/nhs-number\",\"value\":\"9990000093\"}}],\"name\":[{{\"family\":\"Taylor\",\"given\":[\"Ruth\"]}}],\"gender\":\"female\",\"birthDate\":\"1990-04-02\",\"generalPractitioner\":[{{\"identifier\":{{\"system\":\"https://fhir.nhs.uk/Id/ods-organization-code\",\"value\":\"A81001\"}}}}]}}' \\\n      {base}/Patient\n"
+        ));
+    }
+    println!("{out}");
+}
+
+/// Hides a password in a database URL before printing it.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

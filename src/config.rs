@@ -1,0 +1,351 @@
+//! Typed, layered configuration: built-in defaults, then an optional TOML file
+//! (`GATEWAY_CONFIG`, or `gateway.toml` when present), then `GATEWAY_*` environment variables
+//! (`__` separates nested keys, e.g. `GATEWAY_AUTH__CLIENT_ID`), then `DATABASE_URL`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssuerKind {
+    /// Practice staff (CIS2-like): an ODS organisation claim and roles.
+    Staff,
+    /// Supplier systems and identity providers using client credentials.
+    System,
+    /// NHS login-like patient identity.
+    Patient,
+}
+
+impl IssuerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Staff => "staff",
+            Self::System => "system",
+            Self::Patient => "patient",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// A short name used in logs, metrics and health output.
+    pub name: String,
+    pub kind: IssuerKind,
+    /// The issuer identifier exactly as it appears in `iss`; discovery is fetched from
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// JWS algorithms accepted from this issuer. `none` and HMAC are never accepted.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS512".into(), "RS256".into()]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Our client id: every token's `aud` must contain it.
+    pub client_id: String,
+    /// Clock skew allowed on `exp`, `iat` and `nbf`.
+    pub leeway_seconds: u64,
+    /// A JWKS is refetched for an unknown `kid` at most once per this interval.
+    pub jwks_min_refresh_seconds: u64,
+    /// Discovery documents and key sets are refreshed after this long even without an unknown `kid`.
+    pub discovery_ttl_seconds: u64,
+    /// Timeout for discovery and JWKS requests.
+    pub http_timeout_seconds: u64,
+    /// Trusted issuers. Empty means the dev profile (refused in production).
+    pub issuers: Vec<IssuerSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+    pub connect_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Requests per minute allowed per caller (token subject, or client address before auth).
+    pub rate_limit_per_minute: u32,
+    /// Origins allowed for CORS. Empty means CORS is off.
+    pub cors_allowed_origins: Vec<String>,
+    /// How long a completed write is remembered for `X-Request-ID` replay.
+    pub idempotency_ttl_hours: u64,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// `tracing` filter directives, e.g. `info` or `gp_online_gateway=debug,info`.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub env: Environment,
+    pub bind: SocketAddr,
+    /// The externally visible base URL (used in `Location`, `fullUrl` and paging links).
+    /// Defaults to `http://{bind}`.
+    pub public_url: Option<Url>,
+    /// Where the dev profile keeps its SQLite file and signing key.
+    pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            env: Environment::Development,
+            bind: "127.0.0.1:8080".parse().expect("valid default address"),
+            public_url: None,
+            data_dir: PathBuf::from("data"),
+            database: DatabaseSettings {
+                url: "sqlite://data/gateway.db".into(),
+                pool_size: 8,
+                connect_timeout_seconds: 5,
+            },
+            auth: AuthSettings {
+                client_id: "gp-online-gateway".into(),
+                leeway_seconds: 30,
+                jwks_min_refresh_seconds: 30,
+                discovery_ttl_seconds: 3600,
+                http_timeout_seconds: 5,
+                issuers: vec![],
+            },
+            http: HttpSettings {
+                body_limit_bytes: 64 * 1024,
+                rate_limit_per_minute: 1200,
+                cors_allowed_origins: vec![],
+                idempotency_ttl_hours: 24,
+                workers: 2,
+            },
+            log: LogSettings {
+                format: LogFormat::Pretty,
+                filter: "info".into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(String),
+    #[error("configuration is not valid:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// Algorithms an asymmetric issuer may be configured with.
+pub const SUPPORTED_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+impl Settings {
+    /// Loads from the layered sources described at the top of this module.
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let file = std::env::var_os("GATEWAY_CONFIG").map(PathBuf::from);
+        match &file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError::Load(format!(
+                    "GATEWAY_CONFIG names {}, which does not exist",
+                    path.display()
+                )));
+            }
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None if Path::new("gateway.toml").exists() => figment = figment.merge(Toml::file("gateway.toml")),
+            None => {}
+        }
+        figment = figment.merge(
+            Env::prefixed("GATEWAY_")
+                .ignore(&["CONFIG"])
+                .split("__")
+                .map(|k| match k.as_str() {
+                    // Friendly flat aliases for the most common settings.
+                    "database_url" => "database.url".into(),
+                    _ => k.into(),
+                }),
+        );
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(("database.url", url));
+        }
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.into_iter().map(|e| e.to_string()).collect()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// With no trusted issuer configured, the gateway runs its development profile.
+    pub fn is_dev_profile(&self) -> bool {
+        self.auth.issuers.is_empty()
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.env == Environment::Production && self.is_dev_profile() {
+            problems.push(
+                "GATEWAY_ENV=production needs at least one trusted issuer (auth.issuers); the dev profile and its built-in identity provider are refused in production".to_owned(),
+            );
+        }
+        let db = &self.database.url;
+        if !(db.starts_with("sqlite://") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            problems.push("database.url (DATABASE_URL) must start with sqlite:// or postgres://".to_owned());
+        }
+        if self.env == Environment::Production && db.starts_with("sqlite://") {
+            problems.push("database.url: production runs on PostgreSQL (postgres://...)".to_owned());
+        }
+        if !(1..=256).contains(&self.database.pool_size) {
+            problems.push("database.pool_size must be between 1 and 256".to_owned());
+        }
+        if self.database.connect_timeout_seconds == 0 {
+            problems.push("database.connect_timeout_seconds must be at least 1".to_owned());
+        }
+        if self.auth.client_id.trim().is_empty() {
+            problems.push("auth.client_id must not be empty".to_owned());
+        }
+        if self.auth.leeway_seconds > 300 {
+            problems.push("auth.leeway_seconds must be at most 300".to_owned());
+        }
+        if self.auth.http_timeout_seconds == 0 || self.auth.http_timeout_seconds > 60 {
+            problems.push("auth.http_timeout_seconds must be between 1 and 60".to_owned());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, issuer) in self.auth.issuers.iter().enumerate() {
+            let at = format!("auth.issuers[{i}] ({})", issuer.name);
+            if issuer.name.trim().is_empty() || !names.insert(issuer.name.clone()) {
+                problems.push(format!("{at}: name must be present and unique"));
+            }
+            match Url::parse(&issuer.issuer) {
+                Ok(url) => {
+                    let local = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+                    if url.scheme() != "https" && !(url.scheme() == "http" && local) {
+                        problems.push(format!(
+                            "{at}: issuer must use https (http is allowed only on loopback)"
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!("{at}: issuer is not a URL: {e}")),
+            }
+            if issuer.algorithms.is_empty() {
+                problems.push(format!("{at}: algorithms must not be empty"));
+            }
+            for alg in &issuer.algorithms {
+                if !SUPPORTED_ALGORITHMS.contains(&alg.as_str()) {
+                    problems.push(format!(
+                        "{at}: algorithm {alg:?} is not accepted (allowed: {}; none and HMAC are never accepted)",
+                        SUPPORTED_ALGORITHMS.join(", ")
+                    ));
+                }
+            }
+        }
+        if self.http.body_limit_bytes < 1024 || self.http.body_limit_bytes > 16 * 1024 * 1024 {
+            problems.push("http.body_limit_bytes must be between 1024 and 16777216".to_owned());
+        }
+        if self.http.rate_limit_per_minute == 0 {
+            problems.push("http.rate_limit_per_minute must be at least 1".to_owned());
+        }
+        if !(1..=64).contains(&self.http.workers) {
+            problems.push("http.workers must be between 1 and 64".to_owned());
+        }
+        if let Some(url) = &self.public_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            problems.push("public_url must be an http or https URL".to_owned());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            problems.push(format!("log.filter is not a valid filter: {e}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The base URL callers see, without a trailing slash.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_select_the_dev_profile() {
+        let s = Settings::default();
+        assert!(s.validate().is_ok());
+        assert!(s.is_dev_profile());
+    }
+
+    #[test]
+    fn production_refuses_the_dev_profile_and_sqlite() {
+        let s = Settings {
+            env: Environment::Production,
+            ..Settings::default()
+        };
+        let Err(ConfigError::Invalid(problems)) = s.validate() else {
+            panic!("production dev profile accepted")
+        };
+        assert!(problems.iter().any(|p| p.contains("dev profile")));
+        assert!(problems.iter().any(|p| p.contains("PostgreSQL")));
+    }
+
+    #[test]
+    fn every_bad_value_gets_its_own_message() {
+        let mut s = Settings::default();
+        s.database.pool_size = 0;
+        s.auth.issuers.push(IssuerSettings {
+            name: "x".into(),
+            kind: IssuerKind::Staff,
+            issuer: "http://idp.example.org".into(),
+            algorithms: vec!["HS256".into(), "none".into()],
+        });
+        let Err(ConfigError::Invalid(problems)) = s.validate() else {
+            panic!("accepted")
+        };
+        assert!(problems.iter().any(|p| p.contains("pool_size")));
+        assert!(problems.iter().any(|p| p.contains("https")));
+        assert!(problems.iter().any(|p| p.contains("\"HS256\"")));
+        assert!(problems.iter().any(|p| p.contains("\"none\"")));
+    }
+}

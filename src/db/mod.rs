@@ -1,0 +1,193 @@
+//! Storage: one diesel `MultiConnection` over PostgreSQL and SQLite behind an r2d2 pool.
+//! Every query runs on the blocking thread pool, never on the async workers.
+
+pub mod idempotency;
+pub mod patients;
+pub mod practices;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::result::DatabaseErrorKind;
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type DbPool = Pool<ConnectionManager<DbConnection>>;
+pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached or the pool is exhausted: callers see 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("unique constraint violated")]
+    UniqueViolation,
+    #[error("database query failed: {0}")]
+    Query(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::UniqueViolation,
+            diesel::result::Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                Self::Unavailable(info.message().to_owned())
+            }
+            other => Self::Query(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for DbError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(c) = conn {
+            // WAL lets readers run beside the single writer; busy_timeout turns lock contention
+            // into a short wait instead of an immediate SQLITE_BUSY error.
+            diesel::sql_query("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                .execute(c)
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the pool. The first connection is made lazily so that a database that is down at
+/// start shows up in `/health/ready` rather than preventing start-up.
+pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbPool, DbError> {
+    let is_sqlite = url.starts_with("sqlite://");
+    let url = normalise_url(url)?;
+    if is_sqlite
+        && let Some(dir) = std::path::Path::new(&url)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let manager = ConnectionManager::<DbConnection>::new(url);
+    Ok(Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(connect_timeout)
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build_unchecked(manager))
+}
+
+/// diesel's SQLite connection takes a path, not a `sqlite://` URL.
+fn normalise_url(url: &str) -> Result<String, DbError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(DbError::Unavailable("sqlite:// URL has no file path".into()));
+        }
+        return Ok(path.to_owned());
+    }
+    Ok(url.to_owned())
+}
+
+/// Runs a blocking database closure on tokio's blocking pool.
+pub async fn run<T, F>(pool: &DbPool, f: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| DbError::Query(format!("database task failed: {e}")))?
+}
+
+/// Applies pending migrations for whichever backend the connection is.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
+    let applied = match conn {
+        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| DbError::Query(format!("migration failed: {e}")))?;
+    Ok(applied.into_iter().map(|v| v.to_string()).collect())
+}
+
+/// Reverts every migration (used by the migration round-trip test and `migrate --revert-all`).
+pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
+    let reverted = match conn {
+        DbConnection::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| DbError::Query(format!("migration revert failed: {e}")))?;
+    Ok(reverted.into_iter().map(|v| v.to_string()).collect())
+}
+
+/// Tables and their columns as the live database reports them, sorted, for comparing backends.
+pub fn describe_tables(conn: &mut DbConnection) -> Result<Vec<(String, Vec<String>)>, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Col {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        column_name: String,
+    }
+    let cols: Vec<Col> = match conn {
+        DbConnection::Postgres(c) => diesel::sql_query(
+            "SELECT table_name::text AS table_name, column_name::text AS column_name \
+             FROM information_schema.columns WHERE table_schema = current_schema() \
+             AND table_name <> '__diesel_schema_migrations'",
+        )
+        .load(c)?,
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m \
+             JOIN pragma_table_info(m.name) p WHERE m.type = 'table' \
+             AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations'",
+        )
+        .load(c)?,
+    };
+    let mut tables: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for c in cols {
+        tables.entry(c.table_name).or_default().push(c.column_name);
+    }
+    Ok(tables
+        .into_iter()
+        .map(|(t, mut c)| {
+            c.sort();
+            (t, c)
+        })
+        .collect())
+}
+
+/// A cheap round trip, for readiness checks.
+pub fn ping(conn: &mut DbConnection) -> Result<(), DbError> {
+    diesel::sql_query("SELECT 1").execute(conn)?;
+    Ok(())
+}
+
+/// Opens a single connection outside the pool (for `migrate` and tests).
+pub fn connect(url: &str) -> Result<DbConnection, DbError> {
+    let url = normalise_url(url)?;
+    DbConnection::establish(&url).map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
+pub fn now() -> chrono::NaiveDateTime {
+    // Microsecond precision: both backends store it exactly, so a value read back compares equal.
+    let now = chrono::Utc::now().naive_utc();
+    chrono::DurationRound::duration_trunc(now, chrono::Duration::microseconds(1)).unwrap_or(now)
+}

@@ -1,0 +1,189 @@
+use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+use diesel::prelude::*;
+
+use super::schema::{patients, practices};
+use super::{DbConnection, DbError};
+use crate::domain::{Gender, OdsCode, PatientDetails, PatientIdentifier, PatientIdentifierSystem, PatientRecord};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = patients)]
+pub struct PatientRow {
+    pub id: String,
+    pub practice_id: String,
+    pub identifier_system: String,
+    pub identifier_value: String,
+    pub family: String,
+    pub family_folded: String,
+    pub given: String,
+    pub birth_date: NaiveDate,
+    pub gender: String,
+    pub email: Option<String>,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Case- and accent-insensitive enough for surname search on both backends.
+pub fn fold(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+impl PatientRow {
+    fn new(
+        id: &str,
+        practice_id: &str,
+        d: &PatientDetails,
+        version: i64,
+        created: NaiveDateTime,
+        updated: NaiveDateTime,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            practice_id: practice_id.to_owned(),
+            identifier_system: d.identifier.system().code().to_owned(),
+            identifier_value: d.identifier.value().to_owned(),
+            family: d.family.clone(),
+            family_folded: fold(&d.family),
+            given: serde_json::to_string(&d.given).unwrap_or_else(|_| "[]".into()),
+            birth_date: d.birth_date,
+            gender: d.gender.as_str().to_owned(),
+            email: d.email.clone(),
+            version,
+            created_at: created,
+            updated_at: updated,
+        }
+    }
+
+    fn into_record(self, ods: String) -> Result<PatientRecord, DbError> {
+        let corrupt = |what: &str| DbError::Query(format!("stored patient {what} is not valid"));
+        let system =
+            PatientIdentifierSystem::from_code(&self.identifier_system).map_err(|_| corrupt("identifier system"))?;
+        let identifier = PatientIdentifier::parse(system, &self.identifier_value).map_err(|_| corrupt("identifier"))?;
+        Ok(PatientRecord {
+            practice_ods: OdsCode::parse(&ods).map_err(|_| corrupt("practice ODS code"))?,
+            details: PatientDetails {
+                identifier,
+                family: self.family,
+                given: serde_json::from_str(&self.given).map_err(|_| corrupt("given names"))?,
+                birth_date: self.birth_date,
+                gender: Gender::parse(&self.gender).ok_or_else(|| corrupt("gender"))?,
+                email: self.email,
+            },
+            last_updated: Utc.from_utc_datetime(&self.updated_at),
+            id: self.id,
+            practice_id: self.practice_id,
+            version: self.version,
+        })
+    }
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    id: &str,
+    practice_id: &str,
+    d: &PatientDetails,
+    at: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::insert_into(patients::table)
+        .values(PatientRow::new(id, practice_id, d, 1, at, at))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<PatientRecord>, DbError> {
+    patients::table
+        .inner_join(practices::table)
+        .filter(patients::id.eq(id))
+        .select((PatientRow::as_select(), practices::ods_code))
+        .first::<(PatientRow, String)>(conn)
+        .optional()?
+        .map(|(row, ods)| row.into_record(ods))
+        .transpose()
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PatientFilter {
+    pub identifier: Option<(PatientIdentifierSystem, String)>,
+    /// Any system: matches the value in whichever national system it is stored under.
+    pub identifier_value: Option<String>,
+    pub family_prefix: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub practice_id: Option<String>,
+}
+
+pub fn search(
+    conn: &mut DbConnection,
+    f: &PatientFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<PatientRecord>), DbError> {
+    let filtered = || {
+        let mut q = patients::table.inner_join(practices::table).into_boxed();
+        if let Some((system, value)) = &f.identifier {
+            q = q
+                .filter(patients::identifier_system.eq(system.code().to_owned()))
+                .filter(patients::identifier_value.eq(value.clone()));
+        }
+        if let Some(value) = &f.identifier_value {
+            q = q.filter(patients::identifier_value.eq(value.clone()));
+        }
+        if let Some(prefix) = &f.family_prefix {
+            let escaped = fold(prefix)
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            q = q.filter(patients::family_folded.like(format!("{escaped}%")).escape('\\'));
+        }
+        if let Some(date) = f.birth_date {
+            q = q.filter(patients::birth_date.eq(date));
+        }
+        if let Some(practice) = &f.practice_id {
+            q = q.filter(patients::practice_id.eq(practice.clone()));
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn)?;
+    let rows = filtered()
+        .order((patients::family_folded.asc(), patients::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .select((PatientRow::as_select(), practices::ods_code))
+        .load::<(PatientRow, String)>(conn)?;
+    let records = rows
+        .into_iter()
+        .map(|(row, ods)| row.into_record(ods))
+        .collect::<Result<_, _>>()?;
+    Ok((total, records))
+}
+
+/// Replaces the record if it is still at `expected_version`; false when it has moved on.
+pub fn update_if_version(
+    conn: &mut DbConnection,
+    id: &str,
+    expected_version: i64,
+    practice_id: &str,
+    d: &PatientDetails,
+    at: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let row = PatientRow::new(id, practice_id, d, expected_version + 1, at, at);
+    let n = diesel::update(
+        patients::table
+            .filter(patients::id.eq(id))
+            .filter(patients::version.eq(expected_version)),
+    )
+    .set((
+        patients::practice_id.eq(row.practice_id),
+        patients::identifier_system.eq(row.identifier_system),
+        patients::identifier_value.eq(row.identifier_value),
+        patients::family.eq(row.family),
+        patients::family_folded.eq(row.family_folded),
+        patients::given.eq(row.given),
+        patients::birth_date.eq(row.birth_date),
+        patients::gender.eq(row.gender),
+        patients::email.eq(row.email),
+        patients::version.eq(row.version),
+        patients::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}

@@ -1,0 +1,126 @@
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use diesel::prelude::*;
+
+use super::schema::practices;
+use super::{DbConnection, DbError};
+use crate::domain::{OdsCode, OnlineServicesSettings, PracticeRecord, Supplier};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = practices)]
+pub struct PracticeRow {
+    pub id: String,
+    pub ods_code: String,
+    pub name: String,
+    pub supplier: String,
+    pub settings: String,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl PracticeRow {
+    pub fn into_record(self) -> Result<PracticeRecord, DbError> {
+        Ok(PracticeRecord {
+            ods_code: OdsCode::parse(&self.ods_code).map_err(|e| DbError::Query(format!("stored ODS code: {e}")))?,
+            supplier: Supplier::parse(&self.supplier)
+                .ok_or_else(|| DbError::Query(format!("stored supplier {:?} unknown", self.supplier)))?,
+            settings: serde_json::from_str::<OnlineServicesSettings>(&self.settings)
+                .map_err(|e| DbError::Query(format!("stored practice settings: {e}")))?,
+            last_updated: Utc.from_utc_datetime(&self.updated_at),
+            id: self.id,
+            name: self.name,
+            version: self.version,
+        })
+    }
+}
+
+pub fn insert(conn: &mut DbConnection, p: &PracticeRecord) -> Result<(), DbError> {
+    let at = p.last_updated.naive_utc();
+    let row = PracticeRow {
+        id: p.id.clone(),
+        ods_code: p.ods_code.as_str().to_owned(),
+        name: p.name.clone(),
+        supplier: p.supplier.as_str().to_owned(),
+        settings: serde_json::to_string(&p.settings).map_err(|e| DbError::Query(e.to_string()))?,
+        version: p.version,
+        created_at: at,
+        updated_at: at,
+    };
+    diesel::insert_into(practices::table).values(&row).execute(conn)?;
+    Ok(())
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<PracticeRecord>, DbError> {
+    practices::table
+        .find(id)
+        .select(PracticeRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(PracticeRow::into_record)
+        .transpose()
+}
+
+pub fn find_by_ods(conn: &mut DbConnection, ods: &OdsCode) -> Result<Option<PracticeRecord>, DbError> {
+    practices::table
+        .filter(practices::ods_code.eq(ods.as_str()))
+        .select(PracticeRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(PracticeRow::into_record)
+        .transpose()
+}
+
+/// Practices filtered by ODS code (when given), ordered by ODS code, with the total count.
+pub fn search(
+    conn: &mut DbConnection,
+    ods: Option<&OdsCode>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<PracticeRecord>), DbError> {
+    let filtered = || {
+        let mut q = practices::table.into_boxed();
+        if let Some(ods) = ods {
+            q = q.filter(practices::ods_code.eq(ods.as_str().to_owned()));
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn)?;
+    let rows = filtered()
+        .order(practices::ods_code.asc())
+        .offset(offset)
+        .limit(limit)
+        .select(PracticeRow::as_select())
+        .load(conn)?;
+    Ok((
+        total,
+        rows.into_iter()
+            .map(PracticeRow::into_record)
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+/// Writes new name and settings if the stored version is still `expected_version`.
+/// Returns false when someone else changed the practice first.
+pub fn update_if_version(
+    conn: &mut DbConnection,
+    id: &str,
+    expected_version: i64,
+    name: &str,
+    settings: &OnlineServicesSettings,
+    at: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let settings = serde_json::to_string(settings).map_err(|e| DbError::Query(e.to_string()))?;
+    let n = diesel::update(
+        practices::table
+            .filter(practices::id.eq(id))
+            .filter(practices::version.eq(expected_version)),
+    )
+    .set((
+        practices::name.eq(name),
+        practices::settings.eq(settings),
+        practices::version.eq(expected_version + 1),
+        practices::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}

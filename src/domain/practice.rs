@@ -1,0 +1,65 @@
+use serde::{Deserialize, Serialize};
+
+/// Which clinical system a practice runs; decides the adapter and its wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Supplier {
+    Emis,
+    Tpp,
+}
+
+impl Supplier {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "emis" => Some(Self::Emis),
+            "tpp" => Some(Self::Tpp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Emis => "emis",
+            Self::Tpp => "tpp",
+        }
+    }
+}
+
+/// How record access is switched on at a practice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessModel {
+    /// Automatic prospective record access from 16 unless a code says otherwise.
+    OptOut,
+    /// Access only once the patient has been counselled and has asked for it.
+    OptIn,
+}
+
+/// A practice's online-services policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineServicesSettings {
+    /// Whether patient-facing services are switched on at the practice at all.
+    pub enabled: bool,
+    pub access_model: AccessModel,
+    /// Age at which proxy roles for a child are suspended for review.
+    pub proxy_review_age: u8,
+}
+
+impl Default for OnlineServicesSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            access_model: AccessModel::OptOut,
+            proxy_review_age: 13,
+        }
+    }
+}
+
+impl OnlineServicesSettings {
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if !(11..=16).contains(&self.proxy_review_age) {
+            return Err("proxyReviewAge must be between 11 and 16");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,288 @@
+//! The one boundary error type. Every failure a caller can see becomes an `OperationOutcome`
+//! with a stable code from the gateway's CodeSystem and a status decided by that code alone.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::fhir::OperationOutcome;
+
+pub const ERROR_CODE_SYSTEM: &str = "https://gp-online-gateway.nhs.uk/fhir/CodeSystem/gateway-error";
+
+/// Stable, greppable error codes. Adding one is a documented API change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidResource,
+    InvalidSearchParameter,
+    InvalidIdentifier,
+    MissingAccessToken,
+    InvalidAccessToken,
+    AccessDenied,
+    OutsideOwnPractice,
+    InsufficientAssurance,
+    ResourceNotFound,
+    MethodNotAllowed,
+    NotAcceptable,
+    VersionConflict,
+    DuplicateResource,
+    RequestInProgress,
+    PreconditionRequired,
+    MultipleMatches,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RequestIdReused,
+    UnknownPractice,
+    BusinessRule,
+    TooManyRequests,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 25] = [
+        Self::InvalidRequest,
+        Self::InvalidResource,
+        Self::InvalidSearchParameter,
+        Self::InvalidIdentifier,
+        Self::MissingAccessToken,
+        Self::InvalidAccessToken,
+        Self::AccessDenied,
+        Self::OutsideOwnPractice,
+        Self::InsufficientAssurance,
+        Self::ResourceNotFound,
+        Self::MethodNotAllowed,
+        Self::NotAcceptable,
+        Self::VersionConflict,
+        Self::DuplicateResource,
+        Self::RequestInProgress,
+        Self::PreconditionRequired,
+        Self::MultipleMatches,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::RequestIdReused,
+        Self::UnknownPractice,
+        Self::BusinessRule,
+        Self::TooManyRequests,
+        Self::ServiceUnavailable,
+        Self::InternalError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "INVALID_REQUEST",
+            Self::InvalidResource => "INVALID_RESOURCE",
+            Self::InvalidSearchParameter => "INVALID_SEARCH_PARAMETER",
+            Self::InvalidIdentifier => "INVALID_IDENTIFIER",
+            Self::MissingAccessToken => "MISSING_ACCESS_TOKEN",
+            Self::InvalidAccessToken => "INVALID_ACCESS_TOKEN",
+            Self::AccessDenied => "ACCESS_DENIED",
+            Self::OutsideOwnPractice => "OUTSIDE_OWN_PRACTICE",
+            Self::InsufficientAssurance => "INSUFFICIENT_IDENTITY_ASSURANCE",
+            Self::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::NotAcceptable => "NOT_ACCEPTABLE",
+            Self::VersionConflict => "VERSION_CONFLICT",
+            Self::DuplicateResource => "DUPLICATE_RESOURCE",
+            Self::RequestInProgress => "REQUEST_IN_PROGRESS",
+            Self::PreconditionRequired => "PRECONDITION_REQUIRED",
+            Self::MultipleMatches => "MULTIPLE_MATCHES",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::RequestIdReused => "REQUEST_ID_REUSED",
+            Self::UnknownPractice => "UNKNOWN_PRACTICE",
+            Self::BusinessRule => "BUSINESS_RULE_VIOLATION",
+            Self::TooManyRequests => "TOO_MANY_REQUESTS",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest | Self::InvalidResource | Self::InvalidSearchParameter | Self::InvalidIdentifier => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::MissingAccessToken | Self::InvalidAccessToken => StatusCode::UNAUTHORIZED,
+            Self::AccessDenied | Self::OutsideOwnPractice | Self::InsufficientAssurance => StatusCode::FORBIDDEN,
+            Self::ResourceNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Self::VersionConflict | Self::DuplicateResource | Self::RequestInProgress => StatusCode::CONFLICT,
+            Self::PreconditionRequired | Self::MultipleMatches => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestIdReused | Self::UnknownPractice | Self::BusinessRule => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The FHIR `IssueType` that best describes the code.
+    pub fn issue_type(self) -> &'static str {
+        match self {
+            Self::InvalidRequest | Self::InvalidResource | Self::InvalidIdentifier => "invalid",
+            Self::InvalidSearchParameter => "invalid",
+            Self::MissingAccessToken | Self::InvalidAccessToken => "login",
+            Self::AccessDenied | Self::OutsideOwnPractice | Self::InsufficientAssurance => "forbidden",
+            Self::ResourceNotFound => "not-found",
+            Self::MethodNotAllowed | Self::NotAcceptable | Self::UnsupportedMediaType => "not-supported",
+            Self::VersionConflict | Self::RequestInProgress => "conflict",
+            Self::DuplicateResource => "duplicate",
+            Self::PreconditionRequired | Self::MultipleMatches => "conflict",
+            Self::PayloadTooLarge => "too-costly",
+            Self::RequestIdReused | Self::UnknownPractice | Self::BusinessRule => "business-rule",
+            Self::TooManyRequests => "throttled",
+            Self::ServiceUnavailable => "transient",
+            Self::InternalError => "exception",
+        }
+    }
+
+    pub fn display(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "The request is not valid",
+            Self::InvalidResource => "The resource is not valid",
+            Self::InvalidSearchParameter => "A search parameter is not supported or not valid",
+            Self::InvalidIdentifier => "An identifier is not valid",
+            Self::MissingAccessToken => "A bearer token is required",
+            Self::InvalidAccessToken => "The bearer token is not acceptable",
+            Self::AccessDenied => "The caller may not do this",
+            Self::OutsideOwnPractice => "Staff may act only within their own practice",
+            Self::InsufficientAssurance => "The identity assurance of the token is too low",
+            Self::ResourceNotFound => "The resource does not exist",
+            Self::MethodNotAllowed => "The method is not supported on this resource",
+            Self::NotAcceptable => "The requested representation is not available",
+            Self::VersionConflict => "The resource has changed since the given version",
+            Self::DuplicateResource => "The resource already exists",
+            Self::RequestInProgress => "A request with the same X-Request-ID is still being processed",
+            Self::PreconditionRequired => "A precondition header is required",
+            Self::MultipleMatches => "The condition matches more than one resource",
+            Self::PayloadTooLarge => "The request body is too large",
+            Self::UnsupportedMediaType => "The content type is not supported",
+            Self::RequestIdReused => "The X-Request-ID was already used for a different request",
+            Self::UnknownPractice => "The practice is not known to the gateway",
+            Self::BusinessRule => "The request breaks a business rule",
+            Self::TooManyRequests => "Too many requests",
+            Self::ServiceUnavailable => "The service is temporarily unavailable",
+            Self::InternalError => "An unexpected error occurred",
+        }
+    }
+}
+
+/// An error a caller sees. `message` is written for the caller; it never carries an internal cause.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// FHIRPath of the offending element, where one applies.
+    pub expression: Option<String>,
+    pub retry_after_seconds: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            expression: None,
+            retry_after_seconds: None,
+        }
+    }
+
+    pub fn at(mut self, expression: impl Into<String>) -> Self {
+        self.expression = Some(expression.into());
+        self
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    pub fn invalid_resource(message: impl Into<String>, expression: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidResource, message).at(expression)
+    }
+
+    pub fn not_found(resource_type: &str) -> Self {
+        Self::new(ErrorCode::ResourceNotFound, format!("{resource_type} not found"))
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::AccessDenied, message)
+    }
+
+    /// A failure whose cause must not reach the caller. The cause is logged with the request id.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::InternalError, ErrorCode::InternalError.display())
+    }
+
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "dependency unavailable");
+        Self::new(ErrorCode::ServiceUnavailable, ErrorCode::ServiceUnavailable.display())
+    }
+
+    pub fn outcome(&self) -> OperationOutcome {
+        OperationOutcome::error(self.code, &self.message, self.expression.as_deref())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status_code());
+        builder.content_type(crate::fhir::FHIR_JSON);
+        builder.insert_header((header::CACHE_CONTROL, "no-store"));
+        match self.code {
+            ErrorCode::MissingAccessToken => {
+                builder.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        r#"Bearer realm="gp-online-gateway", error="invalid_request", error_description="a bearer token is required""#,
+                    ),
+                ));
+            }
+            ErrorCode::InvalidAccessToken => {
+                let description = self.message.replace(['"', '\\'], "'");
+                let value = format!(
+                    r#"Bearer realm="gp-online-gateway", error="invalid_token", error_description="{description}""#
+                );
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    builder.insert_header((header::WWW_AUTHENTICATE, v));
+                }
+            }
+            ErrorCode::InsufficientAssurance => {
+                builder.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="gp-online-gateway", error="insufficient_scope""#),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(seconds) = self.retry_after_seconds {
+            builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        builder.json(self.outcome())
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        match e {
+            crate::db::DbError::Unavailable(cause) => Self::unavailable(cause),
+            crate::db::DbError::UniqueViolation => {
+                Self::new(ErrorCode::DuplicateResource, "the resource already exists")
+            }
+            crate::db::DbError::Query(cause) => Self::internal(cause),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! FHIR R4 wire types (serde + OpenAPI schemas) and the mapping between them and the domain.
+
+mod bundle;
+mod capability;
+mod datatypes;
+mod organization;
+mod outcome;
+mod patient;
+
+pub use bundle::{Bundle, BundleEntry, BundleLink, BundleSearch};
+pub use capability::capability_statement;
+pub use datatypes::{CodeableConcept, Coding, ContactPoint, Extension, HumanName, Identifier, Meta, Reference};
+pub use organization::Organization;
+pub use outcome::{OperationOutcome, OperationOutcomeIssue};
+pub use patient::{ParsedPatient, Patient, PracticeReference};
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
+pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+/// Base for the gateway's own extensions and code systems.
+pub const GATEWAY_FHIR_BASE: &str = "https://gp-online-gateway.nhs.uk/fhir";
+
+/// FHIR `instant` with millisecond precision and an explicit zone.
+pub fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,167 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Extension, GATEWAY_FHIR_BASE, Identifier, Meta, ODS_SYSTEM, instant};
+use crate::domain::{AccessModel, OnlineServicesSettings, PracticeRecord, Supplier};
+use crate::error::ApiError;
+
+pub fn supplier_extension_url() -> String {
+    format!("{GATEWAY_FHIR_BASE}/StructureDefinition/gp-system-supplier")
+}
+
+pub fn online_services_extension_url() -> String {
+    format!("{GATEWAY_FHIR_BASE}/StructureDefinition/online-services-settings")
+}
+
+/// FHIR R4 `Organization` for a GP practice: ODS code, name, the clinical system supplier and
+/// the practice's online-services settings (as extensions).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Organization {
+    #[schema(value_type = String, example = "Organization")]
+    pub resource_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extension: Vec<Extension>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifier: Vec<Identifier>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Organization {
+    pub fn from_record(p: &PracticeRecord) -> Self {
+        let s = &p.settings;
+        Self {
+            resource_type: "Organization".into(),
+            id: Some(p.id.clone()),
+            meta: Some(Meta {
+                version_id: Some(p.version.to_string()),
+                last_updated: Some(instant(p.last_updated)),
+                profile: vec![],
+            }),
+            extension: vec![
+                Extension {
+                    url: supplier_extension_url(),
+                    value_code: Some(p.supplier.as_str().into()),
+                    ..Default::default()
+                },
+                Extension {
+                    url: online_services_extension_url(),
+                    extension: vec![
+                        Extension {
+                            url: "enabled".into(),
+                            value_boolean: Some(s.enabled),
+                            ..Default::default()
+                        },
+                        Extension {
+                            url: "accessModel".into(),
+                            value_code: Some(
+                                match s.access_model {
+                                    AccessModel::OptOut => "opt-out",
+                                    AccessModel::OptIn => "opt-in",
+                                }
+                                .into(),
+                            ),
+                            ..Default::default()
+                        },
+                        Extension {
+                            url: "proxyReviewAge".into(),
+                            value_integer: Some(i64::from(s.proxy_review_age)),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                },
+            ],
+            identifier: vec![Identifier {
+                use_: Some("official".into()),
+                system: Some(ODS_SYSTEM.into()),
+                value: Some(p.ods_code.as_str().into()),
+            }],
+            active: Some(true),
+            name: Some(p.name.clone()),
+        }
+    }
+
+    /// Reads the parts of an Organization a practice may change: its name and its settings.
+    /// The ODS code and supplier identify the practice and cannot change through an update.
+    pub fn parse_update(&self, current: &PracticeRecord) -> Result<(String, OnlineServicesSettings), ApiError> {
+        if self.resource_type != "Organization" {
+            return Err(ApiError::invalid_resource(
+                "resourceType must be Organization",
+                "Organization.resourceType",
+            ));
+        }
+        let name = self
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && n.chars().count() <= 200)
+            .ok_or_else(|| {
+                ApiError::invalid_resource("name is required (at most 200 characters)", "Organization.name")
+            })?
+            .to_owned();
+        let ods: Vec<&str> = self
+            .identifier
+            .iter()
+            .filter(|i| i.system.as_deref() == Some(ODS_SYSTEM))
+            .filter_map(|i| i.value.as_deref())
+            .collect();
+        if ods != [current.ods_code.as_str()] {
+            return Err(ApiError::invalid_resource(
+                "the ODS code identifier must be present and cannot change",
+                "Organization.identifier",
+            ));
+        }
+        if let Some(ext) = Extension::find(&self.extension, &supplier_extension_url())
+            && ext.value_code.as_deref().and_then(Supplier::parse) != Some(current.supplier)
+        {
+            return Err(ApiError::invalid_resource(
+                "the clinical system supplier cannot change through an update",
+                "Organization.extension",
+            ));
+        }
+        let mut settings = current.settings.clone();
+        if let Some(ext) = Extension::find(&self.extension, &online_services_extension_url()) {
+            for part in &ext.extension {
+                let at = format!(
+                    "Organization.extension('online-services-settings').extension('{}')",
+                    part.url
+                );
+                match part.url.as_str() {
+                    "enabled" => {
+                        settings.enabled = part
+                            .value_boolean
+                            .ok_or_else(|| ApiError::invalid_resource("enabled needs valueBoolean", at.clone()))?;
+                    }
+                    "accessModel" => {
+                        settings.access_model = match part.value_code.as_deref() {
+                            Some("opt-out") => AccessModel::OptOut,
+                            Some("opt-in") => AccessModel::OptIn,
+                            _ => {
+                                return Err(ApiError::invalid_resource("accessModel is opt-out or opt-in", at));
+                            }
+                        };
+                    }
+                    "proxyReviewAge" => {
+                        settings.proxy_review_age =
+                            part.value_integer.and_then(|v| u8::try_from(v).ok()).ok_or_else(|| {
+                                ApiError::invalid_resource("proxyReviewAge needs valueInteger", at.clone())
+                            })?;
+                    }
+                    _ => return Err(ApiError::invalid_resource("unknown online-services setting", at)),
+                }
+            }
+        }
+        settings
+            .validate()
+            .map_err(|m| ApiError::invalid_resource(m, "Organization.extension"))?;
+        Ok((name, settings))
+    }
+}

@@ -1,0 +1,124 @@
+//! Request bodies and response shapes shared by the FHIR handlers.
+
+use actix_web::dev::Payload;
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::fhir::FHIR_JSON;
+use crate::state::AppState;
+
+/// A JSON body sent as `application/fhir+json` (or plain `application/json`), size-limited.
+pub struct FhirBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for FhirBody<T> {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(64 * 1024, |s| s.settings.http.body_limit_bytes);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            match content_type.as_deref() {
+                Some("application/fhir+json" | "application/json") => {}
+                _ => {
+                    return Err(ApiError::new(
+                        ErrorCode::UnsupportedMediaType,
+                        "send the body as application/fhir+json",
+                    ));
+                }
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| ApiError::invalid("the request body could not be read"))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!("the request body is larger than {limit} bytes"),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            serde_json::from_slice(&body).map(FhirBody).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidResource,
+                    format!("the body is not a valid resource: {e}"),
+                )
+            })
+        })
+    }
+}
+
+/// A FHIR resource response with the headers every resource carries.
+pub fn resource<T: Serialize>(
+    status: StatusCode,
+    body: &T,
+    version: Option<i64>,
+    last_updated: Option<chrono::DateTime<chrono::Utc>>,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    builder.content_type(FHIR_JSON);
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(v) = version {
+        builder.insert_header((header::ETAG, format!("W/\"{v}\"")));
+    }
+    if let Some(t) = last_updated {
+        builder.insert_header((header::LAST_MODIFIED, t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()));
+    }
+    builder.json(body)
+}
+
+/// Reads `If-Match: W/"n"` (or `"n"`). A header that is present but malformed is a 400.
+pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = value.to_str().unwrap_or_default().trim();
+    let unquoted = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+    unquoted
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::invalid("If-Match must be an ETag such as W/\"3\""))
+}
+
+/// Paging parameters common to every search.
+pub struct Paging {
+    pub count: i64,
+    pub offset: i64,
+}
+
+pub const DEFAULT_COUNT: i64 = 20;
+pub const MAX_COUNT: i64 = 100;
+
+impl Paging {
+    pub fn parse(count: Option<&str>, offset: Option<&str>) -> Result<Self, ApiError> {
+        let bad = |m: &str| ApiError::new(ErrorCode::InvalidSearchParameter, m.to_owned());
+        let count = match count {
+            None => DEFAULT_COUNT,
+            Some(c) => c
+                .parse::<i64>()
+                .ok()
+                .filter(|c| (0..=MAX_COUNT).contains(c))
+                .ok_or_else(|| bad("_count must be a whole number from 0 to 100"))?,
+        };
+        let offset = match offset {
+            None => 0,
+            Some(o) => o
+                .parse::<i64>()
+                .ok()
+                .filter(|o| *o >= 0)
+                .ok_or_else(|| bad("_offset must be a whole number of 0 or more"))?,
+        };
+        Ok(Self { count, offset })
+    }
+}

@@ -1,0 +1,346 @@
+//! Cross-cutting request handling: request and correlation ids, structured request logs,
+//! metrics, per-client rate limiting, and `X-Request-ID` replay of completed writes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use super::auth::authenticate;
+use crate::db::{self, idempotency};
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+pub const REQUEST_ID: &str = "x-request-id";
+pub const CORRELATION_ID: &str = "x-correlation-id";
+pub const REPLAYED: &str = "x-idempotent-replay";
+
+/// The ids of the current request, available to handlers through request extensions.
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    pub request_id: String,
+    pub correlation_id: String,
+    /// Whether the caller chose the request id (only then is a write replayable).
+    pub client_supplied: bool,
+}
+
+fn error_response(req: ServiceRequest, e: ApiError) -> ServiceResponse<BoxBody> {
+    let response = e.error_response();
+    req.into_response(response)
+}
+
+/// Outermost layer: ids, rate limit, logging and metrics.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let supplied = header(REQUEST_ID);
+    let correlation = header(CORRELATION_ID);
+    let request_id = match &supplied {
+        Some(id) => match uuid::Uuid::parse_str(id) {
+            Ok(u) => u.hyphenated().to_string(),
+            Err(_) => {
+                return Ok(error_response(req, ApiError::invalid("X-Request-ID must be a UUID")));
+            }
+        },
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let correlation_id = match correlation {
+        Some(c) if c.len() <= 128 && c.bytes().all(|b| b.is_ascii_graphic()) => c,
+        Some(_) => {
+            return Ok(error_response(
+                req,
+                ApiError::invalid("X-Correlation-ID must be at most 128 visible ASCII characters"),
+            ));
+        }
+        None => request_id.clone(),
+    };
+    let ids = RequestIds {
+        request_id: request_id.clone(),
+        correlation_id: correlation_id.clone(),
+        client_supplied: supplied.is_some(),
+    };
+    req.extensions_mut().insert(ids);
+
+    let method = req.method().clone();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let exempt = req.path().starts_with("/health/") || req.path() == "/metrics";
+    let peer = req.peer_addr().map(|a| a.ip());
+
+    let span = tracing::info_span!("request", request_id = %request_id, correlation_id = %correlation_id);
+    let mut response = match (&state, peer) {
+        (Some(state), Some(ip)) if !exempt && !state.rate_limiter.allow(ip) => error_response(
+            req,
+            ApiError {
+                retry_after_seconds: Some(1),
+                ..ApiError::new(ErrorCode::TooManyRequests, "too many requests; slow down and retry")
+            },
+        ),
+        _ => next.call(req).instrument(span.clone()).await?.map_into_boxed_body(),
+    };
+
+    let status = response.status();
+    // Route patterns (e.g. /Patient/{id}) keep identifiers out of logs and metric labels.
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let elapsed = started.elapsed();
+    if let Some(state) = &state {
+        let labels = [method.as_str(), route.as_str(), status.as_str()];
+        state.metrics.requests.with_label_values(&labels).inc();
+        state
+            .metrics
+            .latency
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            route = %route,
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request completed"
+        );
+    });
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&correlation_id) {
+        headers.insert(HeaderName::from_static(CORRELATION_ID), v);
+    }
+    Ok(response)
+}
+
+/// A token bucket per client address: `per_minute` requests, refilled continuously.
+pub struct RateLimiter {
+    per_minute: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: f64::from(per_minute),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn allow(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("not poisoned");
+        if buckets.len() > 50_000 {
+            // Forget clients that have been quiet long enough to have a full bucket again.
+            buckets.retain(|_, (_, last)| now.duration_since(*last).as_secs() < 60);
+        }
+        let (tokens, last) = buckets.entry(ip).or_insert((self.per_minute, now));
+        let refill = now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0;
+        *tokens = (*tokens + refill).min(self.per_minute);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+const REPLAYED_HEADERS: [&str; 5] = ["content-type", "etag", "location", "last-modified", "cache-control"];
+/// A claim older than this without a stored response belongs to a request that died.
+const ABANDONED_CLAIM_SECONDS: i64 = 60;
+
+/// Replays completed writes: a POST/PUT/PATCH/DELETE repeated with the same `X-Request-ID` by
+/// the same caller gets the first response back instead of running again.
+pub async fn idempotency(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let is_write = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let ids = req.extensions().get::<RequestIds>().cloned();
+    let (Some(ids), Some(state), true) = (ids, req.app_data::<web::Data<AppState>>().cloned(), is_write) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    if !ids.client_supplied {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    // Unauthenticated requests go straight on: the handler refuses them.
+    let Ok(principal) = authenticate(req.request()).await else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+
+    let limit = state.settings.http.body_limit_bytes;
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return Ok(error_response(
+                req,
+                ApiError::invalid("the request body could not be read"),
+            ));
+        };
+        if body.len() + chunk.len() > limit {
+            return Ok(error_response(
+                req,
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the request body is larger than {limit} bytes"),
+                ),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    let mut hasher = Sha256::new();
+    hasher.update(req.method().as_str());
+    hasher.update([0]);
+    hasher.update(req.path());
+    hasher.update([0]);
+    hasher.update(req.query_string());
+    hasher.update([0]);
+    hasher.update(&body);
+    let fingerprint = format!("{:x}", hasher.finalize());
+    req.set_payload(actix_web::dev::Payload::from(body));
+
+    let record = idempotency::IdempotencyRecord {
+        caller: principal.caller_key(),
+        request_id: ids.request_id.clone(),
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+        fingerprint: fingerprint.clone(),
+        status: None,
+        response_headers: None,
+        response_body: None,
+        created_at: db::now(),
+    };
+    let claim = {
+        let record = record.clone();
+        db::run(&state.pool, move |c| match idempotency::claim(c, &record)? {
+            idempotency::Claim::Existing(old)
+                if old.status.is_none()
+                    && old.fingerprint == record.fingerprint
+                    && (record.created_at - old.created_at).num_seconds() > ABANDONED_CLAIM_SECONDS =>
+            {
+                idempotency::release(c, &record.caller, &record.request_id)?;
+                idempotency::claim(c, &record)
+            }
+            other => Ok(other),
+        })
+        .await
+    };
+    match claim {
+        Err(e) => return Ok(error_response(req, e.into())),
+        Ok(idempotency::Claim::Existing(old)) => {
+            let e = if old.fingerprint != fingerprint {
+                ApiError::new(
+                    ErrorCode::RequestIdReused,
+                    "this X-Request-ID was already used for a different request; use a new id for a new request",
+                )
+            } else if let (Some(status), Some(body)) = (old.status, old.response_body) {
+                let response = replay(status, old.response_headers.as_deref(), body);
+                return Ok(req.into_response(response));
+            } else {
+                ApiError::new(
+                    ErrorCode::RequestInProgress,
+                    "a request with this X-Request-ID is still being processed",
+                )
+            };
+            return Ok(error_response(req, e));
+        }
+        Ok(idempotency::Claim::Started) => {}
+    }
+
+    let result = next.call(req).await;
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            release(&state, &record).await;
+            return Err(e);
+        }
+    };
+    let status = response.status();
+    if status.is_server_error() {
+        // Nothing was completed: let a retry run again.
+        release(&state, &record).await;
+        return Ok(response.map_into_boxed_body());
+    }
+    let (http_req, http_res) = response.into_parts();
+    let (http_res, body) = http_res.into_parts();
+    let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
+    let headers: serde_json::Map<String, serde_json::Value> = REPLAYED_HEADERS
+        .iter()
+        .filter_map(|name| {
+            http_res
+                .headers()
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| ((*name).to_owned(), serde_json::Value::String(v.to_owned())))
+        })
+        .collect();
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => {
+            let (caller, request_id, text, headers) = (
+                record.caller.clone(),
+                record.request_id.clone(),
+                text.to_owned(),
+                serde_json::Value::Object(headers).to_string(),
+            );
+            let stored = db::run(&state.pool, move |c| {
+                idempotency::complete(c, &caller, &request_id, i32::from(status.as_u16()), &headers, &text)
+            })
+            .await;
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "could not remember the response for replay");
+            }
+        }
+        Err(_) => release(&state, &record).await,
+    }
+    let http_res = http_res.set_body(BoxBody::new(bytes));
+    Ok(ServiceResponse::new(http_req, http_res))
+}
+
+async fn release(state: &AppState, record: &idempotency::IdempotencyRecord) {
+    let (caller, request_id) = (record.caller.clone(), record.request_id.clone());
+    if let Err(e) = db::run(&state.pool, move |c| idempotency::release(c, &caller, &request_id)).await {
+        tracing::warn!(error = %e, "could not release a request-id claim");
+    }
+}
+
+fn replay(status: i32, headers: Option<&str>, body: String) -> HttpResponse {
+    let status = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut builder = HttpResponse::build(status);
+    if let Some(map) = headers.and_then(|h| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(h).ok())
+    {
+        for (name, value) in map {
+            if let Some(v) = value.as_str() {
+                builder.insert_header((name, v.to_owned()));
+            }
+        }
+    }
+    builder.insert_header((REPLAYED, "true"));
+    builder.body(body)
+}

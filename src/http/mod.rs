@@ -1,0 +1,92 @@
+//! The HTTP surface: handlers, extractors, middleware and the one OpenAPI registration path.
+
+pub mod auth;
+pub mod body;
+pub mod middleware;
+mod operations;
+mod organizations;
+mod patients;
+mod search;
+
+use actix_web::{App, HttpResponse};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::{ApiError, ErrorCode};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "GP Online Services Gateway",
+        description = "FHIR R4-style gateway for GP online services: practices, patients, caller authentication. \
+Every endpoint except /metadata, /health/*, /metrics, /openapi.json and /docs needs a bearer token from a trusted issuer. \
+Errors are OperationOutcome resources with a stable code from the gateway's CodeSystem.",
+        license(name = "MIT")
+    ),
+    components(schemas(crate::fhir::OperationOutcome)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "Patient", description = "Practice patient records"),
+        (name = "Organization", description = "GP practices and their online-services settings"),
+        (name = "Conformance", description = "What the server supports"),
+        (name = "Operations", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Registers every documented endpoint. Used both to serve and to generate the spec.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(operations::metadata)
+        .service(operations::live)
+        .service(operations::ready)
+        .service(operations::metrics)
+        .service(patients::search_patients)
+        .service(patients::create_patient)
+        .service(patients::read_patient)
+        .service(patients::update_patient)
+        .service(organizations::search_organizations)
+        .service(organizations::read_organization)
+        .service(organizations::update_organization);
+}
+
+/// The OpenAPI document, generated from the same registration the server uses.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(configure)
+        .split_for_parts();
+    api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    api
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorCode::ResourceNotFound,
+        "no such endpoint or resource type",
+    ))
+}
+
+/// `/docs` without a trailing slash lands on the Swagger UI.
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::Found().insert_header(("location", "/docs/")).finish()
+}

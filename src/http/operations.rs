@@ -1,0 +1,110 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::body::resource;
+use crate::db;
+use crate::identity::IssuerStatus;
+use crate::state::AppState;
+
+/// The server's CapabilityStatement (no token needed).
+#[utoipa::path(
+    tag = "Conformance",
+    responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = Object))
+)]
+#[get("/metadata")]
+pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    let now = crate::fhir::instant(chrono::Utc::now());
+    resource(
+        StatusCode::OK,
+        &crate::fhir::capability_statement(&state.base_url, &now),
+        None,
+        None,
+    )
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// pass | fail
+    pub status: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<HealthCheck>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthCheck {
+    pub component: String,
+    /// pass | fail | warn
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Liveness: the process is running.
+#[utoipa::path(tag = "Operations", responses((status = 200, description = "Alive", body = Health)))]
+#[get("/health/live")]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(Health {
+        status: "pass".into(),
+        checks: vec![],
+    })
+}
+
+/// Readiness: the database answers. Each identity provider is reported (warn when unreachable)
+/// but does not make the gateway unready, so one provider's outage does not take down the rest.
+#[utoipa::path(
+    tag = "Operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready", body = Health),
+    )
+)]
+#[get("/health/ready")]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let mut checks = Vec::new();
+    let database = db::run(&state.pool, db::ping).await;
+    let db_ok = database.is_ok();
+    checks.push(HealthCheck {
+        component: "database".into(),
+        status: if db_ok { "pass" } else { "fail" }.into(),
+        detail: database.err().map(|_| "unreachable".into()),
+    });
+    for (name, kind, status) in state.verifier.status().await {
+        let (s, detail) = match status {
+            IssuerStatus::Up { keys } => ("pass", format!("{} issuer, {keys} signing key(s)", kind.as_str())),
+            IssuerStatus::NotYetFetched => ("warn", format!("{} issuer, not yet fetched", kind.as_str())),
+            IssuerStatus::Down(_) => ("warn", format!("{} issuer unreachable", kind.as_str())),
+        };
+        checks.push(HealthCheck {
+            component: format!("issuer:{name}"),
+            status: s.into(),
+            detail: Some(detail),
+        });
+    }
+    let body = Health {
+        status: if db_ok { "pass" } else { "fail" }.into(),
+        checks,
+    };
+    if db_ok {
+        HttpResponse::Ok()
+            .insert_header(("cache-control", "no-store"))
+            .json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("cache-control", "no-store"))
+            .json(body)
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(
+    tag = "Operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
+)]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

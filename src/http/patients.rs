@@ -1,0 +1,247 @@
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
+use chrono::NaiveDate;
+
+use super::auth::Authenticated;
+use super::body::{FhirBody, Paging, if_match, resource};
+use super::search::{parse_query, searchset};
+use crate::domain::PatientIdentifierSystem;
+use crate::error::{ApiError, ErrorCode};
+use crate::fhir::{Bundle, OperationOutcome, Patient};
+use crate::services::patients::{self, Created, PatientQuery};
+use crate::state::AppState;
+
+const SEARCH_PARAMS: [&str; 6] = ["identifier", "family", "birthdate", "organization", "_count", "_offset"];
+
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn patient_query(params: &std::collections::BTreeMap<String, String>) -> Result<PatientQuery, ApiError> {
+    let bad = |m: &str| ApiError::new(ErrorCode::InvalidSearchParameter, m.to_owned());
+    let identifier = match params.get("identifier") {
+        None => None,
+        Some(raw) => Some(match raw.split_once('|') {
+            Some((system, value)) => {
+                let system = PatientIdentifierSystem::from_uri(system)
+                    .map_err(|_| bad("identifier system must be the NHS number, CHI number or H&C number system"))?;
+                (Some(system), value.trim().to_owned())
+            }
+            None => (None, raw.trim().to_owned()),
+        }),
+    };
+    if identifier.as_ref().is_some_and(|(_, v)| v.is_empty()) {
+        return Err(bad("identifier needs a value (system|value)"));
+    }
+    let birth_date = match params.get("birthdate") {
+        None => None,
+        Some(raw) => Some(
+            NaiveDate::parse_from_str(raw.strip_prefix("eq").unwrap_or(raw), "%Y-%m-%d")
+                .map_err(|_| bad("birthdate must be a date (YYYY-MM-DD, optionally prefixed eq)"))?,
+        ),
+    };
+    let family = params.get("family").map(|f| f.trim().to_owned());
+    if family.as_ref().is_some_and(|f| f.is_empty() || f.chars().count() > 100) {
+        return Err(bad("family must be 1 to 100 characters"));
+    }
+    Ok(PatientQuery {
+        identifier,
+        family,
+        birth_date,
+        organization: params.get("organization").cloned(),
+    })
+}
+
+/// Read a patient record.
+#[utoipa::path(
+    tag = "Patient",
+    params(("id" = String, Path, description = "Logical id of the patient record")),
+    responses(
+        (status = 200, description = "The patient", body = Patient, content_type = "application/fhir+json",
+            headers(("ETag" = String, description = "W/\"version\""))),
+        (status = 401, description = "No valid bearer token", body = OperationOutcome),
+        (status = 403, description = "Not allowed to see this record", body = OperationOutcome),
+        (status = 404, description = "No such record", body = OperationOutcome),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/Patient/{id}")]
+#[tracing::instrument(skip_all)]
+pub async fn read_patient(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = patients::read(&state.pool, &principal, id.into_inner()).await?;
+    Ok(resource(
+        StatusCode::OK,
+        &Patient::from_record(&record),
+        Some(record.version),
+        Some(record.last_updated),
+    ))
+}
+
+/// Search patient records.
+///
+/// Staff searches are confined to their own practice; a patient sees only their own record.
+#[utoipa::path(
+    tag = "Patient",
+    params(
+        ("identifier" = Option<String>, Query, description = "system|value, e.g. https://fhir.nhs.uk/Id/nhs-number|9990000018"),
+        ("family" = Option<String>, Query, description = "Family name (starts with, case-insensitive)"),
+        ("birthdate" = Option<String>, Query, description = "Date of birth, YYYY-MM-DD"),
+        ("organization" = Option<String>, Query, description = "Registered practice: Organization/{id}, {id} or ODS code"),
+        ("_count" = Option<i64>, Query, description = "Page size (0 to 100, default 20)"),
+        ("_offset" = Option<i64>, Query, description = "Results to skip (from a next link)"),
+    ),
+    responses(
+        (status = 200, description = "A searchset Bundle", body = Bundle, content_type = "application/fhir+json"),
+        (status = 400, description = "Unsupported or malformed parameter", body = OperationOutcome),
+        (status = 401, description = "No valid bearer token", body = OperationOutcome),
+        (status = 403, description = "Not allowed", body = OperationOutcome),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/Patient")]
+#[tracing::instrument(skip_all)]
+pub async fn search_patients(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = parse_query(req.query_string(), &SEARCH_PARAMS)?;
+    let query = patient_query(&params)?;
+    let paging = Paging::parse(
+        params.get("_count").map(String::as_str),
+        params.get("_offset").map(String::as_str),
+    )?;
+    let (total, records) = patients::search(&state.pool, &principal, query, paging.offset, paging.count).await?;
+    let resources = records
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone(),
+                serde_json::to_value(Patient::from_record(r)).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let bundle = searchset(&state.base_url, "Patient", &params, &paging, total, resources);
+    Ok(resource(StatusCode::OK, &bundle, None, None))
+}
+
+/// Create a patient record at the caller's practice.
+///
+/// With `If-None-Exist: identifier=system|value`, an existing match is returned (200) instead
+/// of creating a duplicate; several matches give 412.
+#[utoipa::path(
+    tag = "Patient",
+    request_body(content = Patient, content_type = "application/fhir+json"),
+    params(
+        ("If-None-Exist" = Option<String>, Header, description = "Conditional create, e.g. identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018"),
+        ("X-Request-ID" = Option<String>, Header, description = "UUID; a completed write repeated with the same id returns the first response"),
+    ),
+    responses(
+        (status = 201, description = "Created", body = Patient, content_type = "application/fhir+json",
+            headers(("Location" = String), ("ETag" = String))),
+        (status = 200, description = "Conditional create matched an existing record", body = Patient),
+        (status = 400, description = "Invalid resource", body = OperationOutcome),
+        (status = 403, description = "Outside the caller's practice", body = OperationOutcome),
+        (status = 409, description = "Already registered", body = OperationOutcome),
+        (status = 412, description = "Condition matched several records", body = OperationOutcome),
+        (status = 415, description = "Not application/fhir+json", body = OperationOutcome),
+        (status = 422, description = "Unknown practice", body = OperationOutcome),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/Patient")]
+#[tracing::instrument(skip_all)]
+pub async fn create_patient(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    req: HttpRequest,
+    FhirBody(body): FhirBody<Patient>,
+) -> Result<HttpResponse, ApiError> {
+    let parsed = body.parse(today())?;
+    let condition = match req.headers().get("if-none-exist") {
+        None => None,
+        Some(v) => {
+            let raw = v
+                .to_str()
+                .map_err(|_| ApiError::invalid("If-None-Exist is malformed"))?;
+            let raw = raw.trim_start_matches("Patient?").trim_start_matches('?');
+            let params = parse_query(raw, &["identifier", "family", "birthdate"])?;
+            if params.is_empty() {
+                return Err(ApiError::invalid("If-None-Exist needs at least one search parameter"));
+            }
+            let query = patient_query(&params)?;
+            // The condition is evaluated across all practices: a duplicate is a duplicate
+            // wherever it is registered.
+            Some(crate::db::patients::PatientFilter {
+                identifier: query.identifier.clone().and_then(|(s, v)| s.map(|s| (s, v.clone()))),
+                identifier_value: query.identifier.and_then(|(s, v)| s.is_none().then_some(v)),
+                family_prefix: query.family,
+                birth_date: query.birth_date,
+                practice_id: None,
+            })
+        }
+    };
+    match patients::create(&state.pool, &principal, parsed, condition).await? {
+        Created::New(record) => {
+            let mut response = resource(
+                StatusCode::CREATED,
+                &Patient::from_record(&record),
+                Some(record.version),
+                Some(record.last_updated),
+            );
+            let location = format!("{}/Patient/{}/_history/{}", state.base_url, record.id, record.version);
+            if let Ok(v) = header::HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(response)
+        }
+        Created::Existing(record) => Ok(resource(
+            StatusCode::OK,
+            &Patient::from_record(&record),
+            Some(record.version),
+            Some(record.last_updated),
+        )),
+    }
+}
+
+/// Update a patient record (requires `If-Match`).
+#[utoipa::path(
+    tag = "Patient",
+    request_body(content = Patient, content_type = "application/fhir+json"),
+    params(
+        ("id" = String, Path, description = "Logical id of the patient record"),
+        ("If-Match" = String, Header, description = "The ETag last read, e.g. W/\"1\""),
+    ),
+    responses(
+        (status = 200, description = "Updated", body = Patient, content_type = "application/fhir+json", headers(("ETag" = String))),
+        (status = 400, description = "Invalid resource", body = OperationOutcome),
+        (status = 403, description = "Outside the caller's practice", body = OperationOutcome),
+        (status = 404, description = "No such record", body = OperationOutcome),
+        (status = 409, description = "Stale ETag", body = OperationOutcome),
+        (status = 412, description = "If-Match missing", body = OperationOutcome),
+    ),
+    security(("bearer" = []))
+)]
+#[put("/Patient/{id}")]
+#[tracing::instrument(skip_all)]
+pub async fn update_patient(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    req: HttpRequest,
+    id: web::Path<String>,
+    FhirBody(body): FhirBody<Patient>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(&req)?;
+    let parsed = body.parse(today())?;
+    let record = patients::update(&state.pool, &principal, id.into_inner(), expected, parsed).await?;
+    Ok(resource(
+        StatusCode::OK,
+        &Patient::from_record(&record),
+        Some(record.version),
+        Some(record.last_updated),
+    ))
+}

@@ -1,0 +1,442 @@
+//! JWT access-token verification for every trusted issuer.
+//!
+//! Discovery and key sets come through `openidconnect` (with our own reqwest client, which
+//! follows no redirects and has timeouts). `openidconnect` does not refresh a key set after
+//! discovery and its verifier is built for ID tokens, so the key cache and the claim checks
+//! for access tokens live here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openidconnect::core::{CoreJsonWebKey, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+use openidconnect::{HttpRequest, HttpResponse, IssuerUrl, JsonWebKey, JsonWebKeySet};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, RwLock};
+
+use super::principal::{GpRegistrationDetails, NrbacRole};
+use super::{PatientPrincipal, Principal, ProofingLevel, StaffPrincipal, SystemPrincipal};
+use crate::config::{AuthSettings, IssuerKind, IssuerSettings};
+use crate::domain::{NhsNumber, OdsCode};
+
+/// Why a token was refused. Messages are safe to show the caller.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("a bearer token is required")]
+    Missing,
+    #[error("{0}")]
+    Invalid(String),
+    /// The issuer's discovery document or key set cannot be fetched right now.
+    #[error("the identity provider could not be reached")]
+    IssuerUnavailable(String),
+}
+
+fn invalid(m: impl Into<String>) -> AuthError {
+    AuthError::Invalid(m.into())
+}
+
+#[derive(Debug, Clone)]
+pub enum IssuerStatus {
+    NotYetFetched,
+    Up { keys: usize },
+    Down(String),
+}
+
+struct KeyCache {
+    jwks_url: openidconnect::JsonWebKeySetUrl,
+    keys: Vec<CoreJsonWebKey>,
+    discovered_at: Instant,
+    keys_fetched_at: Instant,
+}
+
+struct Issuer {
+    settings: IssuerSettings,
+    algorithms: Vec<CoreJwsSigningAlgorithm>,
+    cache: RwLock<Option<KeyCache>>,
+    /// Serialises refreshes so a burst of unknown `kid`s makes one request, not many.
+    refresh: Mutex<()>,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error(transparent)]
+    Reqwest(#[from] reqwest::Error),
+    #[error(transparent)]
+    Http(#[from] openidconnect::http::Error),
+    #[error("response too large")]
+    TooLarge,
+}
+
+/// Verifies bearer tokens from the configured issuers.
+pub struct TokenVerifier {
+    issuers: Vec<Arc<Issuer>>,
+    client_id: String,
+    leeway: u64,
+    min_refresh: Duration,
+    ttl: Duration,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+fn parse_alg(name: &str) -> Option<CoreJwsSigningAlgorithm> {
+    serde_json::from_value(Value::String(name.to_owned())).ok()
+}
+
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
+
+impl TokenVerifier {
+    pub fn new(settings: &AuthSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(settings.http_timeout_seconds))
+            .connect_timeout(Duration::from_secs(settings.http_timeout_seconds))
+            .build()?;
+        let issuers = settings
+            .issuers
+            .iter()
+            .map(|s| {
+                Arc::new(Issuer {
+                    algorithms: s.algorithms.iter().filter_map(|a| parse_alg(a)).collect(),
+                    settings: s.clone(),
+                    cache: RwLock::new(None),
+                    refresh: Mutex::new(()),
+                    last_error: std::sync::Mutex::new(None),
+                })
+            })
+            .collect();
+        Ok(Self {
+            issuers,
+            client_id: settings.client_id.clone(),
+            leeway: settings.leeway_seconds,
+            min_refresh: Duration::from_secs(settings.jwks_min_refresh_seconds),
+            ttl: Duration::from_secs(settings.discovery_ttl_seconds),
+            http,
+        })
+    }
+
+    /// Verifies a compact JWS access token and returns the caller it proves.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(invalid("token is too large"));
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(invalid("token is not a signed JWT"));
+        };
+        let header: Header = URL_SAFE_NO_PAD
+            .decode(h)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| invalid("token header is malformed"))?;
+        let claims: serde_json::Map<String, Value> = URL_SAFE_NO_PAD
+            .decode(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| invalid("token claims are malformed"))?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| invalid("token signature is malformed"))?;
+
+        if header.alg.eq_ignore_ascii_case("none") || header.alg.starts_with("HS") {
+            return Err(invalid(format!("algorithm {} is never accepted", header.alg)));
+        }
+        if header.crit.is_some() {
+            return Err(invalid("critical header extensions are not supported"));
+        }
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("token has no issuer"))?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.settings.issuer == iss)
+            .ok_or_else(|| invalid("token issuer is not trusted"))?;
+        let alg = parse_alg(&header.alg)
+            .filter(|a| issuer.algorithms.contains(a))
+            .ok_or_else(|| invalid(format!("algorithm {} is not accepted from this issuer", header.alg)))?;
+
+        let key = self.key_for(issuer, header.kid.as_deref(), &alg).await?;
+        let signing_input = &token[..h.len() + 1 + p.len()];
+        key.verify_signature(&alg, signing_input.as_bytes(), &signature)
+            .map_err(|_| invalid("token signature is not valid"))?;
+
+        self.check_registered_claims(&claims)?;
+        principal_from_claims(issuer.settings.kind, iss, &claims)
+    }
+
+    fn check_registered_claims(&self, claims: &serde_json::Map<String, Value>) -> Result<(), AuthError> {
+        let audience_ok = match claims.get("aud") {
+            Some(Value::String(a)) => *a == self.client_id,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(self.client_id.as_str())),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(invalid("token audience does not include this service"));
+        }
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(self.leeway).unwrap_or(0);
+        let number = |name: &str| claims.get(name).and_then(Value::as_i64);
+        let exp = number("exp").ok_or_else(|| invalid("token has no expiry"))?;
+        if now > exp + leeway {
+            return Err(invalid("token has expired"));
+        }
+        let iat = number("iat").ok_or_else(|| invalid("token has no issued-at time"))?;
+        if iat > now + leeway {
+            return Err(invalid("token is issued in the future"));
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            let nbf = nbf.as_i64().ok_or_else(|| invalid("token not-before is malformed"))?;
+            if nbf > now + leeway {
+                return Err(invalid("token is not yet valid"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn key_for(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        alg: &CoreJwsSigningAlgorithm,
+    ) -> Result<CoreJsonWebKey, AuthError> {
+        let fresh = {
+            let cache = issuer.cache.read().await;
+            match cache.as_ref() {
+                Some(c) if c.discovered_at.elapsed() < self.ttl => {
+                    if let Some(k) = select_key(&c.keys, kid, alg) {
+                        return Ok(k);
+                    }
+                    c.keys_fetched_at.elapsed() < self.min_refresh
+                }
+                _ => false,
+            }
+        };
+        if fresh {
+            // The key set was fetched moments ago and does not have this key: do not let
+            // tokens with made-up key ids make us hammer the issuer.
+            return Err(invalid("token signing key is not recognised"));
+        }
+        self.refresh(issuer).await?;
+        let cache = issuer.cache.read().await;
+        cache
+            .as_ref()
+            .and_then(|c| select_key(&c.keys, kid, alg))
+            .ok_or_else(|| invalid("token signing key is not recognised"))
+    }
+
+    /// Fetches discovery (when missing or stale) and the key set, at most once per interval.
+    async fn refresh(&self, issuer: &Issuer) -> Result<(), AuthError> {
+        let _guard = issuer.refresh.lock().await;
+        {
+            let cache = issuer.cache.read().await;
+            if let Some(c) = cache.as_ref()
+                && c.keys_fetched_at.elapsed() < self.min_refresh
+                && c.discovered_at.elapsed() < self.ttl
+            {
+                return Ok(()); // another task refreshed while we waited
+            }
+        }
+        let result = self.fetch(issuer).await;
+        match &result {
+            Ok(_) => *issuer.last_error.lock().expect("not poisoned") = None,
+            Err(e) => {
+                tracing::warn!(issuer = %issuer.settings.name, error = %e, "identity provider fetch failed");
+                *issuer.last_error.lock().expect("not poisoned") = Some(e.clone());
+            }
+        }
+        result.map_err(AuthError::IssuerUnavailable)
+    }
+
+    async fn fetch(&self, issuer: &Issuer) -> Result<(), String> {
+        let client = self.http.clone();
+        let http = move |request: HttpRequest| {
+            let client = client.clone();
+            async move { send(&client, request).await }
+        };
+        let existing = {
+            let cache = issuer.cache.read().await;
+            cache
+                .as_ref()
+                .filter(|c| c.discovered_at.elapsed() < self.ttl)
+                .map(|c| (c.jwks_url.clone(), c.discovered_at))
+        };
+        let (jwks_url, discovered_at, keys) = match existing {
+            Some((url, at)) => {
+                let set: JsonWebKeySet<CoreJsonWebKey> = JsonWebKeySet::fetch_async(&url, &http)
+                    .await
+                    .map_err(|e| format!("key set: {e}"))?;
+                (url, at, set.keys().clone())
+            }
+            None => {
+                let issuer_url = IssuerUrl::new(issuer.settings.issuer.clone()).map_err(|e| e.to_string())?;
+                // Validates that the discovered `issuer` equals the configured one exactly.
+                let metadata = CoreProviderMetadata::discover_async(issuer_url, &http)
+                    .await
+                    .map_err(|e| format!("discovery: {e}"))?;
+                (
+                    metadata.jwks_uri().clone(),
+                    Instant::now(),
+                    metadata.jwks().keys().clone(),
+                )
+            }
+        };
+        let now = Instant::now();
+        *issuer.cache.write().await = Some(KeyCache {
+            jwks_url,
+            keys,
+            discovered_at,
+            keys_fetched_at: now,
+        });
+        Ok(())
+    }
+
+    /// For `/health/ready`: fetch any issuer not yet fetched, then report each one.
+    pub async fn status(&self) -> Vec<(String, IssuerKind, IssuerStatus)> {
+        let mut out = Vec::new();
+        for issuer in &self.issuers {
+            let known = issuer.cache.read().await.as_ref().map(|c| c.keys.len());
+            let status = match known {
+                Some(keys) => IssuerStatus::Up { keys },
+                None => match self.refresh(issuer).await {
+                    Ok(()) => IssuerStatus::Up {
+                        keys: issuer.cache.read().await.as_ref().map_or(0, |c| c.keys.len()),
+                    },
+                    Err(_) => IssuerStatus::Down(
+                        issuer
+                            .last_error
+                            .lock()
+                            .expect("not poisoned")
+                            .clone()
+                            .unwrap_or_else(|| "unreachable".into()),
+                    ),
+                },
+            };
+            out.push((issuer.settings.name.clone(), issuer.settings.kind, status));
+        }
+        out
+    }
+}
+
+fn select_key(keys: &[CoreJsonWebKey], kid: Option<&str>, alg: &CoreJwsSigningAlgorithm) -> Option<CoreJsonWebKey> {
+    let usable = |k: &&CoreJsonWebKey| {
+        // Encryption keys are never used to verify signatures.
+        !matches!(k.key_use(), Some(u) if serde_json::to_value(u).ok() != Some(Value::String("sig".into())))
+            && k.hash_bytes(b"", alg).is_ok()
+    };
+    match kid {
+        Some(kid) => keys
+            .iter()
+            .filter(usable)
+            .find(|k| k.key_id().map(|id| id.as_str()) == Some(kid))
+            .cloned(),
+        None => {
+            let candidates: Vec<_> = keys.iter().filter(usable).collect();
+            // Without a kid, only an unambiguous key set can be used.
+            (candidates.len() == 1).then(|| candidates[0].clone())
+        }
+    }
+}
+
+async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, HttpClientError> {
+    let request = reqwest::Request::try_from(request)?;
+    let response = client.execute(request).await?;
+    let mut builder = openidconnect::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    let body = response.bytes().await?;
+    if body.len() > MAX_DOCUMENT_BYTES {
+        return Err(HttpClientError::TooLarge);
+    }
+    Ok(builder.body(body.to_vec())?)
+}
+
+fn string_claim<'a>(claims: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a str> {
+    claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn principal_from_claims(
+    kind: IssuerKind,
+    iss: &str,
+    claims: &serde_json::Map<String, Value>,
+) -> Result<Principal, AuthError> {
+    let sub = string_claim(claims, "sub").ok_or_else(|| invalid("token has no subject"));
+    match kind {
+        IssuerKind::Staff => {
+            let roles: Vec<NrbacRole> = claims
+                .get("nhsid_nrbac_roles")
+                .cloned()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|_| invalid("nhsid_nrbac_roles is malformed"))?
+                .unwrap_or_default();
+            let mut organisations: Vec<OdsCode> =
+                roles.iter().filter_map(|r| OdsCode::parse(&r.org_code).ok()).collect();
+            organisations.sort();
+            organisations.dedup();
+            if organisations.is_empty() {
+                return Err(invalid(
+                    "staff token carries no organisation (nhsid_nrbac_roles[].org_code)",
+                ));
+            }
+            Ok(Principal::Staff(StaffPrincipal {
+                issuer: iss.to_owned(),
+                subject: sub?.to_owned(),
+                organisations,
+                roles: roles.into_iter().filter_map(|r| r.role_code).collect(),
+            }))
+        }
+        IssuerKind::System => {
+            let client_id = string_claim(claims, "client_id")
+                .or_else(|| string_claim(claims, "azp"))
+                .map(str::to_owned)
+                .or_else(|| sub.ok().map(str::to_owned))
+                .ok_or_else(|| invalid("system token has no client_id or subject"))?;
+            let scopes = string_claim(claims, "scope")
+                .map(|s| s.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default();
+            Ok(Principal::System(SystemPrincipal {
+                issuer: iss.to_owned(),
+                client_id,
+                scopes,
+            }))
+        }
+        IssuerKind::Patient => {
+            let nhs_number = string_claim(claims, "nhs_number")
+                .ok_or_else(|| invalid("patient token has no nhs_number"))
+                .and_then(|n| {
+                    NhsNumber::parse(n).map_err(|_| invalid("patient token nhs_number is not a valid NHS number"))
+                })?;
+            let proofing_level = string_claim(claims, "identity_proofing_level")
+                .and_then(ProofingLevel::parse)
+                .ok_or_else(|| invalid("patient token identity_proofing_level must be P0, P5 or P9"))?;
+            let gp_ods_code = claims
+                .get("gp_registration_details")
+                .cloned()
+                .and_then(|v| serde_json::from_value::<GpRegistrationDetails>(v).ok())
+                .and_then(|d| d.gp_ods_code)
+                .and_then(|c| OdsCode::parse(&c).ok());
+            Ok(Principal::Patient(PatientPrincipal {
+                issuer: iss.to_owned(),
+                subject: sub?.to_owned(),
+                nhs_number,
+                proofing_level,
+                vot: string_claim(claims, "vot").map(str::to_owned),
+                gp_ods_code,
+            }))
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! GP Online Services Gateway: a FHIR R4-style gateway for GP online services.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod dev;
+pub mod domain;
+pub mod error;
+pub mod fhir;
+pub mod http;
+pub mod identity;
+pub mod metrics;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use startup::Application;

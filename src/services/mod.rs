@@ -1,0 +1,5 @@
+//! Use cases. Each function authorises through `access` before it touches data.
+
+pub mod access;
+pub mod patients;
+pub mod practices;

@@ -1,0 +1,182 @@
+//! Building and running the application.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::{Context, bail};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::{Environment, IssuerSettings, Settings};
+use crate::db;
+use crate::identity::TokenVerifier;
+use crate::identity::dev_idp::{self, DevIdentityProvider};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{dev, http};
+
+pub struct Application {
+    port: u16,
+    base_url: String,
+    dev_profile: bool,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port), prepares the database and builds the server.
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        // One TLS crypto provider for every outbound client; installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        settings.validate()?;
+        let listener =
+            TcpListener::bind(settings.bind).with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let address = listener.local_addr()?;
+        let base_url = settings.base_url(address);
+
+        let dev_profile = settings.is_dev_profile();
+        let dev_idp = if dev_profile {
+            if settings.env == Environment::Production {
+                bail!("the dev profile (no trusted issuers configured) is refused when GATEWAY_ENV=production");
+            }
+            let idp = DevIdentityProvider::load_or_create(&settings.data_dir, &base_url)?;
+            settings.auth.issuers = dev_idp::REALMS
+                .iter()
+                .map(|realm| IssuerSettings {
+                    name: format!("dev-{}", realm.as_str()),
+                    kind: *realm,
+                    issuer: idp.issuer(*realm),
+                    algorithms: vec!["RS512".into()],
+                })
+                .collect();
+            Some(web::Data::new(idp))
+        } else {
+            None
+        };
+
+        let pool = db::build_pool(
+            &settings.database.url,
+            settings.database.pool_size,
+            Duration::from_secs(settings.database.connect_timeout_seconds),
+        )?;
+        let production = settings.env == Environment::Production;
+        let seeded = db::run(&pool, move |conn| {
+            if production {
+                // Production schema changes are a deliberate step: `gp-online-gateway migrate`.
+                let pending = match conn {
+                    db::DbConnection::Postgres(c) => {
+                        diesel_migrations::MigrationHarness::has_pending_migration(c, db::POSTGRES_MIGRATIONS)
+                    }
+                    db::DbConnection::Sqlite(c) => {
+                        diesel_migrations::MigrationHarness::has_pending_migration(c, db::SQLITE_MIGRATIONS)
+                    }
+                }
+                .map_err(|e| db::DbError::Query(e.to_string()))?;
+                if pending {
+                    return Err(db::DbError::Query(
+                        "the database has pending migrations: run `gp-online-gateway migrate` first".into(),
+                    ));
+                }
+                return Ok(false);
+            }
+            db::run_migrations(conn)?;
+            if dev_profile { dev::seed(conn) } else { Ok(false) }
+        })
+        .await
+        .context("preparing the database")?;
+        if seeded {
+            tracing::info!("seeded the dev profile's practices and patients");
+        }
+
+        let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
+        let state = web::Data::new(AppState {
+            rate_limiter: http::middleware::RateLimiter::new(settings.http.rate_limit_per_minute),
+            settings: settings.clone(),
+            pool,
+            verifier,
+            base_url: base_url.clone(),
+            metrics: Metrics::new(),
+        });
+
+        let openapi = http::openapi();
+        let server_state = state.clone();
+        let cors_origins = settings.http.cors_allowed_origins.clone();
+        let body_limit = settings.http.body_limit_bytes;
+        let server = HttpServer::new(move || {
+            let mut cors = actix_cors::Cors::default()
+                .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+                .allow_any_header()
+                .expose_headers(["etag", "location", "x-request-id", "x-correlation-id"])
+                .max_age(600);
+            for origin in &cors_origins {
+                cors = cors.allowed_origin(origin);
+            }
+            let dev_idp = dev_idp.clone();
+            App::new()
+                .app_data(server_state.clone())
+                .app_data(web::PayloadConfig::new(body_limit))
+                .configure(|cfg| {
+                    if let Some(idp) = dev_idp {
+                        cfg.app_data(idp);
+                        dev_idp::configure(cfg);
+                    }
+                })
+                .configure(|cfg| http::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(cfg)))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .route("/docs", web::get().to(http::docs_redirect))
+                .default_service(web::to(http::not_found))
+                .wrap(from_fn(http::middleware::idempotency))
+                .wrap(Condition::new(!cors_origins.is_empty(), cors))
+                .wrap(from_fn(http::middleware::request_context))
+        })
+        .workers(settings.http.workers)
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+
+        Ok(Self {
+            port: address.port(),
+            base_url,
+            dev_profile,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn is_dev_profile(&self) -> bool {
+        self.dev_profile
+    }
+
+    /// Runs until the server stops (Ctrl-C or SIGTERM start a graceful shutdown).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let result = self.server.await;
+        housekeeping.abort();
+        result
+    }
+}
+
+/// Periodic clean-up: forget request-id replay records past their time.
+async fn housekeeping(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let ttl = chrono::Duration::hours(i64::try_from(state.settings.http.idempotency_ttl_hours).unwrap_or(24));
+        let cutoff = db::now() - ttl;
+        match db::run(&state.pool, move |c| db::idempotency::purge_older_than(c, cutoff)).await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired request-id replay records"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "request-id replay purge failed"),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+use crate::config::Settings;
+use crate::db::DbPool;
+use crate::http::middleware::RateLimiter;
+use crate::identity::TokenVerifier;
+use crate::metrics::Metrics;
+
+/// Everything a request handler needs, built once in `Application::build` and shared through
+/// `web::Data`. Nothing here is a global.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: DbPool,
+    pub verifier: TokenVerifier,
+    /// Externally visible base URL without a trailing slash.
+    pub base_url: String,
+    pub metrics: Metrics,
+    pub rate_limiter: RateLimiter,
+}
