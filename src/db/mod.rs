@@ -8,6 +8,7 @@ pub mod schema;
 
 use std::time::Duration;
 
+use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::result::DatabaseErrorKind;
 use diesel::{Connection, RunQueryDsl};
@@ -43,6 +44,10 @@ impl From<diesel::result::Error> for DbError {
             diesel::result::Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 Self::Unavailable(info.message().to_owned())
             }
+            // SQLite lock contention past busy_timeout: transient, so the caller may retry (503).
+            diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked") => {
+                Self::Unavailable(info.message().to_owned())
+            }
             other => Self::Query(other.to_string()),
         }
     }
@@ -62,9 +67,10 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
         if let DbConnection::Sqlite(c) = conn {
             // WAL lets readers run beside the single writer; busy_timeout turns lock contention
             // into a short wait instead of an immediate SQLITE_BUSY error.
-            diesel::sql_query("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-                .execute(c)
-                .map_err(diesel::r2d2::Error::QueryError)?;
+            c.batch_execute(
+                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }

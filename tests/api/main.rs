@@ -1,1 +1,11 @@
+//! The one integration test binary. Each test spawns its own gateway on port 0 with its own
+//! database: a fresh SQLite file, or a fresh PostgreSQL schema when TEST_DATABASE_URL is set.
 
+mod auth;
+mod helpers;
+mod migrations;
+mod openapi;
+mod operations;
+mod organizations;
+mod patients;
+mod request_ids;

@@ -1,0 +1,398 @@
+//! Caller authentication: every protected endpoint refuses missing, expired, wrongly signed,
+//! wrongly addressed and `alg: none` tokens; staff act only within their own practice.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gp_online_gateway::config::{IssuerKind, IssuerSettings};
+use gp_online_gateway::identity::dev_idp::{self, DevIdentityProvider, sign_jwt};
+use openidconnect::JsonWebKeyId;
+use openidconnect::core::{CoreHmacKey, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn staff_claims(app: &TestApp) -> Value {
+    json!({
+        "iss": app.idp.issuer(IssuerKind::Staff),
+        "aud": "gp-online-gateway",
+        "sub": "staff-forged",
+        "iat": now(),
+        "exp": now() + 300,
+        "nhsid_nrbac_roles": [{"org_code": "A81001", "role_code": "R8000"}]
+    })
+}
+
+fn rs512(pem: &str, kid: &str, claims: &Value) -> String {
+    let key = CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new(kid.into()))).unwrap();
+    sign_jwt(
+        &key,
+        &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        "RS512",
+        Some(kid),
+        claims,
+    )
+    .unwrap()
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+fn without(mut claims: Value, key: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(key);
+    claims
+}
+
+/// Tokens that must all be refused, with a name for the failure message.
+fn forged_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
+    let kid = app.idp.kid().to_owned();
+    let good = staff_claims(app);
+    let real = |claims: &Value| rs512(shared_key_pem(), &kid, claims);
+    let header_none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let body = URL_SAFE_NO_PAD.encode(good.to_string());
+    let valid = real(&good);
+    let mut tampered_parts: Vec<&str> = valid.split('.').collect();
+    let other_body = URL_SAFE_NO_PAD.encode(with(good.clone(), "sub", json!("someone-else")).to_string());
+    tampered_parts[1] = &other_body;
+    let tampered = tampered_parts.join(".");
+    // HMAC "signed" with the issuer's public key: the classic algorithm-confusion attack.
+    let jwks = rsa_public_pem();
+    let hs = sign_jwt(
+        &CoreHmacKey::new(jwks.as_bytes()),
+        &CoreJwsSigningAlgorithm::HmacSha256,
+        "HS256",
+        Some(&kid),
+        &good,
+    )
+    .unwrap();
+    vec![
+        ("garbage", "not-a-jwt".to_owned()),
+        ("alg none", format!("{header_none}.{body}.")),
+        ("HS256 with the public key", hs),
+        (
+            "expired",
+            real(&with(
+                with(good.clone(), "exp", json!(now() - 3600)),
+                "iat",
+                json!(now() - 7200),
+            )),
+        ),
+        ("not yet valid", real(&with(good.clone(), "nbf", json!(now() + 3600)))),
+        (
+            "issued in the future",
+            real(&with(good.clone(), "iat", json!(now() + 3600))),
+        ),
+        ("no expiry", real(&without(good.clone(), "exp"))),
+        (
+            "wrong audience",
+            real(&with(good.clone(), "aud", json!("another-service"))),
+        ),
+        (
+            "wrong issuer",
+            real(&with(good.clone(), "iss", json!("http://127.0.0.1:9/dev-idp/staff"))),
+        ),
+        (
+            "issuer with trailing slash",
+            real(&with(
+                good.clone(),
+                "iss",
+                json!(format!("{}/", app.idp.issuer(IssuerKind::Staff))),
+            )),
+        ),
+        ("wrongly signed", rs512(stranger_key_pem(), &kid, &good)),
+        ("unknown key id", rs512(stranger_key_pem(), "unknown-kid", &good)),
+        ("tampered claims", tampered),
+    ]
+}
+
+fn rsa_public_pem() -> String {
+    use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+    let key = rsa::RsaPrivateKey::from_pkcs1_pem(shared_key_pem()).unwrap();
+    key.to_public_key().to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap()
+}
+
+const PROTECTED: [(&str, &str); 7] = [
+    ("GET", "/Patient"),
+    ("GET", "/Patient/patient-jane-smith"),
+    ("POST", "/Patient"),
+    ("PUT", "/Patient/patient-jane-smith"),
+    ("GET", "/Organization"),
+    ("GET", "/Organization/practice-a81001"),
+    ("PUT", "/Organization/practice-a81001"),
+];
+
+#[tokio::test]
+async fn every_protected_endpoint_refuses_missing_and_forged_tokens() {
+    let app = TestApp::spawn().await;
+    let body = new_patient(FREE_NHS_NUMBERS[0], "Forged", "A81001");
+    for (method, path) in PROTECTED {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, headers, outcome) = send(
+            app.request(method.clone(), path, None)
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} without a token");
+        assert_eq!(outcome_code(&outcome), "MISSING_ACCESS_TOKEN");
+        let challenge = headers["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.starts_with("Bearer ") && challenge.contains("error="),
+            "{challenge}"
+        );
+
+        for (name, token) in forged_tokens(&app) {
+            let (status, headers, outcome) = send(
+                app.request(method.clone(), path, Some(&token))
+                    .header("content-type", "application/fhir+json")
+                    .body(body.to_string()),
+            )
+            .await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with a token that is {name}: {outcome}"
+            );
+            assert_eq!(outcome_code(&outcome), "INVALID_ACCESS_TOKEN", "{name}");
+            assert!(
+                headers["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .contains("error=\"invalid_token\"")
+            );
+        }
+    }
+    // Nothing was created by any of the refused writes.
+    let (_, _, bundle) = app.get("/Patient?family=Forged", &app.token("staff-emis")).await;
+    assert_eq!(bundle["total"], 0);
+}
+
+#[tokio::test]
+async fn a_valid_token_is_accepted_and_the_same_token_without_bearer_scheme_is_not() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let (status, _, _) = app.get("/Patient/patient-jane-smith", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = send(
+        app.client
+            .get(app.url("/Patient/patient-jane-smith"))
+            .header("authorization", format!("Basic {token}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(outcome_code(&body), "INVALID_ACCESS_TOKEN");
+}
+
+#[tokio::test]
+async fn open_endpoints_need_no_token() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/metadata",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/openapi.json",
+        "/docs/",
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn staff_act_only_within_their_own_practice() {
+    let app = TestApp::spawn().await;
+    let tpp = app.token("staff-tpp");
+    let (status, _, body) = app.get("/Patient/patient-jane-smith", &tpp).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(outcome_code(&body), "OUTSIDE_OWN_PRACTICE");
+
+    let (status, _, body) = app
+        .post_fhir(
+            "/Patient",
+            &tpp,
+            &new_patient(FREE_NHS_NUMBERS[1], "Elsewhere", "A81001"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(outcome_code(&body), "OUTSIDE_OWN_PRACTICE");
+
+    let (status, _, body) = app
+        .get("/Patient?organization=Organization/practice-a81001", &tpp)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // Without an organization, a staff search sees only their own practice.
+    let (status, _, bundle) = app.get("/Patient?family=smith", &tpp).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bundle["total"], 0, "staff at B82005 must not see A81001's Smiths");
+}
+
+#[tokio::test]
+async fn staff_tokens_need_an_organisation_and_system_clients_cannot_read_patients() {
+    let app = TestApp::spawn().await;
+    let no_org = app.token_with(IssuerKind::Staff, json!({"sub": "staff-without-role"}));
+    let (status, _, body) = app.get("/Patient/patient-jane-smith", &no_org).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(outcome_code(&body), "INVALID_ACCESS_TOKEN");
+
+    let system = app.token("system-idp");
+    let (status, _, body) = app.get("/Patient/patient-jane-smith", &system).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(outcome_code(&body), "ACCESS_DENIED");
+    let (status, _, _) = app.get("/Organization/practice-a81001", &system).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn patient_tokens_are_verified_on_the_shared_path() {
+    let app = TestApp::spawn().await;
+    // A P9 patient reads their own record and no other.
+    let p9 = app.token("patient-p9");
+    let (status, _, body) = app.get("/Patient/patient-jane-smith", &p9).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = app.get("/Patient/patient-amir-khan", &p9).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another patient's record must look absent: {body}"
+    );
+    let (status, _, bundle) = app.get("/Patient", &p9).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bundle["total"], 1);
+
+    // P5 is not enough for a record.
+    let (status, _, body) = app.get("/Patient/patient-amir-khan", &app.token("patient-p5")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(outcome_code(&body), "INSUFFICIENT_IDENTITY_ASSURANCE");
+
+    // Missing or invalid NHS numbers are refused at verification.
+    for claims in [
+        json!({"sub": "x", "identity_proofing_level": "P9"}),
+        json!({"sub": "x", "identity_proofing_level": "P9", "nhs_number": "9990000019"}),
+        json!({"sub": "x", "identity_proofing_level": "P7", "nhs_number": "9990000018"}),
+    ] {
+        let token = app.token_with(IssuerKind::Patient, claims.clone());
+        let (status, _, body) = app.get("/Patient/patient-jane-smith", &token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{claims}");
+        assert_eq!(outcome_code(&body), "INVALID_ACCESS_TOKEN");
+    }
+}
+
+/// An identity provider the gateway knows only by its issuer URL: discovery and JWKS are
+/// fetched over HTTP, exactly as for a production issuer.
+async fn spawn_external_idp() -> (String, DevIdentityProvider) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let idp = actix_web::web::Data::new(DevIdentityProvider::from_pem(stranger_key_pem(), &base).unwrap());
+    let served = idp.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(served.clone())
+            .configure(dev_idp::configure)
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (
+        base.clone(),
+        DevIdentityProvider::from_pem(stranger_key_pem(), &base).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_configured_external_issuer_is_trusted_through_discovery_alone() {
+    let (_, external) = spawn_external_idp().await;
+    let issuer = external.issuer(IssuerKind::Staff);
+    let app = TestApp::spawn_with(|s| {
+        s.auth.issuers = vec![IssuerSettings {
+            name: "external-staff".into(),
+            kind: IssuerKind::Staff,
+            issuer: issuer.clone(),
+            algorithms: vec!["RS512".into()],
+        }];
+    })
+    .await;
+    // Not the dev profile: no seed data, no dev issuer.
+    let persona = gp_online_gateway::dev::persona("staff-emis").unwrap();
+    let token = external
+        .mint(IssuerKind::Staff, "gp-online-gateway", 300, &persona.claims())
+        .unwrap();
+    let (status, _, bundle) = app.get("/Organization", &token).await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    assert_eq!(bundle["total"], 0);
+
+    // The dev provider's tokens mean nothing to this gateway.
+    let (status, _, _) = app.get("/Organization", &app.token("staff-emis")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // RS256 is not in this issuer's configured list.
+    let mut claims = persona.claims();
+    claims["iss"] = json!(issuer);
+    claims["aud"] = json!("gp-online-gateway");
+    claims["iat"] = json!(now());
+    claims["exp"] = json!(now() + 300);
+    let key = CoreRsaPrivateSigningKey::from_pem(stranger_key_pem(), None).unwrap();
+    let rs256 = sign_jwt(
+        &key,
+        &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        "RS256",
+        Some(external.kid()),
+        &claims,
+    )
+    .unwrap();
+    let (status, _, body) = app.get("/Organization", &rs256).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["issue"][0]["details"]["text"].as_str().unwrap().contains("RS256"));
+
+    let (_, _, health) = app.get("/health/ready", &token).await;
+    assert_eq!(health["checks"][1]["component"], "issuer:external-staff");
+    assert_eq!(health["checks"][1]["status"], "pass");
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_gives_503_not_401_and_is_reported_by_readiness() {
+    // Bind and drop a listener to find a port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let issuer = format!("http://127.0.0.1:{port}/idp");
+    let app = TestApp::spawn_with(|s| {
+        s.auth.issuers = vec![IssuerSettings {
+            name: "down".into(),
+            kind: IssuerKind::Staff,
+            issuer: issuer.clone(),
+            algorithms: vec!["RS512".into()],
+        }];
+        s.auth.http_timeout_seconds = 2;
+    })
+    .await;
+    let mut claims = gp_online_gateway::dev::persona("staff-emis").unwrap().claims();
+    claims["iss"] = json!(issuer);
+    claims["aud"] = json!("gp-online-gateway");
+    claims["iat"] = json!(now());
+    claims["exp"] = json!(now() + 300);
+    let token = rs512(stranger_key_pem(), "k1", &claims);
+    let (status, _, body) = app.get("/Organization", &token).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(outcome_code(&body), "SERVICE_UNAVAILABLE");
+
+    let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the database is fine, so the gateway is ready"
+    );
+    let health: Value = response.json().await.unwrap();
+    assert_eq!(health["checks"][1]["status"], "warn");
+}

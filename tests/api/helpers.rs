@@ -1,0 +1,204 @@
+use std::sync::OnceLock;
+
+use gp_online_gateway::Application;
+use gp_online_gateway::config::{IssuerKind, Settings};
+use gp_online_gateway::identity::dev_idp::DevIdentityProvider;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// One RSA key for the whole test run: generating a key per test would dominate the run time.
+pub fn shared_key_pem() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| gp_online_gateway::identity::dev_idp::generate_pem().expect("key generation"))
+}
+
+/// A second key the gateway has never seen, for forged tokens.
+pub fn stranger_key_pem() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| gp_online_gateway::identity::dev_idp::generate_pem().expect("key generation"))
+}
+
+pub enum TestDatabase {
+    /// Holds the directory so the file lives as long as the test.
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        schema: String,
+    },
+}
+
+impl TestDatabase {
+    /// A fresh SQLite file, or a fresh PostgreSQL schema when TEST_DATABASE_URL is set.
+    pub fn create() -> (Self, String) {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = gp_online_gateway::db::connect(&admin_url).expect("connect to TEST_DATABASE_URL");
+                use diesel::RunQueryDsl;
+                diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut conn)
+                    .expect("create test schema");
+                let sep = if admin_url.contains('?') { '&' } else { '?' };
+                let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
+                (Self::Postgres { admin_url, schema }, url)
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+                (Self::Sqlite { _dir: dir }, url)
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres { .. })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres { admin_url, schema } = self
+            && let Ok(mut conn) = gp_online_gateway::db::connect(admin_url)
+        {
+            use diesel::RunQueryDsl;
+            let _ = diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn);
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub idp: DevIdentityProvider,
+    _db: TestDatabase,
+    _data: tempfile::TempDir,
+}
+
+pub fn test_settings() -> (Settings, TestDatabase, tempfile::TempDir) {
+    let data = tempfile::tempdir().expect("temp dir");
+    std::fs::write(data.path().join("dev-idp-signing-key.pem"), shared_key_pem()).expect("write key");
+    let (db, url) = TestDatabase::create();
+    let mut settings = Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().to_owned(),
+        ..Settings::default()
+    };
+    settings.database.url = url;
+    settings.database.pool_size = 4;
+    settings.http.workers = 1;
+    (settings, db, data)
+}
+
+impl TestApp {
+    /// The dev profile: in-process identity provider and seed data.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            gp_online_gateway::telemetry::init(&gp_online_gateway::config::Settings::default().log);
+        }
+        let (mut settings, db, data) = test_settings();
+        customise(&mut settings);
+        let app = Application::build(settings).await.expect("application builds");
+        let base = app.base_url().to_owned();
+        tokio::spawn(app.run_until_stopped());
+        let idp = DevIdentityProvider::from_pem(shared_key_pem(), &base).expect("idp");
+        Self {
+            base,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            idp,
+            _db: db,
+            _data: data,
+        }
+    }
+
+    /// A token for one of the dev personas, signed by the dev identity provider.
+    pub fn token(&self, persona: &str) -> String {
+        let p = gp_online_gateway::dev::persona(persona).expect("known persona");
+        self.idp.mint(p.realm, "gp-online-gateway", 300, &p.claims()).unwrap()
+    }
+
+    /// A token from the dev provider with exactly these extra claims.
+    pub fn token_with(&self, realm: IssuerKind, claims: Value) -> String {
+        self.idp.mint(realm, "gp-online-gateway", 300, &claims).unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let mut rb = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        rb
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        send(self.request(Method::GET, path, Some(token))).await
+    }
+
+    pub async fn post_fhir(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        send(
+            self.request(Method::POST, path, Some(token))
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+}
+
+pub async fn send(rb: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = rb.send().await.expect("request sent");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, body)
+}
+
+/// The gateway error code of an OperationOutcome body.
+pub fn outcome_code(body: &Value) -> &str {
+    assert_eq!(
+        body["resourceType"], "OperationOutcome",
+        "not an OperationOutcome: {body}"
+    );
+    body["issue"][0]["details"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+pub fn new_patient(nhs: &str, family: &str, ods: &str) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}],
+        "name": [{"use": "official", "family": family, "given": ["Test"]}],
+        "gender": "female",
+        "birthDate": "1990-04-02",
+        "telecom": [{"system": "email", "value": "test@example.org"}],
+        "generalPractitioner": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods}}]
+    })
+}
+
+/// Valid NHS numbers not used by the seed data.
+pub const FREE_NHS_NUMBERS: [&str; 6] = [
+    "9990000093",
+    "9990000107",
+    "9990000115",
+    "9990000123",
+    "9434765919",
+    "9000000009",
+];

@@ -1,0 +1,51 @@
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// The committed spec is the generated spec: regenerate with
+/// `cargo run -q -- openapi > openapi/openapi.json`.
+#[tokio::test]
+async fn committed_spec_matches_the_code_and_the_served_document() {
+    let generated: Value = serde_json::to_value(gp_online_gateway::http::openapi()).unwrap();
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .expect("openapi/openapi.json exists"),
+    )
+    .unwrap();
+    assert!(
+        generated == committed,
+        "openapi/openapi.json is out of date: run `cargo run -q -- openapi > openapi/openapi.json`"
+    );
+    let app = TestApp::spawn().await;
+    let served: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served, committed);
+    for path in [
+        "/Patient",
+        "/Patient/{id}",
+        "/Organization",
+        "/Organization/{id}",
+        "/metadata",
+        "/health/ready",
+        "/metrics",
+    ] {
+        assert!(committed["paths"].get(path).is_some(), "{path} is documented");
+    }
+    let docs = app
+        .client
+        .get(app.url("/docs/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(docs.contains("swagger"), "Swagger UI is served from vendored assets");
+}

@@ -1,0 +1,130 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn capability_statement_lists_what_is_supported() {
+    let app = TestApp::spawn().await;
+    let response = app.client.get(app.url("/metadata")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/fhir+json")
+    );
+    let cs: Value = response.json().await.unwrap();
+    assert_eq!(cs["resourceType"], "CapabilityStatement");
+    assert_eq!(cs["fhirVersion"], "4.0.1");
+    let resources: Vec<&str> = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(resources, ["Patient", "Organization"]);
+    let patient_params: Vec<&str> = cs["rest"][0]["resource"][0]["searchParam"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        patient_params,
+        ["identifier", "family", "birthdate", "organization", "_count"]
+    );
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = TestApp::spawn().await;
+    let live: Value = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live["status"], "pass");
+    let ready: Value = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "pass");
+    assert_eq!(ready["checks"][0]["component"], "database");
+    // The dev profile's three issuers are fetched over HTTP from the gateway itself.
+    let issuers: Vec<&str> = ready["checks"].as_array().unwrap()[1..]
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(issuers, ["pass", "pass", "pass"]);
+
+    let token = app.token("staff-emis");
+    app.get("/Patient/patient-jane-smith", &token).await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"gateway_http_requests_total{method="GET",route="/Patient/{id}",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gateway_http_request_duration_seconds_bucket"));
+    assert!(!metrics.contains("patient-jane-smith"), "raw paths never become labels");
+}
+
+#[tokio::test]
+async fn unknown_paths_are_operation_outcomes() {
+    let app = TestApp::spawn().await;
+    let (status, _, body) = app.get("/Practitioner/1", &app.token("staff-emis")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(outcome_code(&body), "RESOURCE_NOT_FOUND");
+    let response = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    let app = TestApp::spawn_with(|s| s.http.rate_limit_per_minute = 5).await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = app.client.get(app.url("/metadata")).send().await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("the sixth request within a minute is limited");
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(outcome_code(&body), "TOO_MANY_REQUESTS");
+    // Health checks are never limited: orchestrators must always get an answer.
+    assert_eq!(
+        app.client.get(app.url("/health/live")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn production_refuses_the_dev_profile() {
+    let (mut settings, _db, _data) = test_settings();
+    settings.env = gp_online_gateway::config::Environment::Production;
+    let err = gp_online_gateway::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("dev profile"), "{err}");
+}

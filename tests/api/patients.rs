@@ -1,0 +1,431 @@
+//! The Patient lifecycle: create, read, update with If-Match, conditional create, search.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn create_read_update_lifecycle() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let body = new_patient(FREE_NHS_NUMBERS[0], "Taylor", "A81001");
+    let (status, headers, created) = app.post_fhir("/Patient", &token, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["meta"]["versionId"], "1");
+    assert!(created["meta"]["lastUpdated"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(headers["etag"], "W/\"1\"");
+    assert_eq!(
+        headers["location"].to_str().unwrap(),
+        app.url(&format!("/Patient/{id}/_history/1"))
+    );
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/fhir+json")
+    );
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(
+        created["generalPractitioner"][0]["reference"],
+        "Organization/practice-a81001"
+    );
+
+    let (status, headers, read) = app.get(&format!("/Patient/{id}"), &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["etag"], "W/\"1\"");
+    assert_eq!(read, created);
+
+    // Update without If-Match: 412.
+    let mut changed = read.clone();
+    changed["name"][0]["family"] = json!("Taylor-Hughes");
+    let put = |etag: Option<&str>, body: &Value| {
+        let mut rb = app
+            .request(Method::PUT, &format!("/Patient/{id}"), Some(&token))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string());
+        if let Some(e) = etag {
+            rb = rb.header("if-match", e);
+        }
+        send(rb)
+    };
+    let (status, _, outcome) = put(None, &changed).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(outcome_code(&outcome), "PRECONDITION_REQUIRED");
+
+    let (status, headers, updated) = put(Some("W/\"1\""), &changed).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(headers["etag"], "W/\"2\"");
+    assert_eq!(updated["meta"]["versionId"], "2");
+    assert_eq!(updated["name"][0]["family"], "Taylor-Hughes");
+
+    // The same stale ETag again: 409.
+    let (status, _, outcome) = put(Some("W/\"1\""), &changed).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(outcome_code(&outcome), "VERSION_CONFLICT");
+
+    // A malformed If-Match is a 400, an id mismatch is a 400.
+    let (status, _, _) = put(Some("yesterday"), &changed).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let mut wrong_id = updated.clone();
+    wrong_id["id"] = json!("another-id");
+    let (status, _, _) = put(Some("W/\"2\""), &wrong_id).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (_, _, read) = app.get(&format!("/Patient/{id}"), &token).await;
+    assert_eq!(read["meta"]["versionId"], "2");
+
+    let (status, _, outcome) = app.get("/Patient/does-not-exist", &token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(outcome_code(&outcome), "RESOURCE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn concurrent_updates_with_the_same_etag_let_exactly_one_win() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let (_, _, current) = app.get("/Patient/patient-amir-khan", &token).await;
+    let mut attempts = Vec::new();
+    for i in 0..6 {
+        let mut body = current.clone();
+        body["name"][0]["given"] = json!([format!("Amir{i}")]);
+        attempts.push(send(
+            app.request(Method::PUT, "/Patient/patient-amir-khan", Some(&token))
+                .header("content-type", "application/fhir+json")
+                .header("if-match", "W/\"1\"")
+                .body(body.to_string()),
+        ));
+    }
+    let results = futures_util::future::join_all(attempts).await;
+    let ok = results.iter().filter(|(s, _, _)| *s == StatusCode::OK).count();
+    let conflicts = results.iter().filter(|(s, _, _)| *s == StatusCode::CONFLICT).count();
+    assert_eq!((ok, conflicts), (1, 5));
+    let (_, _, after) = app.get("/Patient/patient-amir-khan", &token).await;
+    assert_eq!(after["meta"]["versionId"], "2");
+}
+
+#[tokio::test]
+async fn invalid_resources_are_refused_with_the_offending_element() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let cases: Vec<(Value, StatusCode, &str, &str)> = vec![
+        (
+            new_patient("9990000019", "Bad", "A81001"),
+            StatusCode::BAD_REQUEST,
+            "INVALID_IDENTIFIER",
+            "Patient.identifier[0].value",
+        ),
+        (
+            new_patient("12345", "Bad", "A81001"),
+            StatusCode::BAD_REQUEST,
+            "INVALID_IDENTIFIER",
+            "Patient.identifier[0].value",
+        ),
+        (
+            with(
+                new_patient(FREE_NHS_NUMBERS[1], "Bad", "A81001"),
+                "/birthDate",
+                json!("2999-01-01"),
+            ),
+            StatusCode::BAD_REQUEST,
+            "INVALID_RESOURCE",
+            "Patient.birthDate",
+        ),
+        (
+            with(
+                new_patient(FREE_NHS_NUMBERS[1], "Bad", "A81001"),
+                "/birthDate",
+                json!("01/02/1990"),
+            ),
+            StatusCode::BAD_REQUEST,
+            "INVALID_RESOURCE",
+            "Patient.birthDate",
+        ),
+        (
+            with(new_patient(FREE_NHS_NUMBERS[1], "Bad", "A81001"), "/gender", json!("m")),
+            StatusCode::BAD_REQUEST,
+            "INVALID_RESOURCE",
+            "Patient.gender",
+        ),
+        (
+            with(
+                new_patient(FREE_NHS_NUMBERS[1], "", "A81001"),
+                "/name/0/family",
+                json!(""),
+            ),
+            StatusCode::BAD_REQUEST,
+            "INVALID_RESOURCE",
+            "Patient.name.family",
+        ),
+        (
+            with(
+                new_patient(FREE_NHS_NUMBERS[1], "Bad", "A81001"),
+                "/telecom/0/value",
+                json!("not-an-email"),
+            ),
+            StatusCode::BAD_REQUEST,
+            "INVALID_RESOURCE",
+            "Patient.telecom",
+        ),
+        (
+            with(
+                new_patient(FREE_NHS_NUMBERS[1], "Bad", "A81001"),
+                "/resourceType",
+                json!("Practitioner"),
+            ),
+            StatusCode::BAD_REQUEST,
+            "INVALID_RESOURCE",
+            "Patient.resourceType",
+        ),
+        (
+            new_patient(FREE_NHS_NUMBERS[1], "Bad", "Z99999"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UNKNOWN_PRACTICE",
+            "Patient.generalPractitioner[0]",
+        ),
+    ];
+    for (body, status, code, expression) in cases {
+        let (got, _, outcome) = app.post_fhir("/Patient", &token, &body).await;
+        assert_eq!(got, status, "{body} -> {outcome}");
+        assert_eq!(outcome_code(&outcome), code, "{outcome}");
+        assert_eq!(outcome["issue"][0]["expression"][0], expression, "{outcome}");
+    }
+    // Unknown elements are refused rather than silently dropped.
+    let mut extra = new_patient(FREE_NHS_NUMBERS[1], "Bad", "A81001");
+    extra["maritalStatus"] = json!({"text": "married"});
+    let (status, _, outcome) = app.post_fhir("/Patient", &token, &extra).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        outcome["issue"][0]["details"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("maritalStatus")
+    );
+    // Not JSON at all.
+    let (status, _, outcome) = send(
+        app.request(Method::POST, "/Patient", Some(&token))
+            .header("content-type", "application/fhir+json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(outcome_code(&outcome), "INVALID_RESOURCE");
+    // Nothing was stored.
+    let (_, _, bundle) = app.get("/Patient?family=bad", &token).await;
+    assert_eq!(bundle["total"], 0);
+}
+
+fn with(mut v: Value, pointer: &str, value: Value) -> Value {
+    *v.pointer_mut(pointer).expect("pointer exists") = value;
+    v
+}
+
+#[tokio::test]
+async fn content_types_and_body_size_are_enforced() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let body = new_patient(FREE_NHS_NUMBERS[2], "Plain", "A81001");
+    let (status, _, created) = send(
+        app.request(Method::POST, "/Patient", Some(&token))
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body.to_string()),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "plain application/json is accepted: {created}"
+    );
+
+    let (status, _, outcome) = send(
+        app.request(Method::POST, "/Patient", Some(&token))
+            .header("content-type", "text/plain")
+            .body(body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(outcome_code(&outcome), "UNSUPPORTED_MEDIA_TYPE");
+
+    let mut huge = new_patient(FREE_NHS_NUMBERS[3], "Huge", "A81001");
+    huge["name"][0]["given"] = json!(vec!["x".repeat(1000); 100]);
+    let (status, _, outcome) = app.post_fhir("/Patient", &token, &huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(outcome_code(&outcome), "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn duplicates_and_conditional_create() {
+    let app = TestApp::spawn().await;
+    let emis = app.token("staff-emis");
+    // A seeded patient's NHS number cannot be registered again.
+    let (status, _, outcome) = app
+        .post_fhir("/Patient", &emis, &new_patient("9990000018", "Smith", "A81001"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(outcome_code(&outcome), "DUPLICATE_RESOURCE");
+
+    let conditional = |token: &str, nhs: &str, body: &Value| {
+        send(
+            app.request(Method::POST, "/Patient", Some(token))
+                .header("content-type", "application/fhir+json")
+                .header(
+                    "if-none-exist",
+                    format!("identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}"),
+                )
+                .body(body.to_string()),
+        )
+    };
+    let body = new_patient(FREE_NHS_NUMBERS[4], "Conditional", "A81001");
+    let (status, _, first) = conditional(&emis, FREE_NHS_NUMBERS[4], &body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, headers, second) = conditional(&emis, FREE_NHS_NUMBERS[4], &body).await;
+    assert_eq!(status, StatusCode::OK, "a match is returned, not created: {second}");
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(headers["etag"], "W/\"1\"");
+
+    // Seen from another practice, the match is a conflict and its content is not revealed.
+    let tpp = app.token("staff-tpp");
+    let (status, _, outcome) = conditional(
+        &tpp,
+        FREE_NHS_NUMBERS[4],
+        &new_patient(FREE_NHS_NUMBERS[4], "Conditional", "B82005"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(outcome_code(&outcome), "DUPLICATE_RESOURCE");
+
+    // A condition matching several records is refused.
+    let (status, _, outcome) = send(
+        app.request(Method::POST, "/Patient", Some(&emis))
+            .header("content-type", "application/fhir+json")
+            .header("if-none-exist", "family=smith")
+            .body(new_patient(FREE_NHS_NUMBERS[5], "Smith", "A81001").to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(outcome_code(&outcome), "MULTIPLE_MATCHES");
+}
+
+#[tokio::test]
+async fn search_by_each_parameter_with_paging() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    for (i, nhs) in FREE_NHS_NUMBERS.iter().enumerate().take(5) {
+        let mut body = new_patient(nhs, "Pager", "A81001");
+        body["name"][0]["given"] = json!([format!("P{i}")]);
+        let (status, _, _) = app.post_fhir("/Patient", &token, &body).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, _, page1) = app.get("/Patient?family=PAG&_count=2", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page1["resourceType"], "Bundle");
+    assert_eq!(page1["type"], "searchset");
+    assert_eq!(page1["total"], 5);
+    assert_eq!(page1["entry"].as_array().unwrap().len(), 2);
+    let next = page1["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut seen: Vec<String> = page1["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut next_url = Some(next);
+    while let Some(url) = next_url {
+        let (status, _, _, page) = {
+            let r = app.client.get(&url).bearer_auth(&token).send().await.unwrap();
+            let s = r.status();
+            let h = r.headers().clone();
+            (s, h, (), r.json::<Value>().await.unwrap())
+        };
+        assert_eq!(status, StatusCode::OK);
+        seen.extend(
+            page["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_owned()),
+        );
+        next_url = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_owned());
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "paging visits every match once");
+
+    let (_, _, by_id) = app
+        .get(
+            "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000034",
+            &token,
+        )
+        .await;
+    assert_eq!(by_id["total"], 1);
+    assert_eq!(by_id["entry"][0]["resource"]["id"], "patient-amir-khan");
+    assert_eq!(by_id["entry"][0]["fullUrl"], app.url("/Patient/patient-amir-khan"));
+    let (_, _, by_value) = app.get("/Patient?identifier=9990000034", &token).await;
+    assert_eq!(by_value["total"], 1);
+    let (_, _, by_date) = app.get("/Patient?birthdate=1980-05-01", &token).await;
+    assert_eq!(by_date["total"], 1);
+    let (_, _, combined) = app.get("/Patient?family=smith&birthdate=2014-09-12", &token).await;
+    assert_eq!(combined["total"], 1);
+    let (_, _, by_org) = app.get("/Patient?organization=A81001&_count=0", &token).await;
+    assert_eq!(by_org["total"], 9, "4 seeded + 5 created");
+    assert!(by_org.get("entry").is_none());
+    let (_, _, by_ref) = app
+        .get("/Patient?organization=Organization/practice-a81001&family=khan", &token)
+        .await;
+    assert_eq!(by_ref["total"], 1);
+    // LIKE wildcards in a search term are literal.
+    let (_, _, wildcard) = app.get("/Patient?family=%25", &token).await;
+    assert_eq!(wildcard["total"], 0);
+
+    for bad in [
+        "/Patient?foo=bar",
+        "/Patient?birthdate=yesterday",
+        "/Patient?_count=1000",
+        "/Patient?identifier=http://x|1",
+        "/Patient?family=a&family=b",
+    ] {
+        let (status, _, outcome) = app.get(bad, &token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(outcome_code(&outcome), "INVALID_SEARCH_PARAMETER", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn chi_and_hc_numbers_are_patient_identifiers_too() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-tpp");
+    let mut chi = new_patient("1403775419", "Mackenzie", "B82005");
+    chi["identifier"][0]["system"] = json!("https://fhir.nhs.scot/Id/chi-number");
+    let (status, _, created) = app.post_fhir("/Patient", &token, &chi).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, _, found) = app
+        .get(
+            "/Patient?identifier=https://fhir.nhs.scot/Id/chi-number|1403775419",
+            &token,
+        )
+        .await;
+    assert_eq!(found["total"], 1);
+
+    let mut hc = new_patient("3200000015", "O'Neill", "B82005");
+    hc["identifier"][0]["system"] = json!("https://fhir.hscni.net/Id/hcn");
+    let (status, _, _) = app.post_fhir("/Patient", &token, &hc).await;
+    assert_eq!(status, StatusCode::CREATED);
+    hc["identifier"][0]["value"] = json!("9434765919");
+    let (status, _, outcome) = app.post_fhir("/Patient", &token, &hc).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an NHS number is not an H&C number");
+    assert_eq!(outcome_code(&outcome), "INVALID_IDENTIFIER");
+}

@@ -1,0 +1,126 @@
+//! X-Request-ID replay of completed writes, and X-Correlation-ID mirroring.
+
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_replayed_write_returns_the_first_response_and_creates_nothing_new() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let body = new_patient(FREE_NHS_NUMBERS[0], "Replay", "A81001");
+    let post = || {
+        send(
+            app.request(Method::POST, "/Patient", Some(&token))
+                .header("content-type", "application/fhir+json")
+                .header("x-request-id", &request_id)
+                .body(body.to_string()),
+        )
+    };
+    let (status, headers, first) = post().await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers["x-request-id"].to_str().unwrap(), request_id);
+    let (status, headers, second) = post().await;
+    assert_eq!(status, StatusCode::CREATED, "the replay carries the first status");
+    assert_eq!(second, first);
+    assert_eq!(headers["x-idempotent-replay"], "true");
+    assert_eq!(
+        headers["location"].to_str().unwrap(),
+        app.url(&format!("/Patient/{}/_history/1", first["id"].as_str().unwrap()))
+    );
+    let (_, _, bundle) = app.get("/Patient?family=replay", &token).await;
+    assert_eq!(bundle["total"], 1);
+
+    // The same id with a different body is refused rather than silently replayed.
+    let (status, _, outcome) = send(
+        app.request(Method::POST, "/Patient", Some(&token))
+            .header("content-type", "application/fhir+json")
+            .header("x-request-id", &request_id)
+            .body(new_patient(FREE_NHS_NUMBERS[1], "Other", "A81001").to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(outcome_code(&outcome), "REQUEST_ID_REUSED");
+
+    // Another caller using the same id does not see the first caller's response.
+    let (status, _, other) = send(
+        app.request(Method::POST, "/Patient", Some(&app.token("staff-tpp")))
+            .header("content-type", "application/fhir+json")
+            .header("x-request-id", &request_id)
+            .body(body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{other}");
+}
+
+#[tokio::test]
+async fn refused_writes_are_replayed_too_but_server_errors_are_not_remembered() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let bad = new_patient("9990000019", "Invalid", "A81001");
+    for _ in 0..2 {
+        let (status, _, outcome) = send(
+            app.request(Method::POST, "/Patient", Some(&token))
+                .header("content-type", "application/fhir+json")
+                .header("x-request-id", &request_id)
+                .body(bad.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(outcome_code(&outcome), "INVALID_IDENTIFIER");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_of_one_request_create_one_record() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let body = new_patient(FREE_NHS_NUMBERS[2], "Burst", "A81001");
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            send(
+                app.request(Method::POST, "/Patient", Some(&token))
+                    .header("content-type", "application/fhir+json")
+                    .header("x-request-id", &request_id)
+                    .body(body.to_string()),
+            )
+        })
+        .collect();
+    let results = futures_util::future::join_all(attempts).await;
+    for (status, _, outcome) in &results {
+        assert!(
+            *status == StatusCode::CREATED
+                || (*status == StatusCode::CONFLICT && outcome_code(outcome) == "REQUEST_IN_PROGRESS"),
+            "{status} {outcome}"
+        );
+    }
+    let (_, _, bundle) = app.get("/Patient?family=burst", &token).await;
+    assert_eq!(bundle["total"], 1);
+}
+
+#[tokio::test]
+async fn ids_are_mirrored_generated_and_validated() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(app.url("/metadata"))
+        .header("x-correlation-id", "practice-batch-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-correlation-id"], "practice-batch-42");
+    let generated = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok());
+
+    let (status, _, outcome) = send(
+        app.client
+            .get(app.url("/metadata"))
+            .header("x-request-id", "not-a-uuid"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(outcome_code(&outcome), "INVALID_REQUEST");
+}
