@@ -34,7 +34,8 @@ pub fn capability_statement(base_url: &str, now: &str) -> Value {
                     "conditionalUpdate": false,
                     "conditionalDelete": "not-supported",
                     "interaction": [
-                        {"code": "read"}, {"code": "update"}, {"code": "create"}, {"code": "search-type"}
+                        {"code": "read"}, {"code": "vread"}, {"code": "update"}, {"code": "create"},
+                        {"code": "search-type"}
                     ],
                     "searchParam": [
                         {"name": "identifier", "type": "token", "documentation": "system|value of the NHS, CHI or H&C number"},

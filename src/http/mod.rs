@@ -62,6 +62,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(patients::search_patients)
         .service(patients::create_patient)
         .service(patients::read_patient)
+        .service(patients::vread_patient)
         .service(patients::update_patient)
         .service(organizations::search_organizations)
         .service(organizations::read_organization)

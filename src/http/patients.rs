@@ -81,6 +81,43 @@ pub async fn read_patient(
     ))
 }
 
+/// Read a specific version of a patient record. Only the current version is retained; an
+/// older version id answers 404 with a message saying so.
+#[utoipa::path(
+    tag = "Patient",
+    params(
+        ("id" = String, Path, description = "Logical id of the patient record"),
+        ("vid" = String, Path, description = "Version id (meta.versionId)"),
+    ),
+    responses(
+        (status = 200, description = "The patient at that version", body = Patient, content_type = "application/fhir+json"),
+        (status = 404, description = "No such record or version", body = OperationOutcome),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/Patient/{id}/_history/{vid}")]
+#[tracing::instrument(skip_all)]
+pub async fn vread_patient(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, vid) = path.into_inner();
+    let record = patients::read(&state.pool, &principal, id).await?;
+    if vid != record.version.to_string() {
+        return Err(ApiError::new(
+            ErrorCode::ResourceNotFound,
+            "only the current version of a patient record is retained",
+        ));
+    }
+    Ok(resource(
+        StatusCode::OK,
+        &Patient::from_record(&record),
+        Some(record.version),
+        Some(record.last_updated),
+    ))
+}
+
 /// Search patient records.
 ///
 /// Staff searches are confined to their own practice; a patient sees only their own record.

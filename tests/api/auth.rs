@@ -396,3 +396,119 @@ async fn an_unreachable_issuer_gives_503_not_401_and_is_reported_by_readiness() 
     let health: Value = response.json().await.unwrap();
     assert_eq!(health["checks"][1]["status"], "warn");
 }
+
+/// An identity provider whose key set the test controls, counting key-set fetches.
+struct RotatingIdp {
+    issuer: String,
+    keys: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    jwks_hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn public_jwk(pem: &str, kid: &str) -> Value {
+    use openidconnect::PrivateSigningKey;
+    let key = CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new(kid.into()))).unwrap();
+    serde_json::to_value(key.as_verification_key()).unwrap()
+}
+
+async fn spawn_rotating_idp(initial: Vec<Value>) -> RotatingIdp {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}/oidc", listener.local_addr().unwrap());
+    let keys = std::sync::Arc::new(std::sync::Mutex::new(initial));
+    let jwks_hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (k, h, i) = (keys.clone(), jwks_hits.clone(), issuer.clone());
+    let server = HttpServer::new(move || {
+        let (k, h, i) = (k.clone(), h.clone(), i.clone());
+        App::new()
+            .route(
+                "/oidc/.well-known/openid-configuration",
+                web::get().to(move || {
+                    let i = i.clone();
+                    async move {
+                        HttpResponse::Ok().json(json!({
+                            "issuer": i,
+                            "authorization_endpoint": format!("{i}/authorize"),
+                            "jwks_uri": format!("{i}/keys"),
+                            "response_types_supported": ["code"],
+                            "subject_types_supported": ["public"],
+                            "id_token_signing_alg_values_supported": ["RS512"]
+                        }))
+                    }
+                }),
+            )
+            .route(
+                "/oidc/keys",
+                web::get().to(move || {
+                    let (k, h) = (k.clone(), h.clone());
+                    async move {
+                        h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        HttpResponse::Ok().json(json!({"keys": *k.lock().unwrap()}))
+                    }
+                }),
+            )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    RotatingIdp {
+        issuer,
+        keys,
+        jwks_hits,
+    }
+}
+
+#[tokio::test]
+async fn key_rotation_is_picked_up_on_an_unknown_kid_and_refetches_are_rate_limited() {
+    use std::sync::atomic::Ordering;
+    let idp = spawn_rotating_idp(vec![public_jwk(shared_key_pem(), "key-a")]).await;
+    let issuer = idp.issuer.clone();
+    let app = TestApp::spawn_with(|s| {
+        s.auth.issuers = vec![IssuerSettings {
+            name: "rotating".into(),
+            kind: IssuerKind::Staff,
+            issuer: issuer.clone(),
+            algorithms: vec!["RS512".into()],
+        }];
+        s.auth.jwks_min_refresh_seconds = 1;
+    })
+    .await;
+    let mut claims = gp_online_gateway::dev::persona("staff-emis").unwrap().claims();
+    claims["iss"] = json!(issuer);
+    claims["aud"] = json!("gp-online-gateway");
+    claims["iat"] = json!(now());
+    claims["exp"] = json!(now() + 300);
+
+    let (status, _, _) = app
+        .get("/Organization", &rs512(shared_key_pem(), "key-a", &claims))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 1);
+    let (status, _, _) = app
+        .get("/Organization", &rs512(shared_key_pem(), "key-a", &claims))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 1, "the key set is cached");
+
+    // The provider rotates to a new key; tokens signed with it carry a kid the gateway has not seen.
+    idp.keys.lock().unwrap().push(public_jwk(stranger_key_pem(), "key-b"));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _, body) = app
+        .get("/Organization", &rs512(stranger_key_pem(), "key-b", &claims))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
+
+    // A burst of made-up key ids cannot make the gateway hammer the provider.
+    for i in 0..5 {
+        let (status, _, _) = app
+            .get(
+                "/Organization",
+                &rs512(stranger_key_pem(), &format!("made-up-{i}"), &claims),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
+}

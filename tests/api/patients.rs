@@ -75,6 +75,17 @@ async fn create_read_update_lifecycle() {
 
     let (_, _, read) = app.get(&format!("/Patient/{id}"), &token).await;
     assert_eq!(read["meta"]["versionId"], "2");
+    let (status, _, current) = app.get(&format!("/Patient/{id}/_history/2"), &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(current, read);
+    let (status, _, outcome) = app.get(&format!("/Patient/{id}/_history/1"), &token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        outcome["issue"][0]["details"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("current version")
+    );
 
     let (status, _, outcome) = app.get("/Patient/does-not-exist", &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
