@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod services;
 pub mod startup;
 pub mod state;
+pub mod suppliers;
 pub mod telemetry;
 
 pub use startup::Application;

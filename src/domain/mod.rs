@@ -9,3 +9,5 @@ pub use patient::{Gender, PatientDetails, PatientDetailsError};
 pub use practice::{AccessModel, OnlineServicesSettings, Supplier};
 mod records;
 pub use records::{PatientRecord, PracticeRecord};
+mod access;
+pub use access::{AccessSettings, RecordAccessLevel, Services};

@@ -1,0 +1,63 @@
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// How much of their GP record a patient (or proxy) may see online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordAccessLevel {
+    None,
+    /// Summary information (allergies, medication, adverse reactions).
+    Summary,
+    /// Detailed coded record: coded entries without free text or documents.
+    DetailedCoded,
+    /// Full record including free text and documents, from a `from` date.
+    Full,
+}
+
+impl RecordAccessLevel {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "none" => Some(Self::None),
+            "summary" => Some(Self::Summary),
+            "detailed-coded" => Some(Self::DetailedCoded),
+            "full" => Some(Self::Full),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Summary => "summary",
+            Self::DetailedCoded => "detailed-coded",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// Transactional online services.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Services {
+    pub appointments: bool,
+    pub prescriptions: bool,
+    pub messaging: bool,
+}
+
+/// Everything an online account may do: the canonical model every supplier adapter maps from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessSettings {
+    pub services: Services,
+    pub record_level: RecordAccessLevel,
+    /// For full record access: entries dated on or after this day are visible.
+    pub record_from: Option<NaiveDate>,
+}
+
+impl AccessSettings {
+    pub fn none() -> Self {
+        Self {
+            services: Services::default(),
+            record_level: RecordAccessLevel::None,
+            record_from: None,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! EMIS-like adapter (JSON).

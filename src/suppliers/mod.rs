@@ -1,0 +1,128 @@
+//! GP clinical system suppliers: one canonical model, one trait, two real HTTP adapters with
+//! their own wire formats (EMIS-like JSON, TPP-like XML), and simulators of both.
+
+pub mod emis;
+pub mod simulator;
+pub mod tpp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::domain::{AccessSettings, Supplier};
+
+/// What the gateway asks a supplier to create: an online account for a registered patient.
+#[derive(Debug, Clone)]
+pub struct CreateAccount {
+    /// NHS number (or CHI / H&C number) as 10 digits.
+    pub patient_identifier: String,
+    pub ods_code: String,
+    pub email: Option<String>,
+    pub family_name: String,
+    pub birth_date: NaiveDate,
+    pub access: AccessSettings,
+}
+
+/// Credentials the supplier issued for an account. `linkage_key` is a secret.
+#[derive(Clone)]
+pub struct AccountCredentials {
+    /// The supplier's own handle for later calls (EMIS-like AccessIdentityGuid, TPP-like account id).
+    pub supplier_ref: String,
+    /// The Account ID printed on the registration letter.
+    pub account_id: String,
+    pub linkage_key: String,
+}
+
+impl std::fmt::Debug for AccountCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountCredentials")
+            .field("supplier_ref", &self.supplier_ref)
+            .field("account_id", &self.account_id)
+            .field("linkage_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Supplier failures, normalised across suppliers. Every supplier error code maps to one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SupplierError {
+    #[error("online services are not enabled at the practice")]
+    PracticeNotEnabled,
+    #[error("the patient is not registered at the practice")]
+    PatientNotFound,
+    #[error("the patient's record is archived")]
+    Archived,
+    #[error("the patient is under the supplier's minimum age for an online account")]
+    UnderMinimumAge,
+    #[error("the patient already has an online account")]
+    Conflict,
+    #[error("the details do not match the supplier's record")]
+    InvalidDetails,
+    /// Down, timing out, 5xx, throttled: worth retrying.
+    #[error("the supplier is unavailable: {0}")]
+    Unavailable(String),
+    /// A refusal the gateway cannot classify further; not retried.
+    #[error("the supplier refused the request ({code}): {message}")]
+    Rejected { code: String, message: String },
+}
+
+impl SupplierError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// A stable code for Task output and OperationOutcomes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::PracticeNotEnabled => "SUPPLIER_PRACTICE_NOT_ENABLED",
+            Self::PatientNotFound => "SUPPLIER_PATIENT_NOT_FOUND",
+            Self::Archived => "SUPPLIER_PATIENT_ARCHIVED",
+            Self::UnderMinimumAge => "SUPPLIER_UNDER_MINIMUM_AGE",
+            Self::Conflict => "SUPPLIER_CONFLICT",
+            Self::InvalidDetails => "SUPPLIER_INVALID_DETAILS",
+            Self::Unavailable(_) => "SUPPLIER_UNAVAILABLE",
+            Self::Rejected { .. } => "SUPPLIER_REJECTED",
+        }
+    }
+}
+
+/// Every call carries an idempotency key, sent as `X-Request-ID` and reused on every retry of
+/// the same job, so a supplier that saw the first attempt does not act twice.
+#[async_trait::async_trait]
+pub trait SupplierAdapter: Send + Sync {
+    fn supplier(&self) -> Supplier;
+
+    async fn create_account(&self, idempotency_key: &str, request: &CreateAccount) -> Result<AccountCredentials, SupplierError>;
+
+    async fn set_access(&self, idempotency_key: &str, supplier_ref: &str, access: &AccessSettings) -> Result<(), SupplierError>;
+
+    /// Issues a new linkage key; the old one stops working.
+    async fn reset_linkage_key(&self, idempotency_key: &str, supplier_ref: &str) -> Result<AccountCredentials, SupplierError>;
+
+    /// Disables (with a reason) or re-enables an account.
+    async fn set_account_enabled(
+        &self,
+        idempotency_key: &str,
+        supplier_ref: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<(), SupplierError>;
+}
+
+/// The adapters by supplier, built once at start.
+#[derive(Clone, Default)]
+pub struct SupplierRegistry {
+    adapters: HashMap<Supplier, Arc<dyn SupplierAdapter>>,
+}
+
+impl SupplierRegistry {
+    pub fn with(mut self, adapter: Arc<dyn SupplierAdapter>) -> Self {
+        self.adapters.insert(adapter.supplier(), adapter);
+        self
+    }
+
+    pub fn get(&self, supplier: Supplier) -> Option<Arc<dyn SupplierAdapter>> {
+        self.adapters.get(&supplier).cloned()
+    }
+}

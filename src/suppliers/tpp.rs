@@ -1,0 +1,1 @@
+//! TPP-like adapter (XML).
