@@ -2,6 +2,7 @@
 //! their own wire formats (EMIS-like JSON, TPP-like XML), and simulators of both.
 
 pub mod emis;
+mod http;
 pub mod simulator;
 pub mod tpp;
 
@@ -93,12 +94,25 @@ impl SupplierError {
 pub trait SupplierAdapter: Send + Sync {
     fn supplier(&self) -> Supplier;
 
-    async fn create_account(&self, idempotency_key: &str, request: &CreateAccount) -> Result<AccountCredentials, SupplierError>;
+    async fn create_account(
+        &self,
+        idempotency_key: &str,
+        request: &CreateAccount,
+    ) -> Result<AccountCredentials, SupplierError>;
 
-    async fn set_access(&self, idempotency_key: &str, supplier_ref: &str, access: &AccessSettings) -> Result<(), SupplierError>;
+    async fn set_access(
+        &self,
+        idempotency_key: &str,
+        supplier_ref: &str,
+        access: &AccessSettings,
+    ) -> Result<(), SupplierError>;
 
     /// Issues a new linkage key; the old one stops working.
-    async fn reset_linkage_key(&self, idempotency_key: &str, supplier_ref: &str) -> Result<AccountCredentials, SupplierError>;
+    async fn reset_linkage_key(
+        &self,
+        idempotency_key: &str,
+        supplier_ref: &str,
+    ) -> Result<AccountCredentials, SupplierError>;
 
     /// Disables (with a reason) or re-enables an account.
     async fn set_account_enabled(

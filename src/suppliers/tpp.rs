@@ -1,1 +1,625 @@
 //! TPP-like adapter (XML).
+//!
+//! One endpoint; the message type travels in a `type` header and the body's root element has the
+//! same name. Every message but `CreateSession` needs a session id (`suid`), which is created on
+//! first use, shared by all calls and renewed once when the supplier says it has expired.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use quick_xml::events::Event;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::http::{http_client, scrub, transport_error};
+use super::{AccountCredentials, CreateAccount, SupplierAdapter, SupplierError};
+use crate::domain::{AccessSettings, RecordAccessLevel, Services, Supplier};
+
+/// `ServiceAccess` bits.
+pub const FULL_RECORD: u32 = 1;
+pub const APPOINTMENTS: u32 = 2;
+pub const MEDICATION: u32 = 4;
+pub const SUMMARY_RECORD: u32 = 64;
+pub const DETAILED_CODED_RECORD: u32 = 128;
+pub const MESSAGING: u32 = 512;
+
+const APPLICATION_NAME: &str = "gp-online-gateway";
+const SESSION_INVALID: &str = "3";
+
+/// Each record level includes the ones below it, as the supplier expects.
+pub fn service_access_flags(access: &AccessSettings) -> u32 {
+    let record = match access.record_level {
+        RecordAccessLevel::None => 0,
+        RecordAccessLevel::Summary => SUMMARY_RECORD,
+        RecordAccessLevel::DetailedCoded => SUMMARY_RECORD | DETAILED_CODED_RECORD,
+        RecordAccessLevel::Full => SUMMARY_RECORD | DETAILED_CODED_RECORD | FULL_RECORD,
+    };
+    let service = |enabled: bool, flag: u32| if enabled { flag } else { 0 };
+    record
+        | service(access.services.appointments, APPOINTMENTS)
+        | service(access.services.prescriptions, MEDICATION)
+        | service(access.services.messaging, MESSAGING)
+}
+
+/// The highest record bit decides the level; the date only means something for full access.
+pub fn access_from_flags(flags: u32, record_from: Option<NaiveDate>) -> AccessSettings {
+    let record_level = if flags & FULL_RECORD != 0 {
+        RecordAccessLevel::Full
+    } else if flags & DETAILED_CODED_RECORD != 0 {
+        RecordAccessLevel::DetailedCoded
+    } else if flags & SUMMARY_RECORD != 0 {
+        RecordAccessLevel::Summary
+    } else {
+        RecordAccessLevel::None
+    };
+    AccessSettings {
+        services: Services {
+            appointments: flags & APPOINTMENTS != 0,
+            prescriptions: flags & MEDICATION != 0,
+            messaging: flags & MESSAGING != 0,
+        },
+        record_level,
+        record_from: record_from.filter(|_| record_level == RecordAccessLevel::Full),
+    }
+}
+
+pub struct TppAdapter {
+    http: reqwest::Client,
+    endpoint: String,
+    /// Held while a session is being created, so concurrent first calls open only one.
+    session: Mutex<Option<String>>,
+}
+
+impl TppAdapter {
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: http_client(timeout)?,
+            endpoint: format!("{}/tpp", base_url.trim_end_matches('/')),
+            session: Mutex::new(None),
+        })
+    }
+
+    /// Checks the details from a registration letter the way the supplier does when a patient
+    /// links an app; returns the patient's identifier (NHS number).
+    #[tracing::instrument(skip_all, fields(supplier = "tpp"))]
+    pub async fn verify_linkage(
+        &self,
+        idempotency_key: &str,
+        account_id: &str,
+        linkage_key: &str,
+        ods_code: &str,
+        surname: &str,
+        birth_date: NaiveDate,
+    ) -> Result<String, SupplierError> {
+        let message = VerifyLinkage {
+            account_id,
+            passphrase: linkage_key,
+            organisation_code: ods_code,
+            surname,
+            date_of_birth: birth_date,
+        };
+        let reply: VerifyLinkageReply = self.exchange(idempotency_key, "VerifyLinkage", &message).await?;
+        Ok(reply.patient_identifier)
+    }
+
+    /// Sends one message in the current session, renewing the session once if it has expired.
+    async fn exchange<M: Serialize, R: DeserializeOwned>(
+        &self,
+        idempotency_key: &str,
+        message_type: &str,
+        message: &M,
+    ) -> Result<R, SupplierError> {
+        let body = to_xml(message_type, message)?;
+        let suid = self.session(idempotency_key).await?;
+        let reply = match self
+            .post(idempotency_key, message_type, Some(&suid), body.clone())
+            .await
+        {
+            Err(Failure::SessionInvalid) => {
+                self.forget_session(&suid).await;
+                let suid = self.session(idempotency_key).await?;
+                self.post(idempotency_key, message_type, Some(&suid), body).await
+            }
+            other => other,
+        };
+        match reply {
+            Ok(xml) => from_xml(message_type, &xml),
+            Err(Failure::SessionInvalid) => Err(SupplierError::Unavailable(
+                "the supplier refused a freshly created session".to_owned(),
+            )),
+            Err(Failure::Supplier(error)) => Err(error),
+        }
+    }
+
+    async fn session(&self, idempotency_key: &str) -> Result<String, SupplierError> {
+        let mut cached = self.session.lock().await;
+        if let Some(suid) = cached.as_ref() {
+            return Ok(suid.clone());
+        }
+        let message = CreateSession {
+            application: APPLICATION_NAME,
+        };
+        let body = to_xml("CreateSession", &message)?;
+        let reply = match self.post(idempotency_key, "CreateSession", None, body).await {
+            Ok(xml) => from_xml::<CreateSessionReply>("CreateSession", &xml)?,
+            Err(Failure::SessionInvalid) => {
+                return Err(SupplierError::Unavailable(
+                    "the supplier refused to open a session".to_owned(),
+                ));
+            }
+            Err(Failure::Supplier(error)) => return Err(error),
+        };
+        *cached = Some(reply.suid.clone());
+        Ok(reply.suid)
+    }
+
+    /// Another call may already have replaced the stale session; keep the newer one.
+    async fn forget_session(&self, stale: &str) {
+        let mut cached = self.session.lock().await;
+        if cached.as_deref() == Some(stale) {
+            *cached = None;
+        }
+    }
+
+    async fn post(
+        &self,
+        idempotency_key: &str,
+        message_type: &str,
+        suid: Option<&str>,
+        body: String,
+    ) -> Result<String, Failure> {
+        let mut request = self
+            .http
+            .post(&self.endpoint)
+            .header("X-Request-ID", idempotency_key)
+            .header("type", message_type)
+            .header(reqwest::header::CONTENT_TYPE, "application/xml")
+            .body(body);
+        if let Some(suid) = suid {
+            request = request.header("suid", suid);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        let retryable_status = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+        if let Some(error) = parse_error(&text) {
+            if error.code == SESSION_INVALID {
+                return Err(Failure::SessionInvalid);
+            }
+            return Err(Failure::Supplier(match map_error(&error.code, &error.message) {
+                // An unclassified code on a 5xx is still the supplier saying "try again".
+                SupplierError::Rejected { .. } if retryable_status => {
+                    SupplierError::Unavailable(format!("HTTP {} (error {})", status.as_u16(), error.code))
+                }
+                mapped => mapped,
+            }));
+        }
+        if retryable_status {
+            return Err(Failure::Supplier(SupplierError::Unavailable(format!(
+                "HTTP {}",
+                status.as_u16()
+            ))));
+        }
+        if !status.is_success() {
+            return Err(Failure::Supplier(SupplierError::Rejected {
+                code: status.as_u16().to_string(),
+                message: "the supplier refused the request without an error body".to_owned(),
+            }));
+        }
+        Ok(text)
+    }
+}
+
+#[async_trait::async_trait]
+impl SupplierAdapter for TppAdapter {
+    fn supplier(&self) -> Supplier {
+        Supplier::Tpp
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %request.ods_code))]
+    async fn create_account(
+        &self,
+        idempotency_key: &str,
+        request: &CreateAccount,
+    ) -> Result<AccountCredentials, SupplierError> {
+        let message = LinkAccount {
+            patient_identifier: &request.patient_identifier,
+            organisation_code: &request.ods_code,
+            surname: &request.family_name,
+            date_of_birth: request.birth_date,
+            email: request.email.as_deref(),
+            service_access: service_access_flags(&request.access),
+            record_access_from: full_record_from(&request.access),
+        };
+        let reply: LinkAccountReply = self.exchange(idempotency_key, "LinkAccount", &message).await?;
+        Ok(AccountCredentials {
+            supplier_ref: reply.online_user_id,
+            account_id: reply.account_id,
+            linkage_key: reply.passphrase,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", supplier_ref = %supplier_ref))]
+    async fn set_access(
+        &self,
+        idempotency_key: &str,
+        supplier_ref: &str,
+        access: &AccessSettings,
+    ) -> Result<(), SupplierError> {
+        let message = SetServiceAccess {
+            online_user_id: supplier_ref,
+            service_access: service_access_flags(access),
+            record_access_from: full_record_from(access),
+        };
+        let _: Empty = self.exchange(idempotency_key, "SetServiceAccess", &message).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", supplier_ref = %supplier_ref))]
+    async fn reset_linkage_key(
+        &self,
+        idempotency_key: &str,
+        supplier_ref: &str,
+    ) -> Result<AccountCredentials, SupplierError> {
+        let message = ResetPassphrase {
+            online_user_id: supplier_ref,
+        };
+        let reply: ResetPassphraseReply = self.exchange(idempotency_key, "ResetPassphrase", &message).await?;
+        Ok(AccountCredentials {
+            supplier_ref: supplier_ref.to_owned(),
+            account_id: reply.account_id,
+            linkage_key: reply.passphrase,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", supplier_ref = %supplier_ref, enabled = enabled))]
+    async fn set_account_enabled(
+        &self,
+        idempotency_key: &str,
+        supplier_ref: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<(), SupplierError> {
+        let message = SetAccountStatus {
+            online_user_id: supplier_ref,
+            enabled,
+            reason,
+        };
+        let _: Empty = self.exchange(idempotency_key, "SetAccountStatus", &message).await?;
+        Ok(())
+    }
+}
+
+enum Failure {
+    SessionInvalid,
+    Supplier(SupplierError),
+}
+
+/// Transport failures come out of `?` in `post`.
+impl From<reqwest::Error> for Failure {
+    fn from(error: reqwest::Error) -> Self {
+        Self::Supplier(transport_error(error))
+    }
+}
+
+fn full_record_from(access: &AccessSettings) -> Option<NaiveDate> {
+    access
+        .record_from
+        .filter(|_| access.record_level == RecordAccessLevel::Full)
+}
+
+fn map_error(code: &str, message: &str) -> SupplierError {
+    match code {
+        "8" => SupplierError::UnderMinimumAge,
+        "2005" => SupplierError::Conflict,
+        "2006" => SupplierError::PatientNotFound,
+        "2007" => SupplierError::PracticeNotEnabled,
+        "2008" => SupplierError::Archived,
+        "2009" => SupplierError::InvalidDetails,
+        "5" => SupplierError::Unavailable("the supplier's service is unavailable".to_owned()),
+        "6" => SupplierError::Unavailable("the supplier timed out".to_owned()),
+        // Only reached when a renewed session is refused too.
+        SESSION_INVALID => SupplierError::Unavailable("the supplier refused the session".to_owned()),
+        _ => SupplierError::Rejected {
+            code: code.to_owned(),
+            message: scrub(message),
+        },
+    }
+}
+
+fn to_xml<M: Serialize>(message_type: &str, message: &M) -> Result<String, SupplierError> {
+    quick_xml::se::to_string_with_root(message_type, message).map_err(|_| SupplierError::Rejected {
+        code: "INVALID_REQUEST".to_owned(),
+        message: format!("the {message_type} message could not be written"),
+    })
+}
+
+/// Replies are named after the message (`LinkAccount` -> `LinkAccountReply`); anything else is
+/// not an answer to what was asked.
+fn from_xml<R: DeserializeOwned>(message_type: &str, xml: &str) -> Result<R, SupplierError> {
+    let invalid = || SupplierError::Rejected {
+        code: "INVALID_REPLY".to_owned(),
+        message: format!("the supplier's reply to {message_type} could not be read"),
+    };
+    if root_element(xml).as_deref() != Some(&format!("{message_type}Reply")) {
+        return Err(invalid());
+    }
+    quick_xml::de::from_str(xml).map_err(|_| invalid())
+}
+
+fn root_element(xml: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(element) | Event::Empty(element)) => {
+                return String::from_utf8(element.name().as_ref().to_vec()).ok();
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+struct ErrorReply {
+    code: String,
+    message: String,
+}
+
+fn parse_error(xml: &str) -> Option<ErrorReply> {
+    if root_element(xml).as_deref() != Some("Error") {
+        return None;
+    }
+    let error: ErrorBody = quick_xml::de::from_str(xml).ok()?;
+    Some(ErrorReply {
+        code: error.error_code.trim().to_owned(),
+        message: error.user_friendly_message.unwrap_or_default(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ErrorBody {
+    error_code: String,
+    user_friendly_message: Option<String>,
+}
+
+/// For replies that carry nothing but their name.
+#[derive(Deserialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateSession<'a> {
+    application: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateSessionReply {
+    suid: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LinkAccount<'a> {
+    patient_identifier: &'a str,
+    organisation_code: &'a str,
+    surname: &'a str,
+    date_of_birth: NaiveDate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    service_access: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_access_from: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LinkAccountReply {
+    online_user_id: String,
+    account_id: String,
+    passphrase: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SetServiceAccess<'a> {
+    online_user_id: &'a str,
+    service_access: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_access_from: Option<NaiveDate>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ResetPassphrase<'a> {
+    online_user_id: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ResetPassphraseReply {
+    account_id: String,
+    passphrase: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SetAccountStatus<'a> {
+    online_user_id: &'a str,
+    enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct VerifyLinkage<'a> {
+    account_id: &'a str,
+    passphrase: &'a str,
+    organisation_code: &'a str,
+    surname: &'a str,
+    date_of_birth: NaiveDate,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VerifyLinkageReply {
+    patient_identifier: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(
+        appointments: bool,
+        prescriptions: bool,
+        messaging: bool,
+        record_level: RecordAccessLevel,
+    ) -> AccessSettings {
+        AccessSettings {
+            services: Services {
+                appointments,
+                prescriptions,
+                messaging,
+            },
+            record_level,
+            record_from: None,
+        }
+    }
+
+    #[test]
+    fn record_levels_include_the_levels_below() {
+        let flags = |level| service_access_flags(&access(false, false, false, level));
+        assert_eq!(flags(RecordAccessLevel::None), 0);
+        assert_eq!(flags(RecordAccessLevel::Summary), 64);
+        assert_eq!(flags(RecordAccessLevel::DetailedCoded), 64 | 128);
+        assert_eq!(flags(RecordAccessLevel::Full), 64 | 128 | 1);
+    }
+
+    #[test]
+    fn services_have_their_own_bits() {
+        let flags = |a, p, m| service_access_flags(&access(a, p, m, RecordAccessLevel::None));
+        assert_eq!(flags(true, false, false), 2);
+        assert_eq!(flags(false, true, false), 4);
+        assert_eq!(flags(false, false, true), 512);
+        assert_eq!(flags(true, true, true), 2 | 4 | 512);
+        assert_eq!(
+            service_access_flags(&access(true, true, true, RecordAccessLevel::Full)),
+            1 | 2 | 4 | 64 | 128 | 512
+        );
+    }
+
+    #[test]
+    fn every_combination_survives_the_round_trip() {
+        let from = NaiveDate::from_ymd_opt(2023, 11, 1);
+        for level in [
+            RecordAccessLevel::None,
+            RecordAccessLevel::Summary,
+            RecordAccessLevel::DetailedCoded,
+            RecordAccessLevel::Full,
+        ] {
+            for bits in 0..8u8 {
+                let mut settings = access(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, level);
+                settings.record_from = from.filter(|_| level == RecordAccessLevel::Full);
+                let flags = service_access_flags(&settings);
+                assert_eq!(
+                    access_from_flags(flags, full_record_from(&settings)),
+                    settings,
+                    "{flags}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_highest_record_bit_decides_and_the_date_only_counts_for_full_access() {
+        let from = NaiveDate::from_ymd_opt(2023, 11, 1);
+        assert_eq!(
+            access_from_flags(FULL_RECORD, from).record_level,
+            RecordAccessLevel::Full
+        );
+        assert_eq!(access_from_flags(FULL_RECORD, from).record_from, from);
+        let coded = access_from_flags(DETAILED_CODED_RECORD, from);
+        assert_eq!(coded.record_level, RecordAccessLevel::DetailedCoded);
+        assert_eq!(coded.record_from, None);
+        assert_eq!(access_from_flags(SUMMARY_RECORD | APPOINTMENTS, None), {
+            let mut expected = access(true, false, false, RecordAccessLevel::Summary);
+            expected.record_from = None;
+            expected
+        });
+    }
+
+    #[test]
+    fn every_documented_error_code_maps_to_its_own_error() {
+        let table = [
+            ("8", SupplierError::UnderMinimumAge),
+            ("2005", SupplierError::Conflict),
+            ("2006", SupplierError::PatientNotFound),
+            ("2007", SupplierError::PracticeNotEnabled),
+            ("2008", SupplierError::Archived),
+            ("2009", SupplierError::InvalidDetails),
+        ];
+        for (code, expected) in table {
+            assert_eq!(map_error(code, "m"), expected, "{code}");
+        }
+        for code in ["3", "5", "6"] {
+            assert!(map_error(code, "m").is_retryable(), "{code}");
+        }
+        assert_eq!(
+            map_error("2004", "no such user"),
+            SupplierError::Rejected {
+                code: "2004".into(),
+                message: "no such user".into()
+            }
+        );
+    }
+
+    #[test]
+    fn error_bodies_are_recognised_by_their_root_element() {
+        let error = parse_error(
+            "<?xml version=\"1.0\"?><Error><ErrorCode> 2005 </ErrorCode>\
+             <UserFriendlyMessage>An account already exists</UserFriendlyMessage></Error>",
+        )
+        .unwrap();
+        assert_eq!(error.code, "2005");
+        assert_eq!(error.message, "An account already exists");
+        assert!(parse_error("<Error><ErrorCode>8</ErrorCode></Error>").is_some());
+        assert!(parse_error("<LinkAccountReply><ErrorCode>8</ErrorCode></LinkAccountReply>").is_none());
+        assert!(parse_error("Service Unavailable").is_none());
+    }
+
+    #[test]
+    fn messages_are_written_with_the_type_as_root_and_optional_elements_left_out() {
+        let message = LinkAccount {
+            patient_identifier: "9434765919",
+            organisation_code: "A12345",
+            surname: "O'Brien & Sons",
+            date_of_birth: NaiveDate::from_ymd_opt(1980, 2, 29).unwrap(),
+            email: None,
+            service_access: 70,
+            record_access_from: None,
+        };
+        assert_eq!(
+            to_xml("LinkAccount", &message).unwrap(),
+            "<LinkAccount><PatientIdentifier>9434765919</PatientIdentifier>\
+             <OrganisationCode>A12345</OrganisationCode><Surname>O'Brien &amp; Sons</Surname>\
+             <DateOfBirth>1980-02-29</DateOfBirth><ServiceAccess>70</ServiceAccess></LinkAccount>"
+        );
+    }
+
+    #[test]
+    fn replies_must_answer_the_message_that_was_sent() {
+        let reply: LinkAccountReply = from_xml(
+            "LinkAccount",
+            "<LinkAccountReply><OnlineUserId>u</OnlineUserId><AccountId>a</AccountId>\
+             <Passphrase>p</Passphrase></LinkAccountReply>",
+        )
+        .unwrap();
+        assert_eq!((reply.online_user_id.as_str(), reply.passphrase.as_str()), ("u", "p"));
+        assert!(from_xml::<Empty>("SetServiceAccess", "<SetServiceAccessReply/>").is_ok());
+        assert!(from_xml::<Empty>("SetServiceAccess", "<SetAccountStatusReply/>").is_err());
+    }
+}

@@ -1,1 +1,281 @@
-//! Supplier simulators.
+//! Supplier simulators: real HTTP servers speaking the EMIS-like and TPP-like wire formats, with
+//! their state in memory, the suppliers' own rules, idempotent replays and injectable faults.
+//! The dev profile, the tests and the benchmarks run the adapters against them.
+
+mod admin;
+mod emis;
+mod tpp;
+mod world;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::domain::Supplier;
+use world::World;
+
+/// Fault rolls come from a fixed seed so a benchmark run can be repeated request for request.
+const FAULT_SEED: u64 = 0x5eed_fa17;
+
+/// A running simulator. Dropping the handle stops the server.
+pub struct SimulatorHandle {
+    base_url: String,
+    server: ServerHandle,
+}
+
+impl SimulatorHandle {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+}
+
+impl Drop for SimulatorHandle {
+    fn drop(&mut self) {
+        // The stop command is sent when `stop` is called; its future only reports completion.
+        drop(self.server.stop(false));
+    }
+}
+
+/// Binds (port 0 allowed), starts the server on the current tokio runtime in the background,
+/// returns once listening.
+pub async fn spawn(flavour: Supplier, bind: SocketAddr) -> std::io::Result<SimulatorHandle> {
+    let listener = TcpListener::bind(bind)?;
+    let address = listener.local_addr()?;
+    let simulator = web::Data::new(Simulator::new(flavour));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(simulator.clone())
+            .service(web::scope("/admin").configure(admin::routes))
+            .configure(match flavour {
+                Supplier::Emis => emis::routes,
+                Supplier::Tpp => tpp::routes,
+            })
+    })
+    // One worker is plenty for a test double, and tests start many simulators at once.
+    .workers(1)
+    // The process owns Ctrl-C; a simulator inside the gateway or a test must not react to it.
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok(SimulatorHandle {
+        base_url: format!("http://{address}"),
+        server: handle,
+    })
+}
+
+/// For the CLI: runs in the foreground until Ctrl-C, printing the base URL first.
+pub async fn run(flavour: Supplier, bind: SocketAddr) -> std::io::Result<()> {
+    let handle = spawn(flavour, bind).await?;
+    println!("{}", handle.base_url());
+    tracing::info!(
+        supplier = flavour.as_str(),
+        base_url = handle.base_url(),
+        "supplier simulator listening"
+    );
+    tokio::signal::ctrl_c().await?;
+    handle.server.stop(true).await;
+    Ok(())
+}
+
+/// What to do to non-admin requests.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Faults {
+    latency_ms: u64,
+    error_rate: f64,
+    drop_response_rate: f64,
+    down: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+struct Stats {
+    accounts_created: u64,
+    requests: u64,
+    replays: u64,
+    faults_injected: u64,
+}
+
+/// A response kept whole so it can be replayed byte for byte.
+#[derive(Clone)]
+struct Reply {
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(status: StatusCode, body: &impl Serialize) -> Self {
+        Self {
+            status,
+            content_type: Some("application/json"),
+            body: serde_json::to_vec(body).unwrap_or_default(),
+        }
+    }
+
+    fn xml(status: StatusCode, body: String) -> Self {
+        Self {
+            status,
+            content_type: Some("application/xml"),
+            body: body.into_bytes(),
+        }
+    }
+
+    fn empty(status: StatusCode) -> Self {
+        Self {
+            status,
+            content_type: None,
+            body: Vec::new(),
+        }
+    }
+
+    fn to_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(content_type) = self.content_type {
+            response.content_type(content_type);
+        }
+        response.body(self.body.clone())
+    }
+}
+
+struct State {
+    faults: Faults,
+    fault_rng: StdRng,
+    /// Account ids and linkage keys: unpredictable, unlike the fault rolls.
+    rng: StdRng,
+    world: World,
+    /// First replies by idempotency scope.
+    replies: HashMap<String, Reply>,
+    stats: Stats,
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            faults: Faults::default(),
+            fault_rng: StdRng::seed_from_u64(FAULT_SEED),
+            rng: StdRng::from_entropy(),
+            world: World::default(),
+            replies: HashMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    fn roll(&mut self, rate: f64) -> bool {
+        rate > 0.0 && self.fault_rng.gen_bool(rate.min(1.0))
+    }
+}
+
+struct Simulator {
+    flavour: Supplier,
+    state: Mutex<State>,
+}
+
+impl Simulator {
+    fn new(flavour: Supplier) -> Self {
+        Self {
+            flavour,
+            state: Mutex::new(State::new()),
+        }
+    }
+
+    /// A handler that panicked mid-request leaves nothing half-written worth refusing to serve.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn minimum_age(&self) -> u32 {
+        match self.flavour {
+            Supplier::Emis => emis::MINIMUM_AGE,
+            Supplier::Tpp => tpp::MINIMUM_AGE,
+        }
+    }
+
+    fn unavailable(&self) -> HttpResponse {
+        match self.flavour {
+            Supplier::Emis => emis::unavailable(),
+            Supplier::Tpp => tpp::unavailable(),
+        }
+        .to_response()
+    }
+
+    /// Runs one supplier request through the faults and the idempotency store.
+    ///
+    /// `scope` is the idempotency scope (None: no `X-Request-ID`, nothing remembered). `guard`
+    /// may refuse the request before it is looked up or remembered (an expired session), so a
+    /// retry after the refusal is carried out rather than replayed. `operation` runs under the
+    /// state lock, which makes each request atomic.
+    async fn serve(
+        &self,
+        scope: Option<String>,
+        guard: impl FnOnce(&World) -> Option<Reply>,
+        operation: impl FnOnce(&mut World, &mut StdRng) -> Reply,
+    ) -> HttpResponse {
+        let latency = {
+            let mut state = self.lock();
+            state.stats.requests += 1;
+            if state.faults.down {
+                state.stats.faults_injected += 1;
+                return self.unavailable();
+            }
+            state.faults.latency_ms
+        };
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
+        }
+
+        let mut guarded = self.lock();
+        let state = &mut *guarded;
+        let error_rate = state.faults.error_rate;
+        if state.roll(error_rate) {
+            state.stats.faults_injected += 1;
+            return self.unavailable();
+        }
+        if let Some(refusal) = guard(&state.world) {
+            return refusal.to_response();
+        }
+        let stored = scope.as_ref().and_then(|scope| state.replies.get(scope)).cloned();
+        let reply = match stored {
+            Some(reply) => {
+                state.stats.replays += 1;
+                reply
+            }
+            None => {
+                let before = state.world.accounts().len();
+                let reply = operation(&mut state.world, &mut state.rng);
+                state.stats.accounts_created += (state.world.accounts().len() - before) as u64;
+                if let Some(scope) = scope {
+                    state.replies.insert(scope, reply.clone());
+                }
+                reply
+            }
+        };
+        let drop_rate = state.faults.drop_response_rate;
+        if state.roll(drop_rate) {
+            state.stats.faults_injected += 1;
+            return self.unavailable();
+        }
+        reply.to_response()
+    }
+}
+
+/// The `X-Request-ID` header, if the caller sent a usable one.
+fn request_id(request: &actix_web::HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get("X-Request-ID")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+}

@@ -1,0 +1,147 @@
+//! The admin API, the same JSON on both flavours and never subject to faults: set faults, shape
+//! the supplier's world, inspect what the gateway did to it. Linkage keys never leave it.
+
+use actix_web::{HttpRequest, HttpResponse, error, web};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::world::PatientStatus;
+use super::{Simulator, State};
+use crate::domain::{RecordAccessLevel, Services};
+
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    config
+        .app_data(web::JsonConfig::default().error_handler(bad_json))
+        .route("/faults", web::get().to(get_faults))
+        .route("/faults", web::put().to(put_faults))
+        .route("/practices/{ods}", web::put().to(put_practice))
+        .route("/patients/{identifier}", web::put().to(put_patient))
+        .route("/accounts", web::get().to(list_accounts))
+        .route("/stats", web::get().to(get_stats))
+        .route("/reset", web::post().to(reset))
+        .route("/expire-sessions", web::post().to(expire_sessions));
+}
+
+fn bad_json(err: error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let response = HttpResponse::BadRequest().json(json!({ "error": err.to_string() }));
+    error::InternalError::from_response(err, response).into()
+}
+
+/// Omitted fields stay as they are.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultsUpdate {
+    latency_ms: Option<u64>,
+    error_rate: Option<f64>,
+    drop_response_rate: Option<f64>,
+    down: Option<bool>,
+}
+
+async fn get_faults(simulator: web::Data<Simulator>) -> HttpResponse {
+    HttpResponse::Ok().json(&simulator.lock().faults)
+}
+
+async fn put_faults(simulator: web::Data<Simulator>, update: web::Json<FaultsUpdate>) -> HttpResponse {
+    let is_rate = |rate: Option<f64>| rate.is_none_or(|r| (0.0..=1.0).contains(&r));
+    if !is_rate(update.error_rate) || !is_rate(update.drop_response_rate) {
+        return HttpResponse::BadRequest().json(json!({ "error": "rates must be between 0 and 1" }));
+    }
+    let mut state = simulator.lock();
+    let faults = &mut state.faults;
+    if let Some(latency_ms) = update.latency_ms {
+        faults.latency_ms = latency_ms;
+    }
+    if let Some(error_rate) = update.error_rate {
+        faults.error_rate = error_rate;
+    }
+    if let Some(drop_response_rate) = update.drop_response_rate {
+        faults.drop_response_rate = drop_response_rate;
+    }
+    if let Some(down) = update.down {
+        faults.down = down;
+    }
+    HttpResponse::Ok().json(&*faults)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PracticeUpdate {
+    enabled: bool,
+}
+
+async fn put_practice(
+    simulator: web::Data<Simulator>,
+    ods_code: web::Path<String>,
+    update: web::Json<PracticeUpdate>,
+) -> HttpResponse {
+    simulator.lock().world.set_practice_enabled(&ods_code, update.enabled);
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatientUpdate {
+    status: PatientStatus,
+}
+
+async fn put_patient(
+    simulator: web::Data<Simulator>,
+    identifier: web::Path<String>,
+    update: web::Json<PatientUpdate>,
+) -> HttpResponse {
+    simulator.lock().world.set_patient_status(&identifier, update.status);
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Serialize)]
+struct AccountView<'a> {
+    supplier_ref: &'a str,
+    account_id: &'a str,
+    patient_identifier: &'a str,
+    ods_code: &'a str,
+    enabled: bool,
+    reason: Option<&'a str>,
+    services: Services,
+    record_level: RecordAccessLevel,
+    record_from: Option<NaiveDate>,
+    linkage_key_resets: u32,
+}
+
+async fn list_accounts(simulator: web::Data<Simulator>) -> HttpResponse {
+    let state = simulator.lock();
+    let accounts: Vec<AccountView<'_>> = state
+        .world
+        .accounts()
+        .iter()
+        .map(|account| AccountView {
+            supplier_ref: &account.supplier_ref,
+            account_id: &account.account_id,
+            patient_identifier: &account.patient_identifier,
+            ods_code: &account.ods_code,
+            enabled: account.enabled,
+            reason: account.reason.as_deref(),
+            services: account.access.services,
+            record_level: account.access.record_level,
+            record_from: account.access.record_from,
+            linkage_key_resets: account.linkage_key_resets,
+        })
+        .collect();
+    HttpResponse::Ok().json(accounts)
+}
+
+async fn get_stats(simulator: web::Data<Simulator>) -> HttpResponse {
+    HttpResponse::Ok().json(&simulator.lock().stats)
+}
+
+async fn reset(simulator: web::Data<Simulator>) -> HttpResponse {
+    *simulator.lock() = State::new();
+    HttpResponse::NoContent().finish()
+}
+
+/// Ends every TPP-like session, as the supplier does after idling; nothing to end on the
+/// EMIS-like flavour.
+async fn expire_sessions(simulator: web::Data<Simulator>) -> HttpResponse {
+    simulator.lock().world.sessions.clear();
+    HttpResponse::NoContent().finish()
+}

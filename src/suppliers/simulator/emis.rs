@@ -1,0 +1,327 @@
+//! The EMIS-like wire format: JSON with PascalCase keys, errors as HTTP status plus a code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{NaiveDate, Utc};
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::world::{LetterDetails, NewAccount, Refusal};
+use super::{Reply, Simulator, request_id};
+use crate::domain::{AccessSettings, RecordAccessLevel, Services};
+
+pub(super) const MINIMUM_AGE: u32 = 16;
+
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/users/nhs", web::post().to(create_user))
+        .route("/users/{guid}/settings", web::put().to(put_settings))
+        .route("/users/{guid}/linkage-key", web::post().to(reset_linkage_key))
+        .route("/users/{guid}/status", web::put().to(put_status))
+        .route("/me/verifications", web::post().to(verifications))
+        .route("/me/applications", web::post().to(applications));
+}
+
+pub(super) fn unavailable() -> Reply {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        1500,
+        "The service is temporarily unavailable",
+    )
+}
+
+fn error(status: StatusCode, code: u32, message: &str) -> Reply {
+    Reply::json(status, &json!({ "Code": code, "Message": message }))
+}
+
+fn refused(refusal: Refusal) -> Reply {
+    let (status, code, message) = match refusal {
+        Refusal::PracticeNotEnabled => (
+            StatusCode::FORBIDDEN,
+            1030,
+            "Patient facing services are not enabled at this practice",
+        ),
+        Refusal::PatientNotFound => (
+            StatusCode::NOT_FOUND,
+            1551,
+            "The patient is not registered at this practice",
+        ),
+        Refusal::Archived => (StatusCode::GONE, 1552, "The patient's record is archived"),
+        Refusal::UnderMinimumAge => (
+            StatusCode::BAD_REQUEST,
+            1553,
+            "The patient is under the minimum age for online services",
+        ),
+        Refusal::AccountExists => (StatusCode::CONFLICT, 1110, "An account already exists for this patient"),
+        Refusal::InvalidDetails => (StatusCode::BAD_REQUEST, 1105, "The linkage details are not valid"),
+        Refusal::AccountDisabled => (StatusCode::FORBIDDEN, 1032, "The account is disabled"),
+        Refusal::NoSuchAccount => (StatusCode::NOT_FOUND, 1404, "No such user"),
+    };
+    error(status, code, message)
+}
+
+/// Idempotency is scoped by (X-Request-ID, method, path), so one key can cover every step of a
+/// multi-step operation.
+fn scope(request: &HttpRequest) -> Option<String> {
+    request_id(request).map(|id| format!("{id}\n{}\n{}", request.method(), request.path()))
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reply> {
+    serde_json::from_slice(body).map_err(|_| error(StatusCode::BAD_REQUEST, 1100, "The request is not valid"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateUser {
+    nhs_number: String,
+    national_practice_code: String,
+    email_address: Option<String>,
+    surname: String,
+    date_of_birth: NaiveDate,
+}
+
+async fn create_user(simulator: web::Data<Simulator>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let minimum_age = simulator.minimum_age();
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, rng| {
+                let user: CreateUser = match parse(&body) {
+                    Ok(user) => user,
+                    Err(reply) => return reply,
+                };
+                if user.email_address.is_none_or(|email| email.trim().is_empty()) {
+                    return error(StatusCode::BAD_REQUEST, 1101, "An email address is required");
+                }
+                let new = NewAccount {
+                    patient_identifier: user.nhs_number,
+                    ods_code: user.national_practice_code,
+                    surname: user.surname,
+                    birth_date: user.date_of_birth,
+                    access: AccessSettings::none(),
+                };
+                let mut bytes = [0u8; 16];
+                rng.fill(&mut bytes);
+                let guid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+                let today = Utc::now().date_naive();
+                match world.create_account(new, guid.to_string(), minimum_age, today, rng) {
+                    Ok(account) => Reply::json(
+                        StatusCode::CREATED,
+                        &json!({ "AccessIdentityGuid": account.supplier_ref }),
+                    ),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UserSettings {
+    effective_services: EffectiveServices,
+    record_access_scheme: RecordAccessScheme,
+    full_record_from: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EffectiveServices {
+    appointments_enabled: bool,
+    prescribing_enabled: bool,
+    messaging_enabled: bool,
+    documents_enabled: bool,
+}
+
+#[derive(Deserialize)]
+enum RecordAccessScheme {
+    None,
+    CoreSummaryCareRecord,
+    DetailedCodedCareRecord,
+}
+
+/// The supplier's reading of its settings in the canonical terms the admin listing uses:
+/// documents on top of the detailed coded record is full access.
+impl From<UserSettings> for AccessSettings {
+    fn from(settings: UserSettings) -> Self {
+        let services = &settings.effective_services;
+        let record_level = match settings.record_access_scheme {
+            RecordAccessScheme::None => RecordAccessLevel::None,
+            RecordAccessScheme::CoreSummaryCareRecord => RecordAccessLevel::Summary,
+            RecordAccessScheme::DetailedCodedCareRecord if services.documents_enabled => RecordAccessLevel::Full,
+            RecordAccessScheme::DetailedCodedCareRecord => RecordAccessLevel::DetailedCoded,
+        };
+        AccessSettings {
+            services: Services {
+                appointments: services.appointments_enabled,
+                prescriptions: services.prescribing_enabled,
+                messaging: services.messaging_enabled,
+            },
+            record_level,
+            record_from: settings
+                .full_record_from
+                .filter(|_| record_level == RecordAccessLevel::Full),
+        }
+    }
+}
+
+async fn put_settings(
+    simulator: web::Data<Simulator>,
+    request: HttpRequest,
+    guid: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, _| {
+                let settings: UserSettings = match parse(&body) {
+                    Ok(settings) => settings,
+                    Err(reply) => return reply,
+                };
+                match world.set_access(&guid, settings.into()) {
+                    Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Credentials<'a> {
+    account_id: &'a str,
+    linkage_key: &'a str,
+}
+
+async fn reset_linkage_key(
+    simulator: web::Data<Simulator>,
+    request: HttpRequest,
+    guid: web::Path<String>,
+) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, rng| match world.reset_linkage_key(&guid, rng) {
+                Ok(account) => Reply::json(
+                    StatusCode::OK,
+                    &Credentials {
+                        account_id: &account.account_id,
+                        linkage_key: &account.linkage_key,
+                    },
+                ),
+                Err(refusal) => refused(refusal),
+            },
+        )
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UserStatus {
+    enabled: bool,
+    reason: Option<String>,
+}
+
+async fn put_status(
+    simulator: web::Data<Simulator>,
+    request: HttpRequest,
+    guid: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, _| {
+                let status: UserStatus = match parse(&body) {
+                    Ok(status) => status,
+                    Err(reply) => return reply,
+                };
+                match world.set_enabled(&guid, status.enabled, status.reason) {
+                    Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
+
+/// Reads back the letter details of the account named by `X-Access-Identity-Guid`.
+async fn verifications(simulator: web::Data<Simulator>, request: HttpRequest) -> HttpResponse {
+    let guid = request
+        .headers()
+        .get("X-Access-Identity-Guid")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, _| {
+                let Some(guid) = guid else {
+                    return error(StatusCode::BAD_REQUEST, 1100, "X-Access-Identity-Guid is required");
+                };
+                match world.account(&guid) {
+                    Ok(account) => Reply::json(
+                        StatusCode::OK,
+                        &Credentials {
+                            account_id: &account.account_id,
+                            linkage_key: &account.linkage_key,
+                        },
+                    ),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Application {
+    surname: String,
+    date_of_birth: NaiveDate,
+    linkage_details: LinkageDetails,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LinkageDetails {
+    account_id: String,
+    linkage_key: String,
+    national_practice_code: String,
+}
+
+/// A patient linking an app with the details from their letter.
+async fn applications(simulator: web::Data<Simulator>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, _| {
+                let application: Application = match parse(&body) {
+                    Ok(application) => application,
+                    Err(reply) => return reply,
+                };
+                let letter = LetterDetails {
+                    account_id: &application.linkage_details.account_id,
+                    linkage_key: &application.linkage_details.linkage_key,
+                    ods_code: &application.linkage_details.national_practice_code,
+                    surname: &application.surname,
+                    birth_date: application.date_of_birth,
+                };
+                match world.verify(&letter) {
+                    Ok(account) => Reply::json(StatusCode::OK, &json!({ "NhsNumber": account.patient_identifier })),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
