@@ -33,6 +33,13 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Run an EMIS-like or TPP-like supplier simulator on its own (with fault injection).
+    SimSupplier {
+        #[arg(long, value_parser = ["emis", "tpp"])]
+        flavour: String,
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        bind: SocketAddr,
+    },
     /// Run the development identity provider on its own.
     DevIdp {
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -91,6 +98,11 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Openapi => {
             println!("{}", crate::http::openapi().to_pretty_json()?);
+        }
+        Command::SimSupplier { flavour, bind } => {
+            telemetry::init(&settings.log);
+            let supplier = crate::domain::Supplier::parse(&flavour).context("flavour is emis or tpp")?;
+            crate::suppliers::simulator::run(supplier, bind).await?;
         }
         Command::DevIdp { bind } => {
             telemetry::init(&settings.log);
@@ -163,6 +175,12 @@ fn print_banner(app: &Application, settings: &Settings) {
     out.push_str(&format!("  health        {base}/health/ready\n"));
     out.push_str(&format!("  metrics       {base}/metrics\n"));
     out.push_str(&format!("  database      {}\n", redact_url(&settings.database.url)));
+    for (supplier, url) in app.simulators() {
+        out.push_str(&format!(
+            "  {:<13} {url} (simulator; faults: PUT {url}/admin/faults)\n",
+            format!("{} sim", supplier.as_str())
+        ));
+    }
     if app.is_dev_profile() {
         out.push_str("\n  DEV PROFILE: built-in identity provider, seed data. Never use with real patients.\n");
         out.push_str(&format!(

@@ -112,6 +112,35 @@ pub struct LogSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct SupplierSettings {
+    /// Base URL of the EMIS-like system. Unset in the dev profile: an in-process simulator runs.
+    pub emis_url: Option<String>,
+    /// Base URL of the TPP-like system. Unset in the dev profile: an in-process simulator runs.
+    pub tpp_url: Option<String>,
+    /// Timeout for one supplier HTTP request.
+    pub timeout_seconds: u64,
+    /// Outbox workers per gateway instance.
+    pub workers: usize,
+    /// Attempts before a job is dead-lettered (it stays visible as a failed Task and can be retried).
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_seconds: u64,
+    /// How long a claimed job belongs to its worker; a worker that dies loses it after this.
+    pub lease_seconds: u64,
+    /// How often idle workers look for due jobs (new jobs wake them at once).
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    /// Base64 of 32 random bytes; encrypts linkage keys at rest. Required in production; the dev
+    /// profile creates one in the data directory.
+    pub linkage_key_encryption_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub env: Environment,
     pub bind: SocketAddr,
@@ -124,6 +153,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
+    pub suppliers: SupplierSettings,
+    pub secrets: SecretSettings,
 }
 
 impl Default for Settings {
@@ -156,6 +187,20 @@ impl Default for Settings {
             log: LogSettings {
                 format: LogFormat::Pretty,
                 filter: "info".into(),
+            },
+            suppliers: SupplierSettings {
+                emis_url: None,
+                tpp_url: None,
+                timeout_seconds: 10,
+                workers: 2,
+                max_attempts: 12,
+                backoff_base_ms: 1000,
+                backoff_cap_seconds: 300,
+                lease_seconds: 60,
+                poll_interval_ms: 1000,
+            },
+            secrets: SecretSettings {
+                linkage_key_encryption_key: None,
             },
         }
     }
@@ -286,6 +331,53 @@ impl Settings {
             && !matches!(url.scheme(), "http" | "https")
         {
             problems.push("public_url must be an http or https URL".to_owned());
+        }
+        let sup = &self.suppliers;
+        for (name, url) in [
+            ("suppliers.emis_url", &sup.emis_url),
+            ("suppliers.tpp_url", &sup.tpp_url),
+        ] {
+            match url {
+                Some(u)
+                    if Url::parse(u)
+                        .map(|u| !matches!(u.scheme(), "http" | "https"))
+                        .unwrap_or(true) =>
+                {
+                    problems.push(format!("{name} must be an http or https URL"));
+                }
+                None if self.env == Environment::Production => {
+                    problems.push(format!("{name} is required in production"));
+                }
+                _ => {}
+            }
+        }
+        if !(1..=120).contains(&sup.timeout_seconds) {
+            problems.push("suppliers.timeout_seconds must be between 1 and 120".to_owned());
+        }
+        if !(1..=32).contains(&sup.workers) {
+            problems.push("suppliers.workers must be between 1 and 32".to_owned());
+        }
+        if !(1..=1000).contains(&sup.max_attempts) {
+            problems.push("suppliers.max_attempts must be between 1 and 1000".to_owned());
+        }
+        if sup.backoff_base_ms == 0 || sup.backoff_cap_seconds == 0 {
+            problems.push("suppliers.backoff_base_ms and suppliers.backoff_cap_seconds must be positive".to_owned());
+        }
+        // A job makes up to three supplier calls; its lease must outlast them.
+        if sup.lease_seconds < 3 * sup.timeout_seconds + 1 {
+            problems.push("suppliers.lease_seconds must be more than three times suppliers.timeout_seconds".to_owned());
+        }
+        if !(10..=60_000).contains(&sup.poll_interval_ms) {
+            problems.push("suppliers.poll_interval_ms must be between 10 and 60000".to_owned());
+        }
+        match &self.secrets.linkage_key_encryption_key {
+            Some(k) if crate::crypto::SecretBox::from_base64(k).is_err() => {
+                problems.push("secrets.linkage_key_encryption_key must be base64 of exactly 32 bytes".to_owned());
+            }
+            None if self.env == Environment::Production => {
+                problems.push("secrets.linkage_key_encryption_key is required in production".to_owned());
+            }
+            _ => {}
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             problems.push(format!("log.filter is not a valid filter: {e}"));

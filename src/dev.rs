@@ -132,12 +132,11 @@ pub const PATIENTS: [SeedPatient; 8] = [
 
 /// Inserts the seed world if the database has no practices yet. Returns whether it seeded.
 pub fn seed(conn: &mut DbConnection) -> Result<bool, DbError> {
-    use diesel::Connection;
     let (existing, _) = db::practices::search(conn, None, 0, 1)?;
     if existing > 0 {
         return Ok(false);
     }
-    conn.transaction(|conn| {
+    db::write_transaction(conn, |conn| {
         let now = db::now();
         let today = Utc::now().date_naive();
         for p in &PRACTICES {

@@ -34,13 +34,18 @@ pub enum ErrorCode {
     RequestIdReused,
     UnknownPractice,
     BusinessRule,
+    RegistrationConditionNotMet,
+    PracticeNotEnabled,
+    AccountExists,
+    AccountState,
+    LinkageKeyExpired,
     TooManyRequests,
     ServiceUnavailable,
     InternalError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 30] = [
         Self::InvalidRequest,
         Self::InvalidResource,
         Self::InvalidSearchParameter,
@@ -63,6 +68,11 @@ impl ErrorCode {
         Self::RequestIdReused,
         Self::UnknownPractice,
         Self::BusinessRule,
+        Self::RegistrationConditionNotMet,
+        Self::PracticeNotEnabled,
+        Self::AccountExists,
+        Self::AccountState,
+        Self::LinkageKeyExpired,
         Self::TooManyRequests,
         Self::ServiceUnavailable,
         Self::InternalError,
@@ -92,6 +102,11 @@ impl ErrorCode {
             Self::RequestIdReused => "REQUEST_ID_REUSED",
             Self::UnknownPractice => "UNKNOWN_PRACTICE",
             Self::BusinessRule => "BUSINESS_RULE_VIOLATION",
+            Self::RegistrationConditionNotMet => "REGISTRATION_CONDITION_NOT_MET",
+            Self::PracticeNotEnabled => "PRACTICE_NOT_ENABLED",
+            Self::AccountExists => "ONLINE_ACCOUNT_EXISTS",
+            Self::AccountState => "ONLINE_ACCOUNT_STATE",
+            Self::LinkageKeyExpired => "LINKAGE_KEY_EXPIRED",
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
@@ -108,11 +123,20 @@ impl ErrorCode {
             Self::ResourceNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
-            Self::VersionConflict | Self::DuplicateResource | Self::RequestInProgress => StatusCode::CONFLICT,
+            Self::VersionConflict
+            | Self::DuplicateResource
+            | Self::RequestInProgress
+            | Self::AccountExists
+            | Self::AccountState
+            | Self::LinkageKeyExpired => StatusCode::CONFLICT,
             Self::PreconditionRequired | Self::MultipleMatches => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RequestIdReused | Self::UnknownPractice | Self::BusinessRule => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RequestIdReused
+            | Self::UnknownPractice
+            | Self::BusinessRule
+            | Self::RegistrationConditionNotMet
+            | Self::PracticeNotEnabled => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,7 +156,13 @@ impl ErrorCode {
             Self::DuplicateResource => "duplicate",
             Self::PreconditionRequired | Self::MultipleMatches => "conflict",
             Self::PayloadTooLarge => "too-costly",
-            Self::RequestIdReused | Self::UnknownPractice | Self::BusinessRule => "business-rule",
+            Self::RequestIdReused
+            | Self::UnknownPractice
+            | Self::BusinessRule
+            | Self::RegistrationConditionNotMet
+            | Self::PracticeNotEnabled => "business-rule",
+            Self::AccountExists => "duplicate",
+            Self::AccountState | Self::LinkageKeyExpired => "conflict",
             Self::TooManyRequests => "throttled",
             Self::ServiceUnavailable => "transient",
             Self::InternalError => "exception",
@@ -163,6 +193,11 @@ impl ErrorCode {
             Self::RequestIdReused => "The X-Request-ID was already used for a different request",
             Self::UnknownPractice => "The practice is not known to the gateway",
             Self::BusinessRule => "The request breaks a business rule",
+            Self::RegistrationConditionNotMet => "A condition for registering for online services is not met",
+            Self::PracticeNotEnabled => "Online services are not enabled at the practice",
+            Self::AccountExists => "The patient already has an online account",
+            Self::AccountState => "The online account is not in a state that allows this",
+            Self::LinkageKeyExpired => "The registration letter's linkage key has expired; reset the account",
             Self::TooManyRequests => "Too many requests",
             Self::ServiceUnavailable => "The service is temporarily unavailable",
             Self::InternalError => "An unexpected error occurred",

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod dev;
 pub mod domain;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod fhir;
 pub mod http;
 pub mod identity;
+pub mod letter;
 pub mod metrics;
 pub mod services;
 pub mod startup;

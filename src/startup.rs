@@ -9,12 +9,21 @@ use actix_web::{App, HttpServer, web};
 use anyhow::{Context, bail};
 use utoipa_swagger_ui::SwaggerUi;
 
+use std::sync::Arc;
+
 use crate::config::{Environment, IssuerSettings, Settings};
+use crate::crypto::SecretBox;
 use crate::db;
+use crate::domain::Supplier;
 use crate::identity::TokenVerifier;
 use crate::identity::dev_idp::{self, DevIdentityProvider};
 use crate::metrics::Metrics;
+use crate::services::provisioning::Provisioner;
 use crate::state::AppState;
+use crate::suppliers::SupplierRegistry;
+use crate::suppliers::emis::EmisAdapter;
+use crate::suppliers::simulator::{self, SimulatorHandle};
+use crate::suppliers::tpp::TppAdapter;
 use crate::{dev, http};
 
 pub struct Application {
@@ -23,6 +32,8 @@ pub struct Application {
     dev_profile: bool,
     server: Server,
     state: web::Data<AppState>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    simulators: Vec<(Supplier, SimulatorHandle)>,
 }
 
 impl Application {
@@ -90,6 +101,20 @@ impl Application {
             tracing::info!("seeded the dev profile's practices and patients");
         }
 
+        let secrets = Arc::new(linkage_key_box(&settings)?);
+        let (suppliers, simulators) = supplier_registry(&settings).await?;
+        let provisioner = Arc::new(Provisioner::new(
+            pool.clone(),
+            suppliers,
+            secrets.clone(),
+            settings.suppliers.clone(),
+        ));
+        let unfinished = db::run(&pool, db::outbox::count_unfinished).await?;
+        if unfinished > 0 {
+            tracing::info!(jobs = unfinished, "resuming unfinished provisioning jobs");
+        }
+        let workers = provisioner.spawn_workers();
+
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
         let state = web::Data::new(AppState {
             rate_limiter: http::middleware::RateLimiter::new(settings.http.rate_limit_per_minute),
@@ -98,6 +123,8 @@ impl Application {
             verifier,
             base_url: base_url.clone(),
             metrics: Metrics::new(),
+            provisioner,
+            secrets,
         });
 
         let openapi = http::openapi();
@@ -142,7 +169,19 @@ impl Application {
             dev_profile,
             server,
             state,
+            workers,
+            simulators,
         })
+    }
+
+    /// In-process supplier simulators (dev profile), with their base URLs.
+    pub fn simulators(&self) -> impl Iterator<Item = (Supplier, &str)> {
+        self.simulators.iter().map(|(s, h)| (*s, h.base_url()))
+    }
+
+    /// Stops the server from outside (tests, embedding).
+    pub fn stop_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     pub fn port(&self) -> u16 {
@@ -162,8 +201,68 @@ impl Application {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let result = self.server.await;
         housekeeping.abort();
+        // Jobs a worker is in the middle of keep their lease and are taken up again after it
+        // runs out, by this instance after a restart or by another instance.
+        for w in self.workers {
+            w.abort();
+        }
+        drop(self.simulators);
         result
     }
+}
+
+/// The key that seals linkage keys: from configuration, or (outside production) a key kept in
+/// the data directory so that restarts can still read what was stored.
+fn linkage_key_box(settings: &Settings) -> anyhow::Result<SecretBox> {
+    if let Some(key) = &settings.secrets.linkage_key_encryption_key {
+        return Ok(SecretBox::from_base64(key)?);
+    }
+    if settings.env == Environment::Production {
+        bail!("secrets.linkage_key_encryption_key is required in production");
+    }
+    let path = settings.data_dir.join("linkage-key-encryption.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            let k = SecretBox::generate_key();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(&mut options.open(&path)?, k.as_bytes())?;
+            k
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    SecretBox::from_base64(&key).with_context(|| format!("the key in {} is not valid", path.display()))
+}
+
+/// Adapters for the configured suppliers. Outside production, a supplier without a URL gets an
+/// in-process simulator, so the dev profile and the tests work end to end.
+async fn supplier_registry(
+    settings: &Settings,
+) -> anyhow::Result<(SupplierRegistry, Vec<(Supplier, SimulatorHandle)>)> {
+    let timeout = Duration::from_secs(settings.suppliers.timeout_seconds);
+    let mut simulators = Vec::new();
+    let mut url_for = async |supplier: Supplier, configured: &Option<String>| -> anyhow::Result<String> {
+        if let Some(url) = configured {
+            return Ok(url.clone());
+        }
+        let handle = simulator::spawn(supplier, "127.0.0.1:0".parse().expect("valid address"))
+            .await
+            .with_context(|| format!("starting the {} simulator", supplier.as_str()))?;
+        let url = handle.base_url().to_owned();
+        tracing::info!(supplier = supplier.as_str(), url = %url, "no supplier URL configured: using the in-process simulator");
+        simulators.push((supplier, handle));
+        Ok(url)
+    };
+    let emis = url_for(Supplier::Emis, &settings.suppliers.emis_url).await?;
+    let tpp = url_for(Supplier::Tpp, &settings.suppliers.tpp_url).await?;
+    let registry = SupplierRegistry::default()
+        .with(Arc::new(EmisAdapter::new(&emis, timeout)?))
+        .with(Arc::new(TppAdapter::new(&tpp, timeout)?));
+    Ok((registry, simulators))
 }
 
 /// Periodic clean-up: forget request-id replay records past their time.

@@ -1,9 +1,12 @@
 //! Storage: one diesel `MultiConnection` over PostgreSQL and SQLite behind an r2d2 pool.
 //! Every query runs on the blocking thread pool, never on the async workers.
 
+pub mod accounts;
 pub mod idempotency;
+pub mod outbox;
 pub mod patients;
 pub mod practices;
+pub mod reviews;
 pub mod schema;
 
 use std::time::Duration;
@@ -196,4 +199,36 @@ pub fn now() -> chrono::NaiveDateTime {
     // Microsecond precision: both backends store it exactly, so a value read back compares equal.
     let now = chrono::Utc::now().naive_utc();
     chrono::DurationRound::duration_trunc(now, chrono::Duration::microseconds(1)).unwrap_or(now)
+}
+
+/// Runs `f` in a transaction that takes the write lock up front. On SQLite a deferred
+/// transaction that reads before it writes can fail at once with SQLITE_BUSY when another
+/// connection wrote in between; `BEGIN IMMEDIATE` makes it wait its turn instead.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if let DbConnection::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+        let result = f(conn);
+        let DbConnection::Sqlite(c) = conn else {
+            unreachable!("the connection does not change backend")
+        };
+        return match result {
+            Ok(v) => match AnsiTransactionManager::commit_transaction(c) {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = AnsiTransactionManager::rollback_transaction(c);
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                let _ = AnsiTransactionManager::rollback_transaction(c);
+                Err(e)
+            }
+        };
+    }
+    conn.transaction(f)
 }

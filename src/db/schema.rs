@@ -46,4 +46,75 @@ diesel::table! {
 }
 
 diesel::joinable!(patients -> practices (practice_id));
-diesel::allow_tables_to_appear_in_same_query!(practices, patients, idempotency_records);
+
+diesel::table! {
+    online_accounts (id) {
+        id -> Text,
+        patient_id -> Text,
+        practice_id -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        email -> Text,
+        access -> Text,
+        verification -> Text,
+        attestation -> Text,
+        supplier_ref -> Nullable<Text>,
+        supplier_account_id -> Nullable<Text>,
+        linkage_key_enc -> Nullable<Text>,
+        linkage_key_issued_at -> Nullable<Timestamp>,
+        letter_printed_at -> Nullable<Timestamp>,
+        letter_expires_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox_jobs (id) {
+        id -> Text,
+        kind -> Text,
+        account_id -> Text,
+        patient_id -> Text,
+        supplier -> Text,
+        payload -> Text,
+        idempotency_key -> Text,
+        status -> Text,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    review_tasks (id) {
+        id -> Text,
+        account_id -> Text,
+        patient_id -> Text,
+        status -> Text,
+        requested_access -> Text,
+        requested_by -> Text,
+        completed_by -> Nullable<Text>,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(online_accounts -> patients (patient_id));
+diesel::joinable!(outbox_jobs -> online_accounts (account_id));
+diesel::joinable!(review_tasks -> online_accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    practices,
+    patients,
+    idempotency_records,
+    online_accounts,
+    outbox_jobs,
+    review_tasks
+);

@@ -11,3 +11,7 @@ mod records;
 pub use records::{PatientRecord, PracticeRecord};
 mod access;
 pub use access::{AccessSettings, RecordAccessLevel, Services};
+pub mod registration;
+pub use registration::{AccountStatus, Attestation, IdentityVerification, VerificationMethod};
+pub mod provisioning;
+pub use provisioning::{JobKind, JobStatus};

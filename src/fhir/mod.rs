@@ -5,14 +5,18 @@ mod capability;
 mod datatypes;
 mod organization;
 mod outcome;
+mod parameters;
 mod patient;
+mod task;
 
 pub use bundle::{Bundle, BundleEntry, BundleLink, BundleSearch};
 pub use capability::capability_statement;
 pub use datatypes::{CodeableConcept, Coding, ContactPoint, Extension, HumanName, Identifier, Meta, Reference};
 pub use organization::Organization;
 pub use outcome::{OperationOutcome, OperationOutcomeIssue};
+pub use parameters::{Parameter, Parameters, parameter_path};
 pub use patient::{ParsedPatient, Patient, PracticeReference};
+pub use task::{Task, TaskParameter};
 
 pub const FHIR_JSON: &str = "application/fhir+json";
 pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";

@@ -1,5 +1,6 @@
 //! The HTTP surface: handlers, extractors, middleware and the one OpenAPI registration path.
 
+mod accounts;
 pub mod auth;
 pub mod body;
 pub mod middleware;
@@ -30,6 +31,8 @@ Errors are OperationOutcome resources with a stable code from the gateway's Code
     tags(
         (name = "Patient", description = "Practice patient records"),
         (name = "Organization", description = "GP practices and their online-services settings"),
+        (name = "Online accounts", description = "Registration for online services, access, linkage keys and the registration letter"),
+        (name = "Task", description = "Provisioning jobs at suppliers and record reviews"),
         (name = "Conformance", description = "What the server supports"),
         (name = "Operations", description = "Health and metrics"),
     )
@@ -66,7 +69,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(patients::update_patient)
         .service(organizations::search_organizations)
         .service(organizations::read_organization)
-        .service(organizations::update_organization);
+        .service(organizations::update_organization)
+        .service(accounts::register)
+        .service(accounts::set_access)
+        .service(accounts::reset)
+        .service(accounts::disable)
+        .service(accounts::enable)
+        .service(accounts::account)
+        .service(accounts::letter)
+        .service(accounts::search_tasks)
+        .service(accounts::read_task)
+        .service(accounts::complete_task)
+        .service(accounts::retry_task);
 }
 
 /// The OpenAPI document, generated from the same registration the server uses.

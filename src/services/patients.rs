@@ -1,5 +1,3 @@
-use diesel::Connection;
-
 use crate::db::patients::PatientFilter;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::{OdsCode, PatientIdentifierSystem, PatientRecord, PracticeRecord};
@@ -57,7 +55,7 @@ pub async fn create(
         Duplicate,
     }
     let outcome = db::run(pool, move |c| {
-        let result = c.transaction::<_, DbError, _>(|c| {
+        let result = db::write_transaction::<_, DbError, _>(c, |c| {
             if let Some(filter) = &if_none_exist {
                 let (total, mut matches) = db::patients::search(c, filter, 0, 2)?;
                 match total {

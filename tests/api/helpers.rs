@@ -69,7 +69,12 @@ impl Drop for TestDatabase {
 }
 
 pub struct TestApp {
+    database_url: String,
     pub base: String,
+    /// In-process supplier simulators by flavour ("emis", "tpp").
+    pub simulators: Vec<(String, String)>,
+    pub stop: actix_web::dev::ServerHandle,
+    pub finished: tokio::task::JoinHandle<std::io::Result<()>>,
     pub client: reqwest::Client,
     pub idp: DevIdentityProvider,
     _db: TestDatabase,
@@ -98,17 +103,32 @@ impl TestApp {
     }
 
     pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> Self {
+        let (mut settings, db, data) = test_settings();
+        customise(&mut settings);
+        Self::spawn_on(settings, db, data).await
+    }
+
+    /// Starts a gateway on existing settings, database and data directory (restart tests).
+    pub async fn spawn_on(settings: Settings, db: TestDatabase, data: tempfile::TempDir) -> Self {
+        let database_url = settings.database.url.clone();
         if std::env::var_os("TEST_LOG").is_some() {
             gp_online_gateway::telemetry::init(&gp_online_gateway::config::Settings::default().log);
         }
-        let (mut settings, db, data) = test_settings();
-        customise(&mut settings);
         let app = Application::build(settings).await.expect("application builds");
         let base = app.base_url().to_owned();
-        tokio::spawn(app.run_until_stopped());
+        let simulators = app
+            .simulators()
+            .map(|(s, url)| (s.as_str().to_owned(), url.to_owned()))
+            .collect();
+        let stop = app.stop_handle();
+        let finished = tokio::spawn(app.run_until_stopped());
         let idp = DevIdentityProvider::from_pem(shared_key_pem(), &base).expect("idp");
         Self {
+            database_url,
             base,
+            simulators,
+            stop,
+            finished,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -128,6 +148,27 @@ impl TestApp {
     /// A token from the dev provider with exactly these extra claims.
     pub fn token_with(&self, realm: IssuerKind, claims: Value) -> String {
         self.idp.mint(realm, "gp-online-gateway", 300, &claims).unwrap()
+    }
+
+    /// Stops the server and its workers as a crash would: jobs in flight keep their claim.
+    /// Returns the database and data directory for a restart.
+    pub async fn kill(self) -> (TestDatabase, tempfile::TempDir) {
+        self.stop.stop(false).await;
+        let _ = self.finished.await;
+        (self._db, self._data)
+    }
+
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    pub fn simulator(&self, flavour: &str) -> &str {
+        &self
+            .simulators
+            .iter()
+            .find(|(f, _)| f == flavour)
+            .expect("simulator running")
+            .1
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -8,4 +8,6 @@ mod openapi;
 mod operations;
 mod organizations;
 mod patients;
+mod registration;
 mod request_ids;
+mod suppliers;

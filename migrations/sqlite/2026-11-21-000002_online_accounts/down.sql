@@ -1,0 +1,3 @@
+DROP TABLE review_tasks;
+DROP TABLE outbox_jobs;
+DROP TABLE online_accounts;

@@ -1,0 +1,185 @@
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use diesel::prelude::*;
+
+use super::schema::online_accounts;
+use super::{DbConnection, DbError};
+use crate::domain::{AccessSettings, AccountStatus, Attestation, IdentityVerification};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = online_accounts)]
+struct AccountRow {
+    id: String,
+    patient_id: String,
+    practice_id: String,
+    status: String,
+    status_reason: Option<String>,
+    email: String,
+    access: String,
+    verification: String,
+    attestation: String,
+    supplier_ref: Option<String>,
+    supplier_account_id: Option<String>,
+    linkage_key_enc: Option<String>,
+    linkage_key_issued_at: Option<NaiveDateTime>,
+    letter_printed_at: Option<NaiveDateTime>,
+    letter_expires_at: Option<NaiveDateTime>,
+    last_error: Option<String>,
+    version: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// A patient's online-services account as the gateway mirrors it.
+#[derive(Debug, Clone)]
+pub struct OnlineAccount {
+    pub id: String,
+    pub patient_id: String,
+    pub practice_id: String,
+    pub status: AccountStatus,
+    pub status_reason: Option<String>,
+    pub email: String,
+    pub access: AccessSettings,
+    pub verification: IdentityVerification,
+    pub attestation: Attestation,
+    pub supplier_ref: Option<String>,
+    /// The supplier's Account ID (printed on the letter).
+    pub account_id: Option<String>,
+    /// Sealed linkage key (see `crypto::SecretBox`); never the key itself.
+    pub linkage_key_sealed: Option<String>,
+    pub linkage_key_issued_at: Option<NaiveDateTime>,
+    pub letter_printed_at: Option<NaiveDateTime>,
+    pub letter_expires_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl OnlineAccount {
+    pub fn last_updated(&self) -> chrono::DateTime<Utc> {
+        Utc.from_utc_datetime(&self.updated_at)
+    }
+}
+
+fn corrupt(what: &str) -> DbError {
+    DbError::Query(format!("stored online account {what} is not valid"))
+}
+
+impl TryFrom<AccountRow> for OnlineAccount {
+    type Error = DbError;
+
+    fn try_from(r: AccountRow) -> Result<Self, DbError> {
+        Ok(Self {
+            status: AccountStatus::parse(&r.status).ok_or_else(|| corrupt("status"))?,
+            access: serde_json::from_str(&r.access).map_err(|_| corrupt("access"))?,
+            verification: serde_json::from_str(&r.verification).map_err(|_| corrupt("verification"))?,
+            attestation: serde_json::from_str(&r.attestation).map_err(|_| corrupt("attestation"))?,
+            id: r.id,
+            patient_id: r.patient_id,
+            practice_id: r.practice_id,
+            status_reason: r.status_reason,
+            email: r.email,
+            supplier_ref: r.supplier_ref,
+            account_id: r.supplier_account_id,
+            linkage_key_sealed: r.linkage_key_enc,
+            linkage_key_issued_at: r.linkage_key_issued_at,
+            letter_printed_at: r.letter_printed_at,
+            letter_expires_at: r.letter_expires_at,
+            last_error: r.last_error,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+fn to_row(a: &OnlineAccount) -> Result<AccountRow, DbError> {
+    let json = |v: serde_json::Result<String>| v.map_err(|e| DbError::Query(e.to_string()));
+    Ok(AccountRow {
+        id: a.id.clone(),
+        patient_id: a.patient_id.clone(),
+        practice_id: a.practice_id.clone(),
+        status: a.status.as_str().to_owned(),
+        status_reason: a.status_reason.clone(),
+        email: a.email.clone(),
+        access: json(serde_json::to_string(&a.access))?,
+        verification: json(serde_json::to_string(&a.verification))?,
+        attestation: json(serde_json::to_string(&a.attestation))?,
+        supplier_ref: a.supplier_ref.clone(),
+        supplier_account_id: a.account_id.clone(),
+        linkage_key_enc: a.linkage_key_sealed.clone(),
+        linkage_key_issued_at: a.linkage_key_issued_at,
+        letter_printed_at: a.letter_printed_at,
+        letter_expires_at: a.letter_expires_at,
+        last_error: a.last_error.clone(),
+        version: a.version,
+        created_at: a.created_at,
+        updated_at: a.updated_at,
+    })
+}
+
+pub fn insert(conn: &mut DbConnection, a: &OnlineAccount) -> Result<(), DbError> {
+    diesel::insert_into(online_accounts::table)
+        .values(to_row(a)?)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Replaces an account row whose stored version is still `a.version - 1`; false when another
+/// change got there first.
+pub fn save(conn: &mut DbConnection, a: &OnlineAccount) -> Result<bool, DbError> {
+    let row = to_row(a)?;
+    let n = diesel::update(
+        online_accounts::table
+            .filter(online_accounts::id.eq(&a.id))
+            .filter(online_accounts::version.eq(a.version - 1)),
+    )
+    .set((
+        online_accounts::status.eq(row.status),
+        online_accounts::status_reason.eq(row.status_reason),
+        online_accounts::email.eq(row.email),
+        online_accounts::access.eq(row.access),
+        online_accounts::supplier_ref.eq(row.supplier_ref),
+        online_accounts::supplier_account_id.eq(row.supplier_account_id),
+        online_accounts::linkage_key_enc.eq(row.linkage_key_enc),
+        online_accounts::linkage_key_issued_at.eq(row.linkage_key_issued_at),
+        online_accounts::letter_printed_at.eq(row.letter_printed_at),
+        online_accounts::letter_expires_at.eq(row.letter_expires_at),
+        online_accounts::last_error.eq(row.last_error),
+        online_accounts::version.eq(row.version),
+        online_accounts::updated_at.eq(row.updated_at),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<OnlineAccount>, DbError> {
+    online_accounts::table
+        .find(id)
+        .select(AccountRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(OnlineAccount::try_from)
+        .transpose()
+}
+
+pub fn find_by_patient(conn: &mut DbConnection, patient_id: &str) -> Result<Option<OnlineAccount>, DbError> {
+    online_accounts::table
+        .filter(online_accounts::patient_id.eq(patient_id))
+        .select(AccountRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(OnlineAccount::try_from)
+        .transpose()
+}
+
+/// Whether another patient's live account already uses this email address.
+pub fn email_used_by_another(conn: &mut DbConnection, email: &str, patient_id: &str) -> Result<bool, DbError> {
+    let n: i64 = online_accounts::table
+        .filter(online_accounts::email.eq(email))
+        .filter(online_accounts::patient_id.ne(patient_id))
+        .filter(online_accounts::status.ne(AccountStatus::Rejected.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}

@@ -1,0 +1,310 @@
+//! The transactional outbox. Jobs are inserted in the same transaction as the state change
+//! that needs them, and claimed by workers on any gateway instance with a lease.
+
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text, Timestamp};
+
+use super::schema::outbox_jobs;
+use super::{DbConnection, DbError};
+use crate::domain::{JobKind, JobStatus};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = outbox_jobs)]
+struct JobRow {
+    id: String,
+    kind: String,
+    account_id: String,
+    patient_id: String,
+    supplier: String,
+    payload: String,
+    idempotency_key: String,
+    status: String,
+    attempts: i32,
+    max_attempts: i32,
+    next_attempt_at: NaiveDateTime,
+    claimed_by: Option<String>,
+    claimed_until: Option<NaiveDateTime>,
+    last_error: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxJob {
+    pub id: String,
+    pub kind: JobKind,
+    pub account_id: String,
+    pub patient_id: String,
+    pub supplier: String,
+    pub payload: serde_json::Value,
+    /// Sent as X-Request-ID on every attempt.
+    pub idempotency_key: String,
+    pub status: JobStatus,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub claimed_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl OutboxJob {
+    pub fn new(
+        kind: JobKind,
+        account_id: &str,
+        patient_id: &str,
+        supplier: &str,
+        payload: serde_json::Value,
+        max_attempts: i32,
+        now: NaiveDateTime,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            account_id: account_id.to_owned(),
+            patient_id: patient_id.to_owned(),
+            supplier: supplier.to_owned(),
+            payload,
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+            status: JobStatus::Queued,
+            attempts: 0,
+            max_attempts,
+            next_attempt_at: now,
+            claimed_by: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn last_updated(&self) -> chrono::DateTime<Utc> {
+        Utc.from_utc_datetime(&self.updated_at)
+    }
+}
+
+impl TryFrom<JobRow> for OutboxJob {
+    type Error = DbError;
+
+    fn try_from(r: JobRow) -> Result<Self, DbError> {
+        let corrupt = |what: &str| DbError::Query(format!("stored outbox job {what} is not valid"));
+        Ok(Self {
+            kind: JobKind::parse(&r.kind).ok_or_else(|| corrupt("kind"))?,
+            status: JobStatus::parse(&r.status).ok_or_else(|| corrupt("status"))?,
+            payload: serde_json::from_str(&r.payload).map_err(|_| corrupt("payload"))?,
+            id: r.id,
+            account_id: r.account_id,
+            patient_id: r.patient_id,
+            supplier: r.supplier,
+            idempotency_key: r.idempotency_key,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            next_attempt_at: r.next_attempt_at,
+            claimed_by: r.claimed_by,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+pub fn enqueue(conn: &mut DbConnection, job: &OutboxJob) -> Result<(), DbError> {
+    let row = JobRow {
+        id: job.id.clone(),
+        kind: job.kind.as_str().to_owned(),
+        account_id: job.account_id.clone(),
+        patient_id: job.patient_id.clone(),
+        supplier: job.supplier.clone(),
+        payload: job.payload.to_string(),
+        idempotency_key: job.idempotency_key.clone(),
+        status: job.status.as_str().to_owned(),
+        attempts: job.attempts,
+        max_attempts: job.max_attempts,
+        next_attempt_at: job.next_attempt_at,
+        claimed_by: None,
+        claimed_until: None,
+        last_error: None,
+        created_at: job.created_at,
+        updated_at: job.updated_at,
+    };
+    diesel::insert_into(outbox_jobs::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+// A job is due when it is queued and its time has come, or when the worker that claimed it has
+// let its lease run out (it crashed or was killed). Jobs of one account run in order: a job
+// waits while an earlier job of the same account is unfinished.
+const DUE: &str = "((j.status = 'queued' AND j.next_attempt_at <= $2) OR (j.status = 'in-progress' AND j.claimed_until < $2)) \
+     AND NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE e.account_id = j.account_id \
+        AND e.status IN ('queued', 'in-progress') \
+        AND (e.created_at < j.created_at OR (e.created_at = j.created_at AND e.id < j.id)))";
+
+/// Claims up to `limit` due jobs for `worker` until `lease_until`, counting an attempt on each.
+pub fn claim(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i32,
+) -> Result<Vec<OutboxJob>, DbError> {
+    let ids: Vec<String> = match conn {
+        // Several instances claim concurrently: SKIP LOCKED hands each a disjoint set without
+        // waiting on each other's row locks.
+        DbConnection::Postgres(pg) => diesel::sql_query(format!(
+            "UPDATE outbox_jobs SET status = 'in-progress', claimed_by = $1, claimed_until = $3, \
+             attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT j.id FROM outbox_jobs j WHERE {DUE} \
+                ORDER BY j.next_attempt_at, j.created_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING id"
+        ))
+        .bind::<Text, _>(worker)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<Integer, _>(limit)
+        .load::<IdRow>(pg)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect(),
+        // SQLite has one writer at a time; a conditional update is an atomic compare-and-set.
+        DbConnection::Sqlite(lite) => {
+            let due = DUE.replace("$2", "?");
+            let candidates: Vec<IdRow> = diesel::sql_query(format!(
+                "SELECT j.id FROM outbox_jobs j WHERE {due} ORDER BY j.next_attempt_at, j.created_at LIMIT ?"
+            ))
+            .bind::<Timestamp, _>(now)
+            .bind::<Timestamp, _>(now)
+            .bind::<Integer, _>(limit)
+            .load(lite)?;
+            let mut claimed = Vec::new();
+            for c in candidates {
+                let n = diesel::sql_query(
+                    "UPDATE outbox_jobs SET status = 'in-progress', claimed_by = ?, claimed_until = ?, \
+                     attempts = attempts + 1, updated_at = ? WHERE id = ? \
+                     AND ((status = 'queued' AND next_attempt_at <= ?) OR (status = 'in-progress' AND claimed_until < ?))",
+                )
+                .bind::<Text, _>(worker)
+                .bind::<Timestamp, _>(lease_until)
+                .bind::<Timestamp, _>(now)
+                .bind::<Text, _>(&c.id)
+                .bind::<Timestamp, _>(now)
+                .bind::<Timestamp, _>(now)
+                .execute(lite)?;
+                if n == 1 {
+                    claimed.push(c.id);
+                }
+            }
+            claimed
+        }
+    };
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    outbox_jobs::table
+        .filter(outbox_jobs::id.eq_any(&ids))
+        .select(JobRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(OutboxJob::try_from)
+        .collect()
+}
+
+/// Records the outcome of an attempt, if `worker` still holds the claim. Returns false when the
+/// claim was lost (the lease ran out and another worker took the job).
+pub fn finish(
+    conn: &mut DbConnection,
+    id: &str,
+    worker: &str,
+    status: JobStatus,
+    next_attempt_at: NaiveDateTime,
+    last_error: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        outbox_jobs::table
+            .filter(outbox_jobs::id.eq(id))
+            .filter(outbox_jobs::claimed_by.eq(worker))
+            .filter(outbox_jobs::status.eq(JobStatus::InProgress.as_str())),
+    )
+    .set((
+        outbox_jobs::status.eq(status.as_str()),
+        outbox_jobs::next_attempt_at.eq(next_attempt_at),
+        outbox_jobs::claimed_by.eq(None::<String>),
+        outbox_jobs::claimed_until.eq(None::<NaiveDateTime>),
+        outbox_jobs::last_error.eq(last_error),
+        outbox_jobs::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Puts a failed job back in the queue with a fresh attempt budget (same idempotency key).
+pub fn requeue(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n = diesel::update(
+        outbox_jobs::table
+            .filter(outbox_jobs::id.eq(id))
+            .filter(outbox_jobs::status.eq(JobStatus::Failed.as_str())),
+    )
+    .set((
+        outbox_jobs::status.eq(JobStatus::Queued.as_str()),
+        outbox_jobs::attempts.eq(0),
+        outbox_jobs::next_attempt_at.eq(now),
+        outbox_jobs::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<OutboxJob>, DbError> {
+    outbox_jobs::table
+        .find(id)
+        .select(JobRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(OutboxJob::try_from)
+        .transpose()
+}
+
+pub fn search(
+    conn: &mut DbConnection,
+    patient_id: Option<&str>,
+    status: Option<JobStatus>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<OutboxJob>), DbError> {
+    let filtered = || {
+        let mut q = outbox_jobs::table.into_boxed();
+        if let Some(p) = patient_id {
+            q = q.filter(outbox_jobs::patient_id.eq(p.to_owned()));
+        }
+        if let Some(s) = status {
+            q = q.filter(outbox_jobs::status.eq(s.as_str()));
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn)?;
+    let rows = filtered()
+        .order((outbox_jobs::created_at.asc(), outbox_jobs::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .select(JobRow::as_select())
+        .load(conn)?;
+    Ok((
+        total,
+        rows.into_iter().map(OutboxJob::try_from).collect::<Result<_, _>>()?,
+    ))
+}
+
+/// Jobs that are not finished yet, for readiness and the start-up log.
+pub fn count_unfinished(conn: &mut DbConnection) -> Result<i64, DbError> {
+    Ok(outbox_jobs::table
+        .filter(outbox_jobs::status.eq_any([JobStatus::Queued.as_str(), JobStatus::InProgress.as_str()]))
+        .count()
+        .get_result(conn)?)
+}

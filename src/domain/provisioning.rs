@@ -1,0 +1,91 @@
+//! Provisioning jobs: what the gateway asks a supplier to do, and how far it has got.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    CreateAccount,
+    SetAccess,
+    ResetLinkageKey,
+    SetAccountStatus,
+}
+
+impl JobKind {
+    pub const ALL: [Self; 4] = [
+        Self::CreateAccount,
+        Self::SetAccess,
+        Self::ResetLinkageKey,
+        Self::SetAccountStatus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateAccount => "create-online-account",
+            Self::SetAccess => "set-online-access",
+            Self::ResetLinkageKey => "reset-linkage-key",
+            Self::SetAccountStatus => "set-account-status",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+
+    pub fn display(self) -> &'static str {
+        match self {
+            Self::CreateAccount => "Create the online account at the supplier",
+            Self::SetAccess => "Change online access at the supplier",
+            Self::ResetLinkageKey => "Issue a new linkage key at the supplier",
+            Self::SetAccountStatus => "Disable or re-enable the online account at the supplier",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    InProgress,
+    Completed,
+    /// Refused by the supplier, or dead-lettered after the retry limit. Can be retried by staff.
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::InProgress => "in-progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Queued, Self::InProgress, Self::Completed, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
+/// Exponential backoff with jitter: the delay before attempt `attempt + 1`, in milliseconds.
+/// `jitter` is a number in [0, 1) supplied by the caller so the rule stays pure and testable;
+/// the delay lies between half and all of the capped exponential value.
+pub fn backoff_millis(attempt: u32, base_ms: u64, cap_ms: u64, jitter: f64) -> u64 {
+    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
+    let capped = exp.min(cap_ms);
+    let half = capped / 2;
+    half + (jitter.clamp(0.0, 1.0) * (capped - half) as f64) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_is_capped_and_jittered() {
+        assert_eq!(backoff_millis(1, 1000, 60_000, 0.0), 500);
+        assert_eq!(backoff_millis(1, 1000, 60_000, 0.999), 999);
+        assert_eq!(backoff_millis(2, 1000, 60_000, 0.0), 1000);
+        assert_eq!(backoff_millis(3, 1000, 60_000, 0.0), 2000);
+        assert_eq!(backoff_millis(20, 1000, 60_000, 0.0), 30_000);
+        assert!(backoff_millis(64, 1000, 60_000, 1.0) <= 60_000);
+    }
+}

@@ -1,0 +1,189 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{CodeableConcept, Coding, GATEWAY_FHIR_BASE, Meta, Reference, instant};
+use crate::db::outbox::OutboxJob;
+use crate::db::reviews::ReviewTask;
+use crate::domain::JobStatus;
+
+pub fn task_type_system() -> String {
+    format!("{GATEWAY_FHIR_BASE}/CodeSystem/task-type")
+}
+
+/// FHIR `Task`: provisioning jobs at a supplier and record reviews, with attempts and the last error.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    #[schema(value_type = String, example = "Task")]
+    pub resource_type: String,
+    pub id: String,
+    pub meta: Meta,
+    /// requested | in-progress | completed | failed | cancelled
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_status: Option<CodeableConcept>,
+    pub intent: String,
+    pub code: CodeableConcept,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "for")]
+    pub for_: Reference,
+    pub authored_on: String,
+    pub last_modified: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input: Vec<TaskParameter>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<TaskParameter>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskParameter {
+    #[serde(rename = "type")]
+    pub type_: CodeableConcept,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_integer: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_string: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_date_time: Option<String>,
+}
+
+fn text(t: &str) -> CodeableConcept {
+    CodeableConcept {
+        coding: vec![],
+        text: Some(t.into()),
+    }
+}
+
+fn code(c: &str, display: &str) -> CodeableConcept {
+    CodeableConcept {
+        coding: vec![Coding {
+            system: Some(task_type_system()),
+            code: Some(c.into()),
+            display: Some(display.into()),
+        }],
+        text: None,
+    }
+}
+
+impl Task {
+    pub fn from_job(job: &OutboxJob) -> Self {
+        let (status, business) = match job.status {
+            JobStatus::Queued if job.attempts == 0 => ("requested", "waiting for a worker".to_owned()),
+            JobStatus::Queued => (
+                "requested",
+                format!("retry scheduled for {}", instant(job.next_attempt_at.and_utc())),
+            ),
+            JobStatus::InProgress => ("in-progress", "calling the supplier".to_owned()),
+            JobStatus::Completed => ("completed", "confirmed by the supplier".to_owned()),
+            JobStatus::Failed => (
+                "failed",
+                "needs attention: retry with $retry once the cause is fixed".to_owned(),
+            ),
+        };
+        let mut input = vec![
+            TaskParameter {
+                type_: text("attempts"),
+                value_integer: Some(i64::from(job.attempts)),
+                value_string: None,
+                value_date_time: None,
+            },
+            TaskParameter {
+                type_: text("maxAttempts"),
+                value_integer: Some(i64::from(job.max_attempts)),
+                value_string: None,
+                value_date_time: None,
+            },
+            TaskParameter {
+                type_: text("supplier"),
+                value_integer: None,
+                value_string: Some(job.supplier.clone()),
+                value_date_time: None,
+            },
+        ];
+        if job.status == JobStatus::Queued {
+            input.push(TaskParameter {
+                type_: text("nextAttemptAt"),
+                value_integer: None,
+                value_string: None,
+                value_date_time: Some(instant(job.next_attempt_at.and_utc())),
+            });
+        }
+        Self {
+            resource_type: "Task".into(),
+            id: job.id.clone(),
+            meta: Meta {
+                version_id: None,
+                last_updated: Some(instant(job.last_updated())),
+                profile: vec![],
+            },
+            status: status.into(),
+            business_status: Some(text(&business)),
+            intent: "order".into(),
+            code: code(job.kind.as_str(), job.kind.display()),
+            description: None,
+            for_: Reference {
+                reference: Some(format!("Patient/{}", job.patient_id)),
+                ..Default::default()
+            },
+            authored_on: instant(job.created_at.and_utc()),
+            last_modified: instant(job.last_updated()),
+            input,
+            output: job
+                .last_error
+                .iter()
+                .map(|e| TaskParameter {
+                    type_: text("lastError"),
+                    value_integer: None,
+                    value_string: Some(e.clone()),
+                    value_date_time: None,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn from_review(review: &ReviewTask) -> Self {
+        let from = review
+            .requested_access
+            .record_from
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        Self {
+            resource_type: "Task".into(),
+            id: review.id.clone(),
+            meta: Meta {
+                version_id: None,
+                last_updated: Some(instant(review.last_updated())),
+                profile: vec![],
+            },
+            status: review.status.clone(),
+            business_status: None,
+            intent: "order".into(),
+            code: code(
+                "record-review",
+                "Review the record before historic access is switched on",
+            ),
+            description: Some(format!(
+                "Review the record for third-party and sensitive information before full record access from {from} is switched on. Until then the patient sees entries from the registration date onwards; tell them why access to older entries takes longer."
+            )),
+            for_: Reference {
+                reference: Some(format!("Patient/{}", review.patient_id)),
+                ..Default::default()
+            },
+            authored_on: instant(review.created_at.and_utc()),
+            last_modified: instant(review.last_updated()),
+            input: vec![],
+            output: review
+                .note
+                .iter()
+                .map(|n| TaskParameter {
+                    type_: text("note"),
+                    value_integer: None,
+                    value_string: Some(n.clone()),
+                    value_date_time: None,
+                })
+                .collect(),
+        }
+    }
+}

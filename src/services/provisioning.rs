@@ -1,0 +1,312 @@
+//! Outbox workers: claim due provisioning jobs, call the supplier, and record the outcome.
+//! Retries back off exponentially with jitter and reuse the job's idempotency key, so an outage
+//! of any length loses nothing and creates nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::config::SupplierSettings;
+use crate::crypto::SecretBox;
+use crate::db::outbox::OutboxJob;
+use crate::db::{self, DbError, DbPool};
+use crate::domain::{AccessSettings, AccountStatus, JobKind, JobStatus, Supplier, provisioning::backoff_millis};
+use crate::suppliers::{AccountCredentials, CreateAccount, SupplierError, SupplierRegistry};
+
+/// What each job kind carries. Snapshotted when the job is enqueued.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum JobPayload {
+    CreateAccount {
+        patient_identifier: String,
+        ods_code: String,
+        email: Option<String>,
+        family_name: String,
+        birth_date: NaiveDate,
+        access: AccessSettings,
+    },
+    SetAccess {
+        access: AccessSettings,
+    },
+    ResetLinkageKey,
+    SetAccountStatus {
+        enabled: bool,
+        reason: Option<String>,
+    },
+}
+
+impl JobPayload {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Self::CreateAccount { .. } => JobKind::CreateAccount,
+            Self::SetAccess { .. } => JobKind::SetAccess,
+            Self::ResetLinkageKey => JobKind::ResetLinkageKey,
+            Self::SetAccountStatus { .. } => JobKind::SetAccountStatus,
+        }
+    }
+}
+
+/// Builds a job for `account` to go into the same transaction as the change that needs it.
+pub fn job(
+    settings: &SupplierSettings,
+    account_id: &str,
+    patient_id: &str,
+    supplier: Supplier,
+    payload: &JobPayload,
+) -> OutboxJob {
+    OutboxJob::new(
+        payload.kind(),
+        account_id,
+        patient_id,
+        supplier.as_str(),
+        serde_json::to_value(payload).unwrap_or_default(),
+        i32::try_from(settings.max_attempts).unwrap_or(i32::MAX),
+        db::now(),
+    )
+}
+
+pub struct Provisioner {
+    pool: DbPool,
+    suppliers: SupplierRegistry,
+    secrets: Arc<SecretBox>,
+    settings: SupplierSettings,
+    instance: String,
+    wake: Notify,
+}
+
+enum Outcome {
+    Credentials(AccountCredentials),
+    Done,
+}
+
+impl Provisioner {
+    pub fn new(pool: DbPool, suppliers: SupplierRegistry, secrets: Arc<SecretBox>, settings: SupplierSettings) -> Self {
+        Self {
+            pool,
+            suppliers,
+            secrets,
+            settings,
+            instance: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Wakes an idle worker: a job was just committed.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn spawn_workers(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.settings.workers)
+            .map(|n| {
+                let me = self.clone();
+                let name = format!("{}-{n}", me.instance);
+                tokio::spawn(async move { me.work(name).await })
+            })
+            .collect()
+    }
+
+    async fn work(self: Arc<Self>, worker: String) {
+        let idle = Duration::from_millis(self.settings.poll_interval_ms);
+        loop {
+            match self.run_once(&worker).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox worker could not claim jobs"),
+            }
+            let _ = tokio::time::timeout(idle, self.wake.notified()).await;
+        }
+    }
+
+    /// Claims and processes at most one job. Returns whether there was one.
+    pub async fn run_once(&self, worker: &str) -> Result<bool, DbError> {
+        let now = db::now();
+        let lease = now + chrono::Duration::seconds(i64::try_from(self.settings.lease_seconds).unwrap_or(60));
+        let worker_id = worker.to_owned();
+        let mut jobs = db::run(&self.pool, move |c| db::outbox::claim(c, &worker_id, now, lease, 1)).await?;
+        let Some(job) = jobs.pop() else {
+            return Ok(false);
+        };
+        self.process(worker, job).await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(job_id = %job.id, kind = job.kind.as_str(), attempt = job.attempts))]
+    async fn process(&self, worker: &str, job: OutboxJob) -> Result<(), DbError> {
+        let result = self.call_supplier(&job).await;
+        let now = db::now();
+        let worker = worker.to_owned();
+        let secrets = self.secrets.clone();
+        match result {
+            Ok(outcome) => {
+                tracing::info!("provisioning job completed");
+                db::run(&self.pool, move |c| {
+                    db::write_transaction(c, |c| {
+                        if !db::outbox::finish(c, &job.id, &worker, JobStatus::Completed, now, None, now)? {
+                            // The lease ran out and another worker owns the job now; it will
+                            // redo the call with the same idempotency key and record it.
+                            return Ok(());
+                        }
+                        apply_success(c, &job, outcome, &secrets)
+                    })
+                })
+                .await
+            }
+            Err(e) => {
+                let message = format!("{}: {e}", e.code());
+                let retry = e.is_retryable() && job.attempts < job.max_attempts;
+                let (status, next) = if retry {
+                    let attempt = u32::try_from(job.attempts).unwrap_or(1);
+                    let delay = backoff_millis(
+                        attempt,
+                        self.settings.backoff_base_ms,
+                        self.settings.backoff_cap_seconds * 1000,
+                        rand::thread_rng().r#gen::<f64>(),
+                    );
+                    (
+                        JobStatus::Queued,
+                        now + chrono::Duration::milliseconds(i64::try_from(delay).unwrap_or(i64::MAX / 2)),
+                    )
+                } else {
+                    (JobStatus::Failed, now)
+                };
+                let message = if e.is_retryable() && !retry {
+                    format!("dead-lettered after {} attempts; last error {message}", job.attempts)
+                } else {
+                    message
+                };
+                tracing::warn!(code = e.code(), retry, "provisioning attempt failed");
+                db::run(&self.pool, move |c| {
+                    db::write_transaction(c, |c| {
+                        if !db::outbox::finish(c, &job.id, &worker, status, next, Some(&message), now)? {
+                            return Ok(());
+                        }
+                        record_failure(c, &job, &e, &message, status == JobStatus::Failed)
+                    })
+                })
+                .await
+            }
+        }
+    }
+
+    async fn call_supplier(&self, job: &OutboxJob) -> Result<Outcome, SupplierError> {
+        let supplier = Supplier::parse(&job.supplier).ok_or_else(|| SupplierError::Rejected {
+            code: "UNKNOWN_SUPPLIER".into(),
+            message: format!("no supplier called {}", job.supplier),
+        })?;
+        let adapter = self
+            .suppliers
+            .get(supplier)
+            .ok_or_else(|| SupplierError::Unavailable(format!("no {} adapter is configured", job.supplier)))?;
+        let payload: JobPayload = serde_json::from_value(job.payload.clone()).map_err(|e| SupplierError::Rejected {
+            code: "BAD_PAYLOAD".into(),
+            message: e.to_string(),
+        })?;
+        let key = job.idempotency_key.as_str();
+        let supplier_ref = || async {
+            let account_id = job.account_id.clone();
+            let account = db::run(&self.pool, move |c| db::accounts::find(c, &account_id))
+                .await
+                .map_err(|e| SupplierError::Unavailable(format!("database: {e}")))?;
+            account
+                .and_then(|a| a.supplier_ref)
+                .ok_or_else(|| SupplierError::Rejected {
+                    code: "NO_SUPPLIER_ACCOUNT".into(),
+                    message: "the account was never created at the supplier".into(),
+                })
+        };
+        match payload {
+            JobPayload::CreateAccount {
+                patient_identifier,
+                ods_code,
+                email,
+                family_name,
+                birth_date,
+                access,
+            } => {
+                let request = CreateAccount {
+                    patient_identifier,
+                    ods_code,
+                    email,
+                    family_name,
+                    birth_date,
+                    access,
+                };
+                adapter.create_account(key, &request).await.map(Outcome::Credentials)
+            }
+            JobPayload::SetAccess { access } => {
+                let r = supplier_ref().await?;
+                adapter.set_access(key, &r, &access).await.map(|_| Outcome::Done)
+            }
+            JobPayload::ResetLinkageKey => {
+                let r = supplier_ref().await?;
+                adapter.reset_linkage_key(key, &r).await.map(Outcome::Credentials)
+            }
+            JobPayload::SetAccountStatus { enabled, reason } => {
+                let r = supplier_ref().await?;
+                adapter
+                    .set_account_enabled(key, &r, enabled, reason.as_deref())
+                    .await
+                    .map(|_| Outcome::Done)
+            }
+        }
+    }
+}
+
+fn apply_success(
+    c: &mut db::DbConnection,
+    job: &OutboxJob,
+    outcome: Outcome,
+    secrets: &SecretBox,
+) -> Result<(), DbError> {
+    let Some(mut account) = db::accounts::find(c, &job.account_id)? else {
+        return Ok(());
+    };
+    let now = db::now();
+    if let (JobKind::CreateAccount | JobKind::ResetLinkageKey, Outcome::Credentials(creds)) = (job.kind, outcome) {
+        account.supplier_ref = Some(creds.supplier_ref);
+        account.account_id = Some(creds.account_id);
+        account.linkage_key_sealed = Some(secrets.seal(&creds.linkage_key, &account.id));
+        account.linkage_key_issued_at = Some(now);
+        // A new key needs a new letter.
+        account.letter_printed_at = None;
+        account.letter_expires_at = None;
+        if account.status == AccountStatus::Pending {
+            account.status = AccountStatus::Active;
+        }
+    }
+    account.last_error = None;
+    account.version += 1;
+    account.updated_at = now;
+    if !db::accounts::save(c, &account)? {
+        return Err(DbError::Query("online account changed while a job completed".into()));
+    }
+    Ok(())
+}
+
+fn record_failure(
+    c: &mut db::DbConnection,
+    job: &OutboxJob,
+    e: &SupplierError,
+    message: &str,
+    final_failure: bool,
+) -> Result<(), DbError> {
+    let Some(mut account) = db::accounts::find(c, &job.account_id)? else {
+        return Ok(());
+    };
+    account.last_error = Some(message.to_owned());
+    if final_failure && !e.is_retryable() && job.kind == JobKind::CreateAccount {
+        account.status = AccountStatus::Rejected;
+        account.status_reason = Some(e.to_string());
+    }
+    account.version += 1;
+    account.updated_at = db::now();
+    if !db::accounts::save(c, &account)? {
+        return Err(DbError::Query("online account changed while a job failed".into()));
+    }
+    Ok(())
+}
