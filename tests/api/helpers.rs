@@ -27,6 +27,8 @@ pub enum TestDatabase {
         admin_url: String,
         schema: String,
     },
+    /// A second handle on a database another `TestDatabase` owns (several gateway instances).
+    Shared,
 }
 
 impl TestDatabase {
@@ -50,6 +52,10 @@ impl TestDatabase {
                 (Self::Sqlite { _dir: dir }, url)
             }
         }
+    }
+
+    pub fn shared() -> Self {
+        Self::Shared
     }
 
     pub fn is_postgres(&self) -> bool {

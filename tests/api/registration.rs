@@ -809,3 +809,68 @@ async fn linkage_keys_are_not_stored_in_plain_text() {
     .unwrap();
     assert!(found.is_empty(), "the linkage key is stored in clear in {found:?}");
 }
+
+#[tokio::test]
+async fn two_gateway_instances_share_the_outbox_without_doing_any_job_twice() {
+    let sim = gp_online_gateway::suppliers::simulator::spawn(
+        gp_online_gateway::domain::Supplier::Emis,
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let sim_url = sim.base_url().to_owned();
+    let (mut settings, db, data) = test_settings();
+    fast_retries(&mut settings);
+    settings.suppliers.emis_url = Some(sim_url.clone());
+    settings.suppliers.workers = 3;
+    let first = TestApp::spawn_on(settings.clone(), db, data).await;
+    // The second instance uses the same database with its own data directory and port.
+    let second_data = tempfile::tempdir().unwrap();
+    std::fs::write(second_data.path().join("dev-idp-signing-key.pem"), shared_key_pem()).unwrap();
+    std::fs::copy(
+        settings.data_dir.join("linkage-key-encryption.key"),
+        second_data.path().join("linkage-key-encryption.key"),
+    )
+    .unwrap();
+    let mut second_settings = settings.clone();
+    second_settings.data_dir = second_data.path().to_owned();
+    let second = TestApp::spawn_on(second_settings, TestDatabase::shared(), second_data).await;
+
+    let token_a = first.token("staff-emis");
+    let token_b = second.token("staff-emis");
+    let patients = create_patients(&first, &token_a, "A81001", 6, "Shared").await;
+    reqwest::Client::new()
+        .put(format!("{sim_url}/admin/faults"))
+        .json(&json!({"error_rate": 0.3, "drop_response_rate": 0.2}))
+        .send()
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (i, p) in patients.iter().enumerate() {
+        let (app, token) = if i % 2 == 0 {
+            (&first, &token_a)
+        } else {
+            (&second, &token_b)
+        };
+        let (status, accepted) = register(app, token, p, &registration("nhs-login-p9", None, "summary", None)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        tasks.push(task_id(&accepted));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reqwest::Client::new()
+        .put(format!("{sim_url}/admin/faults"))
+        .json(&json!({"error_rate": 0.0, "drop_response_rate": 0.0}))
+        .send()
+        .await
+        .unwrap();
+    for t in &tasks {
+        wait_for_task(&first, &token_a, t, "completed", Duration::from_secs(20)).await;
+    }
+    let stats: Value = reqwest::get(format!("{sim_url}/admin/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["accounts_created"], patients.len());
+}
