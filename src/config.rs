@@ -133,6 +133,21 @@ pub struct SupplierSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// NHS login vectors of trust accepted from patient tokens. A token whose `vot` is not listed
+    /// is refused whatever its proofing level says.
+    pub accepted_vot: Vec<String>,
+    /// Minimum identity proofing level per endpoint policy (`patient-record`, `my-access`).
+    /// Values may be raised, never lowered below the rule (P9 clinical, P5 patient-identifiable).
+    pub minimum_assurance: std::collections::BTreeMap<String, String>,
+    /// Failed `$verify-linkage` attempts per Account ID before it is locked.
+    pub linkage_max_failures: u32,
+    /// How long failures are counted, and how long a lock lasts.
+    pub linkage_lockout_minutes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecretSettings {
     /// Base64 of 32 random bytes; encrypts linkage keys at rest. Required in production; the dev
     /// profile creates one in the data directory.
@@ -155,6 +170,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub suppliers: SupplierSettings,
     pub secrets: SecretSettings,
+    pub identity: IdentitySettings,
 }
 
 impl Default for Settings {
@@ -201,6 +217,20 @@ impl Default for Settings {
             },
             secrets: SecretSettings {
                 linkage_key_encryption_key: None,
+            },
+            identity: IdentitySettings {
+                accepted_vot: [
+                    "P9.Cp.Cd", "P9.Cp.Ck", "P9.Cm", "P5.Cp.Cd", "P5.Cp.Ck", "P5.Cm", "P0.Cp.Cd", "P0.Cp.Ck", "P0.Cm",
+                    "P0.Cp",
+                ]
+                .map(String::from)
+                .to_vec(),
+                minimum_assurance: crate::identity::AssurancePolicy::ALL
+                    .iter()
+                    .map(|p| (p.name().to_owned(), p.floor().as_str().to_owned()))
+                    .collect(),
+                linkage_max_failures: 5,
+                linkage_lockout_minutes: 15,
             },
         }
     }
@@ -378,6 +408,37 @@ impl Settings {
                 problems.push("secrets.linkage_key_encryption_key is required in production".to_owned());
             }
             _ => {}
+        }
+        for vot in &self.identity.accepted_vot {
+            if !crate::identity::vot_is_well_formed(vot) {
+                problems.push(format!(
+                    "identity.accepted_vot: {vot:?} is not a vector of trust such as P9.Cp.Cd"
+                ));
+            }
+        }
+        for (name, level) in &self.identity.minimum_assurance {
+            match (
+                crate::identity::AssurancePolicy::parse(name),
+                crate::identity::ProofingLevel::parse(level),
+            ) {
+                (None, _) => problems.push(format!(
+                    "identity.minimum_assurance: unknown policy {name:?} (known: {})",
+                    crate::identity::AssurancePolicy::ALL.map(|p| p.name()).join(", ")
+                )),
+                (_, None) => problems.push(format!(
+                    "identity.minimum_assurance.{name}: {level:?} is not P0, P5 or P9"
+                )),
+                (Some(p), Some(l)) if l < p.floor() => problems.push(format!(
+                    "identity.minimum_assurance.{name} cannot be below {} ({})",
+                    p.floor().as_str(),
+                    p.why()
+                )),
+                _ => {}
+            }
+        }
+        if self.identity.linkage_max_failures == 0 || self.identity.linkage_lockout_minutes == 0 {
+            problems
+                .push("identity.linkage_max_failures and identity.linkage_lockout_minutes must be positive".to_owned());
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             problems.push(format!("log.filter is not a valid filter: {e}"));

@@ -4,12 +4,15 @@
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use crate::config::IssuerKind;
+use crate::config::{IssuerKind, SupplierSettings};
+use crate::db::accounts::OnlineAccount;
 use crate::db::{self, DbConnection, DbError};
 use crate::domain::{
-    AccessModel, Gender, NhsNumber, OdsCode, OnlineServicesSettings, PatientDetails, PatientIdentifier, PracticeRecord,
-    Supplier,
+    AccessModel, AccessSettings, AccountStatus, Attestation, Gender, IdentityVerification, NhsNumber, OdsCode,
+    OnlineServicesSettings, PatientDetails, PatientIdentifier, PracticeRecord, RecordAccessLevel, Services, Supplier,
+    VerificationMethod,
 };
+use crate::services::provisioning::{self, JobPayload};
 
 pub struct SeedPractice {
     pub id: &'static str,
@@ -47,7 +50,7 @@ pub struct SeedPatient {
     pub email: Option<&'static str>,
 }
 
-pub const PATIENTS: [SeedPatient; 8] = [
+pub const PATIENTS: [SeedPatient; 10] = [
     SeedPatient {
         id: "patient-jane-smith",
         practice_ods: "A81001",
@@ -128,10 +131,82 @@ pub const PATIENTS: [SeedPatient; 8] = [
         gender: Gender::Male,
         email: None,
     },
+    SeedPatient {
+        id: "patient-lucy-evans",
+        practice_ods: "A81001",
+        nhs_number: "9990000158",
+        family: "Evans",
+        given: "Lucy",
+        birth_date: (1988, 8, 14),
+        gender: Gender::Female,
+        email: Some("lucy.evans@example.org"),
+    },
+    SeedPatient {
+        id: "patient-ravi-shah",
+        practice_ods: "B82005",
+        nhs_number: "9990000166",
+        family: "Shah",
+        given: "Ravi",
+        birth_date: (1969, 12, 2),
+        gender: Gender::Male,
+        email: Some("ravi.shah@example.org"),
+    },
+];
+
+/// Seeded online accounts: the patients the patient personas stand for. They are created at the
+/// supplier through the outbox like any other registration.
+pub struct SeedAccount {
+    pub patient_id: &'static str,
+    pub services: Services,
+    pub record_level: RecordAccessLevel,
+    pub record_from: Option<(i32, u32, u32)>,
+}
+
+pub const ACCOUNTS: [SeedAccount; 4] = [
+    SeedAccount {
+        patient_id: "patient-jane-smith",
+        services: Services {
+            appointments: true,
+            prescriptions: true,
+            messaging: true,
+        },
+        record_level: RecordAccessLevel::Full,
+        record_from: Some((2024, 1, 1)),
+    },
+    SeedAccount {
+        patient_id: "patient-amir-khan",
+        services: Services {
+            appointments: true,
+            prescriptions: true,
+            messaging: false,
+        },
+        record_level: RecordAccessLevel::Summary,
+        record_from: None,
+    },
+    SeedAccount {
+        patient_id: "patient-priya-patel",
+        services: Services {
+            appointments: true,
+            prescriptions: false,
+            messaging: false,
+        },
+        record_level: RecordAccessLevel::None,
+        record_from: None,
+    },
+    SeedAccount {
+        patient_id: "patient-megan-jones",
+        services: Services {
+            appointments: true,
+            prescriptions: true,
+            messaging: true,
+        },
+        record_level: RecordAccessLevel::DetailedCoded,
+        record_from: None,
+    },
 ];
 
 /// Inserts the seed world if the database has no practices yet. Returns whether it seeded.
-pub fn seed(conn: &mut DbConnection) -> Result<bool, DbError> {
+pub fn seed(conn: &mut DbConnection, suppliers: &SupplierSettings) -> Result<bool, DbError> {
     let (existing, _) = db::practices::search(conn, None, 0, 1)?;
     if existing > 0 {
         return Ok(false);
@@ -174,8 +249,74 @@ pub fn seed(conn: &mut DbConnection) -> Result<bool, DbError> {
             .expect("seed patient is valid");
             db::patients::insert(conn, p.id, practice.id, &details, now)?;
         }
+        for a in &ACCOUNTS {
+            seed_account(conn, a, suppliers, now)?;
+        }
         Ok(true)
     })
+}
+
+fn seed_account(
+    conn: &mut DbConnection,
+    a: &SeedAccount,
+    suppliers: &SupplierSettings,
+    now: chrono::NaiveDateTime,
+) -> Result<(), DbError> {
+    let patient =
+        db::patients::find(conn, a.patient_id)?.ok_or_else(|| DbError::Query("seed patient missing".into()))?;
+    let practice = db::practices::find(conn, &patient.practice_id)?
+        .ok_or_else(|| DbError::Query("seed practice missing".into()))?;
+    let access = AccessSettings {
+        services: a.services,
+        record_level: a.record_level,
+        record_from: a.record_from.and_then(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d)),
+    };
+    let at = now.and_utc();
+    let account = OnlineAccount {
+        id: format!("account-{}", a.patient_id.trim_start_matches("patient-")),
+        patient_id: patient.id.clone(),
+        practice_id: practice.id.clone(),
+        status: AccountStatus::Pending,
+        status_reason: None,
+        email: patient.details.email.clone().unwrap_or_default(),
+        access: access.clone(),
+        verification: IdentityVerification {
+            method: VerificationMethod::NhsLoginP9,
+            documents: vec![],
+            verified_by: "seed".into(),
+            verified_at: at,
+        },
+        attestation: Attestation {
+            responsibilities_acknowledged: true,
+            coercion_considered: true,
+            capacity_considered: true,
+            attested_by: "seed".into(),
+            attested_at: at,
+        },
+        supplier_ref: None,
+        account_id: None,
+        linkage_key_sealed: None,
+        linkage_key_issued_at: None,
+        letter_printed_at: None,
+        letter_expires_at: None,
+        last_error: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    db::accounts::insert(conn, &account)?;
+    let payload = JobPayload::CreateAccount {
+        patient_identifier: patient.details.identifier.value().to_owned(),
+        ods_code: practice.ods_code.as_str().to_owned(),
+        email: patient.details.email.clone(),
+        family_name: patient.details.family.clone(),
+        birth_date: patient.details.birth_date,
+        access,
+    };
+    db::outbox::enqueue(
+        conn,
+        &provisioning::job(suppliers, &account.id, &patient.id, practice.supplier, &payload),
+    )
 }
 
 pub struct Persona {

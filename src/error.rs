@@ -39,13 +39,18 @@ pub enum ErrorCode {
     AccountExists,
     AccountState,
     LinkageKeyExpired,
+    IdentityMismatch,
+    LinkageDetailsInvalid,
+    LinkageLocked,
+    AccountDisabled,
+    PatientNotRegistered,
     TooManyRequests,
     ServiceUnavailable,
     InternalError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 35] = [
         Self::InvalidRequest,
         Self::InvalidResource,
         Self::InvalidSearchParameter,
@@ -73,6 +78,11 @@ impl ErrorCode {
         Self::AccountExists,
         Self::AccountState,
         Self::LinkageKeyExpired,
+        Self::IdentityMismatch,
+        Self::LinkageDetailsInvalid,
+        Self::LinkageLocked,
+        Self::AccountDisabled,
+        Self::PatientNotRegistered,
         Self::TooManyRequests,
         Self::ServiceUnavailable,
         Self::InternalError,
@@ -107,6 +117,11 @@ impl ErrorCode {
             Self::AccountExists => "ONLINE_ACCOUNT_EXISTS",
             Self::AccountState => "ONLINE_ACCOUNT_STATE",
             Self::LinkageKeyExpired => "LINKAGE_KEY_EXPIRED",
+            Self::IdentityMismatch => "IDENTITY_MISMATCH",
+            Self::LinkageDetailsInvalid => "LINKAGE_DETAILS_INVALID",
+            Self::LinkageLocked => "LINKAGE_LOCKED",
+            Self::AccountDisabled => "ONLINE_ACCOUNT_DISABLED",
+            Self::PatientNotRegistered => "PATIENT_NOT_REGISTERED",
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
@@ -119,7 +134,9 @@ impl ErrorCode {
                 StatusCode::BAD_REQUEST
             }
             Self::MissingAccessToken | Self::InvalidAccessToken => StatusCode::UNAUTHORIZED,
-            Self::AccessDenied | Self::OutsideOwnPractice | Self::InsufficientAssurance => StatusCode::FORBIDDEN,
+            Self::AccessDenied | Self::OutsideOwnPractice | Self::InsufficientAssurance | Self::IdentityMismatch => {
+                StatusCode::FORBIDDEN
+            }
             Self::ResourceNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
@@ -136,7 +153,11 @@ impl ErrorCode {
             | Self::UnknownPractice
             | Self::BusinessRule
             | Self::RegistrationConditionNotMet
-            | Self::PracticeNotEnabled => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::PracticeNotEnabled
+            | Self::LinkageDetailsInvalid
+            | Self::AccountDisabled
+            | Self::PatientNotRegistered => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::LinkageLocked => StatusCode::TOO_MANY_REQUESTS,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -149,7 +170,11 @@ impl ErrorCode {
             Self::InvalidRequest | Self::InvalidResource | Self::InvalidIdentifier => "invalid",
             Self::InvalidSearchParameter => "invalid",
             Self::MissingAccessToken | Self::InvalidAccessToken => "login",
-            Self::AccessDenied | Self::OutsideOwnPractice | Self::InsufficientAssurance => "forbidden",
+            Self::AccessDenied | Self::OutsideOwnPractice | Self::InsufficientAssurance | Self::IdentityMismatch => {
+                "forbidden"
+            }
+            Self::LinkageDetailsInvalid | Self::AccountDisabled | Self::PatientNotRegistered => "business-rule",
+            Self::LinkageLocked => "throttled",
             Self::ResourceNotFound => "not-found",
             Self::MethodNotAllowed | Self::NotAcceptable | Self::UnsupportedMediaType => "not-supported",
             Self::VersionConflict | Self::RequestInProgress => "conflict",
@@ -198,6 +223,11 @@ impl ErrorCode {
             Self::AccountExists => "The patient already has an online account",
             Self::AccountState => "The online account is not in a state that allows this",
             Self::LinkageKeyExpired => "The registration letter's linkage key has expired; reset the account",
+            Self::IdentityMismatch => "The identity is bound to a different NHS number",
+            Self::LinkageDetailsInvalid => "The registration details do not match an online account",
+            Self::LinkageLocked => "Too many failed attempts for this Account ID; try again later",
+            Self::AccountDisabled => "The online account is disabled",
+            Self::PatientNotRegistered => "The patient is not registered at the practice",
             Self::TooManyRequests => "Too many requests",
             Self::ServiceUnavailable => "The service is temporarily unavailable",
             Self::InternalError => "An unexpected error occurred",

@@ -1,5 +1,6 @@
 //! GP Online Services Gateway: a FHIR R4-style gateway for GP online services.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -73,6 +73,7 @@ impl Application {
             Duration::from_secs(settings.database.connect_timeout_seconds),
         )?;
         let production = settings.env == Environment::Production;
+        let supplier_settings = settings.suppliers.clone();
         let seeded = db::run(&pool, move |conn| {
             if production {
                 // Production schema changes are a deliberate step: `gp-online-gateway migrate`.
@@ -93,7 +94,11 @@ impl Application {
                 return Ok(false);
             }
             db::run_migrations(conn)?;
-            if dev_profile { dev::seed(conn) } else { Ok(false) }
+            if dev_profile {
+                dev::seed(conn, &supplier_settings)
+            } else {
+                Ok(false)
+            }
         })
         .await
         .context("preparing the database")?;
@@ -115,6 +120,10 @@ impl Application {
         }
         let workers = provisioner.spawn_workers();
 
+        let (audit, audit_writer) = crate::audit::AuditLog::start(pool.clone());
+        let mut workers = workers;
+        workers.push(audit_writer);
+
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
         let state = web::Data::new(AppState {
             rate_limiter: http::middleware::RateLimiter::new(settings.http.rate_limit_per_minute),
@@ -125,6 +134,7 @@ impl Application {
             metrics: Metrics::new(),
             provisioner,
             secrets,
+            audit,
         });
 
         let openapi = http::openapi();

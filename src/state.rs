@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::db::DbPool;
@@ -22,4 +23,6 @@ pub struct AppState {
     pub provisioner: Arc<Provisioner>,
     /// Encrypts linkage keys at rest.
     pub secrets: Arc<SecretBox>,
+    /// Hash-chained audit trail, written in batches.
+    pub audit: AuditLog,
 }

@@ -183,3 +183,19 @@ pub fn email_used_by_another(conn: &mut DbConnection, email: &str, patient_id: &
         .get_result(conn)?;
     Ok(n > 0)
 }
+
+/// The account a registration letter names: the practice and the supplier's Account ID.
+pub fn find_by_account_id(
+    conn: &mut DbConnection,
+    practice_id: &str,
+    account_id: &str,
+) -> Result<Option<OnlineAccount>, DbError> {
+    online_accounts::table
+        .filter(online_accounts::practice_id.eq(practice_id))
+        .filter(online_accounts::supplier_account_id.eq(account_id))
+        .select(AccountRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(OnlineAccount::try_from)
+        .transpose()
+}

@@ -2,7 +2,9 @@
 //! Every query runs on the blocking thread pool, never on the async workers.
 
 pub mod accounts;
+pub mod bindings;
 pub mod idempotency;
+pub mod linkage_attempts;
 pub mod outbox;
 pub mod patients;
 pub mod practices;

@@ -187,3 +187,16 @@ pub fn update_if_version(
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// The record holding a national identifier, wherever it is registered.
+pub fn find_by_identifier(
+    conn: &mut DbConnection,
+    system: PatientIdentifierSystem,
+    value: &str,
+) -> Result<Option<PatientRecord>, DbError> {
+    let filter = PatientFilter {
+        identifier: Some((system, value.to_owned())),
+        ..Default::default()
+    };
+    Ok(search(conn, &filter, 0, 1)?.1.pop())
+}

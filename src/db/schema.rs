@@ -45,6 +45,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    identity_bindings (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        nhs_number -> Text,
+        patient_id -> Text,
+        practice_id -> Text,
+        proofing_level -> Text,
+        source -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    linkage_attempts (ods_code, account_id) {
+        ods_code -> Text,
+        account_id -> Text,
+        failures -> Integer,
+        window_started_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        chain -> Text,
+        seq -> BigInt,
+        recorded_at -> Timestamp,
+        actor_kind -> Text,
+        actor -> Text,
+        patient_id -> Nullable<Text>,
+        practice_id -> Nullable<Text>,
+        action -> Text,
+        outcome -> Text,
+        assurance -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
 diesel::joinable!(patients -> practices (practice_id));
 
 diesel::table! {
@@ -116,5 +160,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_records,
     online_accounts,
     outbox_jobs,
-    review_tasks
+    review_tasks,
+    identity_bindings,
+    linkage_attempts,
+    audit_events
 );

@@ -1,5 +1,6 @@
 //! FHIR R4 wire types (serde + OpenAPI schemas) and the mapping between them and the domain.
 
+mod audit_event;
 mod bundle;
 mod capability;
 mod datatypes;
@@ -9,6 +10,7 @@ mod parameters;
 mod patient;
 mod task;
 
+pub use audit_event::{AuditAgent, AuditEntity, AuditEntityDetail, AuditEvent, AuditSource};
 pub use bundle::{Bundle, BundleEntry, BundleLink, BundleSearch};
 pub use capability::capability_statement;
 pub use datatypes::{CodeableConcept, Coding, ContactPoint, Extension, HumanName, Identifier, Meta, Reference};

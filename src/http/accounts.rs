@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::audit::audited;
 use super::auth::Authenticated;
 use super::body::{FhirBody, Paging, resource};
 use super::search::{parse_query, searchset};
@@ -294,11 +295,15 @@ fn accepted_response(base_url: &str, accepted: &Accepted) -> HttpResponse {
 pub async fn register(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
+    req: HttpRequest,
     id: web::Path<String>,
     FhirBody(body): FhirBody<Parameters>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = parse_registration(&body, &principal)?;
-    let accepted = accounts::register(&state, &principal, &id, input).await?;
+    let result = match parse_registration(&body, &principal) {
+        Ok(input) => accounts::register(&state, &principal, &id, input).await,
+        Err(e) => Err(e),
+    };
+    let accepted = audited(&state, &req, Some(&principal), "register", Some(&id), result).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -319,12 +324,15 @@ pub async fn register(
 pub async fn set_access(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
+    req: HttpRequest,
     id: web::Path<String>,
     FhirBody(body): FhirBody<Parameters>,
 ) -> Result<HttpResponse, ApiError> {
-    check_parameters(&body)?;
-    let access = parse_access(&body)?;
-    let accepted = accounts::set_access(&state, &principal, &id, access).await?;
+    let result = match check_parameters(&body).and_then(|_| parse_access(&body)) {
+        Ok(access) => accounts::set_access(&state, &principal, &id, access).await,
+        Err(e) => Err(e),
+    };
+    let accepted = audited(&state, &req, Some(&principal), "set-online-access", Some(&id), result).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -343,9 +351,19 @@ pub async fn set_access(
 pub async fn reset(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let accepted = accounts::reset(&state, &principal, &id).await?;
+    let result = accounts::reset(&state, &principal, &id).await;
+    let accepted = audited(
+        &state,
+        &req,
+        Some(&principal),
+        "reset-online-account",
+        Some(&id),
+        result,
+    )
+    .await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -368,22 +386,35 @@ pub async fn reset(
 pub async fn disable(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
+    req: HttpRequest,
     id: web::Path<String>,
     FhirBody(body): FhirBody<Parameters>,
 ) -> Result<HttpResponse, ApiError> {
-    check_parameters(&body)?;
-    let reason = body
-        .get("reason")
-        .and_then(|r| r.value_string.clone())
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty() && r.chars().count() <= 500)
-        .ok_or_else(|| {
-            rule(
-                "reason",
-                "say why the account is being disabled (at most 500 characters)",
-            )
-        })?;
-    let accepted = accounts::set_enabled(&state, &principal, &id, false, Some(reason)).await?;
+    let reason = check_parameters(&body).and_then(|_| {
+        body.get("reason")
+            .and_then(|r| r.value_string.clone())
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty() && r.chars().count() <= 500)
+            .ok_or_else(|| {
+                rule(
+                    "reason",
+                    "say why the account is being disabled (at most 500 characters)",
+                )
+            })
+    });
+    let result = match reason {
+        Ok(reason) => accounts::set_enabled(&state, &principal, &id, false, Some(reason)).await,
+        Err(e) => Err(e),
+    };
+    let accepted = audited(
+        &state,
+        &req,
+        Some(&principal),
+        "disable-online-account",
+        Some(&id),
+        result,
+    )
+    .await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -402,9 +433,19 @@ pub async fn disable(
 pub async fn enable(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let accepted = accounts::set_enabled(&state, &principal, &id, true, None).await?;
+    let result = accounts::set_enabled(&state, &principal, &id, true, None).await;
+    let accepted = audited(
+        &state,
+        &req,
+        Some(&principal),
+        "enable-online-account",
+        Some(&id),
+        result,
+    )
+    .await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -423,9 +464,11 @@ pub async fn enable(
 pub async fn account(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, _, account) = accounts::account_for(&state, &principal, &id).await?;
+    let result = accounts::account_for(&state, &principal, &id).await;
+    let (_, _, account) = audited(&state, &req, Some(&principal), "read-online-account", Some(&id), result).await?;
     Ok(resource(
         StatusCode::OK,
         &Parameters::new(vec![account_group(&account)]),
@@ -487,7 +530,8 @@ pub async fn letter(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/pdf"));
-    let letter = accounts::letter(&state, &principal, &id).await?;
+    let result = accounts::letter(&state, &principal, &id).await;
+    let letter = audited(&state, &req, Some(&principal), "letter", Some(&id), result).await?;
     if wants_pdf {
         return Ok(HttpResponse::Ok()
             .content_type("application/pdf")

@@ -14,8 +14,10 @@ use crate::state::AppState;
 /// A verified caller. Any handler that takes this refuses requests without a valid token.
 pub struct Authenticated(pub Principal);
 
-#[derive(Clone)]
-struct Verified(Result<Principal, AuthError>);
+/// The request's one verification, shared by every extractor that needs it. Extractors run
+/// concurrently, so the cell is put in place before anything awaits.
+#[derive(Clone, Default)]
+struct Verified(std::rc::Rc<tokio::sync::OnceCell<Result<Principal, AuthError>>>);
 
 fn bearer(req: &HttpRequest) -> Result<String, AuthError> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
@@ -35,9 +37,21 @@ fn bearer(req: &HttpRequest) -> Result<String, AuthError> {
 
 /// Verifies the request's bearer token once per request (later calls reuse the result).
 pub async fn authenticate(req: &HttpRequest) -> Result<Principal, AuthError> {
-    if let Some(v) = req.extensions().get::<Verified>() {
-        return v.0.clone();
-    }
+    let cell = {
+        let mut extensions = req.extensions_mut();
+        match extensions.get::<Verified>() {
+            Some(v) => v.clone(),
+            None => {
+                let v = Verified::default();
+                extensions.insert(v.clone());
+                v
+            }
+        }
+    };
+    cell.0.get_or_init(|| verify_request(req)).await.clone()
+}
+
+async fn verify_request(req: &HttpRequest) -> Result<Principal, AuthError> {
     let result = match (bearer(req), req.app_data::<web::Data<AppState>>()) {
         (Err(e), _) => Err(e),
         (Ok(_), None) => Err(AuthError::IssuerUnavailable("application state missing".into())),
@@ -46,8 +60,14 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, AuthError> {
     if let Err(e) = &result {
         // The reason is safe to log; the token never is.
         tracing::info!(reason = %e, "authentication refused");
+        if let Some(state) = req.app_data::<web::Data<AppState>>() {
+            let outcome = match e {
+                AuthError::IssuerUnavailable(_) => crate::audit::Outcome::Error,
+                _ => crate::audit::Outcome::Denied,
+            };
+            super::audit::record(state, req, None, "authenticate", None, outcome, Some(e.to_string())).await;
+        }
     }
-    req.extensions_mut().insert(Verified(result.clone()));
     result
 }
 

@@ -28,7 +28,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for FhirBody<T> {
             .app_data::<web::Data<AppState>>()
             .map_or(64 * 1024, |s| s.settings.http.body_limit_bytes);
         let mut payload = payload.take();
+        let req = req.clone();
         Box::pin(async move {
+            // The caller is established before the body is looked at: an unauthenticated
+            // request learns nothing about what the endpoint expects.
+            super::auth::authenticate(&req).await?;
             match content_type.as_deref() {
                 Some("application/fhir+json" | "application/json") => {}
                 _ => {

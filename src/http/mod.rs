@@ -1,8 +1,10 @@
 //! The HTTP surface: handlers, extractors, middleware and the one OpenAPI registration path.
 
 mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod body;
+mod identity;
 pub mod middleware;
 mod operations;
 mod organizations;
@@ -33,6 +35,9 @@ Errors are OperationOutcome resources with a stable code from the gateway's Code
         (name = "Organization", description = "GP practices and their online-services settings"),
         (name = "Online accounts", description = "Registration for online services, access, linkage keys and the registration letter"),
         (name = "Task", description = "Provisioning jobs at suppliers and record reviews"),
+        (name = "Patient access", description = "For patient apps presenting an NHS login-like token"),
+        (name = "Identity provider", description = "For NHS login-like identity providers (system tokens)"),
+        (name = "AuditEvent", description = "The hash-chained audit trail"),
         (name = "Conformance", description = "What the server supports"),
         (name = "Operations", description = "Health and metrics"),
     )
@@ -80,7 +85,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(accounts::search_tasks)
         .service(accounts::read_task)
         .service(accounts::complete_task)
-        .service(accounts::retry_task);
+        .service(accounts::retry_task)
+        .service(identity::my_access)
+        .service(identity::verify_linkage)
+        .service(identity::link_identity)
+        .service(identity::verify_audit)
+        .service(identity::search_audit);
 }
 
 /// The OpenAPI document, generated from the same registration the server uses.

@@ -2,6 +2,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use chrono::NaiveDate;
 
+use super::audit::audited;
 use super::auth::Authenticated;
 use super::body::{FhirBody, Paging, if_match, resource};
 use super::search::{parse_query, searchset};
@@ -70,9 +71,12 @@ fn patient_query(params: &std::collections::BTreeMap<String, String>) -> Result<
 pub async fn read_patient(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = patients::read(&state.pool, &principal, id.into_inner()).await?;
+    let id = id.into_inner();
+    let result = patients::read(&state, &principal, id.clone()).await;
+    let record = audited(&state, &req, Some(&principal), "read", Some(&id), result).await?;
     Ok(resource(
         StatusCode::OK,
         &Patient::from_record(&record),
@@ -100,10 +104,12 @@ pub async fn read_patient(
 pub async fn vread_patient(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, vid) = path.into_inner();
-    let record = patients::read(&state.pool, &principal, id).await?;
+    let result = patients::read(&state, &principal, id.clone()).await;
+    let record = audited(&state, &req, Some(&principal), "read", Some(&id), result).await?;
     if vid != record.version.to_string() {
         return Err(ApiError::new(
             ErrorCode::ResourceNotFound,
@@ -152,7 +158,13 @@ pub async fn search_patients(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
     )?;
-    let (total, records) = patients::search(&state.pool, &principal, query, paging.offset, paging.count).await?;
+    let result = patients::search(&state, &principal, query, paging.offset, paging.count).await;
+    // A patient's search can only ever return their own record, so it is audited against it.
+    let own = match (&principal, &result) {
+        (crate::identity::Principal::Patient(_), Ok((_, records))) => records.first().map(|r| r.id.clone()),
+        _ => None,
+    };
+    let (total, records) = audited(&state, &req, Some(&principal), "search", own.as_deref(), result).await?;
     let resources = records
         .iter()
         .map(|r| {
@@ -222,7 +234,12 @@ pub async fn create_patient(
             })
         }
     };
-    match patients::create(&state.pool, &principal, parsed, condition).await? {
+    let result = patients::create(&state.pool, &principal, parsed, condition).await;
+    let created_id = match &result {
+        Ok(Created::New(r) | Created::Existing(r)) => Some(r.id.clone()),
+        Err(_) => None,
+    };
+    match audited(&state, &req, Some(&principal), "create", created_id.as_deref(), result).await? {
         Created::New(record) => {
             let mut response = resource(
                 StatusCode::CREATED,
@@ -274,7 +291,9 @@ pub async fn update_patient(
 ) -> Result<HttpResponse, ApiError> {
     let expected = if_match(&req)?;
     let parsed = body.parse(today())?;
-    let record = patients::update(&state.pool, &principal, id.into_inner(), expected, parsed).await?;
+    let id = id.into_inner();
+    let result = patients::update(&state.pool, &principal, id.clone(), expected, parsed).await;
+    let record = audited(&state, &req, Some(&principal), "update", Some(&id), result).await?;
     Ok(resource(
         StatusCode::OK,
         &Patient::from_record(&record),

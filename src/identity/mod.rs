@@ -5,5 +5,7 @@ pub mod dev_idp;
 mod principal;
 mod verifier;
 
-pub use principal::{PatientPrincipal, Principal, ProofingLevel, StaffPrincipal, SystemPrincipal};
+pub use principal::{
+    AssurancePolicy, PatientPrincipal, Principal, ProofingLevel, StaffPrincipal, SystemPrincipal, vot_is_well_formed,
+};
 pub use verifier::{AuthError, IssuerStatus, TokenVerifier};

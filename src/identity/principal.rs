@@ -54,6 +54,54 @@ pub struct PatientPrincipal {
     pub proofing_level: ProofingLevel,
     pub vot: Option<String>,
     pub gp_ods_code: Option<OdsCode>,
+    pub birthdate: Option<chrono::NaiveDate>,
+    pub family_name: Option<String>,
+}
+
+/// Endpoint policies with the lowest identity proofing level each may ever accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssurancePolicy {
+    /// Anything clinical, transactional or provisioning: the patient record itself.
+    PatientRecord,
+    /// Which patients the caller may act for and with which services: identifiable, not clinical.
+    MyAccess,
+}
+
+impl AssurancePolicy {
+    pub const ALL: [Self; 2] = [Self::PatientRecord, Self::MyAccess];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PatientRecord => "patient-record",
+            Self::MyAccess => "my-access",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    pub fn floor(self) -> ProofingLevel {
+        match self {
+            Self::PatientRecord => ProofingLevel::P9,
+            Self::MyAccess => ProofingLevel::P5,
+        }
+    }
+
+    pub fn why(self) -> &'static str {
+        match self {
+            Self::PatientRecord => "clinical, transactional and provisioning use needs P9",
+            Self::MyAccess => "patient-identifiable information is never shown at P0",
+        }
+    }
+}
+
+/// `P9.Cp.Cd`: a proofing level followed by one or more credential components.
+pub fn vot_is_well_formed(vot: &str) -> bool {
+    let mut parts = vot.split('.');
+    matches!(parts.next(), Some("P0" | "P5" | "P9"))
+        && parts.clone().count() >= 1
+        && parts.all(|c| c.len() == 2 && c.starts_with('C') && c.chars().nth(1).is_some_and(|x| x.is_ascii_lowercase()))
 }
 
 /// Who is calling, established from a verified token.

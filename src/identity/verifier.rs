@@ -429,13 +429,23 @@ fn principal_from_claims(
                 .and_then(|v| serde_json::from_value::<GpRegistrationDetails>(v).ok())
                 .and_then(|d| d.gp_ods_code)
                 .and_then(|c| OdsCode::parse(&c).ok());
+            let vot = string_claim(claims, "vot").map(str::to_owned);
+            // The vector of trust must agree with the proofing level it claims to carry.
+            if let Some(v) = &vot
+                && v.split('.').next() != Some(proofing_level.as_str())
+            {
+                return Err(invalid("patient token vot does not match its identity_proofing_level"));
+            }
             Ok(Principal::Patient(PatientPrincipal {
                 issuer: iss.to_owned(),
                 subject: sub?.to_owned(),
                 nhs_number,
                 proofing_level,
-                vot: string_claim(claims, "vot").map(str::to_owned),
+                vot,
                 gp_ods_code,
+                birthdate: string_claim(claims, "birthdate")
+                    .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+                family_name: string_claim(claims, "family_name").map(str::to_owned),
             }))
         }
     }

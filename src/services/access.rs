@@ -2,7 +2,7 @@
 
 use crate::domain::{OdsCode, PatientRecord};
 use crate::error::{ApiError, ErrorCode};
-use crate::identity::{Principal, ProofingLevel};
+use crate::identity::Principal;
 
 /// Staff act only within their own practice.
 pub fn require_staff_at<'a>(
@@ -19,24 +19,14 @@ pub fn require_staff_at<'a>(
     }
 }
 
-/// Reading a patient record: staff of its practice, or the patient themselves at P9.
-/// Anyone else gets the same answer as for a record that does not exist.
+/// Reading a patient record by id: staff of its practice. (Patients reach their own record
+/// through their identity binding, checked in `services::identity`.) Anyone else gets the same
+/// answer as for a record that does not exist.
 pub fn can_read_patient(principal: &Principal, record: &PatientRecord) -> Result<(), ApiError> {
     match principal {
         Principal::Staff(_) => require_staff_at(principal, &record.practice_ods).map(|_| ()),
-        Principal::Patient(p) => {
-            if p.proofing_level < ProofingLevel::P9 {
-                return Err(ApiError::new(
-                    ErrorCode::InsufficientAssurance,
-                    "reading a patient record needs identity proofing level P9",
-                ));
-            }
-            if record.details.identifier.nhs_number().as_ref() == Some(&p.nhs_number) {
-                Ok(())
-            } else {
-                Err(ApiError::not_found("Patient"))
-            }
-        }
+        Principal::Patient(p) if record.details.identifier.nhs_number().as_ref() == Some(&p.nhs_number) => Ok(()),
+        Principal::Patient(_) => Err(ApiError::not_found("Patient")),
         Principal::System(_) => Err(ApiError::forbidden("system clients may not read patient records")),
     }
 }
@@ -58,15 +48,8 @@ pub fn patient_search_scope(principal: &Principal, requested: Option<&OdsCode>) 
                 "staff with roles at several practices must give the organization parameter",
             )),
         },
-        Principal::Patient(p) => {
-            if p.proofing_level < ProofingLevel::P9 {
-                return Err(ApiError::new(
-                    ErrorCode::InsufficientAssurance,
-                    "searching patient records needs identity proofing level P9",
-                ));
-            }
-            Ok(SearchScope::OwnRecord(p.nhs_number.clone()))
-        }
+        // The assurance gate for patients runs before this, in `services::patients::search`.
+        Principal::Patient(p) => Ok(SearchScope::OwnRecord(p.nhs_number.clone())),
         Principal::System(_) => Err(ApiError::forbidden("system clients may not search patient records")),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod identity;
 pub mod patients;
 pub mod practices;
 pub mod provisioning;

@@ -6,9 +6,21 @@ use crate::fhir::{ParsedPatient, PracticeReference};
 use crate::identity::Principal;
 
 use super::access::{self, SearchScope};
+use super::identity;
+use crate::identity::AssurancePolicy;
+use crate::state::AppState;
 
-pub async fn read(pool: &DbPool, principal: &Principal, id: String) -> Result<PatientRecord, ApiError> {
-    let record = db::run(pool, move |c| db::patients::find(c, &id))
+pub async fn read(state: &AppState, principal: &Principal, id: String) -> Result<PatientRecord, ApiError> {
+    if let Principal::Patient(p) = principal {
+        // A patient reaches records only through their identity binding; any other id looks
+        // exactly like one that does not exist.
+        identity::check_assurance(state, p, AssurancePolicy::PatientRecord)?;
+        return match identity::resolve_self(state, p).await? {
+            Some(me) if me.patient.id == id => Ok(me.patient),
+            _ => Err(ApiError::not_found("Patient")),
+        };
+    }
+    let record = db::run(&state.pool, move |c| db::patients::find(c, &id))
         .await?
         .ok_or_else(|| ApiError::not_found("Patient"))?;
     access::can_read_patient(principal, &record)?;
@@ -222,12 +234,17 @@ pub async fn scoped_filter(
 }
 
 pub async fn search(
-    pool: &DbPool,
+    state: &AppState,
     principal: &Principal,
     q: PatientQuery,
     offset: i64,
     count: i64,
 ) -> Result<(i64, Vec<PatientRecord>), ApiError> {
+    if let Principal::Patient(p) = principal {
+        identity::check_assurance(state, p, AssurancePolicy::PatientRecord)?;
+        identity::resolve_self(state, p).await?;
+    }
+    let pool = &state.pool;
     match scoped_filter(pool, principal, q).await? {
         None => Ok((0, vec![])),
         Some(filter) => Ok(db::run(pool, move |c| db::patients::search(c, &filter, offset, count)).await?),

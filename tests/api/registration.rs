@@ -92,6 +92,46 @@ async fn sim_accounts(app: &TestApp, flavour: &str) -> Vec<Value> {
         .unwrap()
 }
 
+/// The simulator's account for one patient identifier (exactly one must exist).
+async fn sim_account(app: &TestApp, flavour: &str, identifier: &str) -> Value {
+    let matching: Vec<Value> = sim_accounts(app, flavour)
+        .await
+        .into_iter()
+        .filter(|a| a["patient_identifier"] == identifier)
+        .collect();
+    assert_eq!(
+        matching.len(),
+        1,
+        "exactly one {flavour} account for {identifier}: {matching:?}"
+    );
+    matching.into_iter().next().unwrap()
+}
+
+/// Every listed account was created once: the simulator's creation count equals its accounts.
+async fn assert_no_duplicate_creations(url: &str) {
+    let accounts: Vec<Value> = reqwest::get(format!("{url}/admin/accounts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stats: Value = reqwest::get(format!("{url}/admin/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["accounts_created"], accounts.len(), "{stats}");
+    let mut ids: Vec<&str> = accounts
+        .iter()
+        .map(|a| a["patient_identifier"].as_str().unwrap())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+}
+
 async fn set_faults(app: &TestApp, flavour: &str, faults: Value) {
     let r = app
         .client
@@ -118,7 +158,7 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
     let (status, accepted) = register(
         &app,
         &token,
-        "patient-jane-smith",
+        "patient-lucy-evans",
         &registration("documents-in-person", None, "summary", None),
     )
     .await;
@@ -126,10 +166,10 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
     assert_eq!(account_part(&accepted, "status")["valueCode"], "pending");
     let task = wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
     assert_eq!(task["code"]["coding"][0]["code"], "create-online-account");
-    assert_eq!(task["for"]["reference"], "Patient/patient-jane-smith");
+    assert_eq!(task["for"]["reference"], "Patient/patient-lucy-evans");
     assert_eq!(task["input"][0]["valueInteger"], 1, "one attempt");
 
-    let (status, _, account) = app.get("/Patient/patient-jane-smith/$online-account", &token).await;
+    let (status, _, account) = app.get("/Patient/patient-lucy-evans/$online-account", &token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(account_part(&account, "status")["valueCode"], "active");
     let account_id = account_part(&account, "accountId")["valueString"]
@@ -142,14 +182,14 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
     );
 
     let (status, headers, letter) = app
-        .get("/Patient/patient-jane-smith/$registration-letter", &token)
+        .get("/Patient/patient-lucy-evans/$registration-letter", &token)
         .await;
     assert_eq!(status, StatusCode::OK, "{letter}");
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(letter["practiceId"], "A81001");
     assert_eq!(letter["practiceName"], "Riverside Medical Centre");
     assert_eq!(letter["patientIdentifier"]["label"], "NHS number");
-    assert_eq!(letter["patientIdentifier"]["value"], "9990000018");
+    assert_eq!(letter["patientIdentifier"]["value"], "9990000158");
     assert_eq!(letter["accountId"], account_id);
     let key = letter["linkageKey"].as_str().unwrap().to_owned();
     assert!(key.len() >= 10);
@@ -160,7 +200,7 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
     let pdf = app
         .request(
             Method::GET,
-            "/Patient/patient-jane-smith/$registration-letter",
+            "/Patient/patient-lucy-evans/$registration-letter",
             Some(&token),
         )
         .header("accept", "application/pdf")
@@ -176,7 +216,7 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
         key.as_str(),
         account_id.as_str(),
         "A81001",
-        "999 000 0018",
+        "999 000 0158",
         "Keeping your access safe",
     ] {
         assert!(text.contains(needle), "the PDF shows {needle}");
@@ -184,15 +224,14 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
     assert!(text.trim_end().ends_with("%%EOF"));
 
     // The supplier holds exactly this account with the requested services.
-    let accounts = sim_accounts(&app, "emis").await;
-    assert_eq!(accounts.len(), 1);
-    assert_eq!(accounts[0]["account_id"], account_id);
-    assert_eq!(accounts[0]["record_level"], "summary");
-    assert_eq!(accounts[0]["services"]["appointments"], true);
+    let held = sim_account(&app, "emis", "9990000158").await;
+    assert_eq!(held["account_id"], account_id);
+    assert_eq!(held["record_level"], "summary");
+    assert_eq!(held["services"]["appointments"], true);
 
     // Staff at another practice can neither print the letter nor see the Task.
     let tpp = app.token("staff-tpp");
-    let (status, _, _) = app.get("/Patient/patient-jane-smith/$registration-letter", &tpp).await;
+    let (status, _, _) = app.get("/Patient/patient-lucy-evans/$registration-letter", &tpp).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = app.get(&format!("/Task/{}", task_id(&accepted)), &tpp).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -211,9 +250,7 @@ async fn tpp_like_practices_register_without_email_and_use_chi_numbers() {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
-    let accounts = sim_accounts(&app, "tpp").await;
-    assert_eq!(accounts.len(), 1);
-    assert_eq!(accounts[0]["patient_identifier"], "9990000085");
+    sim_account(&app, "tpp", "9990000085").await;
 
     let mut chi = new_patient("1403775419", "Mackenzie", "B82005");
     chi["identifier"][0]["system"] = json!("https://fhir.nhs.scot/Id/chi-number");
@@ -320,7 +357,7 @@ async fn every_missing_or_invalid_condition_is_a_422_naming_the_field() {
         ),
     ];
     for (name, body, field) in cases {
-        let (status, outcome) = register(&app, &token, "patient-jane-smith", &body).await;
+        let (status, outcome) = register(&app, &token, "patient-lucy-evans", &body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {outcome}");
         assert_eq!(outcome_code(&outcome), "REGISTRATION_CONDITION_NOT_MET", "{name}");
         let expression = outcome["issue"][0]["expression"][0].as_str().unwrap_or_default();
@@ -337,7 +374,7 @@ async fn every_missing_or_invalid_condition_is_a_422_naming_the_field() {
     );
 
     // Nothing was created by the refusals.
-    let (status, _, _) = app.get("/Patient/patient-jane-smith/$online-account", &token).await;
+    let (status, _, _) = app.get("/Patient/patient-lucy-evans/$online-account", &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -346,18 +383,18 @@ async fn duplicate_registration_and_email_reuse() {
     let app = TestApp::spawn_with(fast_retries).await;
     let token = app.token("staff-emis");
     let body = registration("nhs-login-p9", None, "none", None);
-    let (status, _) = register(&app, &token, "patient-jane-smith", &body).await;
+    let (status, _) = register(&app, &token, "patient-lucy-evans", &body).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (status, outcome) = register(&app, &token, "patient-jane-smith", &body).await;
+    let (status, outcome) = register(&app, &token, "patient-lucy-evans", &body).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(outcome_code(&outcome), "ONLINE_ACCOUNT_EXISTS");
 
-    // Amir Khan registered with Jane's address: accepted, with a warning.
+    // Grace Okafor registered with Lucy's address: accepted, with a warning.
     let (status, accepted) = register(
         &app,
         &token,
-        "patient-amir-khan",
-        &registration("nhs-login-p9", Some("jane.smith@example.org"), "none", None),
+        "patient-grace-okafor",
+        &registration("nhs-login-p9", Some("lucy.evans@example.org"), "none", None),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -458,9 +495,9 @@ async fn historic_record_access_waits_for_a_completed_review() {
     assert_eq!(status, StatusCode::ACCEPTED, "{completed}");
     assert_eq!(from(&completed).as_deref(), Some("2015-06-01"));
     wait_for_task(&app, &token, &task_id(&completed), "completed", Duration::from_secs(10)).await;
-    let accounts = sim_accounts(&app, "emis").await;
-    assert_eq!(accounts[0]["record_level"], "full");
-    assert_eq!(accounts[0]["record_from"], "2015-06-01");
+    let held = sim_account(&app, "emis", "9990000042").await;
+    assert_eq!(held["record_level"], "full");
+    assert_eq!(held["record_from"], "2015-06-01");
     let (status, _, _) = app
         .post_fhir(
             &format!("/Task/{review_id}/$complete"),
@@ -475,7 +512,7 @@ async fn historic_record_access_waits_for_a_completed_review() {
 async fn access_changes_reset_and_disable_are_forwarded() {
     let app = TestApp::spawn_with(fast_retries).await;
     let token = app.token("staff-tpp");
-    let patient = "patient-megan-jones";
+    let patient = "patient-william-jones";
     let (_, accepted) = register(
         &app,
         &token,
@@ -498,10 +535,10 @@ async fn access_changes_reset_and_disable_are_forwarded() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
-    let sim = sim_accounts(&app, "tpp").await;
-    assert_eq!(sim[0]["record_level"], "detailed-coded");
-    assert_eq!(sim[0]["services"]["messaging"], true);
-    assert_eq!(sim[0]["services"]["appointments"], false);
+    let held = sim_account(&app, "tpp", "9990000050").await;
+    assert_eq!(held["record_level"], "detailed-coded");
+    assert_eq!(held["services"]["messaging"], true);
+    assert_eq!(held["services"]["appointments"], false);
 
     // Reset: the old key stops working at once and a new one arrives.
     let (status, _, accepted) = app
@@ -544,7 +581,7 @@ async fn access_changes_reset_and_disable_are_forwarded() {
         "misuse reported"
     );
     wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
-    assert_eq!(sim_accounts(&app, "tpp").await[0]["enabled"], false);
+    assert_eq!(sim_account(&app, "tpp", "9990000050").await["enabled"], false);
     let (status, _, _) = app
         .get(&format!("/Patient/{patient}/$registration-letter"), &token)
         .await;
@@ -559,7 +596,7 @@ async fn access_changes_reset_and_disable_are_forwarded() {
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(account_part(&accepted, "status")["valueCode"], "active");
     wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
-    assert_eq!(sim_accounts(&app, "tpp").await[0]["enabled"], true);
+    assert_eq!(sim_account(&app, "tpp", "9990000050").await["enabled"], true);
     let (status, _, _) = app
         .post_fhir(
             &format!("/Patient/{patient}/$enable-online-account"),
@@ -570,17 +607,18 @@ async fn access_changes_reset_and_disable_are_forwarded() {
     assert_eq!(status, StatusCode::CONFLICT, "only a disabled account is re-enabled");
 }
 
+const BURST_NUMBERS: [&str; 6] = [
+    "9990000093",
+    "9990000107",
+    "9990000115",
+    "9990000123",
+    "9434765919",
+    "9000000009",
+];
+
 async fn create_patients(app: &TestApp, token: &str, ods: &str, n: usize, family: &str) -> Vec<String> {
     let mut ids = Vec::new();
-    let numbers = [
-        "9990000093",
-        "9990000107",
-        "9990000115",
-        "9990000123",
-        "9434765919",
-        "9000000009",
-    ];
-    for nhs in numbers.iter().take(n) {
+    for nhs in BURST_NUMBERS.iter().take(n) {
         let mut body = new_patient(nhs, family, ods);
         body["telecom"][0]["value"] = json!(format!("{nhs}@example.org"));
         let (status, _, created) = app.post_fhir("/Patient", token, &body).await;
@@ -629,29 +667,10 @@ async fn an_outage_during_a_burst_loses_nothing_and_creates_nothing_twice() {
     for t in &tasks {
         wait_for_task(&app, &token, t, "completed", Duration::from_secs(20)).await;
     }
-    let accounts = sim_accounts(&app, "emis").await;
-    assert_eq!(
-        accounts.len(),
-        patients.len(),
-        "every account exists exactly once: {accounts:?}"
-    );
-    let mut ids: Vec<&str> = accounts
-        .iter()
-        .map(|a| a["patient_identifier"].as_str().unwrap())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), patients.len());
-    let stats: Value = app
-        .client
-        .get(format!("{}/admin/stats", app.simulator("emis")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(stats["accounts_created"], patients.len());
+    for nhs in &BURST_NUMBERS[..patients.len()] {
+        sim_account(&app, "emis", nhs).await;
+    }
+    assert_no_duplicate_creations(app.simulator("emis")).await;
     for p in &patients {
         let (_, _, account) = app.get(&format!("/Patient/{p}/$online-account"), &token).await;
         assert_eq!(account_part(&account, "status")["valueCode"], "active");
@@ -670,7 +689,7 @@ async fn jobs_dead_letter_after_the_limit_and_can_be_retried() {
     let (_, accepted) = register(
         &app,
         &token,
-        "patient-amir-khan",
+        "patient-grace-okafor",
         &registration("nhs-login-p9", None, "none", None),
     )
     .await;
@@ -682,7 +701,7 @@ async fn jobs_dead_letter_after_the_limit_and_can_be_retried() {
             .unwrap()
             .contains("dead-lettered after 3 attempts")
     );
-    let (_, _, account) = app.get("/Patient/patient-amir-khan/$online-account", &token).await;
+    let (_, _, account) = app.get("/Patient/patient-grace-okafor/$online-account", &token).await;
     assert_eq!(
         account_part(&account, "status")["valueCode"],
         "pending",
@@ -694,7 +713,7 @@ async fn jobs_dead_letter_after_the_limit_and_can_be_retried() {
         .await;
     assert_eq!(status, StatusCode::OK, "{requeued}");
     wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
-    assert_eq!(sim_accounts(&app, "emis").await.len(), 1);
+    sim_account(&app, "emis", "9990000042").await;
 }
 
 #[tokio::test]
@@ -726,7 +745,7 @@ async fn jobs_in_flight_when_the_gateway_dies_finish_after_restart() {
     let (status, accepted) = register(
         &app,
         &token,
-        "patient-jane-smith",
+        "patient-lucy-evans",
         &registration("nhs-login-p9", None, "none", None),
     )
     .await;
@@ -756,9 +775,14 @@ async fn jobs_in_flight_when_the_gateway_dies_finish_after_restart() {
         .json()
         .await
         .unwrap();
-    assert_eq!(accounts.len(), 1, "created once although called twice");
+    let lucy = accounts
+        .iter()
+        .filter(|a| a["patient_identifier"] == "9990000158")
+        .count();
+    assert_eq!(lucy, 1, "created once although called twice");
+    assert_no_duplicate_creations(&sim_url).await;
     let (_, _, account) = restarted
-        .get("/Patient/patient-jane-smith/$online-account", &token)
+        .get("/Patient/patient-lucy-evans/$online-account", &token)
         .await;
     assert_eq!(account_part(&account, "status")["valueCode"], "active");
 }
@@ -770,13 +794,13 @@ async fn linkage_keys_are_not_stored_in_plain_text() {
     let (_, accepted) = register(
         &app,
         &token,
-        "patient-jane-smith",
+        "patient-lucy-evans",
         &registration("nhs-login-p9", None, "none", None),
     )
     .await;
     wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
     let (_, _, letter) = app
-        .get("/Patient/patient-jane-smith/$registration-letter", &token)
+        .get("/Patient/patient-lucy-evans/$registration-letter", &token)
         .await;
     let key = letter["linkageKey"].as_str().unwrap().to_owned();
     let url = app.database_url().to_owned();
@@ -866,11 +890,18 @@ async fn two_gateway_instances_share_the_outbox_without_doing_any_job_twice() {
     for t in &tasks {
         wait_for_task(&first, &token_a, t, "completed", Duration::from_secs(20)).await;
     }
-    let stats: Value = reqwest::get(format!("{sim_url}/admin/stats"))
+    let accounts: Vec<Value> = reqwest::get(format!("{sim_url}/admin/accounts"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(stats["accounts_created"], patients.len());
+    for nhs in &BURST_NUMBERS[..patients.len()] {
+        assert_eq!(
+            accounts.iter().filter(|a| a["patient_identifier"] == *nhs).count(),
+            1,
+            "{nhs}"
+        );
+    }
+    assert_no_duplicate_creations(&sim_url).await;
 }
