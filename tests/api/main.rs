@@ -3,6 +3,7 @@
 
 mod auth;
 mod helpers;
+mod identity;
 mod migrations;
 mod openapi;
 mod operations;
