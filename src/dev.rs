@@ -8,11 +8,11 @@ use crate::config::{IssuerKind, SupplierSettings};
 use crate::db::accounts::OnlineAccount;
 use crate::db::{self, DbConnection, DbError};
 use crate::domain::{
-    AccessModel, AccessSettings, AccountStatus, Attestation, Gender, IdentityVerification, NhsNumber, OdsCode,
-    OnlineServicesSettings, PatientDetails, PatientIdentifier, PracticeRecord, RecordAccessLevel, Services, Supplier,
-    VerificationMethod,
+    AccessModel, AccessSettings, Attestation, Gender, IdentityVerification, NhsNumber, OdsCode, OnlineServicesSettings,
+    PatientDetails, PatientIdentifier, PracticeRecord, RecordAccessLevel, Services, Supplier, VerificationMethod,
 };
-use crate::services::provisioning::{self, JobPayload};
+use crate::services::accounts::create_payload;
+use crate::services::provisioning;
 
 pub struct SeedPractice {
     pub id: &'static str,
@@ -272,47 +272,29 @@ fn seed_account(
         record_from: a.record_from.and_then(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d)),
     };
     let at = now.and_utc();
-    let account = OnlineAccount {
-        id: format!("account-{}", a.patient_id.trim_start_matches("patient-")),
-        patient_id: patient.id.clone(),
-        practice_id: practice.id.clone(),
-        status: AccountStatus::Pending,
-        status_reason: None,
-        email: patient.details.email.clone().unwrap_or_default(),
-        access: access.clone(),
-        verification: IdentityVerification {
+    let account = OnlineAccount::pending(
+        format!("account-{}", a.patient_id.trim_start_matches("patient-")),
+        &patient.id,
+        &practice.id,
+        patient.details.email.clone().unwrap_or_default(),
+        access.clone(),
+        IdentityVerification {
             method: VerificationMethod::NhsLoginP9,
             documents: vec![],
             verified_by: "seed".into(),
             verified_at: at,
         },
-        attestation: Attestation {
+        Attestation {
             responsibilities_acknowledged: true,
             coercion_considered: true,
             capacity_considered: true,
             attested_by: "seed".into(),
             attested_at: at,
         },
-        supplier_ref: None,
-        account_id: None,
-        linkage_key_sealed: None,
-        linkage_key_issued_at: None,
-        letter_printed_at: None,
-        letter_expires_at: None,
-        last_error: None,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+        now,
+    );
     db::accounts::insert(conn, &account)?;
-    let payload = JobPayload::CreateAccount {
-        patient_identifier: patient.details.identifier.value().to_owned(),
-        ods_code: practice.ods_code.as_str().to_owned(),
-        email: patient.details.email.clone(),
-        family_name: patient.details.family.clone(),
-        birth_date: patient.details.birth_date,
-        access,
-    };
+    let payload = create_payload(&patient, &practice, &account.email, &access);
     db::outbox::enqueue(
         conn,
         &provisioning::job(suppliers, &account.id, &patient.id, practice.supplier, &payload),

@@ -56,6 +56,41 @@ pub struct OnlineAccount {
 }
 
 impl OnlineAccount {
+    /// A new account waiting for its supplier to create it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pending(
+        id: String,
+        patient_id: &str,
+        practice_id: &str,
+        email: String,
+        access: AccessSettings,
+        verification: IdentityVerification,
+        attestation: Attestation,
+        now: NaiveDateTime,
+    ) -> Self {
+        Self {
+            id,
+            patient_id: patient_id.to_owned(),
+            practice_id: practice_id.to_owned(),
+            status: AccountStatus::Pending,
+            status_reason: None,
+            email,
+            access,
+            verification,
+            attestation,
+            supplier_ref: None,
+            account_id: None,
+            linkage_key_sealed: None,
+            linkage_key_issued_at: None,
+            letter_printed_at: None,
+            letter_expires_at: None,
+            last_error: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     pub fn last_updated(&self) -> chrono::DateTime<Utc> {
         Utc.from_utc_datetime(&self.updated_at)
     }

@@ -90,7 +90,7 @@ fn review_task(account: &OnlineAccount, requested: &AccessSettings, by: &str) ->
     }
 }
 
-fn create_payload(
+pub fn create_payload(
     patient: &PatientRecord,
     practice: &PracticeRecord,
     email: &str,
@@ -179,27 +179,21 @@ pub async fn register(
                 warnings.push("the email address is already used by another online account; check it belongs to this patient".to_owned());
             }
             let now = db::now();
-            let account = OnlineAccount {
-                id: existing.as_ref().map_or_else(|| uuid::Uuid::new_v4().to_string(), |a| a.id.clone()),
-                patient_id: patient.id.clone(),
-                practice_id: practice.id.clone(),
-                status: AccountStatus::Pending,
-                status_reason: None,
-                email: email.clone(),
-                access: immediate.clone(),
+            let mut account = OnlineAccount::pending(
+                existing.as_ref().map_or_else(|| uuid::Uuid::new_v4().to_string(), |a| a.id.clone()),
+                &patient.id,
+                &practice.id,
+                email.clone(),
+                immediate.clone(),
                 verification,
                 attestation,
-                supplier_ref: None,
-                account_id: None,
-                linkage_key_sealed: None,
-                linkage_key_issued_at: None,
-                letter_printed_at: None,
-                letter_expires_at: None,
-                last_error: None,
-                version: existing.as_ref().map_or(1, |a| a.version + 1),
-                created_at: existing.as_ref().map_or(now, |a| a.created_at),
-                updated_at: now,
-            };
+                now,
+            );
+            if let Some(old) = &existing {
+                // A rejected registration is made again on the same row (jobs refer to it).
+                account.version = old.version + 1;
+                account.created_at = old.created_at;
+            }
             if existing.is_some() {
                 if !db::accounts::save(c, &account)? {
                     return Err(DbError::Query("online account changed during registration".into()));
