@@ -117,14 +117,30 @@ fn rsa_public_pem() -> String {
     key.to_public_key().to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap()
 }
 
-const PROTECTED: [(&str, &str); 7] = [
+const PROTECTED: [(&str, &str); 23] = [
     ("GET", "/Patient"),
     ("GET", "/Patient/patient-jane-smith"),
+    ("GET", "/Patient/patient-jane-smith/_history/1"),
     ("POST", "/Patient"),
     ("PUT", "/Patient/patient-jane-smith"),
     ("GET", "/Organization"),
     ("GET", "/Organization/practice-a81001"),
     ("PUT", "/Organization/practice-a81001"),
+    ("POST", "/Patient/patient-lucy-evans/$register-online-services"),
+    ("POST", "/Patient/patient-jane-smith/$set-online-access"),
+    ("POST", "/Patient/patient-jane-smith/$reset-online-account"),
+    ("POST", "/Patient/patient-jane-smith/$disable-online-account"),
+    ("POST", "/Patient/patient-jane-smith/$enable-online-account"),
+    ("GET", "/Patient/patient-jane-smith/$online-account"),
+    ("GET", "/Patient/patient-jane-smith/$registration-letter"),
+    ("GET", "/Task?patient=patient-jane-smith"),
+    ("GET", "/Task/some-task"),
+    ("POST", "/Task/some-task/$retry"),
+    ("GET", "/$my-access"),
+    ("POST", "/$verify-linkage"),
+    ("POST", "/$link-identity"),
+    ("GET", "/AuditEvent?patient=patient-jane-smith"),
+    ("GET", "/AuditEvent/$verify"),
 ];
 
 #[tokio::test]
