@@ -73,6 +73,26 @@ pub async fn resolve_self(state: &AppState, p: &PatientPrincipal) -> Result<Opti
         Found(Box<SelfRecord>),
     }
     let resolved = db::run(&state.pool, move |c| {
+        // Nearly every call finds its binding in place: read first, and take the write lock
+        // only to create or move one.
+        let binding = db::bindings::find(c, &iss, &sub)?;
+        if binding.as_ref().is_some_and(|b| b.nhs_number != nhs.as_str()) {
+            return Ok(Resolved::Mismatch);
+        }
+        let Some(patient) = db::patients::find_by_identifier(c, PatientIdentifierSystem::NhsNumber, nhs.as_str())?
+        else {
+            return Ok(Resolved::Unknown);
+        };
+        if let Some(b) = &binding
+            && b.practice_id == patient.practice_id
+            && b.patient_id == patient.id
+        {
+            return Ok(Resolved::Found(Box::new(SelfRecord {
+                patient,
+                binding: b.clone(),
+                moved_from: None,
+            })));
+        }
         db::write_transaction(c, |c| {
             let binding = db::bindings::find(c, &iss, &sub)?;
             if binding.as_ref().is_some_and(|b| b.nhs_number != nhs.as_str()) {
