@@ -134,9 +134,11 @@ impl ErrorCode {
                 StatusCode::BAD_REQUEST
             }
             Self::MissingAccessToken | Self::InvalidAccessToken => StatusCode::UNAUTHORIZED,
-            Self::AccessDenied | Self::OutsideOwnPractice | Self::InsufficientAssurance | Self::IdentityMismatch => {
-                StatusCode::FORBIDDEN
-            }
+            Self::AccessDenied
+            | Self::OutsideOwnPractice
+            | Self::InsufficientAssurance
+            | Self::IdentityMismatch
+            | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::ResourceNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
@@ -155,7 +157,6 @@ impl ErrorCode {
             | Self::RegistrationConditionNotMet
             | Self::PracticeNotEnabled
             | Self::LinkageDetailsInvalid
-            | Self::AccountDisabled
             | Self::PatientNotRegistered => StatusCode::UNPROCESSABLE_ENTITY,
             Self::LinkageLocked => StatusCode::TOO_MANY_REQUESTS,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -170,10 +171,12 @@ impl ErrorCode {
             Self::InvalidRequest | Self::InvalidResource | Self::InvalidIdentifier => "invalid",
             Self::InvalidSearchParameter => "invalid",
             Self::MissingAccessToken | Self::InvalidAccessToken => "login",
-            Self::AccessDenied | Self::OutsideOwnPractice | Self::InsufficientAssurance | Self::IdentityMismatch => {
-                "forbidden"
-            }
-            Self::LinkageDetailsInvalid | Self::AccountDisabled | Self::PatientNotRegistered => "business-rule",
+            Self::AccessDenied
+            | Self::OutsideOwnPractice
+            | Self::InsufficientAssurance
+            | Self::IdentityMismatch
+            | Self::AccountDisabled => "forbidden",
+            Self::LinkageDetailsInvalid | Self::PatientNotRegistered => "business-rule",
             Self::LinkageLocked => "throttled",
             Self::ResourceNotFound => "not-found",
             Self::MethodNotAllowed | Self::NotAcceptable | Self::UnsupportedMediaType => "not-supported",

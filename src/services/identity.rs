@@ -152,6 +152,25 @@ pub async fn resolve_self(state: &AppState, p: &PatientPrincipal) -> Result<Opti
     }
 }
 
+/// A patient uses online services only through an active account at their current practice.
+pub async fn require_active_account(state: &AppState, patient: &PatientRecord) -> Result<OnlineAccount, ApiError> {
+    let id = patient.id.clone();
+    let account = db::run(&state.pool, move |c| db::accounts::find_by_patient(c, &id)).await?;
+    match account {
+        Some(a) if a.practice_id != patient.practice_id => Err(ApiError::forbidden(
+            "online access ended when the patient moved practice; the new practice can register them",
+        )),
+        Some(a) if a.status == AccountStatus::Active => Ok(a),
+        Some(a) if a.status == AccountStatus::Disabled => Err(ApiError::new(
+            ErrorCode::AccountDisabled,
+            "the online account is disabled; contact the practice",
+        )),
+        _ => Err(ApiError::forbidden(
+            "there is no active online account for this patient at their practice",
+        )),
+    }
+}
+
 /// One patient the caller may act for, with what they may do.
 #[derive(Debug, Clone)]
 pub struct AccessEntry {

@@ -16,7 +16,10 @@ pub async fn read(state: &AppState, principal: &Principal, id: String) -> Result
         // exactly like one that does not exist.
         identity::check_assurance(state, p, AssurancePolicy::PatientRecord)?;
         return match identity::resolve_self(state, p).await? {
-            Some(me) if me.patient.id == id => Ok(me.patient),
+            Some(me) if me.patient.id == id => {
+                identity::require_active_account(state, &me.patient).await?;
+                Ok(me.patient)
+            }
             _ => Err(ApiError::not_found("Patient")),
         };
     }
@@ -242,7 +245,12 @@ pub async fn search(
 ) -> Result<(i64, Vec<PatientRecord>), ApiError> {
     if let Principal::Patient(p) = principal {
         identity::check_assurance(state, p, AssurancePolicy::PatientRecord)?;
-        identity::resolve_self(state, p).await?;
+        match identity::resolve_self(state, p).await? {
+            Some(me) => {
+                identity::require_active_account(state, &me.patient).await?;
+            }
+            None => return Ok((0, vec![])),
+        }
     }
     let pool = &state.pool;
     match scoped_filter(pool, principal, q).await? {

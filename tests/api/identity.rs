@@ -509,7 +509,7 @@ async fn verify_linkage_reports_disabled_accounts_expired_keys_and_closed_practi
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let (status, _, outcome) = app.post_fhir("/$verify-linkage", &idp, &good).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(outcome_code(&outcome), "ONLINE_ACCOUNT_DISABLED");
     let (status, _, _) = app
         .post_fhir("/Patient/patient-lucy-evans/$enable-online-account", &staff, &json!({}))
@@ -554,6 +554,52 @@ async fn verify_linkage_reports_disabled_accounts_expired_keys_and_closed_practi
     let (status, _, outcome) = app.post_fhir("/$verify-linkage", &idp, &good).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(outcome_code(&outcome), "PRACTICE_NOT_ENABLED");
+}
+
+#[tokio::test]
+async fn patients_without_an_active_account_are_refused_their_record() {
+    let app = TestApp::spawn().await;
+    let token = app.token("patient-p9");
+    my_access_when_active(&app, &token).await;
+    let staff = app.token("staff-emis");
+    let (status, _, _) = app
+        .post_fhir(
+            "/Patient/patient-jane-smith/$disable-online-account",
+            &staff,
+            &json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "misuse"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _, body) = app.get("/Patient/patient-jane-smith", &token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(outcome_code(&body), "ONLINE_ACCOUNT_DISABLED");
+    let (status, _, body) = app.get("/Patient", &token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // $my-access still tells the app why.
+    let (_, _, access) = app.get("/$my-access", &token).await;
+    let me = &access_entries(&access)[0];
+    assert_eq!(entry_part(me, "accountStatus")["valueCode"], "disabled");
+    assert_eq!(entry_part(me, "reason")["valueString"], "misuse");
+    assert!(!service(me, "appointments"));
+    assert!(
+        audit_rows(
+            &app,
+            "reason LIKE 'ONLINE_ACCOUNT_DISABLED%' AND actor_kind = 'patient'"
+        )
+        .await
+            >= 2
+    );
+
+    // Lucy is registered at the practice but has no online account.
+    let lucy = app.token_with(
+        IssuerKind::Patient,
+        json!({
+            "sub": "nhslogin-sub-lucy", "nhs_number": "9990000158", "identity_proofing_level": "P9", "vot": "P9.Cp.Cd"
+        }),
+    );
+    let (status, _, body) = app.get("/Patient/patient-lucy-evans", &lucy).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(outcome_code(&body), "ACCESS_DENIED");
 }
 
 #[tokio::test]
