@@ -73,7 +73,6 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     for (name, kind, status) in state.verifier.status().await {
         let (s, detail) = match status {
             IssuerStatus::Up { keys } => ("pass", format!("{} issuer, {keys} signing key(s)", kind.as_str())),
-            IssuerStatus::NotYetFetched => ("warn", format!("{} issuer, not yet fetched", kind.as_str())),
             IssuerStatus::Down(_) => ("warn", format!("{} issuer unreachable", kind.as_str())),
         };
         checks.push(HealthCheck {

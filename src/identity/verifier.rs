@@ -39,7 +39,6 @@ fn invalid(m: impl Into<String>) -> AuthError {
 
 #[derive(Debug, Clone)]
 pub enum IssuerStatus {
-    NotYetFetched,
     Up { keys: usize },
     Down(String),
 }
@@ -57,7 +56,9 @@ struct Issuer {
     cache: RwLock<Option<KeyCache>>,
     /// Serialises refreshes so a burst of unknown `kid`s makes one request, not many.
     refresh: Mutex<()>,
-    last_error: std::sync::Mutex<Option<String>>,
+    /// When the last fetch failed and why. Within the refresh interval after a failure, callers
+    /// get the same answer at once instead of each waiting on another attempt at a dead issuer.
+    last_failure: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +113,7 @@ impl TokenVerifier {
                     settings: s.clone(),
                     cache: RwLock::new(None),
                     refresh: Mutex::new(()),
-                    last_error: std::sync::Mutex::new(None),
+                    last_failure: std::sync::Mutex::new(None),
                 })
             })
             .collect();
@@ -249,15 +250,27 @@ impl TokenVerifier {
                 return Ok(()); // another task refreshed while we waited
             }
         }
+        if let Some(error) = self.recent_failure(issuer) {
+            return Err(AuthError::IssuerUnavailable(error));
+        }
         let result = self.fetch(issuer).await;
+        let mut last_failure = issuer.last_failure.lock().expect("not poisoned");
         match &result {
-            Ok(_) => *issuer.last_error.lock().expect("not poisoned") = None,
+            Ok(_) => *last_failure = None,
             Err(e) => {
                 tracing::warn!(issuer = %issuer.settings.name, error = %e, "identity provider fetch failed");
-                *issuer.last_error.lock().expect("not poisoned") = Some(e.clone());
+                *last_failure = Some((Instant::now(), e.clone()));
             }
         }
         result.map_err(AuthError::IssuerUnavailable)
+    }
+
+    fn recent_failure(&self, issuer: &Issuer) -> Option<String> {
+        let last_failure = issuer.last_failure.lock().expect("not poisoned");
+        last_failure
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < self.min_refresh)
+            .map(|(_, error)| error.clone())
     }
 
     async fn fetch(&self, issuer: &Issuer) -> Result<(), String> {
@@ -314,14 +327,8 @@ impl TokenVerifier {
                     Ok(()) => IssuerStatus::Up {
                         keys: issuer.cache.read().await.as_ref().map_or(0, |c| c.keys.len()),
                     },
-                    Err(_) => IssuerStatus::Down(
-                        issuer
-                            .last_error
-                            .lock()
-                            .expect("not poisoned")
-                            .clone()
-                            .unwrap_or_else(|| "unreachable".into()),
-                    ),
+                    Err(AuthError::IssuerUnavailable(error)) => IssuerStatus::Down(error),
+                    Err(other) => IssuerStatus::Down(other.to_string()),
                 },
             };
             out.push((issuer.settings.name.clone(), issuer.settings.kind, status));

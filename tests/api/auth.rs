@@ -420,6 +420,65 @@ async fn an_unreachable_issuer_gives_503_not_401_and_is_reported_by_readiness() 
     assert_eq!(health["checks"][1]["status"], "warn");
 }
 
+#[tokio::test]
+async fn a_failing_issuer_is_not_asked_again_by_every_request() {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}/broken", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        let counter = counter.clone();
+        App::new().default_service(web::to(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { HttpResponse::ServiceUnavailable().finish() }
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    let app = TestApp::spawn_with(|s| {
+        s.auth.issuers = vec![IssuerSettings {
+            name: "broken".into(),
+            kind: IssuerKind::Staff,
+            issuer: issuer.clone(),
+            algorithms: vec!["RS512".into()],
+        }];
+        s.auth.jwks_min_refresh_seconds = 60;
+    })
+    .await;
+    let mut claims = gp_online_gateway::dev::persona("staff-emis").unwrap().claims();
+    claims["iss"] = json!(issuer);
+    claims["aud"] = json!("gp-online-gateway");
+    claims["iat"] = json!(now());
+    claims["exp"] = json!(now() + 300);
+    let token = rs512(stranger_key_pem(), "k1", &claims);
+    for _ in 0..10 {
+        let (status, _, _) = app.get("/Organization", &token).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    for _ in 0..3 {
+        let health: Value = app
+            .client
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["checks"][1]["status"], "warn");
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "one attempt per refresh interval, however many callers"
+    );
+}
+
 /// An identity provider whose key set the test controls, counting key-set fetches.
 struct RotatingIdp {
     issuer: String,
