@@ -44,7 +44,6 @@ pub struct AuditRecord {
     /// issuer|subject (or client id); "unknown" when the token could not be verified.
     pub actor: String,
     pub patient_id: Option<String>,
-    pub practice_id: Option<String>,
     pub action: String,
     pub outcome: Outcome,
     /// The token's `vot` (patients) or proofing level.
@@ -63,7 +62,6 @@ pub struct StoredEvent {
     pub actor_kind: String,
     pub actor: String,
     pub patient_id: Option<String>,
-    pub practice_id: Option<String>,
     pub action: String,
     pub outcome: String,
     pub assurance: Option<String>,
@@ -84,7 +82,6 @@ impl StoredEvent {
             self.actor_kind.clone(),
             self.actor.clone(),
             opt(&self.patient_id),
-            opt(&self.practice_id),
             self.action.clone(),
             self.outcome.clone(),
             opt(&self.assurance),
@@ -153,7 +150,6 @@ async fn writer(pool: DbPool, chain: String, mut rx: mpsc::Receiver<Message>) {
                 actor_kind: r.actor_kind,
                 actor: r.actor,
                 patient_id: r.patient_id,
-                practice_id: r.practice_id,
                 action: r.action,
                 outcome: r.outcome.as_str().to_owned(),
                 assurance: r.assurance,
@@ -247,24 +243,19 @@ pub fn verify(conn: &mut DbConnection) -> Result<Verification, DbError> {
     })
 }
 
-/// Events about a patient (or a practice's patients), newest first, within a time range.
+/// Events about a patient, newest first, within a time range.
 pub fn search(
     conn: &mut DbConnection,
-    patient_id: Option<&str>,
-    practice_id: Option<&str>,
+    patient_id: &str,
     from: Option<NaiveDateTime>,
     to: Option<NaiveDateTime>,
     offset: i64,
     limit: i64,
 ) -> Result<(i64, Vec<StoredEvent>), DbError> {
     let filtered = || {
-        let mut q = audit_events::table.into_boxed();
-        if let Some(p) = patient_id {
-            q = q.filter(audit_events::patient_id.eq(p.to_owned()));
-        }
-        if let Some(p) = practice_id {
-            q = q.filter(audit_events::practice_id.eq(p.to_owned()));
-        }
+        let mut q = audit_events::table
+            .filter(audit_events::patient_id.eq(patient_id.to_owned()))
+            .into_boxed();
         if let Some(f) = from {
             q = q.filter(audit_events::recorded_at.ge(f));
         }

@@ -78,7 +78,6 @@ diesel::table! {
         actor_kind -> Text,
         actor -> Text,
         patient_id -> Nullable<Text>,
-        practice_id -> Nullable<Text>,
         action -> Text,
         outcome -> Text,
         assurance -> Nullable<Text>,

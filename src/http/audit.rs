@@ -57,7 +57,6 @@ pub async fn record(
             actor_kind,
             actor,
             patient_id: patient_id.map(str::to_owned),
-            practice_id: None,
             action: action.to_owned(),
             outcome,
             assurance,

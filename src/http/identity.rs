@@ -14,7 +14,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::fhir::{AuditEvent, Bundle, Identifier, OperationOutcome, Parameter, Parameters};
 use crate::identity::{Principal, ProofingLevel};
 use crate::services::identity::{self, AccessEntry, IdentityAssertion, LinkageDetails};
-use crate::services::{access, patients};
+use crate::services::patients;
 use crate::state::AppState;
 
 fn bad(name: &str, message: &str) -> ApiError {
@@ -339,12 +339,15 @@ pub async fn search_audit(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
     )?;
-    let record = patients::read(&state, &principal, patient.clone()).await;
-    let record = audited(&state, &req, Some(&principal), "search-audit", Some(&patient), record).await?;
-    access::require_staff_at(&principal, &record.practice_ods)?;
+    // Staff only; reading the patient then confines them to their own practice.
+    let allowed = match &principal {
+        Principal::Staff(_) => patients::read(&state, &principal, patient.clone()).await.map(|_| ()),
+        _ => Err(ApiError::forbidden("only practice staff may read the audit trail")),
+    };
+    audited(&state, &req, Some(&principal), "search-audit", Some(&patient), allowed).await?;
     let (offset, count) = (paging.offset, paging.count);
     let (total, events) = db::run(&state.pool, move |c| {
-        crate::audit::search(c, Some(&patient), None, from, to, offset, count)
+        crate::audit::search(c, &patient, from, to, offset, count)
     })
     .await?;
     let entries = events

@@ -54,8 +54,6 @@ pub fn check_assurance(state: &AppState, p: &PatientPrincipal, policy: Assurance
 pub struct SelfRecord {
     pub patient: PatientRecord,
     pub binding: Binding,
-    /// Set when the binding was moved because the patient changed practice.
-    pub moved_from: Option<String>,
 }
 
 /// Binds a verified subject to the practice record on first use and follows the patient's
@@ -90,7 +88,6 @@ pub async fn resolve_self(state: &AppState, p: &PatientPrincipal) -> Result<Opti
             return Ok(Resolved::Found(Box::new(SelfRecord {
                 patient,
                 binding: b.clone(),
-                moved_from: None,
             })));
         }
         db::write_transaction(c, |c| {
@@ -103,20 +100,17 @@ pub async fn resolve_self(state: &AppState, p: &PatientPrincipal) -> Result<Opti
                 return Ok(Resolved::Unknown);
             };
             let now = db::now();
-            let (binding, moved_from) = match binding {
-                Some(b) if b.practice_id == patient.practice_id && b.patient_id == patient.id => (b, None),
+            let binding = match binding {
+                Some(b) if b.practice_id == patient.practice_id && b.patient_id == patient.id => b,
+                // The patient moved practice: the binding follows the registration.
                 Some(b) => {
                     db::bindings::repoint(c, &iss, &sub, &patient.id, &patient.practice_id, &level, now)?;
-                    let moved = Some(b.practice_id.clone());
-                    (
-                        Binding {
-                            patient_id: patient.id.clone(),
-                            practice_id: patient.practice_id.clone(),
-                            updated_at: now,
-                            ..b
-                        },
-                        moved,
-                    )
+                    Binding {
+                        patient_id: patient.id.clone(),
+                        practice_id: patient.practice_id.clone(),
+                        updated_at: now,
+                        ..b
+                    }
                 }
                 None => {
                     let b = Binding {
@@ -131,14 +125,10 @@ pub async fn resolve_self(state: &AppState, p: &PatientPrincipal) -> Result<Opti
                         updated_at: now,
                     };
                     db::bindings::insert(c, &b)?;
-                    (b, None)
+                    b
                 }
             };
-            Ok(Resolved::Found(Box::new(SelfRecord {
-                patient,
-                binding,
-                moved_from,
-            })))
+            Ok(Resolved::Found(Box::new(SelfRecord { patient, binding })))
         })
     })
     .await?;

@@ -34,7 +34,6 @@ CREATE TABLE audit_events (
     actor_kind TEXT NOT NULL,
     actor TEXT NOT NULL,
     patient_id TEXT,
-    practice_id TEXT,
     action TEXT NOT NULL,
     outcome TEXT NOT NULL,
     assurance TEXT,
@@ -45,4 +44,3 @@ CREATE TABLE audit_events (
     CONSTRAINT audit_events_chain_seq_unique UNIQUE (chain, seq)
 );
 CREATE INDEX audit_events_patient_idx ON audit_events (patient_id, recorded_at);
-CREATE INDEX audit_events_practice_idx ON audit_events (practice_id, recorded_at);
