@@ -271,34 +271,16 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<OutboxJob>, DbEr
         .transpose()
 }
 
-pub fn search(
-    conn: &mut DbConnection,
-    patient_id: Option<&str>,
-    status: Option<JobStatus>,
-    offset: i64,
-    limit: i64,
-) -> Result<(i64, Vec<OutboxJob>), DbError> {
-    let filtered = || {
-        let mut q = outbox_jobs::table.into_boxed();
-        if let Some(p) = patient_id {
-            q = q.filter(outbox_jobs::patient_id.eq(p.to_owned()));
-        }
-        if let Some(s) = status {
-            q = q.filter(outbox_jobs::status.eq(s.as_str()));
-        }
-        q
-    };
-    let total = filtered().count().get_result(conn)?;
-    let rows = filtered()
+/// Every provisioning job for a patient, oldest first.
+pub fn for_patient(conn: &mut DbConnection, patient_id: &str) -> Result<Vec<OutboxJob>, DbError> {
+    outbox_jobs::table
+        .filter(outbox_jobs::patient_id.eq(patient_id))
         .order((outbox_jobs::created_at.asc(), outbox_jobs::id.asc()))
-        .offset(offset)
-        .limit(limit)
         .select(JobRow::as_select())
-        .load(conn)?;
-    Ok((
-        total,
-        rows.into_iter().map(OutboxJob::try_from).collect::<Result<_, _>>()?,
-    ))
+        .load(conn)?
+        .into_iter()
+        .map(OutboxJob::try_from)
+        .collect()
 }
 
 /// Jobs that are not finished yet, for readiness and the start-up log.

@@ -12,7 +12,7 @@ use super::body::{FhirBody, Paging, resource};
 use super::search::{parse_query, searchset};
 use crate::db::accounts::OnlineAccount;
 use crate::domain::registration::RuleViolation;
-use crate::domain::{AccessSettings, IdentityVerification, JobStatus, RecordAccessLevel, Services, VerificationMethod};
+use crate::domain::{AccessSettings, IdentityVerification, RecordAccessLevel, Services, VerificationMethod};
 use crate::error::{ApiError, ErrorCode};
 use crate::fhir::{Bundle, OperationOutcome, OperationOutcomeIssue, Parameter, Parameters, Task};
 use crate::identity::Principal;
@@ -618,35 +618,24 @@ pub async fn search_tasks(
         .get("patient")
         .map(|p| p.strip_prefix("Patient/").unwrap_or(p).to_owned())
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidSearchParameter, "patient is required"))?;
-    let status_filter = params.get("status").map(String::as_str);
-    let job_status = match status_filter {
-        None => None,
-        Some("requested") => Some(JobStatus::Queued),
-        Some("in-progress") => Some(JobStatus::InProgress),
-        Some("completed") => Some(JobStatus::Completed),
-        Some("failed") => Some(JobStatus::Failed),
-        Some(_) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidSearchParameter,
-                "status must be requested, in-progress, completed or failed",
-            ));
-        }
-    };
+    // Filtered on the FHIR Task status, which both kinds of Task map to in one place.
+    let status = params.get("status").map(String::as_str);
+    if status.is_some_and(|s| !["requested", "in-progress", "completed", "failed", "cancelled"].contains(&s)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSearchParameter,
+            "status must be requested, in-progress, completed, failed or cancelled",
+        ));
+    }
     let paging = Paging::parse(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
     )?;
-    let (jobs, reviews) = accounts::tasks_for(&state, &principal, &patient, None).await?;
+    let (jobs, reviews) = accounts::tasks_for(&state, &principal, &patient).await?;
     let mut tasks: Vec<Task> = jobs
         .iter()
-        .filter(|j| job_status.is_none_or(|s| j.status == s))
         .map(Task::from_job)
-        .chain(
-            reviews
-                .iter()
-                .map(Task::from_review)
-                .filter(|t| status_filter.is_none_or(|s| t.status == s)),
-        )
+        .chain(reviews.iter().map(Task::from_review))
+        .filter(|t| status.is_none_or(|s| t.status == s))
         .collect();
     tasks.sort_by(|a, b| a.authored_on.cmp(&b.authored_on).then(a.id.cmp(&b.id)));
     let total = i64::try_from(tasks.len()).unwrap_or(0);

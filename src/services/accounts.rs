@@ -10,8 +10,7 @@ use crate::db::reviews::ReviewTask;
 use crate::db::{self, DbError};
 use crate::domain::registration::{self, AccessPlan, LETTER_VALIDITY_DAYS, RuleViolation};
 use crate::domain::{
-    AccessSettings, AccountStatus, Attestation, IdentityVerification, JobStatus, PatientIdentifier, PatientRecord,
-    PracticeRecord,
+    AccessSettings, AccountStatus, Attestation, IdentityVerification, PatientIdentifier, PatientRecord, PracticeRecord,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::fhir::parameter_path;
@@ -454,23 +453,18 @@ pub async fn letter(state: &AppState, principal: &Principal, patient_id: &str) -
     })
 }
 
-/// Provisioning jobs and reviews for a patient, as Tasks (staff of the practice).
+/// Provisioning jobs and reviews for a patient (staff of the practice).
 pub async fn tasks_for(
     state: &AppState,
     principal: &Principal,
     patient_id: &str,
-    status: Option<JobStatus>,
 ) -> Result<(Vec<OutboxJob>, Vec<ReviewTask>), ApiError> {
     let (patient, _) = staff_context(state, principal, patient_id).await?;
-    let id = patient.id.clone();
     Ok(db::run(&state.pool, move |c| {
-        let (_, jobs) = db::outbox::search(c, Some(&id), status, 0, 1000)?;
-        let reviews = if status.is_none() {
-            db::reviews::for_patient(c, &id)?
-        } else {
-            vec![]
-        };
-        Ok((jobs, reviews))
+        Ok((
+            db::outbox::for_patient(c, &patient.id)?,
+            db::reviews::for_patient(c, &patient.id)?,
+        ))
     })
     .await?)
 }

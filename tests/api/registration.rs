@@ -488,6 +488,22 @@ async fn historic_record_access_waits_for_a_completed_review() {
         .get("/Task?patient=patient-grace-okafor&status=requested", &token)
         .await;
     assert_eq!(open["total"], 1);
+    assert_eq!(
+        open["entry"][0]["resource"]["code"]["coding"][0]["code"],
+        "record-review"
+    );
+    let (_, _, done) = app
+        .get("/Task?patient=patient-grace-okafor&status=completed", &token)
+        .await;
+    assert_eq!(done["total"], 1);
+    assert_eq!(
+        done["entry"][0]["resource"]["code"]["coding"][0]["code"],
+        "create-online-account"
+    );
+    let (status, _, _) = app
+        .get("/Task?patient=patient-grace-okafor&status=finished", &token)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let (status, _, completed) = app
         .post_fhir(&format!("/Task/{review_id}/$complete"), &token, &json!({"resourceType": "Parameters", "parameter": [{"name": "note", "valueString": "no third-party information"}]}))
