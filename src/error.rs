@@ -275,6 +275,14 @@ impl ApiError {
         Self::new(ErrorCode::ResourceNotFound, format!("{resource_type} not found"))
     }
 
+    /// The resource changed between the caller's read and this write.
+    pub fn version_conflict() -> Self {
+        Self::new(
+            ErrorCode::VersionConflict,
+            "the resource has changed since the version you sent; read it again and retry",
+        )
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::AccessDenied, message)
     }

@@ -118,10 +118,9 @@ impl Application {
         if unfinished > 0 {
             tracing::info!(jobs = unfinished, "resuming unfinished provisioning jobs");
         }
-        let workers = provisioner.spawn_workers();
+        let mut workers = provisioner.spawn_workers();
 
         let (audit, audit_writer) = crate::audit::AuditLog::start(pool.clone());
-        let mut workers = workers;
         workers.push(audit_writer);
 
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
@@ -140,7 +139,6 @@ impl Application {
         let openapi = http::openapi();
         let server_state = state.clone();
         let cors_origins = settings.http.cors_allowed_origins.clone();
-        let body_limit = settings.http.body_limit_bytes;
         let server = HttpServer::new(move || {
             let mut cors = actix_cors::Cors::default()
                 .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -153,7 +151,6 @@ impl Application {
             let dev_idp = dev_idp.clone();
             App::new()
                 .app_data(server_state.clone())
-                .app_data(web::PayloadConfig::new(body_limit))
                 .configure(|cfg| {
                     if let Some(idp) = dev_idp {
                         cfg.app_data(idp);

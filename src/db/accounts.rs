@@ -160,14 +160,18 @@ pub fn insert(conn: &mut DbConnection, a: &OnlineAccount) -> Result<(), DbError>
     Ok(())
 }
 
-/// Replaces an account row whose stored version is still `a.version - 1`; false when another
-/// change got there first.
-pub fn save(conn: &mut DbConnection, a: &OnlineAccount) -> Result<bool, DbError> {
+/// Writes a changed account if the stored row is still at the version it was read at, moving
+/// it to the next version. Returns false (and leaves `a` as it was) when another change got
+/// there first.
+pub fn save(conn: &mut DbConnection, a: &mut OnlineAccount) -> Result<bool, DbError> {
+    let read_at = (a.version, a.updated_at);
+    a.version += 1;
+    a.updated_at = super::now();
     let row = to_row(a)?;
     let n = diesel::update(
         online_accounts::table
             .filter(online_accounts::id.eq(&a.id))
-            .filter(online_accounts::version.eq(a.version - 1)),
+            .filter(online_accounts::version.eq(read_at.0)),
     )
     .set((
         online_accounts::status.eq(row.status),
@@ -185,6 +189,9 @@ pub fn save(conn: &mut DbConnection, a: &OnlineAccount) -> Result<bool, DbError>
         online_accounts::updated_at.eq(row.updated_at),
     ))
     .execute(conn)?;
+    if n != 1 {
+        (a.version, a.updated_at) = read_at;
+    }
     Ok(n == 1)
 }
 

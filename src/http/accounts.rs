@@ -596,7 +596,7 @@ pub async fn read_task(
     tag = "Task",
     params(
         ("patient" = String, Query, description = "Patient/{id} or {id} (required)"),
-        ("status" = Option<String>, Query, description = "requested | in-progress | completed | failed"),
+        ("status" = Option<String>, Query, description = "requested | in-progress | completed | failed | cancelled"),
         ("_count" = Option<i64>, Query),
         ("_offset" = Option<i64>, Query),
     ),

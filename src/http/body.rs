@@ -42,17 +42,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for FhirBody<T> {
                     ));
                 }
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| ApiError::invalid("the request body could not be read"))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::new(
-                        ErrorCode::PayloadTooLarge,
-                        format!("the request body is larger than {limit} bytes"),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_limited(&mut payload, limit).await?;
             serde_json::from_slice(&body).map(FhirBody).map_err(|e| {
                 ApiError::new(
                     ErrorCode::InvalidResource,
@@ -61,6 +51,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for FhirBody<T> {
             })
         })
     }
+}
+
+/// Reads a whole request body, refusing it as soon as it grows past `limit`.
+pub async fn read_limited(payload: &mut Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid("the request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is larger than {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// A FHIR resource response with the headers every resource carries.

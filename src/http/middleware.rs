@@ -12,7 +12,6 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
-use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
@@ -192,26 +191,10 @@ pub async fn idempotency(
 
     let limit = state.settings.http.body_limit_bytes;
     let mut payload = req.take_payload();
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let Ok(chunk) = chunk else {
-            return Ok(error_response(
-                req,
-                ApiError::invalid("the request body could not be read"),
-            ));
-        };
-        if body.len() + chunk.len() > limit {
-            return Ok(error_response(
-                req,
-                ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the request body is larger than {limit} bytes"),
-                ),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
+    let body = match super::body::read_limited(&mut payload, limit).await {
+        Ok(body) => body,
+        Err(e) => return Ok(error_response(req, e)),
+    };
     let mut hasher = Sha256::new();
     hasher.update(req.method().as_str());
     hasher.update([0]);

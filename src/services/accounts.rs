@@ -190,11 +190,11 @@ pub async fn register(
             );
             if let Some(old) = &existing {
                 // A rejected registration is made again on the same row (jobs refer to it).
-                account.version = old.version + 1;
+                account.version = old.version;
                 account.created_at = old.created_at;
             }
             if existing.is_some() {
-                if !db::accounts::save(c, &account)? {
+                if !db::accounts::save(c, &mut account)? {
                     return Err(DbError::Query("online account changed during registration".into()));
                 }
             } else {
@@ -254,13 +254,8 @@ async fn change_and_enqueue(
         db::write_transaction::<_, DbError, _>(c, |c| {
             let mut account = account;
             change(&mut account);
-            account.version += 1;
-            account.updated_at = db::now();
-            if !db::accounts::save(c, &account)? {
-                return Ok(Err(ApiError::new(
-                    ErrorCode::VersionConflict,
-                    "the online account changed at the same time; read it again and retry",
-                )));
+            if !db::accounts::save(c, &mut account)? {
+                return Ok(Err(ApiError::version_conflict()));
             }
             let job = provisioning::job(&settings, &account.id, &account.patient_id, supplier, &payload);
             db::outbox::enqueue(c, &job)?;
@@ -425,16 +420,12 @@ pub async fn letter(state: &AppState, principal: &Principal, patient_id: &str) -
     if account.letter_printed_at.is_none() {
         account.letter_printed_at = Some(now);
         account.letter_expires_at = Some(now + chrono::Duration::days(LETTER_VALIDITY_DAYS));
-        account.version += 1;
-        account.updated_at = now;
-        let to_save = account.clone();
-        let saved = db::run(&state.pool, move |c| db::accounts::save(c, &to_save)).await?;
-        if !saved {
-            return Err(ApiError::new(
-                ErrorCode::VersionConflict,
-                "the online account changed at the same time; try again",
-            ));
-        }
+        account = db::run(&state.pool, move |c| {
+            let saved = db::accounts::save(c, &mut account)?;
+            Ok(saved.then_some(account))
+        })
+        .await?
+        .ok_or_else(ApiError::version_conflict)?;
     }
     let linkage_key = state.secrets.open(&sealed, &account.id).map_err(ApiError::internal)?;
     let printed = account.letter_printed_at.unwrap_or(now);
@@ -533,13 +524,8 @@ pub async fn complete_review(
             }
             let mut account = account;
             account.access = requested.clone();
-            account.version += 1;
-            account.updated_at = db::now();
-            if !db::accounts::save(c, &account)? {
-                return Ok(Err(ApiError::new(
-                    ErrorCode::VersionConflict,
-                    "the online account changed at the same time; retry",
-                )));
+            if !db::accounts::save(c, &mut account)? {
+                return Ok(Err(ApiError::version_conflict()));
             }
             let job = provisioning::job(
                 &settings,
@@ -583,9 +569,11 @@ pub async fn retry_job(state: &AppState, principal: &Principal, task_id: &str) -
             {
                 account.status = AccountStatus::Pending;
                 account.status_reason = None;
-                account.version += 1;
-                account.updated_at = db::now();
-                db::accounts::save(c, &account)?;
+                if !db::accounts::save(c, &mut account)? {
+                    return Err(DbError::Query(
+                        "online account changed while its job was requeued".into(),
+                    ));
+                }
             }
             Ok(if ok { db::outbox::find(c, &id)? } else { None })
         })

@@ -141,7 +141,7 @@ pub async fn update(
         ));
     }
     if current.version != expected {
-        return Err(super::practices::version_conflict(current.version));
+        return Err(ApiError::version_conflict());
     }
     let practice = resolve_practice(pool, parsed.practice).await?;
     let details = parsed.details;
@@ -152,7 +152,7 @@ pub async fn update(
     .await;
     match result {
         Ok(Some(r)) => Ok(r),
-        Ok(None) => Err(super::practices::version_conflict(expected)),
+        Ok(None) => Err(ApiError::version_conflict()),
         Err(DbError::UniqueViolation) => Err(duplicate()),
         Err(e) => Err(e.into()),
     }

@@ -44,7 +44,7 @@ pub async fn update(
         ));
     }
     if current.version != expected {
-        return Err(version_conflict(current.version));
+        return Err(ApiError::version_conflict());
     }
     let (name, settings) = body.parse_update(&current)?;
     let updated = db::run(pool, move |c| {
@@ -52,14 +52,5 @@ pub async fn update(
         Ok(if ok { db::practices::find(c, &id)? } else { None })
     })
     .await?;
-    updated.ok_or_else(|| version_conflict(expected))
-}
-
-pub fn version_conflict(current: i64) -> ApiError {
-    ApiError::new(
-        ErrorCode::VersionConflict,
-        format!(
-            "the resource has changed; the ETag you sent is stale (the current version is newer than {current} or was just updated)"
-        ),
-    )
+    updated.ok_or_else(ApiError::version_conflict)
 }

@@ -280,9 +280,7 @@ fn apply_success(
         }
     }
     account.last_error = None;
-    account.version += 1;
-    account.updated_at = now;
-    if !db::accounts::save(c, &account)? {
+    if !db::accounts::save(c, &mut account)? {
         return Err(DbError::Query("online account changed while a job completed".into()));
     }
     Ok(())
@@ -303,9 +301,7 @@ fn record_failure(
         account.status = AccountStatus::Rejected;
         account.status_reason = Some(e.to_string());
     }
-    account.version += 1;
-    account.updated_at = db::now();
-    if !db::accounts::save(c, &account)? {
+    if !db::accounts::save(c, &mut account)? {
         return Err(DbError::Query("online account changed while a job failed".into()));
     }
     Ok(())
