@@ -222,16 +222,9 @@ pub async fn create_patient(
             if params.is_empty() {
                 return Err(ApiError::invalid("If-None-Exist needs at least one search parameter"));
             }
-            let query = patient_query(&params)?;
             // The condition is evaluated across all practices: a duplicate is a duplicate
             // wherever it is registered.
-            Some(crate::db::patients::PatientFilter {
-                identifier: query.identifier.clone().and_then(|(s, v)| s.map(|s| (s, v.clone()))),
-                identifier_value: query.identifier.and_then(|(s, v)| s.is_none().then_some(v)),
-                family_prefix: query.family,
-                birth_date: query.birth_date,
-                practice_id: None,
-            })
+            Some(patient_query(&params)?.unscoped_filter())
         }
     };
     let result = patients::create(&state.pool, &principal, parsed, condition).await;

@@ -25,7 +25,6 @@ pub fn require_staff_at<'a>(
 pub fn can_read_patient(principal: &Principal, record: &PatientRecord) -> Result<(), ApiError> {
     match principal {
         Principal::Staff(_) => require_staff_at(principal, &record.practice_ods).map(|_| ()),
-        Principal::Patient(p) if record.details.identifier.nhs_number().as_ref() == Some(&p.nhs_number) => Ok(()),
         Principal::Patient(_) => Err(ApiError::not_found("Patient")),
         Principal::System(_) => Err(ApiError::forbidden("system clients may not read patient records")),
     }

@@ -167,6 +167,24 @@ pub struct PatientQuery {
     pub organization: Option<String>,
 }
 
+impl PatientQuery {
+    /// The filter for the query's own parameters, before any scoping to a practice or caller.
+    pub fn unscoped_filter(&self) -> PatientFilter {
+        let (identifier, identifier_value) = match &self.identifier {
+            Some((Some(system), value)) => (Some((*system, value.clone())), None),
+            Some((None, value)) => (None, Some(value.clone())),
+            None => (None, None),
+        };
+        PatientFilter {
+            identifier,
+            identifier_value,
+            family_prefix: self.family.clone(),
+            birth_date: self.birth_date,
+            practice_id: None,
+        }
+    }
+}
+
 /// Turns a query into a database filter confined to what the caller may see.
 pub async fn scoped_filter(
     pool: &DbPool,
@@ -194,16 +212,7 @@ pub async fn scoped_filter(
             }
         }
     };
-    let mut filter = PatientFilter {
-        family_prefix: q.family,
-        birth_date: q.birth_date,
-        ..Default::default()
-    };
-    match q.identifier {
-        Some((Some(system), value)) => filter.identifier = Some((system, value)),
-        Some((None, value)) => filter.identifier_value = Some(value),
-        None => {}
-    }
+    let mut filter = q.unscoped_filter();
     match access::patient_search_scope(principal, requested_practice.as_ref().map(|p| &p.ods_code))? {
         SearchScope::Practice(ods) => {
             let practice = match requested_practice {
