@@ -2,6 +2,7 @@
 //! (`GATEWAY_CONFIG`, or `gateway.toml` when present), then `GATEWAY_*` environment variables
 //! (`__` separates nested keys, e.g. `GATEWAY_AUTH__CLIENT_ID`), then `DATABASE_URL`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -148,10 +149,32 @@ pub struct IdentitySettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct AccessSettings {
+    /// CIS2-like role codes and the permissions each grants (read, register, change-access,
+    /// complete-reviews, retry-tasks, edit-practice, read-audit). A token's full role code
+    /// (`S8000:G8000:R8000`) matches an entry for itself or for its last part (`R8000`).
+    pub staff_roles: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// How long a request waits for its audit event to be committed before it is refused with
+    /// 503. Nothing is returned or changed until its decision is on record.
+    pub commit_timeout_ms: u64,
+    /// Events waiting to be written; beyond this, requests are refused with 503 at once.
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecretSettings {
     /// Base64 of 32 random bytes; encrypts linkage keys at rest. Required in production; the dev
     /// profile creates one in the data directory.
     pub linkage_key_encryption_key: Option<String>,
+    /// Base64 of at least 32 random bytes; signs the audit trail's chain anchors and heads. The
+    /// same on every instance, and kept out of the database. Required in production.
+    pub audit_chain_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +194,8 @@ pub struct Settings {
     pub suppliers: SupplierSettings,
     pub secrets: SecretSettings,
     pub identity: IdentitySettings,
+    pub access: AccessSettings,
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -217,6 +242,7 @@ impl Default for Settings {
             },
             secrets: SecretSettings {
                 linkage_key_encryption_key: None,
+                audit_chain_key: None,
             },
             identity: IdentitySettings {
                 accepted_vot: [
@@ -225,15 +251,72 @@ impl Default for Settings {
                 ]
                 .map(String::from)
                 .to_vec(),
-                minimum_assurance: crate::identity::AssurancePolicy::ALL
+                minimum_assurance: crate::domain::AssurancePolicy::ALL
                     .iter()
                     .map(|p| (p.name().to_owned(), p.floor().as_str().to_owned()))
                     .collect(),
                 linkage_max_failures: 5,
                 linkage_lockout_minutes: 15,
             },
+            access: AccessSettings {
+                staff_roles: default_staff_roles(),
+            },
+            audit: AuditSettings {
+                commit_timeout_ms: 5000,
+                queue_capacity: 10_000,
+            },
         }
     }
+}
+
+/// National RBAC access roles and what each may do here. Practices with other local roles
+/// configure `access.staff_roles`.
+fn default_staff_roles() -> BTreeMap<String, Vec<String>> {
+    let table: [(&str, &[&str]); 7] = [
+        // Clinical Practitioner Access Role (GPs): everything clinical, and the audit trail.
+        (
+            "R8000",
+            &[
+                "read",
+                "register",
+                "change-access",
+                "complete-reviews",
+                "retry-tasks",
+                "read-audit",
+            ],
+        ),
+        // Nurse Access Role
+        ("R8001", &["read", "register", "change-access"]),
+        // Health Professional Access Role
+        ("R8003", &["read", "register", "change-access", "complete-reviews"]),
+        // Healthcare Student Access Role
+        ("R8004", &["read"]),
+        // Admin/Clinical Support Access Role (practice administrators and managers)
+        (
+            "R8008",
+            &[
+                "read",
+                "register",
+                "change-access",
+                "retry-tasks",
+                "edit-practice",
+                "read-audit",
+            ],
+        ),
+        // Clerical Access Role (reception): look things up only.
+        ("R8010", &["read"]),
+        // Health Records Manager Access Role
+        ("R8013", &["read", "complete-reviews", "read-audit"]),
+    ];
+    table
+        .iter()
+        .map(|(role, permissions)| {
+            (
+                (*role).to_owned(),
+                permissions.iter().map(|p| (*p).to_owned()).collect(),
+            )
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -400,6 +483,18 @@ impl Settings {
         if !(10..=60_000).contains(&sup.poll_interval_ms) {
             problems.push("suppliers.poll_interval_ms must be between 10 and 60000".to_owned());
         }
+        match &self.secrets.audit_chain_key {
+            Some(k)
+                if base64::Engine::decode(&base64::engine::general_purpose::STANDARD, k.trim())
+                    .map_or(true, |b| b.len() < 32) =>
+            {
+                problems.push("secrets.audit_chain_key must be base64 of at least 32 bytes".to_owned());
+            }
+            None if self.env == Environment::Production => {
+                problems.push("secrets.audit_chain_key is required in production".to_owned());
+            }
+            _ => {}
+        }
         match &self.secrets.linkage_key_encryption_key {
             Some(k) if crate::crypto::SecretBox::from_base64(k).is_err() => {
                 problems.push("secrets.linkage_key_encryption_key must be base64 of exactly 32 bytes".to_owned());
@@ -410,7 +505,7 @@ impl Settings {
             _ => {}
         }
         for vot in &self.identity.accepted_vot {
-            if !crate::identity::vot_is_well_formed(vot) {
+            if !crate::domain::vot_is_well_formed(vot) {
                 problems.push(format!(
                     "identity.accepted_vot: {vot:?} is not a vector of trust such as P9.Cp.Cd"
                 ));
@@ -418,12 +513,12 @@ impl Settings {
         }
         for (name, level) in &self.identity.minimum_assurance {
             match (
-                crate::identity::AssurancePolicy::parse(name),
-                crate::identity::ProofingLevel::parse(level),
+                crate::domain::AssurancePolicy::parse(name),
+                crate::domain::ProofingLevel::parse(level),
             ) {
                 (None, _) => problems.push(format!(
                     "identity.minimum_assurance: unknown policy {name:?} (known: {})",
-                    crate::identity::AssurancePolicy::ALL.map(|p| p.name()).join(", ")
+                    crate::domain::AssurancePolicy::ALL.map(|p| p.name()).join(", ")
                 )),
                 (_, None) => problems.push(format!(
                     "identity.minimum_assurance.{name}: {level:?} is not P0, P5 or P9"
@@ -440,6 +535,25 @@ impl Settings {
             problems
                 .push("identity.linkage_max_failures and identity.linkage_lockout_minutes must be positive".to_owned());
         }
+        for (role, permissions) in &self.access.staff_roles {
+            if role.trim().is_empty() || crate::domain::text::forbidden_character(role).is_some() {
+                problems.push(format!("access.staff_roles: {role:?} is not a role code"));
+            }
+            for p in permissions {
+                if crate::domain::policy::Permission::parse(p).is_none() {
+                    problems.push(format!(
+                        "access.staff_roles.{role}: unknown permission {p:?} (known: {})",
+                        crate::domain::policy::Permission::ALL.map(|p| p.name()).join(", ")
+                    ));
+                }
+            }
+        }
+        if !(100..=60_000).contains(&self.audit.commit_timeout_ms) {
+            problems.push("audit.commit_timeout_ms must be between 100 and 60000".to_owned());
+        }
+        if !(100..=1_000_000).contains(&self.audit.queue_capacity) {
+            problems.push("audit.queue_capacity must be between 100 and 1000000".to_owned());
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             problems.push(format!("log.filter is not a valid filter: {e}"));
         }
@@ -447,6 +561,32 @@ impl Settings {
             Ok(())
         } else {
             Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The rules the access-decision engine applies, from this configuration.
+    pub fn policy(&self) -> crate::domain::policy::Policy {
+        use crate::domain::policy::{Permission, Policy};
+        use crate::domain::{AssurancePolicy, ProofingLevel};
+        Policy {
+            staff_roles: self
+                .access
+                .staff_roles
+                .iter()
+                .map(|(role, permissions)| {
+                    (
+                        role.clone(),
+                        permissions.iter().filter_map(|p| Permission::parse(p)).collect(),
+                    )
+                })
+                .collect(),
+            accepted_vot: self.identity.accepted_vot.iter().cloned().collect(),
+            minimum_assurance: self
+                .identity
+                .minimum_assurance
+                .iter()
+                .filter_map(|(name, level)| Some((AssurancePolicy::parse(name)?, ProofingLevel::parse(level)?)))
+                .collect(),
         }
     }
 

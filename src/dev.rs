@@ -329,29 +329,83 @@ fn patient_claims(sub: &str, seed_index: usize, level: &str, vot: &str) -> Value
     })
 }
 
-pub const PERSONAS: [Persona; 7] = [
+fn staff_claims(sub: &str, name: &str, ods: &str, role_code: &str, role_name: &str) -> Value {
+    json!({
+        "sub": sub,
+        "name": name,
+        "nhsid_nrbac_roles": [{"org_code": ods, "role_code": role_code, "role_name": role_name}]
+    })
+}
+
+pub const PERSONAS: [Persona; 10] = [
     Persona {
         name: "staff-emis",
         realm: IssuerKind::Staff,
-        description: "practice administrator at Riverside Medical Centre (A81001, EMIS-like)",
+        description: "Sam Patel, practice administrator at Riverside Medical Centre (A81001, EMIS-like): registers, changes access, edits settings",
         claims: || {
-            json!({
-                "sub": "staff-0001-riverside",
-                "name": "Sam Patel",
-                "nhsid_nrbac_roles": [{"org_code": "A81001", "role_code": "S8000:G8000:R8000", "role_name": "Clinical Practitioner Access Role"}]
-            })
+            staff_claims(
+                "staff-0001-riverside",
+                "Sam Patel",
+                "A81001",
+                "S8000:G8000:R8008",
+                "Admin/Clinical Support Access Role",
+            )
         },
     },
     Persona {
         name: "staff-tpp",
         realm: IssuerKind::Staff,
-        description: "practice administrator at Moorland Surgery (B82005, TPP-like)",
+        description: "Alex Morgan, practice administrator at Moorland Surgery (B82005, TPP-like)",
         claims: || {
-            json!({
-                "sub": "staff-0002-moorland",
-                "name": "Alex Morgan",
-                "nhsid_nrbac_roles": [{"org_code": "B82005", "role_code": "S8000:G8000:R8003", "role_name": "Health Professional Access Role"}]
-            })
+            staff_claims(
+                "staff-0002-moorland",
+                "Alex Morgan",
+                "B82005",
+                "S8000:G8000:R8008",
+                "Admin/Clinical Support Access Role",
+            )
+        },
+    },
+    Persona {
+        name: "clinician-emis",
+        realm: IssuerKind::Staff,
+        description: "Dr Ada Osei, GP at Riverside Medical Centre (A81001): completes record reviews, reads the audit trail",
+        claims: || {
+            staff_claims(
+                "staff-0003-riverside",
+                "Dr Ada Osei",
+                "A81001",
+                "S8000:G8000:R8000",
+                "Clinical Practitioner Access Role",
+            )
+        },
+    },
+    Persona {
+        name: "clinician-tpp",
+        realm: IssuerKind::Staff,
+        description: "Dr Ben Hughes, GP at Moorland Surgery (B82005)",
+        claims: || {
+            staff_claims(
+                "staff-0004-moorland",
+                "Dr Ben Hughes",
+                "B82005",
+                "S8000:G8000:R8000",
+                "Clinical Practitioner Access Role",
+            )
+        },
+    },
+    Persona {
+        name: "reception-emis",
+        realm: IssuerKind::Staff,
+        description: "Chris Lee, receptionist at Riverside Medical Centre (A81001): may only look things up",
+        claims: || {
+            staff_claims(
+                "staff-0005-riverside",
+                "Chris Lee",
+                "A81001",
+                "S8000:G8001:R8010",
+                "Clerical Access Role",
+            )
         },
     },
     Persona {

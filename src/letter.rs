@@ -1,7 +1,7 @@
 //! The printable registration letter: a small, dependency-free PDF writer (one A4 page,
 //! Helvetica) and the plain-language guidance both the PDF and the JSON form carry.
 
-use crate::services::accounts::Letter;
+use crate::domain::account::Letter;
 
 pub const GUIDANCE: [&str; 7] = [
     "To start, open the NHS App or your chosen GP online services app, log in with NHS login and choose to link your GP practice using registration details. Enter the Practice ID, Account ID and Linkage Key exactly as shown.",

@@ -19,6 +19,7 @@ use crate::identity::TokenVerifier;
 use crate::identity::dev_idp::{self, DevIdentityProvider};
 use crate::metrics::Metrics;
 use crate::services::provisioning::Provisioner;
+use crate::services::{Clock, Core};
 use crate::state::AppState;
 use crate::suppliers::SupplierRegistry;
 use crate::suppliers::emis::EmisAdapter;
@@ -120,20 +121,29 @@ impl Application {
         }
         let mut workers = provisioner.spawn_workers();
 
-        let (audit, audit_writer) = crate::audit::AuditLog::start(pool.clone());
+        let (audit, audit_writer) = crate::audit::AuditLog::start(
+            pool.clone(),
+            audit_chain_key(&settings)?,
+            settings.audit.queue_capacity,
+            Duration::from_millis(settings.audit.commit_timeout_ms),
+        );
         workers.push(audit_writer);
 
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
         let state = web::Data::new(AppState {
-            rate_limiter: http::middleware::RateLimiter::new(settings.http.rate_limit_per_minute),
-            settings: settings.clone(),
-            pool,
+            rate_limiter: crate::ratelimit::RateLimiter::new(settings.http.rate_limit_per_minute),
+            core: Core {
+                policy: settings.policy(),
+                settings: settings.clone(),
+                pool,
+                secrets,
+                audit,
+                provisioner,
+                clock: Arc::new(Clock::default()),
+            },
             verifier,
             base_url: base_url.clone(),
             metrics: Metrics::new(),
-            provisioner,
-            secrets,
-            audit,
         });
 
         let openapi = http::openapi();
@@ -162,6 +172,7 @@ impl Application {
                 .route("/docs", web::get().to(http::docs_redirect))
                 .default_service(web::to(http::not_found))
                 .wrap(from_fn(http::middleware::idempotency))
+                .wrap(from_fn(http::audit::audit))
                 .wrap(Condition::new(!cors_origins.is_empty(), cors))
                 .wrap(from_fn(http::middleware::request_context))
         })
@@ -218,18 +229,18 @@ impl Application {
     }
 }
 
-/// The key that seals linkage keys: from configuration, or (outside production) a key kept in
-/// the data directory so that restarts can still read what was stored.
-fn linkage_key_box(settings: &Settings) -> anyhow::Result<SecretBox> {
-    if let Some(key) = &settings.secrets.linkage_key_encryption_key {
-        return Ok(SecretBox::from_base64(key)?);
+/// A secret key from configuration, or (outside production) one kept in the data directory so
+/// that restarts can still read (or verify) what was stored with it.
+fn secret_key(settings: &Settings, configured: Option<&String>, setting: &str, file: &str) -> anyhow::Result<String> {
+    if let Some(key) = configured {
+        return Ok(key.clone());
     }
     if settings.env == Environment::Production {
-        bail!("secrets.linkage_key_encryption_key is required in production");
+        bail!("{setting} is required in production");
     }
-    let path = settings.data_dir.join("linkage-key-encryption.key");
-    let key = match std::fs::read_to_string(&path) {
-        Ok(k) => k,
+    let path = settings.data_dir.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(k) => Ok(k),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(&settings.data_dir)?;
             let k = SecretBox::generate_key();
@@ -238,11 +249,32 @@ fn linkage_key_box(settings: &Settings) -> anyhow::Result<SecretBox> {
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             std::io::Write::write_all(&mut options.open(&path)?, k.as_bytes())?;
-            k
+            Ok(k)
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    SecretBox::from_base64(&key).with_context(|| format!("the key in {} is not valid", path.display()))
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The key that seals linkage keys.
+fn linkage_key_box(settings: &Settings) -> anyhow::Result<SecretBox> {
+    let key = secret_key(
+        settings,
+        settings.secrets.linkage_key_encryption_key.as_ref(),
+        "secrets.linkage_key_encryption_key",
+        "linkage-key-encryption.key",
+    )?;
+    SecretBox::from_base64(&key).context("the linkage-key encryption key is not valid")
+}
+
+/// The key that signs audit chain anchors and heads (shared by every instance).
+fn audit_chain_key(settings: &Settings) -> anyhow::Result<crate::audit::ChainKey> {
+    let key = secret_key(
+        settings,
+        settings.secrets.audit_chain_key.as_ref(),
+        "secrets.audit_chain_key",
+        "audit-chain.key",
+    )?;
+    crate::audit::ChainKey::from_base64(&key).context("the audit chain key is not valid")
 }
 
 /// Adapters for the configured suppliers. Outside production, a supplier without a URL gets an
@@ -277,9 +309,9 @@ async fn housekeeping(state: web::Data<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let ttl = chrono::Duration::hours(i64::try_from(state.settings.http.idempotency_ttl_hours).unwrap_or(24));
+        let ttl = chrono::Duration::hours(i64::try_from(state.core.settings.http.idempotency_ttl_hours).unwrap_or(24));
         let cutoff = db::now() - ttl;
-        match db::run(&state.pool, move |c| db::idempotency::purge_older_than(c, cutoff)).await {
+        match db::run(&state.core.pool, move |c| db::idempotency::purge_older_than(c, cutoff)).await {
             Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired request-id replay records"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "request-id replay purge failed"),

@@ -1,28 +1,16 @@
-use std::sync::Arc;
-
-use crate::audit::AuditLog;
-use crate::config::Settings;
-use crate::crypto::SecretBox;
-use crate::db::DbPool;
-use crate::http::middleware::RateLimiter;
 use crate::identity::TokenVerifier;
 use crate::metrics::Metrics;
-use crate::services::provisioning::Provisioner;
+use crate::ratelimit::RateLimiter;
+use crate::services::Core;
 
 /// Everything a request handler needs, built once in `Application::build` and shared through
 /// `web::Data`. Nothing here is a global.
 pub struct AppState {
-    pub settings: Settings,
-    pub pool: DbPool,
+    /// What the use cases work with: pool, settings, policy, secrets, audit log, outbox.
+    pub core: Core,
     pub verifier: TokenVerifier,
     /// Externally visible base URL without a trailing slash.
     pub base_url: String,
     pub metrics: Metrics,
     pub rate_limiter: RateLimiter,
-    /// Outbox workers; handlers wake them after committing a job.
-    pub provisioner: Arc<Provisioner>,
-    /// Encrypts linkage keys at rest.
-    pub secrets: Arc<SecretBox>,
-    /// Hash-chained audit trail, written in batches.
-    pub audit: AuditLog,
 }

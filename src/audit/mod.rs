@@ -1,275 +1,314 @@
 //! The audit trail: append-only, hash-chained, written in batches.
 //!
-//! Handlers hand an event to one writer task per instance and wait for its batch to commit, so
-//! every decision is on disk before the response leaves, yet concurrent requests share one
-//! transaction instead of queueing for the database one by one (group commit). Each instance
-//! writes its own chain: `hash = sha256(prev_hash | fields)`, so any edit, deletion or insertion
-//! inside a chain is detected by `verify`.
+//! Requests hand their decision to one writer task per instance and wait, with a bound, for its
+//! batch to commit, so every decision is on disk before anything is changed or returned, yet
+//! concurrent requests share one transaction instead of queueing for the database one by one
+//! (group commit). Each instance start writes its own chain, `hash = sha256(prev_hash | fields)`,
+//! anchored to the head of the chain before it; each chain's anchor and head carry a MAC under a
+//! key the database does not hold. `verify` detects an edited, inserted or deleted event, a
+//! truncated chain and a deleted one.
+//!
+//! One event can never hold the others back: text is made safe for both databases before it is
+//! queued, a batch the database refuses is written event by event, and an event refused on its
+//! own is stored with its text escaped.
 
+mod chain;
+mod trail;
+mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::schema::audit_events;
-use crate::db::{self, DbConnection, DbError, DbPool};
+pub use chain::{ChainKey, Verification};
+pub use trail::Trail;
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-const MAX_BATCH: usize = 500;
+use crate::db::schema::{actor_snapshots, audit_events};
+use crate::db::{DbConnection, DbError, DbPool};
+pub use crate::domain::audit::{AuditEntry, Outcome};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Denied,
-    Error,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Denied => "denied",
-            Self::Error => "error",
-        }
-    }
-}
-
-/// One access decision or change. No tokens or linkage keys; the patient is named by record id.
+/// One decision or change to record. Text from outside is made safe when it is submitted.
 #[derive(Debug, Clone)]
 pub struct AuditRecord {
     /// patient | staff | system | unauthenticated
     pub actor_kind: String,
     /// issuer|subject (or client id); "unknown" when the token could not be verified.
     pub actor: String,
+    /// The token's `vot` (patients).
+    pub assurance: Option<String>,
     pub patient_id: Option<String>,
+    /// ODS code of the practice the decision concerns.
+    pub practice: Option<String>,
     pub action: String,
     pub outcome: Outcome,
-    /// The token's `vot` (patients) or proofing level.
-    pub assurance: Option<String>,
+    pub rule: Option<String>,
+    pub code: Option<String>,
     pub reason: Option<String>,
     pub request_id: Option<String>,
+    /// The facts the decision saw about the caller, kept for `$explain-access`.
+    pub snapshot: Option<ActorSnapshot>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_events)]
-pub struct StoredEvent {
-    pub id: String,
-    pub chain: String,
-    pub seq: i64,
-    pub recorded_at: NaiveDateTime,
-    pub actor_kind: String,
-    pub actor: String,
-    pub patient_id: Option<String>,
-    pub action: String,
-    pub outcome: String,
-    pub assurance: Option<String>,
-    pub reason: Option<String>,
-    pub request_id: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
+/// What the gateway last saw about a caller (roles, scopes, assurance), as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorSnapshot {
+    pub kind: String,
+    pub facts: String,
 }
 
-impl StoredEvent {
-    fn compute_hash(&self) -> String {
-        let opt = |o: &Option<String>| o.clone().unwrap_or_default();
-        let mut h = Sha256::new();
-        for field in [
-            self.chain.clone(),
-            self.seq.to_string(),
-            self.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
-            self.actor_kind.clone(),
-            self.actor.clone(),
-            opt(&self.patient_id),
-            self.action.clone(),
-            self.outcome.clone(),
-            opt(&self.assurance),
-            opt(&self.reason),
-            opt(&self.request_id),
-            self.prev_hash.clone(),
-        ] {
-            // Length-prefixed so that moving characters between fields changes the hash.
-            h.update((field.len() as u64).to_be_bytes());
-            h.update(field.as_bytes());
-        }
-        format!("{:x}", h.finalize())
+/// Why an event could not be put on record in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuditFailure {
+    #[error("the audit queue is full")]
+    Full,
+    #[error("the audit writer has stopped")]
+    Stopped,
+    #[error("the audit event was not committed in time")]
+    TimedOut,
+}
+
+/// Waits for one event's commit.
+pub struct Receipt(oneshot::Receiver<()>);
+
+impl Receipt {
+    fn failed() -> Self {
+        let (_, rx) = oneshot::channel();
+        Self(rx)
     }
 }
 
-enum Message {
-    Record(AuditRecord, oneshot::Sender<()>),
+struct Pending {
+    record: AuditRecord,
+    ack: oneshot::Sender<()>,
+}
+
+/// Whether the writer is keeping up, for `/health/ready` and `/metrics`.
+#[derive(Default)]
+pub struct WriterHealth {
+    failing: AtomicBool,
+    written: AtomicU64,
+    escaped: AtomicU64,
+}
+
+impl WriterHealth {
+    pub fn is_writing(&self) -> bool {
+        !self.failing.load(Ordering::Relaxed)
+    }
+
+    pub fn events_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Events stored with their text escaped because the database refused them as they were.
+    pub fn events_escaped(&self) -> u64 {
+        self.escaped.load(Ordering::Relaxed)
+    }
 }
 
 /// Handle for recording audit events; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Pending>,
+    health: Arc<WriterHealth>,
+    timeout: Duration,
+    key: Arc<ChainKey>,
 }
 
 impl AuditLog {
     /// Starts this instance's writer with a fresh chain.
-    pub fn start(pool: DbPool) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(10_000);
-        let chain = uuid::Uuid::new_v4().to_string();
-        let handle = tokio::spawn(writer(pool, chain, rx));
-        (Self { tx }, handle)
+    pub fn start(
+        pool: DbPool,
+        key: ChainKey,
+        capacity: usize,
+        timeout: Duration,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let health = Arc::new(WriterHealth::default());
+        let key = Arc::new(key);
+        let handle = tokio::spawn(writer::run(pool, key.clone(), rx, health.clone()));
+        (
+            Self {
+                tx,
+                health,
+                timeout,
+                key,
+            },
+            handle,
+        )
+    }
+
+    /// Queues an event; the receipt says when it is committed. Never waits: a full queue
+    /// fails the receipt at once.
+    pub fn submit(&self, record: AuditRecord) -> Receipt {
+        let (ack, done) = oneshot::channel();
+        let pending = Pending {
+            record: writer::safe(record),
+            ack,
+        };
+        match self.tx.try_send(pending) {
+            Ok(()) => Receipt(done),
+            Err(e) => {
+                tracing::error!(error = %e, "audit event could not be queued");
+                Receipt::failed()
+            }
+        }
+    }
+
+    /// Waits for a receipt, for at most the configured time.
+    pub async fn confirm(&self, receipt: Receipt) -> Result<(), AuditFailure> {
+        match tokio::time::timeout(self.timeout, receipt.0).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) if self.tx.is_closed() => Err(AuditFailure::Stopped),
+            Ok(Err(_)) => Err(AuditFailure::Full),
+            Err(_) => Err(AuditFailure::TimedOut),
+        }
     }
 
     /// Records an event and waits until it is committed.
-    pub async fn record(&self, record: AuditRecord) {
-        let (ack, done) = oneshot::channel();
-        if self.tx.send(Message::Record(record, ack)).await.is_err() {
-            tracing::error!("audit writer has stopped; an audit event could not be recorded");
-            return;
-        }
-        let _ = done.await;
+    pub async fn record(&self, record: AuditRecord) -> Result<(), AuditFailure> {
+        let receipt = self.submit(record);
+        self.confirm(receipt).await
+    }
+
+    pub fn health(&self) -> &WriterHealth {
+        &self.health
+    }
+
+    /// Recomputes every chain and checks every anchor and head.
+    pub fn verify(&self, conn: &mut DbConnection) -> Result<Verification, DbError> {
+        chain::verify(conn, &self.key)
     }
 }
 
-async fn writer(pool: DbPool, chain: String, mut rx: mpsc::Receiver<Message>) {
-    let mut seq = 0i64;
-    let mut prev = GENESIS.to_owned();
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
-            }
-        }
-        let mut events = Vec::with_capacity(batch.len());
-        let mut acks = Vec::with_capacity(batch.len());
-        for Message::Record(r, ack) in batch {
-            seq += 1;
-            let mut e = StoredEvent {
-                id: uuid::Uuid::new_v4().to_string(),
-                chain: chain.clone(),
-                seq,
-                recorded_at: db::now(),
-                actor_kind: r.actor_kind,
-                actor: r.actor,
-                patient_id: r.patient_id,
-                action: r.action,
-                outcome: r.outcome.as_str().to_owned(),
-                assurance: r.assurance,
-                reason: r.reason,
-                request_id: r.request_id,
-                prev_hash: prev.clone(),
-                hash: String::new(),
-            };
-            e.hash = e.compute_hash();
-            prev = e.hash.clone();
-            events.push(e);
-            acks.push(ack);
-        }
-        // Nothing is dropped: a failed write is retried until the database takes it.
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let to_write = events.clone();
-            match db::run(&pool, move |c| {
-                db::write_transaction(c, |c| {
-                    // One transaction for the batch; rows one by one because a multi-row insert
-                    // is not in the subset both backends share.
-                    for e in &to_write {
-                        diesel::insert_into(audit_events::table).values(e).execute(c)?;
-                    }
-                    Ok::<_, DbError>(())
-                })
-            })
-            .await
-            {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, events = events.len(), "audit batch not written yet; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        for ack in acks {
-            let _ = ack.send(());
+/// What an audit search may return, and how much of it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub patient_id: Option<String>,
+    /// Only events about these practices, or about no practice at all.
+    pub practices: Option<Vec<String>>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+    /// Ranges of time left out (`date=ne...`).
+    pub excluded: Vec<(NaiveDateTime, NaiveDateTime)>,
+    pub outcome: Option<Outcome>,
+    /// Action codes (any of).
+    pub actions: Option<Vec<String>>,
+    pub actor: Option<String>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub(crate) struct EventRow {
+    id: String,
+    chain: String,
+    seq: i64,
+    recorded_at: NaiveDateTime,
+    actor_kind: String,
+    actor: String,
+    patient_id: Option<String>,
+    action: String,
+    outcome: String,
+    assurance: Option<String>,
+    reason: Option<String>,
+    request_id: Option<String>,
+    prev_hash: String,
+    hash: String,
+    practice: Option<String>,
+    rule: Option<String>,
+    code: Option<String>,
+}
+
+impl From<EventRow> for AuditEntry {
+    fn from(r: EventRow) -> Self {
+        Self {
+            id: r.id,
+            chain: r.chain,
+            seq: r.seq,
+            recorded_at: r.recorded_at,
+            actor_kind: r.actor_kind,
+            actor: r.actor,
+            patient_id: r.patient_id,
+            practice: r.practice,
+            action: r.action,
+            outcome: r.outcome,
+            assurance: r.assurance,
+            rule: r.rule,
+            code: r.code,
+            reason: r.reason,
+            request_id: r.request_id,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
         }
     }
 }
 
-/// The result of checking every chain.
-#[derive(Debug, Clone)]
-pub struct Verification {
-    pub chains: usize,
-    pub events: usize,
-    /// The first event (by chain and sequence) whose hash or link does not hold.
-    pub first_broken: Option<(String, i64, String)>,
-}
-
-/// Recomputes every chain from its start.
-pub fn verify(conn: &mut DbConnection) -> Result<Verification, DbError> {
-    let events: Vec<StoredEvent> = audit_events::table
-        .order((audit_events::chain.asc(), audit_events::seq.asc()))
-        .select(StoredEvent::as_select())
-        .load(conn)?;
-    let mut chains = 0;
-    let mut current: Option<(&str, i64, &str)> = None;
-    for e in &events {
-        let (expected_seq, expected_prev) = match current {
-            Some((chain, seq, hash)) if chain == e.chain => (seq + 1, hash),
-            _ => {
-                chains += 1;
-                (1, GENESIS)
-            }
-        };
-        let broken = if e.seq != expected_seq {
-            Some("an event is missing before this one")
-        } else if e.prev_hash != expected_prev {
-            Some("the link to the previous event does not match")
-        } else if e.compute_hash() != e.hash {
-            Some("the event was changed after it was written")
-        } else {
-            None
-        };
-        if let Some(why) = broken {
-            return Ok(Verification {
-                chains,
-                events: events.len(),
-                first_broken: Some((e.id.clone(), e.seq, why.to_owned())),
-            });
-        }
-        current = Some((&e.chain, e.seq, &e.hash));
-    }
-    Ok(Verification {
-        chains,
-        events: events.len(),
-        first_broken: None,
-    })
-}
-
-/// Events about a patient, newest first, within a time range.
+/// Events matching `q`, newest first, with the total count.
 pub fn search(
     conn: &mut DbConnection,
-    patient_id: &str,
-    from: Option<NaiveDateTime>,
-    to: Option<NaiveDateTime>,
+    q: &AuditQuery,
     offset: i64,
     limit: i64,
-) -> Result<(i64, Vec<StoredEvent>), DbError> {
+) -> Result<(i64, Vec<AuditEntry>), DbError> {
     let filtered = || {
-        let mut q = audit_events::table
-            .filter(audit_events::patient_id.eq(patient_id.to_owned()))
-            .into_boxed();
-        if let Some(f) = from {
-            q = q.filter(audit_events::recorded_at.ge(f));
+        let mut query = audit_events::table.into_boxed();
+        if let Some(p) = &q.patient_id {
+            query = query.filter(audit_events::patient_id.eq(p.clone()));
         }
-        if let Some(t) = to {
-            q = q.filter(audit_events::recorded_at.lt(t));
+        if let Some(practices) = &q.practices {
+            query = query.filter(
+                audit_events::practice
+                    .eq_any(practices.clone())
+                    .or(audit_events::practice.is_null()),
+            );
         }
-        q
+        if let Some(f) = q.from {
+            query = query.filter(audit_events::recorded_at.ge(f));
+        }
+        if let Some(t) = q.to {
+            query = query.filter(audit_events::recorded_at.lt(t));
+        }
+        for (from, to) in &q.excluded {
+            query = query.filter(
+                audit_events::recorded_at
+                    .lt(*from)
+                    .or(audit_events::recorded_at.ge(*to)),
+            );
+        }
+        if let Some(o) = q.outcome {
+            query = query.filter(audit_events::outcome.eq(o.as_str()));
+        }
+        if let Some(a) = &q.actions {
+            query = query.filter(audit_events::action.eq_any(a.clone()));
+        }
+        if let Some(a) = &q.actor {
+            query = query.filter(audit_events::actor.eq(a.clone()));
+        }
+        if let Some(r) = &q.request_id {
+            query = query.filter(audit_events::request_id.eq(r.clone()));
+        }
+        query
     };
     let total = filtered().count().get_result(conn)?;
-    let rows = filtered()
+    let rows: Vec<EventRow> = filtered()
         .order((audit_events::recorded_at.desc(), audit_events::seq.desc()))
         .offset(offset)
         .limit(limit)
-        .select(StoredEvent::as_select())
+        .select(EventRow::as_select())
         .load(conn)?;
-    Ok((total, rows))
+    Ok((total, rows.into_iter().map(AuditEntry::from).collect()))
+}
+
+/// The facts last seen for a caller key.
+pub fn snapshot(conn: &mut DbConnection, caller_key: &str) -> Result<Option<ActorSnapshot>, DbError> {
+    Ok(actor_snapshots::table
+        .find(caller_key)
+        .select((actor_snapshots::kind, actor_snapshots::facts))
+        .first::<(String, String)>(conn)
+        .optional()?
+        .map(|(kind, facts)| ActorSnapshot { kind, facts }))
 }

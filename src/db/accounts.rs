@@ -1,9 +1,10 @@
-use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::online_accounts;
 use super::{DbConnection, DbError};
-use crate::domain::{AccessSettings, AccountStatus, Attestation, IdentityVerification};
+use crate::domain::AccountStatus;
+pub use crate::domain::OnlineAccount;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = online_accounts)]
@@ -27,73 +28,6 @@ struct AccountRow {
     version: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
-}
-
-/// A patient's online-services account as the gateway mirrors it.
-#[derive(Debug, Clone)]
-pub struct OnlineAccount {
-    pub id: String,
-    pub patient_id: String,
-    pub practice_id: String,
-    pub status: AccountStatus,
-    pub status_reason: Option<String>,
-    pub email: String,
-    pub access: AccessSettings,
-    pub verification: IdentityVerification,
-    pub attestation: Attestation,
-    pub supplier_ref: Option<String>,
-    /// The supplier's Account ID (printed on the letter).
-    pub account_id: Option<String>,
-    /// Sealed linkage key (see `crypto::SecretBox`); never the key itself.
-    pub linkage_key_sealed: Option<String>,
-    pub linkage_key_issued_at: Option<NaiveDateTime>,
-    pub letter_printed_at: Option<NaiveDateTime>,
-    pub letter_expires_at: Option<NaiveDateTime>,
-    pub last_error: Option<String>,
-    pub version: i64,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-}
-
-impl OnlineAccount {
-    /// A new account waiting for its supplier to create it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn pending(
-        id: String,
-        patient_id: &str,
-        practice_id: &str,
-        email: String,
-        access: AccessSettings,
-        verification: IdentityVerification,
-        attestation: Attestation,
-        now: NaiveDateTime,
-    ) -> Self {
-        Self {
-            id,
-            patient_id: patient_id.to_owned(),
-            practice_id: practice_id.to_owned(),
-            status: AccountStatus::Pending,
-            status_reason: None,
-            email,
-            access,
-            verification,
-            attestation,
-            supplier_ref: None,
-            account_id: None,
-            linkage_key_sealed: None,
-            linkage_key_issued_at: None,
-            letter_printed_at: None,
-            letter_expires_at: None,
-            last_error: None,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    pub fn last_updated(&self) -> chrono::DateTime<Utc> {
-        Utc.from_utc_datetime(&self.updated_at)
-    }
 }
 
 fn corrupt(what: &str) -> DbError {

@@ -1,12 +1,13 @@
 //! The transactional outbox. Jobs are inserted in the same transaction as the state change
 //! that needs them, and claimed by workers on any gateway instance with a lease.
 
-use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text, Timestamp};
 
 use super::schema::outbox_jobs;
 use super::{DbConnection, DbError};
+pub use crate::domain::provisioning::OutboxJob;
 use crate::domain::{JobKind, JobStatus};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -28,60 +29,6 @@ struct JobRow {
     last_error: Option<String>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
-}
-
-#[derive(Debug, Clone)]
-pub struct OutboxJob {
-    pub id: String,
-    pub kind: JobKind,
-    pub account_id: String,
-    pub patient_id: String,
-    pub supplier: String,
-    pub payload: serde_json::Value,
-    /// Sent as X-Request-ID on every attempt.
-    pub idempotency_key: String,
-    pub status: JobStatus,
-    pub attempts: i32,
-    pub max_attempts: i32,
-    pub next_attempt_at: NaiveDateTime,
-    pub claimed_by: Option<String>,
-    pub last_error: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-}
-
-impl OutboxJob {
-    pub fn new(
-        kind: JobKind,
-        account_id: &str,
-        patient_id: &str,
-        supplier: &str,
-        payload: serde_json::Value,
-        max_attempts: i32,
-        now: NaiveDateTime,
-    ) -> Self {
-        Self {
-            id: uuid::Uuid::new_v4().to_string(),
-            kind,
-            account_id: account_id.to_owned(),
-            patient_id: patient_id.to_owned(),
-            supplier: supplier.to_owned(),
-            payload,
-            idempotency_key: uuid::Uuid::new_v4().to_string(),
-            status: JobStatus::Queued,
-            attempts: 0,
-            max_attempts,
-            next_attempt_at: now,
-            claimed_by: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    pub fn last_updated(&self) -> chrono::DateTime<Utc> {
-        Utc.from_utc_datetime(&self.updated_at)
-    }
 }
 
 impl TryFrom<JobRow> for OutboxJob {

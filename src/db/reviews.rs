@@ -1,12 +1,12 @@
 //! Record-review tasks: a clinician checks a record for third-party and sensitive information
 //! before historic record access is switched on.
 
-use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::review_tasks;
 use super::{DbConnection, DbError};
-use crate::domain::AccessSettings;
+pub use crate::domain::review::ReviewTask;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = review_tasks)]
@@ -21,27 +21,6 @@ struct ReviewRow {
     note: Option<String>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
-}
-
-#[derive(Debug, Clone)]
-pub struct ReviewTask {
-    pub id: String,
-    pub account_id: String,
-    pub patient_id: String,
-    /// requested | completed | cancelled
-    pub status: String,
-    pub requested_access: AccessSettings,
-    pub requested_by: String,
-    pub completed_by: Option<String>,
-    pub note: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-}
-
-impl ReviewTask {
-    pub fn last_updated(&self) -> chrono::DateTime<Utc> {
-        Utc.from_utc_datetime(&self.updated_at)
-    }
 }
 
 impl TryFrom<ReviewRow> for ReviewTask {

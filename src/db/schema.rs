@@ -85,6 +85,33 @@ diesel::table! {
         request_id -> Nullable<Text>,
         prev_hash -> Text,
         hash -> Text,
+        practice -> Nullable<Text>,
+        rule -> Nullable<Text>,
+        code -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_chains (chain) {
+        chain -> Text,
+        started_at -> Timestamp,
+        anchor_chain -> Nullable<Text>,
+        anchor_seq -> Nullable<BigInt>,
+        anchor_hash -> Nullable<Text>,
+        anchor_mac -> Text,
+        head_seq -> BigInt,
+        head_hash -> Text,
+        head_mac -> Text,
+    }
+}
+
+diesel::table! {
+    actor_snapshots (caller_key) {
+        caller_key -> Text,
+        kind -> Text,
+        facts -> Text,
+        first_seen -> Timestamp,
+        last_seen -> Timestamp,
     }
 }
 
@@ -162,5 +189,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     review_tasks,
     identity_bindings,
     linkage_attempts,
-    audit_events
+    audit_events,
+    audit_chains,
+    actor_snapshots
 );

@@ -1,6 +1,8 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use super::PatientRecord;
+
 /// How much of their GP record a patient (or proxy) may see online.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -60,4 +62,17 @@ impl AccessSettings {
             record_from: None,
         }
     }
+}
+
+/// One patient a person may act for, with what they may do (`$my-access`).
+#[derive(Debug, Clone)]
+pub struct PatientAccess {
+    pub patient: PatientRecord,
+    /// `self`, or the proxy relationship.
+    pub relationship: String,
+    /// active | pending | disabled | rejected | none | ended
+    pub status: String,
+    pub reason: Option<String>,
+    /// What is switched on now (all off unless the account is active at the current practice).
+    pub effective: AccessSettings,
 }

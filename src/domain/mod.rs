@@ -1,17 +1,26 @@
 //! Pure rules and validated types. Nothing here knows about HTTP, databases or clocks.
 
-mod identifiers;
-mod patient;
-mod practice;
-
-pub use identifiers::{IdentifierError, NhsNumber, OdsCode, PatientIdentifier, PatientIdentifierSystem};
-pub use patient::{Gender, PatientDetails, PatientDetailsError};
-pub use practice::{AccessModel, OnlineServicesSettings, Supplier};
-mod records;
-pub use records::{PatientRecord, PracticeRecord};
 mod access;
-pub use access::{AccessSettings, RecordAccessLevel, Services};
-pub mod registration;
-pub use registration::{AccountStatus, Attestation, IdentityVerification, VerificationMethod};
+pub mod account;
+mod assurance;
+pub mod audit;
+mod identifiers;
+pub mod identity;
+mod patient;
+pub mod policy;
+mod practice;
 pub mod provisioning;
+mod records;
+pub mod registration;
+pub mod review;
+pub mod text;
+
+pub use access::{AccessSettings, PatientAccess, RecordAccessLevel, Services};
+pub use account::OnlineAccount;
+pub use assurance::{AssurancePolicy, ProofingLevel, vot_is_well_formed, vot_level};
+pub use identifiers::{IdentifierError, NhsNumber, OdsCode, PatientIdentifier, PatientIdentifierSystem};
+pub use patient::{Gender, NewPatient, PatientDetails, PatientDetailsError};
+pub use practice::{AccessModel, OnlineServicesSettings, PracticeRef, Supplier};
 pub use provisioning::{JobKind, JobStatus};
+pub use records::{PatientRecord, PracticeRecord};
+pub use registration::{AccountStatus, Attestation, IdentityVerification, VerificationMethod};

@@ -31,11 +31,20 @@ impl Gender {
     }
 }
 
+/// A patient record as a caller asks for it to be stored: its content and its practice.
+#[derive(Debug, Clone)]
+pub struct NewPatient {
+    /// The id the body carries, if any (an update must name the record it replaces).
+    pub id: Option<String>,
+    pub details: PatientDetails,
+    pub practice: super::PracticeRef,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatientDetailsError {
-    #[error("family name is required and at most 100 characters")]
+    #[error("family name is required, at most 100 characters and without control characters")]
     FamilyName,
-    #[error("given names are at most 5, each at most 100 characters")]
+    #[error("given names are at most 5, each at most 100 characters and without control characters")]
     GivenNames,
     #[error("birth date cannot be in the future or before 1880")]
     BirthDate,
@@ -65,7 +74,7 @@ impl PatientDetails {
         today: NaiveDate,
     ) -> Result<Self, PatientDetailsError> {
         let family = family.trim();
-        if family.is_empty() || family.chars().count() > 100 {
+        if family.is_empty() || family.chars().count() > 100 || super::text::forbidden_character(family).is_some() {
             return Err(PatientDetailsError::FamilyName);
         }
         let given: Vec<String> = given
@@ -73,7 +82,11 @@ impl PatientDetails {
             .map(|g| g.trim().to_owned())
             .filter(|g| !g.is_empty())
             .collect();
-        if given.len() > 5 || given.iter().any(|g| g.chars().count() > 100) {
+        if given.len() > 5
+            || given
+                .iter()
+                .any(|g| g.chars().count() > 100 || super::text::forbidden_character(g).is_some())
+        {
             return Err(PatientDetailsError::GivenNames);
         }
         let earliest = NaiveDate::from_ymd_opt(1880, 1, 1).expect("valid date");
@@ -99,7 +112,7 @@ impl PatientDetails {
 /// A deliberately modest check: one `@`, a non-empty local part, a dotted domain, no spaces.
 /// Deliverability is proven by the supplier's verification email, not by a regex.
 fn is_plausible_email(e: &str) -> bool {
-    if e.len() > 254 || e.chars().any(char::is_whitespace) {
+    if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
     match e.split_once('@') {

@@ -25,6 +25,13 @@ impl Supplier {
     }
 }
 
+/// How a request names a practice: by the gateway's id or by ODS code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PracticeRef {
+    Id(String),
+    Ods(super::OdsCode),
+}
+
 /// How record access is switched on at a practice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

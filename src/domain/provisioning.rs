@@ -39,6 +39,60 @@ impl JobKind {
     }
 }
 
+#[derive(Debug, Clone)]
+pub struct OutboxJob {
+    pub id: String,
+    pub kind: JobKind,
+    pub account_id: String,
+    pub patient_id: String,
+    pub supplier: String,
+    pub payload: serde_json::Value,
+    /// Sent as X-Request-ID on every attempt.
+    pub idempotency_key: String,
+    pub status: JobStatus,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub next_attempt_at: chrono::NaiveDateTime,
+    pub claimed_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+impl OutboxJob {
+    pub fn new(
+        kind: JobKind,
+        account_id: &str,
+        patient_id: &str,
+        supplier: &str,
+        payload: serde_json::Value,
+        max_attempts: i32,
+        now: chrono::NaiveDateTime,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            account_id: account_id.to_owned(),
+            patient_id: patient_id.to_owned(),
+            supplier: supplier.to_owned(),
+            payload,
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+            status: JobStatus::Queued,
+            attempts: 0,
+            max_attempts,
+            next_attempt_at: now,
+            claimed_by: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn last_updated(&self) -> chrono::DateTime<chrono::Utc> {
+        self.updated_at.and_utc()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
     Queued,

@@ -98,6 +98,17 @@ impl AccountStatus {
     }
 }
 
+/// What staff send to register a patient.
+#[derive(Debug, Clone)]
+pub struct RegistrationRequest {
+    pub verification: IdentityVerification,
+    pub email: Option<String>,
+    pub responsibilities_acknowledged: bool,
+    pub coercion_considered: bool,
+    pub capacity_considered: bool,
+    pub access: AccessSettings,
+}
+
 /// A broken registration rule, naming the parameter at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleViolation {

@@ -2,7 +2,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Coding, GATEWAY_FHIR_BASE, Identifier, Reference, instant};
-use crate::audit::StoredEvent;
+use crate::domain::audit::AuditEntry;
+use crate::domain::policy::{Action, Verb};
 
 /// FHIR R4 `AuditEvent` for one access decision or change.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -57,19 +58,19 @@ pub struct AuditEntityDetail {
     pub value_string: String,
 }
 
+/// FHIR's C/R/U/E for an action code; codes that are not engine actions (refused
+/// authentications on an unknown endpoint) are executions.
 fn action_code(action: &str) -> &'static str {
-    match action {
-        a if a.starts_with("read") || a.starts_with("search") || a == "my-access" || a == "letter" => "R",
-        a if a.starts_with("create") || a == "register" => "C",
-        a if a.starts_with("update") || a.starts_with("set") || a.starts_with("disable") || a.starts_with("enable") => {
-            "U"
-        }
-        _ => "E",
+    match Action::parse(action).map(Action::verb) {
+        Some(Verb::Create) => "C",
+        Some(Verb::Read) => "R",
+        Some(Verb::Update) => "U",
+        Some(Verb::Execute) | None => "E",
     }
 }
 
 impl AuditEvent {
-    pub fn from_stored(e: &StoredEvent) -> Self {
+    pub fn from_entry(e: &AuditEntry) -> Self {
         let mut detail = vec![AuditEntityDetail {
             type_: "chain".into(),
             value_string: format!("{}#{}", e.chain, e.seq),
@@ -80,11 +81,18 @@ impl AuditEvent {
                 value_string: a.clone(),
             });
         }
-        if let Some(r) = &e.request_id {
-            detail.push(AuditEntityDetail {
-                type_: "requestId".into(),
-                value_string: r.clone(),
-            });
+        for (name, value) in [
+            ("requestId", &e.request_id),
+            ("practice", &e.practice),
+            ("rule", &e.rule),
+            ("code", &e.code),
+        ] {
+            if let Some(v) = value {
+                detail.push(AuditEntityDetail {
+                    type_: name.into(),
+                    value_string: v.clone(),
+                });
+            }
         }
         Self {
             resource_type: "AuditEvent".into(),

@@ -4,6 +4,8 @@ mod audit_event;
 mod bundle;
 mod capability;
 mod datatypes;
+mod error;
+pub mod operations;
 mod organization;
 mod outcome;
 mod parameters;
@@ -14,10 +16,11 @@ pub use audit_event::{AuditAgent, AuditEntity, AuditEntityDetail, AuditEvent, Au
 pub use bundle::{Bundle, BundleEntry, BundleLink, BundleSearch};
 pub use capability::capability_statement;
 pub use datatypes::{CodeableConcept, Coding, ContactPoint, Extension, HumanName, Identifier, Meta, Reference};
+pub use error::{FhirError, from_json};
 pub use organization::Organization;
-pub use outcome::{OperationOutcome, OperationOutcomeIssue};
+pub use outcome::{ERROR_CODE_SYSTEM, OperationOutcome, OperationOutcomeIssue};
 pub use parameters::{Parameter, Parameters, parameter_path};
-pub use patient::{ParsedPatient, Patient, PracticeReference};
+pub use patient::Patient;
 pub use task::{Task, TaskParameter};
 
 pub const FHIR_JSON: &str = "application/fhir+json";

@@ -1,9 +1,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::FhirError;
 use super::{Extension, GATEWAY_FHIR_BASE, Identifier, Meta, ODS_SYSTEM, instant};
 use crate::domain::{AccessModel, OnlineServicesSettings, PracticeRecord, Supplier};
-use crate::error::ApiError;
 
 pub fn supplier_extension_url() -> String {
     format!("{GATEWAY_FHIR_BASE}/StructureDefinition/gp-system-supplier")
@@ -91,9 +91,9 @@ impl Organization {
 
     /// Reads the parts of an Organization a practice may change: its name and its settings.
     /// The ODS code and supplier identify the practice and cannot change through an update.
-    pub fn parse_update(&self, current: &PracticeRecord) -> Result<(String, OnlineServicesSettings), ApiError> {
+    pub fn parse_update(&self, current: &PracticeRecord) -> Result<(String, OnlineServicesSettings), FhirError> {
         if self.resource_type != "Organization" {
-            return Err(ApiError::invalid_resource(
+            return Err(FhirError::resource(
                 "resourceType must be Organization",
                 "Organization.resourceType",
             ));
@@ -102,10 +102,10 @@ impl Organization {
             .name
             .as_deref()
             .map(str::trim)
-            .filter(|n| !n.is_empty() && n.chars().count() <= 200)
-            .ok_or_else(|| {
-                ApiError::invalid_resource("name is required (at most 200 characters)", "Organization.name")
-            })?
+            .filter(|n| {
+                !n.is_empty() && n.chars().count() <= 200 && crate::domain::text::forbidden_character(n).is_none()
+            })
+            .ok_or_else(|| FhirError::resource("name is required (at most 200 characters)", "Organization.name"))?
             .to_owned();
         let ods: Vec<&str> = self
             .identifier
@@ -114,7 +114,7 @@ impl Organization {
             .filter_map(|i| i.value.as_deref())
             .collect();
         if ods != [current.ods_code.as_str()] {
-            return Err(ApiError::invalid_resource(
+            return Err(FhirError::resource(
                 "the ODS code identifier must be present and cannot change",
                 "Organization.identifier",
             ));
@@ -122,7 +122,7 @@ impl Organization {
         if let Some(ext) = Extension::find(&self.extension, &supplier_extension_url())
             && ext.value_code.as_deref().and_then(Supplier::parse) != Some(current.supplier)
         {
-            return Err(ApiError::invalid_resource(
+            return Err(FhirError::resource(
                 "the clinical system supplier cannot change through an update",
                 "Organization.extension",
             ));
@@ -138,30 +138,30 @@ impl Organization {
                     "enabled" => {
                         settings.enabled = part
                             .value_boolean
-                            .ok_or_else(|| ApiError::invalid_resource("enabled needs valueBoolean", at.clone()))?;
+                            .ok_or_else(|| FhirError::resource("enabled needs valueBoolean", at.clone()))?;
                     }
                     "accessModel" => {
                         settings.access_model = match part.value_code.as_deref() {
                             Some("opt-out") => AccessModel::OptOut,
                             Some("opt-in") => AccessModel::OptIn,
                             _ => {
-                                return Err(ApiError::invalid_resource("accessModel is opt-out or opt-in", at));
+                                return Err(FhirError::resource("accessModel is opt-out or opt-in", at));
                             }
                         };
                     }
                     "proxyReviewAge" => {
-                        settings.proxy_review_age =
-                            part.value_integer.and_then(|v| u8::try_from(v).ok()).ok_or_else(|| {
-                                ApiError::invalid_resource("proxyReviewAge needs valueInteger", at.clone())
-                            })?;
+                        settings.proxy_review_age = part
+                            .value_integer
+                            .and_then(|v| u8::try_from(v).ok())
+                            .ok_or_else(|| FhirError::resource("proxyReviewAge needs valueInteger", at.clone()))?;
                     }
-                    _ => return Err(ApiError::invalid_resource("unknown online-services setting", at)),
+                    _ => return Err(FhirError::resource("unknown online-services setting", at)),
                 }
             }
         }
         settings
             .validate()
-            .map_err(|m| ApiError::invalid_resource(m, "Organization.extension"))?;
+            .map_err(|m| FhirError::resource(m, "Organization.extension"))?;
         Ok((name, settings))
     }
 }

@@ -2,7 +2,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{CodeableConcept, Coding};
-use crate::error::{ERROR_CODE_SYSTEM, ErrorCode};
+
+/// The gateway's own CodeSystem for error codes.
+pub const ERROR_CODE_SYSTEM: &str = "https://gp-online-gateway.nhs.uk/fhir/CodeSystem/gateway-error";
 
 /// FHIR `OperationOutcome`: every error the gateway returns has this shape.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -41,17 +43,19 @@ pub struct OperationOutcomeIssue {
 }
 
 impl OperationOutcome {
-    pub fn error(code: ErrorCode, message: &str, expression: Option<&str>) -> Self {
+    /// One error issue: the FHIR issue type, the gateway's code with its display, the message
+    /// for the caller, and the FHIRPath of the element at fault.
+    pub fn error(issue_type: &str, code: &str, display: &str, message: &str, expression: Option<&str>) -> Self {
         Self {
             resource_type: "OperationOutcome".into(),
             issue: vec![OperationOutcomeIssue {
                 severity: "error".into(),
-                code: code.issue_type().into(),
+                code: issue_type.into(),
                 details: Some(CodeableConcept {
                     coding: vec![Coding {
                         system: Some(ERROR_CODE_SYSTEM.into()),
-                        code: Some(code.as_str().into()),
-                        display: Some(code.display().into()),
+                        code: Some(code.into()),
+                        display: Some(display.into()),
                     }],
                     text: Some(message.into()),
                 }),

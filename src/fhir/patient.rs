@@ -2,9 +2,11 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::FhirError;
 use super::{ContactPoint, HumanName, Identifier, Meta, ODS_SYSTEM, Reference, instant};
-use crate::domain::{Gender, OdsCode, PatientDetails, PatientIdentifier, PatientIdentifierSystem, PatientRecord};
-use crate::error::{ApiError, ErrorCode};
+use crate::domain::{
+    Gender, NewPatient, OdsCode, PatientDetails, PatientIdentifier, PatientIdentifierSystem, PatientRecord, PracticeRef,
+};
 
 /// FHIR R4 `Patient` as the gateway stores it: one national identifier (NHS, CHI or H&C
 /// number), an official name, birth date, gender, an email address and the registered practice.
@@ -40,23 +42,8 @@ pub struct Patient {
     pub general_practitioner: Vec<Reference>,
 }
 
-/// How a request names the registered practice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PracticeReference {
-    Id(String),
-    Ods(OdsCode),
-}
-
-/// The validated content of a Patient request body.
-#[derive(Debug, Clone)]
-pub struct ParsedPatient {
-    pub id: Option<String>,
-    pub details: PatientDetails,
-    pub practice: PracticeReference,
-}
-
-fn bad(message: impl Into<String>, expression: &str) -> ApiError {
-    ApiError::invalid_resource(message, expression)
+fn bad(message: impl Into<String>, expression: &str) -> FhirError {
+    FhirError::resource(message, expression)
 }
 
 impl Patient {
@@ -105,7 +92,7 @@ impl Patient {
     }
 
     /// Validates a request body into domain values, naming the offending element on failure.
-    pub fn parse(self, today: NaiveDate) -> Result<ParsedPatient, ApiError> {
+    pub fn parse(self, today: NaiveDate) -> Result<NewPatient, FhirError> {
         if self.resource_type != "Patient" {
             return Err(bad("resourceType must be Patient", "Patient.resourceType"));
         }
@@ -142,11 +129,8 @@ impl Patient {
         }
         let system = PatientIdentifierSystem::from_uri(identifier.system.as_deref().unwrap_or_default())
             .map_err(|e| bad(e.to_string(), &format!("Patient.identifier[{index}].system")))?;
-        let identifier =
-            PatientIdentifier::parse(system, identifier.value.as_deref().unwrap_or_default()).map_err(|e| {
-                ApiError::new(ErrorCode::InvalidIdentifier, e.to_string())
-                    .at(format!("Patient.identifier[{index}].value"))
-            })?;
+        let identifier = PatientIdentifier::parse(system, identifier.value.as_deref().unwrap_or_default())
+            .map_err(|e| FhirError::identifier(e.to_string(), format!("Patient.identifier[{index}].value")))?;
 
         let name = match self.name.as_slice() {
             [one] => one,
@@ -208,7 +192,7 @@ impl Patient {
             };
             bad(e.to_string(), at)
         })?;
-        Ok(ParsedPatient {
+        Ok(NewPatient {
             id: self.id,
             details,
             practice,
@@ -216,14 +200,14 @@ impl Patient {
     }
 }
 
-fn practice_reference(r: &Reference) -> Result<PracticeReference, ApiError> {
+fn practice_reference(r: &Reference) -> Result<PracticeRef, FhirError> {
     const AT: &str = "Patient.generalPractitioner[0]";
     if let Some(reference) = r.reference.as_deref() {
         let id = reference
             .strip_prefix("Organization/")
-            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .filter(|id| crate::domain::text::is_resource_id(id))
             .ok_or_else(|| bad("reference must be Organization/{id}", AT))?;
-        return Ok(PracticeReference::Id(id.to_owned()));
+        return Ok(PracticeRef::Id(id.to_owned()));
     }
     match &r.identifier {
         Some(Identifier {
@@ -231,8 +215,8 @@ fn practice_reference(r: &Reference) -> Result<PracticeReference, ApiError> {
             value: Some(value),
             ..
         }) if system == ODS_SYSTEM => OdsCode::parse(value)
-            .map(PracticeReference::Ods)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidIdentifier, e.to_string()).at(AT)),
+            .map(PracticeRef::Ods)
+            .map_err(|e| FhirError::identifier(e.to_string(), AT)),
         _ => Err(bad(
             "generalPractitioner needs a reference or an ODS code identifier",
             AT,

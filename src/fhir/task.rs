@@ -2,9 +2,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{CodeableConcept, Coding, GATEWAY_FHIR_BASE, Meta, Reference, instant};
-use crate::db::outbox::OutboxJob;
-use crate::db::reviews::ReviewTask;
 use crate::domain::JobStatus;
+use crate::domain::provisioning::OutboxJob;
+use crate::domain::review::ReviewTask;
 
 pub fn task_type_system() -> String {
     format!("{GATEWAY_FHIR_BASE}/CodeSystem/task-type")

@@ -2,254 +2,52 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::audit::audited;
-use super::auth::Authenticated;
-use super::body::{FhirBody, Paging, resource};
+use super::body::{Paging, RawBody, resource, resource_id};
+use super::error::{ApiError, ErrorCode};
 use super::search::{parse_query, searchset};
-use crate::db::accounts::OnlineAccount;
-use crate::domain::registration::RuleViolation;
-use crate::domain::{AccessSettings, IdentityVerification, RecordAccessLevel, Services, VerificationMethod};
-use crate::error::{ApiError, ErrorCode};
-use crate::fhir::{Bundle, OperationOutcome, OperationOutcomeIssue, Parameter, Parameters, Task};
+use crate::domain::policy::Action;
+use crate::fhir::{Bundle, OperationOutcome, Parameters, Task, operations};
 use crate::identity::Principal;
-use crate::services::accounts::{self, Accepted, AnyTask, RegistrationInput, violation};
+use crate::services::Caller;
+use crate::services::access::{self, AnyTask, Target};
+use crate::services::accounts::{self, Accepted};
 use crate::state::AppState;
 
-fn rule(field: &str, message: &str) -> ApiError {
-    violation(RuleViolation::new(field, message))
-}
-
-fn check_parameters(p: &Parameters) -> Result<(), ApiError> {
-    if p.resource_type != "Parameters" {
-        return Err(ApiError::invalid_resource(
-            "the body must be a Parameters resource",
-            "Parameters.resourceType",
-        ));
+/// Who staff are, as registration records and Tasks name them.
+fn staff_subject(caller: &Caller) -> String {
+    match &caller.principal {
+        Principal::Staff(s) => s.subject.clone(),
+        other => other.caller_key(),
     }
-    Ok(())
-}
-
-fn required_bool(p: &Parameters, name: &str) -> Result<bool, ApiError> {
-    p.get(name)
-        .and_then(|x| x.value_boolean)
-        .ok_or_else(|| rule(name, &format!("{name} is required (valueBoolean)")))
-}
-
-fn parse_access(p: &Parameters) -> Result<AccessSettings, ApiError> {
-    let flag = |group: &Parameter, name: &str| -> Result<bool, ApiError> {
-        match group.part(name) {
-            None => Ok(false),
-            Some(x) => x
-                .value_boolean
-                .ok_or_else(|| rule(&format!("services.{name}"), "needs valueBoolean")),
-        }
-    };
-    let services = match p.get("services") {
-        None => Services::default(),
-        Some(g) => {
-            if let Some(unknown) = g
-                .part
-                .iter()
-                .find(|x| !["appointments", "prescriptions", "messaging"].contains(&x.name.as_str()))
-            {
-                return Err(rule(
-                    &format!("services.{}", unknown.name),
-                    "unknown service (appointments, prescriptions or messaging)",
-                ));
-            }
-            Services {
-                appointments: flag(g, "appointments")?,
-                prescriptions: flag(g, "prescriptions")?,
-                messaging: flag(g, "messaging")?,
-            }
-        }
-    };
-    let (record_level, record_from) = match p.get("recordAccess") {
-        None => (RecordAccessLevel::None, None),
-        Some(g) => {
-            let level = g.part("level").and_then(|x| x.value_code.as_deref()).ok_or_else(|| {
-                rule(
-                    "recordAccess.level",
-                    "recordAccess needs a level (none, summary, detailed-coded or full)",
-                )
-            })?;
-            let level = RecordAccessLevel::parse(level).ok_or_else(|| {
-                rule(
-                    "recordAccess.level",
-                    "level must be none, summary, detailed-coded or full",
-                )
-            })?;
-            let from = match g.part("from") {
-                None => None,
-                Some(x) => Some(
-                    x.value_date
-                        .as_deref()
-                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                        .ok_or_else(|| rule("recordAccess.from", "from must be a date (valueDate, YYYY-MM-DD)"))?,
-                ),
-            };
-            (level, from)
-        }
-    };
-    Ok(AccessSettings {
-        services,
-        record_level,
-        record_from,
-    })
-}
-
-fn parse_registration(p: &Parameters, principal: &Principal) -> Result<RegistrationInput, ApiError> {
-    check_parameters(p)?;
-    let v = p
-        .get("identityVerification")
-        .ok_or_else(|| rule("identityVerification", "record how the patient's identity was verified"))?;
-    let method = v
-        .part("method")
-        .and_then(|m| m.value_code.as_deref())
-        .ok_or_else(|| rule("identityVerification.method", "method is required"))?;
-    let method = VerificationMethod::parse(method).ok_or_else(|| {
-        rule(
-            "identityVerification.method",
-            "method must be nhs-login-p9, documents-in-person, vouching or vouching-with-record-confirmation",
-        )
-    })?;
-    let documents = v.parts("document").filter_map(|d| d.value_string.clone()).collect();
-    let verified_by = match v.part("verifiedBy") {
-        Some(b) => b
-            .value_string
-            .clone()
-            .ok_or_else(|| rule("identityVerification.verifiedBy", "verifiedBy needs valueString"))?,
-        None => match principal {
-            Principal::Staff(s) => s.subject.clone(),
-            _ => String::new(),
-        },
-    };
-    let verified_at = match v.part("verifiedAt") {
-        Some(t) => t
-            .value_date_time
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| {
-                rule(
-                    "identityVerification.verifiedAt",
-                    "verifiedAt must be a dateTime with a time zone",
-                )
-            })?,
-        None => Utc::now(),
-    };
-    Ok(RegistrationInput {
-        verification: IdentityVerification {
-            method,
-            documents,
-            verified_by,
-            verified_at,
-        },
-        email: match p.get("email") {
-            None => None,
-            Some(e) => Some(
-                e.value_string
-                    .clone()
-                    .ok_or_else(|| rule("email", "email needs valueString"))?,
-            ),
-        },
-        responsibilities_acknowledged: required_bool(p, "responsibilitiesAcknowledged")?,
-        coercion_considered: required_bool(p, "coercionConsidered")?,
-        capacity_considered: required_bool(p, "capacityConsidered")?,
-        access: parse_access(p)?,
-    })
-}
-
-fn access_parts(a: &AccessSettings) -> Vec<Parameter> {
-    let mut record = vec![Parameter::code("level", a.record_level.as_str())];
-    if let Some(from) = a.record_from {
-        record.push(Parameter::date("from", from));
-    }
-    vec![
-        Parameter::group(
-            "services",
-            vec![
-                Parameter::boolean("appointments", a.services.appointments),
-                Parameter::boolean("prescriptions", a.services.prescriptions),
-                Parameter::boolean("messaging", a.services.messaging),
-            ],
-        ),
-        Parameter::group("recordAccess", record),
-    ]
-}
-
-fn account_group(a: &OnlineAccount) -> Parameter {
-    let mut parts = vec![Parameter::code("status", a.status.as_str())];
-    if let Some(reason) = &a.status_reason {
-        parts.push(Parameter::string("statusReason", reason.clone()));
-    }
-    if let Some(id) = &a.account_id {
-        parts.push(Parameter::string("accountId", id.clone()));
-    }
-    if !a.email.is_empty() {
-        parts.push(Parameter::string("email", a.email.clone()));
-    }
-    parts.push(Parameter::string("verificationMethod", a.verification.method.as_str()));
-    parts.extend(access_parts(&a.access));
-    parts.push(Parameter::boolean("linkageKeyIssued", a.linkage_key_sealed.is_some()));
-    if let Some(expires) = a.letter_expires_at {
-        parts.push(Parameter::date_time("letterExpiresAt", expires.and_utc()));
-    }
-    if let Some(e) = &a.last_error {
-        parts.push(Parameter::string("lastError", e.clone()));
-    }
-    Parameter::group("account", parts)
 }
 
 fn accepted_response(base_url: &str, accepted: &Accepted) -> HttpResponse {
-    let mut parameter = vec![account_group(&accepted.account)];
-    if let Some(job) = &accepted.job {
-        parameter.push(Parameter::reference("task", format!("Task/{}", job.id)));
-    }
-    if let Some(review) = &accepted.review {
-        parameter.push(Parameter::reference("reviewTask", format!("Task/{}", review.id)));
-    }
-    let mut issues: Vec<OperationOutcomeIssue> = accepted
-        .warnings
-        .iter()
-        .map(|w| OperationOutcomeIssue {
-            severity: "warning".into(),
-            code: "business-rule".into(),
-            details: None,
-            diagnostics: Some(w.clone()),
-            expression: vec![],
-        })
-        .collect();
-    if accepted.review.is_some() {
-        issues.push(OperationOutcomeIssue {
-            severity: "information".into(),
-            code: "informational".into(),
-            details: None,
-            diagnostics: Some("historic record access waits for a record review; prospective access starts now. Explain the delay to the patient.".into()),
-            expression: vec![],
-        });
-    }
-    if !issues.is_empty() {
-        let outcome = OperationOutcome {
-            resource_type: "OperationOutcome".into(),
-            issue: issues,
-        };
-        parameter.push(Parameter::resource(
-            "outcome",
-            serde_json::to_value(outcome).unwrap_or_default(),
-        ));
-    }
-    let mut response = resource(StatusCode::ACCEPTED, &Parameters::new(parameter), None, None);
+    let body = operations::accepted(
+        &accepted.account,
+        accepted.job.as_ref(),
+        accepted.review.as_ref(),
+        &accepted.warnings,
+    );
+    let mut response = resource(StatusCode::ACCEPTED, &body, None, None);
     if let Some(job) = &accepted.job
         && let Ok(v) = header::HeaderValue::from_str(&format!("{base_url}/Task/{}", job.id))
     {
         response.headers_mut().insert(header::CONTENT_LOCATION, v);
     }
     response
+}
+
+async fn patient_permit(
+    state: &AppState,
+    caller: &Caller,
+    action: Action,
+    id: &str,
+) -> Result<access::Permit, ApiError> {
+    let id = resource_id(id)?;
+    Ok(access::authorize(&state.core, caller, action, Target::Patient(id)).await?)
 }
 
 /// Register a patient for online services and create their account at the practice's supplier.
@@ -267,7 +65,7 @@ fn accepted_response(base_url: &str, accepted: &Accepted) -> HttpResponse {
                 {"name": "document", "valueString": "passport"},
                 {"name": "verifiedAt", "valueDateTime": "2026-11-21T10:00:00Z"}
             ]},
-            {"name": "email", "valueString": "jane.smith@example.org"},
+            {"name": "email", "valueString": "lucy.evans@example.org"},
             {"name": "responsibilitiesAcknowledged", "valueBoolean": true},
             {"name": "coercionConsidered", "valueBoolean": true},
             {"name": "capacityConsidered", "valueBoolean": true},
@@ -284,7 +82,8 @@ fn accepted_response(base_url: &str, accepted: &Accepted) -> HttpResponse {
     })),
     responses(
         (status = 202, description = "Account pending; provisioning Task referenced", body = Parameters, content_type = "application/fhir+json"),
-        (status = 403, description = "Not staff of the patient's practice", body = OperationOutcome),
+        (status = 403, description = "The caller's role may not register patients", body = OperationOutcome),
+        (status = 404, description = "No patient the caller can see has this id", body = OperationOutcome),
         (status = 409, description = "The patient already has an account", body = OperationOutcome),
         (status = 422, description = "A registration condition is not met (the expression names it)", body = OperationOutcome),
     ),
@@ -294,16 +93,14 @@ fn accepted_response(base_url: &str, accepted: &Accepted) -> HttpResponse {
 #[tracing::instrument(skip_all)]
 pub async fn register(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
-    FhirBody(body): FhirBody<Parameters>,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let result = match parse_registration(&body, &principal) {
-        Ok(input) => accounts::register(&state, &principal, &id, input).await,
-        Err(e) => Err(e),
-    };
-    let accepted = audited(&state, &req, Some(&principal), "register", Some(&id), result).await?;
+    let permit = patient_permit(&state, &caller, Action::RegisterOnlineServices, &id).await?;
+    let by = staff_subject(&caller);
+    let input = operations::registration(&body.parameters()?, &by, state.core.clock.now().and_utc())?;
+    let accepted = accounts::register(&state.core, permit, input, &by).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -311,10 +108,21 @@ pub async fn register(
 #[utoipa::path(
     tag = "Online accounts",
     params(("id" = String, Path, description = "Patient id")),
-    request_body(content = Parameters, content_type = "application/fhir+json"),
+    request_body(content = Parameters, content_type = "application/fhir+json", example = json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "services", "part": [
+                {"name": "appointments", "valueBoolean": true},
+                {"name": "prescriptions", "valueBoolean": true},
+                {"name": "messaging", "valueBoolean": false}
+            ]},
+            {"name": "recordAccess", "part": [{"name": "level", "valueCode": "summary"}]}
+        ]
+    })),
     responses(
         (status = 202, description = "Change accepted; forwarded to the supplier", body = Parameters),
         (status = 404, description = "No such patient or no account", body = OperationOutcome),
+        (status = 409, description = "The account cannot change in its state", body = OperationOutcome),
         (status = 422, description = "Not allowed for this account (the expression names why)", body = OperationOutcome),
     ),
     security(("bearer" = []))
@@ -323,16 +131,13 @@ pub async fn register(
 #[tracing::instrument(skip_all)]
 pub async fn set_access(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
-    FhirBody(body): FhirBody<Parameters>,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let result = match check_parameters(&body).and_then(|_| parse_access(&body)) {
-        Ok(access) => accounts::set_access(&state, &principal, &id, access).await,
-        Err(e) => Err(e),
-    };
-    let accepted = audited(&state, &req, Some(&principal), "set-online-access", Some(&id), result).await?;
+    let permit = patient_permit(&state, &caller, Action::SetOnlineAccess, &id).await?;
+    let access = operations::access(&body.parameters()?)?;
+    let accepted = accounts::set_access(&state.core, permit, access, &staff_subject(&caller)).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -342,6 +147,7 @@ pub async fn set_access(
     params(("id" = String, Path, description = "Patient id")),
     responses(
         (status = 202, description = "Reset accepted", body = Parameters),
+        (status = 404, description = "No such patient or no account", body = OperationOutcome),
         (status = 409, description = "The account cannot be reset in its state", body = OperationOutcome),
     ),
     security(("bearer" = []))
@@ -350,20 +156,11 @@ pub async fn set_access(
 #[tracing::instrument(skip_all)]
 pub async fn reset(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = accounts::reset(&state, &principal, &id).await;
-    let accepted = audited(
-        &state,
-        &req,
-        Some(&principal),
-        "reset-online-account",
-        Some(&id),
-        result,
-    )
-    .await?;
+    let permit = patient_permit(&state, &caller, Action::ResetOnlineAccount, &id).await?;
+    let accepted = accounts::reset(&state.core, permit).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -376,6 +173,7 @@ pub async fn reset(
     })),
     responses(
         (status = 202, description = "Disabled; forwarded to the supplier", body = Parameters),
+        (status = 404, description = "No such patient or no account", body = OperationOutcome),
         (status = 409, description = "Not in a state that can be disabled", body = OperationOutcome),
         (status = 422, description = "No reason given", body = OperationOutcome),
     ),
@@ -385,36 +183,13 @@ pub async fn reset(
 #[tracing::instrument(skip_all)]
 pub async fn disable(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
-    FhirBody(body): FhirBody<Parameters>,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let reason = check_parameters(&body).and_then(|_| {
-        body.get("reason")
-            .and_then(|r| r.value_string.clone())
-            .map(|r| r.trim().to_owned())
-            .filter(|r| !r.is_empty() && r.chars().count() <= 500)
-            .ok_or_else(|| {
-                rule(
-                    "reason",
-                    "say why the account is being disabled (at most 500 characters)",
-                )
-            })
-    });
-    let result = match reason {
-        Ok(reason) => accounts::set_enabled(&state, &principal, &id, false, Some(reason)).await,
-        Err(e) => Err(e),
-    };
-    let accepted = audited(
-        &state,
-        &req,
-        Some(&principal),
-        "disable-online-account",
-        Some(&id),
-        result,
-    )
-    .await?;
+    let permit = patient_permit(&state, &caller, Action::DisableOnlineAccount, &id).await?;
+    let reason = operations::disable_reason(&body.parameters()?)?;
+    let accepted = accounts::set_enabled(&state.core, permit, false, Some(reason)).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -424,6 +199,7 @@ pub async fn disable(
     params(("id" = String, Path, description = "Patient id")),
     responses(
         (status = 202, description = "Re-enabled; forwarded to the supplier", body = Parameters),
+        (status = 404, description = "No such patient or no account", body = OperationOutcome),
         (status = 409, description = "The account is not disabled", body = OperationOutcome),
     ),
     security(("bearer" = []))
@@ -432,20 +208,11 @@ pub async fn disable(
 #[tracing::instrument(skip_all)]
 pub async fn enable(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = accounts::set_enabled(&state, &principal, &id, true, None).await;
-    let accepted = audited(
-        &state,
-        &req,
-        Some(&principal),
-        "enable-online-account",
-        Some(&id),
-        result,
-    )
-    .await?;
+    let permit = patient_permit(&state, &caller, Action::EnableOnlineAccount, &id).await?;
+    let accepted = accounts::set_enabled(&state.core, permit, true, None).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -463,15 +230,14 @@ pub async fn enable(
 #[tracing::instrument(skip_all)]
 pub async fn account(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = accounts::account_for(&state, &principal, &id).await;
-    let (_, _, account) = audited(&state, &req, Some(&principal), "read-online-account", Some(&id), result).await?;
+    let permit = patient_permit(&state, &caller, Action::ReadOnlineAccount, &id).await?;
+    let account = accounts::account(&permit)?;
     Ok(resource(
         StatusCode::OK,
-        &Parameters::new(vec![account_group(&account)]),
+        &operations::account(&account),
         Some(account.version),
         Some(account.last_updated()),
     ))
@@ -511,8 +277,9 @@ pub struct LetterIdentifier {
     responses(
         (status = 200, description = "The letter", content(
             (RegistrationLetter = "application/json"),
-            (Vec<u8> = "application/pdf"),
+            (String = "application/pdf"),
         )),
+        (status = 404, description = "No such patient or no account", body = OperationOutcome),
         (status = 409, description = "No active account with a key, or the key expired (reset needed)", body = OperationOutcome),
     ),
     security(("bearer" = []))
@@ -521,17 +288,17 @@ pub struct LetterIdentifier {
 #[tracing::instrument(skip_all)]
 pub async fn letter(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let permit = patient_permit(&state, &caller, Action::PrintRegistrationLetter, &id).await?;
     let wants_pdf = req
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/pdf"));
-    let result = accounts::letter(&state, &principal, &id).await;
-    let letter = audited(&state, &req, Some(&principal), "letter", Some(&id), result).await?;
+    let letter = accounts::letter(&state.core, permit).await?;
     if wants_pdf {
         return Ok(HttpResponse::Ok()
             .content_type("application/pdf")
@@ -570,6 +337,11 @@ fn task_json(t: &AnyTask) -> Task {
     }
 }
 
+async fn task_permit(state: &AppState, caller: &Caller, action: Action, id: &str) -> Result<access::Permit, ApiError> {
+    let id = resource_id(id)?;
+    Ok(access::authorize(&state.core, caller, action, Target::Task(id)).await?)
+}
+
 /// Read a Task: a provisioning job (attempts, last error) or a record review.
 #[utoipa::path(
     tag = "Task",
@@ -584,12 +356,15 @@ fn task_json(t: &AnyTask) -> Task {
 #[tracing::instrument(skip_all)]
 pub async fn read_task(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let task = accounts::task(&state, &principal, &id).await?;
+    let permit = task_permit(&state, &caller, Action::ReadTask, &id).await?;
+    let task = accounts::task(&permit)?;
     Ok(resource(StatusCode::OK, &task_json(&task), None, None))
 }
+
+const TASK_STATUSES: [&str; 5] = ["requested", "in-progress", "completed", "failed", "cancelled"];
 
 /// Search Tasks for a patient, optionally by status.
 #[utoipa::path(
@@ -603,6 +378,7 @@ pub async fn read_task(
     responses(
         (status = 200, description = "A searchset Bundle of Tasks", body = Bundle, content_type = "application/fhir+json"),
         (status = 400, description = "Missing or bad parameter", body = OperationOutcome),
+        (status = 404, description = "No patient the caller can see has this id", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
@@ -610,17 +386,25 @@ pub async fn read_task(
 #[tracing::instrument(skip_all)]
 pub async fn search_tasks(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    access::authorize(&state.core, &caller, Action::SearchTasks, Target::Pending).await?;
     let params = parse_query(req.query_string(), &["patient", "status", "_count", "_offset"])?;
     let patient = params
         .get("patient")
         .map(|p| p.strip_prefix("Patient/").unwrap_or(p).to_owned())
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidSearchParameter, "patient is required"))?;
+    let patient = resource_id(&patient).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidSearchParameter,
+            "patient must be Patient/{id} or {id}",
+        )
+        .at("patient")
+    })?;
     // Filtered on the FHIR Task status, which both kinds of Task map to in one place.
     let status = params.get("status").map(String::as_str);
-    if status.is_some_and(|s| !["requested", "in-progress", "completed", "failed", "cancelled"].contains(&s)) {
+    if status.is_some_and(|s| !TASK_STATUSES.contains(&s)) {
         return Err(ApiError::new(
             ErrorCode::InvalidSearchParameter,
             "status must be requested, in-progress, completed, failed or cancelled",
@@ -630,7 +414,8 @@ pub async fn search_tasks(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
     )?;
-    let (jobs, reviews) = accounts::tasks_for(&state, &principal, &patient).await?;
+    let permit = access::authorize(&state.core, &caller, Action::SearchTasks, Target::Patient(patient)).await?;
+    let (jobs, reviews) = accounts::tasks_for(&state.core, &permit).await?;
     let mut tasks: Vec<Task> = jobs
         .iter()
         .map(Task::from_job)
@@ -657,10 +442,14 @@ pub async fn search_tasks(
 #[utoipa::path(
     tag = "Task",
     params(("id" = String, Path, description = "Record-review Task id")),
-    request_body(content = Option<Parameters>, content_type = "application/fhir+json", description = "Optional note: {\"name\":\"note\",\"valueString\":...}"),
+    request_body(content = Option<Parameters>, content_type = "application/fhir+json", description = "Optional note", example = json!({
+        "resourceType": "Parameters", "parameter": [{"name": "note", "valueString": "No third-party information found"}]
+    })),
     responses(
         (status = 202, description = "Review completed; access change forwarded", body = Parameters),
+        (status = 404, description = "No such Task (or not visible to the caller)", body = OperationOutcome),
         (status = 409, description = "Already completed", body = OperationOutcome),
+        (status = 422, description = "Not a record-review Task", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
@@ -668,12 +457,17 @@ pub async fn search_tasks(
 #[tracing::instrument(skip_all)]
 pub async fn complete_task(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     id: web::Path<String>,
-    body: Option<FhirBody<Parameters>>,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let note = body.and_then(|FhirBody(p)| p.get("note").and_then(|n| n.value_string.clone()));
-    let accepted = accounts::complete_review(&state, &principal, &id, note).await?;
+    let permit = task_permit(&state, &caller, Action::CompleteTask, &id).await?;
+    let note = if body.is_empty() {
+        None
+    } else {
+        operations::note(&body.parameters()?)?
+    };
+    let accepted = accounts::complete_review(&state.core, permit, note, &staff_subject(&caller)).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -683,7 +477,9 @@ pub async fn complete_task(
     params(("id" = String, Path, description = "Provisioning Task id")),
     responses(
         (status = 200, description = "Queued again", body = Task),
+        (status = 404, description = "No such Task (or not visible to the caller)", body = OperationOutcome),
         (status = 409, description = "The Task has not failed", body = OperationOutcome),
+        (status = 422, description = "Not a provisioning Task", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
@@ -691,9 +487,10 @@ pub async fn complete_task(
 #[tracing::instrument(skip_all)]
 pub async fn retry_task(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = accounts::retry_job(&state, &principal, &id).await?;
+    let permit = task_permit(&state, &caller, Action::RetryTask, &id).await?;
+    let job = accounts::retry_job(&state.core, permit).await?;
     Ok(resource(StatusCode::OK, &Task::from_job(&job), None, None))
 }

@@ -1,67 +1,143 @@
-//! Recording access decisions from the HTTP layer, where the caller, the request id and the
-//! outcome all meet.
+//! Audit by construction. Every request to an endpoint that takes a token gets a trail; the
+//! access service records the engine's decision in it, and this middleware makes sure the
+//! trail is committed before the response leaves. A request that ends before any decision
+//! (a refused token, a bad request id, an unknown endpoint) is recorded here; a handler that
+//! answers success without a decision on record is a bug, answered 500 and recorded as such.
 
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, ResponseError, web};
 
-use super::middleware::RequestIds;
-use crate::audit::{AuditRecord, Outcome};
-use crate::error::ApiError;
-use crate::identity::Principal;
+use super::error::{ApiError, ErrorCode};
+use super::middleware::{REPLAYED, RequestIds};
+use crate::audit::{AuditRecord, Outcome, Trail};
+use crate::domain::policy::Action;
+use crate::services::access::audit_actor;
 use crate::state::AppState;
 
-pub fn actor(principal: Option<&Principal>) -> (String, String, Option<String>) {
-    match principal {
-        None => ("unauthenticated".into(), "unknown".into(), None),
-        Some(p @ Principal::Patient(pp)) => (
-            "patient".into(),
-            p.caller_key(),
-            Some(pp.vot.clone().unwrap_or_else(|| pp.proofing_level.as_str().to_owned())),
-        ),
-        Some(p @ Principal::Staff(_)) => ("staff".into(), p.caller_key(), None),
-        Some(p @ Principal::System(_)) => ("system".into(), p.caller_key(), None),
-    }
+/// Paths that take no token and reveal nothing about anyone: not audited.
+pub fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/metadata" | "/metrics" | "/openapi.json" | "/docs" | "/favicon.ico"
+    ) || path.starts_with("/health/")
+        || path.starts_with("/docs/")
+        || path.starts_with("/dev-idp/")
 }
 
-/// Records the decision `result` stands for, then hands the result back unchanged.
-pub async fn audited<T>(
-    state: &AppState,
-    req: &HttpRequest,
-    principal: Option<&Principal>,
-    action: &str,
-    patient_id: Option<&str>,
-    result: Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    let (outcome, reason) = match &result {
-        Ok(_) => (Outcome::Success, None),
-        Err(e) if e.code.status().is_server_error() => (Outcome::Error, Some(e.code.as_str().to_owned())),
-        Err(e) => (Outcome::Denied, Some(format!("{}: {}", e.code.as_str(), e.message))),
+/// The engine action each endpoint asks for, by method and route pattern.
+pub fn action_for(method: &Method, pattern: &str) -> Option<Action> {
+    use Action::*;
+    Some(match (method.as_str(), pattern) {
+        ("GET", "/Patient/{id}" | "/Patient/{id}/_history/{vid}") => ReadPatient,
+        ("GET", "/Patient") => SearchPatients,
+        ("POST", "/Patient") => CreatePatient,
+        ("PUT", "/Patient/{id}") => UpdatePatient,
+        ("GET", "/Organization/{id}") => ReadPractice,
+        ("GET", "/Organization") => SearchPractices,
+        ("PUT", "/Organization/{id}") => UpdatePractice,
+        ("POST", "/Patient/{id}/$register-online-services") => RegisterOnlineServices,
+        ("POST", "/Patient/{id}/$set-online-access") => SetOnlineAccess,
+        ("POST", "/Patient/{id}/$reset-online-account") => ResetOnlineAccount,
+        ("POST", "/Patient/{id}/$disable-online-account") => DisableOnlineAccount,
+        ("POST", "/Patient/{id}/$enable-online-account") => EnableOnlineAccount,
+        ("GET", "/Patient/{id}/$online-account") => ReadOnlineAccount,
+        ("GET", "/Patient/{id}/$registration-letter") => PrintRegistrationLetter,
+        ("GET", "/Task/{id}") => ReadTask,
+        ("GET", "/Task") => SearchTasks,
+        ("POST", "/Task/{id}/$complete") => CompleteTask,
+        ("POST", "/Task/{id}/$retry") => RetryTask,
+        ("GET", "/$my-access") => MyAccess,
+        ("POST", "/$verify-linkage") => VerifyLinkage,
+        ("POST", "/$link-identity") => LinkIdentity,
+        ("GET", "/AuditEvent") => SearchAudit,
+        ("GET", "/AuditEvent/$verify") => VerifyAudit,
+        ("GET", "/$explain-access") => ExplainAccess,
+        _ => return None,
+    })
+}
+
+pub async fn audit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let (Some(state), false) = (state, is_public(req.path())) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    record(state, req, principal, action, patient_id, outcome, reason).await;
-    result
+    let trail = Trail::default();
+    req.extensions_mut().insert(trail.clone());
+    let method = req.method().clone();
+    let mut response = next.call(req).await?.map_into_boxed_body();
+
+    if !trail.has_record() {
+        let request = response.request().clone();
+        let authenticated = super::auth::outcome(&request);
+        let principal = authenticated.as_ref().and_then(|r| r.as_ref().ok());
+        let action = request
+            .match_pattern()
+            .and_then(|p| action_for(&method, &p))
+            .map_or("unknown-endpoint", Action::name);
+        let status = response.status();
+        let code = response.response().extensions().get::<ErrorCode>().copied();
+        let (outcome, rule, code, reason) = if response.headers().contains_key(REPLAYED) {
+            (Outcome::Success, "request-replay", None, None)
+        } else if status.is_success() || status.is_redirection() {
+            tracing::error!(action, "a handler answered without an access decision on record");
+            let error = ApiError::new(ErrorCode::InternalError, ErrorCode::InternalError.display());
+            response = replace(response, &error);
+            (Outcome::Error, "no-decision", Some(ErrorCode::InternalError), None)
+        } else {
+            let rule = if matches!(authenticated, Some(Err(_))) {
+                "authentication"
+            } else {
+                "request"
+            };
+            let reason = match &authenticated {
+                Some(Err(e)) => Some(e.to_string()),
+                _ => None,
+            };
+            let outcome = if status.is_server_error() {
+                Outcome::Error
+            } else {
+                Outcome::Denied
+            };
+            (outcome, rule, code, reason)
+        };
+        let (actor_kind, actor, assurance) = audit_actor(principal);
+        let request_id = request.extensions().get::<RequestIds>().map(|r| r.request_id.clone());
+        trail.record(
+            &state.core.audit,
+            AuditRecord {
+                actor_kind,
+                actor,
+                assurance,
+                patient_id: None,
+                practice: None,
+                action: action.to_owned(),
+                outcome,
+                rule: Some(rule.to_owned()),
+                code: code.map(|c| c.as_str().to_owned()),
+                reason,
+                request_id,
+                snapshot: None,
+            },
+        );
+    }
+    if trail.commit(&state.core.audit).await.is_err() {
+        // Nothing leaves without its decision on record.
+        let error = ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "the audit trail cannot be written just now; try again shortly",
+        );
+        return Ok(replace(response, &error));
+    }
+    Ok(response)
 }
 
-pub async fn record(
-    state: &AppState,
-    req: &HttpRequest,
-    principal: Option<&Principal>,
-    action: &str,
-    patient_id: Option<&str>,
-    outcome: Outcome,
-    reason: Option<String>,
-) {
-    let (actor_kind, actor, assurance) = actor(principal);
-    let request_id = req.extensions().get::<RequestIds>().map(|r| r.request_id.clone());
-    state
-        .audit
-        .record(AuditRecord {
-            actor_kind,
-            actor,
-            patient_id: patient_id.map(str::to_owned),
-            action: action.to_owned(),
-            outcome,
-            assurance,
-            reason,
-            request_id,
-        })
-        .await;
+fn replace(response: ServiceResponse<BoxBody>, error: &ApiError) -> ServiceResponse<BoxBody> {
+    let (request, _) = response.into_parts();
+    ServiceResponse::new(request, error.error_response())
 }

@@ -7,32 +7,53 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use crate::error::{ApiError, ErrorCode};
+use super::error::{ApiError, ErrorCode};
+use super::middleware::RequestIds;
+use crate::audit::Trail;
 use crate::identity::{AuthError, Principal};
+use crate::services::Caller;
 use crate::state::AppState;
 
-/// A verified caller. Any handler that takes this refuses requests without a valid token.
-pub struct Authenticated(pub Principal);
-
-/// The request's one verification, shared by every extractor that needs it. Extractors run
-/// concurrently, so the cell is put in place before anything awaits.
+/// The request's one verification, shared by every extractor and middleware that needs it.
+/// Extractors run concurrently, so the cell is put in place before anything awaits.
 #[derive(Clone, Default)]
 struct Verified(std::rc::Rc<tokio::sync::OnceCell<Result<Principal, AuthError>>>);
 
+/// The bearer token, from exactly one `Authorization` header and nowhere else. A request that
+/// carries a token twice, or in its URL, is ambiguous and refused.
 fn bearer(req: &HttpRequest) -> Result<String, AuthError> {
-    let value = req.headers().get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let query_token = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .any(|(name, _)| name.eq_ignore_ascii_case("access_token"));
+    if query_token {
+        return Err(AuthError::Malformed(
+            "send the bearer token in the Authorization header only, never in the URL".into(),
+        ));
+    }
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let value = values.next().ok_or(AuthError::Missing)?;
+    if values.next().is_some() {
+        return Err(AuthError::Malformed(
+            "the request has more than one Authorization header".into(),
+        ));
+    }
     let value = value
         .to_str()
         .map_err(|_| AuthError::Invalid("authorization header is malformed".into()))?;
     let (scheme, token) = value
         .split_once(' ')
         .ok_or_else(|| AuthError::Invalid("authorization header must be 'Bearer <token>'".into()))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
         return Err(AuthError::Invalid(
             "authorization header must be 'Bearer <token>'".into(),
         ));
     }
-    Ok(token.trim().to_owned())
+    if token.contains([' ', ',', '\t']) {
+        return Err(AuthError::Malformed(
+            "the Authorization header carries more than one credential".into(),
+        ));
+    }
+    Ok(token.to_owned())
 }
 
 /// Verifies the request's bearer token once per request (later calls reuse the result).
@@ -51,6 +72,11 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, AuthError> {
     cell.0.get_or_init(|| verify_request(req)).await.clone()
 }
 
+/// The outcome of authentication, if the request got that far (for the audit middleware).
+pub fn outcome(req: &HttpRequest) -> Option<Result<Principal, AuthError>> {
+    req.extensions().get::<Verified>().and_then(|v| v.0.get().cloned())
+}
+
 async fn verify_request(req: &HttpRequest) -> Result<Principal, AuthError> {
     let result = match (bearer(req), req.app_data::<web::Data<AppState>>()) {
         (Err(e), _) => Err(e),
@@ -58,15 +84,8 @@ async fn verify_request(req: &HttpRequest) -> Result<Principal, AuthError> {
         (Ok(token), Some(state)) => state.verifier.verify(&token).await,
     };
     if let Err(e) = &result {
-        // The reason is safe to log; the token never is.
+        // The reason is safe to log (values from the token are escaped); the token never is.
         tracing::info!(reason = %e, "authentication refused");
-        if let Some(state) = req.app_data::<web::Data<AppState>>() {
-            let outcome = match e {
-                AuthError::IssuerUnavailable(_) => crate::audit::Outcome::Error,
-                _ => crate::audit::Outcome::Denied,
-            };
-            super::audit::record(state, req, None, "authenticate", None, outcome, Some(e.to_string())).await;
-        }
     }
     result
 }
@@ -76,17 +95,28 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Missing => ApiError::new(ErrorCode::MissingAccessToken, e.to_string()),
             AuthError::Invalid(m) => ApiError::new(ErrorCode::InvalidAccessToken, m),
+            AuthError::Malformed(m) => ApiError::new(ErrorCode::InvalidRequest, m).at("Authorization"),
             AuthError::IssuerUnavailable(cause) => ApiError::unavailable(cause),
         }
     }
 }
 
-impl FromRequest for Authenticated {
+/// The verified caller of a request, with the request's audit trail.
+impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { Ok(Authenticated(authenticate(&req).await?)) })
+        Box::pin(async move {
+            let principal = authenticate(&req).await?;
+            let trail = req.extensions().get::<Trail>().cloned().unwrap_or_default();
+            let request_id = req.extensions().get::<RequestIds>().map(|r| r.request_id.clone());
+            Ok(Caller {
+                principal,
+                trail,
+                request_id,
+            })
+        })
     }
 }

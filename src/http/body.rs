@@ -1,4 +1,4 @@
-//! Request bodies and response shapes shared by the FHIR handlers.
+//! Request bodies, ids in paths and response shapes shared by the FHIR handlers.
 
 use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
@@ -7,14 +7,18 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::fhir::FHIR_JSON;
+use super::error::{ApiError, ErrorCode};
+use crate::fhir::{FHIR_JSON, Parameters};
 use crate::state::AppState;
 
-/// A JSON body sent as `application/fhir+json` (or plain `application/json`), size-limited.
-pub struct FhirBody<T>(pub T);
+/// A request body, read (within the size limit) but not yet looked at: it is parsed only
+/// after the caller is known to be allowed to send it.
+pub struct RawBody {
+    content_type: Option<String>,
+    bytes: web::Bytes,
+}
 
-impl<T: DeserializeOwned + 'static> FromRequest for FhirBody<T> {
+impl FromRequest for RawBody {
     type Error = ApiError;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
 
@@ -26,30 +30,44 @@ impl<T: DeserializeOwned + 'static> FromRequest for FhirBody<T> {
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
         let limit = req
             .app_data::<web::Data<AppState>>()
-            .map_or(64 * 1024, |s| s.settings.http.body_limit_bytes);
+            .map_or(64 * 1024, |s| s.core.settings.http.body_limit_bytes);
         let mut payload = payload.take();
         let req = req.clone();
         Box::pin(async move {
-            // The caller is established before the body is looked at: an unauthenticated
-            // request learns nothing about what the endpoint expects.
+            // The caller is established before the body is read: an unauthenticated request
+            // learns nothing about what the endpoint expects.
             super::auth::authenticate(&req).await?;
-            match content_type.as_deref() {
-                Some("application/fhir+json" | "application/json") => {}
-                _ => {
-                    return Err(ApiError::new(
-                        ErrorCode::UnsupportedMediaType,
-                        "send the body as application/fhir+json",
-                    ));
-                }
-            }
-            let body = read_limited(&mut payload, limit).await?;
-            serde_json::from_slice(&body).map(FhirBody).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::InvalidResource,
-                    format!("the body is not a valid resource: {e}"),
-                )
-            })
+            let bytes = read_limited(&mut payload, limit).await?;
+            Ok(RawBody { content_type, bytes })
         })
+    }
+}
+
+impl RawBody {
+    pub fn is_empty(&self) -> bool {
+        self.bytes.iter().all(u8::is_ascii_whitespace)
+    }
+
+    fn check_content_type(&self) -> Result<(), ApiError> {
+        match self.content_type.as_deref() {
+            Some("application/fhir+json" | "application/json") => Ok(()),
+            _ => Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as application/fhir+json",
+            )),
+        }
+    }
+
+    /// The body as a FHIR resource of type `root`.
+    pub fn resource<T: DeserializeOwned>(&self, root: &str) -> Result<T, ApiError> {
+        self.check_content_type()?;
+        Ok(crate::fhir::from_json(root, &self.bytes)?)
+    }
+
+    /// The body as operation `Parameters`.
+    pub fn parameters(&self) -> Result<Parameters, ApiError> {
+        self.check_content_type()?;
+        Ok(crate::fhir::operations::parameters(&self.bytes)?)
     }
 }
 
@@ -67,6 +85,15 @@ pub async fn read_limited(payload: &mut Payload, limit: usize) -> Result<web::By
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// A resource id from the path: FHIR ids are 1 to 64 letters, digits, `-` and `.`.
+pub fn resource_id(raw: &str) -> Result<String, ApiError> {
+    if crate::domain::text::is_resource_id(raw) {
+        Ok(raw.to_owned())
+    } else {
+        Err(ApiError::invalid("the id in the path is not a FHIR id (1 to 64 of A-Z, a-z, 0-9, '-' and '.')").at("id"))
+    }
 }
 
 /// A FHIR resource response with the headers every resource carries.
@@ -126,8 +153,8 @@ impl Paging {
             Some(o) => o
                 .parse::<i64>()
                 .ok()
-                .filter(|o| *o >= 0)
-                .ok_or_else(|| bad("_offset must be a whole number of 0 or more"))?,
+                .filter(|o| (0..=1_000_000).contains(o))
+                .ok_or_else(|| bad("_offset must be a whole number from 0 to 1000000"))?,
         };
         Ok(Self { count, offset })
     }

@@ -1,9 +1,6 @@
 //! Cross-cutting request handling: request and correlation ids, structured request logs,
 //! metrics, per-client rate limiting, and `X-Request-ID` replay of completed writes.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -16,8 +13,8 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::auth::authenticate;
+use super::error::{ApiError, ErrorCode};
 use crate::db::{self, idempotency};
-use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -129,40 +126,6 @@ pub async fn request_context(
     Ok(response)
 }
 
-/// A token bucket per client address: `per_minute` requests, refilled continuously.
-pub struct RateLimiter {
-    per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-}
-
-impl RateLimiter {
-    pub fn new(per_minute: u32) -> Self {
-        Self {
-            per_minute: f64::from(per_minute),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn allow(&self, ip: IpAddr) -> bool {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().expect("not poisoned");
-        if buckets.len() > 50_000 {
-            // Forget clients that have been quiet long enough to have a full bucket again.
-            buckets.retain(|_, (_, last)| now.duration_since(*last).as_secs() < 60);
-        }
-        let (tokens, last) = buckets.entry(ip).or_insert((self.per_minute, now));
-        let refill = now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0;
-        *tokens = (*tokens + refill).min(self.per_minute);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 const REPLAYED_HEADERS: [&str; 5] = ["content-type", "etag", "location", "last-modified", "cache-control"];
 /// A claim older than this without a stored response belongs to a request that died.
 const ABANDONED_CLAIM_SECONDS: i64 = 60;
@@ -189,7 +152,7 @@ pub async fn idempotency(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
 
-    let limit = state.settings.http.body_limit_bytes;
+    let limit = state.core.settings.http.body_limit_bytes;
     let mut payload = req.take_payload();
     let body = match super::body::read_limited(&mut payload, limit).await {
         Ok(body) => body,
@@ -219,7 +182,7 @@ pub async fn idempotency(
     };
     let claim = {
         let record = record.clone();
-        db::run(&state.pool, move |c| match idempotency::claim(c, &record)? {
+        db::run(&state.core.pool, move |c| match idempotency::claim(c, &record)? {
             idempotency::Claim::Existing(old)
                 if old.status.is_none()
                     && old.fingerprint == record.fingerprint
@@ -289,7 +252,7 @@ pub async fn idempotency(
                 text.to_owned(),
                 serde_json::Value::Object(headers).to_string(),
             );
-            let stored = db::run(&state.pool, move |c| {
+            let stored = db::run(&state.core.pool, move |c| {
                 idempotency::complete(c, &caller, &request_id, i32::from(status.as_u16()), &headers, &text)
             })
             .await;
@@ -305,7 +268,7 @@ pub async fn idempotency(
 
 async fn release(state: &AppState, record: &idempotency::IdempotencyRecord) {
     let (caller, request_id) = (record.caller.clone(), record.request_id.clone());
-    if let Err(e) = db::run(&state.pool, move |c| idempotency::release(c, &caller, &request_id)).await {
+    if let Err(e) = db::run(&state.core.pool, move |c| idempotency::release(c, &caller, &request_id)).await {
         tracing::warn!(error = %e, "could not release a request-id claim");
     }
 }

@@ -2,8 +2,10 @@
 
 mod accounts;
 pub mod audit;
+mod audit_events;
 pub mod auth;
 pub mod body;
+pub mod error;
 mod identity;
 pub mod middleware;
 mod operations;
@@ -17,7 +19,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiError, ErrorCode};
+use error::{ApiError, ErrorCode};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -89,8 +91,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(identity::my_access)
         .service(identity::verify_linkage)
         .service(identity::link_identity)
-        .service(identity::verify_audit)
-        .service(identity::search_audit);
+        .service(audit_events::verify_audit)
+        .service(audit_events::search_audit)
+        .service(audit_events::explain_access);
 }
 
 /// The OpenAPI document, generated from the same registration the server uses.

@@ -51,7 +51,7 @@ pub async fn live() -> HttpResponse {
     })
 }
 
-/// Readiness: the database answers. Each identity provider is reported (warn when unreachable)
+/// Readiness: the database answers and the audit trail is writing. Each identity provider is reported (warn when unreachable)
 /// but does not make the gateway unready, so one provider's outage does not take down the rest.
 #[utoipa::path(
     tag = "Operations",
@@ -63,12 +63,18 @@ pub async fn live() -> HttpResponse {
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let mut checks = Vec::new();
-    let database = db::run(&state.pool, db::ping).await;
+    let database = db::run(&state.core.pool, db::ping).await;
     let db_ok = database.is_ok();
     checks.push(HealthCheck {
         component: "database".into(),
         status: if db_ok { "pass" } else { "fail" }.into(),
         detail: database.err().map(|_| "unreachable".into()),
+    });
+    let audit_ok = state.core.audit.health().is_writing();
+    checks.push(HealthCheck {
+        component: "audit".into(),
+        status: if audit_ok { "pass" } else { "fail" }.into(),
+        detail: (!audit_ok).then(|| "the audit trail is not writing; requests that need it are refused".into()),
     });
     for (name, kind, status) in state.verifier.status().await {
         let (s, detail) = match status {
@@ -81,11 +87,12 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             detail: Some(detail),
         });
     }
+    let ready = db_ok && audit_ok;
     let body = Health {
-        status: if db_ok { "pass" } else { "fail" }.into(),
+        status: if ready { "pass" } else { "fail" }.into(),
         checks,
     };
-    if db_ok {
+    if ready {
         HttpResponse::Ok()
             .insert_header(("cache-control", "no-store"))
             .json(body)

@@ -1,13 +1,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, put, web};
 
-use super::auth::Authenticated;
-use super::body::{FhirBody, Paging, if_match, resource};
+use super::body::{Paging, RawBody, if_match, resource, resource_id};
+use super::error::{ApiError, ErrorCode};
 use super::search::{parse_query, searchset};
-use crate::domain::OdsCode;
-use crate::error::{ApiError, ErrorCode};
+use crate::domain::policy::Action;
+use crate::domain::{OdsCode, PracticeRef};
 use crate::fhir::{Bundle, ODS_SYSTEM, OperationOutcome, Organization};
-use crate::services::practices;
+use crate::services::access::{self, Target};
+use crate::services::{Caller, practices};
 use crate::state::AppState;
 
 /// Read a practice.
@@ -25,14 +26,22 @@ use crate::state::AppState;
 #[tracing::instrument(skip_all)]
 pub async fn read_organization(
     state: web::Data<AppState>,
-    Authenticated(_principal): Authenticated,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     // Practice details are public directory information: any authenticated caller may read them.
-    let record = practices::read(&state.pool, id.into_inner()).await?;
+    let id = resource_id(&id)?;
+    let permit = access::authorize(
+        &state.core,
+        &caller,
+        Action::ReadPractice,
+        Target::Practice(PracticeRef::Id(id)),
+    )
+    .await?;
+    let record = permit.practice()?;
     Ok(resource(
         StatusCode::OK,
-        &Organization::from_record(&record),
+        &Organization::from_record(record),
         Some(record.version),
         Some(record.last_updated),
     ))
@@ -56,9 +65,10 @@ pub async fn read_organization(
 #[tracing::instrument(skip_all)]
 pub async fn search_organizations(
     state: web::Data<AppState>,
-    Authenticated(_principal): Authenticated,
+    caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    access::authorize(&state.core, &caller, Action::SearchPractices, Target::None).await?;
     let params = parse_query(req.query_string(), &["identifier", "_count", "_offset"])?;
     let ods = match params.get("identifier") {
         None => None,
@@ -80,7 +90,7 @@ pub async fn search_organizations(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
     )?;
-    let (total, records) = practices::search(&state.pool, ods, paging.offset, paging.count).await?;
+    let (total, records) = practices::search(&state.core, ods, paging.offset, paging.count).await?;
     let resources = records
         .iter()
         .map(|r| {
@@ -119,13 +129,29 @@ pub async fn search_organizations(
 #[tracing::instrument(skip_all)]
 pub async fn update_organization(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     req: HttpRequest,
     id: web::Path<String>,
-    FhirBody(body): FhirBody<Organization>,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(&id)?;
+    let permit = access::authorize(
+        &state.core,
+        &caller,
+        Action::UpdatePractice,
+        Target::Practice(PracticeRef::Id(id.clone())),
+    )
+    .await?;
     let expected = if_match(&req)?;
-    let record = practices::update(&state.pool, &principal, id.into_inner(), expected, body).await?;
+    let body: Organization = body.resource("Organization")?;
+    if body.id.as_deref().is_some_and(|b| b != id) {
+        return Err(ApiError::invalid_resource(
+            "id in the body does not match the URL",
+            "Organization.id",
+        ));
+    }
+    let (name, settings) = body.parse_update(permit.practice()?)?;
+    let record = practices::update(&state.core, permit, expected, name, settings).await?;
     Ok(resource(
         StatusCode::OK,
         &Organization::from_record(&record),

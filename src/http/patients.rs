@@ -1,22 +1,18 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
-use chrono::NaiveDate;
 
-use super::audit::audited;
-use super::auth::Authenticated;
-use super::body::{FhirBody, Paging, if_match, resource};
+use super::body::{Paging, RawBody, if_match, resource, resource_id};
+use super::error::{ApiError, ErrorCode};
 use super::search::{parse_query, searchset};
 use crate::domain::PatientIdentifierSystem;
-use crate::error::{ApiError, ErrorCode};
+use crate::domain::policy::Action;
 use crate::fhir::{Bundle, OperationOutcome, Patient};
+use crate::services::Caller;
+use crate::services::access::{self, Target};
 use crate::services::patients::{self, Created, PatientQuery};
 use crate::state::AppState;
 
 const SEARCH_PARAMS: [&str; 6] = ["identifier", "family", "birthdate", "organization", "_count", "_offset"];
-
-fn today() -> NaiveDate {
-    chrono::Utc::now().date_naive()
-}
 
 fn patient_query(params: &std::collections::BTreeMap<String, String>) -> Result<PatientQuery, ApiError> {
     let bad = |m: &str| ApiError::new(ErrorCode::InvalidSearchParameter, m.to_owned());
@@ -37,8 +33,8 @@ fn patient_query(params: &std::collections::BTreeMap<String, String>) -> Result<
     let birth_date = match params.get("birthdate") {
         None => None,
         Some(raw) => Some(
-            NaiveDate::parse_from_str(raw.strip_prefix("eq").unwrap_or(raw), "%Y-%m-%d")
-                .map_err(|_| bad("birthdate must be a date (YYYY-MM-DD, optionally prefixed eq)"))?,
+            crate::fhir::operations::parse_date(raw.strip_prefix("eq").unwrap_or(raw))
+                .ok_or_else(|| bad("birthdate must be a date (YYYY-MM-DD, optionally prefixed eq)"))?,
         ),
     };
     let family = params.get("family").map(|f| f.trim().to_owned());
@@ -70,16 +66,15 @@ fn patient_query(params: &std::collections::BTreeMap<String, String>) -> Result<
 #[tracing::instrument(skip_all)]
 pub async fn read_patient(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let result = patients::read(&state, &principal, id.clone()).await;
-    let record = audited(&state, &req, Some(&principal), "read", Some(&id), result).await?;
+    let id = resource_id(&id)?;
+    let permit = access::authorize(&state.core, &caller, Action::ReadPatient, Target::Patient(id)).await?;
+    let record = permit.patient()?;
     Ok(resource(
         StatusCode::OK,
-        &Patient::from_record(&record),
+        &Patient::from_record(record),
         Some(record.version),
         Some(record.last_updated),
     ))
@@ -103,13 +98,13 @@ pub async fn read_patient(
 #[tracing::instrument(skip_all)]
 pub async fn vread_patient(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    req: HttpRequest,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, vid) = path.into_inner();
-    let result = patients::read(&state, &principal, id.clone()).await;
-    let record = audited(&state, &req, Some(&principal), "read", Some(&id), result).await?;
+    let id = resource_id(&id)?;
+    let permit = access::authorize(&state.core, &caller, Action::ReadPatient, Target::Patient(id)).await?;
+    let record = permit.patient()?;
     if vid != record.version.to_string() {
         return Err(ApiError::new(
             ErrorCode::ResourceNotFound,
@@ -118,7 +113,7 @@ pub async fn vread_patient(
     }
     Ok(resource(
         StatusCode::OK,
-        &Patient::from_record(&record),
+        &Patient::from_record(record),
         Some(record.version),
         Some(record.last_updated),
     ))
@@ -149,22 +144,18 @@ pub async fn vread_patient(
 #[tracing::instrument(skip_all)]
 pub async fn search_patients(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    // Whether the caller may search at all is decided before the query is read.
+    access::authorize(&state.core, &caller, Action::SearchPatients, Target::Pending).await?;
     let params = parse_query(req.query_string(), &SEARCH_PARAMS)?;
     let query = patient_query(&params)?;
     let paging = Paging::parse(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
     )?;
-    let result = patients::search(&state, &principal, query, paging.offset, paging.count).await;
-    // A patient's search can only ever return their own record, so it is audited against it.
-    let own = match (&principal, &result) {
-        (crate::identity::Principal::Patient(_), Ok((_, records))) => records.first().map(|r| r.id.clone()),
-        _ => None,
-    };
-    let (total, records) = audited(&state, &req, Some(&principal), "search", own.as_deref(), result).await?;
+    let (total, records) = patients::search(&state.core, &caller, query, paging.offset, paging.count).await?;
     let resources = records
         .iter()
         .map(|r| {
@@ -206,11 +197,13 @@ pub async fn search_patients(
 #[tracing::instrument(skip_all)]
 pub async fn create_patient(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     req: HttpRequest,
-    FhirBody(body): FhirBody<Patient>,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let parsed = body.parse(today())?;
+    // The body names the practice: first decide whether the caller may create records at all.
+    access::authorize(&state.core, &caller, Action::CreatePatient, Target::Pending).await?;
+    let parsed = body.resource::<Patient>("Patient")?.parse(state.core.clock.today())?;
     let condition = match req.headers().get("if-none-exist") {
         None => None,
         Some(v) => {
@@ -227,12 +220,7 @@ pub async fn create_patient(
             Some(patient_query(&params)?.unscoped_filter())
         }
     };
-    let result = patients::create(&state.pool, &principal, parsed, condition).await;
-    let created_id = match &result {
-        Ok(Created::New(r) | Created::Existing(r)) => Some(r.id.clone()),
-        Err(_) => None,
-    };
-    match audited(&state, &req, Some(&principal), "create", created_id.as_deref(), result).await? {
+    match patients::create(&state.core, &caller, parsed, condition).await? {
         Created::New(record) => {
             let mut response = resource(
                 StatusCode::CREATED,
@@ -277,16 +265,16 @@ pub async fn create_patient(
 #[tracing::instrument(skip_all)]
 pub async fn update_patient(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     req: HttpRequest,
     id: web::Path<String>,
-    FhirBody(body): FhirBody<Patient>,
+    body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(&id)?;
+    let permit = access::authorize(&state.core, &caller, Action::UpdatePatient, Target::Patient(id)).await?;
     let expected = if_match(&req)?;
-    let parsed = body.parse(today())?;
-    let id = id.into_inner();
-    let result = patients::update(&state.pool, &principal, id.clone(), expected, parsed).await;
-    let record = audited(&state, &req, Some(&principal), "update", Some(&id), result).await?;
+    let parsed = body.resource::<Patient>("Patient")?.parse(state.core.clock.today())?;
+    let record = patients::update(&state.core, permit, expected, parsed).await?;
     Ok(resource(
         StatusCode::OK,
         &Patient::from_record(&record),

@@ -5,7 +5,5 @@ pub mod dev_idp;
 mod principal;
 mod verifier;
 
-pub use principal::{
-    AssurancePolicy, PatientPrincipal, Principal, ProofingLevel, StaffPrincipal, SystemPrincipal, vot_is_well_formed,
-};
+pub use principal::{PatientPrincipal, Principal, StaffPrincipal, SystemPrincipal};
 pub use verifier::{AuthError, IssuerStatus, TokenVerifier};

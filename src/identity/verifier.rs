@@ -17,9 +17,11 @@ use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 
 use super::principal::{GpRegistrationDetails, NrbacRole};
-use super::{PatientPrincipal, Principal, ProofingLevel, StaffPrincipal, SystemPrincipal};
+use super::{PatientPrincipal, Principal, StaffPrincipal, SystemPrincipal};
 use crate::config::{AuthSettings, IssuerKind, IssuerSettings};
-use crate::domain::{NhsNumber, OdsCode};
+use crate::domain::policy::RoleAssignment;
+use crate::domain::text::forbidden_character;
+use crate::domain::{NhsNumber, OdsCode, ProofingLevel};
 
 /// Why a token was refused. Messages are safe to show the caller.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,6 +30,9 @@ pub enum AuthError {
     Missing,
     #[error("{0}")]
     Invalid(String),
+    /// The request presents its credentials ambiguously (two headers, a token in the URL).
+    #[error("{0}")]
+    Malformed(String),
     /// The issuer's discovery document or key set cannot be fetched right now.
     #[error("the identity provider could not be reached")]
     IssuerUnavailable(String),
@@ -45,6 +50,8 @@ pub enum IssuerStatus {
 
 struct KeyCache {
     jwks_url: openidconnect::JsonWebKeySetUrl,
+    /// The signing algorithms the issuer's discovery document advertises.
+    advertised: Vec<CoreJwsSigningAlgorithm>,
     keys: Vec<CoreJsonWebKey>,
     discovered_at: Instant,
     keys_fetched_at: Instant,
@@ -88,6 +95,16 @@ struct Header {
     kid: Option<String>,
     #[serde(default)]
     crit: Option<Value>,
+}
+
+/// A value from the token shown in a message or a log line: control characters escaped and
+/// the length bounded, so a crafted header cannot forge log lines or bloat a response.
+pub fn shown(raw: &str) -> String {
+    let mut out: String = raw.chars().take(32).flat_map(char::escape_debug).collect();
+    if raw.chars().count() > 32 {
+        out.push('…');
+    }
+    out
 }
 
 fn parse_alg(name: &str) -> Option<CoreJwsSigningAlgorithm> {
@@ -151,7 +168,7 @@ impl TokenVerifier {
             .map_err(|_| invalid("token signature is malformed"))?;
 
         if header.alg.eq_ignore_ascii_case("none") || header.alg.starts_with("HS") {
-            return Err(invalid(format!("algorithm {} is never accepted", header.alg)));
+            return Err(invalid(format!("algorithm {} is never accepted", shown(&header.alg))));
         }
         if header.crit.is_some() {
             return Err(invalid("critical header extensions are not supported"));
@@ -165,11 +182,22 @@ impl TokenVerifier {
             .iter()
             .find(|i| i.settings.issuer == iss)
             .ok_or_else(|| invalid("token issuer is not trusted"))?;
+        let not_accepted = || {
+            invalid(format!(
+                "algorithm {} is not accepted from this issuer",
+                shown(&header.alg)
+            ))
+        };
         let alg = parse_alg(&header.alg)
             .filter(|a| issuer.algorithms.contains(a))
-            .ok_or_else(|| invalid(format!("algorithm {} is not accepted from this issuer", header.alg)))?;
+            .ok_or_else(not_accepted)?;
 
-        let key = self.key_for(issuer, header.kid.as_deref(), &alg).await?;
+        // The issuer's own discovery document must advertise the algorithm too: a key set
+        // whose keys carry no `alg` would otherwise verify whatever the token header claims.
+        let (key, advertised) = self.key_for(issuer, header.kid.as_deref(), &alg).await?;
+        if !advertised {
+            return Err(not_accepted());
+        }
         let signing_input = &token[..h.len() + 1 + p.len()];
         key.verify_signature(&alg, signing_input.as_bytes(), &signature)
             .map_err(|_| invalid("token signature is not valid"))?;
@@ -212,13 +240,13 @@ impl TokenVerifier {
         issuer: &Issuer,
         kid: Option<&str>,
         alg: &CoreJwsSigningAlgorithm,
-    ) -> Result<CoreJsonWebKey, AuthError> {
+    ) -> Result<(CoreJsonWebKey, bool), AuthError> {
         let fresh = {
             let cache = issuer.cache.read().await;
             match cache.as_ref() {
                 Some(c) if c.discovered_at.elapsed() < self.ttl => {
                     if let Some(k) = select_key(&c.keys, kid, alg) {
-                        return Ok(k);
+                        return Ok((k, c.advertised.contains(alg)));
                     }
                     c.keys_fetched_at.elapsed() < self.min_refresh
                 }
@@ -234,7 +262,7 @@ impl TokenVerifier {
         let cache = issuer.cache.read().await;
         cache
             .as_ref()
-            .and_then(|c| select_key(&c.keys, kid, alg))
+            .and_then(|c| select_key(&c.keys, kid, alg).map(|k| (k, c.advertised.contains(alg))))
             .ok_or_else(|| invalid("token signing key is not recognised"))
     }
 
@@ -284,14 +312,14 @@ impl TokenVerifier {
             cache
                 .as_ref()
                 .filter(|c| c.discovered_at.elapsed() < self.ttl)
-                .map(|c| (c.jwks_url.clone(), c.discovered_at))
+                .map(|c| (c.jwks_url.clone(), c.discovered_at, c.advertised.clone()))
         };
-        let (jwks_url, discovered_at, keys) = match existing {
-            Some((url, at)) => {
+        let (jwks_url, discovered_at, advertised, keys) = match existing {
+            Some((url, at, advertised)) => {
                 let set: JsonWebKeySet<CoreJsonWebKey> = JsonWebKeySet::fetch_async(&url, &http)
                     .await
                     .map_err(|e| format!("key set: {e}"))?;
-                (url, at, set.keys().clone())
+                (url, at, advertised, set.keys().clone())
             }
             None => {
                 let issuer_url = IssuerUrl::new(issuer.settings.issuer.clone()).map_err(|e| e.to_string())?;
@@ -302,6 +330,7 @@ impl TokenVerifier {
                 (
                     metadata.jwks_uri().clone(),
                     Instant::now(),
+                    metadata.id_token_signing_alg_values_supported().clone(),
                     metadata.jwks().keys().clone(),
                 )
             }
@@ -309,6 +338,7 @@ impl TokenVerifier {
         let now = Instant::now();
         *issuer.cache.write().await = Some(KeyCache {
             jwks_url,
+            advertised,
             keys,
             discovered_at,
             keys_fetched_at: now,
@@ -371,8 +401,13 @@ async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResp
     Ok(builder.body(body.to_vec())?)
 }
 
+/// A string claim; one holding control characters counts as absent (a subject or client id
+/// ends up in the audit trail and in request-id scopes).
 fn string_claim<'a>(claims: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a str> {
-    claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 1024 && forbidden_character(s).is_none())
 }
 
 fn principal_from_claims(
@@ -390,11 +425,18 @@ fn principal_from_claims(
                 .transpose()
                 .map_err(|_| invalid("nhsid_nrbac_roles is malformed"))?
                 .unwrap_or_default();
-            let mut organisations: Vec<OdsCode> =
-                roles.iter().filter_map(|r| OdsCode::parse(&r.org_code).ok()).collect();
-            organisations.sort();
-            organisations.dedup();
-            if organisations.is_empty() {
+            let roles: Vec<RoleAssignment> = roles
+                .into_iter()
+                .filter_map(|r| {
+                    Some(RoleAssignment {
+                        organisation: OdsCode::parse(&r.org_code).ok()?,
+                        role: r
+                            .role_code
+                            .filter(|c| !c.is_empty() && forbidden_character(c).is_none()),
+                    })
+                })
+                .collect();
+            if roles.is_empty() {
                 return Err(invalid(
                     "staff token carries no organisation (nhsid_nrbac_roles[].org_code)",
                 ));
@@ -402,8 +444,7 @@ fn principal_from_claims(
             Ok(Principal::Staff(StaffPrincipal {
                 issuer: iss.to_owned(),
                 subject: sub?.to_owned(),
-                organisations,
-                roles: roles.into_iter().filter_map(|r| r.role_code).collect(),
+                roles,
             }))
         }
         IssuerKind::System => {

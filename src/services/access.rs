@@ -1,54 +1,586 @@
-//! Access policy: who may do what to which practice's data. One place, called explicitly.
+//! The one place access is decided: load the facts, ask the engine, put the decision on
+//! record, and hand the caller what was loaded so nothing is looked up twice.
 
-use crate::domain::{OdsCode, PatientRecord};
-use crate::error::{ApiError, ErrorCode};
+use serde_json::{Value, json};
+
+use super::identity::{Resolved, resolve_binding};
+use super::{Caller, Core, Error, Result};
+use crate::audit::{ActorSnapshot, AuditRecord, Outcome};
+use crate::db::bindings::Binding;
+use crate::db::{self, DbConnection, DbError};
+use crate::domain::policy::{
+    self, AccountFacts, Action, ActorFacts, Decision, Facts, IdentityLink, PatientFacts, PersonFacts, PracticeFacts,
+    Refusal, Relationship, RoleAssignment, StaffFacts, SystemFacts, TargetFacts, Verdict,
+};
+use crate::domain::provisioning::OutboxJob;
+use crate::domain::review::ReviewTask;
+use crate::domain::{
+    NhsNumber, OdsCode, OnlineAccount, PatientIdentifierSystem, PatientRecord, PracticeRecord, PracticeRef,
+    ProofingLevel,
+};
 use crate::identity::Principal;
 
-/// Staff act only within their own practice.
-pub fn require_staff_at<'a>(
-    principal: &'a Principal,
-    practice: &OdsCode,
-) -> Result<&'a crate::identity::StaffPrincipal, ApiError> {
-    match principal {
-        Principal::Staff(staff) if staff.organisations.contains(practice) => Ok(staff),
-        Principal::Staff(_) => Err(ApiError::new(
-            ErrorCode::OutsideOwnPractice,
-            "staff may act only within their own practice",
-        )),
-        _ => Err(ApiError::forbidden("only practice staff may do this")),
+/// What a request is about.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Nothing in particular (the action names its patient in the body, or has none).
+    None,
+    /// Named by the request body, which is read only once the caller may go on.
+    Pending,
+    /// A patient record by id.
+    Patient(String),
+    /// The patient a Task is for.
+    Task(String),
+    /// A practice by id or ODS code.
+    Practice(PracticeRef),
+    /// The person's own record, through their identity binding.
+    OwnRecord,
+}
+
+impl Target {
+    /// The resource a refusal is worded for (`Patient not found`).
+    fn resource(&self) -> &'static str {
+        match self {
+            Self::Task(_) => "Task",
+            Self::Practice(_) => "Organization",
+            _ => "Patient",
+        }
     }
 }
 
-/// Reading a patient record by id: staff of its practice. (Patients reach their own record
-/// through their identity binding, checked in `services::identity`.) Anyone else gets the same
-/// answer as for a record that does not exist.
-pub fn can_read_patient(principal: &Principal, record: &PatientRecord) -> Result<(), ApiError> {
-    match principal {
-        Principal::Staff(_) => require_staff_at(principal, &record.practice_ods).map(|_| ()),
-        Principal::Patient(_) => Err(ApiError::not_found("Patient")),
-        Principal::System(_) => Err(ApiError::forbidden("system clients may not read patient records")),
+/// A Task is either a provisioning job or a record review.
+#[derive(Debug, Clone)]
+pub enum AnyTask {
+    Job(OutboxJob),
+    Review(ReviewTask),
+}
+
+impl AnyTask {
+    pub fn patient_id(&self) -> &str {
+        match self {
+            Self::Job(j) => &j.patient_id,
+            Self::Review(r) => &r.patient_id,
+        }
     }
 }
 
-/// Patient search scope: which practice a staff search is confined to, or the patient's own
-/// NHS number for a patient caller.
-pub enum SearchScope {
-    Practice(OdsCode),
-    OwnRecord(crate::domain::NhsNumber),
+/// An allowed request, with what was loaded to decide it.
+#[derive(Debug)]
+pub struct Permit {
+    pub decision: Decision,
+    pub patient: Option<PatientRecord>,
+    pub practice: Option<PracticeRecord>,
+    /// The patient's online account, if they have one.
+    pub account: Option<OnlineAccount>,
+    pub task: Option<AnyTask>,
+    pub binding: Option<Binding>,
 }
 
-pub fn patient_search_scope(principal: &Principal, requested: Option<&OdsCode>) -> Result<SearchScope, ApiError> {
+impl Permit {
+    fn bare(decision: Decision) -> Self {
+        Self {
+            decision,
+            patient: None,
+            practice: None,
+            account: None,
+            task: None,
+            binding: None,
+        }
+    }
+
+    /// The patient the permit is for; services only ask for it where the target is a patient.
+    pub fn patient(&self) -> Result<&PatientRecord> {
+        self.patient
+            .as_ref()
+            .ok_or_else(|| Error::internal("permit without a patient"))
+    }
+
+    pub fn practice(&self) -> Result<&PracticeRecord> {
+        self.practice
+            .as_ref()
+            .ok_or_else(|| Error::internal("permit without a practice"))
+    }
+}
+
+/// The caller as the engine sees them, before anything is looked up.
+pub fn actor_facts(principal: &Principal) -> ActorFacts {
     match principal {
-        Principal::Staff(staff) => match (requested, staff.organisations.as_slice()) {
-            (Some(ods), _) => require_staff_at(principal, ods).map(|_| SearchScope::Practice(ods.clone())),
-            (None, [only]) => Ok(SearchScope::Practice(only.clone())),
-            (None, _) => Err(ApiError::new(
-                ErrorCode::InvalidSearchParameter,
-                "staff with roles at several practices must give the organization parameter",
-            )),
+        Principal::Staff(s) => ActorFacts::Staff(StaffFacts { roles: s.roles.clone() }),
+        Principal::System(s) => ActorFacts::System(SystemFacts {
+            client_id: s.client_id.clone(),
+            scopes: s.scopes.clone(),
+        }),
+        Principal::Patient(p) => ActorFacts::Person(PersonFacts {
+            nhs_number: p.nhs_number.clone(),
+            proofing_level: p.proofing_level,
+            vot: p.vot.clone(),
+            identity: IdentityLink::Unknown,
+        }),
+    }
+}
+
+/// Decides whether `caller` may do `action` to `target`, records the decision in the request's
+/// audit trail, and returns what was loaded. A refusal is an `Error::Refused`; for a target the
+/// caller may not see it is the same as for one that does not exist.
+///
+/// Rules about the caller alone are applied before anything is looked up. For a change, the
+/// decision is committed to the audit trail before this returns; for a read, before the answer
+/// leaves (the audit middleware waits for it).
+pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Target) -> Result<Permit> {
+    let actor = actor_facts(&caller.principal);
+    let today = core.clock.today();
+    let resource = target.resource();
+    let decide = |actor: ActorFacts, target: TargetFacts| {
+        policy::decide(
+            &core.policy,
+            &Facts {
+                action,
+                actor,
+                target,
+                today,
+            },
+        )
+    };
+    if let Target::None = target {
+        let decision = decide(actor.clone(), TargetFacts::None);
+        return settle(core, caller, decision, &actor, Loaded::default(), resource).await;
+    }
+    let first = decide(actor.clone(), TargetFacts::Pending);
+    if !first.is_allowed() || matches!(target, Target::Pending) {
+        if first.is_allowed() {
+            // Provisional: the caller may go on to name the target; nothing is recorded yet.
+            return Ok(Permit::bare(first));
+        }
+        return settle(core, caller, first, &actor, Loaded::default(), resource).await;
+    }
+    let who = Who::of(&caller.principal);
+    let loaded = {
+        let target = target.clone();
+        db::run(&core.pool, move |c| load(c, &who, &target)).await?
+    };
+    let (actor, facts) = loaded.facts(actor, &target);
+    let decision = decide(actor.clone(), facts);
+    settle(core, caller, decision, &actor, loaded, resource).await
+}
+
+/// Records the decision and turns it into the caller's answer.
+async fn settle(
+    core: &Core,
+    caller: &Caller,
+    decision: Decision,
+    actor: &ActorFacts,
+    loaded: Loaded,
+    resource: &'static str,
+) -> Result<Permit> {
+    let deferred = decision.is_allowed() && decision.action.finds_its_patient();
+    record(core, caller, &decision, actor, &loaded, deferred);
+    if let Verdict::Refused(refusal) = &decision.verdict {
+        return Err(Error::Refused {
+            refusal: refusal.clone(),
+            resource,
+            detail: decision.reason().to_owned(),
+        });
+    }
+    if decision.action.changes_state() && !deferred {
+        caller
+            .trail
+            .commit(&core.audit)
+            .await
+            .map_err(|_| Error::AuditUnavailable)?;
+    }
+    Ok(Permit {
+        decision,
+        patient: loaded.patient,
+        practice: loaded.practice,
+        account: loaded.account,
+        task: loaded.task,
+        binding: loaded.binding,
+    })
+}
+
+/// The caller's identity as the audit trail names it: kind, key and assurance.
+pub fn audit_actor(principal: Option<&Principal>) -> (String, String, Option<String>) {
+    match principal {
+        None => ("unauthenticated".into(), "unknown".into(), None),
+        Some(p @ Principal::Patient(pp)) => (
+            "patient".into(),
+            p.caller_key(),
+            Some(pp.vot.clone().unwrap_or_else(|| pp.proofing_level.as_str().to_owned())),
+        ),
+        Some(p @ Principal::Staff(_)) => ("staff".into(), p.caller_key(), None),
+        Some(p @ Principal::System(_)) => ("system".into(), p.caller_key(), None),
+    }
+}
+
+/// For an action that finds its patient: names the patient on the decision's record and
+/// commits it. Called right after the action is carried out.
+pub async fn conclude(core: &Core, caller: &Caller, patient: Option<&PatientRecord>) -> Result<()> {
+    if let Some(p) = patient {
+        caller.trail.amend(|r| {
+            r.patient_id = Some(p.id.clone());
+            r.practice = Some(p.practice_ods.as_str().to_owned());
+        });
+    }
+    caller
+        .trail
+        .commit(&core.audit)
+        .await
+        .map_err(|_| Error::AuditUnavailable)
+}
+
+fn record(core: &Core, caller: &Caller, decision: &Decision, actor: &ActorFacts, loaded: &Loaded, hold: bool) {
+    let (actor_kind, actor_key, assurance) = audit_actor(Some(&caller.principal));
+    let (outcome, code) = match &decision.verdict {
+        Verdict::Allowed => (Outcome::Success, None),
+        Verdict::Refused(r) => (Outcome::Denied, Some(r.code().to_owned())),
+    };
+    let event = AuditRecord {
+        actor_kind,
+        actor: actor_key,
+        assurance,
+        patient_id: loaded.audit_patient.clone(),
+        practice: loaded.audit_practice.clone(),
+        action: decision.action.name().to_owned(),
+        outcome,
+        rule: Some(decision.rule.name().to_owned()),
+        code,
+        reason: Some(decision.reason().to_owned()).filter(|r| !r.is_empty()),
+        request_id: caller.request_id.clone(),
+        snapshot: Some(snapshot_of(&caller.principal, actor)),
+    };
+    if hold {
+        caller.trail.hold(event);
+    } else {
+        caller.trail.record(&core.audit, event);
+    }
+}
+
+/// The caller's facts as JSON, kept so `$explain-access` can replay a decision for them.
+fn snapshot_of(principal: &Principal, actor: &ActorFacts) -> ActorSnapshot {
+    let facts = match (principal, actor) {
+        (Principal::Staff(_), ActorFacts::Staff(s)) => json!({
+            "roles": s.roles.iter().map(|r| json!({"organisation": r.organisation.as_str(), "role": r.role})).collect::<Vec<_>>()
+        }),
+        (Principal::System(_), ActorFacts::System(s)) => json!({"clientId": s.client_id, "scopes": s.scopes}),
+        (Principal::Patient(p), ActorFacts::Person(person)) => json!({
+            "issuer": p.issuer,
+            "subject": p.subject,
+            "nhsNumber": person.nhs_number.as_str(),
+            "proofingLevel": person.proofing_level.as_str(),
+            "vot": person.vot,
+        }),
+        _ => json!({}),
+    };
+    ActorSnapshot {
+        kind: actor.kind().to_owned(),
+        facts: facts.to_string(),
+    }
+}
+
+/// How the loader finds a person's own record.
+#[derive(Debug, Clone)]
+pub(super) enum Who {
+    Staff,
+    System,
+    /// A token's subject: bound to their record on first use (and followed when they move).
+    Person {
+        issuer: String,
+        subject: String,
+        nhs_number: NhsNumber,
+        level: ProofingLevel,
+    },
+    /// A person named by NHS number (for `$explain-access`): looked up, never bound.
+    Named {
+        nhs_number: NhsNumber,
+    },
+}
+
+impl Who {
+    fn of(principal: &Principal) -> Self {
+        match principal {
+            Principal::Staff(_) => Self::Staff,
+            Principal::System(_) => Self::System,
+            Principal::Patient(p) => Self::Person {
+                issuer: p.issuer.clone(),
+                subject: p.subject.clone(),
+                nhs_number: p.nhs_number.clone(),
+                level: p.proofing_level,
+            },
+        }
+    }
+}
+
+/// Everything one decision needed, loaded in one trip to the database.
+#[derive(Debug, Default)]
+pub(super) struct Loaded {
+    identity: Option<IdentityLink>,
+    own: Option<PatientRecord>,
+    patient: Option<PatientRecord>,
+    practice: Option<PracticeRecord>,
+    account: Option<OnlineAccount>,
+    task: Option<AnyTask>,
+    binding: Option<Binding>,
+    audit_patient: Option<String>,
+    audit_practice: Option<String>,
+}
+
+pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::result::Result<Loaded, DbError> {
+    let mut l = Loaded::default();
+    match who {
+        Who::Staff | Who::System => {}
+        Who::Person {
+            issuer,
+            subject,
+            nhs_number,
+            level,
+        } => match resolve_binding(c, issuer, subject, nhs_number, *level)? {
+            Resolved::Mismatch => l.identity = Some(IdentityLink::Mismatch),
+            Resolved::Unknown => l.identity = Some(IdentityLink::NoRecord),
+            Resolved::Found(patient, binding) => {
+                l.identity = Some(IdentityLink::Bound {
+                    patient_id: patient.id.clone(),
+                });
+                l.own = Some(*patient);
+                l.binding = Some(*binding);
+            }
         },
-        // The assurance gate for patients runs before this, in `services::patients::search`.
-        Principal::Patient(p) => Ok(SearchScope::OwnRecord(p.nhs_number.clone())),
-        Principal::System(_) => Err(ApiError::forbidden("system clients may not search patient records")),
+        Who::Named { nhs_number } => {
+            match db::patients::find_by_identifier(c, PatientIdentifierSystem::NhsNumber, nhs_number.as_str())? {
+                Some(p) => {
+                    l.identity = Some(IdentityLink::Bound {
+                        patient_id: p.id.clone(),
+                    });
+                    l.own = Some(p);
+                }
+                None => l.identity = Some(IdentityLink::NoRecord),
+            }
+        }
     }
+    let patient = match target {
+        Target::None | Target::Pending => None,
+        Target::Patient(id) => {
+            l.audit_patient = Some(id.clone());
+            db::patients::find(c, id)?
+        }
+        Target::Task(id) => {
+            l.task = match db::outbox::find(c, id)? {
+                Some(j) => Some(AnyTask::Job(j)),
+                None => db::reviews::find(c, id)?.map(AnyTask::Review),
+            };
+            match &l.task {
+                Some(t) => {
+                    l.audit_patient = Some(t.patient_id().to_owned());
+                    db::patients::find(c, t.patient_id())?
+                }
+                None => None,
+            }
+        }
+        Target::OwnRecord => {
+            l.audit_patient = l.own.as_ref().map(|p| p.id.clone());
+            l.own.clone()
+        }
+        Target::Practice(reference) => {
+            l.practice = match reference {
+                PracticeRef::Id(id) => db::practices::find(c, id)?,
+                PracticeRef::Ods(ods) => db::practices::find_by_ods(c, ods)?,
+            };
+            l.audit_practice = l.practice.as_ref().map(|p| p.ods_code.as_str().to_owned());
+            None
+        }
+    };
+    if let Some(p) = &patient {
+        l.audit_practice = Some(p.practice_ods.as_str().to_owned());
+        l.practice = db::practices::find(c, &p.practice_id)?;
+        l.account = db::accounts::find_by_patient(c, &p.id)?;
+    }
+    l.patient = patient;
+    Ok(l)
+}
+
+impl Loaded {
+    /// The engine's view of what was loaded.
+    fn facts(&self, actor: ActorFacts, target: &Target) -> (ActorFacts, TargetFacts) {
+        let actor = match actor {
+            ActorFacts::Person(mut p) => {
+                p.identity = self.identity.clone().unwrap_or(IdentityLink::Unknown);
+                ActorFacts::Person(p)
+            }
+            other => other,
+        };
+        let person = matches!(actor, ActorFacts::Person(_));
+        let patient_facts = |p: &PatientRecord| -> Box<PatientFacts> {
+            let relationship = match (&self.own, person) {
+                (_, false) => Relationship::NotApplicable,
+                (Some(own), true) if own.id == p.id => Relationship::Own,
+                _ => Relationship::Unrelated,
+            };
+            Box::new(PatientFacts {
+                practice: PracticeFacts {
+                    ods: p.practice_ods.clone(),
+                    online_services_enabled: self.practice.as_ref().is_some_and(|pr| pr.settings.enabled),
+                },
+                birth_date: p.details.birth_date,
+                account: self.account.as_ref().map(|a| AccountFacts {
+                    status: a.status,
+                    at_current_practice: a.practice_id == p.practice_id,
+                    access: a.access.clone(),
+                }),
+                relationship,
+            })
+        };
+        let facts = match target {
+            Target::None => TargetFacts::None,
+            Target::Pending => TargetFacts::Pending,
+            Target::Practice(_) => TargetFacts::Practice(self.practice.as_ref().map(|p| PracticeFacts {
+                ods: p.ods_code.clone(),
+                online_services_enabled: p.settings.enabled,
+            })),
+            Target::OwnRecord => TargetFacts::OwnRecord(self.patient.as_ref().map(patient_facts)),
+            Target::Patient(_) | Target::Task(_) => TargetFacts::Patient(self.patient.as_ref().map(patient_facts)),
+        };
+        (actor, facts)
+    }
+}
+
+/// Who `$explain-access` explains a decision for.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    /// The caller themself.
+    Caller,
+    /// A person, by NHS number, with the vector of trust their token would carry.
+    Person { nhs_number: NhsNumber, vot: Option<String> },
+    /// A caller as the audit trail names them (`staff|issuer|subject`, ...), with the facts
+    /// last seen for them.
+    CallerKey(String),
+}
+
+/// The engine's decision for `subject` doing `action` to a patient, with its full trace. The
+/// explaining caller must be staff of the patient's practice (or allowed to audit there).
+pub async fn explain(
+    core: &Core,
+    caller: &Caller,
+    patient_id: &str,
+    subject: Subject,
+    action: Action,
+) -> Result<Decision> {
+    authorize(
+        core,
+        caller,
+        Action::ExplainAccess,
+        Target::Patient(patient_id.to_owned()),
+    )
+    .await?;
+    let (actor, who) = match subject {
+        Subject::Caller => (actor_facts(&caller.principal), Who::of(&caller.principal)),
+        Subject::Person { nhs_number, vot } => {
+            let vot = vot.unwrap_or_else(|| "P9.Cp.Cd".to_owned());
+            let level = crate::domain::vot_level(&vot).ok_or_else(|| {
+                Error::rejected(
+                    super::Reason::InvalidRequest,
+                    "vot must be a vector of trust such as P9.Cp.Cd",
+                )
+                .at("vot")
+            })?;
+            (
+                ActorFacts::Person(PersonFacts {
+                    nhs_number: nhs_number.clone(),
+                    proofing_level: level,
+                    vot: Some(vot),
+                    identity: IdentityLink::Unknown,
+                }),
+                Who::Named { nhs_number },
+            )
+        }
+        Subject::CallerKey(key) => {
+            let found = {
+                let key = key.clone();
+                db::run(&core.pool, move |c| crate::audit::snapshot(c, &key)).await?
+            };
+            let snapshot = found.ok_or_else(|| {
+                Error::rejected(
+                    super::Reason::InvalidRequest,
+                    "the gateway has not seen a caller with this key",
+                )
+                .at("actor")
+            })?;
+            actor_from_snapshot(&snapshot)
+                .ok_or_else(|| Error::internal("a stored actor snapshot could not be read"))?
+        }
+    };
+    let target = Target::Patient(patient_id.to_owned());
+    let loaded = {
+        let (who, target) = (
+            match &who {
+                // An explanation never binds anyone: look the person up by NHS number instead.
+                Who::Person { nhs_number, .. } => Who::Named {
+                    nhs_number: nhs_number.clone(),
+                },
+                other => other.clone(),
+            },
+            target.clone(),
+        );
+        db::run(&core.pool, move |c| load(c, &who, &target)).await?
+    };
+    let (actor, facts) = loaded.facts(actor, &target);
+    Ok(policy::decide(
+        &core.policy,
+        &Facts {
+            action,
+            actor,
+            target: facts,
+            today: core.clock.today(),
+        },
+    ))
+}
+
+fn actor_from_snapshot(s: &ActorSnapshot) -> Option<(ActorFacts, Who)> {
+    let v: Value = serde_json::from_str(&s.facts).ok()?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    match s.kind.as_str() {
+        "staff" => {
+            let roles = v
+                .get("roles")?
+                .as_array()?
+                .iter()
+                .filter_map(|r| {
+                    Some(RoleAssignment {
+                        organisation: OdsCode::parse(r.get("organisation")?.as_str()?).ok()?,
+                        role: r.get("role").and_then(Value::as_str).map(str::to_owned),
+                    })
+                })
+                .collect();
+            Some((ActorFacts::Staff(StaffFacts { roles }), Who::Staff))
+        }
+        "system" => Some((
+            ActorFacts::System(SystemFacts {
+                client_id: text("clientId")?,
+                scopes: v
+                    .get("scopes")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect(),
+            }),
+            Who::System,
+        )),
+        "patient" => {
+            let nhs_number = NhsNumber::parse(&text("nhsNumber")?).ok()?;
+            let level = ProofingLevel::parse(&text("proofingLevel")?)?;
+            Some((
+                ActorFacts::Person(PersonFacts {
+                    nhs_number: nhs_number.clone(),
+                    proofing_level: level,
+                    vot: text("vot"),
+                    identity: IdentityLink::Unknown,
+                }),
+                Who::Named { nhs_number },
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a refusal answers like a missing resource.
+pub fn hides_target(refusal: &Refusal) -> bool {
+    *refusal == Refusal::NotVisible
 }

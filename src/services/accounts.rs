@@ -1,36 +1,21 @@
 //! Online accounts: registration, access changes, disable/enable, linkage-key reset, the
 //! registration letter, and the Tasks that track provisioning and record reviews.
+//!
+//! Every function takes the `Permit` that `access::authorize` gave for the request: none of
+//! them can run without a decision on record.
 
-use chrono::{NaiveDate, Utc};
-
-use super::access;
-use crate::db::accounts::OnlineAccount;
-use crate::db::outbox::OutboxJob;
-use crate::db::reviews::ReviewTask;
+use super::access::{AnyTask, Permit};
+use super::provisioning::{self, JobPayload};
+use super::{Core, Error, Reason, Result};
 use crate::db::{self, DbError};
-use crate::domain::registration::{self, AccessPlan, LETTER_VALIDITY_DAYS, RuleViolation};
-use crate::domain::{
-    AccessSettings, AccountStatus, Attestation, IdentityVerification, PatientIdentifier, PatientRecord, PracticeRecord,
-};
-use crate::error::{ApiError, ErrorCode};
-use crate::fhir::parameter_path;
-use crate::identity::Principal;
-use crate::services::provisioning::{self, JobPayload};
-use crate::state::AppState;
+use crate::domain::account::Letter;
+use crate::domain::provisioning::OutboxJob;
+use crate::domain::registration::{self, AccessPlan, RegistrationRequest, RuleViolation};
+use crate::domain::review::ReviewTask;
+use crate::domain::{AccessSettings, Attestation, OnlineAccount, PatientRecord, PracticeRecord};
 
-pub fn violation(v: RuleViolation) -> ApiError {
-    ApiError::new(ErrorCode::RegistrationConditionNotMet, v.message).at(parameter_path(&v.field))
-}
-
-/// What staff send to register a patient.
-#[derive(Debug, Clone)]
-pub struct RegistrationInput {
-    pub verification: IdentityVerification,
-    pub email: Option<String>,
-    pub responsibilities_acknowledged: bool,
-    pub coercion_considered: bool,
-    pub capacity_considered: bool,
-    pub access: AccessSettings,
+fn condition(v: RuleViolation) -> Error {
+    Error::rejected(Reason::RegistrationCondition, v.message).at(v.field)
 }
 
 /// The result of a change that was committed and handed to the outbox.
@@ -40,37 +25,6 @@ pub struct Accepted {
     pub job: Option<OutboxJob>,
     pub review: Option<ReviewTask>,
     pub warnings: Vec<String>,
-}
-
-/// Loads the patient and their practice and checks the caller is staff there.
-async fn staff_context(
-    state: &AppState,
-    principal: &Principal,
-    patient_id: &str,
-) -> Result<(PatientRecord, PracticeRecord), ApiError> {
-    let id = patient_id.to_owned();
-    let (patient, practice) = db::run(&state.pool, move |c| {
-        let Some(p) = db::patients::find(c, &id)? else {
-            return Ok(None);
-        };
-        let practice = db::practices::find(c, &p.practice_id)?;
-        Ok(practice.map(|pr| (p, pr)))
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("Patient"))?;
-    access::require_staff_at(principal, &patient.practice_ods)?;
-    Ok((patient, practice))
-}
-
-fn staff_subject(principal: &Principal) -> String {
-    match principal {
-        Principal::Staff(s) => s.subject.clone(),
-        other => other.caller_key(),
-    }
-}
-
-fn today() -> NaiveDate {
-    Utc::now().date_naive()
 }
 
 fn review_task(account: &OnlineAccount, requested: &AccessSettings, by: &str) -> ReviewTask {
@@ -105,22 +59,20 @@ pub fn create_payload(
     }
 }
 
+/// Registers the permit's patient for online services. `by` is the staff member.
 #[tracing::instrument(skip_all)]
-pub async fn register(
-    state: &AppState,
-    principal: &Principal,
-    patient_id: &str,
-    input: RegistrationInput,
-) -> Result<Accepted, ApiError> {
-    let (patient, practice) = staff_context(state, principal, patient_id).await?;
+pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, by: &str) -> Result<Accepted> {
+    let patient = permit.patient()?.clone();
+    let practice = permit.practice()?.clone();
     if !practice.settings.enabled {
-        return Err(ApiError::new(
-            ErrorCode::PracticeNotEnabled,
+        return Err(Error::rejected(
+            Reason::PracticeNotEnabled,
             "online services are switched off at this practice",
         ));
     }
-    let now = Utc::now();
-    registration::validate_verification(&input.verification, now).map_err(violation)?;
+    let now = core.clock.now().and_utc();
+    let today = now.date_naive();
+    registration::validate_verification(&input.verification, now).map_err(condition)?;
     let email = input
         .email
         .clone()
@@ -135,14 +87,14 @@ pub async fn register(
             patient.details.birth_date,
             patient.details.gender,
             Some(e),
-            today(),
+            today,
         )
         .is_err()
         {
-            return Err(violation(RuleViolation::new("email", "the email address is not valid")));
+            return Err(condition(RuleViolation::new("email", "the email address is not valid")));
         }
     } else if registration::email_required(practice.supplier) {
-        return Err(violation(RuleViolation::new(
+        return Err(condition(RuleViolation::new(
             "email",
             "an email address is required: this practice's clinical system cannot create an online account without one",
         )));
@@ -151,25 +103,25 @@ pub async fn register(
         responsibilities_acknowledged: input.responsibilities_acknowledged,
         coercion_considered: input.coercion_considered,
         capacity_considered: input.capacity_considered,
-        attested_by: staff_subject(principal),
+        attested_by: by.to_owned(),
         attested_at: now,
     };
-    registration::validate_attestation(&attestation).map_err(violation)?;
+    registration::validate_attestation(&attestation).map_err(condition)?;
     let AccessPlan {
         immediate,
         after_review,
-    } = registration::plan_access(&input.access, input.verification.method, today()).map_err(violation)?;
+    } = registration::plan_access(&input.access, input.verification.method, today).map_err(condition)?;
 
     let email = email.unwrap_or_default();
-    let settings = state.settings.suppliers.clone();
-    let by = staff_subject(principal);
+    let settings = core.settings.suppliers.clone();
+    let by = by.to_owned();
     let verification = input.verification.clone();
-    let result = db::run(&state.pool, move |c| {
+    let result = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
             let existing = db::accounts::find_by_patient(c, &patient.id)?;
-            if existing.as_ref().is_some_and(|a| a.status != AccountStatus::Rejected) {
-                return Ok(Err(ApiError::new(
-                    ErrorCode::AccountExists,
+            if existing.as_ref().is_some_and(|a| !a.can_register_again()) {
+                return Ok(Err(Error::rejected(
+                    Reason::AccountExists,
                     "the patient already has an online account; change it with $set-online-access or $reset-online-account",
                 )));
             }
@@ -177,29 +129,29 @@ pub async fn register(
             if !email.is_empty() && db::accounts::email_used_by_another(c, &email, &patient.id)? {
                 warnings.push("the email address is already used by another online account; check it belongs to this patient".to_owned());
             }
-            let now = db::now();
-            let mut account = OnlineAccount::pending(
-                existing.as_ref().map_or_else(|| uuid::Uuid::new_v4().to_string(), |a| a.id.clone()),
+            let fresh = OnlineAccount::pending(
+                uuid::Uuid::new_v4().to_string(),
                 &patient.id,
                 &practice.id,
                 email.clone(),
                 immediate.clone(),
                 verification,
                 attestation,
-                now,
+                db::now(),
             );
-            if let Some(old) = &existing {
-                // A rejected registration is made again on the same row (jobs refer to it).
-                account.version = old.version;
-                account.created_at = old.created_at;
-            }
-            if existing.is_some() {
-                if !db::accounts::save(c, &mut account)? {
-                    return Err(DbError::Query("online account changed during registration".into()));
+            let account = match existing {
+                Some(mut old) => {
+                    old.register_again(fresh);
+                    if !db::accounts::save(c, &mut old)? {
+                        return Err(DbError::Query("online account changed during registration".into()));
+                    }
+                    old
                 }
-            } else {
-                db::accounts::insert(c, &account)?;
-            }
+                None => {
+                    db::accounts::insert(c, &fresh)?;
+                    fresh
+                }
+            };
             let job = provisioning::job(
                 &settings,
                 &account.id,
@@ -221,41 +173,37 @@ pub async fn register(
         })
     })
     .await??;
-    state.provisioner.notify();
+    core.provisioner.notify();
     Ok(result)
 }
 
-/// Loads the account for a patient (staff of the patient's practice only).
-pub async fn account_for(
-    state: &AppState,
-    principal: &Principal,
-    patient_id: &str,
-) -> Result<(PatientRecord, PracticeRecord, OnlineAccount), ApiError> {
-    let (patient, practice) = staff_context(state, principal, patient_id).await?;
-    let id = patient.id.clone();
-    let account = db::run(&state.pool, move |c| db::accounts::find_by_patient(c, &id))
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::ResourceNotFound, "the patient has no online account"))?;
-    Ok((patient, practice, account))
+/// The permit's patient's online account.
+pub fn account(permit: &Permit) -> Result<OnlineAccount> {
+    permit.account.clone().ok_or_else(|| Error::NotFound {
+        resource: "Patient",
+        message: "the patient has no online account".to_owned(),
+    })
 }
 
 /// Applies `change` to the account and enqueues `payload`, in one transaction.
 async fn change_and_enqueue(
-    state: &AppState,
+    core: &Core,
     practice: &PracticeRecord,
     account: OnlineAccount,
-    change: impl FnOnce(&mut OnlineAccount) + Send + 'static,
+    change: impl FnOnce(&mut OnlineAccount) -> std::result::Result<(), crate::domain::account::StateError> + Send + 'static,
     payload: JobPayload,
     review: Option<ReviewTask>,
-) -> Result<Accepted, ApiError> {
-    let settings = state.settings.suppliers.clone();
+) -> Result<Accepted> {
+    let settings = core.settings.suppliers.clone();
     let supplier = practice.supplier;
-    let accepted = db::run(&state.pool, move |c| {
+    let accepted = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
             let mut account = account;
-            change(&mut account);
+            if let Err(e) = change(&mut account) {
+                return Ok(Err(Error::from(e)));
+            }
             if !db::accounts::save(c, &mut account)? {
-                return Ok(Err(ApiError::version_conflict()));
+                return Ok(Err(Error::version_conflict()));
             }
             let job = provisioning::job(&settings, &account.id, &account.patient_id, supplier, &payload);
             db::outbox::enqueue(c, &job)?;
@@ -271,47 +219,28 @@ async fn change_and_enqueue(
         })
     })
     .await??;
-    state.provisioner.notify();
+    core.provisioner.notify();
     Ok(accepted)
 }
 
-fn require_status(account: &OnlineAccount, allowed: &[AccountStatus], action: &str) -> Result<(), ApiError> {
-    if allowed.contains(&account.status) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::AccountState,
-            format!("cannot {action} an online account that is {}", account.status.as_str()),
-        ))
-    }
-}
-
 #[tracing::instrument(skip_all)]
-pub async fn set_access(
-    state: &AppState,
-    principal: &Principal,
-    patient_id: &str,
-    requested: AccessSettings,
-) -> Result<Accepted, ApiError> {
-    let (_, practice, account) = account_for(state, principal, patient_id).await?;
-    require_status(
-        &account,
-        &[AccountStatus::Pending, AccountStatus::Active, AccountStatus::Disabled],
-        "change access of",
-    )?;
+pub async fn set_access(core: &Core, permit: Permit, requested: AccessSettings, by: &str) -> Result<Accepted> {
+    let account = account(&permit)?;
+    let practice = permit.practice()?;
+    // The state is checked before the plan, so a refused change says why the account cannot
+    // change rather than what was wrong with the new access.
+    account.clone().change_access(requested.clone())?;
     let AccessPlan {
         immediate,
         after_review,
-    } = registration::plan_access(&requested, account.verification.method, today()).map_err(violation)?;
-    let review = after_review
-        .as_ref()
-        .map(|r| review_task(&account, r, &staff_subject(principal)));
+    } = registration::plan_access(&requested, account.verification.method, core.clock.today()).map_err(condition)?;
+    let review = after_review.as_ref().map(|r| review_task(&account, r, by));
     let access = immediate.clone();
     change_and_enqueue(
-        state,
-        &practice,
+        core,
+        practice,
         account,
-        move |a| a.access = access,
+        move |a| a.change_access(access),
         JobPayload::SetAccess { access: immediate },
         review,
     )
@@ -319,20 +248,13 @@ pub async fn set_access(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn reset(state: &AppState, principal: &Principal, patient_id: &str) -> Result<Accepted, ApiError> {
-    let (_, practice, account) = account_for(state, principal, patient_id).await?;
-    require_status(&account, &[AccountStatus::Active, AccountStatus::Disabled], "reset")?;
+pub async fn reset(core: &Core, permit: Permit) -> Result<Accepted> {
+    let account = account(&permit)?;
     change_and_enqueue(
-        state,
-        &practice,
+        core,
+        permit.practice()?,
         account,
-        |a| {
-            // The old key stops working here and now, not when the supplier answers.
-            a.linkage_key_sealed = None;
-            a.linkage_key_issued_at = None;
-            a.letter_printed_at = None;
-            a.letter_expires_at = None;
-        },
+        OnlineAccount::reset_linkage_key,
         JobPayload::ResetLinkageKey,
         None,
     )
@@ -340,37 +262,16 @@ pub async fn reset(state: &AppState, principal: &Principal, patient_id: &str) ->
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn set_enabled(
-    state: &AppState,
-    principal: &Principal,
-    patient_id: &str,
-    enabled: bool,
-    reason: Option<String>,
-) -> Result<Accepted, ApiError> {
-    let (_, practice, account) = account_for(state, principal, patient_id).await?;
-    if enabled {
-        require_status(&account, &[AccountStatus::Disabled], "re-enable")?;
-    } else {
-        require_status(&account, &[AccountStatus::Active, AccountStatus::Pending], "disable")?;
-    }
-    let (new_status, stored_reason) = if enabled {
-        // Back to active once it has credentials; an account never confirmed stays pending.
-        let status = if account.supplier_ref.is_some() {
-            AccountStatus::Active
-        } else {
-            AccountStatus::Pending
-        };
-        (status, None)
-    } else {
-        (AccountStatus::Disabled, reason.clone())
-    };
+pub async fn set_enabled(core: &Core, permit: Permit, enabled: bool, reason: Option<String>) -> Result<Accepted> {
+    let account = account(&permit)?;
+    let stored = reason.clone();
     change_and_enqueue(
-        state,
-        &practice,
+        core,
+        permit.practice()?,
         account,
-        move |a| {
-            a.status = new_status;
-            a.status_reason = stored_reason;
+        move |a| match (enabled, stored) {
+            (true, _) => a.enable(),
+            (false, reason) => a.disable(reason.unwrap_or_default()),
         },
         JobPayload::SetAccountStatus { enabled, reason },
         None,
@@ -378,56 +279,44 @@ pub async fn set_enabled(
     .await
 }
 
-/// The content of a registration letter. Holds the linkage key in clear: only for the letter.
-pub struct Letter {
-    pub practice_name: String,
-    pub ods_code: String,
-    pub patient_name: String,
-    pub patient_identifier: PatientIdentifier,
-    pub account_id: String,
-    pub linkage_key: String,
-    pub printed_on: NaiveDate,
-    pub expires_on: NaiveDate,
-}
-
-impl std::fmt::Debug for Letter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Letter")
-            .field("account_id", &self.account_id)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Prints (or reprints) the registration letter. The first print starts the 14-day validity;
 /// after it, the account must be reset for a new key.
 #[tracing::instrument(skip_all)]
-pub async fn letter(state: &AppState, principal: &Principal, patient_id: &str) -> Result<Letter, ApiError> {
-    let (patient, practice, mut account) = account_for(state, principal, patient_id).await?;
-    require_status(&account, &[AccountStatus::Active], "print a letter for")?;
+pub async fn letter(core: &Core, permit: Permit) -> Result<Letter> {
+    let patient = permit.patient()?.clone();
+    let practice = permit.practice()?.clone();
+    let mut account = account(&permit)?;
+    let now = core.clock.now();
+    if account.status != crate::domain::AccountStatus::Active {
+        return Err(Error::rejected(
+            Reason::AccountState,
+            format!(
+                "cannot print a letter for an online account that is {}",
+                account.status.as_str()
+            ),
+        ));
+    }
     let (Some(sealed), Some(account_id)) = (account.linkage_key_sealed.clone(), account.account_id.clone()) else {
-        return Err(ApiError::new(
-            ErrorCode::AccountState,
+        return Err(Error::rejected(
+            Reason::AccountState,
             "the supplier has not issued a linkage key yet; check the provisioning Task",
         ));
     };
-    let now = db::now();
-    if account.letter_expires_at.is_some_and(|e| e < now) {
-        return Err(ApiError::new(
-            ErrorCode::LinkageKeyExpired,
+    if account.letter_expired(now) {
+        return Err(Error::rejected(
+            Reason::LinkageKeyExpired,
             "the linkage key on the letter has expired; reset the account with $reset-online-account to issue a new one",
         ));
     }
-    if account.letter_printed_at.is_none() {
-        account.letter_printed_at = Some(now);
-        account.letter_expires_at = Some(now + chrono::Duration::days(LETTER_VALIDITY_DAYS));
-        account = db::run(&state.pool, move |c| {
+    if account.letter_printed(now)? {
+        account = db::run(&core.pool, move |c| {
             let saved = db::accounts::save(c, &mut account)?;
             Ok(saved.then_some(account))
         })
         .await?
-        .ok_or_else(ApiError::version_conflict)?;
+        .ok_or_else(Error::version_conflict)?;
     }
-    let linkage_key = state.secrets.open(&sealed, &account.id).map_err(ApiError::internal)?;
+    let linkage_key = core.secrets.open(&sealed, &account.id).map_err(Error::internal)?;
     let printed = account.letter_printed_at.unwrap_or(now);
     let expires = account.letter_expires_at.unwrap_or(now);
     Ok(Letter {
@@ -444,94 +333,60 @@ pub async fn letter(state: &AppState, principal: &Principal, patient_id: &str) -
     })
 }
 
-/// Provisioning jobs and reviews for a patient (staff of the practice).
-pub async fn tasks_for(
-    state: &AppState,
-    principal: &Principal,
-    patient_id: &str,
-) -> Result<(Vec<OutboxJob>, Vec<ReviewTask>), ApiError> {
-    let (patient, _) = staff_context(state, principal, patient_id).await?;
-    Ok(db::run(&state.pool, move |c| {
-        Ok((
-            db::outbox::for_patient(c, &patient.id)?,
-            db::reviews::for_patient(c, &patient.id)?,
-        ))
+/// Provisioning jobs and reviews for the permit's patient.
+pub async fn tasks_for(core: &Core, permit: &Permit) -> Result<(Vec<OutboxJob>, Vec<ReviewTask>)> {
+    let id = permit.patient()?.id.clone();
+    Ok(db::run(&core.pool, move |c| {
+        Ok((db::outbox::for_patient(c, &id)?, db::reviews::for_patient(c, &id)?))
     })
     .await?)
 }
 
-pub enum AnyTask {
-    Job(OutboxJob),
-    Review(ReviewTask),
-}
-
-pub async fn task(state: &AppState, principal: &Principal, id: &str) -> Result<AnyTask, ApiError> {
-    let task_id = id.to_owned();
-    let found = db::run(&state.pool, move |c| {
-        if let Some(j) = db::outbox::find(c, &task_id)? {
-            return Ok(Some(AnyTask::Job(j)));
-        }
-        Ok(db::reviews::find(c, &task_id)?.map(AnyTask::Review))
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("Task"))?;
-    let patient_id = match &found {
-        AnyTask::Job(j) => j.patient_id.clone(),
-        AnyTask::Review(r) => r.patient_id.clone(),
-    };
-    // Tasks are visible to staff of the patient's practice; to anyone else they do not exist.
-    staff_context(state, principal, &patient_id).await.map_err(|e| {
-        if e.code == ErrorCode::ResourceNotFound {
-            e
-        } else {
-            ApiError::not_found("Task")
-        }
-    })?;
-    Ok(found)
+/// The permit's Task.
+pub fn task(permit: &Permit) -> Result<AnyTask> {
+    permit.task.clone().ok_or_else(|| Error::not_found("Task"))
 }
 
 /// Completing a record review switches the historic access on (through the outbox).
 #[tracing::instrument(skip_all)]
-pub async fn complete_review(
-    state: &AppState,
-    principal: &Principal,
-    task_id: &str,
-    note: Option<String>,
-) -> Result<Accepted, ApiError> {
-    let AnyTask::Review(review) = task(state, principal, task_id).await? else {
-        return Err(ApiError::new(
-            ErrorCode::BusinessRule,
+pub async fn complete_review(core: &Core, permit: Permit, note: Option<String>, by: &str) -> Result<Accepted> {
+    let AnyTask::Review(review) = task(&permit)? else {
+        return Err(Error::rejected(
+            Reason::BusinessRule,
             "only record-review Tasks are completed by staff",
         ));
     };
     if review.status != "requested" {
-        return Err(ApiError::new(
-            ErrorCode::AccountState,
+        return Err(Error::rejected(
+            Reason::AccountState,
             format!("the review is already {}", review.status),
         ));
     }
-    let (_, practice, account) = account_for(state, principal, &review.patient_id).await?;
-    let by = staff_subject(principal);
+    let account = account(&permit)?;
+    let supplier = permit.practice()?.supplier;
+    let by = by.to_owned();
     let requested = review.requested_access.clone();
-    let settings = state.settings.suppliers.clone();
-    let accepted = db::run(&state.pool, move |c| {
+    let settings = core.settings.suppliers.clone();
+    let accepted = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
             if !db::reviews::close(c, &review.id, "completed", &by, note.as_deref(), db::now())? {
-                return Ok(Err(ApiError::new(
-                    ErrorCode::AccountState,
+                return Ok(Err(Error::rejected(
+                    Reason::AccountState,
                     "the review was completed at the same time",
                 )));
             }
             let mut account = account;
-            account.access = requested.clone();
+            if let Err(e) = account.change_access(requested.clone()) {
+                return Ok(Err(e.into()));
+            }
             if !db::accounts::save(c, &mut account)? {
-                return Ok(Err(ApiError::version_conflict()));
+                return Ok(Err(Error::version_conflict()));
             }
             let job = provisioning::job(
                 &settings,
                 &account.id,
                 &account.patient_id,
-                practice.supplier,
+                supplier,
                 &JobPayload::SetAccess { access: requested },
             );
             db::outbox::enqueue(c, &job)?;
@@ -545,30 +400,29 @@ pub async fn complete_review(
         })
     })
     .await??;
-    state.provisioner.notify();
+    core.provisioner.notify();
     Ok(accepted)
 }
 
 /// Puts a failed (refused or dead-lettered) provisioning job back in the queue.
-pub async fn retry_job(state: &AppState, principal: &Principal, task_id: &str) -> Result<OutboxJob, ApiError> {
-    let AnyTask::Job(job) = task(state, principal, task_id).await? else {
-        return Err(ApiError::new(
-            ErrorCode::BusinessRule,
+pub async fn retry_job(core: &Core, permit: Permit) -> Result<OutboxJob> {
+    let AnyTask::Job(job) = task(&permit)? else {
+        return Err(Error::rejected(
+            Reason::BusinessRule,
             "only provisioning Tasks can be retried",
         ));
     };
     let id = job.id.clone();
-    let requeued = db::run(&state.pool, move |c| {
+    let requeued = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
             let ok = db::outbox::requeue(c, &id, db::now())?;
             if ok
                 && let Some(job) = db::outbox::find(c, &id)?
                 && job.kind == crate::domain::JobKind::CreateAccount
                 && let Some(mut account) = db::accounts::find(c, &job.account_id)?
-                && account.status == AccountStatus::Rejected
+                && account.can_register_again()
             {
-                account.status = AccountStatus::Pending;
-                account.status_reason = None;
+                account.creation_retried();
                 if !db::accounts::save(c, &mut account)? {
                     return Err(DbError::Query(
                         "online account changed while its job was requeued".into(),
@@ -579,7 +433,7 @@ pub async fn retry_job(state: &AppState, principal: &Principal, task_id: &str) -
         })
     })
     .await?;
-    let job = requeued.ok_or_else(|| ApiError::new(ErrorCode::AccountState, "only a failed Task can be retried"))?;
-    state.provisioner.notify();
+    let job = requeued.ok_or_else(|| Error::rejected(Reason::AccountState, "only a failed Task can be retried"))?;
+    core.provisioner.notify();
     Ok(job)
 }

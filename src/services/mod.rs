@@ -1,8 +1,48 @@
-//! Use cases. Each function authorises through `access` before it touches data.
+//! Use cases. Each loads the facts it needs, asks the access-decision engine through
+//! `access::authorize` (which also puts the decision on record), and acts. Services take
+//! domain types and return `Error`; they know nothing of HTTP or FHIR wire formats.
 
 pub mod access;
 pub mod accounts;
+pub mod audit;
+pub mod clock;
+pub mod error;
 pub mod identity;
 pub mod patients;
 pub mod practices;
 pub mod provisioning;
+
+use std::sync::Arc;
+
+pub use clock::Clock;
+pub use error::{Error, Reason, Result};
+
+use crate::audit::{AuditLog, Trail};
+use crate::config::Settings;
+use crate::crypto::SecretBox;
+use crate::db::DbPool;
+use crate::domain::policy::Policy;
+use crate::identity::Principal;
+use provisioning::Provisioner;
+
+/// What every use case works with, built once at start.
+pub struct Core {
+    pub settings: Settings,
+    /// The access rules from configuration.
+    pub policy: Policy,
+    pub pool: DbPool,
+    /// Encrypts linkage keys at rest.
+    pub secrets: Arc<SecretBox>,
+    /// Hash-chained audit trail, written in batches.
+    pub audit: AuditLog,
+    /// Outbox workers; woken after a job is committed.
+    pub provisioner: Arc<Provisioner>,
+    pub clock: Arc<Clock>,
+}
+
+/// Who is asking, and where this request's decisions are recorded.
+pub struct Caller {
+    pub principal: Principal,
+    pub trail: Trail,
+    pub request_id: Option<String>,
+}

@@ -1,49 +1,12 @@
+//! Practice patient records: read, search, create and update.
+
+use super::access::{self, Permit, Target};
+use super::{Caller, Core, Error, Reason, Result};
 use crate::db::patients::PatientFilter;
-use crate::db::{self, DbError, DbPool};
-use crate::domain::{OdsCode, PatientIdentifierSystem, PatientRecord, PracticeRecord};
-use crate::error::{ApiError, ErrorCode};
-use crate::fhir::{ParsedPatient, PracticeReference};
+use crate::db::{self, DbError};
+use crate::domain::policy::Action;
+use crate::domain::{NewPatient, OdsCode, PatientIdentifierSystem, PatientRecord, PracticeRecord, PracticeRef};
 use crate::identity::Principal;
-
-use super::access::{self, SearchScope};
-use super::identity;
-use crate::identity::AssurancePolicy;
-use crate::state::AppState;
-
-pub async fn read(state: &AppState, principal: &Principal, id: String) -> Result<PatientRecord, ApiError> {
-    if let Principal::Patient(p) = principal {
-        // A patient reaches records only through their identity binding; any other id looks
-        // exactly like one that does not exist.
-        identity::check_assurance(state, p, AssurancePolicy::PatientRecord)?;
-        return match identity::resolve_self(state, p).await? {
-            Some(me) if me.patient.id == id => {
-                identity::require_active_account(state, &me.patient).await?;
-                Ok(me.patient)
-            }
-            _ => Err(ApiError::not_found("Patient")),
-        };
-    }
-    let record = db::run(&state.pool, move |c| db::patients::find(c, &id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("Patient"))?;
-    access::can_read_patient(principal, &record)?;
-    Ok(record)
-}
-
-async fn resolve_practice(pool: &DbPool, reference: PracticeReference) -> Result<PracticeRecord, ApiError> {
-    let found = db::run(pool, move |c| match &reference {
-        PracticeReference::Id(id) => db::practices::find(c, id),
-        PracticeReference::Ods(ods) => db::practices::find_by_ods(c, ods),
-    })
-    .await?;
-    found.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::UnknownPractice,
-            "generalPractitioner does not reference a practice known to the gateway",
-        )
-        .at("Patient.generalPractitioner[0]")
-    })
-}
 
 pub enum Created {
     New(PatientRecord),
@@ -51,25 +14,47 @@ pub enum Created {
     Existing(PatientRecord),
 }
 
+fn duplicate() -> Error {
+    Error::rejected(
+        Reason::Duplicate,
+        "a patient with this national identifier is already registered",
+    )
+    .at("Patient.identifier")
+}
+
+fn unknown_practice() -> Error {
+    Error::rejected(
+        Reason::UnknownPractice,
+        "generalPractitioner does not reference a practice known to the gateway",
+    )
+    .at("Patient.generalPractitioner[0]")
+}
+
 /// Creates a patient record at the caller's own practice. With `if_none_exist`, an existing
 /// match is returned instead (FHIR conditional create); several matches are refused.
 pub async fn create(
-    pool: &DbPool,
-    principal: &Principal,
-    parsed: ParsedPatient,
+    core: &Core,
+    caller: &Caller,
+    new: NewPatient,
     if_none_exist: Option<PatientFilter>,
-) -> Result<Created, ApiError> {
-    let practice = resolve_practice(pool, parsed.practice).await?;
-    access::require_staff_at(principal, &practice.ods_code)?;
+) -> Result<Created> {
+    let reference = new.practice.clone();
+    let permit = match access::authorize(core, caller, Action::CreatePatient, Target::Practice(reference)).await {
+        // A practice that does not exist is a problem with the body, not a refusal: practices
+        // are public directory information.
+        Err(Error::Refused { refusal, .. }) if access::hides_target(&refusal) => return Err(unknown_practice()),
+        other => other?,
+    };
+    let practice = permit.practice()?.clone();
     let id = uuid::Uuid::new_v4().to_string();
-    let details = parsed.details;
+    let details = new.details;
     enum Outcome {
         Inserted(PatientRecord),
         Matched(PatientRecord),
         Many,
         Duplicate,
     }
-    let outcome = db::run(pool, move |c| {
+    let outcome = db::run(&core.pool, move |c| {
         let result = db::write_transaction::<_, DbError, _>(c, |c| {
             if let Some(filter) = &if_none_exist {
                 let (total, mut matches) = db::patients::search(c, filter, 0, 2)?;
@@ -89,73 +74,78 @@ pub async fn create(
             other => other,
         }
     })
-    .await?;
-    match outcome {
-        Outcome::Inserted(r) => Ok(Created::New(r)),
-        Outcome::Matched(r) => {
-            // Only show the match to someone allowed to see it.
-            access::can_read_patient(principal, &r).map_err(|_| duplicate())?;
-            Ok(Created::Existing(r))
+    .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            access::conclude(core, caller, None).await?;
+            return Err(e.into());
         }
-        Outcome::Many => Err(ApiError::new(
-            ErrorCode::MultipleMatches,
+    };
+    let result = match outcome {
+        Outcome::Inserted(r) => Ok(Created::New(r)),
+        // Returning the match is reading it: only for a caller the engine lets see it, and
+        // anyone else is told it is a duplicate.
+        Outcome::Matched(r) => {
+            match access::authorize(core, caller, Action::ReadPatient, Target::Patient(r.id.clone())).await {
+                Ok(_) => Ok(Created::Existing(r)),
+                Err(Error::Refused { .. }) => Err(duplicate()),
+                Err(e) => Err(e),
+            }
+        }
+        Outcome::Duplicate => Err(duplicate()),
+        Outcome::Many => Err(Error::rejected(
+            Reason::MultipleMatches,
             "If-None-Exist matches more than one patient",
         )),
-        Outcome::Duplicate => Err(duplicate()),
-    }
+    };
+    let named = match &result {
+        Ok(Created::New(r) | Created::Existing(r)) => Some(r),
+        Err(_) => None,
+    };
+    access::conclude(core, caller, named).await?;
+    result
 }
 
-fn duplicate() -> ApiError {
-    ApiError::new(
-        ErrorCode::DuplicateResource,
-        "a patient with this national identifier is already registered",
-    )
-    .at("Patient.identifier")
-}
-
-/// Replaces a patient record. Requires the version the caller last saw (`If-Match`).
-pub async fn update(
-    pool: &DbPool,
-    principal: &Principal,
-    id: String,
-    if_match: Option<i64>,
-    parsed: ParsedPatient,
-) -> Result<PatientRecord, ApiError> {
+/// Replaces the permit's patient record. Requires the version the caller last saw (`If-Match`).
+pub async fn update(core: &Core, permit: Permit, if_match: Option<i64>, new: NewPatient) -> Result<PatientRecord> {
+    let current = permit.patient()?.clone();
     let expected = if_match.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::PreconditionRequired,
+        Error::rejected(
+            Reason::PreconditionRequired,
             "If-Match with the current ETag is required to update",
         )
     })?;
-    let current = db::run(pool, {
-        let id = id.clone();
-        move |c| db::patients::find(c, &id)
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("Patient"))?;
-    access::require_staff_at(principal, &current.practice_ods)?;
-    if parsed.id.as_deref().is_some_and(|b| b != id) {
-        return Err(ApiError::invalid_resource(
-            "id in the body does not match the URL",
-            "Patient.id",
-        ));
+    if new.id.as_deref().is_some_and(|b| b != current.id) {
+        return Err(Error::rejected(Reason::InvalidRequest, "id in the body does not match the URL").at("Patient.id"));
     }
     if current.version != expected {
-        return Err(ApiError::version_conflict());
+        return Err(Error::version_conflict());
     }
-    let practice = resolve_practice(pool, parsed.practice).await?;
-    let details = parsed.details;
-    let result = db::run(pool, move |c| {
+    let practice = resolve_practice(core, new.practice)
+        .await?
+        .ok_or_else(unknown_practice)?;
+    let details = new.details;
+    let id = current.id.clone();
+    let result = db::run(&core.pool, move |c| {
         let ok = db::patients::update_if_version(c, &id, expected, &practice.id, &details, db::now())?;
         Ok(if ok { db::patients::find(c, &id)? } else { None })
     })
     .await;
     match result {
         Ok(Some(r)) => Ok(r),
-        Ok(None) => Err(ApiError::version_conflict()),
+        Ok(None) => Err(Error::version_conflict()),
         Err(DbError::UniqueViolation) => Err(duplicate()),
         Err(e) => Err(e.into()),
     }
+}
+
+async fn resolve_practice(core: &Core, reference: PracticeRef) -> Result<Option<PracticeRecord>> {
+    Ok(db::run(&core.pool, move |c| match &reference {
+        PracticeRef::Id(id) => db::practices::find(c, id),
+        PracticeRef::Ods(ods) => db::practices::find_by_ods(c, ods),
+    })
+    .await?)
 }
 
 /// Search parameters as the caller gave them, already parsed.
@@ -164,6 +154,7 @@ pub struct PatientQuery {
     pub identifier: Option<(Option<PatientIdentifierSystem>, String)>,
     pub family: Option<String>,
     pub birth_date: Option<chrono::NaiveDate>,
+    /// `Organization/{id}`, `{id}` or an ODS code.
     pub organization: Option<String>,
 }
 
@@ -185,17 +176,20 @@ impl PatientQuery {
     }
 }
 
-/// Turns a query into a database filter confined to what the caller may see.
-pub async fn scoped_filter(
-    pool: &DbPool,
-    principal: &Principal,
+/// Searches the records the caller may see: staff within one of their practices, a patient
+/// their own record.
+pub async fn search(
+    core: &Core,
+    caller: &Caller,
     q: PatientQuery,
-) -> Result<Option<PatientFilter>, ApiError> {
-    let requested_practice = match &q.organization {
+    offset: i64,
+    count: i64,
+) -> Result<(i64, Vec<PatientRecord>)> {
+    let requested = match &q.organization {
         None => None,
         Some(reference) => {
             let reference = reference.strip_prefix("Organization/").unwrap_or(reference).to_owned();
-            let found = db::run(pool, move |c| {
+            let found = db::run(&core.pool, move |c| {
                 Ok(match db::practices::find(c, &reference)? {
                     Some(p) => Some(p),
                     None => match OdsCode::parse(&reference) {
@@ -207,63 +201,50 @@ pub async fn scoped_filter(
             .await?;
             match found {
                 Some(p) => Some(p),
-                // An unknown practice simply matches nothing (for staff, after the scope check).
-                None => return Ok(None),
+                None => {
+                    // An unknown practice matches nothing, for whoever may search at all.
+                    access::authorize(core, caller, Action::SearchPatients, Target::None).await?;
+                    return Ok((0, vec![]));
+                }
             }
         }
     };
     let mut filter = q.unscoped_filter();
-    match access::patient_search_scope(principal, requested_practice.as_ref().map(|p| &p.ods_code))? {
-        SearchScope::Practice(ods) => {
-            let practice = match requested_practice {
-                Some(p) => p,
-                None => {
-                    let found = db::run(pool, move |c| db::practices::find_by_ods(c, &ods)).await?;
-                    match found {
-                        Some(p) => p,
-                        None => return Ok(None),
-                    }
+    match &caller.principal {
+        Principal::Staff(staff) => {
+            let scope = match (&requested, staff.organisations().as_slice()) {
+                (Some(p), _) => PracticeRef::Id(p.id.clone()),
+                (None, [only]) => PracticeRef::Ods(only.clone()),
+                (None, _) => {
+                    return Err(Error::rejected(
+                        Reason::InvalidSearch,
+                        "staff with roles at several practices must give the organization parameter",
+                    ));
                 }
             };
-            filter.practice_id = Some(practice.id);
+            let permit = access::authorize(core, caller, Action::SearchPatients, Target::Practice(scope)).await?;
+            filter.practice_id = Some(permit.practice()?.id.clone());
         }
-        SearchScope::OwnRecord(nhs) => {
-            if let Some(practice) = requested_practice {
-                filter.practice_id = Some(practice.id);
+        _ => {
+            let permit = access::authorize(core, caller, Action::SearchPatients, Target::OwnRecord).await?;
+            let Some(me) = permit.patient else {
+                return Ok((0, vec![]));
+            };
+            if requested.as_ref().is_some_and(|p| p.id != me.practice_id) {
+                return Ok((0, vec![]));
             }
+            let own = (me.details.identifier.system(), me.details.identifier.value().to_owned());
             match &filter.identifier {
-                Some((PatientIdentifierSystem::NhsNumber, v)) if v == nhs.as_str() => {}
-                Some(_) => return Ok(None),
+                Some((system, value)) if *system == own.0 && *value == own.1 => {}
+                Some(_) => return Ok((0, vec![])),
                 None => {}
             }
-            if filter.identifier_value.as_deref().is_some_and(|v| v != nhs.as_str()) {
-                return Ok(None);
+            if filter.identifier_value.as_deref().is_some_and(|v| v != own.1) {
+                return Ok((0, vec![]));
             }
-            filter.identifier = Some((PatientIdentifierSystem::NhsNumber, nhs.as_str().to_owned()));
+            filter.identifier = Some(own);
+            filter.practice_id = Some(me.practice_id.clone());
         }
     }
-    Ok(Some(filter))
-}
-
-pub async fn search(
-    state: &AppState,
-    principal: &Principal,
-    q: PatientQuery,
-    offset: i64,
-    count: i64,
-) -> Result<(i64, Vec<PatientRecord>), ApiError> {
-    if let Principal::Patient(p) = principal {
-        identity::check_assurance(state, p, AssurancePolicy::PatientRecord)?;
-        match identity::resolve_self(state, p).await? {
-            Some(me) => {
-                identity::require_active_account(state, &me.patient).await?;
-            }
-            None => return Ok((0, vec![])),
-        }
-    }
-    let pool = &state.pool;
-    match scoped_filter(pool, principal, q).await? {
-        None => Ok((0, vec![])),
-        Some(filter) => Ok(db::run(pool, move |c| db::patients::search(c, &filter, offset, count)).await?),
-    }
+    Ok(db::run(&core.pool, move |c| db::patients::search(c, &filter, offset, count)).await?)
 }

@@ -12,9 +12,10 @@ use tokio::sync::Notify;
 
 use crate::config::SupplierSettings;
 use crate::crypto::SecretBox;
-use crate::db::outbox::OutboxJob;
 use crate::db::{self, DbError, DbPool};
-use crate::domain::{AccessSettings, AccountStatus, JobKind, JobStatus, Supplier, provisioning::backoff_millis};
+use crate::domain::account::IssuedCredentials;
+use crate::domain::provisioning::OutboxJob;
+use crate::domain::{AccessSettings, JobKind, JobStatus, Supplier, provisioning::backoff_millis};
 use crate::suppliers::{AccountCredentials, CreateAccount, SupplierError, SupplierRegistry};
 
 /// What each job kind carries. Snapshotted when the job is enqueued.
@@ -157,7 +158,10 @@ impl Provisioner {
                 .await
             }
             Err(e) => {
-                let message = format!("{}: {e}", e.code());
+                // The supplier's or a library's own words go to the log only; the Task and the
+                // account get the gateway's stable code and description.
+                tracing::warn!(error = %e, "provisioning attempt failed");
+                let message = e.summary();
                 let retry = e.is_retryable() && job.attempts < job.max_attempts;
                 let (status, next) = if retry {
                     let attempt = u32::try_from(job.attempts).unwrap_or(1);
@@ -202,16 +206,22 @@ impl Provisioner {
             .suppliers
             .get(supplier)
             .ok_or_else(|| SupplierError::Unavailable(format!("no {} adapter is configured", job.supplier)))?;
-        let payload: JobPayload = serde_json::from_value(job.payload.clone()).map_err(|e| SupplierError::Rejected {
-            code: "BAD_PAYLOAD".into(),
-            message: e.to_string(),
+        let payload: JobPayload = serde_json::from_value(job.payload.clone()).map_err(|e| {
+            tracing::error!(error = %e, "a stored provisioning job could not be read");
+            SupplierError::Rejected {
+                code: "BAD_PAYLOAD".into(),
+                message: "the stored job could not be read".into(),
+            }
         })?;
         let key = job.idempotency_key.as_str();
         let supplier_ref = || async {
             let account_id = job.account_id.clone();
             let account = db::run(&self.pool, move |c| db::accounts::find(c, &account_id))
                 .await
-                .map_err(|e| SupplierError::Unavailable(format!("database: {e}")))?;
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "database unavailable while calling a supplier");
+                    SupplierError::Unavailable("the gateway's database is unavailable".into())
+                })?;
             account
                 .and_then(|a| a.supplier_ref)
                 .ok_or_else(|| SupplierError::Rejected {
@@ -267,19 +277,20 @@ fn apply_success(
         return Ok(());
     };
     let now = db::now();
-    if let (JobKind::CreateAccount | JobKind::ResetLinkageKey, Outcome::Credentials(creds)) = (job.kind, outcome) {
-        account.supplier_ref = Some(creds.supplier_ref);
-        account.account_id = Some(creds.account_id);
-        account.linkage_key_sealed = Some(secrets.seal(&creds.linkage_key, &account.id));
-        account.linkage_key_issued_at = Some(now);
-        // A new key needs a new letter.
-        account.letter_printed_at = None;
-        account.letter_expires_at = None;
-        if account.status == AccountStatus::Pending {
-            account.status = AccountStatus::Active;
+    match (job.kind, outcome) {
+        (JobKind::CreateAccount | JobKind::ResetLinkageKey, Outcome::Credentials(creds)) => {
+            let sealed = secrets.seal(&creds.linkage_key, &account.id);
+            account.credentials_issued(
+                IssuedCredentials {
+                    supplier_ref: creds.supplier_ref,
+                    account_id: creds.account_id,
+                    linkage_key_sealed: sealed,
+                },
+                now,
+            );
         }
+        _ => account.last_error = None,
     }
-    account.last_error = None;
     if !db::accounts::save(c, &mut account)? {
         return Err(DbError::Query("online account changed while a job completed".into()));
     }
@@ -298,8 +309,7 @@ fn record_failure(
     };
     account.last_error = Some(message.to_owned());
     if final_failure && !e.is_retryable() && job.kind == JobKind::CreateAccount {
-        account.status = AccountStatus::Rejected;
-        account.status_reason = Some(e.to_string());
+        account.creation_refused(e.code(), e.description());
     }
     if !db::accounts::save(c, &mut account)? {
         return Err(DbError::Query("online account changed while a job failed".into()));

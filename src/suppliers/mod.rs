@@ -73,6 +73,35 @@ impl SupplierError {
         matches!(self, Self::Unavailable(_))
     }
 
+    /// The gateway's own description of the failure, for Task output and the account's status
+    /// reason: never the supplier's or a library's text.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::PracticeNotEnabled => "online services are not enabled at the practice",
+            Self::PatientNotFound => "the patient is not registered at the practice",
+            Self::Archived => "the patient's record is archived",
+            Self::UnderMinimumAge => "the patient is under the supplier's minimum age for an online account",
+            Self::Conflict => "the patient already has an online account at the supplier",
+            Self::InvalidDetails => "the details do not match the supplier's record",
+            Self::Unavailable(_) => "the supplier is unavailable",
+            Self::Rejected { .. } => "the supplier refused the request",
+        }
+    }
+
+    /// Code and description, with the supplier's own error key where it is a plain code.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Rejected { code, .. }
+                if !code.is_empty()
+                    && code.len() <= 16
+                    && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                format!("{} ({code}): {}", self.code(), self.description())
+            }
+            _ => format!("{}: {}", self.code(), self.description()),
+        }
+    }
+
     /// A stable code for Task output and OperationOutcomes.
     pub fn code(&self) -> &'static str {
         match self {

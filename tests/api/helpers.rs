@@ -249,3 +249,11 @@ pub const FREE_NHS_NUMBERS: [&str; 6] = [
     "9434765919",
     "9000000009",
 ];
+
+/// One component's entry in a `/health/ready` answer.
+pub fn health_check<'a>(health: &'a Value, component: &str) -> &'a Value {
+    health["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["component"] == component))
+        .unwrap_or_else(|| panic!("no {component} check in {health}"))
+}

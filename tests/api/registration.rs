@@ -232,7 +232,7 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
     // Staff at another practice can neither print the letter nor see the Task.
     let tpp = app.token("staff-tpp");
     let (status, _, _) = app.get("/Patient/patient-lucy-evans/$registration-letter", &tpp).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = app.get(&format!("/Task/{}", task_id(&accepted)), &tpp).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -505,8 +505,19 @@ async fn historic_record_access_waits_for_a_completed_review() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
+    // Reviewing a record is a clinician's job: the administrator's role may not complete it.
+    let (status, _, refused) = app
+        .post_fhir(
+            &format!("/Task/{review_id}/$complete"),
+            &token,
+            &json!({"resourceType": "Parameters"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(outcome_code(&refused), "ROLE_NOT_PERMITTED");
+    let clinician = app.token("clinician-emis");
     let (status, _, completed) = app
-        .post_fhir(&format!("/Task/{review_id}/$complete"), &token, &json!({"resourceType": "Parameters", "parameter": [{"name": "note", "valueString": "no third-party information"}]}))
+        .post_fhir(&format!("/Task/{review_id}/$complete"), &clinician, &json!({"resourceType": "Parameters", "parameter": [{"name": "note", "valueString": "no third-party information"}]}))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{completed}");
     assert_eq!(from(&completed).as_deref(), Some("2015-06-01"));
@@ -517,7 +528,7 @@ async fn historic_record_access_waits_for_a_completed_review() {
     let (status, _, _) = app
         .post_fhir(
             &format!("/Task/{review_id}/$complete"),
-            &token,
+            &clinician,
             &json!({"resourceType": "Parameters"}),
         )
         .await;

@@ -5,9 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::fhir::OperationOutcome;
-
-pub const ERROR_CODE_SYSTEM: &str = "https://gp-online-gateway.nhs.uk/fhir/CodeSystem/gateway-error";
+use crate::domain::policy::Refusal;
+use crate::fhir::{FhirError, OperationOutcome};
+use crate::services::{Error, Reason};
 
 /// Stable, greppable error codes. Adding one is a documented API change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +19,11 @@ pub enum ErrorCode {
     MissingAccessToken,
     InvalidAccessToken,
     AccessDenied,
+    RoleNotPermitted,
+    InsufficientScope,
     OutsideOwnPractice,
     InsufficientAssurance,
+    NoActiveOnlineAccount,
     ResourceNotFound,
     MethodNotAllowed,
     NotAcceptable,
@@ -50,7 +53,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 38] = [
         Self::InvalidRequest,
         Self::InvalidResource,
         Self::InvalidSearchParameter,
@@ -58,8 +61,11 @@ impl ErrorCode {
         Self::MissingAccessToken,
         Self::InvalidAccessToken,
         Self::AccessDenied,
+        Self::RoleNotPermitted,
+        Self::InsufficientScope,
         Self::OutsideOwnPractice,
         Self::InsufficientAssurance,
+        Self::NoActiveOnlineAccount,
         Self::ResourceNotFound,
         Self::MethodNotAllowed,
         Self::NotAcceptable,
@@ -97,8 +103,11 @@ impl ErrorCode {
             Self::MissingAccessToken => "MISSING_ACCESS_TOKEN",
             Self::InvalidAccessToken => "INVALID_ACCESS_TOKEN",
             Self::AccessDenied => "ACCESS_DENIED",
+            Self::RoleNotPermitted => "ROLE_NOT_PERMITTED",
+            Self::InsufficientScope => "INSUFFICIENT_SCOPE",
             Self::OutsideOwnPractice => "OUTSIDE_OWN_PRACTICE",
             Self::InsufficientAssurance => "INSUFFICIENT_IDENTITY_ASSURANCE",
+            Self::NoActiveOnlineAccount => "NO_ACTIVE_ONLINE_ACCOUNT",
             Self::ResourceNotFound => "RESOURCE_NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::NotAcceptable => "NOT_ACCEPTABLE",
@@ -135,8 +144,11 @@ impl ErrorCode {
             }
             Self::MissingAccessToken | Self::InvalidAccessToken => StatusCode::UNAUTHORIZED,
             Self::AccessDenied
+            | Self::RoleNotPermitted
+            | Self::InsufficientScope
             | Self::OutsideOwnPractice
             | Self::InsufficientAssurance
+            | Self::NoActiveOnlineAccount
             | Self::IdentityMismatch
             | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::ResourceNotFound => StatusCode::NOT_FOUND,
@@ -172,8 +184,11 @@ impl ErrorCode {
             Self::InvalidSearchParameter => "invalid",
             Self::MissingAccessToken | Self::InvalidAccessToken => "login",
             Self::AccessDenied
+            | Self::RoleNotPermitted
+            | Self::InsufficientScope
             | Self::OutsideOwnPractice
             | Self::InsufficientAssurance
+            | Self::NoActiveOnlineAccount
             | Self::IdentityMismatch
             | Self::AccountDisabled => "forbidden",
             Self::LinkageDetailsInvalid | Self::PatientNotRegistered => "business-rule",
@@ -206,8 +221,11 @@ impl ErrorCode {
             Self::MissingAccessToken => "A bearer token is required",
             Self::InvalidAccessToken => "The bearer token is not acceptable",
             Self::AccessDenied => "The caller may not do this",
+            Self::RoleNotPermitted => "No role the staff member holds allows this",
+            Self::InsufficientScope => "The client's token lacks the scope this needs",
             Self::OutsideOwnPractice => "Staff may act only within their own practice",
             Self::InsufficientAssurance => "The identity assurance of the token is too low",
+            Self::NoActiveOnlineAccount => "The patient has no active online account at their practice",
             Self::ResourceNotFound => "The resource does not exist",
             Self::MethodNotAllowed => "The method is not supported on this resource",
             Self::NotAcceptable => "The requested representation is not available",
@@ -299,7 +317,13 @@ impl ApiError {
     }
 
     pub fn outcome(&self) -> OperationOutcome {
-        OperationOutcome::error(self.code, &self.message, self.expression.as_deref())
+        OperationOutcome::error(
+            self.code.issue_type(),
+            self.code.as_str(),
+            self.code.display(),
+            &self.message,
+            self.expression.as_deref(),
+        )
     }
 }
 
@@ -336,7 +360,13 @@ impl ResponseError for ApiError {
                     builder.insert_header((header::WWW_AUTHENTICATE, v));
                 }
             }
-            ErrorCode::InsufficientAssurance => {
+            ErrorCode::InvalidRequest if self.expression.as_deref() == Some("Authorization") => {
+                builder.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="gp-online-gateway", error="invalid_request""#),
+                ));
+            }
+            ErrorCode::InsufficientAssurance | ErrorCode::InsufficientScope => {
                 builder.insert_header((
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer realm="gp-online-gateway", error="insufficient_scope""#),
@@ -347,18 +377,117 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after_seconds {
             builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        builder.json(self.outcome())
+        let mut response = builder.json(self.outcome());
+        // The audit middleware records the code of a request that never reached a decision.
+        response.extensions_mut().insert(self.code);
+        response
     }
 }
 
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
+        Error::from(e).into()
+    }
+}
+
+fn refusal_code(r: &Refusal) -> ErrorCode {
+    match r {
+        Refusal::ActorKind => ErrorCode::AccessDenied,
+        Refusal::RoleNotPermitted => ErrorCode::RoleNotPermitted,
+        Refusal::ScopeMissing => ErrorCode::InsufficientScope,
+        Refusal::InsufficientAssurance => ErrorCode::InsufficientAssurance,
+        Refusal::IdentityMismatch => ErrorCode::IdentityMismatch,
+        Refusal::NotVisible => ErrorCode::ResourceNotFound,
+        Refusal::OutsideOwnPractice => ErrorCode::OutsideOwnPractice,
+        Refusal::NoActiveAccount => ErrorCode::NoActiveOnlineAccount,
+        Refusal::AccountDisabled => ErrorCode::AccountDisabled,
+    }
+}
+
+fn reason_code(r: Reason) -> ErrorCode {
+    match r {
+        Reason::InvalidRequest => ErrorCode::InvalidRequest,
+        Reason::InvalidSearch => ErrorCode::InvalidSearchParameter,
+        Reason::InvalidIdentifier => ErrorCode::InvalidIdentifier,
+        Reason::VersionConflict => ErrorCode::VersionConflict,
+        Reason::PreconditionRequired => ErrorCode::PreconditionRequired,
+        Reason::MultipleMatches => ErrorCode::MultipleMatches,
+        Reason::Duplicate => ErrorCode::DuplicateResource,
+        Reason::UnknownPractice => ErrorCode::UnknownPractice,
+        Reason::BusinessRule => ErrorCode::BusinessRule,
+        Reason::RegistrationCondition => ErrorCode::RegistrationConditionNotMet,
+        Reason::PracticeNotEnabled => ErrorCode::PracticeNotEnabled,
+        Reason::AccountExists => ErrorCode::AccountExists,
+        Reason::AccountState => ErrorCode::AccountState,
+        Reason::AccountDisabled => ErrorCode::AccountDisabled,
+        Reason::LinkageKeyExpired => ErrorCode::LinkageKeyExpired,
+        Reason::LinkageDetailsInvalid => ErrorCode::LinkageDetailsInvalid,
+        Reason::LinkageLocked { .. } => ErrorCode::LinkageLocked,
+        Reason::PatientNotRegistered => ErrorCode::PatientNotRegistered,
+        Reason::IdentityMismatch => ErrorCode::IdentityMismatch,
+    }
+}
+
+/// A field named by a service: a FHIRPath (`Patient.identifier`) as it is, or an operation
+/// parameter path (`recordAccess.from`) turned into one.
+fn expression(field: String) -> String {
+    if field.starts_with(char::is_uppercase) {
+        field
+    } else {
+        crate::fhir::parameter_path(&field)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
         match e {
-            crate::db::DbError::Unavailable(cause) => Self::unavailable(cause),
-            crate::db::DbError::UniqueViolation => {
-                Self::new(ErrorCode::DuplicateResource, "the resource already exists")
+            // A target the caller may not see answers exactly like one that does not exist.
+            Error::Refused {
+                refusal: Refusal::NotVisible,
+                resource,
+                ..
+            } => ApiError::not_found(resource),
+            Error::Refused { refusal, detail, .. } => ApiError::new(refusal_code(&refusal), detail),
+            Error::NotFound { message, .. } => ApiError::new(ErrorCode::ResourceNotFound, message),
+            Error::Rejected { reason, message, field } => {
+                let mut error = ApiError::new(reason_code(reason), message);
+                if let Reason::LinkageLocked { retry_after_seconds } = reason {
+                    error.retry_after_seconds = Some(retry_after_seconds);
+                }
+                match field {
+                    Some(f) => error.at(expression(f)),
+                    None => error,
+                }
             }
-            crate::db::DbError::Query(cause) => Self::internal(cause),
+            Error::AuditUnavailable => ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "the audit trail cannot be written just now; nothing was done, try again shortly",
+            ),
+            Error::Unavailable => ApiError::new(ErrorCode::ServiceUnavailable, ErrorCode::ServiceUnavailable.display()),
+            Error::Internal => ApiError::new(ErrorCode::InternalError, ErrorCode::InternalError.display()),
+        }
+    }
+}
+
+impl From<FhirError> for ApiError {
+    fn from(e: FhirError) -> Self {
+        match e {
+            FhirError::Resource { message, expression } => {
+                let error = ApiError::new(ErrorCode::InvalidResource, message);
+                match expression {
+                    Some(x) => error.at(x),
+                    None => error,
+                }
+            }
+            FhirError::Identifier { message, expression } => {
+                ApiError::new(ErrorCode::InvalidIdentifier, message).at(expression)
+            }
+            FhirError::Parameter { message, expression } => {
+                ApiError::new(ErrorCode::InvalidRequest, message).at(expression)
+            }
+            FhirError::Condition { message, expression } => {
+                ApiError::new(ErrorCode::RegistrationConditionNotMet, message).at(expression)
+            }
         }
     }
 }

@@ -1,0 +1,402 @@
+//! The one writer per instance: batches events, extends this instance's chain, and never lets
+//! one event hold the others back.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use tokio::sync::mpsc;
+
+use super::chain::{self, ChainKey, GENESIS, anchor_parts, head_parts, timestamp};
+use super::{ActorSnapshot, AuditEntry, AuditRecord, Pending, WriterHealth};
+use crate::db::schema::{actor_snapshots, audit_chains, audit_events};
+use crate::db::{self, DbConnection, DbError, DbPool};
+
+const MAX_BATCH: usize = 500;
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Escapes what a database or a log cannot take as it is (NUL, other control characters) and
+/// bounds each field, so the same text is stored the same way on both backends.
+fn escape(raw: &str, max_chars: usize, ascii_only: bool) -> String {
+    let mut out = String::with_capacity(raw.len().min(max_chars));
+    for (n, c) in raw.chars().enumerate() {
+        if n >= max_chars {
+            out.push('…');
+            break;
+        }
+        let unsafe_char = crate::domain::text::forbidden_character(c.encode_utf8(&mut [0u8; 4])).is_some()
+            || (ascii_only && !(c.is_ascii_graphic() || c == ' '));
+        if unsafe_char || (ascii_only && c == '\\') {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn escape_record(mut r: AuditRecord, ascii_only: bool) -> AuditRecord {
+    let e = |s: &str, max: usize| escape(s, max, ascii_only);
+    let eo = |s: &Option<String>, max: usize| s.as_deref().map(|v| escape(v, max, ascii_only));
+    r.actor_kind = e(&r.actor_kind, 32);
+    r.actor = e(&r.actor, 512);
+    r.assurance = eo(&r.assurance, 32);
+    r.patient_id = eo(&r.patient_id, 128);
+    r.practice = eo(&r.practice, 16);
+    r.action = e(&r.action, 64);
+    r.rule = eo(&r.rule, 64);
+    r.code = eo(&r.code, 64);
+    r.reason = eo(&r.reason, 1000);
+    r.request_id = eo(&r.request_id, 64);
+    r.snapshot = r.snapshot.map(|s| ActorSnapshot {
+        kind: e(&s.kind, 32),
+        facts: e(&s.facts, 8192),
+    });
+    r
+}
+
+/// What every event goes through before it is queued.
+pub(super) fn safe(record: AuditRecord) -> AuditRecord {
+    escape_record(record, false)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = audit_events)]
+struct NewEvent {
+    id: String,
+    chain: String,
+    seq: i64,
+    recorded_at: NaiveDateTime,
+    actor_kind: String,
+    actor: String,
+    patient_id: Option<String>,
+    action: String,
+    outcome: String,
+    assurance: Option<String>,
+    reason: Option<String>,
+    request_id: Option<String>,
+    prev_hash: String,
+    hash: String,
+    practice: Option<String>,
+    rule: Option<String>,
+    code: Option<String>,
+}
+
+impl From<AuditEntry> for NewEvent {
+    fn from(e: AuditEntry) -> Self {
+        Self {
+            id: e.id,
+            chain: e.chain,
+            seq: e.seq,
+            recorded_at: e.recorded_at,
+            actor_kind: e.actor_kind,
+            actor: e.actor,
+            patient_id: e.patient_id,
+            action: e.action,
+            outcome: e.outcome,
+            assurance: e.assurance,
+            reason: e.reason,
+            request_id: e.request_id,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+            practice: e.practice,
+            rule: e.rule,
+            code: e.code,
+        }
+    }
+}
+
+/// This instance's chain as far as it is committed.
+struct Chain {
+    id: String,
+    started_at: NaiveDateTime,
+    seq: i64,
+    head: String,
+    registered: bool,
+}
+
+enum Failure {
+    /// The database cannot be reached: nothing is wrong with the events; try again.
+    Transient(DbError),
+    /// The database refused the batch.
+    Refused(DbError),
+}
+
+impl From<DbError> for Failure {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(_) => Self::Transient(e),
+            other => Self::Refused(other),
+        }
+    }
+}
+
+pub(super) async fn run(pool: DbPool, key: Arc<ChainKey>, mut rx: mpsc::Receiver<Pending>, health: Arc<WriterHealth>) {
+    let mut chain = Chain {
+        id: uuid::Uuid::new_v4().to_string(),
+        started_at: db::now(),
+        seq: 0,
+        head: GENESIS.to_owned(),
+        registered: false,
+    };
+    let mut snapshots: HashMap<String, u64> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        write(&pool, &key, &mut chain, &mut snapshots, batch, &health).await;
+    }
+}
+
+/// Writes a batch, retrying while the database is down; a batch the database refuses is
+/// written event by event so that only the event at fault is treated differently.
+async fn write(
+    pool: &DbPool,
+    key: &Arc<ChainKey>,
+    chain: &mut Chain,
+    snapshots: &mut HashMap<String, u64>,
+    batch: Vec<Pending>,
+    health: &WriterHealth,
+) {
+    let records: Vec<AuditRecord> = batch.iter().map(|p| p.record.clone()).collect();
+    match write_until_reachable(pool, key, chain, snapshots, &records, health).await {
+        Ok(()) => {
+            for p in batch {
+                let _ = p.ack.send(());
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, events = batch.len(), "audit batch refused; writing its events one by one");
+            for p in batch {
+                let record = p.record.clone();
+                let stored =
+                    match write_until_reachable(pool, key, chain, snapshots, std::slice::from_ref(&record), health)
+                        .await
+                    {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::error!(error = %e, "an audit event was refused; storing it with its text escaped");
+                            let escaped = escape_record(record, true);
+                            match write_until_reachable(pool, key, chain, snapshots, &[escaped], health).await {
+                                Ok(()) => {
+                                    health.escaped.fetch_add(1, Ordering::Relaxed);
+                                    true
+                                }
+                                Err(e) => {
+                                    // Not the event's text: its request is refused (503) when its
+                                    // receipt is dropped, and the writer goes on with the others.
+                                    tracing::error!(error = %e, "an audit event could not be stored");
+                                    false
+                                }
+                            }
+                        }
+                    };
+                if stored {
+                    let _ = p.ack.send(());
+                }
+            }
+        }
+    }
+}
+
+async fn write_until_reachable(
+    pool: &DbPool,
+    key: &Arc<ChainKey>,
+    chain: &mut Chain,
+    snapshots: &mut HashMap<String, u64>,
+    records: &[AuditRecord],
+    health: &WriterHealth,
+) -> Result<(), DbError> {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match attempt(pool, key, chain, snapshots, records).await {
+            Ok(()) => {
+                if health.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the audit trail is writing again");
+                }
+                health
+                    .written
+                    .fetch_add(u64::try_from(records.len()).unwrap_or(0), Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(Failure::Refused(e)) => return Err(e),
+            Err(Failure::Transient(e)) => {
+                if !health.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "the audit trail cannot be written; requests that need it are refused until it can");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+        }
+    }
+}
+
+fn facts_hash(s: &ActorSnapshot) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.kind.hash(&mut h);
+    s.facts.hash(&mut h);
+    h.finish()
+}
+
+async fn attempt(
+    pool: &DbPool,
+    key: &Arc<ChainKey>,
+    chain: &mut Chain,
+    snapshots: &mut HashMap<String, u64>,
+    records: &[AuditRecord],
+) -> Result<(), Failure> {
+    let now = db::now();
+    let mut prev = chain.head.clone();
+    let mut entries = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let mut e = AuditEntry {
+            id: uuid::Uuid::new_v4().to_string(),
+            chain: chain.id.clone(),
+            seq: chain.seq + i64::try_from(i).unwrap_or(0) + 1,
+            recorded_at: now,
+            actor_kind: r.actor_kind.clone(),
+            actor: r.actor.clone(),
+            patient_id: r.patient_id.clone(),
+            practice: r.practice.clone(),
+            action: r.action.clone(),
+            outcome: r.outcome.as_str().to_owned(),
+            assurance: r.assurance.clone(),
+            rule: r.rule.clone(),
+            code: r.code.clone(),
+            reason: r.reason.clone(),
+            request_id: r.request_id.clone(),
+            prev_hash: prev.clone(),
+            hash: String::new(),
+        };
+        e.hash = chain::event_hash(&e);
+        prev = e.hash.clone();
+        entries.push(e);
+    }
+    let head_seq = chain.seq + i64::try_from(entries.len()).unwrap_or(0);
+    let head_hash = prev;
+    let mut changed: HashMap<String, ActorSnapshot> = HashMap::new();
+    for r in records {
+        if let Some(s) = &r.snapshot
+            && snapshots.get(&r.actor) != Some(&facts_hash(s))
+        {
+            changed.insert(r.actor.clone(), s.clone());
+        }
+    }
+
+    let job = {
+        let key = key.clone();
+        let (chain_id, started_at, registered) = (chain.id.clone(), chain.started_at, chain.registered);
+        let changed = changed.clone();
+        let head_hash = head_hash.clone();
+        move |c: &mut DbConnection| {
+            db::write_transaction(c, |c| {
+                if !registered {
+                    register(c, &key, &chain_id, started_at)?;
+                }
+                let rows: Vec<NewEvent> = entries.into_iter().map(NewEvent::from).collect();
+                // One statement for the whole batch.
+                match c {
+                    DbConnection::Postgres(pg) => diesel::insert_into(audit_events::table).values(&rows).execute(pg)?,
+                    DbConnection::Sqlite(lite) => {
+                        diesel::insert_into(audit_events::table).values(&rows).execute(lite)?
+                    }
+                };
+                let seq_text = head_seq.to_string();
+                diesel::update(audit_chains::table.find(&chain_id))
+                    .set((
+                        audit_chains::head_seq.eq(head_seq),
+                        audit_chains::head_mac.eq(key.mac(&head_parts(&chain_id, &seq_text, &head_hash))),
+                        audit_chains::head_hash.eq(&head_hash),
+                    ))
+                    .execute(c)?;
+                for (caller, s) in &changed {
+                    let n = diesel::update(actor_snapshots::table.find(caller))
+                        .set((
+                            actor_snapshots::kind.eq(&s.kind),
+                            actor_snapshots::facts.eq(&s.facts),
+                            actor_snapshots::last_seen.eq(now),
+                        ))
+                        .execute(c)?;
+                    if n == 0 {
+                        diesel::insert_into(actor_snapshots::table)
+                            .values((
+                                actor_snapshots::caller_key.eq(caller),
+                                actor_snapshots::kind.eq(&s.kind),
+                                actor_snapshots::facts.eq(&s.facts),
+                                actor_snapshots::first_seen.eq(now),
+                                actor_snapshots::last_seen.eq(now),
+                            ))
+                            .execute(c)?;
+                    }
+                }
+                Ok::<_, DbError>(())
+            })
+        }
+    };
+    db::run(pool, job).await?;
+    chain.registered = true;
+    chain.seq = head_seq;
+    chain.head = head_hash;
+    if snapshots.len() > 100_000 {
+        snapshots.clear();
+    }
+    for (caller, s) in changed {
+        snapshots.insert(caller, facts_hash(&s));
+    }
+    Ok(())
+}
+
+/// Registers this instance's chain, anchored to the head of the chain started before it.
+fn register(c: &mut DbConnection, key: &ChainKey, chain_id: &str, started_at: NaiveDateTime) -> Result<(), DbError> {
+    let adopted = chain::adopt_unregistered(c, key)?;
+    if adopted > 0 {
+        tracing::info!(
+            chains = adopted,
+            "registered audit chains written before chains were signed"
+        );
+    }
+    let anchor = chain::latest_head(c, chain_id)?;
+    let started = timestamp(started_at);
+    let anchor_seq = anchor.as_ref().map(|a| a.1.to_string()).unwrap_or_default();
+    let anchor_mac = key.mac(&anchor_parts(chain_id, &started, anchor.as_ref(), &anchor_seq));
+    let (anchor_chain, anchor_seq, anchor_hash) = match anchor {
+        Some((c, s, h)) => (Some(c), Some(s), Some(h)),
+        None => (None, None, None),
+    };
+    diesel::insert_into(audit_chains::table)
+        .values((
+            audit_chains::chain.eq(chain_id),
+            audit_chains::started_at.eq(started_at),
+            audit_chains::anchor_chain.eq(anchor_chain),
+            audit_chains::anchor_seq.eq(anchor_seq),
+            audit_chains::anchor_hash.eq(anchor_hash),
+            audit_chains::anchor_mac.eq(anchor_mac),
+            audit_chains::head_seq.eq(0i64),
+            audit_chains::head_hash.eq(GENESIS),
+            audit_chains::head_mac.eq(key.mac(&head_parts(chain_id, "0", GENESIS))),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_makes_text_safe_and_keeps_ordinary_text() {
+        assert_eq!(escape("Jane O'Brien-Zoë", 100, false), "Jane O'Brien-Zoë");
+        assert_eq!(escape("x\u{0}y", 100, false), "x\\u{0}y");
+        assert_eq!(escape("bell\u{7}\u{1b}", 100, false), "bell\\u{7}\\u{1b}");
+        assert_eq!(escape("Zoë", 100, true), "Zo\\u{eb}");
+        assert_eq!(escape(&"a".repeat(10), 4, false), "aaaa…");
+    }
+}

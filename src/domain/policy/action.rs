@@ -1,0 +1,200 @@
+//! Everything a caller can ask the gateway to do, and who may ever ask for it.
+
+use crate::domain::AssurancePolicy;
+
+/// What staff roles can be allowed to do. Which CIS2-like role codes grant which permission is
+/// configuration (`Policy::staff_roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    /// Read patient records, online accounts and Tasks of the practice.
+    Read,
+    /// Create and update patient records, register patients for online services, print letters.
+    Register,
+    /// Change services and record access, reset linkage keys, disable and re-enable accounts.
+    ChangeAccess,
+    /// Complete record reviews.
+    CompleteReviews,
+    /// Requeue failed provisioning Tasks.
+    RetryTasks,
+    /// Change the practice's online-services settings.
+    EditPractice,
+    /// Read and verify the audit trail, and explain access decisions.
+    ReadAudit,
+}
+
+impl Permission {
+    pub const ALL: [Self; 7] = [
+        Self::Read,
+        Self::Register,
+        Self::ChangeAccess,
+        Self::CompleteReviews,
+        Self::RetryTasks,
+        Self::EditPractice,
+        Self::ReadAudit,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Register => "register",
+            Self::ChangeAccess => "change-access",
+            Self::CompleteReviews => "complete-reviews",
+            Self::RetryTasks => "retry-tasks",
+            Self::EditPractice => "edit-practice",
+            Self::ReadAudit => "read-audit",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// How an action changes things; decides the FHIR `AuditEvent.action` and whether the decision
+/// must be on record before the action runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Create,
+    Read,
+    Update,
+    Execute,
+}
+
+/// Who may ever ask for an action, before anything about the target is known.
+#[derive(Debug, Clone, Copy)]
+pub struct Requirement {
+    /// Staff need one of these permissions (from a role at the target's practice when there is
+    /// a target). `None`: staff may not do this at all. An empty slice: any staff member.
+    pub staff: Option<&'static [Permission]>,
+    /// Patients (NHS login-like tokens) may do this at this assurance. `Open`: any accepted
+    /// vector of trust, for directory information.
+    pub patient: Option<PatientRequirement>,
+    /// System clients need this scope. `Some("")`: any system client.
+    pub system: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatientRequirement {
+    /// Non-identifiable directory information.
+    Open,
+    /// At least the policy's proofing level; `account` says whether an active online account at
+    /// the patient's current practice is needed as well.
+    Assured { policy: AssurancePolicy, account: bool },
+}
+
+const ANY_STAFF: &[Permission] = &[];
+const READ: &[Permission] = &[Permission::Read];
+const REGISTER: &[Permission] = &[Permission::Register];
+const CHANGE_ACCESS: &[Permission] = &[Permission::ChangeAccess];
+const COMPLETE_REVIEWS: &[Permission] = &[Permission::CompleteReviews];
+const RETRY_TASKS: &[Permission] = &[Permission::RetryTasks];
+const EDIT_PRACTICE: &[Permission] = &[Permission::EditPractice];
+const READ_AUDIT: &[Permission] = &[Permission::ReadAudit];
+const READ_OR_AUDIT: &[Permission] = &[Permission::Read, Permission::ReadAudit];
+
+const RECORD: PatientRequirement = PatientRequirement::Assured {
+    policy: AssurancePolicy::PatientRecord,
+    account: true,
+};
+
+macro_rules! actions {
+    ($( $variant:ident => $name:literal, $verb:ident, $description:literal, staff: $staff:expr, patient: $patient:expr, system: $system:expr; )*) => {
+        /// Every operation the gateway decides access for. The name is the stable code used in
+        /// the audit trail (`AuditEvent.subtype`) and by `$explain-access`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Action { $( $variant, )* }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[ $( Action::$variant, )* ];
+
+            pub fn name(self) -> &'static str {
+                match self { $( Action::$variant => $name, )* }
+            }
+
+            pub fn verb(self) -> Verb {
+                match self { $( Action::$variant => Verb::$verb, )* }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $( Action::$variant => $description, )* }
+            }
+
+            pub fn requirement(self) -> Requirement {
+                match self {
+                    $( Action::$variant => Requirement { staff: $staff, patient: $patient, system: $system }, )*
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    ReadPatient => "read-patient", Read, "read a patient record",
+        staff: Some(READ), patient: Some(RECORD), system: None;
+    SearchPatients => "search-patients", Read, "search patient records",
+        staff: Some(READ), patient: Some(RECORD), system: None;
+    CreatePatient => "create-patient", Create, "create a patient record",
+        staff: Some(REGISTER), patient: None, system: None;
+    UpdatePatient => "update-patient", Update, "update a patient record",
+        staff: Some(REGISTER), patient: None, system: None;
+    ReadPractice => "read-practice", Read, "read a practice",
+        staff: Some(ANY_STAFF), patient: Some(PatientRequirement::Open), system: Some("");
+    SearchPractices => "search-practices", Read, "search practices",
+        staff: Some(ANY_STAFF), patient: Some(PatientRequirement::Open), system: Some("");
+    UpdatePractice => "update-practice", Update, "change a practice's online-services settings",
+        staff: Some(EDIT_PRACTICE), patient: None, system: None;
+    RegisterOnlineServices => "register-online-services", Create, "register a patient for online services",
+        staff: Some(REGISTER), patient: None, system: None;
+    SetOnlineAccess => "set-online-access", Update, "change a patient's online services and record access",
+        staff: Some(CHANGE_ACCESS), patient: None, system: None;
+    ResetOnlineAccount => "reset-online-account", Update, "issue a new linkage key",
+        staff: Some(CHANGE_ACCESS), patient: None, system: None;
+    DisableOnlineAccount => "disable-online-account", Update, "disable an online account",
+        staff: Some(CHANGE_ACCESS), patient: None, system: None;
+    EnableOnlineAccount => "enable-online-account", Update, "re-enable an online account",
+        staff: Some(CHANGE_ACCESS), patient: None, system: None;
+    ReadOnlineAccount => "read-online-account", Read, "read a patient's online account",
+        staff: Some(READ), patient: None, system: None;
+    PrintRegistrationLetter => "print-registration-letter", Update, "print the registration letter",
+        staff: Some(REGISTER), patient: None, system: None;
+    ReadTask => "read-task", Read, "read a provisioning or review Task",
+        staff: Some(READ), patient: None, system: None;
+    SearchTasks => "search-tasks", Read, "search a patient's Tasks",
+        staff: Some(READ), patient: None, system: None;
+    CompleteTask => "complete-task", Update, "complete a record review",
+        staff: Some(COMPLETE_REVIEWS), patient: None, system: None;
+    RetryTask => "retry-task", Update, "requeue a failed provisioning Task",
+        staff: Some(RETRY_TASKS), patient: None, system: None;
+    MyAccess => "my-access", Read, "list the patients the caller may act for",
+        staff: None,
+        patient: Some(PatientRequirement::Assured { policy: AssurancePolicy::MyAccess, account: false }),
+        system: None;
+    VerifyLinkage => "verify-linkage", Execute, "check registration letter details",
+        staff: None, patient: None, system: Some("identity:verify-linkage");
+    LinkIdentity => "link-identity", Execute, "bind an identity-provider subject to a patient record",
+        staff: None, patient: None, system: Some("identity:link");
+    SearchAudit => "search-audit", Read, "search the audit trail",
+        staff: Some(READ_AUDIT), patient: None, system: None;
+    VerifyAudit => "verify-audit", Execute, "verify the audit trail's hash chains",
+        staff: Some(READ_AUDIT), patient: None, system: None;
+    ExplainAccess => "explain-access", Read, "explain an access decision",
+        staff: Some(READ_OR_AUDIT), patient: None, system: None;
+}
+
+impl Action {
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.name() == name)
+    }
+
+    /// Changes are on record before they are made; reads are on record before their answer leaves.
+    pub fn changes_state(self) -> bool {
+        self.verb() != Verb::Read
+    }
+
+    /// The patient is found by carrying the action out (a new record, or the record that
+    /// letter details or an identity assertion name): the decision is put on record, naming
+    /// that patient, right after it is carried out and before the answer leaves.
+    pub fn finds_its_patient(self) -> bool {
+        matches!(self, Self::CreatePatient | Self::VerifyLinkage | Self::LinkIdentity)
+    }
+}

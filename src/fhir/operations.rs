@@ -1,0 +1,397 @@
+//! FHIR `Parameters` for the gateway's operations: reading what callers send into domain
+//! types, and writing what the operations answer.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{FhirError, Identifier, OperationOutcome, OperationOutcomeIssue, Parameter, Parameters, Reference};
+use crate::domain::identity::{IdentityAssertion, LinkageDetails};
+use crate::domain::policy::{Decision, Verdict};
+use crate::domain::provisioning::OutboxJob;
+use crate::domain::registration::RegistrationRequest;
+use crate::domain::review::ReviewTask;
+use crate::domain::{
+    AccessSettings, IdentityVerification, NhsNumber, OdsCode, OnlineAccount, PatientAccess, ProofingLevel,
+    RecordAccessLevel, Services, VerificationMethod,
+};
+
+/// The body of every operation is a `Parameters` resource.
+pub fn parameters(body: &[u8]) -> Result<Parameters, FhirError> {
+    let p: Parameters = super::from_json("Parameters", body)?;
+    if p.resource_type != "Parameters" {
+        return Err(FhirError::resource(
+            "the body must be a Parameters resource",
+            "Parameters.resourceType",
+        ));
+    }
+    Ok(p)
+}
+
+fn condition(field: &str, message: &str) -> FhirError {
+    FhirError::condition(field, message)
+}
+
+fn required_bool(p: &Parameters, name: &str) -> Result<bool, FhirError> {
+    p.get(name)
+        .and_then(|x| x.value_boolean)
+        .ok_or_else(|| condition(name, &format!("{name} is required (valueBoolean)")))
+}
+
+/// `services` and `recordAccess` as sent to `$register-online-services` and
+/// `$set-online-access`. Services left out are off; no `recordAccess` is no record access.
+pub fn access(p: &Parameters) -> Result<AccessSettings, FhirError> {
+    let flag = |group: &Parameter, name: &str| -> Result<bool, FhirError> {
+        match group.part(name) {
+            None => Ok(false),
+            Some(x) => x
+                .value_boolean
+                .ok_or_else(|| condition(&format!("services.{name}"), "needs valueBoolean")),
+        }
+    };
+    let services = match p.get("services") {
+        None => Services::default(),
+        Some(g) => {
+            if let Some(unknown) = g
+                .part
+                .iter()
+                .find(|x| !["appointments", "prescriptions", "messaging"].contains(&x.name.as_str()))
+            {
+                let name: String = unknown.name.chars().take(40).collect();
+                return Err(condition(
+                    &format!("services.{name}"),
+                    "unknown service (appointments, prescriptions or messaging)",
+                ));
+            }
+            Services {
+                appointments: flag(g, "appointments")?,
+                prescriptions: flag(g, "prescriptions")?,
+                messaging: flag(g, "messaging")?,
+            }
+        }
+    };
+    let (record_level, record_from) = match p.get("recordAccess") {
+        None => (RecordAccessLevel::None, None),
+        Some(g) => {
+            let level = g.part("level").and_then(|x| x.value_code.as_deref()).ok_or_else(|| {
+                condition(
+                    "recordAccess.level",
+                    "recordAccess needs a level (none, summary, detailed-coded or full)",
+                )
+            })?;
+            let level = RecordAccessLevel::parse(level).ok_or_else(|| {
+                condition(
+                    "recordAccess.level",
+                    "level must be none, summary, detailed-coded or full",
+                )
+            })?;
+            let from =
+                match g.part("from") {
+                    None => None,
+                    Some(x) => Some(x.value_date.as_deref().and_then(parse_date).ok_or_else(|| {
+                        condition("recordAccess.from", "from must be a date (valueDate, YYYY-MM-DD)")
+                    })?),
+                };
+            (level, from)
+        }
+    };
+    Ok(AccessSettings {
+        services,
+        record_level,
+        record_from,
+    })
+}
+
+/// A FHIR `date` with day precision.
+pub fn parse_date(raw: &str) -> Option<NaiveDate> {
+    if raw.len() != 10 || !raw.is_ascii() {
+        return None;
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()
+}
+
+/// What staff send to `$register-online-services`. `staff` verified the identity unless the
+/// body names someone else.
+pub fn registration(p: &Parameters, staff: &str, now: DateTime<Utc>) -> Result<RegistrationRequest, FhirError> {
+    let v = p
+        .get("identityVerification")
+        .ok_or_else(|| condition("identityVerification", "record how the patient's identity was verified"))?;
+    let method = v
+        .part("method")
+        .and_then(|m| m.value_code.as_deref())
+        .ok_or_else(|| condition("identityVerification.method", "method is required"))?;
+    let method = VerificationMethod::parse(method).ok_or_else(|| {
+        condition(
+            "identityVerification.method",
+            "method must be nhs-login-p9, documents-in-person, vouching or vouching-with-record-confirmation",
+        )
+    })?;
+    let documents = v.parts("document").filter_map(|d| d.value_string.clone()).collect();
+    let verified_by = match v.part("verifiedBy") {
+        Some(b) => b
+            .value_string
+            .clone()
+            .ok_or_else(|| condition("identityVerification.verifiedBy", "verifiedBy needs valueString"))?,
+        None => staff.to_owned(),
+    };
+    let verified_at = match v.part("verifiedAt") {
+        Some(t) => t
+            .value_date_time
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| {
+                condition(
+                    "identityVerification.verifiedAt",
+                    "verifiedAt must be a dateTime with a time zone",
+                )
+            })?,
+        None => now,
+    };
+    Ok(RegistrationRequest {
+        verification: IdentityVerification {
+            method,
+            documents,
+            verified_by,
+            verified_at,
+        },
+        email: match p.get("email") {
+            None => None,
+            Some(e) => Some(
+                e.value_string
+                    .clone()
+                    .ok_or_else(|| condition("email", "email needs valueString"))?,
+            ),
+        },
+        responsibilities_acknowledged: required_bool(p, "responsibilitiesAcknowledged")?,
+        coercion_considered: required_bool(p, "coercionConsidered")?,
+        capacity_considered: required_bool(p, "capacityConsidered")?,
+        access: access(p)?,
+    })
+}
+
+/// The reason `$disable-online-account` needs.
+pub fn disable_reason(p: &Parameters) -> Result<String, FhirError> {
+    p.get("reason")
+        .and_then(|r| r.value_string.clone())
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty() && r.chars().count() <= 500)
+        .ok_or_else(|| {
+            condition(
+                "reason",
+                "say why the account is being disabled (at most 500 characters)",
+            )
+        })
+}
+
+/// The optional note on `Task/$complete`.
+pub fn note(p: &Parameters) -> Result<Option<String>, FhirError> {
+    match p.get("note") {
+        None => Ok(None),
+        Some(n) => n
+            .value_string
+            .clone()
+            .filter(|n| n.chars().count() <= 2000)
+            .map(Some)
+            .ok_or_else(|| FhirError::parameter("note", "note needs valueString (at most 2000 characters)")),
+    }
+}
+
+fn string_param(p: &Parameters, name: &str) -> Result<String, FhirError> {
+    p.get(name)
+        .and_then(|x| x.value_string.clone().or_else(|| x.value_code.clone()))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .ok_or_else(|| FhirError::parameter(name, format!("{name} is required")))
+}
+
+fn ods_param(p: &Parameters, name: &str) -> Result<OdsCode, FhirError> {
+    OdsCode::parse(&string_param(p, name)?).map_err(|e| FhirError::parameter(name, e.to_string()))
+}
+
+/// Letter details an identity provider sends to `$verify-linkage`.
+pub fn linkage_details(p: &Parameters) -> Result<LinkageDetails, FhirError> {
+    Ok(LinkageDetails {
+        ods_code: ods_param(p, "odsCode")?,
+        account_id: string_param(p, "accountId")?,
+        linkage_key: string_param(p, "linkageKey")?,
+        family_name: string_param(p, "familyName")?,
+        birth_date: p
+            .get("birthDate")
+            .and_then(|b| b.value_date.as_deref())
+            .and_then(parse_date)
+            .ok_or_else(|| FhirError::parameter("birthDate", "birthDate is required (valueDate, YYYY-MM-DD)"))?,
+    })
+}
+
+/// An identity provider's assertion to `$link-identity`.
+pub fn identity_assertion(p: &Parameters) -> Result<IdentityAssertion, FhirError> {
+    Ok(IdentityAssertion {
+        issuer: string_param(p, "issuer")?,
+        subject: string_param(p, "sub")?,
+        nhs_number: NhsNumber::parse(&string_param(p, "nhsNumber")?)
+            .map_err(|e| FhirError::identifier(e.to_string(), super::parameter_path("nhsNumber")))?,
+        proofing_level: ProofingLevel::parse(&string_param(p, "identityProofingLevel")?)
+            .ok_or_else(|| FhirError::parameter("identityProofingLevel", "identityProofingLevel is P0, P5 or P9"))?,
+        ods_code: ods_param(p, "odsCode")?,
+    })
+}
+
+fn access_parts(a: &AccessSettings) -> Vec<Parameter> {
+    let mut record = vec![Parameter::code("level", a.record_level.as_str())];
+    if let Some(from) = a.record_from {
+        record.push(Parameter::date("from", from));
+    }
+    vec![
+        Parameter::group(
+            "services",
+            vec![
+                Parameter::boolean("appointments", a.services.appointments),
+                Parameter::boolean("prescriptions", a.services.prescriptions),
+                Parameter::boolean("messaging", a.services.messaging),
+            ],
+        ),
+        Parameter::group("recordAccess", record),
+    ]
+}
+
+/// The `account` group: status, services, record access, Account ID (never the key).
+pub fn account_group(a: &OnlineAccount) -> Parameter {
+    let mut parts = vec![Parameter::code("status", a.status.as_str())];
+    if let Some(reason) = &a.status_reason {
+        parts.push(Parameter::string("statusReason", reason.clone()));
+    }
+    if let Some(id) = &a.account_id {
+        parts.push(Parameter::string("accountId", id.clone()));
+    }
+    if !a.email.is_empty() {
+        parts.push(Parameter::string("email", a.email.clone()));
+    }
+    parts.push(Parameter::string("verificationMethod", a.verification.method.as_str()));
+    parts.extend(access_parts(&a.access));
+    parts.push(Parameter::boolean("linkageKeyIssued", a.linkage_key_sealed.is_some()));
+    if let Some(expires) = a.letter_expires_at {
+        parts.push(Parameter::date_time("letterExpiresAt", expires.and_utc()));
+    }
+    if let Some(e) = &a.last_error {
+        parts.push(Parameter::string("lastError", e.clone()));
+    }
+    Parameter::group("account", parts)
+}
+
+pub fn account(a: &OnlineAccount) -> Parameters {
+    Parameters::new(vec![account_group(a)])
+}
+
+/// What an accepted account change answers: the account, the provisioning Task, any review
+/// Task, and warnings.
+pub fn accepted(
+    account: &OnlineAccount,
+    job: Option<&OutboxJob>,
+    review: Option<&ReviewTask>,
+    warnings: &[String],
+) -> Parameters {
+    let mut parameter = vec![account_group(account)];
+    if let Some(job) = job {
+        parameter.push(Parameter::reference("task", format!("Task/{}", job.id)));
+    }
+    if let Some(review) = review {
+        parameter.push(Parameter::reference("reviewTask", format!("Task/{}", review.id)));
+    }
+    let mut issues: Vec<OperationOutcomeIssue> = warnings
+        .iter()
+        .map(|w| OperationOutcomeIssue {
+            severity: "warning".into(),
+            code: "business-rule".into(),
+            details: None,
+            diagnostics: Some(w.clone()),
+            expression: vec![],
+        })
+        .collect();
+    if review.is_some() {
+        issues.push(OperationOutcomeIssue {
+            severity: "information".into(),
+            code: "informational".into(),
+            details: None,
+            diagnostics: Some("historic record access waits for a record review; prospective access starts now. Explain the delay to the patient.".into()),
+            expression: vec![],
+        });
+    }
+    if !issues.is_empty() {
+        let outcome = OperationOutcome {
+            resource_type: "OperationOutcome".into(),
+            issue: issues,
+        };
+        parameter.push(Parameter::resource(
+            "outcome",
+            serde_json::to_value(outcome).unwrap_or_default(),
+        ));
+    }
+    Parameters::new(parameter)
+}
+
+/// `$my-access`: one `access` group per patient the caller may act for.
+pub fn my_access(entries: &[PatientAccess]) -> Parameters {
+    Parameters::new(entries.iter().map(access_entry).collect())
+}
+
+fn access_entry(e: &PatientAccess) -> Parameter {
+    let identifier = &e.patient.details.identifier;
+    let mut parts = vec![
+        Parameter {
+            name: "patient".into(),
+            value_reference: Some(Reference {
+                reference: Some(format!("Patient/{}", e.patient.id)),
+                identifier: Some(Identifier {
+                    use_: None,
+                    system: Some(identifier.system().uri().into()),
+                    value: Some(identifier.value().into()),
+                }),
+                display: Some(
+                    format!("{} {}", e.patient.details.given.join(" "), e.patient.details.family)
+                        .trim()
+                        .to_owned(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Parameter::code("relationship", e.relationship.clone()),
+        Parameter::string("practice", e.patient.practice_ods.as_str()),
+        Parameter::code("accountStatus", e.status.clone()),
+    ];
+    parts.extend(access_parts(&e.effective));
+    if let Some(r) = &e.reason {
+        parts.push(Parameter::string("reason", r.clone()));
+    }
+    Parameter::group("access", parts)
+}
+
+/// `$explain-access`: the decision, its code and deciding rule, and every rule consulted.
+pub fn explanation(decision: &Decision) -> Parameters {
+    let mut parameter = vec![
+        Parameter::code("action", decision.action.name()),
+        Parameter::boolean("allowed", decision.is_allowed()),
+        Parameter::code(
+            "outcome",
+            match decision.verdict {
+                Verdict::Allowed => "allowed",
+                Verdict::Refused(_) => "refused",
+            },
+        ),
+    ];
+    if let Some(r) = decision.refusal() {
+        parameter.push(Parameter::code("code", r.code()));
+    }
+    parameter.push(Parameter::code("decidingRule", decision.rule.name()));
+    parameter.push(Parameter::string("reason", decision.reason()));
+    for step in &decision.trace {
+        parameter.push(Parameter::group(
+            "rule",
+            vec![
+                Parameter::code("name", step.rule.name()),
+                Parameter::code("result", step.result.name()),
+                Parameter::string("detail", step.detail.clone()),
+            ],
+        ));
+    }
+    Parameters::new(parameter)
+}

@@ -1,0 +1,121 @@
+//! What can go wrong in a use case. Only `http/` turns these into responses.
+
+use crate::db::DbError;
+use crate::domain::policy::Refusal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The access-decision engine refused. `resource` is what the caller asked for.
+    #[error("refused ({})", refusal.code())]
+    Refused {
+        refusal: Refusal,
+        resource: &'static str,
+        detail: String,
+    },
+    #[error("{message}")]
+    NotFound { resource: &'static str, message: String },
+    /// The request is understood and allowed, but cannot be done as asked.
+    #[error("{message}")]
+    Rejected {
+        reason: Reason,
+        message: String,
+        /// The parameter or element at fault (a dot-separated parameter path or a FHIRPath).
+        field: Option<String>,
+    },
+    /// The decision could not be put on record in time: nothing was done.
+    #[error("the audit trail is not writing")]
+    AuditUnavailable,
+    /// A dependency (the database) is unavailable; the cause is logged, never shown.
+    #[error("a dependency is unavailable")]
+    Unavailable,
+    /// Something that should not happen; the cause is logged, never shown.
+    #[error("internal error")]
+    Internal,
+}
+
+/// Why an allowed request could not be carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    InvalidRequest,
+    InvalidSearch,
+    InvalidIdentifier,
+    VersionConflict,
+    PreconditionRequired,
+    MultipleMatches,
+    Duplicate,
+    UnknownPractice,
+    BusinessRule,
+    RegistrationCondition,
+    PracticeNotEnabled,
+    AccountExists,
+    AccountState,
+    AccountDisabled,
+    LinkageKeyExpired,
+    LinkageDetailsInvalid,
+    LinkageLocked { retry_after_seconds: u64 },
+    PatientNotRegistered,
+    IdentityMismatch,
+}
+
+impl Error {
+    pub fn rejected(reason: Reason, message: impl Into<String>) -> Self {
+        Self::Rejected {
+            reason,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// Names the parameter or element at fault.
+    pub fn at(self, at: impl Into<String>) -> Self {
+        match self {
+            Self::Rejected { reason, message, .. } => Self::Rejected {
+                reason,
+                message,
+                field: Some(at.into()),
+            },
+            other => other,
+        }
+    }
+
+    pub fn not_found(resource: &'static str) -> Self {
+        Self::NotFound {
+            resource,
+            message: format!("{resource} not found"),
+        }
+    }
+
+    pub fn version_conflict() -> Self {
+        Self::rejected(
+            Reason::VersionConflict,
+            "the resource has changed since the version you sent; read it again and retry",
+        )
+    }
+
+    /// A failure whose cause must not reach the caller. The cause is logged with the request.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::Internal
+    }
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::Unavailable
+            }
+            DbError::UniqueViolation => Self::rejected(Reason::Duplicate, "the resource already exists"),
+            DbError::Query(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<crate::domain::account::StateError> for Error {
+    fn from(e: crate::domain::account::StateError) -> Self {
+        Self::rejected(Reason::AccountState, e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
