@@ -1,15 +1,17 @@
-//! One request's audit events: recorded where the decision is made, and waited for before the
-//! request changes anything or its answer leaves.
+//! One request's audit events: recorded where the decision is made, and committed before the
+//! request changes anything (for changes) or before its answer leaves (for everything).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{AuditFailure, AuditLog, AuditRecord, Receipt};
+use super::{AuditFailure, AuditLog, AuditRecord, Outcome, Receipt};
 
 #[derive(Default)]
 struct State {
     recorded: bool,
-    /// Recorded but not yet queued: the operation itself finds the patient it concerns.
-    held: Option<AuditRecord>,
+    /// Decisions not yet queued: completed when the request's result is known.
+    held: Vec<AuditRecord>,
+    /// A decision that allowed the request and was committed before it acted.
+    committed_allowed: Option<AuditRecord>,
     pending: Vec<Receipt>,
 }
 
@@ -23,26 +25,31 @@ impl Trail {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues an event for this request.
+    /// Queues an event now (a decision that must be on record before the request acts).
     pub fn record(&self, log: &AuditLog, record: AuditRecord) {
+        let allowed = (record.outcome == Outcome::Success).then(|| record.clone());
         let receipt = log.submit(record);
         let mut state = self.state();
         state.recorded = true;
+        if allowed.is_some() {
+            state.committed_allowed = allowed;
+        }
         state.pending.push(receipt);
     }
 
-    /// Records an event that the operation completes (with the patient it finds) before it is
-    /// queued. It is queued at the latest when the request's trail is committed.
+    /// Keeps the decision until the request's result is known; it is queued when the trail is
+    /// committed, at the latest as the answer leaves.
     pub fn hold(&self, record: AuditRecord) {
         let mut state = self.state();
         state.recorded = true;
-        state.held = Some(record);
+        state.held.push(record);
     }
 
-    /// Completes the held event.
-    pub fn amend(&self, f: impl FnOnce(&mut AuditRecord)) {
-        if let Some(r) = self.state().held.as_mut() {
-            f(r);
+    /// Names the patient an operation found on the held decisions that name none yet.
+    pub fn name_patient(&self, patient_id: &str, practice: &str) {
+        for r in self.state().held.iter_mut().filter(|r| r.patient_id.is_none()) {
+            r.patient_id = Some(patient_id.to_owned());
+            r.practice = Some(practice.to_owned());
         }
     }
 
@@ -51,12 +58,43 @@ impl Trail {
         self.state().recorded
     }
 
+    /// The request failed after its decision allowed it: the held decision says so, and a
+    /// decision already committed is followed by an event that says the request failed.
+    pub fn failed(&self, log: &AuditLog, outcome: Outcome, code: Option<&str>) {
+        let mut state = self.state();
+        if !state.held.is_empty() {
+            for held in state.held.iter_mut().filter(|h| h.outcome == Outcome::Success) {
+                held.reason = Some(format!(
+                    "allowed by {}, then the request failed",
+                    held.rule.as_deref().unwrap_or("the engine")
+                ));
+                held.outcome = outcome;
+                held.code = code.map(str::to_owned);
+            }
+            return;
+        }
+        if let Some(mut follow_up) = state.committed_allowed.take() {
+            follow_up.outcome = outcome;
+            follow_up.rule = Some("request".into());
+            follow_up.code = code.map(str::to_owned);
+            follow_up.reason = Some("the request failed after it was allowed".into());
+            follow_up.snapshot = None;
+            let receipt = log.submit(follow_up);
+            state.pending.push(receipt);
+        }
+    }
+
     /// Waits until every event recorded so far is committed.
     pub async fn commit(&self, log: &AuditLog) -> Result<(), AuditFailure> {
-        let held = self.state().held.take();
-        if let Some(record) = held {
+        let held = std::mem::take(&mut self.state().held);
+        for record in held {
+            let allowed = (record.outcome == Outcome::Success).then(|| record.clone());
             let receipt = log.submit(record);
-            self.state().pending.push(receipt);
+            let mut state = self.state();
+            state.pending.push(receipt);
+            if allowed.is_some() {
+                state.committed_allowed = allowed;
+            }
         }
         let pending = std::mem::take(&mut self.state().pending);
         for receipt in pending {

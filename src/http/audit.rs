@@ -72,6 +72,17 @@ pub async fn audit(
     let method = req.method().clone();
     let mut response = next.call(req).await?.map_into_boxed_body();
 
+    let status = response.status();
+    let replayed = response.headers().contains_key(REPLAYED);
+    if trail.has_record() && !(status.is_success() || replayed) {
+        let code = response.response().extensions().get::<ErrorCode>().copied();
+        let outcome = if status.is_server_error() {
+            Outcome::Error
+        } else {
+            Outcome::Denied
+        };
+        trail.failed(&state.core.audit, outcome, code.map(ErrorCode::as_str));
+    }
     if !trail.has_record() {
         let request = response.request().clone();
         let authenticated = super::auth::outcome(&request);
@@ -80,10 +91,14 @@ pub async fn audit(
             .match_pattern()
             .and_then(|p| action_for(&method, &p))
             .map_or("unknown-endpoint", Action::name);
-        let status = response.status();
         let code = response.response().extensions().get::<ErrorCode>().copied();
-        let (outcome, rule, code, reason) = if response.headers().contains_key(REPLAYED) {
-            (Outcome::Success, "request-replay", None, None)
+        let (outcome, rule, code, reason) = if replayed {
+            let outcome = if status.is_success() {
+                Outcome::Success
+            } else {
+                Outcome::Denied
+            };
+            (outcome, "request-replay", code, None)
         } else if status.is_success() || status.is_redirection() {
             tracing::error!(action, "a handler answered without an access decision on record");
             let error = ApiError::new(ErrorCode::InternalError, ErrorCode::InternalError.display());

@@ -352,7 +352,12 @@ impl ResponseError for ApiError {
                 ));
             }
             ErrorCode::InvalidAccessToken => {
-                let description = self.message.replace(['"', '\\'], "'");
+                let description: String = self
+                    .message
+                    .chars()
+                    .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+                    .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                    .collect();
                 let value = format!(
                     r#"Bearer realm="gp-online-gateway", error="invalid_token", error_description="{description}""#
                 );
@@ -381,12 +386,6 @@ impl ResponseError for ApiError {
         // The audit middleware records the code of a request that never reached a decision.
         response.extensions_mut().insert(self.code);
         response
-    }
-}
-
-impl From<crate::db::DbError> for ApiError {
-    fn from(e: crate::db::DbError) -> Self {
-        Error::from(e).into()
     }
 }
 

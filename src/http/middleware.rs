@@ -196,7 +196,7 @@ pub async fn idempotency(
         .await
     };
     match claim {
-        Err(e) => return Ok(error_response(req, e.into())),
+        Err(e) => return Ok(error_response(req, crate::services::Error::from(e).into())),
         Ok(idempotency::Claim::Existing(old)) => {
             let e = if old.fingerprint != fingerprint {
                 ApiError::new(

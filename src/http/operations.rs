@@ -4,7 +4,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::body::resource;
-use crate::db;
 use crate::identity::IssuerStatus;
 use crate::state::AppState;
 
@@ -63,12 +62,11 @@ pub async fn live() -> HttpResponse {
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let mut checks = Vec::new();
-    let database = db::run(&state.core.pool, db::ping).await;
-    let db_ok = database.is_ok();
+    let db_ok = crate::services::database_reachable(&state.core).await;
     checks.push(HealthCheck {
         component: "database".into(),
         status: if db_ok { "pass" } else { "fail" }.into(),
-        detail: database.err().map(|_| "unreachable".into()),
+        detail: (!db_ok).then(|| "unreachable".into()),
     });
     let audit_ok = state.core.audit.health().is_writing();
     checks.push(HealthCheck {

@@ -102,7 +102,7 @@ struct Header {
 pub fn shown(raw: &str) -> String {
     let mut out: String = raw.chars().take(32).flat_map(char::escape_debug).collect();
     if raw.chars().count() > 32 {
-        out.push('…');
+        out.push_str("...");
     }
     out
 }

@@ -172,8 +172,17 @@ async fn settle(
     loaded: Loaded,
     resource: &'static str,
 ) -> Result<Permit> {
-    let deferred = decision.is_allowed() && decision.action.finds_its_patient();
-    record(core, caller, &decision, actor, &loaded, deferred);
+    // A change is on record before it is made. Anything else is held until its result is
+    // known (a read that then fails says so) and committed before the answer leaves.
+    let commit_now = decision.action.changes_state() && !decision.action.finds_its_patient();
+    record(
+        core,
+        caller,
+        &decision,
+        actor,
+        &loaded,
+        !commit_now && decision.is_allowed(),
+    );
     if let Verdict::Refused(refusal) = &decision.verdict {
         return Err(Error::Refused {
             refusal: refusal.clone(),
@@ -181,7 +190,7 @@ async fn settle(
             detail: decision.reason().to_owned(),
         });
     }
-    if decision.action.changes_state() && !deferred {
+    if commit_now {
         caller
             .trail
             .commit(&core.audit)
@@ -215,12 +224,12 @@ pub fn audit_actor(principal: Option<&Principal>) -> (String, String, Option<Str
 /// For an action that finds its patient: names the patient on the decision's record and
 /// commits it. Called right after the action is carried out.
 pub async fn conclude(core: &Core, caller: &Caller, patient: Option<&PatientRecord>) -> Result<()> {
-    if let Some(p) = patient {
-        caller.trail.amend(|r| {
-            r.patient_id = Some(p.id.clone());
-            r.practice = Some(p.practice_ods.as_str().to_owned());
-        });
-    }
+    // Without a patient the operation failed: its decision is completed with the failure and
+    // committed as the answer leaves.
+    let Some(p) = patient else {
+        return Ok(());
+    };
+    caller.trail.name_patient(&p.id, p.practice_ods.as_str());
     caller
         .trail
         .commit(&core.audit)

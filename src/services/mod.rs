@@ -46,3 +46,8 @@ pub struct Caller {
     pub trail: Trail,
     pub request_id: Option<String>,
 }
+
+/// Whether the database answers (for readiness).
+pub async fn database_reachable(core: &Core) -> bool {
+    crate::db::run(&core.pool, crate::db::ping).await.is_ok()
+}

@@ -1,6 +1,8 @@
 //! The one integration test binary. Each test spawns its own gateway on port 0 with its own
 //! database: a fresh SQLite file, or a fresh PostgreSQL schema when TEST_DATABASE_URL is set.
 
+mod access;
+mod architecture;
 mod auth;
 mod helpers;
 mod identity;

@@ -1,0 +1,116 @@
+//! The layers as the design draws them: arrows point down only. Read from the source, so a new
+//! import across a layer fails here rather than in review.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// What each top-level module may use. Glue (`lib`, `main`, `cli`, `startup`, `dev`) may use
+/// anything and nothing may use it back.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("domain", &[]),
+    ("crypto", &[]),
+    ("metrics", &[]),
+    ("ratelimit", &[]),
+    ("config", &["domain", "crypto"]),
+    ("telemetry", &["config"]),
+    ("fhir", &["domain"]),
+    ("letter", &["domain"]),
+    ("db", &["domain"]),
+    ("identity", &["config", "domain"]),
+    ("audit", &["db", "domain"]),
+    ("suppliers", &["domain", "config"]),
+    (
+        "services",
+        &["domain", "db", "audit", "identity", "suppliers", "config", "crypto"],
+    ),
+    ("state", &["services", "identity", "metrics", "ratelimit"]),
+    (
+        "http",
+        &[
+            "services", "fhir", "domain", "identity", "audit", "state", "letter", "config", "db",
+        ],
+    ),
+];
+
+const GLUE: &[&str] = &["lib", "main", "cli", "startup", "dev"];
+
+fn uses(root: &Path) -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let relative = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let module = relative.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, _) in text.match_indices("crate::") {
+                let used: String = text[i + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !used.is_empty() && used != module {
+                    out.entry(module.clone())
+                        .or_default()
+                        .entry(used)
+                        .or_default()
+                        .insert(relative.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn modules_depend_only_downwards() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = uses(&root);
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let mut problems = vec![];
+    for (module, used) in &graph {
+        if GLUE.contains(&module.as_str()) {
+            continue;
+        }
+        let Some(may) = allowed.get(module.as_str()) else {
+            problems.push(format!("{module} is not in the layer table"));
+            continue;
+        };
+        for (target, files) in used {
+            if !may.contains(&target.as_str()) {
+                problems.push(format!("{module} uses {target} (in {files:?})"));
+            }
+        }
+    }
+    // Only the request-id replay middleware reaches the database from the HTTP layer.
+    if let Some(files) = graph.get("http").and_then(|u| u.get("db")) {
+        for f in files {
+            if f != "http/middleware.rs" {
+                problems.push(format!("http uses db in {f}: go through a service"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "layering broken:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_layer_table_has_no_cycles() {
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    fn visit<'a>(m: &'a str, allowed: &BTreeMap<&'a str, &'a [&'a str]>, path: &mut Vec<&'a str>) {
+        assert!(!path.contains(&m), "cycle: {path:?} -> {m}");
+        path.push(m);
+        for next in allowed.get(m).copied().unwrap_or(&[]) {
+            visit(next, allowed, path);
+        }
+        path.pop();
+    }
+    for m in allowed.keys() {
+        visit(m, &allowed, &mut vec![]);
+    }
+}
