@@ -48,8 +48,20 @@ enum Command {
     /// Print a token signed by the development identity provider.
     DevToken {
         /// Persona to sign for (see --list).
-        #[arg(long, required_unless_present = "list")]
+        #[arg(long, required_unless_present_any = ["list", "nhs_number", "scope"])]
         persona: Option<String>,
+        /// Sign an NHS login-like token for this NHS number instead of a persona.
+        #[arg(long, conflicts_with_all = ["persona", "scope"])]
+        nhs_number: Option<String>,
+        /// With --nhs-number: the vector of trust (its first part is the proofing level).
+        #[arg(long, default_value = "P9.Cp.Cd", requires = "nhs_number")]
+        vot: String,
+        /// With --nhs-number: a delegated token, used by this proxy's NHS number (the `act` claim).
+        #[arg(long, requires = "nhs_number")]
+        act: Option<String>,
+        /// Sign a system (client credentials) token with these space-separated scopes.
+        #[arg(long, conflicts_with = "persona")]
+        scope: Option<String>,
         /// List the personas.
         #[arg(long)]
         list: bool,
@@ -110,22 +122,51 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::DevToken {
             persona,
+            nhs_number,
+            vot,
+            act,
+            scope,
             list,
             lifetime,
             idp_url,
         } => {
             if list {
                 for p in &dev::PERSONAS {
-                    println!("{:<12} {:<8} {}", p.name, p.realm.as_str(), p.description);
+                    println!("{:<18} {:<8} {}", p.name, p.realm.as_str(), p.description);
                 }
                 return Ok(());
             }
             if !settings.is_dev_profile() && idp_url.is_none() {
                 bail!("trusted issuers are configured, so this gateway does not accept dev tokens");
             }
-            let name = persona.unwrap_or_default();
-            let persona =
-                dev::persona(&name).with_context(|| format!("unknown persona {name:?}; see dev-token --list"))?;
+            let (realm, claims) = match (persona, nhs_number, scope) {
+                (_, Some(nhs), _) => {
+                    crate::domain::NhsNumber::parse(&nhs)
+                        .map_err(|_| anyhow::anyhow!("--nhs-number is not a valid NHS number"))?;
+                    if !["P0", "P5", "P9"].contains(&vot.split('.').next().unwrap_or_default()) {
+                        bail!("--vot must start with P0, P5 or P9 (for example P9.Cp.Cd)");
+                    }
+                    let claims = match act {
+                        Some(proxy) => {
+                            crate::domain::NhsNumber::parse(&proxy)
+                                .map_err(|_| anyhow::anyhow!("--act is not a valid NHS number"))?;
+                            dev::delegated_claims(&nhs, &format!("nhslogin-sub-{proxy}"), &proxy, &vot)
+                        }
+                        None => dev::person_claims(&format!("nhslogin-sub-{nhs}"), &nhs, &vot),
+                    };
+                    (crate::config::IssuerKind::Patient, claims)
+                }
+                (_, None, Some(scope)) => (
+                    crate::config::IssuerKind::System,
+                    serde_json::json!({"sub": "dev-client", "client_id": "dev-client", "scope": scope}),
+                ),
+                (name, None, None) => {
+                    let name = name.unwrap_or_default();
+                    let persona = dev::persona(&name)
+                        .with_context(|| format!("unknown persona {name:?}; see dev-token --list"))?;
+                    (persona.realm, persona.claims())
+                }
+            };
             if !(60..=86_400).contains(&lifetime) {
                 bail!("--lifetime must be between 60 and 86400 seconds");
             }
@@ -134,10 +175,7 @@ pub async fn run() -> anyhow::Result<()> {
             }
             let base = idp_url.unwrap_or_else(|| settings.base_url(settings.bind));
             let idp = DevIdentityProvider::load_or_create(&settings.data_dir, &base)?;
-            println!(
-                "{}",
-                idp.mint(persona.realm, &settings.auth.client_id, lifetime, &persona.claims())?
-            );
+            println!("{}", idp.mint(realm, &settings.auth.client_id, lifetime, &claims)?);
         }
     }
     Ok(())

@@ -283,12 +283,22 @@ fn default_staff_roles() -> BTreeMap<String, Vec<String>> {
                 "complete-reviews",
                 "retry-tasks",
                 "read-audit",
+                "manage-proxies",
             ],
         ),
         // Nurse Access Role
         ("R8001", &["read", "register", "change-access"]),
         // Health Professional Access Role
-        ("R8003", &["read", "register", "change-access", "complete-reviews"]),
+        (
+            "R8003",
+            &[
+                "read",
+                "register",
+                "change-access",
+                "complete-reviews",
+                "manage-proxies",
+            ],
+        ),
         // Healthcare Student Access Role
         ("R8004", &["read"]),
         // Admin/Clinical Support Access Role (practice administrators and managers)
@@ -301,6 +311,7 @@ fn default_staff_roles() -> BTreeMap<String, Vec<String>> {
                 "retry-tasks",
                 "edit-practice",
                 "read-audit",
+                "manage-proxies",
             ],
         ),
         // Clerical Access Role (reception): look things up only.

@@ -165,12 +165,14 @@ impl Application {
                     if let Some(idp) = dev_idp {
                         cfg.app_data(idp);
                         dev_idp::configure(cfg);
+                        dev::clock::configure(cfg);
                     }
                 })
                 .configure(|cfg| http::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(cfg)))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .route("/docs", web::get().to(http::docs_redirect))
                 .default_service(web::to(http::not_found))
+                .wrap(from_fn(http::proxy::vrs_errors))
                 .wrap(from_fn(http::middleware::idempotency))
                 .wrap(from_fn(http::audit::audit))
                 .wrap(Condition::new(!cors_origins.is_empty(), cors))
@@ -315,6 +317,11 @@ async fn housekeeping(state: web::Data<AppState>) {
             Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired request-id replay records"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "request-id replay purge failed"),
+        }
+        // Proxy roles that lapsed (end date, review age, 16, five years unused) are ended and
+        // revoked at the supplier; access decisions already treat them as ended.
+        if let Err(e) = crate::services::proxy::apply_lapses(&state.core).await {
+            tracing::warn!(error = %e, "ending lapsed proxy roles failed");
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod linkage_attempts;
 pub mod outbox;
 pub mod patients;
 pub mod practices;
+pub mod proxy_roles;
 pub mod reviews;
 pub mod schema;
 

@@ -15,7 +15,7 @@ use crate::domain::{JobKind, JobStatus};
 struct JobRow {
     id: String,
     kind: String,
-    account_id: String,
+    account_id: Option<String>,
     patient_id: String,
     supplier: String,
     payload: String,
@@ -29,6 +29,7 @@ struct JobRow {
     last_error: Option<String>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    role_id: Option<String>,
 }
 
 impl TryFrom<JobRow> for OutboxJob {
@@ -42,6 +43,7 @@ impl TryFrom<JobRow> for OutboxJob {
             payload: serde_json::from_str(&r.payload).map_err(|_| corrupt("payload"))?,
             id: r.id,
             account_id: r.account_id,
+            role_id: r.role_id,
             patient_id: r.patient_id,
             supplier: r.supplier,
             idempotency_key: r.idempotency_key,
@@ -74,6 +76,7 @@ pub fn enqueue(conn: &mut DbConnection, job: &OutboxJob) -> Result<(), DbError> 
         last_error: None,
         created_at: job.created_at,
         updated_at: job.updated_at,
+        role_id: job.role_id.clone(),
     };
     diesel::insert_into(outbox_jobs::table).values(row).execute(conn)?;
     Ok(())
@@ -86,10 +89,10 @@ struct IdRow {
 }
 
 // A job is due when it is queued and its time has come, or when the worker that claimed it has
-// let its lease run out (it crashed or was killed). Jobs of one account run in order: a job
-// waits while an earlier job of the same account is unfinished.
+// let its lease run out (it crashed or was killed). Jobs of one account (or one proxy role) run
+// in order: a job waits while an earlier job of the same subject is unfinished.
 const DUE: &str = "((j.status = 'queued' AND j.next_attempt_at <= $2) OR (j.status = 'in-progress' AND j.claimed_until < $2)) \
-     AND NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE e.account_id = j.account_id \
+     AND NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE (e.account_id = j.account_id OR e.role_id = j.role_id) \
         AND e.status IN ('queued', 'in-progress') \
         AND (e.created_at < j.created_at OR (e.created_at = j.created_at AND e.id < j.id)))";
 

@@ -145,7 +145,7 @@ diesel::table! {
     outbox_jobs (id) {
         id -> Text,
         kind -> Text,
-        account_id -> Text,
+        account_id -> Nullable<Text>,
         patient_id -> Text,
         supplier -> Text,
         payload -> Text,
@@ -157,6 +157,62 @@ diesel::table! {
         claimed_by -> Nullable<Text>,
         claimed_until -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        role_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    proxy_roles (id) {
+        id -> Text,
+        proxy_nhs_number -> Text,
+        patient_id -> Text,
+        patient_nhs_number -> Text,
+        practice_id -> Text,
+        status -> Text,
+        reason_code -> Text,
+        reason_text -> Nullable<Text>,
+        legal_basis -> Text,
+        relationships -> Text,
+        grantor -> Nullable<Text>,
+        date_time -> Timestamp,
+        period_start -> Nullable<Timestamp>,
+        period_end -> Nullable<Timestamp>,
+        grants -> Text,
+        assessment -> Text,
+        access_request_id -> Nullable<Text>,
+        supplier_ref -> Nullable<Text>,
+        last_used_at -> Nullable<Timestamp>,
+        reviewed_at -> Nullable<Timestamp>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    access_requests (id) {
+        id -> Text,
+        reference -> Text,
+        proxy_nhs_number -> Text,
+        patient_nhs_number -> Text,
+        patient_id -> Nullable<Text>,
+        role_id -> Nullable<Text>,
+        body -> Text,
+        submitted_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    proxy_reviews (id) {
+        id -> Text,
+        role_id -> Text,
+        patient_id -> Text,
+        status -> Text,
+        completed_by -> Nullable<Text>,
+        note -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }
@@ -191,5 +247,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     linkage_attempts,
     audit_events,
     audit_chains,
-    actor_snapshots
+    actor_snapshots,
+    proxy_roles,
+    access_requests,
+    proxy_reviews
 );

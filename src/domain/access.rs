@@ -75,4 +75,6 @@ pub struct PatientAccess {
     pub reason: Option<String>,
     /// What is switched on now (all off unless the account is active at the current practice).
     pub effective: AccessSettings,
+    /// The proxy role the caller acts through, for another patient.
+    pub role_id: Option<String>,
 }

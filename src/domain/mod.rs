@@ -10,6 +10,7 @@ mod patient;
 pub mod policy;
 mod practice;
 pub mod provisioning;
+pub mod proxy;
 mod records;
 pub mod registration;
 pub mod review;
@@ -21,6 +22,6 @@ pub use assurance::{AssurancePolicy, ProofingLevel, vot_is_well_formed, vot_leve
 pub use identifiers::{IdentifierError, NhsNumber, OdsCode, PatientIdentifier, PatientIdentifierSystem};
 pub use patient::{Gender, NewPatient, PatientDetails, PatientDetailsError};
 pub use practice::{AccessModel, OnlineServicesSettings, PracticeRef, Supplier};
-pub use provisioning::{JobKind, JobStatus};
+pub use provisioning::{JobKind, JobStatus, JobSubject};
 pub use records::{PatientRecord, PracticeRecord};
 pub use registration::{AccountStatus, Attestation, IdentityVerification, VerificationMethod};

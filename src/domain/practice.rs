@@ -64,8 +64,10 @@ impl Default for OnlineServicesSettings {
 
 impl OnlineServicesSettings {
     pub fn validate(&self) -> Result<(), &'static str> {
-        if !(11..=16).contains(&self.proxy_review_age) {
-            return Err("proxyReviewAge must be between 11 and 16");
+        // Guidance: review a child's proxies when the child may begin to want confidentiality,
+        // at 13 at the latest.
+        if !(11..=13).contains(&self.proxy_review_age) {
+            return Err("proxyReviewAge must be between 11 and 13");
         }
         Ok(())
     }

@@ -6,14 +6,20 @@ pub enum JobKind {
     SetAccess,
     ResetLinkageKey,
     SetAccountStatus,
+    LinkProxy,
+    SetProxyAccess,
+    RevokeProxy,
 }
 
 impl JobKind {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 7] = [
         Self::CreateAccount,
         Self::SetAccess,
         Self::ResetLinkageKey,
         Self::SetAccountStatus,
+        Self::LinkProxy,
+        Self::SetProxyAccess,
+        Self::RevokeProxy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -22,6 +28,9 @@ impl JobKind {
             Self::SetAccess => "set-online-access",
             Self::ResetLinkageKey => "reset-linkage-key",
             Self::SetAccountStatus => "set-account-status",
+            Self::LinkProxy => "link-proxy",
+            Self::SetProxyAccess => "set-proxy-access",
+            Self::RevokeProxy => "revoke-proxy",
         }
     }
 
@@ -35,15 +44,28 @@ impl JobKind {
             Self::SetAccess => "Change online access at the supplier",
             Self::ResetLinkageKey => "Issue a new linkage key at the supplier",
             Self::SetAccountStatus => "Disable or re-enable the online account at the supplier",
+            Self::LinkProxy => "Link the proxy to the patient's record at the supplier",
+            Self::SetProxyAccess => "Change what the proxy may do at the supplier",
+            Self::RevokeProxy => "End the proxy's access at the supplier",
         }
     }
+}
+
+/// What a provisioning job is about; jobs about one subject run in order.
+#[derive(Debug, Clone, Copy)]
+pub enum JobSubject<'a> {
+    Account(&'a str),
+    Role(&'a str),
 }
 
 #[derive(Debug, Clone)]
 pub struct OutboxJob {
     pub id: String,
     pub kind: JobKind,
-    pub account_id: String,
+    /// The online account the job changes, or
+    pub account_id: Option<String>,
+    /// the proxy role it links, changes or revokes.
+    pub role_id: Option<String>,
     pub patient_id: String,
     pub supplier: String,
     pub payload: serde_json::Value,
@@ -62,7 +84,7 @@ pub struct OutboxJob {
 impl OutboxJob {
     pub fn new(
         kind: JobKind,
-        account_id: &str,
+        subject: JobSubject<'_>,
         patient_id: &str,
         supplier: &str,
         payload: serde_json::Value,
@@ -72,7 +94,14 @@ impl OutboxJob {
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             kind,
-            account_id: account_id.to_owned(),
+            account_id: match subject {
+                JobSubject::Account(a) => Some(a.to_owned()),
+                JobSubject::Role(_) => None,
+            },
+            role_id: match subject {
+                JobSubject::Role(r) => Some(r.to_owned()),
+                JobSubject::Account(_) => None,
+            },
             patient_id: patient_id.to_owned(),
             supplier: supplier.to_owned(),
             payload,

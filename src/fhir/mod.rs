@@ -3,14 +3,19 @@
 mod audit_event;
 mod bundle;
 mod capability;
+pub mod consent;
 mod datatypes;
 mod error;
+pub mod json_patch;
 pub mod operations;
 mod organization;
 mod outcome;
 mod parameters;
 mod patient;
+pub mod questionnaire_response;
+pub mod related_person;
 mod task;
+pub mod vrs;
 
 pub use audit_event::{AuditAgent, AuditEntity, AuditEntityDetail, AuditEvent, AuditSource};
 pub use bundle::{Bundle, BundleEntry, BundleLink, BundleSearch};

@@ -358,6 +358,16 @@ fn access_entry(e: &PatientAccess) -> Parameter {
         Parameter::string("practice", e.patient.practice_ods.as_str()),
         Parameter::code("accountStatus", e.status.clone()),
     ];
+    if let Some(id) = &e.role_id {
+        parts.push(Parameter {
+            name: "role".into(),
+            value_reference: Some(Reference {
+                reference: Some(format!("Consent/{id}")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     parts.extend(access_parts(&e.effective));
     if let Some(r) = &e.reason {
         parts.push(Parameter::string("reason", r.clone()));

@@ -4,6 +4,7 @@ use utoipa::ToSchema;
 use super::{CodeableConcept, Coding, GATEWAY_FHIR_BASE, Meta, Reference, instant};
 use crate::domain::JobStatus;
 use crate::domain::provisioning::OutboxJob;
+use crate::domain::proxy::ProxyReview;
 use crate::domain::review::ReviewTask;
 
 pub fn task_type_system() -> String {
@@ -26,6 +27,9 @@ pub struct Task {
     pub code: CodeableConcept,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// What the Task is about, when it is not the patient (the proxy role under review).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub focus: Option<Reference>,
     #[serde(rename = "for")]
     pub for_: Reference,
     pub authored_on: String,
@@ -123,6 +127,10 @@ impl Task {
             intent: "order".into(),
             code: code(job.kind.as_str(), job.kind.display()),
             description: None,
+            focus: job.role_id.as_ref().map(|r| Reference {
+                reference: Some(format!("Consent/{r}")),
+                ..Default::default()
+            }),
             for_: Reference {
                 reference: Some(format!("Patient/{}", job.patient_id)),
                 ..Default::default()
@@ -137,6 +145,47 @@ impl Task {
                     type_: text("lastError"),
                     value_integer: None,
                     value_string: Some(e.clone()),
+                    value_date_time: None,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn from_proxy_review(review: &ProxyReview) -> Self {
+        Self {
+            resource_type: "Task".into(),
+            id: review.id.clone(),
+            meta: Meta {
+                version_id: None,
+                last_updated: Some(instant(review.updated_at.and_utc())),
+                profile: vec![],
+            },
+            status: review.status.clone(),
+            business_status: None,
+            intent: "order".into(),
+            code: code("proxy-review", "Review a request for proxy access"),
+            description: Some(format!(
+                "A request for proxy access is waiting for the practice. Check the evidence of the relationship and the legal basis, consider coercion and safeguarding, then decide with PATCH Consent/{} (active with the practice as grantor, or rejected with a reason).",
+                review.role_id
+            )),
+            focus: Some(Reference {
+                reference: Some(format!("Consent/{}", review.role_id)),
+                ..Default::default()
+            }),
+            for_: Reference {
+                reference: Some(format!("Patient/{}", review.patient_id)),
+                ..Default::default()
+            },
+            authored_on: instant(review.created_at.and_utc()),
+            last_modified: instant(review.updated_at.and_utc()),
+            input: vec![],
+            output: review
+                .note
+                .iter()
+                .map(|n| TaskParameter {
+                    type_: text("note"),
+                    value_integer: None,
+                    value_string: Some(n.clone()),
                     value_date_time: None,
                 })
                 .collect(),
@@ -167,6 +216,7 @@ impl Task {
             description: Some(format!(
                 "Review the record for third-party and sensitive information before full record access from {from} is switched on. Until then the patient sees entries from the registration date onwards; tell them why access to older entries takes longer."
             )),
+            focus: None,
             for_: Reference {
                 reference: Some(format!("Patient/{}", review.patient_id)),
                 ..Default::default()

@@ -334,6 +334,7 @@ fn task_json(t: &AnyTask) -> Task {
     match t {
         AnyTask::Job(j) => Task::from_job(j),
         AnyTask::Review(r) => Task::from_review(r),
+        AnyTask::ProxyReview(r) => Task::from_proxy_review(r),
     }
 }
 
@@ -415,11 +416,10 @@ pub async fn search_tasks(
         params.get("_offset").map(String::as_str),
     )?;
     let permit = access::authorize(&state.core, &caller, Action::SearchTasks, Target::Patient(patient)).await?;
-    let (jobs, reviews) = accounts::tasks_for(&state.core, &permit).await?;
-    let mut tasks: Vec<Task> = jobs
+    let mut tasks: Vec<Task> = accounts::tasks_for(&state.core, &permit)
+        .await?
         .iter()
-        .map(Task::from_job)
-        .chain(reviews.iter().map(Task::from_review))
+        .map(task_json)
         .filter(|t| status.is_none_or(|s| t.status == s))
         .collect();
     tasks.sort_by(|a, b| a.authored_on.cmp(&b.authored_on).then(a.id.cmp(&b.id)));

@@ -25,6 +25,7 @@ pub fn is_public(path: &str) -> bool {
     ) || path.starts_with("/health/")
         || path.starts_with("/docs/")
         || path.starts_with("/dev-idp/")
+        || path == "/dev/clock"
 }
 
 /// The engine action each endpoint asks for, by method and route pattern.
@@ -55,6 +56,15 @@ pub fn action_for(method: &Method, pattern: &str) -> Option<Action> {
         ("GET", "/AuditEvent") => SearchAudit,
         ("GET", "/AuditEvent/$verify") => VerifyAudit,
         ("GET", "/$explain-access") => ExplainAccess,
+        ("GET", "/Patient/{id}/$service-access") => return None,
+        ("POST", "/QuestionnaireResponse") => CreateAccessRequest,
+        ("GET", "/QuestionnaireResponse/{id}") => ReadAccessRequest,
+        ("GET", "/RelatedPerson") => SearchRelatedPersons,
+        ("GET", "/Consent") => SearchProxyRoles,
+        ("POST", "/Consent") => CreateProxyRole,
+        ("GET", "/Consent/{id}") => ReadProxyRole,
+        ("PATCH", "/Consent/{id}") => UpdateProxyRole,
+        ("POST", "/Consent/{id}/$set-proxy-access") => SetProxyAccess,
         _ => return None,
     })
 }
@@ -75,13 +85,24 @@ pub async fn audit(
     let status = response.status();
     let replayed = response.headers().contains_key(REPLAYED);
     if trail.has_record() && !(status.is_success() || replayed) {
-        let code = response.response().extensions().get::<ErrorCode>().copied();
+        let code = response
+            .response()
+            .extensions()
+            .get::<ErrorCode>()
+            .map(|c| c.as_str())
+            .or_else(|| {
+                response
+                    .response()
+                    .extensions()
+                    .get::<super::proxy::VrsRendered>()
+                    .map(|v| v.0)
+            });
         let outcome = if status.is_server_error() {
             Outcome::Error
         } else {
             Outcome::Denied
         };
-        trail.failed(&state.core.audit, outcome, code.map(ErrorCode::as_str));
+        trail.failed(&state.core.audit, outcome, code);
     }
     if !trail.has_record() {
         let request = response.request().clone();
@@ -91,7 +112,18 @@ pub async fn audit(
             .match_pattern()
             .and_then(|p| action_for(&method, &p))
             .map_or("unknown-endpoint", Action::name);
-        let code = response.response().extensions().get::<ErrorCode>().copied();
+        let code = response
+            .response()
+            .extensions()
+            .get::<ErrorCode>()
+            .map(|c| c.as_str())
+            .or_else(|| {
+                response
+                    .response()
+                    .extensions()
+                    .get::<super::proxy::VrsRendered>()
+                    .map(|v| v.0)
+            });
         let (outcome, rule, code, reason) = if replayed {
             let outcome = if status.is_success() {
                 Outcome::Success
@@ -103,7 +135,12 @@ pub async fn audit(
             tracing::error!(action, "a handler answered without an access decision on record");
             let error = ApiError::new(ErrorCode::InternalError, ErrorCode::InternalError.display());
             response = replace(response, &error);
-            (Outcome::Error, "no-decision", Some(ErrorCode::InternalError), None)
+            (
+                Outcome::Error,
+                "no-decision",
+                Some(ErrorCode::InternalError.as_str()),
+                None,
+            )
         } else {
             let rule = if matches!(authenticated, Some(Err(_))) {
                 "authentication"
@@ -134,7 +171,7 @@ pub async fn audit(
                 action: action.to_owned(),
                 outcome,
                 rule: Some(rule.to_owned()),
-                code: code.map(|c| c.as_str().to_owned()),
+                code: code.map(str::to_owned),
                 reason,
                 request_id,
                 snapshot: None,

@@ -44,6 +44,15 @@ impl FromRequest for RawBody {
 }
 
 impl RawBody {
+    /// The media type the body was sent as, lower-cased, without parameters.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.iter().all(u8::is_ascii_whitespace)
     }

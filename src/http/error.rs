@@ -24,6 +24,8 @@ pub enum ErrorCode {
     OutsideOwnPractice,
     InsufficientAssurance,
     NoActiveOnlineAccount,
+    ProxyRoleNotActive,
+    ServiceNotGranted,
     ResourceNotFound,
     MethodNotAllowed,
     NotAcceptable,
@@ -53,7 +55,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 40] = [
         Self::InvalidRequest,
         Self::InvalidResource,
         Self::InvalidSearchParameter,
@@ -66,6 +68,8 @@ impl ErrorCode {
         Self::OutsideOwnPractice,
         Self::InsufficientAssurance,
         Self::NoActiveOnlineAccount,
+        Self::ProxyRoleNotActive,
+        Self::ServiceNotGranted,
         Self::ResourceNotFound,
         Self::MethodNotAllowed,
         Self::NotAcceptable,
@@ -108,6 +112,8 @@ impl ErrorCode {
             Self::OutsideOwnPractice => "OUTSIDE_OWN_PRACTICE",
             Self::InsufficientAssurance => "INSUFFICIENT_IDENTITY_ASSURANCE",
             Self::NoActiveOnlineAccount => "NO_ACTIVE_ONLINE_ACCOUNT",
+            Self::ProxyRoleNotActive => "PROXY_ROLE_NOT_ACTIVE",
+            Self::ServiceNotGranted => "SERVICE_NOT_GRANTED",
             Self::ResourceNotFound => "RESOURCE_NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::NotAcceptable => "NOT_ACCEPTABLE",
@@ -149,6 +155,8 @@ impl ErrorCode {
             | Self::OutsideOwnPractice
             | Self::InsufficientAssurance
             | Self::NoActiveOnlineAccount
+            | Self::ProxyRoleNotActive
+            | Self::ServiceNotGranted
             | Self::IdentityMismatch
             | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::ResourceNotFound => StatusCode::NOT_FOUND,
@@ -189,6 +197,8 @@ impl ErrorCode {
             | Self::OutsideOwnPractice
             | Self::InsufficientAssurance
             | Self::NoActiveOnlineAccount
+            | Self::ProxyRoleNotActive
+            | Self::ServiceNotGranted
             | Self::IdentityMismatch
             | Self::AccountDisabled => "forbidden",
             Self::LinkageDetailsInvalid | Self::PatientNotRegistered => "business-rule",
@@ -226,6 +236,8 @@ impl ErrorCode {
             Self::OutsideOwnPractice => "Staff may act only within their own practice",
             Self::InsufficientAssurance => "The identity assurance of the token is too low",
             Self::NoActiveOnlineAccount => "The patient has no active online account at their practice",
+            Self::ProxyRoleNotActive => "The proxy role is not active",
+            Self::ServiceNotGranted => "The online service is not switched on for this caller",
             Self::ResourceNotFound => "The resource does not exist",
             Self::MethodNotAllowed => "The method is not supported on this resource",
             Self::NotAcceptable => "The requested representation is not available",
@@ -383,8 +395,10 @@ impl ResponseError for ApiError {
             builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         let mut response = builder.json(self.outcome());
-        // The audit middleware records the code of a request that never reached a decision.
+        // The audit middleware records the code of a request that never reached a decision,
+        // and the proxy endpoints answer it in the VRS shape.
         response.extensions_mut().insert(self.code);
+        response.extensions_mut().insert(self.clone());
         response
     }
 }
@@ -400,6 +414,8 @@ fn refusal_code(r: &Refusal) -> ErrorCode {
         Refusal::OutsideOwnPractice => ErrorCode::OutsideOwnPractice,
         Refusal::NoActiveAccount => ErrorCode::NoActiveOnlineAccount,
         Refusal::AccountDisabled => ErrorCode::AccountDisabled,
+        Refusal::ProxyRoleNotActive => ErrorCode::ProxyRoleNotActive,
+        Refusal::ServiceNotGranted => ErrorCode::ServiceNotGranted,
     }
 }
 
@@ -458,6 +474,9 @@ impl From<Error> for ApiError {
                     None => error,
                 }
             }
+            // Proxy problems are answered in the VRS shape by the proxy handlers; anywhere else
+            // they are business-rule refusals.
+            Error::Proxy(p) => ApiError::new(ErrorCode::BusinessRule, p.detail().unwrap_or(p.code()).to_owned()),
             Error::AuditUnavailable => ApiError::new(
                 ErrorCode::ServiceUnavailable,
                 "the audit trail cannot be written just now; nothing was done, try again shortly",

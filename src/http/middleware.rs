@@ -31,7 +31,10 @@ pub struct RequestIds {
 }
 
 fn error_response(req: ServiceRequest, e: ApiError) -> ServiceResponse<BoxBody> {
-    let response = e.error_response();
+    let response = match super::proxy::is_vrs(req.path()) {
+        true => super::proxy::rendered(e.status_code(), &e).unwrap_or_else(|| e.error_response()),
+        false => e.error_response(),
+    };
     req.into_response(response)
 }
 

@@ -11,6 +11,7 @@ pub mod middleware;
 mod operations;
 mod organizations;
 mod patients;
+pub mod proxy;
 mod search;
 
 use actix_web::{App, HttpResponse};
@@ -39,6 +40,7 @@ Errors are OperationOutcome resources with a stable code from the gateway's Code
         (name = "Task", description = "Provisioning jobs at suppliers and record reviews"),
         (name = "Patient access", description = "For patient apps presenting an NHS login-like token"),
         (name = "Identity provider", description = "For NHS login-like identity providers (system tokens)"),
+        (name = "Proxy access", description = "Proxy relationships, wire-compatible with NHS England's Validated Relationships Service: access requests (QuestionnaireResponse), relationships (RelatedPerson) and proxy roles (Consent). Errors use the VRS codes and OperationOutcome shape."),
         (name = "AuditEvent", description = "The hash-chained audit trail"),
         (name = "Conformance", description = "What the server supports"),
         (name = "Operations", description = "Health and metrics"),
@@ -93,7 +95,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(identity::link_identity)
         .service(audit_events::verify_audit)
         .service(audit_events::search_audit)
-        .service(audit_events::explain_access);
+        .service(audit_events::explain_access)
+        .service(proxy::questionnaire_response::submit)
+        .service(proxy::questionnaire_response::read)
+        .service(proxy::related_person::search)
+        .service(proxy::consent::search)
+        .service(proxy::consent::create)
+        .service(proxy::consent::read)
+        .service(proxy::consent::update)
+        .service(proxy::consent::set_access)
+        .service(patients::service_access);
 }
 
 /// The OpenAPI document, generated from the same registration the server uses.
@@ -107,11 +118,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
+/// Marks the answer for a path or method no endpoint serves.
+#[derive(Clone, Copy)]
+pub struct Unrouted;
+
+pub async fn not_found() -> HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&ApiError::new(
         ErrorCode::ResourceNotFound,
         "no such endpoint or resource type",
-    ))
+    ));
+    response.extensions_mut().insert(Unrouted);
+    response
 }
 
 /// `/docs` without a trailing slash lands on the Swagger UI.

@@ -282,3 +282,73 @@ pub async fn update_patient(
         Some(record.last_updated),
     ))
 }
+
+/// Whether the caller may use one online service for a patient: their own record through their
+/// online account, or another patient's through an active proxy role that grants it. Patient
+/// apps ask before offering the service; the decision is the engine's and is audited.
+#[utoipa::path(
+    tag = "Patient access",
+    params(
+        ("id" = String, Path, description = "Logical id of the patient record"),
+        ("service" = String, Query, description = "appointments, prescriptions, messaging or record"),
+    ),
+    responses(
+        (status = 200, description = "Allowed: Parameters naming the service, how it is reached (own account or proxy role) and, for the record, the level", content_type = "application/fhir+json"),
+        (status = 400, description = "No or an unknown service", body = OperationOutcome),
+        (status = 403, description = "PROXY_ROLE_NOT_ACTIVE, SERVICE_NOT_GRANTED, NO_ACTIVE_ONLINE_ACCOUNT or an identity-assurance refusal", body = OperationOutcome),
+        (status = 404, description = "No patient the caller may act for has this id", body = OperationOutcome),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/Patient/{id}/$service-access")]
+#[tracing::instrument(skip_all)]
+pub async fn service_access(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = parse_query(req.query_string(), &["service"])?;
+    let service = params
+        .get("service")
+        .and_then(|s| crate::domain::policy::Service::parse(s))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidSearchParameter,
+                "service must be one of appointments, prescriptions, messaging, record",
+            )
+            .at("service")
+        })?;
+    let id = resource_id(&id)?;
+    let permit = access::authorize(&state.core, &caller, service.action(), Target::Patient(id)).await?;
+    let patient = permit.patient()?;
+    let (through, access) = match &permit.role {
+        Some(role) => ("proxy-role", role.grants.as_access()),
+        None => (
+            "online-account",
+            permit
+                .account
+                .as_ref()
+                .map_or_else(crate::domain::AccessSettings::none, |a| a.access.clone()),
+        ),
+    };
+    let mut parameter = vec![
+        serde_json::json!({"name": "service", "valueCode": service.name()}),
+        serde_json::json!({"name": "patient", "valueReference": {"reference": format!("Patient/{}", patient.id)}}),
+        serde_json::json!({"name": "allowed", "valueBoolean": true}),
+        serde_json::json!({"name": "through", "valueCode": through}),
+    ];
+    if let Some(role) = &permit.role {
+        parameter
+            .push(serde_json::json!({"name": "role", "valueReference": {"reference": format!("Consent/{}", role.id)}}));
+    }
+    if service == crate::domain::policy::Service::Record {
+        parameter.push(serde_json::json!({"name": "recordAccess", "valueCode": access.record_level.as_str()}));
+    }
+    Ok(resource(
+        StatusCode::OK,
+        &serde_json::json!({"resourceType": "Parameters", "parameter": parameter}),
+        None,
+        None,
+    ))
+}

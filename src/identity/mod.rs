@@ -5,5 +5,5 @@ pub mod dev_idp;
 mod principal;
 mod verifier;
 
-pub use principal::{PatientPrincipal, Principal, StaffPrincipal, SystemPrincipal};
+pub use principal::{Delegation, PatientPrincipal, Principal, StaffPrincipal, SystemPrincipal};
 pub use verifier::{AuthError, IssuerStatus, TokenVerifier};

@@ -39,6 +39,16 @@ pub struct PatientPrincipal {
     pub gp_ods_code: Option<OdsCode>,
     pub birthdate: Option<chrono::NaiveDate>,
     pub family_name: Option<String>,
+    /// A delegated token: `subject` and `nhs_number` are the proxy's (from `act`), and this is
+    /// the patient the token was issued for (its own `sub` and `nhs_number`).
+    pub delegated_for: Option<Delegation>,
+}
+
+/// The patient a delegated token acts for.
+#[derive(Debug, Clone)]
+pub struct Delegation {
+    pub subject: String,
+    pub nhs_number: NhsNumber,
 }
 
 /// Who is calling, established from a verified token.

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 
 use super::principal::{GpRegistrationDetails, NrbacRole};
-use super::{PatientPrincipal, Principal, StaffPrincipal, SystemPrincipal};
+use super::{Delegation, PatientPrincipal, Principal, StaffPrincipal, SystemPrincipal};
 use crate::config::{AuthSettings, IssuerKind, IssuerSettings};
 use crate::domain::policy::RoleAssignment;
 use crate::domain::text::forbidden_character;
@@ -484,9 +484,35 @@ fn principal_from_claims(
             {
                 return Err(invalid("patient token vot does not match its identity_proofing_level"));
             }
+            let sub = sub?.to_owned();
+            // Delegation: `act` names the person acting (the proxy); `sub` and `nhs_number` are the
+            // patient the token was issued for.
+            let (subject, nhs_number, delegated_for) = match claims.get("act") {
+                None => (sub, nhs_number, None),
+                Some(Value::Object(act)) => {
+                    let proxy_sub = string_claim(act, "sub").ok_or_else(|| invalid("act has no sub"))?;
+                    let proxy_nhs = string_claim(act, "nhs_number")
+                        .ok_or_else(|| invalid("act has no nhs_number"))
+                        .and_then(|n| {
+                            NhsNumber::parse(n).map_err(|_| invalid("act nhs_number is not a valid NHS number"))
+                        })?;
+                    if proxy_nhs == nhs_number {
+                        return Err(invalid("a delegated token cannot act for its own subject"));
+                    }
+                    (
+                        proxy_sub.to_owned(),
+                        proxy_nhs,
+                        Some(Delegation {
+                            subject: sub,
+                            nhs_number,
+                        }),
+                    )
+                }
+                Some(_) => return Err(invalid("act must be an object")),
+            };
             Ok(Principal::Patient(PatientPrincipal {
                 issuer: iss.to_owned(),
-                subject: sub?.to_owned(),
+                subject,
                 nhs_number,
                 proofing_level,
                 vot,
@@ -494,6 +520,7 @@ fn principal_from_claims(
                 birthdate: string_claim(claims, "birthdate")
                     .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
                 family_name: string_claim(claims, "family_name").map(str::to_owned),
+                delegated_for,
             }))
         }
     }

@@ -10,9 +10,11 @@ use crate::db::bindings::Binding;
 use crate::db::{self, DbConnection, DbError};
 use crate::domain::policy::{
     self, AccountFacts, Action, ActorFacts, Decision, Facts, IdentityLink, PatientFacts, PersonFacts, PracticeFacts,
-    Refusal, Relationship, RoleAssignment, StaffFacts, SystemFacts, TargetFacts, Verdict,
+    ProxyFacts, Refusal, Relationship, RoleAssignment, RoleFacts, RolePart, StaffFacts, SystemFacts, TargetFacts,
+    Verdict,
 };
 use crate::domain::provisioning::OutboxJob;
+use crate::domain::proxy::{AccessRequest, ProxyReview, ProxyRole, RoleStatus, lapse};
 use crate::domain::review::ReviewTask;
 use crate::domain::{
     NhsNumber, OdsCode, OnlineAccount, PatientIdentifierSystem, PatientRecord, PracticeRecord, PracticeRef,
@@ -35,6 +37,12 @@ pub enum Target {
     Practice(PracticeRef),
     /// The person's own record, through their identity binding.
     OwnRecord,
+    /// A proxy role by id.
+    ProxyRole(String),
+    /// A patient record by NHS number (a proxy role names its patient so).
+    PatientNhs(NhsNumber),
+    /// A proxy access request by id.
+    AccessRequest(String),
 }
 
 impl Target {
@@ -43,6 +51,8 @@ impl Target {
         match self {
             Self::Task(_) => "Task",
             Self::Practice(_) => "Organization",
+            Self::ProxyRole(_) => "Consent",
+            Self::AccessRequest(_) => "QuestionnaireResponse",
             _ => "Patient",
         }
     }
@@ -53,6 +63,8 @@ impl Target {
 pub enum AnyTask {
     Job(OutboxJob),
     Review(ReviewTask),
+    /// A practice's review of a proposed proxy role.
+    ProxyReview(ProxyReview),
 }
 
 impl AnyTask {
@@ -60,6 +72,7 @@ impl AnyTask {
         match self {
             Self::Job(j) => &j.patient_id,
             Self::Review(r) => &r.patient_id,
+            Self::ProxyReview(r) => &r.patient_id,
         }
     }
 }
@@ -74,7 +87,15 @@ pub struct Permit {
     pub account: Option<OnlineAccount>,
     pub task: Option<AnyTask>,
     pub binding: Option<Binding>,
+    /// The proxy role the request is about, or the one a proxy acts through.
+    pub role: Option<ProxyRole>,
+    pub request: Option<AccessRequest>,
+    _decided: Decided,
 }
+
+/// Only the engine makes permits: a handler cannot build one to skip the decision.
+#[derive(Debug)]
+struct Decided;
 
 impl Permit {
     fn bare(decision: Decision) -> Self {
@@ -85,6 +106,9 @@ impl Permit {
             account: None,
             task: None,
             binding: None,
+            role: None,
+            request: None,
+            _decided: Decided,
         }
     }
 
@@ -115,6 +139,7 @@ pub fn actor_facts(principal: &Principal) -> ActorFacts {
             proofing_level: p.proofing_level,
             vot: p.vot.clone(),
             identity: IdentityLink::Unknown,
+            delegated_for: p.delegated_for.as_ref().map(|d| d.nhs_number.clone()),
         }),
     }
 }
@@ -158,8 +183,19 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
         let target = target.clone();
         db::run(&core.pool, move |c| load(c, &who, &target)).await?
     };
-    let (actor, facts) = loaded.facts(actor, &target);
+    let (actor, facts) = loaded.facts(actor, &target, today);
     let decision = decide(actor.clone(), facts);
+    if decision.is_allowed()
+        && let Some(role) = loaded.acting_role()
+    {
+        // Roles unused for five years end: note the use, once a day, off the request's path.
+        let (pool, id, now) = (core.pool.clone(), role.id.clone(), core.clock.now());
+        tokio::spawn(async move {
+            if let Err(e) = db::run(&pool, move |c| db::proxy_roles::touch(c, &id, now)).await {
+                tracing::warn!(error = %e, "could not note a proxy role's use");
+            }
+        });
+    }
     settle(core, caller, decision, &actor, loaded, resource).await
 }
 
@@ -204,6 +240,9 @@ async fn settle(
         account: loaded.account,
         task: loaded.task,
         binding: loaded.binding,
+        role: loaded.role,
+        request: loaded.request,
+        _decided: Decided,
     })
 }
 
@@ -329,12 +368,22 @@ pub(super) struct Loaded {
     account: Option<OnlineAccount>,
     task: Option<AnyTask>,
     binding: Option<Binding>,
+    /// The role a target names, or the one a proxy acts through.
+    role: Option<ProxyRole>,
+    request: Option<AccessRequest>,
+    /// How the person asking takes part in `role` (when the target is a role).
+    part: Option<RolePart>,
+    /// The acting person's NHS number.
+    person: Option<NhsNumber>,
     audit_patient: Option<String>,
     audit_practice: Option<String>,
 }
 
 pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::result::Result<Loaded, DbError> {
     let mut l = Loaded::default();
+    if let Who::Person { nhs_number, .. } = who {
+        l.person = Some(nhs_number.clone());
+    }
     match who {
         Who::Staff | Who::System => {}
         Who::Person {
@@ -354,6 +403,7 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
             }
         },
         Who::Named { nhs_number } => {
+            l.person = Some(nhs_number.clone());
             match db::patients::find_by_identifier(c, PatientIdentifierSystem::NhsNumber, nhs_number.as_str())? {
                 Some(p) => {
                     l.identity = Some(IdentityLink::Bound {
@@ -374,7 +424,10 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
         Target::Task(id) => {
             l.task = match db::outbox::find(c, id)? {
                 Some(j) => Some(AnyTask::Job(j)),
-                None => db::reviews::find(c, id)?.map(AnyTask::Review),
+                None => match db::reviews::find(c, id)? {
+                    Some(r) => Some(AnyTask::Review(r)),
+                    None => db::proxy_roles::find_review(c, id)?.map(AnyTask::ProxyReview),
+                },
             };
             match &l.task {
                 Some(t) => {
@@ -387,6 +440,44 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
         Target::OwnRecord => {
             l.audit_patient = l.own.as_ref().map(|p| p.id.clone());
             l.own.clone()
+        }
+        Target::PatientNhs(nhs) => {
+            let p = db::patients::find_by_identifier(c, PatientIdentifierSystem::NhsNumber, nhs.as_str())?;
+            l.audit_patient = p.as_ref().map(|p| p.id.clone());
+            p
+        }
+        Target::AccessRequest(id) => {
+            l.request = db::proxy_roles::find_request(c, id)?;
+            match &l.request {
+                Some(r) => {
+                    l.part = Some(match &l.person {
+                        Some(p) if p.as_str() == r.patient_nhs_number => RolePart::Patient,
+                        Some(p) if p.as_str() == r.proxy_nhs_number => RolePart::Proxy,
+                        _ => RolePart::None,
+                    });
+                    l.audit_patient = r.patient_id.clone();
+                    match &r.patient_id {
+                        Some(id) => db::patients::find(c, id)?,
+                        None => None,
+                    }
+                }
+                None => None,
+            }
+        }
+        Target::ProxyRole(id) => {
+            l.role = db::proxy_roles::find(c, id)?;
+            match &l.role {
+                Some(role) => {
+                    l.part = Some(match &l.person {
+                        Some(p) if *p == role.patient_nhs_number => RolePart::Patient,
+                        Some(p) if *p == role.proxy_nhs_number => RolePart::Proxy,
+                        _ => RolePart::None,
+                    });
+                    l.audit_patient = Some(role.patient_id.clone());
+                    db::patients::find(c, &role.patient_id)?
+                }
+                None => None,
+            }
         }
         Target::Practice(reference) => {
             l.practice = match reference {
@@ -401,14 +492,34 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
         l.audit_practice = Some(p.practice_ods.as_str().to_owned());
         l.practice = db::practices::find(c, &p.practice_id)?;
         l.account = db::accounts::find_by_patient(c, &p.id)?;
+        // A person asking about someone else's record may be their proxy: the role that counts
+        // is an active one if there is one, else the most recent.
+        if l.role.is_none()
+            && let Some(person) = &l.person
+            && l.own.as_ref().is_none_or(|own| own.id != p.id)
+        {
+            let mut roles = db::proxy_roles::for_pair(c, person, &p.id)?;
+            roles.sort_by_key(|r| (r.status != RoleStatus::Active, std::cmp::Reverse(r.updated_at)));
+            l.role = roles.into_iter().find(|r| r.status != RoleStatus::EnteredInError);
+        }
     }
     l.patient = patient;
     Ok(l)
 }
 
 impl Loaded {
+    /// The role a proxy acts through for this request, if that is how they reach the patient.
+    fn acting_role(&self) -> Option<&ProxyRole> {
+        match (&self.role, &self.patient, &self.person) {
+            (Some(role), Some(_), Some(person)) if role.proxy_nhs_number == *person && self.part.is_none() => {
+                Some(role)
+            }
+            _ => None,
+        }
+    }
+
     /// The engine's view of what was loaded.
-    fn facts(&self, actor: ActorFacts, target: &Target) -> (ActorFacts, TargetFacts) {
+    fn facts(&self, actor: ActorFacts, target: &Target, today: chrono::NaiveDate) -> (ActorFacts, TargetFacts) {
         let actor = match actor {
             ActorFacts::Person(mut p) => {
                 p.identity = self.identity.clone().unwrap_or(IdentityLink::Unknown);
@@ -418,12 +529,14 @@ impl Loaded {
         };
         let person = matches!(actor, ActorFacts::Person(_));
         let patient_facts = |p: &PatientRecord| -> Box<PatientFacts> {
-            let relationship = match (&self.own, person) {
-                (_, false) => Relationship::NotApplicable,
-                (Some(own), true) if own.id == p.id => Relationship::Own,
+            let relationship = match (&self.own, person, self.acting_role()) {
+                (_, false, _) => Relationship::NotApplicable,
+                (Some(own), true, _) if own.id == p.id => Relationship::Own,
+                (_, true, Some(role)) => Relationship::Proxy(Box::new(self.proxy_facts(role, p, today))),
                 _ => Relationship::Unrelated,
             };
             Box::new(PatientFacts {
+                nhs_number: p.details.identifier.nhs_number(),
                 practice: PracticeFacts {
                     ods: p.practice_ods.clone(),
                     online_services_enabled: self.practice.as_ref().is_some_and(|pr| pr.settings.enabled),
@@ -445,9 +558,45 @@ impl Loaded {
                 online_services_enabled: p.settings.enabled,
             })),
             Target::OwnRecord => TargetFacts::OwnRecord(self.patient.as_ref().map(patient_facts)),
-            Target::Patient(_) | Target::Task(_) => TargetFacts::Patient(self.patient.as_ref().map(patient_facts)),
+            Target::Patient(_) | Target::Task(_) | Target::PatientNhs(_) => {
+                TargetFacts::Patient(self.patient.as_ref().map(patient_facts))
+            }
+            Target::ProxyRole(_) | Target::AccessRequest(_) => {
+                TargetFacts::ProxyRole(match (&self.part, &self.patient) {
+                    (Some(_), Some(p)) => Some(Box::new(RoleFacts {
+                        practice: PracticeFacts {
+                            ods: p.practice_ods.clone(),
+                            online_services_enabled: self.practice.as_ref().is_some_and(|pr| pr.settings.enabled),
+                        },
+                        part: self.part.unwrap_or(RolePart::None),
+                    })),
+                    _ => None,
+                })
+            }
         };
         (actor, facts)
+    }
+
+    /// A role as the engine sees it when its proxy acts: lapsed if its dates or the patient's
+    /// age say so, and granting no more of the record than the patient themself has.
+    fn proxy_facts(&self, role: &ProxyRole, patient: &PatientRecord, today: chrono::NaiveDate) -> ProxyFacts {
+        let review_age = self.practice.as_ref().map_or(13, |p| p.settings.proxy_review_age);
+        let own = self
+            .account
+            .as_ref()
+            .filter(|a| a.status == crate::domain::AccountStatus::Active && a.practice_id == patient.practice_id)
+            .map(|a| &a.access);
+        ProxyFacts {
+            role_id: role.id.clone(),
+            status: role.status,
+            lapsed: lapse(role, patient.details.birth_date, today, review_age)
+                .map(|r| r.text.unwrap_or_else(|| r.reason.display().to_owned())),
+            relationship: role
+                .relationships
+                .first()
+                .map_or_else(|| role.legal_basis.code().to_owned(), |r| r.code.clone()),
+            grants: role.grants.capped_by(own).as_access(),
+        }
     }
 }
 
@@ -496,6 +645,7 @@ pub async fn explain(
                     proofing_level: level,
                     vot: Some(vot),
                     identity: IdentityLink::Unknown,
+                    delegated_for: None,
                 }),
                 Who::Named { nhs_number },
             )
@@ -530,7 +680,7 @@ pub async fn explain(
         );
         db::run(&core.pool, move |c| load(c, &who, &target)).await?
     };
-    let (actor, facts) = loaded.facts(actor, &target);
+    let (actor, facts) = loaded.facts(actor, &target, core.clock.today());
     Ok(policy::decide(
         &core.policy,
         &Facts {
@@ -581,6 +731,7 @@ fn actor_from_snapshot(s: &ActorSnapshot) -> Option<(ActorFacts, Who)> {
                     proofing_level: level,
                     vot: text("vot"),
                     identity: IdentityLink::Unknown,
+                    delegated_for: None,
                 }),
                 Who::Named { nhs_number },
             ))

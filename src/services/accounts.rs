@@ -12,7 +12,7 @@ use crate::domain::account::Letter;
 use crate::domain::provisioning::OutboxJob;
 use crate::domain::registration::{self, AccessPlan, RegistrationRequest, RuleViolation};
 use crate::domain::review::ReviewTask;
-use crate::domain::{AccessSettings, Attestation, OnlineAccount, PatientRecord, PracticeRecord};
+use crate::domain::{AccessSettings, Attestation, JobSubject, OnlineAccount, PatientRecord, PracticeRecord};
 
 fn condition(v: RuleViolation) -> Error {
     Error::rejected(Reason::RegistrationCondition, v.message).at(v.field)
@@ -154,7 +154,7 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
             };
             let job = provisioning::job(
                 &settings,
-                &account.id,
+                JobSubject::Account(&account.id),
                 &patient.id,
                 practice.supplier,
                 &create_payload(&patient, &practice, &email, &immediate),
@@ -205,7 +205,13 @@ async fn change_and_enqueue(
             if !db::accounts::save(c, &mut account)? {
                 return Ok(Err(Error::version_conflict()));
             }
-            let job = provisioning::job(&settings, &account.id, &account.patient_id, supplier, &payload);
+            let job = provisioning::job(
+                &settings,
+                JobSubject::Account(&account.id),
+                &account.patient_id,
+                supplier,
+                &payload,
+            );
             db::outbox::enqueue(c, &job)?;
             if let Some(r) = &review {
                 db::reviews::insert(c, r)?;
@@ -333,11 +339,16 @@ pub async fn letter(core: &Core, permit: Permit) -> Result<Letter> {
     })
 }
 
-/// Provisioning jobs and reviews for the permit's patient.
-pub async fn tasks_for(core: &Core, permit: &Permit) -> Result<(Vec<OutboxJob>, Vec<ReviewTask>)> {
+/// Provisioning jobs, record reviews and proxy-role reviews for the permit's patient.
+pub async fn tasks_for(core: &Core, permit: &Permit) -> Result<Vec<AnyTask>> {
     let id = permit.patient()?.id.clone();
     Ok(db::run(&core.pool, move |c| {
-        Ok((db::outbox::for_patient(c, &id)?, db::reviews::for_patient(c, &id)?))
+        let jobs = db::outbox::for_patient(c, &id)?.into_iter().map(AnyTask::Job);
+        let reviews = db::reviews::for_patient(c, &id)?.into_iter().map(AnyTask::Review);
+        let proxies = db::proxy_roles::reviews_for_patient(c, &id)?
+            .into_iter()
+            .map(AnyTask::ProxyReview);
+        Ok(jobs.chain(reviews).chain(proxies).collect())
     })
     .await?)
 }
@@ -353,7 +364,7 @@ pub async fn complete_review(core: &Core, permit: Permit, note: Option<String>, 
     let AnyTask::Review(review) = task(&permit)? else {
         return Err(Error::rejected(
             Reason::BusinessRule,
-            "only record-review Tasks are completed by staff",
+            "only record-review Tasks are completed here; a proxy role is decided by changing its Consent (PATCH /Consent/{id})",
         ));
     };
     if review.status != "requested" {
@@ -384,7 +395,7 @@ pub async fn complete_review(core: &Core, permit: Permit, note: Option<String>, 
             }
             let job = provisioning::job(
                 &settings,
-                &account.id,
+                JobSubject::Account(&account.id),
                 &account.patient_id,
                 supplier,
                 &JobPayload::SetAccess { access: requested },
@@ -419,7 +430,8 @@ pub async fn retry_job(core: &Core, permit: Permit) -> Result<OutboxJob> {
             if ok
                 && let Some(job) = db::outbox::find(c, &id)?
                 && job.kind == crate::domain::JobKind::CreateAccount
-                && let Some(mut account) = db::accounts::find(c, &job.account_id)?
+                && let Some(account_id) = &job.account_id
+                && let Some(mut account) = db::accounts::find(c, account_id)?
                 && account.can_register_again()
             {
                 account.creation_retried();

@@ -22,6 +22,9 @@ pub enum Error {
         /// The parameter or element at fault (a dot-separated parameter path or a FHIRPath).
         field: Option<String>,
     },
+    /// A proxy request that cannot be carried out, in the VRS vocabulary.
+    #[error("proxy request refused ({})", .0.code())]
+    Proxy(crate::domain::proxy::Problem),
     /// The decision could not be put on record in time: nothing was done.
     #[error("the audit trail is not writing")]
     AuditUnavailable,
@@ -119,3 +122,9 @@ impl From<crate::domain::account::StateError> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<crate::domain::proxy::Problem> for Error {
+    fn from(p: crate::domain::proxy::Problem) -> Self {
+        Self::Proxy(p)
+    }
+}

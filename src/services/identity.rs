@@ -13,6 +13,7 @@ use crate::domain::{
 
 use super::access::{self, Target};
 use super::{Caller, Core, Error, Reason, Result};
+use crate::identity::Principal;
 
 /// How a token's subject relates to practice records.
 pub(super) enum Resolved {
@@ -113,6 +114,7 @@ fn entry_for(patient: PatientRecord, account: Option<OnlineAccount>) -> PatientA
         status,
         reason,
         effective,
+        role_id: None,
     }
 }
 
@@ -120,10 +122,24 @@ fn entry_for(patient: PatientRecord, account: Option<OnlineAccount>) -> PatientA
 /// number) and the patients they are a proxy for.
 pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess>> {
     let permit = access::authorize(core, caller, Action::MyAccess, Target::OwnRecord).await?;
-    Ok(match permit.patient {
-        Some(me) => vec![entry_for(me, permit.account)],
-        None => vec![],
-    })
+    let Principal::Patient(me) = &caller.principal else {
+        return Err(Error::internal("my-access for a caller who is not a person"));
+    };
+    let acting_for = super::proxy::acting_for(core, &me.nhs_number).await?;
+    // A delegated token acts for one patient: that is all it may see.
+    if let Some(delegated) = &me.delegated_for {
+        return Ok(acting_for
+            .into_iter()
+            .filter(|a| a.patient.details.identifier.value() == delegated.nhs_number.as_str())
+            .collect());
+    }
+    let mut entries: Vec<PatientAccess> = permit
+        .patient
+        .map(|p| entry_for(p, permit.account))
+        .into_iter()
+        .collect();
+    entries.extend(acting_for);
+    Ok(entries)
 }
 
 /// What a successful linkage verification tells the identity provider.

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod patients;
 pub mod practices;
 pub mod provisioning;
+pub mod proxy;
 
 use std::sync::Arc;
 

@@ -5,6 +5,7 @@ use super::{Caller, Core, Error, Reason, Result};
 use crate::db::patients::PatientFilter;
 use crate::db::{self, DbError};
 use crate::domain::policy::Action;
+use crate::domain::proxy::StatusReason;
 use crate::domain::{NewPatient, OdsCode, PatientIdentifierSystem, PatientRecord, PracticeRecord, PracticeRef};
 use crate::identity::Principal;
 
@@ -127,13 +128,38 @@ pub async fn update(core: &Core, permit: Permit, if_match: Option<i64>, new: New
         .ok_or_else(unknown_practice)?;
     let details = new.details;
     let id = current.id.clone();
+    let old_practice = permit.practice()?.clone();
+    let settings = core.settings.suppliers.clone();
+    let now = core.clock.now();
     let result = db::run(&core.pool, move |c| {
-        let ok = db::patients::update_if_version(c, &id, expected, &practice.id, &details, db::now())?;
-        Ok(if ok { db::patients::find(c, &id)? } else { None })
+        db::write_transaction(c, |c| {
+            if !db::patients::update_if_version(c, &id, expected, &practice.id, &details, db::now())? {
+                return Ok(None);
+            }
+            // Moving practice ends the patient's proxy roles at the old one, with the VRS
+            // reason for a GP transfer, and revokes them at its clinical system.
+            let moved = practice.id != current.practice_id;
+            if moved {
+                super::proxy::end_roles(
+                    c,
+                    &settings,
+                    &current,
+                    &old_practice,
+                    StatusReason::DeactivatedPatientGpTransferred,
+                    now,
+                )?;
+            }
+            Ok(db::patients::find(c, &id)?.map(|r| (r, moved)))
+        })
     })
     .await;
     match result {
-        Ok(Some(r)) => Ok(r),
+        Ok(Some((r, moved))) => {
+            if moved {
+                core.provisioner.notify();
+            }
+            Ok(r)
+        }
         Ok(None) => Err(Error::version_conflict()),
         Err(DbError::UniqueViolation) => Err(duplicate()),
         Err(e) => Err(e.into()),

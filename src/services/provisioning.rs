@@ -15,8 +15,8 @@ use crate::crypto::SecretBox;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::account::IssuedCredentials;
 use crate::domain::provisioning::OutboxJob;
-use crate::domain::{AccessSettings, JobKind, JobStatus, Supplier, provisioning::backoff_millis};
-use crate::suppliers::{AccountCredentials, CreateAccount, SupplierError, SupplierRegistry};
+use crate::domain::{AccessSettings, JobKind, JobStatus, JobSubject, Supplier, provisioning::backoff_millis};
+use crate::suppliers::{AccountCredentials, CreateAccount, LinkProxy, SupplierError, SupplierRegistry};
 
 /// What each job kind carries. Snapshotted when the job is enqueued.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +38,20 @@ pub enum JobPayload {
         enabled: bool,
         reason: Option<String>,
     },
+    LinkProxy {
+        patient_identifier: String,
+        proxy_nhs_number: String,
+        ods_code: String,
+        relationship: String,
+        access: AccessSettings,
+        end_date: Option<NaiveDate>,
+    },
+    SetProxyAccess {
+        access: AccessSettings,
+    },
+    RevokeProxy {
+        reason: String,
+    },
 }
 
 impl JobPayload {
@@ -47,21 +61,25 @@ impl JobPayload {
             Self::SetAccess { .. } => JobKind::SetAccess,
             Self::ResetLinkageKey => JobKind::ResetLinkageKey,
             Self::SetAccountStatus { .. } => JobKind::SetAccountStatus,
+            Self::LinkProxy { .. } => JobKind::LinkProxy,
+            Self::SetProxyAccess { .. } => JobKind::SetProxyAccess,
+            Self::RevokeProxy { .. } => JobKind::RevokeProxy,
         }
     }
 }
 
-/// Builds a job for `account` to go into the same transaction as the change that needs it.
+/// Builds a job for an account or a proxy role, to go into the same transaction as the change
+/// that needs it.
 pub fn job(
     settings: &SupplierSettings,
-    account_id: &str,
+    subject: JobSubject<'_>,
     patient_id: &str,
     supplier: Supplier,
     payload: &JobPayload,
 ) -> OutboxJob {
     OutboxJob::new(
         payload.kind(),
-        account_id,
+        subject,
         patient_id,
         supplier.as_str(),
         serde_json::to_value(payload).unwrap_or_default(),
@@ -81,6 +99,7 @@ pub struct Provisioner {
 
 enum Outcome {
     Credentials(AccountCredentials),
+    Linked(String),
     Done,
 }
 
@@ -214,19 +233,31 @@ impl Provisioner {
             }
         })?;
         let key = job.idempotency_key.as_str();
+        let unavailable = |e: DbError| {
+            tracing::warn!(error = %e, "database unavailable while calling a supplier");
+            SupplierError::Unavailable("the gateway's database is unavailable".into())
+        };
         let supplier_ref = || async {
-            let account_id = job.account_id.clone();
+            let account_id = job.account_id.clone().unwrap_or_default();
             let account = db::run(&self.pool, move |c| db::accounts::find(c, &account_id))
                 .await
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "database unavailable while calling a supplier");
-                    SupplierError::Unavailable("the gateway's database is unavailable".into())
-                })?;
+                .map_err(unavailable)?;
             account
                 .and_then(|a| a.supplier_ref)
                 .ok_or_else(|| SupplierError::Rejected {
                     code: "NO_SUPPLIER_ACCOUNT".into(),
                     message: "the account was never created at the supplier".into(),
+                })
+        };
+        let link_ref = || async {
+            let role_id = job.role_id.clone().unwrap_or_default();
+            let role = db::run(&self.pool, move |c| db::proxy_roles::find(c, &role_id))
+                .await
+                .map_err(unavailable)?;
+            role.and_then(|r| r.supplier_ref)
+                .ok_or_else(|| SupplierError::Rejected {
+                    code: "NO_PROXY_LINK".into(),
+                    message: "the proxy was never linked at the supplier".into(),
                 })
         };
         match payload {
@@ -263,6 +294,32 @@ impl Provisioner {
                     .await
                     .map(|_| Outcome::Done)
             }
+            JobPayload::LinkProxy {
+                patient_identifier,
+                proxy_nhs_number,
+                ods_code,
+                relationship,
+                access,
+                end_date,
+            } => {
+                let request = LinkProxy {
+                    patient_identifier,
+                    proxy_nhs_number,
+                    ods_code,
+                    relationship,
+                    access,
+                    end_date,
+                };
+                adapter.link_proxy(key, &request).await.map(Outcome::Linked)
+            }
+            JobPayload::SetProxyAccess { access } => {
+                let r = link_ref().await?;
+                adapter.set_proxy_access(key, &r, &access).await.map(|_| Outcome::Done)
+            }
+            JobPayload::RevokeProxy { reason } => {
+                let r = link_ref().await?;
+                adapter.revoke_proxy(key, &r, &reason).await.map(|_| Outcome::Done)
+            }
         }
     }
 }
@@ -273,7 +330,17 @@ fn apply_success(
     outcome: Outcome,
     secrets: &SecretBox,
 ) -> Result<(), DbError> {
-    let Some(mut account) = db::accounts::find(c, &job.account_id)? else {
+    if let Some(role_id) = &job.role_id {
+        return match outcome {
+            Outcome::Linked(link) => db::proxy_roles::set_supplier_ref(c, role_id, Some(&link)),
+            _ if job.kind == JobKind::RevokeProxy => db::proxy_roles::set_supplier_ref(c, role_id, None),
+            _ => Ok(()),
+        };
+    }
+    let Some(account_id) = &job.account_id else {
+        return Ok(());
+    };
+    let Some(mut account) = db::accounts::find(c, account_id)? else {
         return Ok(());
     };
     let now = db::now();
@@ -304,7 +371,11 @@ fn record_failure(
     message: &str,
     final_failure: bool,
 ) -> Result<(), DbError> {
-    let Some(mut account) = db::accounts::find(c, &job.account_id)? else {
+    // A proxy job's failure shows on its Task; the role itself stays as staff left it.
+    let Some(account_id) = &job.account_id else {
+        return Ok(());
+    };
+    let Some(mut account) = db::accounts::find(c, account_id)? else {
         return Ok(());
     };
     account.last_error = Some(message.to_owned());

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::http::{http_client, scrub, transport_error};
-use super::{AccountCredentials, CreateAccount, SupplierAdapter, SupplierError};
+use super::{AccountCredentials, CreateAccount, LinkProxy, SupplierAdapter, SupplierError};
 use crate::domain::{AccessSettings, RecordAccessLevel, Supplier};
 
 pub struct EmisAdapter {
@@ -177,6 +177,78 @@ impl SupplierAdapter for EmisAdapter {
             .await?;
         Ok(())
     }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", ods_code = %request.ods_code))]
+    async fn link_proxy(&self, idempotency_key: &str, request: &LinkProxy) -> Result<String, SupplierError> {
+        let settings = UserSettings::from(&request.access);
+        let body = CreateProxy {
+            patient_nhs_number: &request.patient_identifier,
+            proxy_nhs_number: &request.proxy_nhs_number,
+            national_practice_code: &request.ods_code,
+            relationship_type: &request.relationship,
+            effective_services: settings.effective_services,
+            record_access_scheme: settings.record_access_scheme,
+            full_record_from: settings.full_record_from,
+            end_date: request.end_date,
+        };
+        let created: CreatedProxy = self
+            .call(Method::POST, "/proxies", idempotency_key, Some(&body), None)
+            .await?
+            .json()?;
+        Ok(created.proxy_access_guid)
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", link = %link_ref))]
+    async fn set_proxy_access(
+        &self,
+        idempotency_key: &str,
+        link_ref: &str,
+        access: &AccessSettings,
+    ) -> Result<(), SupplierError> {
+        let path = format!("/proxies/{}/settings", path_segment(link_ref)?);
+        self.call(
+            Method::PUT,
+            &path,
+            idempotency_key,
+            Some(&UserSettings::from(access)),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", link = %link_ref))]
+    async fn revoke_proxy(&self, idempotency_key: &str, link_ref: &str, reason: &str) -> Result<(), SupplierError> {
+        let path = format!("/proxies/{}/revocation", path_segment(link_ref)?);
+        self.call(Method::POST, &path, idempotency_key, Some(&Revocation { reason }), None)
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateProxy<'a> {
+    patient_nhs_number: &'a str,
+    proxy_nhs_number: &'a str,
+    national_practice_code: &'a str,
+    relationship_type: &'a str,
+    effective_services: EffectiveServices,
+    record_access_scheme: RecordAccessScheme,
+    full_record_from: Option<NaiveDate>,
+    end_date: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreatedProxy {
+    proxy_access_guid: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Revocation<'a> {
+    reason: &'a str,
 }
 
 /// A successful response body, not yet decoded.
@@ -230,6 +302,8 @@ fn map_error(key: &str, message: &str) -> SupplierError {
         "4001553" => SupplierError::UnderMinimumAge,
         "4001105" => SupplierError::InvalidDetails,
         "4031030" => SupplierError::PracticeNotEnabled,
+        "4091111" => SupplierError::ProxyExists,
+        "4001561" | "4001562" => SupplierError::ProxyRefused,
         _ => SupplierError::Rejected {
             code: key.to_owned(),
             message: scrub(message),
@@ -368,6 +442,9 @@ mod tests {
             (400, 1553, SupplierError::UnderMinimumAge),
             (400, 1105, SupplierError::InvalidDetails),
             (403, 1030, SupplierError::PracticeNotEnabled),
+            (409, 1111, SupplierError::ProxyExists),
+            (400, 1561, SupplierError::ProxyRefused),
+            (400, 1562, SupplierError::ProxyRefused),
         ];
         for (http, code, expected) in table {
             assert_eq!(

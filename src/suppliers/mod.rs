@@ -25,6 +25,19 @@ pub struct CreateAccount {
     pub access: AccessSettings,
 }
 
+/// What the gateway asks a supplier to do for a proxy role: link the proxy to the patient's
+/// record with what the role grants.
+#[derive(Debug, Clone)]
+pub struct LinkProxy {
+    pub patient_identifier: String,
+    pub proxy_nhs_number: String,
+    pub ods_code: String,
+    /// The relationship code (PRN, Personal, ...).
+    pub relationship: String,
+    pub access: AccessSettings,
+    pub end_date: Option<NaiveDate>,
+}
+
 /// Credentials the supplier issued for an account. `linkage_key` is a secret.
 #[derive(Clone)]
 pub struct AccountCredentials {
@@ -58,6 +71,12 @@ pub enum SupplierError {
     UnderMinimumAge,
     #[error("the patient already has an online account")]
     Conflict,
+    /// The supplier already holds this proxy link.
+    #[error("the proxy is already linked to the patient")]
+    ProxyExists,
+    /// The supplier will not link this proxy (for example the proxy is the patient).
+    #[error("the supplier refused the proxy link")]
+    ProxyRefused,
     #[error("the details do not match the supplier's record")]
     InvalidDetails,
     /// Down, timing out, 5xx, throttled: worth retrying.
@@ -82,6 +101,8 @@ impl SupplierError {
             Self::Archived => "the patient's record is archived",
             Self::UnderMinimumAge => "the patient is under the supplier's minimum age for an online account",
             Self::Conflict => "the patient already has an online account at the supplier",
+            Self::ProxyExists => "the supplier already links this proxy to the patient",
+            Self::ProxyRefused => "the supplier refused to link this proxy",
             Self::InvalidDetails => "the details do not match the supplier's record",
             Self::Unavailable(_) => "the supplier is unavailable",
             Self::Rejected { .. } => "the supplier refused the request",
@@ -110,6 +131,8 @@ impl SupplierError {
             Self::Archived => "SUPPLIER_PATIENT_ARCHIVED",
             Self::UnderMinimumAge => "SUPPLIER_UNDER_MINIMUM_AGE",
             Self::Conflict => "SUPPLIER_CONFLICT",
+            Self::ProxyExists => "SUPPLIER_PROXY_EXISTS",
+            Self::ProxyRefused => "SUPPLIER_PROXY_REFUSED",
             Self::InvalidDetails => "SUPPLIER_INVALID_DETAILS",
             Self::Unavailable(_) => "SUPPLIER_UNAVAILABLE",
             Self::Rejected { .. } => "SUPPLIER_REJECTED",
@@ -151,6 +174,20 @@ pub trait SupplierAdapter: Send + Sync {
         enabled: bool,
         reason: Option<&str>,
     ) -> Result<(), SupplierError>;
+
+    /// Links a proxy to a patient's record; returns the supplier's handle for the link.
+    async fn link_proxy(&self, idempotency_key: &str, request: &LinkProxy) -> Result<String, SupplierError>;
+
+    /// Changes what a linked proxy may do.
+    async fn set_proxy_access(
+        &self,
+        idempotency_key: &str,
+        link_ref: &str,
+        access: &AccessSettings,
+    ) -> Result<(), SupplierError>;
+
+    /// Ends a proxy's access.
+    async fn revoke_proxy(&self, idempotency_key: &str, link_ref: &str, reason: &str) -> Result<(), SupplierError>;
 }
 
 /// The adapters by supplier, built once at start.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::http::{http_client, scrub, transport_error};
-use super::{AccountCredentials, CreateAccount, SupplierAdapter, SupplierError};
+use super::{AccountCredentials, CreateAccount, LinkProxy, SupplierAdapter, SupplierError};
 use crate::domain::{AccessSettings, RecordAccessLevel, Services, Supplier};
 
 /// `ServiceAccess` bits.
@@ -289,6 +289,83 @@ impl SupplierAdapter for TppAdapter {
         let _: Empty = self.exchange(idempotency_key, "SetAccountStatus", &message).await?;
         Ok(())
     }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %request.ods_code))]
+    async fn link_proxy(&self, idempotency_key: &str, request: &LinkProxy) -> Result<String, SupplierError> {
+        let message = LinkProxyMessage {
+            patient_identifier: &request.patient_identifier,
+            proxy_identifier: &request.proxy_nhs_number,
+            organisation_code: &request.ods_code,
+            relationship_type: &request.relationship,
+            service_access: service_access_flags(&request.access),
+            record_access_from: full_record_from(&request.access),
+            end_date: request.end_date,
+        };
+        let reply: LinkProxyReply = self.exchange(idempotency_key, "LinkProxy", &message).await?;
+        Ok(reply.proxy_link_id)
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", link = %link_ref))]
+    async fn set_proxy_access(
+        &self,
+        idempotency_key: &str,
+        link_ref: &str,
+        access: &AccessSettings,
+    ) -> Result<(), SupplierError> {
+        let message = SetProxyAccess {
+            proxy_link_id: link_ref,
+            service_access: service_access_flags(access),
+            record_access_from: full_record_from(access),
+        };
+        let _: Empty = self.exchange(idempotency_key, "SetProxyAccess", &message).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", link = %link_ref))]
+    async fn revoke_proxy(&self, idempotency_key: &str, link_ref: &str, reason: &str) -> Result<(), SupplierError> {
+        let message = RevokeProxy {
+            proxy_link_id: link_ref,
+            reason,
+        };
+        let _: Empty = self.exchange(idempotency_key, "RevokeProxy", &message).await?;
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LinkProxyMessage<'a> {
+    patient_identifier: &'a str,
+    proxy_identifier: &'a str,
+    organisation_code: &'a str,
+    relationship_type: &'a str,
+    service_access: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_access_from: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_date: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LinkProxyReply {
+    proxy_link_id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SetProxyAccess<'a> {
+    proxy_link_id: &'a str,
+    service_access: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_access_from: Option<NaiveDate>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RevokeProxy<'a> {
+    proxy_link_id: &'a str,
+    reason: &'a str,
 }
 
 enum Failure {
@@ -317,6 +394,8 @@ fn map_error(code: &str, message: &str) -> SupplierError {
         "2007" => SupplierError::PracticeNotEnabled,
         "2008" => SupplierError::Archived,
         "2009" => SupplierError::InvalidDetails,
+        "2011" => SupplierError::ProxyExists,
+        "2012" | "2014" => SupplierError::ProxyRefused,
         "5" => SupplierError::Unavailable("the supplier's service is unavailable".to_owned()),
         "6" => SupplierError::Unavailable("the supplier timed out".to_owned()),
         // Only reached when a renewed session is refused too.
@@ -561,6 +640,9 @@ mod tests {
             ("2007", SupplierError::PracticeNotEnabled),
             ("2008", SupplierError::Archived),
             ("2009", SupplierError::InvalidDetails),
+            ("2011", SupplierError::ProxyExists),
+            ("2012", SupplierError::ProxyRefused),
+            ("2014", SupplierError::ProxyRefused),
         ];
         for (code, expected) in table {
             assert_eq!(map_error(code, "m"), expected, "{code}");

@@ -20,10 +20,12 @@ pub enum Permission {
     EditPractice,
     /// Read and verify the audit trail, and explain access decisions.
     ReadAudit,
+    /// Create, change and end proxy roles, and set what they grant.
+    ManageProxies,
 }
 
 impl Permission {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Read,
         Self::Register,
         Self::ChangeAccess,
@@ -31,6 +33,7 @@ impl Permission {
         Self::RetryTasks,
         Self::EditPractice,
         Self::ReadAudit,
+        Self::ManageProxies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Permission {
             Self::RetryTasks => "retry-tasks",
             Self::EditPractice => "edit-practice",
             Self::ReadAudit => "read-audit",
+            Self::ManageProxies => "manage-proxies",
         }
     }
 
@@ -91,6 +95,8 @@ const RETRY_TASKS: &[Permission] = &[Permission::RetryTasks];
 const EDIT_PRACTICE: &[Permission] = &[Permission::EditPractice];
 const READ_AUDIT: &[Permission] = &[Permission::ReadAudit];
 const READ_OR_AUDIT: &[Permission] = &[Permission::Read, Permission::ReadAudit];
+const READ_OR_PROXIES: &[Permission] = &[Permission::Read, Permission::ManageProxies];
+const PROXIES: &[Permission] = &[Permission::ManageProxies];
 
 const RECORD: PatientRequirement = PatientRequirement::Assured {
     policy: AssurancePolicy::PatientRecord,
@@ -179,6 +185,81 @@ actions! {
         staff: Some(READ_AUDIT), patient: None, system: None;
     ExplainAccess => "explain-access", Read, "explain an access decision",
         staff: Some(READ_OR_AUDIT), patient: None, system: None;
+    UseAppointments => "use-appointments", Read, "book and manage appointments",
+        staff: None, patient: Some(RECORD), system: None;
+    UsePrescriptions => "use-prescriptions", Read, "order repeat prescriptions",
+        staff: None, patient: Some(RECORD), system: None;
+    UseMessaging => "use-messaging", Read, "message the practice",
+        staff: None, patient: Some(RECORD), system: None;
+    ReadRecord => "read-record", Read, "see the GP record",
+        staff: None, patient: Some(RECORD), system: None;
+    CreateAccessRequest => "create-access-request", Create, "ask for proxy access",
+        staff: None, patient: Some(PatientRequirement::Assured { policy: AssurancePolicy::PatientRecord, account: false }), system: None;
+    ReadAccessRequest => "read-access-request", Read, "read a proxy access request",
+        staff: Some(READ_OR_PROXIES), patient: Some(PARTY), system: Some("proxy:read");
+    SearchRelatedPersons => "search-related-persons", Read, "search proxy relationships",
+        staff: Some(READ_OR_PROXIES), patient: Some(PARTY), system: None;
+    SearchProxyRoles => "search-proxy-roles", Read, "search proxy roles",
+        staff: Some(READ_OR_PROXIES), patient: Some(PARTY), system: Some("proxy:read");
+    ReadProxyRole => "read-proxy-role", Read, "read a proxy role",
+        staff: Some(READ_OR_PROXIES), patient: None, system: Some("proxy:read");
+    CreateProxyRole => "create-proxy-role", Create, "create a proxy role",
+        staff: Some(PROXIES), patient: None, system: Some("proxy:write");
+    UpdateProxyRole => "update-proxy-role", Update, "change or end a proxy role",
+        staff: Some(PROXIES), patient: Some(PARTY), system: Some("proxy:write");
+    SetProxyAccess => "set-proxy-access", Update, "set what a proxy role grants",
+        staff: Some(PROXIES), patient: None, system: Some("proxy:write");
+}
+
+/// A person who is a party to a proxy role (its patient or its proxy), at P9.
+const PARTY: PatientRequirement = PatientRequirement::Assured {
+    policy: AssurancePolicy::PatientRecord,
+    account: false,
+};
+
+/// The online service an action uses, which the account or proxy role must grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Appointments,
+    Prescriptions,
+    Messaging,
+    Record,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Appointments => "appointments",
+            Self::Prescriptions => "prescriptions",
+            Self::Messaging => "messaging",
+            Self::Record => "record",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Appointments, Self::Prescriptions, Self::Messaging, Self::Record]
+            .into_iter()
+            .find(|s| s.name() == raw)
+    }
+
+    pub fn action(self) -> Action {
+        match self {
+            Self::Appointments => Action::UseAppointments,
+            Self::Prescriptions => Action::UsePrescriptions,
+            Self::Messaging => Action::UseMessaging,
+            Self::Record => Action::ReadRecord,
+        }
+    }
+
+    /// Whether these settings switch the service on.
+    pub fn granted_by(self, access: &crate::domain::AccessSettings) -> bool {
+        match self {
+            Self::Appointments => access.services.appointments,
+            Self::Prescriptions => access.services.prescriptions,
+            Self::Messaging => access.services.messaging,
+            Self::Record => access.record_level != crate::domain::RecordAccessLevel::None,
+        }
+    }
 }
 
 impl Action {
@@ -195,6 +276,20 @@ impl Action {
     /// letter details or an identity assertion name): the decision is put on record, naming
     /// that patient, right after it is carried out and before the answer leaves.
     pub fn finds_its_patient(self) -> bool {
-        matches!(self, Self::CreatePatient | Self::VerifyLinkage | Self::LinkIdentity)
+        matches!(
+            self,
+            Self::CreatePatient | Self::VerifyLinkage | Self::LinkIdentity | Self::CreateAccessRequest
+        )
+    }
+
+    /// The online service the action uses, if any.
+    pub fn service(self) -> Option<Service> {
+        match self {
+            Self::UseAppointments => Some(Service::Appointments),
+            Self::UsePrescriptions => Some(Service::Prescriptions),
+            Self::UseMessaging => Some(Service::Messaging),
+            Self::ReadRecord => Some(Service::Record),
+            _ => None,
+        }
     }
 }

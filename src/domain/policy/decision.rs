@@ -26,6 +26,12 @@ pub enum Rule {
     PatientRelationship,
     /// The patient has an active online account at their current practice.
     PatientAccount,
+    /// The proxy role is active today.
+    ProxyRole,
+    /// The account or proxy role grants the service the action uses.
+    Service,
+    /// A delegated token acts for its own patient only.
+    Delegation,
     /// The target exists (for targets whose existence is public, such as practices).
     TargetExists,
 }
@@ -43,6 +49,9 @@ impl Rule {
             Self::PatientIdentity => "patient-identity",
             Self::PatientRelationship => "patient-relationship",
             Self::PatientAccount => "patient-account",
+            Self::ProxyRole => "proxy-role",
+            Self::Service => "service",
+            Self::Delegation => "delegation",
             Self::TargetExists => "target-exists",
         }
     }
@@ -70,6 +79,10 @@ pub enum Refusal {
     NoActiveAccount,
     /// The online account is disabled by the practice.
     AccountDisabled,
+    /// The proxy role is proposed, inactive or lapsed.
+    ProxyRoleNotActive,
+    /// The account or proxy role does not grant the service.
+    ServiceNotGranted,
 }
 
 impl Refusal {
@@ -85,6 +98,8 @@ impl Refusal {
             Self::OutsideOwnPractice => "OUTSIDE_OWN_PRACTICE",
             Self::NoActiveAccount => "NO_ACTIVE_ONLINE_ACCOUNT",
             Self::AccountDisabled => "ONLINE_ACCOUNT_DISABLED",
+            Self::ProxyRoleNotActive => "PROXY_ROLE_NOT_ACTIVE",
+            Self::ServiceNotGranted => "SERVICE_NOT_GRANTED",
         }
     }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use super::{Action, Permission};
+use crate::domain::proxy::RoleStatus;
 use crate::domain::{AccessSettings, AccountStatus, AssurancePolicy, NhsNumber, OdsCode, ProofingLevel};
 
 /// The configured rules the engine applies: which roles grant which permissions, and the
@@ -91,6 +92,8 @@ pub struct PersonFacts {
     pub proofing_level: ProofingLevel,
     pub vot: Option<String>,
     pub identity: IdentityLink,
+    /// A delegated token (`act` is this person, `sub` the patient) covers this patient only.
+    pub delegated_for: Option<NhsNumber>,
 }
 
 /// How the token's subject relates to practice records.
@@ -124,6 +127,26 @@ pub enum TargetFacts {
     Patient(Option<Box<PatientFacts>>),
     /// The person's own record, found through their identity; `None` when there is none.
     OwnRecord(Option<Box<PatientFacts>>),
+    /// A proxy role; `None` when no role has the id.
+    ProxyRole(Option<Box<RoleFacts>>),
+}
+
+/// A proxy role as a target: where it belongs and how the person asking takes part in it.
+#[derive(Debug, Clone)]
+pub struct RoleFacts {
+    /// The patient's current practice.
+    pub practice: PracticeFacts,
+    pub part: RolePart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolePart {
+    /// The person asking is the role's patient.
+    Patient,
+    /// The person asking is the role's proxy.
+    Proxy,
+    /// Not a party (or not a person).
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +157,7 @@ pub struct PracticeFacts {
 
 #[derive(Debug, Clone)]
 pub struct PatientFacts {
+    pub nhs_number: Option<NhsNumber>,
     pub practice: PracticeFacts,
     pub birth_date: NaiveDate,
     /// The patient's online account at their current practice, if any.
@@ -157,10 +181,25 @@ pub struct AccountFacts {
     pub access: AccessSettings,
 }
 
+/// A proxy role as the engine sees it when its proxy acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyFacts {
+    pub role_id: String,
+    pub status: RoleStatus,
+    /// Set when the role has lapsed today although its stored status says active (end date,
+    /// review age, 16, unused): why.
+    pub lapsed: Option<String>,
+    pub relationship: String,
+    /// What the role grants, already capped by what the patient themself has.
+    pub grants: AccessSettings,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relationship {
     /// The patient is the person themself.
     Own,
+    /// The person has a proxy role for this patient.
+    Proxy(Box<ProxyFacts>),
     /// The person has no relationship with this patient that the gateway knows of.
     Unrelated,
     /// Not a person acting (staff and systems are decided on their roles and scopes).

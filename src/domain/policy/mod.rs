@@ -14,13 +14,15 @@ mod tests;
 
 use std::collections::BTreeSet;
 
+pub use action::Service;
 pub use action::{Action, PatientRequirement, Permission, Requirement, Verb};
 pub use decision::{Decision, Refusal, Rule, Step, StepResult, Verdict};
 pub use facts::{
-    AccountFacts, ActorFacts, Facts, IdentityLink, PatientFacts, PersonFacts, Policy, PracticeFacts, Relationship,
-    RoleAssignment, StaffFacts, SystemFacts, TargetFacts,
+    AccountFacts, ActorFacts, Facts, IdentityLink, PatientFacts, PersonFacts, Policy, PracticeFacts, ProxyFacts,
+    Relationship, RoleAssignment, RoleFacts, RolePart, StaffFacts, SystemFacts, TargetFacts,
 };
 
+use crate::domain::proxy::RoleStatus;
 use crate::domain::{AccountStatus, OdsCode};
 
 /// Decides one request.
@@ -232,6 +234,8 @@ fn staff_rules(policy: &Policy, facts: &Facts, req: Requirement, staff: &StaffFa
         ),
         // A patient of another practice is answered exactly like one that does not exist.
         TargetFacts::Patient(Some(p)) => at_practice(&p.practice.ods, t, Refusal::NotVisible),
+        TargetFacts::ProxyRole(None) => t.fail(Rule::StaffPractice, Refusal::NotVisible, "no proxy role has this id"),
+        TargetFacts::ProxyRole(Some(r)) => at_practice(&r.practice.ods, t, Refusal::NotVisible),
     }
 }
 
@@ -341,6 +345,26 @@ fn person_rules(policy: &Policy, facts: &Facts, req: Requirement, person: &Perso
 
     let patient = match &facts.target {
         TargetFacts::None | TargetFacts::Pending | TargetFacts::Practice(_) => return Ok(()),
+        TargetFacts::ProxyRole(role) => {
+            return match role.as_deref().map(|r| r.part) {
+                Some(part @ (RolePart::Patient | RolePart::Proxy)) => {
+                    t.pass(
+                        Rule::PatientRelationship,
+                        if part == RolePart::Patient {
+                            "the caller is the role's patient"
+                        } else {
+                            "the caller is the role's proxy"
+                        },
+                    );
+                    Ok(())
+                }
+                _ => t.fail(
+                    Rule::PatientRelationship,
+                    Refusal::NotVisible,
+                    "no proxy role the caller is a party to has this id",
+                ),
+            };
+        }
         TargetFacts::OwnRecord(None) => {
             t.pass(
                 Rule::PatientRelationship,
@@ -359,25 +383,85 @@ fn person_rules(policy: &Policy, facts: &Facts, req: Requirement, person: &Perso
                 "no patient the caller may act for has this id",
             );
         }
-        TargetFacts::Patient(Some(p)) => match p.relationship {
-            Relationship::Own => {
-                t.pass(Rule::PatientRelationship, "the caller's own record");
-                p
+        TargetFacts::Patient(Some(p)) => {
+            if let (Some(delegated), Some(target)) = (&person.delegated_for, &p.nhs_number) {
+                if delegated != target {
+                    return t.fail(
+                        Rule::Delegation,
+                        Refusal::NotVisible,
+                        "the delegated token acts for another patient",
+                    );
+                }
+                t.pass(Rule::Delegation, "the delegated token acts for this patient");
             }
-            Relationship::Unrelated | Relationship::NotApplicable => {
-                return t.fail(
-                    Rule::PatientRelationship,
-                    Refusal::NotVisible,
-                    "no patient the caller may act for has this id",
-                );
+            match &p.relationship {
+                Relationship::Own => {
+                    t.pass(Rule::PatientRelationship, "the caller's own record");
+                    p
+                }
+                Relationship::Proxy(role) => return proxy_rules(facts, role, t),
+                Relationship::Unrelated | Relationship::NotApplicable => {
+                    return t.fail(
+                        Rule::PatientRelationship,
+                        Refusal::NotVisible,
+                        "no patient the caller may act for has this id",
+                    );
+                }
             }
-        },
+        }
     };
     if !needs_account {
         t.skip(Rule::PatientAccount, "an online account is not needed for this");
         return Ok(());
     }
-    account_rule(patient, t)
+    account_rule(patient, t)?;
+    match (facts.action.service(), &patient.account) {
+        (Some(service), Some(account)) => service_rule(service, &account.access, "the online account", t),
+        _ => Ok(()),
+    }
+}
+
+/// A proxy acting for a patient: through an active role, and for the services it grants.
+fn proxy_rules(facts: &Facts, role: &ProxyFacts, t: &mut Trace) -> Outcome {
+    t.pass(
+        Rule::PatientRelationship,
+        format!(
+            "the caller is a proxy ({}) under role {}",
+            role.relationship, role.role_id
+        ),
+    );
+    if role.status != RoleStatus::Active {
+        return t.fail(
+            Rule::ProxyRole,
+            Refusal::ProxyRoleNotActive,
+            format!("proxy role {} is {}", role.role_id, role.status.code()),
+        );
+    }
+    if let Some(why) = &role.lapsed {
+        return t.fail(
+            Rule::ProxyRole,
+            Refusal::ProxyRoleNotActive,
+            format!("proxy role {} has lapsed: {why}", role.role_id),
+        );
+    }
+    t.pass(Rule::ProxyRole, format!("proxy role {} is active", role.role_id));
+    match facts.action.service() {
+        Some(service) => service_rule(service, &role.grants, "the proxy role", t),
+        None => Ok(()),
+    }
+}
+
+fn service_rule(service: Service, access: &crate::domain::AccessSettings, what: &str, t: &mut Trace) -> Outcome {
+    if service.granted_by(access) {
+        t.pass(Rule::Service, format!("{what} grants {}", service.name()));
+        Ok(())
+    } else {
+        t.fail(
+            Rule::Service,
+            Refusal::ServiceNotGranted,
+            format!("{what} does not grant {}", service.name()),
+        )
+    }
 }
 
 fn account_rule(patient: &PatientFacts, t: &mut Trace) -> Outcome {

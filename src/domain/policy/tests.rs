@@ -50,6 +50,7 @@ fn person(vot: &str, identity: IdentityLink) -> ActorFacts {
         proofing_level: crate::domain::vot_level(vot).unwrap_or(ProofingLevel::P0),
         vot: Some(vot.to_owned()),
         identity,
+        delegated_for: None,
     })
 }
 
@@ -66,6 +67,7 @@ fn patient_at(practice: &str, account: Option<AccountStatus>, relationship: Rela
 
 fn facts_at(practice: &str, account: Option<AccountStatus>, relationship: Relationship) -> PatientFacts {
     PatientFacts {
+        nhs_number: None,
         practice: PracticeFacts {
             ods: ods(practice),
             online_services_enabled: true,

@@ -18,6 +18,7 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .route("/practices/{ods}", web::put().to(put_practice))
         .route("/patients/{identifier}", web::put().to(put_patient))
         .route("/accounts", web::get().to(list_accounts))
+        .route("/proxies", web::get().to(list_proxies))
         .route("/stats", web::get().to(get_stats))
         .route("/reset", web::post().to(reset))
         .route("/expire-sessions", web::post().to(expire_sessions));
@@ -128,6 +129,42 @@ async fn list_accounts(simulator: web::Data<Simulator>) -> HttpResponse {
         })
         .collect();
     HttpResponse::Ok().json(accounts)
+}
+
+#[derive(Serialize)]
+struct ProxyView<'a> {
+    link_ref: &'a str,
+    patient_identifier: &'a str,
+    proxy_identifier: &'a str,
+    ods_code: &'a str,
+    relationship: &'a str,
+    services: Services,
+    record_level: RecordAccessLevel,
+    end_date: Option<NaiveDate>,
+    revoked: bool,
+    reason: Option<&'a str>,
+}
+
+async fn list_proxies(simulator: web::Data<Simulator>) -> HttpResponse {
+    let state = simulator.lock();
+    let proxies: Vec<ProxyView<'_>> = state
+        .world
+        .proxies()
+        .iter()
+        .map(|p| ProxyView {
+            link_ref: &p.link_ref,
+            patient_identifier: &p.patient_identifier,
+            proxy_identifier: &p.proxy_identifier,
+            ods_code: &p.ods_code,
+            relationship: &p.relationship,
+            services: p.access.services,
+            record_level: p.access.record_level,
+            end_date: p.end_date,
+            revoked: p.revoked,
+            reason: p.reason.as_deref(),
+        })
+        .collect();
+    HttpResponse::Ok().json(proxies)
 }
 
 async fn get_stats(simulator: web::Data<Simulator>) -> HttpResponse {

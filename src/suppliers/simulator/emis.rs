@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::world::{LetterDetails, NewAccount, Refusal};
+use super::world::{LetterDetails, NewAccount, NewProxyLink, Refusal};
 use super::{Reply, Simulator, request_id};
 use crate::domain::{AccessSettings, RecordAccessLevel, Services};
 
@@ -20,6 +20,9 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .route("/users/{guid}/settings", web::put().to(put_settings))
         .route("/users/{guid}/linkage-key", web::post().to(reset_linkage_key))
         .route("/users/{guid}/status", web::put().to(put_status))
+        .route("/proxies", web::post().to(create_proxy))
+        .route("/proxies/{guid}/settings", web::put().to(put_proxy_settings))
+        .route("/proxies/{guid}/revocation", web::post().to(revoke_proxy))
         .route("/me/verifications", web::post().to(verifications))
         .route("/me/applications", web::post().to(applications));
 }
@@ -58,6 +61,18 @@ fn refused(refusal: Refusal) -> Reply {
         Refusal::InvalidDetails => (StatusCode::BAD_REQUEST, 1105, "The linkage details are not valid"),
         Refusal::AccountDisabled => (StatusCode::FORBIDDEN, 1032, "The account is disabled"),
         Refusal::NoSuchAccount => (StatusCode::NOT_FOUND, 1404, "No such user"),
+        Refusal::ProxyLinkExists => (
+            StatusCode::CONFLICT,
+            1111,
+            "The proxy is already linked to this patient",
+        ),
+        Refusal::ProxyIsPatient => (StatusCode::BAD_REQUEST, 1561, "A patient cannot be their own proxy"),
+        Refusal::ProxyBeyondPatient => (
+            StatusCode::BAD_REQUEST,
+            1562,
+            "Proxy record access cannot exceed the patient's own",
+        ),
+        Refusal::NoSuchProxyLink => (StatusCode::NOT_FOUND, 1405, "No such proxy link"),
     };
     error(status, code, message)
 }
@@ -276,6 +291,108 @@ async fn verifications(simulator: web::Data<Simulator>, request: HttpRequest) ->
                             linkage_key: &account.linkage_key,
                         },
                     ),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateProxy {
+    patient_nhs_number: String,
+    proxy_nhs_number: String,
+    national_practice_code: String,
+    relationship_type: String,
+    effective_services: EffectiveServices,
+    record_access_scheme: RecordAccessScheme,
+    full_record_from: Option<NaiveDate>,
+    end_date: Option<NaiveDate>,
+}
+
+async fn create_proxy(simulator: web::Data<Simulator>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, rng| {
+                let proxy: CreateProxy = match parse(&body) {
+                    Ok(p) => p,
+                    Err(reply) => return reply,
+                };
+                let access = AccessSettings::from(UserSettings {
+                    effective_services: proxy.effective_services,
+                    record_access_scheme: proxy.record_access_scheme,
+                    full_record_from: proxy.full_record_from,
+                });
+                let mut bytes = [0u8; 16];
+                rng.fill(&mut bytes);
+                let guid = uuid::Builder::from_random_bytes(bytes).into_uuid().to_string();
+                let new = NewProxyLink {
+                    patient_identifier: proxy.patient_nhs_number,
+                    proxy_identifier: proxy.proxy_nhs_number,
+                    ods_code: proxy.national_practice_code,
+                    relationship: proxy.relationship_type,
+                    access,
+                    end_date: proxy.end_date,
+                };
+                match world.link_proxy(new, guid) {
+                    Ok(link) => Reply::json(StatusCode::CREATED, &json!({ "ProxyAccessGuid": link.link_ref })),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
+
+async fn put_proxy_settings(
+    simulator: web::Data<Simulator>,
+    request: HttpRequest,
+    guid: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, _| {
+                let settings: UserSettings = match parse(&body) {
+                    Ok(settings) => settings,
+                    Err(reply) => return reply,
+                };
+                match world.set_proxy_access(&guid, settings.into()) {
+                    Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Revocation {
+    reason: Option<String>,
+}
+
+async fn revoke_proxy(
+    simulator: web::Data<Simulator>,
+    request: HttpRequest,
+    guid: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, _| {
+                let revocation: Revocation = match parse(&body) {
+                    Ok(r) => r,
+                    Err(reply) => return reply,
+                };
+                match world.revoke_proxy(&guid, revocation.reason) {
+                    Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
                     Err(refusal) => refused(refusal),
                 }
             },

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::world::{LetterDetails, NewAccount, Refusal, World};
+use super::world::{LetterDetails, NewAccount, NewProxyLink, Refusal, World};
 use super::{Reply, Simulator, request_id};
 use crate::suppliers::tpp::access_from_flags;
 
@@ -56,6 +56,10 @@ fn refused(refusal: Refusal) -> Reply {
         Refusal::InvalidDetails => (2009, "The details do not match"),
         Refusal::NoSuchAccount => (2004, "No such online user"),
         Refusal::AccountDisabled => (2010, "The online account is disabled"),
+        Refusal::ProxyLinkExists => (2011, "The proxy is already linked to this patient"),
+        Refusal::ProxyIsPatient => (2012, "A patient cannot be their own proxy"),
+        Refusal::NoSuchProxyLink => (2013, "No such proxy link"),
+        Refusal::ProxyBeyondPatient => (2014, "Proxy access cannot exceed the patient's own"),
     };
     error(StatusCode::OK, code, message)
 }
@@ -90,10 +94,7 @@ fn optional(value: Option<String>) -> Option<String> {
 
 fn optional_date(value: Option<String>) -> Result<Option<NaiveDate>, Reply> {
     optional(value)
-        .map(|raw| {
-            raw.parse()
-                .map_err(|_| invalid_request("RecordAccessFrom is not a date"))
-        })
+        .map(|raw| raw.parse().map_err(|_| invalid_request("A date element is not a date")))
         .transpose()
 }
 
@@ -131,6 +132,9 @@ async fn message(simulator: web::Data<Simulator>, request: HttpRequest, body: we
                     "ResetPassphrase" => reset_passphrase(world, rng, &body),
                     "SetAccountStatus" => set_account_status(world, &body),
                     "VerifyLinkage" => verify_linkage(world, &body),
+                    "LinkProxy" => link_proxy(world, rng, &body),
+                    "SetProxyAccess" => set_proxy_access(world, &body),
+                    "RevokeProxy" => revoke_proxy(world, &body),
                     _ => Err(invalid_request("Unknown message type")),
                 };
                 outcome.unwrap_or_else(|refusal| refusal)
@@ -304,6 +308,80 @@ fn verify_linkage(world: &mut World, body: &[u8]) -> Result<Reply, Reply> {
             patient_identifier: &account.patient_identifier,
         },
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LinkProxy {
+    patient_identifier: String,
+    proxy_identifier: String,
+    organisation_code: String,
+    relationship_type: String,
+    service_access: u32,
+    record_access_from: Option<String>,
+    end_date: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LinkProxyReply<'a> {
+    proxy_link_id: &'a str,
+}
+
+fn link_proxy(world: &mut World, rng: &mut StdRng, body: &[u8]) -> Result<Reply, Reply> {
+    let message: LinkProxy = parse(body)?;
+    let record_from = optional_date(message.record_access_from)?;
+    let end_date = optional_date(message.end_date)?;
+    let new = NewProxyLink {
+        patient_identifier: message.patient_identifier,
+        proxy_identifier: message.proxy_identifier,
+        ods_code: message.organisation_code,
+        relationship: message.relationship_type,
+        access: access_from_flags(message.service_access, record_from),
+        end_date,
+    };
+    let link = world.link_proxy(new, random_hex(rng).to_uppercase()).map_err(refused)?;
+    Ok(reply(
+        "LinkProxyReply",
+        &LinkProxyReply {
+            proxy_link_id: &link.link_ref,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SetProxyAccess {
+    proxy_link_id: String,
+    service_access: u32,
+    record_access_from: Option<String>,
+}
+
+fn set_proxy_access(world: &mut World, body: &[u8]) -> Result<Reply, Reply> {
+    let message: SetProxyAccess = parse(body)?;
+    let record_from = optional_date(message.record_access_from)?;
+    world
+        .set_proxy_access(
+            &message.proxy_link_id,
+            access_from_flags(message.service_access, record_from),
+        )
+        .map_err(refused)?;
+    Ok(empty_reply("SetProxyAccessReply"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RevokeProxy {
+    proxy_link_id: String,
+    reason: Option<String>,
+}
+
+fn revoke_proxy(world: &mut World, body: &[u8]) -> Result<Reply, Reply> {
+    let message: RevokeProxy = parse(body)?;
+    world
+        .revoke_proxy(&message.proxy_link_id, optional(message.reason))
+        .map_err(refused)?;
+    Ok(empty_reply("RevokeProxyReply"))
 }
 
 #[cfg(test)]

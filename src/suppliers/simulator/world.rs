@@ -8,7 +8,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::AccessSettings;
+use crate::domain::{AccessSettings, RecordAccessLevel};
 
 /// Letters and digits without the look-alikes (O/0, I/1) patients mistype from a letter.
 const LETTER_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -35,6 +35,13 @@ pub enum Refusal {
     InvalidDetails,
     AccountDisabled,
     NoSuchAccount,
+    /// An unrevoked link for this proxy and patient already exists.
+    ProxyLinkExists,
+    /// A patient cannot be their own proxy.
+    ProxyIsPatient,
+    /// A proxy may not see more of the record than the patient can.
+    ProxyBeyondPatient,
+    NoSuchProxyLink,
 }
 
 pub struct Account {
@@ -68,6 +75,28 @@ pub struct LetterDetails<'a> {
     pub birth_date: NaiveDate,
 }
 
+/// A proxy linked to a patient's record.
+pub struct ProxyLink {
+    pub link_ref: String,
+    pub patient_identifier: String,
+    pub proxy_identifier: String,
+    pub ods_code: String,
+    pub relationship: String,
+    pub access: AccessSettings,
+    pub end_date: Option<NaiveDate>,
+    pub revoked: bool,
+    pub reason: Option<String>,
+}
+
+pub struct NewProxyLink {
+    pub patient_identifier: String,
+    pub proxy_identifier: String,
+    pub ods_code: String,
+    pub relationship: String,
+    pub access: AccessSettings,
+    pub end_date: Option<NaiveDate>,
+}
+
 #[derive(Default)]
 pub struct World {
     /// In creation order, for the admin listing.
@@ -79,6 +108,8 @@ pub struct World {
     patients: HashMap<String, PatientStatus>,
     /// Open TPP-like sessions; unused by the EMIS-like flavour.
     pub sessions: HashSet<String>,
+    proxies: Vec<ProxyLink>,
+    by_link: HashMap<String, usize>,
 }
 
 impl World {
@@ -204,6 +235,86 @@ impl World {
             return Err(Refusal::AccountDisabled);
         }
         Ok(account)
+    }
+}
+
+impl World {
+    pub fn proxies(&self) -> &[ProxyLink] {
+        &self.proxies
+    }
+
+    /// Links a proxy, refusing what the supplier refuses: a practice that is switched off, a
+    /// patient it does not hold, the patient as their own proxy, a second live link for the same
+    /// pair, and record access beyond the patient's own.
+    pub fn link_proxy(&mut self, new: NewProxyLink, link_ref: String) -> Result<&ProxyLink, Refusal> {
+        let ods_code = normalise_ods(&new.ods_code);
+        let patient = normalise_identifier(&new.patient_identifier);
+        let proxy = normalise_identifier(&new.proxy_identifier);
+        if self.disabled_practices.contains(&ods_code) {
+            return Err(Refusal::PracticeNotEnabled);
+        }
+        match self.patients.get(&patient).copied().unwrap_or_default() {
+            PatientStatus::Registered => {}
+            PatientStatus::Unknown => return Err(Refusal::PatientNotFound),
+            PatientStatus::Archived => return Err(Refusal::Archived),
+        }
+        if patient == proxy {
+            return Err(Refusal::ProxyIsPatient);
+        }
+        if self
+            .proxies
+            .iter()
+            .any(|p| !p.revoked && p.patient_identifier == patient && p.proxy_identifier == proxy)
+        {
+            return Err(Refusal::ProxyLinkExists);
+        }
+        self.check_within_patient(&patient, &new.access)?;
+        let index = self.proxies.len();
+        self.by_link.insert(link_ref.clone(), index);
+        self.proxies.push(ProxyLink {
+            link_ref,
+            patient_identifier: patient,
+            proxy_identifier: proxy,
+            ods_code,
+            relationship: new.relationship,
+            access: new.access,
+            end_date: new.end_date,
+            revoked: false,
+            reason: None,
+        });
+        Ok(&self.proxies[index])
+    }
+
+    fn check_within_patient(&self, patient: &str, access: &AccessSettings) -> Result<(), Refusal> {
+        let own = self
+            .by_patient
+            .get(patient)
+            .map_or(RecordAccessLevel::None, |&i| self.accounts[i].access.record_level);
+        if access.record_level > own {
+            return Err(Refusal::ProxyBeyondPatient);
+        }
+        Ok(())
+    }
+
+    fn live_link(&mut self, link_ref: &str) -> Result<&mut ProxyLink, Refusal> {
+        match self.by_link.get(link_ref) {
+            Some(&i) if !self.proxies[i].revoked => Ok(&mut self.proxies[i]),
+            _ => Err(Refusal::NoSuchProxyLink),
+        }
+    }
+
+    pub fn set_proxy_access(&mut self, link_ref: &str, access: AccessSettings) -> Result<(), Refusal> {
+        let patient = self.live_link(link_ref)?.patient_identifier.clone();
+        self.check_within_patient(&patient, &access)?;
+        self.live_link(link_ref)?.access = access;
+        Ok(())
+    }
+
+    pub fn revoke_proxy(&mut self, link_ref: &str, reason: Option<String>) -> Result<(), Refusal> {
+        let link = self.live_link(link_ref)?;
+        link.revoked = true;
+        link.reason = reason;
+        Ok(())
     }
 }
 

@@ -1,5 +1,9 @@
-//! The development profile's fixed world: two practices (EMIS-like and TPP-like), a handful of
-//! patients each, and the personas the dev identity provider signs tokens for.
+//! The development profile's fixed world: two practices (EMIS-like and TPP-like) with a handful
+//! of patients each, the practice the Validated Relationships Service examples name, the proxy
+//! roles between them, and the personas the dev identity provider signs tokens for.
+
+pub mod clock;
+pub mod proxies;
 
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
@@ -22,7 +26,7 @@ pub struct SeedPractice {
     pub access_model: AccessModel,
 }
 
-pub const PRACTICES: [SeedPractice; 2] = [
+pub const PRACTICES: [SeedPractice; 3] = [
     SeedPractice {
         id: "practice-a81001",
         ods: "A81001",
@@ -37,6 +41,13 @@ pub const PRACTICES: [SeedPractice; 2] = [
         supplier: Supplier::Tpp,
         access_model: AccessModel::OptIn,
     },
+    SeedPractice {
+        id: "practice-g8101234",
+        ods: "G8101234",
+        name: "Validated Relationships Example Practice",
+        supplier: Supplier::Emis,
+        access_model: AccessModel::OptOut,
+    },
 ];
 
 pub struct SeedPatient {
@@ -50,7 +61,28 @@ pub struct SeedPatient {
     pub email: Option<&'static str>,
 }
 
-pub const PATIENTS: [SeedPatient; 10] = [
+/// A patient of the VRS example practice, standing for the person an example names.
+const fn vrs(
+    id: &'static str,
+    nhs_number: &'static str,
+    given: &'static str,
+    family: &'static str,
+    birth_date: (i32, u32, u32),
+    gender: Gender,
+) -> SeedPatient {
+    SeedPatient {
+        id,
+        practice_ods: "G8101234",
+        nhs_number,
+        family,
+        given,
+        birth_date,
+        gender,
+        email: None,
+    }
+}
+
+pub const PATIENTS: &[SeedPatient] = &[
     SeedPatient {
         id: "patient-jane-smith",
         practice_ods: "A81001",
@@ -151,6 +183,257 @@ pub const PATIENTS: [SeedPatient; 10] = [
         gender: Gender::Male,
         email: Some("ravi.shah@example.org"),
     },
+    // Proxies' patients: Megan Jones's daughter; William Jones's son, his attorney; two
+    // residents of Elmwood care home.
+    SeedPatient {
+        id: "patient-lily-jones",
+        practice_ods: "B82005",
+        nhs_number: "9990000174",
+        family: "Jones",
+        given: "Lily",
+        birth_date: (2019, 4, 10),
+        gender: Gender::Female,
+        email: None,
+    },
+    SeedPatient {
+        id: "patient-daniel-jones",
+        practice_ods: "A81001",
+        nhs_number: "9990000182",
+        family: "Jones",
+        given: "Daniel",
+        birth_date: (1972, 2, 20),
+        gender: Gender::Male,
+        email: Some("daniel.jones@example.org"),
+    },
+    SeedPatient {
+        id: "patient-edith-clarke",
+        practice_ods: "A81001",
+        nhs_number: "9990000204",
+        family: "Clarke",
+        given: "Edith",
+        birth_date: (1931, 3, 14),
+        gender: Gender::Female,
+        email: None,
+    },
+    SeedPatient {
+        id: "patient-harold-baker",
+        practice_ods: "A81001",
+        nhs_number: "9990000212",
+        family: "Baker",
+        given: "Harold",
+        birth_date: (1936, 11, 2),
+        gender: Gender::Male,
+        email: None,
+    },
+    // The people of the VRS examples, under the example's number where it is valid and a
+    // stand-in where it is not (the README lists them).
+    vrs(
+        "vrs-9000000009",
+        "9000000009",
+        "Jane Marie Anne",
+        "Smith",
+        (2022, 10, 22),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9000000017",
+        "9000000017",
+        "Lisa",
+        "Thompson",
+        (1988, 6, 1),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9000000025",
+        "9000000025",
+        "Daren",
+        "Fearon",
+        (2018, 4, 27),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000000033",
+        "9000000033",
+        "Priya",
+        "Nair",
+        (1979, 3, 3),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9730675929",
+        "9730675929",
+        "Tom",
+        "Okoro",
+        (1972, 8, 8),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9876543210",
+        "9876543210",
+        "Danny",
+        "Smith",
+        (1960, 5, 5),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000010020",
+        "9000010020",
+        "Timothy",
+        "Tenenbaum",
+        (2020, 10, 22),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000010055",
+        "9000010055",
+        "Sally",
+        "Evans",
+        (1975, 4, 4),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9000010063",
+        "9000010063",
+        "Jill",
+        "Jones",
+        (1965, 1, 1),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9000010071",
+        "9000010071",
+        "Michael",
+        "Percy",
+        (1991, 1, 13),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000020085",
+        "9000020085",
+        "Florence",
+        "Smith",
+        (1935, 1, 2),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9000010101",
+        "9000010101",
+        "John",
+        "Smith",
+        (1980, 1, 15),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000010128",
+        "9000010128",
+        "Noah",
+        "Clarke",
+        (2019, 6, 1),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000010195",
+        "9000010195",
+        "Sarah",
+        "Jones",
+        (1985, 3, 22),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9000010209",
+        "9000010209",
+        "Emma",
+        "Wilson",
+        (1982, 2, 2),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9000010217",
+        "9000010217",
+        "Mark",
+        "Taylor",
+        (1979, 9, 9),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000010225",
+        "9000010225",
+        "David",
+        "Brown",
+        (1970, 10, 10),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000020425",
+        "9000020425",
+        "Arthur",
+        "Mogaji",
+        (1950, 12, 12),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000010497",
+        "9000010497",
+        "Kate",
+        "Morris",
+        (1984, 4, 14),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9000011000",
+        "9000011000",
+        "Samantha",
+        "Adams",
+        (1963, 11, 2),
+        Gender::Female,
+    ),
+    vrs(
+        "vrs-9000011116",
+        "9000011116",
+        "Paul",
+        "Green",
+        (1977, 7, 7),
+        Gender::Male,
+    ),
+    vrs(
+        "vrs-9000011191",
+        "9000011191",
+        "Rose",
+        "Green",
+        (2015, 5, 5),
+        Gender::Female,
+    ),
+];
+
+/// The NHS numbers the VRS examples use that fail the Modulus 11 check, and the valid number
+/// the dev profile seeds in place of each.
+pub const VRS_STAND_INS: &[(&str, &str)] = &[
+    ("9000000002", "9000010020"),
+    ("9000000005", "9000010055"),
+    ("9000000006", "9000010063"),
+    ("9000000007", "9000010071"),
+    ("9000000008", "9000020085"),
+    ("9000000010", "9000010101"),
+    ("9000000012", "9000010128"),
+    ("9000000019", "9000010195"),
+    ("9000000020", "9000010209"),
+    ("9000000021", "9000010217"),
+    ("9000000022", "9000010225"),
+    ("9000000042", "9000020425"),
+    ("9000000049", "9000010497"),
+    ("9000000050", "9000010500"),
+    ("9000000051", "9000010519"),
+    ("9000000052", "9000010527"),
+    ("9000000053", "9000010535"),
+    ("9000000054", "9000010543"),
+    ("9000000055", "9000010551"),
+    ("9000000056", "9000020565"),
+    ("9000000057", "9000010578"),
+    ("9000000058", "9000010586"),
+    ("9000000100", "9000011000"),
+    ("9000000111", "9000011116"),
+    ("9000000119", "9000011191"),
+    ("9000000999", "9000019990"),
 ];
 
 /// Seeded online accounts: the patients the patient personas stand for. They are created at the
@@ -231,7 +514,7 @@ pub fn seed(conn: &mut DbConnection, suppliers: &SupplierSettings) -> Result<boo
                 },
             )?;
         }
-        for p in &PATIENTS {
+        for p in PATIENTS {
             let practice = PRACTICES
                 .iter()
                 .find(|x| x.ods == p.practice_ods)
@@ -240,7 +523,7 @@ pub fn seed(conn: &mut DbConnection, suppliers: &SupplierSettings) -> Result<boo
             let details = PatientDetails::new(
                 PatientIdentifier::nhs(&NhsNumber::parse(p.nhs_number).expect("seed NHS number is valid")),
                 p.family,
-                vec![p.given.into()],
+                p.given.split(' ').map(str::to_owned).collect(),
                 NaiveDate::from_ymd_opt(y, m, d).expect("seed date is valid"),
                 p.gender,
                 p.email,
@@ -252,6 +535,7 @@ pub fn seed(conn: &mut DbConnection, suppliers: &SupplierSettings) -> Result<boo
         for a in &ACCOUNTS {
             seed_account(conn, a, suppliers, now)?;
         }
+        proxies::seed(conn, suppliers, now)?;
         Ok(true)
     })
 }
@@ -297,7 +581,13 @@ fn seed_account(
     let payload = create_payload(&patient, &practice, &account.email, &access);
     db::outbox::enqueue(
         conn,
-        &provisioning::job(suppliers, &account.id, &patient.id, practice.supplier, &payload),
+        &provisioning::job(
+            suppliers,
+            crate::domain::JobSubject::Account(&account.id),
+            &patient.id,
+            practice.supplier,
+            &payload,
+        ),
     )
 }
 
@@ -314,19 +604,36 @@ impl Persona {
     }
 }
 
-fn patient_claims(sub: &str, seed_index: usize, level: &str, vot: &str) -> Value {
-    let p = &PATIENTS[seed_index];
-    let (y, m, d) = p.birth_date;
-    json!({
+/// NHS login-like claims for the person with this NHS number, with the demographics the seed
+/// holds for them if any. `vot` starts with the proofing level (`P9.Cp.Cd`).
+pub fn person_claims(sub: &str, nhs_number: &str, vot: &str) -> Value {
+    let level = vot.split('.').next().unwrap_or("P9");
+    let mut claims = json!({
         "sub": sub,
-        "nhs_number": p.nhs_number,
+        "nhs_number": nhs_number,
         "identity_proofing_level": level,
         "vot": vot,
-        "birthdate": format!("{y:04}-{m:02}-{d:02}"),
-        "family_name": p.family,
-        "email": p.email,
-        "gp_registration_details": {"gp_ods_code": p.practice_ods}
-    })
+    });
+    if let Some(p) = PATIENTS.iter().find(|p| p.nhs_number == nhs_number) {
+        let (y, m, d) = p.birth_date;
+        claims["birthdate"] = json!(format!("{y:04}-{m:02}-{d:02}"));
+        claims["family_name"] = json!(p.family);
+        claims["email"] = json!(p.email);
+        claims["gp_registration_details"] = json!({"gp_ods_code": p.practice_ods});
+    }
+    claims
+}
+
+/// A delegated token: issued for the patient (`sub`, `nhs_number`), used by the proxy named in
+/// `act`.
+pub fn delegated_claims(patient_nhs_number: &str, proxy_sub: &str, proxy_nhs_number: &str, vot: &str) -> Value {
+    let mut claims = person_claims(&format!("nhslogin-sub-{patient_nhs_number}"), patient_nhs_number, vot);
+    claims["act"] = json!({"sub": proxy_sub, "nhs_number": proxy_nhs_number});
+    claims
+}
+
+fn patient_claims(sub: &str, nhs_number: &str, vot: &str) -> Value {
+    person_claims(sub, nhs_number, vot)
 }
 
 fn staff_claims(sub: &str, name: &str, ods: &str, role_code: &str, role_name: &str) -> Value {
@@ -337,7 +644,7 @@ fn staff_claims(sub: &str, name: &str, ods: &str, role_code: &str, role_name: &s
     })
 }
 
-pub const PERSONAS: [Persona; 10] = [
+pub const PERSONAS: [Persona; 15] = [
     Persona {
         name: "staff-emis",
         realm: IssuerKind::Staff,
@@ -418,25 +725,63 @@ pub const PERSONAS: [Persona; 10] = [
         name: "patient-p9",
         realm: IssuerKind::Patient,
         description: "Jane Smith, P9 (high assurance), registered at A81001",
-        claims: || patient_claims("nhslogin-sub-jane-smith", 0, "P9", "P9.Cp.Cd"),
+        claims: || patient_claims("nhslogin-sub-jane-smith", "9990000018", "P9.Cp.Cd"),
     },
     Persona {
         name: "patient-p5",
         realm: IssuerKind::Patient,
         description: "Amir Khan, P5 (medium assurance), registered at A81001",
-        claims: || patient_claims("nhslogin-sub-amir-khan", 2, "P5", "P5.Cp.Cd"),
+        claims: || patient_claims("nhslogin-sub-amir-khan", "9990000034", "P5.Cp.Cd"),
     },
     Persona {
         name: "patient-p0",
         realm: IssuerKind::Patient,
         description: "Priya Patel, P0 (low assurance), registered at B82005",
-        claims: || patient_claims("nhslogin-sub-priya-patel", 6, "P0", "P0.Cp"),
+        claims: || patient_claims("nhslogin-sub-priya-patel", "9990000077", "P0.Cp"),
     },
     Persona {
         name: "proxy-p9",
         realm: IssuerKind::Patient,
-        description: "Megan Jones, P9, registered at B82005 (a parent and carer)",
-        claims: || patient_claims("nhslogin-sub-megan-jones", 5, "P9", "P9.Cp.Cd"),
+        description: "Megan Jones, P9, registered at B82005: parent of Lily Jones (7), an active proxy role",
+        claims: || patient_claims("nhslogin-sub-megan-jones", "9990000069", "P9.Cp.Cd"),
+    },
+    Persona {
+        name: "proxy-p9-for-lily",
+        realm: IssuerKind::Patient,
+        description: "Megan Jones acting for Lily Jones: a delegated token (sub Lily, act Megan)",
+        claims: || delegated_claims("9990000174", "nhslogin-sub-megan-jones", "9990000069", "P9.Cp.Cd"),
+    },
+    Persona {
+        name: "carer-p9",
+        realm: IssuerKind::Patient,
+        description: "Daniel Jones, P9: lasting power of attorney for his father William Jones (B82005), who lacks capacity",
+        claims: || patient_claims("nhslogin-sub-daniel-jones", "9990000182", "P9.Cp.Cd"),
+    },
+    Persona {
+        name: "carehome-p9",
+        realm: IssuerKind::Patient,
+        description: "Rosa Martins, P9, manager of Elmwood care home: proxy for residents Edith Clarke and Harold Baker (A81001)",
+        claims: || patient_claims("nhslogin-sub-rosa-martins", "9990000190", "P9.Cp.Cd"),
+    },
+    Persona {
+        name: "staff-vrs",
+        realm: IssuerKind::Staff,
+        description: "Kim Ashworth, practice manager at G8101234, the practice the VRS examples name: manages proxy roles",
+        claims: || {
+            staff_claims(
+                "staff-0006-g8101234",
+                "Kim Ashworth",
+                "G8101234",
+                "S8000:G8000:R8008",
+                "Admin/Clinical Support Access Role",
+            )
+        },
+    },
+    Persona {
+        name: "system-app",
+        realm: IssuerKind::System,
+        description: "a proxy-management application (client credentials, proxy:read proxy:write)",
+        claims: || json!({"sub": "proxy-app", "client_id": "proxy-app", "scope": "proxy:read proxy:write"}),
     },
 ];
 
