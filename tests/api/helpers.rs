@@ -247,7 +247,7 @@ pub const FREE_NHS_NUMBERS: [&str; 6] = [
     "9990000115",
     "9990000123",
     "9434765919",
-    "9000000009",
+    "9990000298",
 ];
 
 /// One component's entry in a `/health/ready` answer.

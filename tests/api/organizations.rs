@@ -19,7 +19,7 @@ async fn practices_are_seeded_readable_and_searchable() {
     assert_eq!(org["extension"][0]["valueCode"], "emis");
 
     let (_, _, all) = app.get("/Organization", &token).await;
-    assert_eq!(all["total"], 2);
+    assert_eq!(all["total"], 3);
     let (_, _, tpp) = app
         .get(
             "/Organization?identifier=https://fhir.nhs.uk/Id/ods-organization-code|b82005",

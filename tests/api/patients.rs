@@ -392,7 +392,7 @@ async fn search_by_each_parameter_with_paging() {
     let (_, _, combined) = app.get("/Patient?family=smith&birthdate=2014-09-12", &token).await;
     assert_eq!(combined["total"], 1);
     let (_, _, by_org) = app.get("/Patient?organization=A81001&_count=0", &token).await;
-    assert_eq!(by_org["total"], 10, "5 seeded + 5 created");
+    assert_eq!(by_org["total"], 13, "8 seeded + 5 created");
     assert!(by_org.get("entry").is_none());
     let (_, _, by_ref) = app
         .get("/Patient?organization=Organization/practice-a81001&family=khan", &token)

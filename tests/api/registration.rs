@@ -640,7 +640,7 @@ const BURST_NUMBERS: [&str; 6] = [
     "9990000115",
     "9990000123",
     "9434765919",
-    "9000000009",
+    "9990000298",
 ];
 
 async fn create_patients(app: &TestApp, token: &str, ods: &str, n: usize, family: &str) -> Vec<String> {
@@ -763,6 +763,23 @@ async fn jobs_in_flight_when_the_gateway_dies_finish_after_restart() {
     let app = TestApp::spawn_on(settings.clone(), db, data).await;
     let token = app.token("staff-emis");
     let client = reqwest::Client::new();
+    // The seed's own jobs (accounts, proxy links) go first.
+    let mut last = -1;
+    let mut stable = 0;
+    while stable < 3 {
+        let stats: Value = client
+            .get(format!("{sim_url}/admin/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let requests = stats["requests"].as_i64().unwrap();
+        stable = if requests == last { stable + 1 } else { 0 };
+        last = requests;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     client
         .put(format!("{sim_url}/admin/faults"))
         .json(&json!({"latency_ms": 1500}))
