@@ -5,6 +5,7 @@ use super::schema::online_accounts;
 use super::{DbConnection, DbError};
 use crate::domain::AccountStatus;
 pub use crate::domain::OnlineAccount;
+use crate::domain::account::AccountSource;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = online_accounts)]
@@ -28,6 +29,9 @@ struct AccountRow {
     version: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    pending_access: Option<String>,
+    sent_access: Option<String>,
+    source: String,
 }
 
 fn corrupt(what: &str) -> DbError {
@@ -43,6 +47,19 @@ impl TryFrom<AccountRow> for OnlineAccount {
             access: serde_json::from_str(&r.access).map_err(|_| corrupt("access"))?,
             verification: serde_json::from_str(&r.verification).map_err(|_| corrupt("verification"))?,
             attestation: serde_json::from_str(&r.attestation).map_err(|_| corrupt("attestation"))?,
+            pending_access: r
+                .pending_access
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|_| corrupt("pending access"))?,
+            sent_access: r
+                .sent_access
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|_| corrupt("sent access"))?,
+            source: AccountSource::parse(&r.source).ok_or_else(|| corrupt("source"))?,
             id: r.id,
             patient_id: r.patient_id,
             practice_id: r.practice_id,
@@ -84,6 +101,19 @@ fn to_row(a: &OnlineAccount) -> Result<AccountRow, DbError> {
         version: a.version,
         created_at: a.created_at,
         updated_at: a.updated_at,
+        pending_access: a
+            .pending_access
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| DbError::Query(e.to_string()))?,
+        sent_access: a
+            .sent_access
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| DbError::Query(e.to_string()))?,
+        source: a.source.as_str().to_owned(),
     })
 }
 
@@ -121,6 +151,8 @@ pub fn save(conn: &mut DbConnection, a: &mut OnlineAccount) -> Result<bool, DbEr
         online_accounts::last_error.eq(row.last_error),
         online_accounts::version.eq(row.version),
         online_accounts::updated_at.eq(row.updated_at),
+        online_accounts::pending_access.eq(row.pending_access),
+        online_accounts::sent_access.eq(row.sent_access),
     ))
     .execute(conn)?;
     if n != 1 {
@@ -139,14 +171,51 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<OnlineAccount>, 
         .transpose()
 }
 
-pub fn find_by_patient(conn: &mut DbConnection, patient_id: &str) -> Result<Option<OnlineAccount>, DbError> {
+/// The patient's account at one practice.
+pub fn find_by_patient(
+    conn: &mut DbConnection,
+    patient_id: &str,
+    practice_id: &str,
+) -> Result<Option<OnlineAccount>, DbError> {
     online_accounts::table
         .filter(online_accounts::patient_id.eq(patient_id))
+        .filter(online_accounts::practice_id.eq(practice_id))
         .select(AccountRow::as_select())
         .first(conn)
         .optional()?
         .map(OnlineAccount::try_from)
         .transpose()
+}
+
+/// Every account the patient has had, at any practice, newest first.
+pub fn all_for_patient(conn: &mut DbConnection, patient_id: &str) -> Result<Vec<OnlineAccount>, DbError> {
+    online_accounts::table
+        .filter(online_accounts::patient_id.eq(patient_id))
+        .order(online_accounts::created_at.desc())
+        .select(AccountRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(OnlineAccount::try_from)
+        .collect()
+}
+
+/// One page of a practice's accounts, by id after `after`.
+pub fn page_at_practice(
+    conn: &mut DbConnection,
+    practice_id: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<OnlineAccount>, DbError> {
+    online_accounts::table
+        .filter(online_accounts::practice_id.eq(practice_id))
+        .filter(online_accounts::id.gt(after))
+        .order(online_accounts::id.asc())
+        .limit(limit)
+        .select(AccountRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(OnlineAccount::try_from)
+        .collect()
 }
 
 /// Whether another patient's live account already uses this email address.

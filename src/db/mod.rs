@@ -1,6 +1,7 @@
 //! Storage: one diesel `MultiConnection` over PostgreSQL and SQLite behind an r2d2 pool.
 //! Every query runs on the blocking thread pool, never on the async workers.
 
+pub mod access_codes;
 pub mod accounts;
 pub mod bindings;
 pub mod idempotency;

@@ -21,6 +21,7 @@ pub struct PatientRow {
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub deceased_on: Option<NaiveDate>,
 }
 
 /// Case- and accent-insensitive enough for surname search on both backends.
@@ -51,6 +52,7 @@ impl PatientRow {
             version,
             created_at: created,
             updated_at: updated,
+            deceased_on: None,
         }
     }
 
@@ -73,6 +75,7 @@ impl PatientRow {
             id: self.id,
             practice_id: self.practice_id,
             version: self.version,
+            deceased_on: self.deceased_on,
         })
     }
 }

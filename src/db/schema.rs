@@ -28,6 +28,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        deceased_on -> Nullable<Date>,
     }
 }
 
@@ -138,6 +139,9 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        pending_access -> Nullable<Text>,
+        sent_access -> Nullable<Text>,
+        source -> Text,
     }
 }
 
@@ -236,7 +240,66 @@ diesel::table! {
 diesel::joinable!(online_accounts -> patients (patient_id));
 diesel::joinable!(outbox_jobs -> online_accounts (account_id));
 diesel::joinable!(review_tasks -> online_accounts (account_id));
+diesel::table! {
+    record_access_codes (id) {
+        id -> Text,
+        patient_id -> Text,
+        code -> Text,
+        source -> Text,
+        added_by -> Text,
+        added_at -> Timestamp,
+        removed_by -> Nullable<Text>,
+        removed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    bulk_jobs (id) {
+        id -> Text,
+        practice_id -> Text,
+        kind -> Text,
+        status -> Text,
+        params -> Text,
+        cursor -> Text,
+        processed -> BigInt,
+        total -> BigInt,
+        counts -> Text,
+        requested_by -> Text,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    supplier_events (event_id) {
+        event_id -> Text,
+        source -> Text,
+        kind -> Text,
+        patient_id -> Nullable<Text>,
+        outcome -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scheduled_runs (name, day) {
+        name -> Text,
+        day -> Date,
+        claimed_by -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        report -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(record_access_codes -> patients (patient_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    record_access_codes,
+    bulk_jobs,
     practices,
     patients,
     idempotency_records,

@@ -77,4 +77,6 @@ pub struct PatientAccess {
     pub effective: AccessSettings,
     /// The proxy role the caller acts through, for another patient.
     pub role_id: Option<String>,
+    /// A record review (Task id) the practice has still to do before more access is on.
+    pub pending_review: Option<String>,
 }

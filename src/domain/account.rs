@@ -31,6 +31,33 @@ pub struct OnlineAccount {
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// A change sent to the supplier and not confirmed yet. `access` is what it confirmed.
+    pub pending_access: Option<AccessSettings>,
+    /// What the supplier was last told to give: the access with the practice's model applied.
+    pub sent_access: Option<AccessSettings>,
+    pub source: AccountSource,
+}
+
+/// How the account came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountSource {
+    /// Registered by practice staff (with a registration letter).
+    Practice,
+    /// The patient registered themself with NHS login: no letter, no linkage key.
+    NhsLogin,
+}
+
+impl AccountSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Practice => "practice",
+            Self::NhsLogin => "nhs-login",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Practice, Self::NhsLogin].into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// A change the account's state does not allow.
@@ -83,6 +110,9 @@ impl OnlineAccount {
             version: 1,
             created_at: now,
             updated_at: now,
+            pending_access: None,
+            sent_access: None,
+            source: AccountSource::Practice,
         }
     }
 
@@ -114,13 +144,39 @@ impl OnlineAccount {
         *self = fresh;
     }
 
+    /// Asks for new access: it is pending until the supplier confirms it.
     pub fn change_access(&mut self, access: AccessSettings) -> Result<(), StateError> {
         self.require(
             &[AccountStatus::Pending, AccountStatus::Active, AccountStatus::Disabled],
             "change access of",
         )?;
-        self.access = access;
+        if self.supplier_ref.is_none() && self.status == AccountStatus::Pending {
+            // Not created at the supplier yet: the creation carries the new access.
+            self.access = access;
+        } else {
+            self.pending_access = Some(access);
+        }
         Ok(())
+    }
+
+    /// The access a new change starts from: the pending one if there is one.
+    pub fn latest_access(&self) -> &AccessSettings {
+        self.pending_access.as_ref().unwrap_or(&self.access)
+    }
+
+    /// The supplier confirmed a change: it is in effect.
+    pub fn access_confirmed(&mut self, access: AccessSettings) {
+        if self.pending_access.as_ref() == Some(&access) {
+            self.pending_access = None;
+        }
+        self.access = access;
+    }
+
+    /// The supplier refused a change for good: the confirmed access stands.
+    pub fn access_refused(&mut self, access: &AccessSettings) {
+        if self.pending_access.as_ref() == Some(access) {
+            self.pending_access = None;
+        }
     }
 
     /// The old key stops working here and now, not when the supplier answers.
@@ -160,6 +216,15 @@ impl OnlineAccount {
         self.linkage_key_issued_at = Some(now);
         self.letter_printed_at = None;
         self.letter_expires_at = None;
+        if self.status == AccountStatus::Pending {
+            self.status = AccountStatus::Active;
+        }
+        self.last_error = None;
+    }
+
+    /// The supplier made the account of a patient who registered with NHS login.
+    pub fn registered(&mut self, supplier_ref: String) {
+        self.supplier_ref = Some(supplier_ref);
         if self.status == AccountStatus::Pending {
             self.status = AccountStatus::Active;
         }

@@ -11,6 +11,7 @@ pub mod policy;
 mod practice;
 pub mod provisioning;
 pub mod proxy;
+pub mod record_access;
 mod records;
 pub mod registration;
 pub mod review;

@@ -50,6 +50,9 @@ pub struct OnlineServicesSettings {
     pub access_model: AccessModel,
     /// Age at which proxy roles for a child are suspended for review.
     pub proxy_review_age: u8,
+    /// Opt-out: automatic prospective access for accounts made before this day starts on it.
+    #[serde(default)]
+    pub prospective_go_live: Option<chrono::NaiveDate>,
 }
 
 impl Default for OnlineServicesSettings {
@@ -58,6 +61,7 @@ impl Default for OnlineServicesSettings {
             enabled: true,
             access_model: AccessModel::OptOut,
             proxy_review_age: 13,
+            prospective_go_live: None,
         }
     }
 }

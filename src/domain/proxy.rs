@@ -379,7 +379,7 @@ pub const ADULT_AGE: u32 = 16;
 /// Roles unused this long end.
 pub const UNUSED_YEARS: u32 = 5;
 
-fn age_on(birth: NaiveDate, day: NaiveDate) -> u32 {
+pub fn age_on(birth: NaiveDate, day: NaiveDate) -> u32 {
     day.years_since(birth).unwrap_or(0)
 }
 

@@ -23,4 +23,6 @@ pub struct PatientRecord {
     pub details: PatientDetails,
     pub version: i64,
     pub last_updated: DateTime<Utc>,
+    /// When the patient died, as their registration says.
+    pub deceased_on: Option<chrono::NaiveDate>,
 }

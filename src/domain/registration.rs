@@ -134,11 +134,26 @@ pub struct AccessPlan {
     pub after_review: Option<AccessSettings>,
 }
 
+/// Plans a change to `requested` from the record level the account has now (`current`):
+/// historic full access and a rise to detailed coded access wait for a record review.
 pub fn plan_access(
     requested: &AccessSettings,
+    current: RecordAccessLevel,
     method: VerificationMethod,
     today: NaiveDate,
 ) -> Result<AccessPlan, RuleViolation> {
+    if requested.record_level == RecordAccessLevel::DetailedCoded && current < RecordAccessLevel::DetailedCoded {
+        plan_access(requested, RecordAccessLevel::DetailedCoded, method, today)?;
+        // The coded record is checked for third-party and sensitive entries first.
+        return Ok(AccessPlan {
+            immediate: AccessSettings {
+                record_level: current,
+                record_from: None,
+                ..requested.clone()
+            },
+            after_review: Some(requested.clone()),
+        });
+    }
     if !method.permits(requested.record_level) {
         return Err(RuleViolation::new(
             "recordAccess.level",
@@ -250,18 +265,39 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
     }
 
+    fn plan(r: &AccessSettings, m: VerificationMethod, today: NaiveDate) -> Result<AccessPlan, RuleViolation> {
+        plan_access(r, RecordAccessLevel::None, m, today)
+    }
+
+    #[test]
+    fn detailed_coded_access_waits_for_review() {
+        let today = day(2026, 11, 21);
+        let requested = access(RecordAccessLevel::DetailedCoded, None);
+        let p = plan(&requested, VerificationMethod::NhsLoginP9, today).unwrap();
+        assert_eq!(p.immediate.record_level, RecordAccessLevel::None);
+        assert_eq!(p.after_review, Some(requested.clone()));
+        let kept = plan_access(
+            &requested,
+            RecordAccessLevel::DetailedCoded,
+            VerificationMethod::NhsLoginP9,
+            today,
+        )
+        .unwrap();
+        assert_eq!(kept.after_review, None, "already has it");
+    }
+
     #[test]
     fn vouching_alone_allows_summary_but_not_detailed_or_full() {
         let today = day(2026, 11, 21);
         assert!(
-            plan_access(
+            plan(
                 &access(RecordAccessLevel::Summary, None),
                 VerificationMethod::Vouching,
                 today
             )
             .is_ok()
         );
-        let err = plan_access(
+        let err = plan(
             &access(RecordAccessLevel::DetailedCoded, None),
             VerificationMethod::Vouching,
             today,
@@ -269,7 +305,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.field, "recordAccess.level");
         assert!(
-            plan_access(
+            plan(
                 &access(RecordAccessLevel::DetailedCoded, None),
                 VerificationMethod::VouchingWithRecordConfirmation,
                 today
@@ -282,13 +318,13 @@ mod tests {
     fn historic_full_access_waits_for_review_and_prospective_starts_today() {
         let today = day(2026, 11, 21);
         let requested = access(RecordAccessLevel::Full, Some(day(2015, 1, 1)));
-        let plan = plan_access(&requested, VerificationMethod::DocumentsInPerson, today).unwrap();
-        assert_eq!(plan.immediate.record_from, Some(today));
-        assert_eq!(plan.after_review, Some(requested));
+        let historic = plan(&requested, VerificationMethod::DocumentsInPerson, today).unwrap();
+        assert_eq!(historic.immediate.record_from, Some(today));
+        assert_eq!(historic.after_review, Some(requested));
 
         let prospective = access(RecordAccessLevel::Full, Some(today));
-        let plan = plan_access(&prospective, VerificationMethod::NhsLoginP9, today).unwrap();
-        assert_eq!(plan.after_review, None);
+        let now = plan(&prospective, VerificationMethod::NhsLoginP9, today).unwrap();
+        assert_eq!(now.after_review, None);
     }
 
     #[test]
@@ -296,13 +332,13 @@ mod tests {
         let today = day(2026, 11, 21);
         let m = VerificationMethod::DocumentsInPerson;
         assert_eq!(
-            plan_access(&access(RecordAccessLevel::Full, None), m, today)
+            plan(&access(RecordAccessLevel::Full, None), m, today)
                 .unwrap_err()
                 .field,
             "recordAccess.from"
         );
-        assert!(plan_access(&access(RecordAccessLevel::Full, Some(day(2027, 1, 1))), m, today).is_err());
-        assert!(plan_access(&access(RecordAccessLevel::Summary, Some(day(2020, 1, 1))), m, today).is_err());
+        assert!(plan(&access(RecordAccessLevel::Full, Some(day(2027, 1, 1))), m, today).is_err());
+        assert!(plan(&access(RecordAccessLevel::Summary, Some(day(2020, 1, 1))), m, today).is_err());
     }
 
     #[test]

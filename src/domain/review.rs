@@ -25,3 +25,12 @@ impl ReviewTask {
         self.updated_at.and_utc()
     }
 }
+
+/// What staff decided about a record review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewDecision {
+    /// The record was checked: the access asked for is switched on (through the outbox).
+    Approve,
+    /// Not switched on, for the reason given.
+    Decline(String),
+}

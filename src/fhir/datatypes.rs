@@ -94,6 +94,8 @@ pub struct Extension {
     pub value_integer: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_string: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_date: Option<String>,
 }
 
 impl Extension {

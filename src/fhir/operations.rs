@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{FhirError, Identifier, OperationOutcome, OperationOutcomeIssue, Parameter, Parameters, Reference};
+use super::{Coding, FhirError, Identifier, OperationOutcome, OperationOutcomeIssue, Parameter, Parameters, Reference};
 use crate::domain::identity::{IdentityAssertion, LinkageDetails};
 use crate::domain::policy::{Decision, Verdict};
 use crate::domain::provisioning::OutboxJob;
+use crate::domain::record_access::{AccessChange, AccessCode, SNOMED};
 use crate::domain::registration::RegistrationRequest;
-use crate::domain::review::ReviewTask;
+use crate::domain::review::{ReviewDecision, ReviewTask};
 use crate::domain::{
     AccessSettings, IdentityVerification, NhsNumber, OdsCode, OnlineAccount, PatientAccess, ProofingLevel,
     RecordAccessLevel, Services, VerificationMethod,
@@ -98,6 +99,52 @@ pub fn access(p: &Parameters) -> Result<AccessSettings, FhirError> {
         record_level,
         record_from,
     })
+}
+
+/// `$set-online-access`: only the services and the record access it names change. A service
+/// left out of `services` keeps its setting; leaving out `recordAccess` keeps the record access.
+pub fn access_change(p: &Parameters) -> Result<AccessChange, FhirError> {
+    let full = access(p)?;
+    let named = |name: &str| p.get("services").and_then(|g| g.part(name)).is_some();
+    let change = AccessChange {
+        appointments: named("appointments").then_some(full.services.appointments),
+        prescriptions: named("prescriptions").then_some(full.services.prescriptions),
+        messaging: named("messaging").then_some(full.services.messaging),
+        record: p.get("recordAccess").map(|_| (full.record_level, full.record_from)),
+    };
+    if change.is_empty() {
+        return Err(condition(
+            "services",
+            "name at least one service (appointments, prescriptions, messaging) or recordAccess to change",
+        ));
+    }
+    Ok(change)
+}
+
+/// `$complete` on a record review: `decision` approve (the default) or decline with a `reason`.
+pub fn review_decision(p: &Parameters) -> Result<ReviewDecision, FhirError> {
+    match p.get("decision").and_then(|d| d.value_code.as_deref()) {
+        None if p.get("decision").is_none() => Ok(ReviewDecision::Approve),
+        Some("approve") => Ok(ReviewDecision::Approve),
+        Some("decline") => {
+            let reason = p
+                .get("reason")
+                .and_then(|r| r.value_string.as_deref())
+                .map(str::trim)
+                .filter(|r| !r.is_empty() && r.chars().count() <= 2000)
+                .ok_or_else(|| {
+                    FhirError::parameter(
+                        "reason",
+                        "declining needs a reason (valueString, at most 2000 characters)",
+                    )
+                })?;
+            Ok(ReviewDecision::Decline(reason.to_owned()))
+        }
+        _ => Err(FhirError::parameter(
+            "decision",
+            "decision is approve or decline (valueCode)",
+        )),
+    }
 }
 
 /// A FHIR `date` with day precision.
@@ -266,7 +313,12 @@ pub fn account_group(a: &OnlineAccount) -> Parameter {
         parts.push(Parameter::string("email", a.email.clone()));
     }
     parts.push(Parameter::string("verificationMethod", a.verification.method.as_str()));
+    parts.push(Parameter::code("source", a.source.as_str()));
+    // What the supplier has confirmed; a change it has not confirmed yet is shown apart.
     parts.extend(access_parts(&a.access));
+    if let Some(pending) = &a.pending_access {
+        parts.push(Parameter::group("pendingAccess", access_parts(pending)));
+    }
     parts.push(Parameter::boolean("linkageKeyIssued", a.linkage_key_sealed.is_some()));
     if let Some(expires) = a.letter_expires_at {
         parts.push(Parameter::date_time("letterExpiresAt", expires.and_utc()));
@@ -277,8 +329,61 @@ pub fn account_group(a: &OnlineAccount) -> Parameter {
     Parameter::group("account", parts)
 }
 
-pub fn account(a: &OnlineAccount) -> Parameters {
-    Parameters::new(vec![account_group(a)])
+/// `$online-account`: the account, the access in effect (the practice's model and the record's
+/// codes applied), and the codes with who added them.
+pub fn account(
+    a: &OnlineAccount,
+    effective: &AccessSettings,
+    codes: &[(AccessCode, String, chrono::NaiveDateTime)],
+) -> Parameters {
+    let mut parameter = vec![
+        account_group(a),
+        Parameter::group("effectiveAccess", access_parts(effective)),
+    ];
+    for (code, by, at) in codes {
+        parameter.push(Parameter::group(
+            "accessCode",
+            vec![
+                Parameter {
+                    name: "code".into(),
+                    value_coding: Some(Coding {
+                        system: Some(SNOMED.into()),
+                        code: Some(code.code().into()),
+                        display: Some(code.display().into()),
+                    }),
+                    ..Default::default()
+                },
+                Parameter::string("addedBy", by.clone()),
+                Parameter::date_time("addedAt", at.and_utc()),
+            ],
+        ));
+    }
+    Parameters::new(parameter)
+}
+
+/// The record-access code a `$add-record-access-code` or `$remove-record-access-code` names:
+/// `code` as a SNOMED CT `valueCoding` or a bare `valueCode`.
+pub fn access_code(p: &Parameters) -> Result<AccessCode, FhirError> {
+    let param = p
+        .get("code")
+        .ok_or_else(|| FhirError::parameter("code", "code is required (valueCoding with the SNOMED CT code)"))?;
+    let (system, value) = match (&param.value_coding, &param.value_code) {
+        (Some(c), _) => (c.system.as_deref(), c.code.as_deref()),
+        (None, Some(v)) => (None, Some(v.as_str())),
+        _ => return Err(FhirError::parameter("code", "code needs valueCoding or valueCode")),
+    };
+    if system.is_some_and(|s| s != SNOMED) {
+        return Err(FhirError::parameter(
+            "code",
+            format!("the code system must be {SNOMED}"),
+        ));
+    }
+    value.and_then(AccessCode::parse).ok_or_else(|| {
+        FhirError::parameter(
+            "code",
+            "unknown record-access code: 1364731000000104 (enhanced review indicated), 1364751000000106 (not indicated) or 1290331000000103 (declined)",
+        )
+    })
 }
 
 /// What an accepted account change answers: the account, the provisioning Task, any review
@@ -369,6 +474,16 @@ fn access_entry(e: &PatientAccess) -> Parameter {
         });
     }
     parts.extend(access_parts(&e.effective));
+    if let Some(id) = &e.pending_review {
+        parts.push(Parameter {
+            name: "pendingReview".into(),
+            value_reference: Some(Reference {
+                reference: Some(format!("Task/{id}")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     if let Some(r) = &e.reason {
         parts.push(Parameter::string("reason", r.clone()));
     }

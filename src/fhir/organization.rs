@@ -75,7 +75,14 @@ impl Organization {
                             value_integer: Some(i64::from(s.proxy_review_age)),
                             ..Default::default()
                         },
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(s.prospective_go_live.map(|d| Extension {
+                        url: "prospectiveAccessGoLive".into(),
+                        value_date: Some(d.format("%Y-%m-%d").to_string()),
+                        ..Default::default()
+                    }))
+                    .collect(),
                     ..Default::default()
                 },
             ],
@@ -154,6 +161,16 @@ impl Organization {
                             .value_integer
                             .and_then(|v| u8::try_from(v).ok())
                             .ok_or_else(|| FhirError::resource("proxyReviewAge needs valueInteger", at.clone()))?;
+                    }
+                    "prospectiveAccessGoLive" => {
+                        settings.prospective_go_live = Some(
+                            part.value_date
+                                .as_deref()
+                                .and_then(super::operations::parse_date)
+                                .ok_or_else(|| {
+                                    FhirError::resource("prospectiveAccessGoLive needs valueDate", at.clone())
+                                })?,
+                        );
                     }
                     _ => return Err(FhirError::resource("unknown online-services setting", at)),
                 }

@@ -32,6 +32,8 @@ pub struct Parameter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_reference: Option<Reference>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_coding: Option<super::Coding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub resource: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

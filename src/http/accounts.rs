@@ -136,8 +136,8 @@ pub async fn set_access(
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let permit = patient_permit(&state, &caller, Action::SetOnlineAccess, &id).await?;
-    let access = operations::access(&body.parameters()?)?;
-    let accepted = accounts::set_access(&state.core, permit, access, &staff_subject(&caller)).await?;
+    let change = operations::access_change(&body.parameters()?)?;
+    let accepted = accounts::set_access(&state.core, permit, change, &staff_subject(&caller)).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -234,10 +234,10 @@ pub async fn account(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let permit = patient_permit(&state, &caller, Action::ReadOnlineAccount, &id).await?;
-    let account = accounts::account(&permit)?;
+    let (account, effective, codes) = crate::services::record_access::account_view(&state.core, &permit).await?;
     Ok(resource(
         StatusCode::OK,
-        &operations::account(&account),
+        &operations::account(&account, &effective, &codes),
         Some(account.version),
         Some(account.last_updated()),
     ))
@@ -462,12 +462,13 @@ pub async fn complete_task(
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let permit = task_permit(&state, &caller, Action::CompleteTask, &id).await?;
-    let note = if body.is_empty() {
-        None
+    let (decision, note) = if body.is_empty() {
+        (crate::domain::review::ReviewDecision::Approve, None)
     } else {
-        operations::note(&body.parameters()?)?
+        let p = body.parameters()?;
+        (operations::review_decision(&p)?, operations::note(&p)?)
     };
-    let accepted = accounts::complete_review(&state.core, permit, note, &staff_subject(&caller)).await?;
+    let accepted = accounts::complete_review(&state.core, permit, decision, note, &staff_subject(&caller)).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 

@@ -371,6 +371,8 @@ pub(super) struct Loaded {
     /// The role a target names, or the one a proxy acts through.
     role: Option<ProxyRole>,
     request: Option<AccessRequest>,
+    /// The record-access codes on the target patient's record.
+    codes: crate::domain::record_access::CodeSet,
     /// How the person asking takes part in `role` (when the target is a role).
     part: Option<RolePart>,
     /// The acting person's NHS number.
@@ -491,7 +493,8 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
     if let Some(p) = &patient {
         l.audit_practice = Some(p.practice_ods.as_str().to_owned());
         l.practice = db::practices::find(c, &p.practice_id)?;
-        l.account = db::accounts::find_by_patient(c, &p.id)?;
+        l.account = db::accounts::find_by_patient(c, &p.id, &p.practice_id)?;
+        l.codes = db::access_codes::active(c, &p.id)?;
         // A person asking about someone else's record may be their proxy: the role that counts
         // is an active one if there is one, else the most recent.
         if l.role.is_none()
@@ -543,9 +546,17 @@ impl Loaded {
                 },
                 birth_date: p.details.birth_date,
                 account: self.account.as_ref().map(|a| AccountFacts {
-                    status: a.status,
+                    // A patient who has died has no online access, whatever the supplier says yet.
+                    status: if p.deceased_on.is_some() {
+                        crate::domain::AccountStatus::Disabled
+                    } else {
+                        a.status
+                    },
                     at_current_practice: a.practice_id == p.practice_id,
-                    access: a.access.clone(),
+                    access: match &self.practice {
+                        Some(practice) => super::record_access::effective(practice, p, &self.codes, a, today),
+                        None => a.access.clone(),
+                    },
                 }),
                 relationship,
             })
@@ -585,7 +596,10 @@ impl Loaded {
             .account
             .as_ref()
             .filter(|a| a.status == crate::domain::AccountStatus::Active && a.practice_id == patient.practice_id)
-            .map(|a| &a.access);
+            .map(|a| match &self.practice {
+                Some(practice) => super::record_access::effective(practice, patient, &self.codes, a, today),
+                None => a.access.clone(),
+            });
         ProxyFacts {
             role_id: role.id.clone(),
             status: role.status,
@@ -595,7 +609,7 @@ impl Loaded {
                 .relationships
                 .first()
                 .map_or_else(|| role.legal_basis.code().to_owned(), |r| r.code.clone()),
-            grants: role.grants.capped_by(own).as_access(),
+            grants: role.grants.capped_by(own.as_ref()).as_access(),
         }
     }
 }

@@ -10,8 +10,9 @@ use super::{Core, Error, Reason, Result};
 use crate::db::{self, DbError};
 use crate::domain::account::Letter;
 use crate::domain::provisioning::OutboxJob;
+use crate::domain::record_access::AccessChange;
 use crate::domain::registration::{self, AccessPlan, RegistrationRequest, RuleViolation};
-use crate::domain::review::ReviewTask;
+use crate::domain::review::{ReviewDecision, ReviewTask};
 use crate::domain::{AccessSettings, Attestation, JobSubject, OnlineAccount, PatientRecord, PracticeRecord};
 
 fn condition(v: RuleViolation) -> Error {
@@ -27,7 +28,7 @@ pub struct Accepted {
     pub warnings: Vec<String>,
 }
 
-fn review_task(account: &OnlineAccount, requested: &AccessSettings, by: &str) -> ReviewTask {
+pub(super) fn review_task(account: &OnlineAccount, requested: &AccessSettings, by: &str) -> ReviewTask {
     let now = db::now();
     ReviewTask {
         id: uuid::Uuid::new_v4().to_string(),
@@ -56,6 +57,7 @@ pub fn create_payload(
         family_name: patient.details.family.clone(),
         birth_date: patient.details.birth_date,
         access: access.clone(),
+        nhs_login: false,
     }
 }
 
@@ -110,7 +112,13 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
     let AccessPlan {
         immediate,
         after_review,
-    } = registration::plan_access(&input.access, input.verification.method, today).map_err(condition)?;
+    } = registration::plan_access(
+        &input.access,
+        crate::domain::RecordAccessLevel::None,
+        input.verification.method,
+        today,
+    )
+    .map_err(condition)?;
 
     let email = email.unwrap_or_default();
     let settings = core.settings.suppliers.clone();
@@ -118,7 +126,7 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
     let verification = input.verification.clone();
     let result = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
-            let existing = db::accounts::find_by_patient(c, &patient.id)?;
+            let existing = db::accounts::find_by_patient(c, &patient.id, &practice.id)?;
             if existing.as_ref().is_some_and(|a| !a.can_register_again()) {
                 return Ok(Err(Error::rejected(
                     Reason::AccountExists,
@@ -129,7 +137,7 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
             if !email.is_empty() && db::accounts::email_used_by_another(c, &email, &patient.id)? {
                 warnings.push("the email address is already used by another online account; check it belongs to this patient".to_owned());
             }
-            let fresh = OnlineAccount::pending(
+            let mut fresh = OnlineAccount::pending(
                 uuid::Uuid::new_v4().to_string(),
                 &patient.id,
                 &practice.id,
@@ -139,6 +147,10 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
                 attestation,
                 db::now(),
             );
+            // The supplier is told the access with the practice's model applied.
+            let codes = db::access_codes::active(c, &patient.id)?;
+            let sent = super::record_access::effective(&practice, &patient, &codes, &fresh, today);
+            fresh.sent_access = Some(sent.clone());
             let account = match existing {
                 Some(mut old) => {
                     old.register_again(fresh);
@@ -157,7 +169,7 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
                 JobSubject::Account(&account.id),
                 &patient.id,
                 practice.supplier,
-                &create_payload(&patient, &practice, &email, &immediate),
+                &create_payload(&patient, &practice, &email, &sent),
             );
             db::outbox::enqueue(c, &job)?;
             let review = after_review.as_ref().map(|requested| review_task(&account, requested, &by));
@@ -229,28 +241,62 @@ async fn change_and_enqueue(
     Ok(accepted)
 }
 
+/// Changes the parts of the account's access that `change` names. The change is pending until
+/// the supplier confirms it; a refused change leaves the confirmed access as it was. More of
+/// the record than the account has confirmed waits for a record review.
 #[tracing::instrument(skip_all)]
-pub async fn set_access(core: &Core, permit: Permit, requested: AccessSettings, by: &str) -> Result<Accepted> {
+pub async fn set_access(core: &Core, permit: Permit, change: AccessChange, by: &str) -> Result<Accepted> {
     let account = account(&permit)?;
-    let practice = permit.practice()?;
+    let patient = permit.patient()?.clone();
+    let practice = permit.practice()?.clone();
+    let requested = change.applied_to(account.latest_access());
     // The state is checked before the plan, so a refused change says why the account cannot
     // change rather than what was wrong with the new access.
     account.clone().change_access(requested.clone())?;
     let AccessPlan {
         immediate,
         after_review,
-    } = registration::plan_access(&requested, account.verification.method, core.clock.today()).map_err(condition)?;
-    let review = after_review.as_ref().map(|r| review_task(&account, r, by));
-    let access = immediate.clone();
-    change_and_enqueue(
-        core,
-        practice,
-        account,
-        move |a| a.change_access(access),
-        JobPayload::SetAccess { access: immediate },
-        review,
+    } = registration::plan_access(
+        &requested,
+        account.access.record_level,
+        account.verification.method,
+        core.clock.today(),
     )
-    .await
+    .map_err(condition)?;
+    let review = after_review.as_ref().map(|r| review_task(&account, r, by));
+    let settings = core.settings.suppliers.clone();
+    let today = core.clock.today();
+    let accepted = db::run(&core.pool, move |c| {
+        db::write_transaction::<_, DbError, _>(c, |c| {
+            let mut account = account;
+            if let Err(e) = account.change_access(immediate.clone()) {
+                return Ok(Err(Error::from(e)));
+            }
+            let codes = db::access_codes::active(c, &patient.id)?;
+            let job = super::record_access::sync(
+                c,
+                &settings,
+                &patient,
+                &practice,
+                &mut account,
+                &codes,
+                today,
+                Some(immediate),
+            )?;
+            if let Some(r) = &review {
+                db::reviews::insert(c, r)?;
+            }
+            Ok(Ok(Accepted {
+                account,
+                job,
+                review,
+                warnings: vec![],
+            }))
+        })
+    })
+    .await??;
+    core.provisioner.notify();
+    Ok(accepted)
 }
 
 #[tracing::instrument(skip_all)]
@@ -358,9 +404,16 @@ pub fn task(permit: &Permit) -> Result<AnyTask> {
     permit.task.clone().ok_or_else(|| Error::not_found("Task"))
 }
 
-/// Completing a record review switches the historic access on (through the outbox).
+/// Completes a record review: approved, the access it waited for is switched on through the
+/// outbox; declined, the access stays as it is and the reason is kept on the Task.
 #[tracing::instrument(skip_all)]
-pub async fn complete_review(core: &Core, permit: Permit, note: Option<String>, by: &str) -> Result<Accepted> {
+pub async fn complete_review(
+    core: &Core,
+    permit: Permit,
+    decision: ReviewDecision,
+    note: Option<String>,
+    by: &str,
+) -> Result<Accepted> {
     let AnyTask::Review(review) = task(&permit)? else {
         return Err(Error::rejected(
             Reason::BusinessRule,
@@ -374,37 +427,48 @@ pub async fn complete_review(core: &Core, permit: Permit, note: Option<String>, 
         ));
     }
     let account = account(&permit)?;
-    let supplier = permit.practice()?.supplier;
+    let patient = permit.patient()?.clone();
+    let practice = permit.practice()?.clone();
     let by = by.to_owned();
     let requested = review.requested_access.clone();
     let settings = core.settings.suppliers.clone();
+    let today = core.clock.today();
     let accepted = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
-            if !db::reviews::close(c, &review.id, "completed", &by, note.as_deref(), db::now())? {
+            let (status, note) = match &decision {
+                ReviewDecision::Approve => ("completed", note),
+                ReviewDecision::Decline(reason) => ("rejected", Some(reason.clone())),
+            };
+            if !db::reviews::close(c, &review.id, status, &by, note.as_deref(), db::now())? {
                 return Ok(Err(Error::rejected(
                     Reason::AccountState,
                     "the review was completed at the same time",
                 )));
             }
             let mut account = account;
-            if let Err(e) = account.change_access(requested.clone()) {
-                return Ok(Err(e.into()));
-            }
-            if !db::accounts::save(c, &mut account)? {
-                return Ok(Err(Error::version_conflict()));
-            }
-            let job = provisioning::job(
-                &settings,
-                JobSubject::Account(&account.id),
-                &account.patient_id,
-                supplier,
-                &JobPayload::SetAccess { access: requested },
-            );
-            db::outbox::enqueue(c, &job)?;
+            let job = match decision {
+                ReviewDecision::Decline(_) => None,
+                ReviewDecision::Approve => {
+                    if let Err(e) = account.change_access(requested.clone()) {
+                        return Ok(Err(e.into()));
+                    }
+                    let codes = db::access_codes::active(c, &patient.id)?;
+                    super::record_access::sync(
+                        c,
+                        &settings,
+                        &patient,
+                        &practice,
+                        &mut account,
+                        &codes,
+                        today,
+                        Some(requested),
+                    )?
+                }
+            };
             let review = db::reviews::find(c, &review.id)?;
             Ok(Ok(Accepted {
                 account,
-                job: Some(job),
+                job,
                 review,
                 warnings: vec![],
             }))

@@ -8,7 +8,7 @@ use crate::domain::identity::{IdentityAssertion, LinkageDetails};
 use crate::domain::policy::Action;
 use crate::domain::{
     AccessSettings, AccountStatus, NhsNumber, OnlineAccount, PatientAccess, PatientIdentifierSystem, PatientRecord,
-    ProofingLevel,
+    PracticeRecord, ProofingLevel,
 };
 
 use super::access::{self, Target};
@@ -89,8 +89,19 @@ pub(super) fn resolve_binding(
     })
 }
 
-fn entry_for(patient: PatientRecord, account: Option<OnlineAccount>) -> PatientAccess {
-    let (status, reason, effective) = match account {
+/// The caller's own entry: the account at their practice with the practice's model applied,
+/// or the ended one at the practice they left. Record access needs P9 to be used, so a token
+/// of lower assurance is shown none.
+fn entry_for(
+    patient: PatientRecord,
+    practice: Option<&PracticeRecord>,
+    account: Option<OnlineAccount>,
+    codes: &crate::domain::record_access::CodeSet,
+    level: ProofingLevel,
+    pending_review: Option<String>,
+    today: chrono::NaiveDate,
+) -> PatientAccess {
+    let (status, reason, mut effective) = match account {
         None => (
             "none".to_owned(),
             Some("no online account at this practice".to_owned()),
@@ -101,13 +112,28 @@ fn entry_for(patient: PatientRecord, account: Option<OnlineAccount>) -> PatientA
             Some("the patient moved practice; access at the old practice has ended".to_owned()),
             AccessSettings::none(),
         ),
-        Some(a) if a.status == AccountStatus::Active => ("active".to_owned(), None, a.access),
+        Some(_) if patient.deceased_on.is_some() => (
+            "ended".to_owned(),
+            Some("the patient has died".to_owned()),
+            AccessSettings::none(),
+        ),
+        Some(a) if a.status == AccountStatus::Active => {
+            let access = match practice {
+                Some(p) => super::record_access::effective(p, &patient, codes, &a, today),
+                None => a.access.clone(),
+            };
+            ("active".to_owned(), None, access)
+        }
         Some(a) => (
             a.status.as_str().to_owned(),
             a.status_reason.clone(),
             AccessSettings::none(),
         ),
     };
+    if level != ProofingLevel::P9 {
+        effective.record_level = crate::domain::RecordAccessLevel::None;
+        effective.record_from = None;
+    }
     PatientAccess {
         patient,
         relationship: "self".to_owned(),
@@ -115,6 +141,7 @@ fn entry_for(patient: PatientRecord, account: Option<OnlineAccount>) -> PatientA
         reason,
         effective,
         role_id: None,
+        pending_review,
     }
 }
 
@@ -133,11 +160,36 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
             .filter(|a| a.patient.details.identifier.value() == delegated.nhs_number.as_str())
             .collect());
     }
-    let mut entries: Vec<PatientAccess> = permit
-        .patient
-        .map(|p| entry_for(p, permit.account))
-        .into_iter()
-        .collect();
+    let mut entries: Vec<PatientAccess> = vec![];
+    if let Some(p) = permit.patient {
+        let (id, account_id) = (p.id.clone(), permit.account.as_ref().map(|a| a.id.clone()));
+        let (codes, earlier, review) = db::run(&core.pool, move |c| {
+            let codes = db::access_codes::active(c, &id)?;
+            let earlier = match account_id {
+                Some(_) => None,
+                None => db::accounts::all_for_patient(c, &id)?.into_iter().next(),
+            };
+            let review = match &account_id {
+                Some(a) => db::reviews::for_patient(c, &id)?
+                    .into_iter()
+                    .find(|r| r.status == "requested" && r.account_id == *a)
+                    .map(|r| r.id),
+                None => None,
+            };
+            Ok((codes, earlier, review))
+        })
+        .await?;
+        let account = permit.account.or(earlier);
+        entries.push(entry_for(
+            p,
+            permit.practice.as_ref(),
+            account,
+            &codes,
+            me.proofing_level,
+            review,
+            core.clock.today(),
+        ));
+    }
     entries.extend(acting_for);
     Ok(entries)
 }

@@ -12,6 +12,7 @@ pub mod patients;
 pub mod practices;
 pub mod provisioning;
 pub mod proxy;
+pub mod record_access;
 
 use std::sync::Arc;
 

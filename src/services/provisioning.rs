@@ -29,9 +29,16 @@ pub enum JobPayload {
         family_name: String,
         birth_date: NaiveDate,
         access: AccessSettings,
+        /// The patient registered themself with NHS login: no linkage key is issued.
+        #[serde(default)]
+        nhs_login: bool,
     },
+    /// `access` is what the supplier is to give (the practice's model applied); `grant` the
+    /// change staff asked for, confirmed when the supplier accepts it.
     SetAccess {
         access: AccessSettings,
+        #[serde(default)]
+        grant: Option<AccessSettings>,
     },
     ResetLinkageKey,
     SetAccountStatus {
@@ -99,6 +106,8 @@ pub struct Provisioner {
 
 enum Outcome {
     Credentials(AccountCredentials),
+    /// An NHS login account: the supplier's handle, no linkage key.
+    Registered(String),
     Linked(String),
     Done,
 }
@@ -268,6 +277,7 @@ impl Provisioner {
                 family_name,
                 birth_date,
                 access,
+                nhs_login,
             } => {
                 let request = CreateAccount {
                     patient_identifier,
@@ -277,9 +287,13 @@ impl Provisioner {
                     birth_date,
                     access,
                 };
-                adapter.create_account(key, &request).await.map(Outcome::Credentials)
+                if nhs_login {
+                    adapter.register_nhs_login(key, &request).await.map(Outcome::Registered)
+                } else {
+                    adapter.create_account(key, &request).await.map(Outcome::Credentials)
+                }
             }
-            JobPayload::SetAccess { access } => {
+            JobPayload::SetAccess { access, .. } => {
                 let r = supplier_ref().await?;
                 adapter.set_access(key, &r, &access).await.map(|_| Outcome::Done)
             }
@@ -356,6 +370,13 @@ fn apply_success(
                 now,
             );
         }
+        (JobKind::CreateAccount, Outcome::Registered(supplier_ref)) => account.registered(supplier_ref),
+        (JobKind::SetAccess, _) => {
+            if let Ok(JobPayload::SetAccess { grant: Some(grant), .. }) = serde_json::from_value(job.payload.clone()) {
+                account.access_confirmed(grant);
+            }
+            account.last_error = None;
+        }
         _ => account.last_error = None,
     }
     if !db::accounts::save(c, &mut account)? {
@@ -381,6 +402,13 @@ fn record_failure(
     account.last_error = Some(message.to_owned());
     if final_failure && !e.is_retryable() && job.kind == JobKind::CreateAccount {
         account.creation_refused(e.code(), e.description());
+    }
+    // A change that will not happen leaves the confirmed access as it was.
+    if final_failure
+        && job.kind == JobKind::SetAccess
+        && let Ok(JobPayload::SetAccess { grant: Some(grant), .. }) = serde_json::from_value(job.payload.clone())
+    {
+        account.access_refused(&grant);
     }
     if !db::accounts::save(c, &mut account)? {
         return Err(DbError::Query("online account changed while a job failed".into()));

@@ -136,7 +136,7 @@ fn patient_access(
     c: &mut DbConnection,
     patient: &PatientRecord,
 ) -> std::result::Result<Option<AccessSettings>, DbError> {
-    Ok(db::accounts::find_by_patient(c, &patient.id)?
+    Ok(db::accounts::find_by_patient(c, &patient.id, &patient.practice_id)?
         .filter(|a| a.status == AccountStatus::Active && a.practice_id == patient.practice_id)
         .map(|a| a.access))
 }
@@ -755,6 +755,7 @@ pub async fn acting_for(core: &Core, proxy: &NhsNumber) -> Result<Vec<PatientAcc
                     .first()
                     .map_or_else(|| "proxy".to_owned(), |r| r.code.clone()),
                 role_id: Some(role.id.clone()),
+                pending_review: None,
                 patient,
                 status,
                 reason,

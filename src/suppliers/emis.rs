@@ -116,6 +116,7 @@ impl SupplierAdapter for EmisAdapter {
             email_address: request.email.as_deref(),
             surname: &request.family_name,
             date_of_birth: request.birth_date,
+            nhs_login_verified: false,
         };
         let created: CreatedUser = self
             .call(Method::POST, "/users/nhs", idempotency_key, Some(&body), None)
@@ -124,6 +125,29 @@ impl SupplierAdapter for EmisAdapter {
         let guid = created.access_identity_guid;
         self.set_access(idempotency_key, &guid, &request.access).await?;
         self.read_credentials(idempotency_key, &guid).await
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis"))]
+    async fn register_nhs_login(
+        &self,
+        idempotency_key: &str,
+        request: &CreateAccount,
+    ) -> Result<String, SupplierError> {
+        let body = CreateUser {
+            nhs_number: &request.patient_identifier,
+            national_practice_code: &request.ods_code,
+            email_address: request.email.as_deref(),
+            surname: &request.family_name,
+            date_of_birth: request.birth_date,
+            nhs_login_verified: true,
+        };
+        let created: CreatedUser = self
+            .call(Method::POST, "/users/nhs", idempotency_key, Some(&body), None)
+            .await?
+            .json()?;
+        let guid = created.access_identity_guid;
+        self.set_access(idempotency_key, &guid, &request.access).await?;
+        Ok(guid)
     }
 
     #[tracing::instrument(skip_all, fields(supplier = "emis", supplier_ref = %supplier_ref))]
@@ -319,6 +343,9 @@ struct CreateUser<'a> {
     email_address: Option<&'a str>,
     surname: &'a str,
     date_of_birth: NaiveDate,
+    /// The patient proved who they are with NHS login: no linkage details are issued.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    nhs_login_verified: bool,
 }
 
 #[derive(Deserialize)]

@@ -152,6 +152,11 @@ pub trait SupplierAdapter: Send + Sync {
         request: &CreateAccount,
     ) -> Result<AccountCredentials, SupplierError>;
 
+    /// Creates the account of a patient who registered themself with NHS login: no letter and
+    /// no linkage key. Returns the supplier's handle for the account.
+    async fn register_nhs_login(&self, idempotency_key: &str, request: &CreateAccount)
+    -> Result<String, SupplierError>;
+
     async fn set_access(
         &self,
         idempotency_key: &str,

@@ -240,6 +240,25 @@ impl SupplierAdapter for TppAdapter {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(supplier = "tpp"))]
+    async fn register_nhs_login(
+        &self,
+        idempotency_key: &str,
+        request: &CreateAccount,
+    ) -> Result<String, SupplierError> {
+        let message = LinkAccount {
+            patient_identifier: &request.patient_identifier,
+            organisation_code: &request.ods_code,
+            surname: &request.family_name,
+            date_of_birth: request.birth_date,
+            email: request.email.as_deref(),
+            service_access: service_access_flags(&request.access),
+            record_access_from: full_record_from(&request.access),
+        };
+        let reply: LinkNhsLoginAccountReply = self.exchange(idempotency_key, "LinkNhsLoginAccount", &message).await?;
+        Ok(reply.online_user_id)
+    }
+
     #[tracing::instrument(skip_all, fields(supplier = "tpp", supplier_ref = %supplier_ref))]
     async fn set_access(
         &self,
@@ -491,6 +510,12 @@ struct LinkAccount<'a> {
     service_access: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     record_access_from: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LinkNhsLoginAccountReply {
+    online_user_id: String,
 }
 
 #[derive(Deserialize)]

@@ -226,7 +226,8 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
     // The supplier holds exactly this account with the requested services.
     let held = sim_account(&app, "emis", "9990000158").await;
     assert_eq!(held["account_id"], account_id);
-    assert_eq!(held["record_level"], "summary");
+    // A81001 is an opt-out practice: an adult's account gives full prospective access.
+    assert_eq!(held["record_level"], "full");
     assert_eq!(held["services"]["appointments"], true);
 
     // Staff at another practice can neither print the letter nor see the Task.
@@ -464,13 +465,23 @@ async fn historic_record_access_waits_for_a_completed_review() {
         .trim_start_matches("Task/")
         .to_owned();
     let today = chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string();
-    let from = |p: &Value| {
-        account_part(p, "recordAccess")["part"]
+    let from_in = |group: &Value| {
+        group["part"]
             .as_array()
             .unwrap()
             .iter()
             .find(|x| x["name"] == "from")
             .map(|x| x["valueDate"].as_str().unwrap().to_owned())
+    };
+    let from = |p: &Value| from_in(account_part(p, "recordAccess"));
+    // A change the supplier has not confirmed yet is shown apart from the confirmed access.
+    let pending_from = |p: &Value| {
+        account_part(p, "pendingAccess")["part"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "recordAccess")
+            .and_then(from_in)
     };
     assert_eq!(
         from(&accepted).as_deref(),
@@ -520,7 +531,12 @@ async fn historic_record_access_waits_for_a_completed_review() {
         .post_fhir(&format!("/Task/{review_id}/$complete"), &clinician, &json!({"resourceType": "Parameters", "parameter": [{"name": "note", "valueString": "no third-party information"}]}))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{completed}");
-    assert_eq!(from(&completed).as_deref(), Some("2015-06-01"));
+    assert_eq!(pending_from(&completed).as_deref(), Some("2015-06-01"));
+    assert_eq!(
+        from(&completed).as_deref(),
+        Some(today.as_str()),
+        "confirmed only once the supplier says so"
+    );
     wait_for_task(&app, &token, &task_id(&completed), "completed", Duration::from_secs(10)).await;
     let held = sim_account(&app, "emis", "9990000042").await;
     assert_eq!(held["record_level"], "full");
@@ -563,9 +579,14 @@ async fn access_changes_reset_and_disable_are_forwarded() {
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
     let held = sim_account(&app, "tpp", "9990000050").await;
-    assert_eq!(held["record_level"], "detailed-coded");
+    // Detailed coded access waits for a record review; only the services named change.
+    assert_eq!(held["record_level"], "summary");
+    assert!(
+        part(&accepted, "reviewTask")["valueReference"]["reference"].is_string(),
+        "{accepted}"
+    );
     assert_eq!(held["services"]["messaging"], true);
-    assert_eq!(held["services"]["appointments"], false);
+    assert_eq!(held["services"]["appointments"], true, "not named, so unchanged");
 
     // Reset: the old key stops working at once and a new one arrives.
     let (status, _, accepted) = app

@@ -209,6 +209,20 @@ actions! {
         staff: Some(PROXIES), patient: Some(PARTY), system: Some("proxy:write");
     SetProxyAccess => "set-proxy-access", Update, "set what a proxy role grants",
         staff: Some(PROXIES), patient: None, system: Some("proxy:write");
+    AddAccessCode => "add-access-code", Update, "add a record-access code to a patient's record",
+        staff: Some(CHANGE_ACCESS), patient: None, system: None;
+    RemoveAccessCode => "remove-access-code", Update, "remove a record-access code from a patient's record",
+        staff: Some(CHANGE_ACCESS), patient: None, system: None;
+    RegisterSelf => "register-self", Create, "register oneself for online services with NHS login",
+        staff: None, patient: Some(PARTY), system: Some("identity:register");
+    RequestRecordAccess => "request-record-access", Create, "ask the practice for record access",
+        staff: None, patient: Some(RECORD), system: None;
+    ApplyOptInModel => "apply-opt-in-model", Execute, "move a practice to the opt-in model",
+        staff: Some(EDIT_PRACTICE), patient: None, system: None;
+    RunTransitions => "run-transitions", Execute, "run the daily transitions now",
+        staff: None, patient: None, system: Some("operations:transitions");
+    RecordRegistrationEvent => "record-registration-event", Update, "record a practice move or a death",
+        staff: None, patient: None, system: Some("supplier:events");
 }
 
 /// A person who is a party to a proxy role (its patient or its proxy), at P9.
@@ -278,7 +292,11 @@ impl Action {
     pub fn finds_its_patient(self) -> bool {
         matches!(
             self,
-            Self::CreatePatient | Self::VerifyLinkage | Self::LinkIdentity | Self::CreateAccessRequest
+            Self::CreatePatient
+                | Self::VerifyLinkage
+                | Self::LinkIdentity
+                | Self::CreateAccessRequest
+                | Self::RecordRegistrationEvent
         )
     }
 

@@ -95,6 +95,8 @@ struct CreateUser {
     email_address: Option<String>,
     surname: String,
     date_of_birth: NaiveDate,
+    #[serde(default)]
+    nhs_login_verified: bool,
 }
 
 async fn create_user(simulator: web::Data<Simulator>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
@@ -108,7 +110,8 @@ async fn create_user(simulator: web::Data<Simulator>, request: HttpRequest, body
                     Ok(user) => user,
                     Err(reply) => return reply,
                 };
-                if user.email_address.is_none_or(|email| email.trim().is_empty()) {
+                // NHS login holds a verified email address; staff registrations must give one.
+                if !user.nhs_login_verified && user.email_address.is_none_or(|email| email.trim().is_empty()) {
                     return error(StatusCode::BAD_REQUEST, 1101, "An email address is required");
                 }
                 let new = NewAccount {

@@ -128,6 +128,7 @@ async fn message(simulator: web::Data<Simulator>, request: HttpRequest, body: we
             |world, rng| {
                 let outcome = match message_type.as_str() {
                     "LinkAccount" => link_account(world, rng, &body, minimum_age),
+                    "LinkNhsLoginAccount" => link_nhs_login_account(world, rng, &body, minimum_age),
                     "SetServiceAccess" => set_service_access(world, &body),
                     "ResetPassphrase" => reset_passphrase(world, rng, &body),
                     "SetAccountStatus" => set_account_status(world, &body),
@@ -211,6 +212,36 @@ fn link_account(world: &mut World, rng: &mut StdRng, body: &[u8], minimum_age: u
             online_user_id: &account.supplier_ref,
             account_id: &account.account_id,
             passphrase: &account.linkage_key,
+        },
+    ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LinkNhsLoginAccountReply<'a> {
+    online_user_id: &'a str,
+}
+
+/// A patient verified by NHS login: the account is made without a passphrase to hand out.
+fn link_nhs_login_account(world: &mut World, rng: &mut StdRng, body: &[u8], minimum_age: u32) -> Result<Reply, Reply> {
+    let message: LinkAccount = parse(body)?;
+    let record_from = optional_date(message.record_access_from)?;
+    let new = NewAccount {
+        patient_identifier: message.patient_identifier,
+        ods_code: message.organisation_code,
+        surname: message.surname,
+        birth_date: message.date_of_birth,
+        access: access_from_flags(message.service_access, record_from),
+    };
+    let online_user_id = random_hex(rng).to_uppercase();
+    let today = Utc::now().date_naive();
+    let account = world
+        .create_account(new, online_user_id, minimum_age, today, rng)
+        .map_err(refused)?;
+    Ok(reply(
+        "LinkNhsLoginAccountReply",
+        &LinkNhsLoginAccountReply {
+            online_user_id: &account.supplier_ref,
         },
     ))
 }

@@ -1,0 +1,10 @@
+DROP TABLE scheduled_runs;
+DROP TABLE supplier_events;
+DROP TABLE bulk_jobs;
+DROP TABLE record_access_codes;
+ALTER TABLE patients DROP COLUMN deceased_on;
+ALTER TABLE online_accounts DROP COLUMN source;
+ALTER TABLE online_accounts DROP COLUMN sent_access;
+ALTER TABLE online_accounts DROP COLUMN pending_access;
+DROP INDEX online_accounts_patient_practice_idx;
+ALTER TABLE online_accounts ADD CONSTRAINT online_accounts_patient_id_key UNIQUE (patient_id);
