@@ -35,6 +35,8 @@ pub struct Application {
     state: web::Data<AppState>,
     workers: Vec<tokio::task::JoinHandle<()>>,
     simulators: Vec<(Supplier, SimulatorHandle)>,
+    /// This instance's name in leases and claims.
+    instance: String,
 }
 
 impl Application {
@@ -191,6 +193,7 @@ impl Application {
             state,
             workers,
             simulators,
+            instance: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
         })
     }
 
@@ -218,9 +221,11 @@ impl Application {
 
     /// Runs until the server stops (Ctrl-C or SIGTERM start a graceful shutdown).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone(), self.instance.clone()));
+        let bulk = tokio::spawn(bulk_worker(self.state.clone(), self.instance.clone()));
         let result = self.server.await;
         housekeeping.abort();
+        bulk.abort();
         // Jobs a worker is in the middle of keep their lease and are taken up again after it
         // runs out, by this instance after a restart or by another instance.
         for w in self.workers {
@@ -307,7 +312,18 @@ async fn supplier_registry(
 }
 
 /// Periodic clean-up: forget request-id replay records past their time.
-async fn housekeeping(state: web::Data<AppState>) {
+/// Practice-wide jobs ($apply-opt-in-model): each instance looks for due ones every second.
+async fn bulk_worker(state: web::Data<AppState>, instance: String) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::services::bulk::work(&state.core, &instance).await {
+            tracing::warn!(error = %e, "bulk job worker");
+        }
+    }
+}
+
+async fn housekeeping(state: web::Data<AppState>, instance: String) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
@@ -322,6 +338,10 @@ async fn housekeeping(state: web::Data<AppState>) {
         // revoked at the supplier; access decisions already treat them as ended.
         if let Err(e) = crate::services::proxy::apply_lapses(&state.core).await {
             tracing::warn!(error = %e, "ending lapsed proxy roles failed");
+        }
+        // Once a day, on one instance: 16th birthdays, expired letters (and lapses again).
+        if let Err(e) = crate::services::transitions::run_daily(&state.core, &instance).await {
+            tracing::warn!(error = %e, "the daily transitions failed");
         }
     }
 }

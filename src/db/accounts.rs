@@ -199,6 +199,22 @@ pub fn all_for_patient(conn: &mut DbConnection, patient_id: &str) -> Result<Vec<
         .collect()
 }
 
+/// The accounts of these patients at one practice.
+pub fn for_patients_at(
+    conn: &mut DbConnection,
+    patient_ids: &[String],
+    practice_id: &str,
+) -> Result<Vec<OnlineAccount>, DbError> {
+    online_accounts::table
+        .filter(online_accounts::patient_id.eq_any(patient_ids))
+        .filter(online_accounts::practice_id.eq(practice_id))
+        .select(AccountRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(OnlineAccount::try_from)
+        .collect()
+}
+
 /// One page of a practice's accounts, by id after `after`.
 pub fn page_at_practice(
     conn: &mut DbConnection,

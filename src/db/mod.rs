@@ -4,6 +4,8 @@
 pub mod access_codes;
 pub mod accounts;
 pub mod bindings;
+pub mod bulk_jobs;
+pub mod events;
 pub mod idempotency;
 pub mod linkage_attempts;
 pub mod outbox;

@@ -203,3 +203,52 @@ pub fn find_by_identifier(
     };
     Ok(search(conn, &filter, 0, 1)?.1.pop())
 }
+
+/// One page of a practice's patients as (id, birth date), by id after `after`.
+pub fn page_at_practice(
+    conn: &mut DbConnection,
+    practice_id: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, NaiveDate)>, DbError> {
+    Ok(patients::table
+        .filter(patients::practice_id.eq(practice_id))
+        .filter(patients::id.gt(after))
+        .filter(patients::deceased_on.is_null())
+        .order(patients::id.asc())
+        .limit(limit)
+        .select((patients::id, patients::birth_date))
+        .load(conn)?)
+}
+
+pub fn count_at_practice(conn: &mut DbConnection, practice_id: &str) -> Result<i64, DbError> {
+    Ok(patients::table
+        .filter(patients::practice_id.eq(practice_id))
+        .filter(patients::deceased_on.is_null())
+        .count()
+        .get_result(conn)?)
+}
+
+/// Registration moved the patient to another practice.
+pub fn move_to(conn: &mut DbConnection, id: &str, practice_id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n = diesel::update(patients::table.find(id))
+        .set((
+            patients::practice_id.eq(practice_id),
+            patients::version.eq(patients::version + 1),
+            patients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The patient died on `day`.
+pub fn set_deceased(conn: &mut DbConnection, id: &str, day: NaiveDate, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n = diesel::update(patients::table.find(id).filter(patients::deceased_on.is_null()))
+        .set((
+            patients::deceased_on.eq(Some(day)),
+            patients::version.eq(patients::version + 1),
+            patients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}

@@ -124,3 +124,32 @@ pub fn update_if_version(
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Every practice (a few thousand at most).
+pub fn all(conn: &mut DbConnection) -> Result<Vec<PracticeRecord>, DbError> {
+    practices::table
+        .order(practices::ods_code.asc())
+        .select(PracticeRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(PracticeRow::into_record)
+        .collect()
+}
+
+/// Changes a practice's settings whatever its version (a job acting on the staff's request).
+pub fn set_settings(
+    conn: &mut DbConnection,
+    id: &str,
+    settings: &OnlineServicesSettings,
+    now: chrono::NaiveDateTime,
+) -> Result<bool, DbError> {
+    let settings = serde_json::to_string(settings).map_err(|e| DbError::Query(e.to_string()))?;
+    let n = diesel::update(practices::table.find(id))
+        .set((
+            practices::settings.eq(settings),
+            practices::version.eq(practices::version + 1),
+            practices::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}

@@ -577,8 +577,13 @@ fn seed_account(
         },
         now,
     );
+    // The supplier is told the access with the practice's model applied, as for any account.
+    let mut account = account;
+    let sent =
+        crate::services::record_access::effective(&practice, &patient, &Default::default(), &account, now.date());
+    account.sent_access = Some(sent.clone());
     db::accounts::insert(conn, &account)?;
-    let payload = create_payload(&patient, &practice, &account.email, &access);
+    let payload = create_payload(&patient, &practice, &account.email, &sent);
     db::outbox::enqueue(
         conn,
         &provisioning::job(
@@ -644,7 +649,7 @@ fn staff_claims(sub: &str, name: &str, ods: &str, role_code: &str, role_name: &s
     })
 }
 
-pub const PERSONAS: [Persona; 15] = [
+pub const PERSONAS: [Persona; 16] = [
     Persona {
         name: "staff-emis",
         realm: IssuerKind::Staff,
@@ -719,7 +724,7 @@ pub const PERSONAS: [Persona; 15] = [
         name: "system-idp",
         realm: IssuerKind::System,
         description: "an NHS login-like identity provider (client credentials)",
-        claims: || json!({"sub": "nhs-login-idp", "client_id": "nhs-login-idp", "scope": "identity:verify-linkage identity:link"}),
+        claims: || json!({"sub": "nhs-login-idp", "client_id": "nhs-login-idp", "scope": "identity:verify-linkage identity:link identity:register"}),
     },
     Persona {
         name: "patient-p9",
@@ -776,6 +781,12 @@ pub const PERSONAS: [Persona; 15] = [
                 "Admin/Clinical Support Access Role",
             )
         },
+    },
+    Persona {
+        name: "system-supplier",
+        realm: IssuerKind::System,
+        description: "a GP supplier system reporting registration events, and the operations scheduler (supplier:events operations:transitions)",
+        claims: || json!({"sub": "supplier-events", "client_id": "supplier-events", "scope": "supplier:events operations:transitions"}),
     },
     Persona {
         name: "system-app",

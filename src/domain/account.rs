@@ -182,6 +182,10 @@ impl OnlineAccount {
     /// The old key stops working here and now, not when the supplier answers.
     pub fn reset_linkage_key(&mut self) -> Result<(), StateError> {
         self.require(&[AccountStatus::Active, AccountStatus::Disabled], "reset")?;
+        if self.status == AccountStatus::Active {
+            // An expired letter's note goes with it.
+            self.status_reason = None;
+        }
         self.linkage_key_sealed = None;
         self.linkage_key_issued_at = None;
         self.letter_printed_at = None;

@@ -5,6 +5,7 @@ use super::{CodeableConcept, Coding, GATEWAY_FHIR_BASE, Meta, Reference, instant
 use crate::domain::JobStatus;
 use crate::domain::provisioning::OutboxJob;
 use crate::domain::proxy::ProxyReview;
+use crate::domain::record_access::BulkJob;
 use crate::domain::review::ReviewTask;
 
 pub fn task_type_system() -> String {
@@ -148,6 +149,70 @@ impl Task {
                     value_date_time: None,
                 })
                 .collect(),
+        }
+    }
+
+    /// A practice-wide job, with its progress and what it did so far.
+    pub fn from_bulk(job: &BulkJob) -> Self {
+        let percent = if job.total > 0 {
+            (job.processed * 100 / job.total).min(100)
+        } else if job.status == "completed" {
+            100
+        } else {
+            0
+        };
+        let int = |name: &str, v: i64| TaskParameter {
+            type_: text(name),
+            value_integer: Some(v),
+            value_string: None,
+            value_date_time: None,
+        };
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut output = vec![
+            int("percentDone", percent),
+            int("processed", job.processed),
+            int("total", job.total),
+            int("coded", count(job.counts.coded)),
+            int("alreadyCoded", count(job.counts.already_coded)),
+            int("revoked", count(job.counts.revoked)),
+        ];
+        output.extend(job.counts.revoked_accounts.iter().map(|a| TaskParameter {
+            type_: text("revokedAccount"),
+            value_integer: None,
+            value_string: Some(a.clone()),
+            value_date_time: None,
+        }));
+        Self {
+            resource_type: "Task".into(),
+            id: job.id.clone(),
+            meta: Meta {
+                version_id: None,
+                last_updated: Some(instant(job.updated_at.and_utc())),
+                profile: vec![],
+            },
+            status: match job.status.as_str() {
+                "queued" => "requested".into(),
+                other => other.into(),
+            },
+            business_status: Some(text(&format!("{percent}% done"))),
+            intent: "order".into(),
+            code: code(&job.kind, "Move the practice to opt-in record access"),
+            description: Some(format!(
+                "Patients of 16 or over (and those turning 16 within {} days) without record access get 1364731000000104; accounts given record access automatically are told to give none until the patient opts in.",
+                job.params.turning_sixteen_within_days
+            )),
+            focus: None,
+            for_: Reference {
+                reference: Some(format!("Organization/{}", job.practice_id)),
+                ..Default::default()
+            },
+            authored_on: instant(job.created_at.and_utc()),
+            last_modified: instant(job.updated_at.and_utc()),
+            input: vec![int(
+                "turningSixteenWithinDays",
+                i64::from(job.params.turning_sixteen_within_days),
+            )],
+            output,
         }
     }
 

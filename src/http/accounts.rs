@@ -24,7 +24,7 @@ fn staff_subject(caller: &Caller) -> String {
     }
 }
 
-fn accepted_response(base_url: &str, accepted: &Accepted) -> HttpResponse {
+pub(super) fn accepted_response(base_url: &str, accepted: &Accepted) -> HttpResponse {
     let body = operations::accepted(
         &accepted.account,
         accepted.job.as_ref(),
@@ -335,6 +335,7 @@ fn task_json(t: &AnyTask) -> Task {
         AnyTask::Job(j) => Task::from_job(j),
         AnyTask::Review(r) => Task::from_review(r),
         AnyTask::ProxyReview(r) => Task::from_proxy_review(r),
+        AnyTask::Bulk(j) => Task::from_bulk(j),
     }
 }
 

@@ -65,6 +65,13 @@ pub fn action_for(method: &Method, pattern: &str) -> Option<Action> {
         ("GET", "/Consent/{id}") => ReadProxyRole,
         ("PATCH", "/Consent/{id}") => UpdateProxyRole,
         ("POST", "/Consent/{id}/$set-proxy-access") => SetProxyAccess,
+        ("POST", "/Patient/{id}/$add-record-access-code") => AddAccessCode,
+        ("POST", "/Patient/{id}/$remove-record-access-code") => RemoveAccessCode,
+        ("POST", "/Patient/$register-online-services") => RegisterSelf,
+        ("POST", "/$request-record-access") => RequestRecordAccess,
+        ("POST", "/Organization/{id}/$apply-opt-in-model") => ApplyOptInModel,
+        ("POST", "/$run-transitions") => RunTransitions,
+        ("POST", "/$registration-event") => RecordRegistrationEvent,
         _ => return None,
     })
 }

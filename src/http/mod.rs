@@ -12,6 +12,7 @@ mod operations;
 mod organizations;
 mod patients;
 pub mod proxy;
+mod record_access;
 mod search;
 
 use actix_web::{App, HttpResponse};
@@ -104,7 +105,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(proxy::consent::read)
         .service(proxy::consent::update)
         .service(proxy::consent::set_access)
-        .service(patients::service_access);
+        .service(patients::service_access)
+        .service(record_access::add_code)
+        .service(record_access::remove_code)
+        .service(record_access::register_self)
+        .service(record_access::request_record_access)
+        .service(record_access::apply_opt_in_model)
+        .service(record_access::run_transitions)
+        .service(record_access::registration_event);
 }
 
 /// The OpenAPI document, generated from the same registration the server uses.

@@ -65,14 +65,18 @@ pub enum AnyTask {
     Review(ReviewTask),
     /// A practice's review of a proposed proxy role.
     ProxyReview(ProxyReview),
+    /// A practice-wide job (applying the opt-in model).
+    Bulk(crate::domain::record_access::BulkJob),
 }
 
 impl AnyTask {
-    pub fn patient_id(&self) -> &str {
+    /// The patient the Task is about; a practice-wide job is about none.
+    pub fn patient_id(&self) -> Option<&str> {
         match self {
-            Self::Job(j) => &j.patient_id,
-            Self::Review(r) => &r.patient_id,
-            Self::ProxyReview(r) => &r.patient_id,
+            Self::Job(j) => Some(&j.patient_id),
+            Self::Review(r) => Some(&r.patient_id),
+            Self::ProxyReview(r) => Some(&r.patient_id),
+            Self::Bulk(_) => None,
         }
     }
 }
@@ -428,13 +432,22 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
                 Some(j) => Some(AnyTask::Job(j)),
                 None => match db::reviews::find(c, id)? {
                     Some(r) => Some(AnyTask::Review(r)),
-                    None => db::proxy_roles::find_review(c, id)?.map(AnyTask::ProxyReview),
+                    None => match db::proxy_roles::find_review(c, id)? {
+                        Some(r) => Some(AnyTask::ProxyReview(r)),
+                        None => db::bulk_jobs::find(c, id)?.map(AnyTask::Bulk),
+                    },
                 },
             };
             match &l.task {
+                Some(AnyTask::Bulk(j)) => {
+                    l.practice = db::practices::find(c, &j.practice_id)?;
+                    l.audit_practice = l.practice.as_ref().map(|p| p.ods_code.as_str().to_owned());
+                    None
+                }
                 Some(t) => {
-                    l.audit_patient = Some(t.patient_id().to_owned());
-                    db::patients::find(c, t.patient_id())?
+                    let patient_id = t.patient_id().unwrap_or_default().to_owned();
+                    l.audit_patient = Some(patient_id.clone());
+                    db::patients::find(c, &patient_id)?
                 }
                 None => None,
             }
@@ -569,6 +582,12 @@ impl Loaded {
                 online_services_enabled: p.settings.enabled,
             })),
             Target::OwnRecord => TargetFacts::OwnRecord(self.patient.as_ref().map(patient_facts)),
+            Target::Task(_) if matches!(self.task, Some(AnyTask::Bulk(_))) => {
+                TargetFacts::Practice(self.practice.as_ref().map(|p| PracticeFacts {
+                    ods: p.ods_code.clone(),
+                    online_services_enabled: p.settings.enabled,
+                }))
+            }
             Target::Patient(_) | Target::Task(_) | Target::PatientNhs(_) => {
                 TargetFacts::Patient(self.patient.as_ref().map(patient_facts))
             }

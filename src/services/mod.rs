@@ -5,14 +5,17 @@
 pub mod access;
 pub mod accounts;
 pub mod audit;
+pub mod bulk;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod identity;
 pub mod patients;
 pub mod practices;
 pub mod provisioning;
 pub mod proxy;
 pub mod record_access;
+pub mod transitions;
 
 use std::sync::Arc;
 

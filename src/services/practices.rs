@@ -31,10 +31,19 @@ pub async fn update(
         return Err(Error::version_conflict());
     }
     let id = current.id.clone();
+    let model_changed = settings.access_model != current.settings.access_model
+        || settings.prospective_go_live != current.settings.prospective_go_live
+        || settings.enabled != current.settings.enabled;
     let updated = db::run(&core.pool, move |c| {
         let ok = db::practices::update_if_version(c, &id, expected, &name, &settings, db::now())?;
         Ok(if ok { db::practices::find(c, &id)? } else { None })
     })
-    .await?;
-    updated.ok_or_else(Error::version_conflict)
+    .await?
+    .ok_or_else(Error::version_conflict)?;
+    if model_changed {
+        // The supplier is told what each account gives under the new model, now rather than
+        // at the next daily run.
+        super::transitions::sync_practice(core, &updated.id).await?;
+    }
+    Ok(updated)
 }

@@ -635,8 +635,12 @@ pub fn end_roles(
 /// Stores the lapse of every active role that has lapsed (end date, review age, 16, five years
 /// unused) and revokes it at the supplier. Returns how many roles ended.
 pub async fn apply_lapses(core: &Core) -> Result<usize> {
+    apply_lapses_as_of(core, core.clock.now()).await
+}
+
+/// `apply_lapses` as of a given time (the transitions' clock).
+pub async fn apply_lapses_as_of(core: &Core, now: NaiveDateTime) -> Result<usize> {
     let settings = core.settings.suppliers.clone();
-    let now = core.clock.now();
     let ended = db::run(&core.pool, move |c| {
         let mut ended = 0;
         let mut last = String::new();

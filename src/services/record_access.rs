@@ -110,16 +110,22 @@ pub async fn account_view(core: &Core, permit: &Permit) -> Result<(OnlineAccount
 }
 
 /// Adds or removes a record-access code, and tells the supplier what the account gives now.
-/// Returns whether the record changed (adding a code it has, or removing one it has not, does
-/// nothing).
-pub async fn set_code(core: &Core, permit: Permit, code: AccessCode, add: bool, by: &str) -> Result<bool> {
+/// Answers whether the record changed (adding a code it has, or removing one it has not, does
+/// nothing) and the codes on it afterwards.
+pub async fn codes_after(
+    core: &Core,
+    permit: Permit,
+    code: AccessCode,
+    add: bool,
+    by: &str,
+) -> Result<(bool, Vec<CodeEntry>)> {
     let patient = permit.patient()?.clone();
     let practice = permit.practice()?.clone();
     let account = permit.account.clone();
     let settings = core.settings.suppliers.clone();
     let (now, today) = (core.clock.now(), core.clock.today());
     let by = by.to_owned();
-    let changed = db::run(&core.pool, move |c| {
+    let (changed, rows) = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
             let changed = if add {
                 db::access_codes::add(c, &patient.id, code, "staff", &by, now)?
@@ -130,12 +136,17 @@ pub async fn set_code(core: &Core, permit: Permit, code: AccessCode, add: bool, 
                 let codes = db::access_codes::active(c, &patient.id)?;
                 sync(c, &settings, &patient, &practice, &mut account, &codes, today, None)?;
             }
-            Ok(changed)
+            Ok((changed, db::access_codes::active_rows(c, &patient.id)?))
         })
     })
     .await?;
     core.provisioner.notify();
-    Ok(changed)
+    Ok((
+        changed,
+        rows.into_iter()
+            .filter_map(|r| AccessCode::parse(&r.code).map(|c| (c, r.added_by, r.added_at)))
+            .collect(),
+    ))
 }
 
 /// A patient (with an NHS login at P9, or through their identity provider) makes their own

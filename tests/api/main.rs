@@ -11,6 +11,7 @@ mod openapi;
 mod operations;
 mod organizations;
 mod patients;
+mod practice_rules;
 mod proxy;
 mod registration;
 mod request_ids;

@@ -197,7 +197,13 @@ impl World {
         }
     }
 
+    /// Like the real systems, a practice that has switched patient-facing services off takes
+    /// no access changes.
     pub fn set_access(&mut self, supplier_ref: &str, access: AccessSettings) -> Result<(), Refusal> {
+        let ods = self.account_mut(supplier_ref)?.ods_code.clone();
+        if self.disabled_practices.contains(&ods) {
+            return Err(Refusal::PracticeNotEnabled);
+        }
         self.account_mut(supplier_ref)?.access = access;
         Ok(())
     }
