@@ -9,7 +9,7 @@ use crate::domain::account::AccountSource;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = online_accounts)]
-struct AccountRow {
+pub(super) struct AccountRow {
     id: String,
     patient_id: String,
     practice_id: String,
@@ -32,6 +32,129 @@ struct AccountRow {
     pending_access: Option<String>,
     sent_access: Option<String>,
     source: String,
+}
+
+/// The account's columns as a left join gives them: all absent when there is no account.
+pub(super) type NullableAccount = (
+    (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
+    (
+        Option<String>,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<String>,
+        Option<i64>,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
+);
+
+/// The select clause for `NullableAccount`.
+macro_rules! nullable_account {
+    () => {
+        (
+            (
+                online_accounts::id.nullable(),
+                online_accounts::patient_id.nullable(),
+                online_accounts::practice_id.nullable(),
+                online_accounts::status.nullable(),
+                online_accounts::status_reason.nullable(),
+                online_accounts::email.nullable(),
+                online_accounts::access.nullable(),
+                online_accounts::verification.nullable(),
+                online_accounts::attestation.nullable(),
+                online_accounts::supplier_ref.nullable(),
+                online_accounts::supplier_account_id.nullable(),
+            ),
+            (
+                online_accounts::linkage_key_enc.nullable(),
+                online_accounts::linkage_key_issued_at.nullable(),
+                online_accounts::letter_printed_at.nullable(),
+                online_accounts::letter_expires_at.nullable(),
+                online_accounts::last_error.nullable(),
+                online_accounts::version.nullable(),
+                online_accounts::created_at.nullable(),
+                online_accounts::updated_at.nullable(),
+                online_accounts::pending_access.nullable(),
+                online_accounts::sent_access.nullable(),
+                online_accounts::source.nullable(),
+            ),
+        )
+    };
+}
+pub(super) use nullable_account;
+
+impl AccountRow {
+    /// The row a left join found, if it found one.
+    pub(super) fn from_nullable(n: NullableAccount) -> Option<Self> {
+        let (
+            (
+                id,
+                patient_id,
+                practice_id,
+                status,
+                status_reason,
+                email,
+                access,
+                verification,
+                attestation,
+                supplier_ref,
+                supplier_account_id,
+            ),
+            (
+                linkage_key_enc,
+                linkage_key_issued_at,
+                letter_printed_at,
+                letter_expires_at,
+                last_error,
+                version,
+                created_at,
+                updated_at,
+                pending_access,
+                sent_access,
+                source,
+            ),
+        ) = n;
+        Some(Self {
+            id: id?,
+            patient_id: patient_id?,
+            practice_id: practice_id?,
+            status: status?,
+            status_reason,
+            email: email?,
+            access: access?,
+            verification: verification?,
+            attestation: attestation?,
+            supplier_ref,
+            supplier_account_id,
+            linkage_key_enc,
+            linkage_key_issued_at,
+            letter_printed_at,
+            letter_expires_at,
+            last_error,
+            version: version?,
+            created_at: created_at?,
+            updated_at: updated_at?,
+            pending_access,
+            sent_access,
+            source: source?,
+        })
+    }
 }
 
 fn corrupt(what: &str) -> DbError {

@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod patients;
 pub mod practices;
 pub mod proxy_roles;
+pub mod reads;
 pub mod reviews;
 pub mod schema;
 

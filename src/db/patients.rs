@@ -56,7 +56,7 @@ impl PatientRow {
         }
     }
 
-    fn into_record(self, ods: String) -> Result<PatientRecord, DbError> {
+    pub(super) fn into_record(self, ods: String) -> Result<PatientRecord, DbError> {
         let corrupt = |what: &str| DbError::Query(format!("stored patient {what} is not valid"));
         let system =
             PatientIdentifierSystem::from_code(&self.identifier_system).map_err(|_| corrupt("identifier system"))?;

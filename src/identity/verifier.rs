@@ -14,6 +14,7 @@ use openidconnect::core::{CoreJsonWebKey, CoreJwsSigningAlgorithm, CoreProviderM
 use openidconnect::{HttpRequest, HttpResponse, IssuerUrl, JsonWebKey, JsonWebKeySet};
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::Digest;
 use tokio::sync::{Mutex, RwLock};
 
 use super::principal::{GpRegistrationDetails, NrbacRole};
@@ -53,9 +54,101 @@ struct KeyCache {
     /// The signing algorithms the issuer's discovery document advertises.
     advertised: Vec<CoreJwsSigningAlgorithm>,
     keys: Vec<CoreJsonWebKey>,
+    /// The same keys, ready for `ring` (by position in `keys`).
+    prepared: Vec<Option<FastKey>>,
     discovered_at: Instant,
     keys_fetched_at: Instant,
 }
+
+/// A public key in the form `ring` verifies with: RSA modulus and exponent, or an EC point.
+#[derive(Clone)]
+enum FastKey {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Ec { curve: &'static str, point: Vec<u8> },
+}
+
+impl FastKey {
+    fn from_jwk(key: &CoreJsonWebKey) -> Option<Self> {
+        let v = serde_json::to_value(key).ok()?;
+        let bytes = |name: &str| {
+            v.get(name)
+                .and_then(Value::as_str)
+                .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+        };
+        match v.get("kty").and_then(Value::as_str)? {
+            "RSA" => Some(Self::Rsa {
+                n: bytes("n")?,
+                e: bytes("e")?,
+            }),
+            "EC" => {
+                let curve = match v.get("crv").and_then(Value::as_str)? {
+                    "P-256" => "P-256",
+                    "P-384" => "P-384",
+                    _ => return None,
+                };
+                let mut point = vec![4u8];
+                point.extend(bytes("x")?);
+                point.extend(bytes("y")?);
+                Some(Self::Ec { curve, point })
+            }
+            _ => None,
+        }
+    }
+
+    /// `Some(valid)` when `ring` handles this algorithm and key; `None` to fall back.
+    fn verify(&self, alg: &CoreJwsSigningAlgorithm, message: &[u8], signature: &[u8]) -> Option<bool> {
+        use CoreJwsSigningAlgorithm as A;
+        use ring::signature as sig;
+        match self {
+            Self::Rsa { n, e } => {
+                let params: &sig::RsaParameters = match alg {
+                    A::RsaSsaPkcs1V15Sha256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+                    A::RsaSsaPkcs1V15Sha384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+                    A::RsaSsaPkcs1V15Sha512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+                    A::RsaSsaPssSha256 => &sig::RSA_PSS_2048_8192_SHA256,
+                    A::RsaSsaPssSha384 => &sig::RSA_PSS_2048_8192_SHA384,
+                    A::RsaSsaPssSha512 => &sig::RSA_PSS_2048_8192_SHA512,
+                    _ => return None,
+                };
+                // Keys under 2048 bits are refused outright.
+                Some(
+                    sig::RsaPublicKeyComponents { n, e }
+                        .verify(params, message, signature)
+                        .is_ok(),
+                )
+            }
+            Self::Ec { curve, point } => {
+                let algorithm: &dyn sig::VerificationAlgorithm = match (alg, *curve) {
+                    (A::EcdsaP256Sha256, "P-256") => &sig::ECDSA_P256_SHA256_FIXED,
+                    (A::EcdsaP384Sha384, "P-384") => &sig::ECDSA_P384_SHA384_FIXED,
+                    _ => return None,
+                };
+                Some(
+                    sig::UnparsedPublicKey::new(algorithm, point)
+                        .verify(message, signature)
+                        .is_ok(),
+                )
+            }
+        }
+    }
+}
+
+/// A token already verified, kept until it expires. Only the whole token's hash finds it: a
+/// token differing in any byte is verified afresh.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    issuer: usize,
+    /// The issuer's key generation it was verified under: a new key set empties it.
+    generation: u64,
+    exp: i64,
+    nbf: Option<i64>,
+    /// Held no longer than the discovery lifetime, so a key set is still looked at again.
+    at: Instant,
+}
+
+/// Verified tokens held at most; when full the cache starts again empty.
+const VERIFIED_CAPACITY: usize = 20_000;
 
 struct Issuer {
     settings: IssuerSettings,
@@ -66,6 +159,9 @@ struct Issuer {
     /// When the last fetch failed and why. Within the refresh interval after a failure, callers
     /// get the same answer at once instead of each waiting on another attempt at a dead issuer.
     last_failure: std::sync::Mutex<Option<(Instant, String)>>,
+    /// Moves on whenever the key set changes: tokens verified under an older one are verified
+    /// again.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +177,7 @@ pub enum HttpClientError {
 /// Verifies bearer tokens from the configured issuers.
 pub struct TokenVerifier {
     issuers: Vec<Arc<Issuer>>,
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Verified>>,
     client_id: String,
     leeway: u64,
     min_refresh: Duration,
@@ -131,11 +228,13 @@ impl TokenVerifier {
                     cache: RwLock::new(None),
                     refresh: Mutex::new(()),
                     last_failure: std::sync::Mutex::new(None),
+                    generation: std::sync::atomic::AtomicU64::new(0),
                 })
             })
             .collect();
         Ok(Self {
             issuers,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
             client_id: settings.client_id.clone(),
             leeway: settings.leeway_seconds,
             min_refresh: Duration::from_secs(settings.jwks_min_refresh_seconds),
@@ -144,11 +243,52 @@ impl TokenVerifier {
         })
     }
 
-    /// Verifies a compact JWS access token and returns the caller it proves.
+    /// A token verified before, still within its times and under the issuer's current keys.
+    fn remembered(&self, digest: &[u8; 32]) -> Option<Principal> {
+        let mut verified = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let v = verified.get(digest)?;
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(self.leeway).unwrap_or(0);
+        let generation = self
+            .issuers
+            .get(v.issuer)?
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        if now > v.exp + leeway
+            || v.nbf.is_some_and(|nbf| nbf > now + leeway)
+            || v.generation != generation
+            || v.at.elapsed() > self.ttl
+        {
+            verified.remove(digest);
+            return None;
+        }
+        Some(v.principal.clone())
+    }
+
+    fn remember(&self, digest: [u8; 32], v: Verified) {
+        let mut verified = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.clear();
+        }
+        verified.insert(digest, v);
+    }
+
+    /// Verifies a compact JWS access token and returns the caller it proves. A token verified
+    /// before is answered from memory until it expires or its issuer's keys change.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(invalid("token is too large"));
         }
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(p) = self.remembered(&digest) {
+            return Ok(p);
+        }
+        let (principal, verified) = self.verify_afresh(token).await?;
+        self.remember(digest, verified);
+        Ok(principal)
+    }
+
+    async fn verify_afresh(&self, token: &str) -> Result<(Principal, Verified), AuthError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(invalid("token is not a signed JWT"));
@@ -177,10 +317,11 @@ impl TokenVerifier {
             .get("iss")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("token has no issuer"))?;
-        let issuer = self
+        let (issuer_index, issuer) = self
             .issuers
             .iter()
-            .find(|i| i.settings.issuer == iss)
+            .enumerate()
+            .find(|(_, i)| i.settings.issuer == iss)
             .ok_or_else(|| invalid("token issuer is not trusted"))?;
         let not_accepted = || {
             invalid(format!(
@@ -194,16 +335,32 @@ impl TokenVerifier {
 
         // The issuer's own discovery document must advertise the algorithm too: a key set
         // whose keys carry no `alg` would otherwise verify whatever the token header claims.
-        let (key, advertised) = self.key_for(issuer, header.kid.as_deref(), &alg).await?;
+        let generation = issuer.generation.load(std::sync::atomic::Ordering::Acquire);
+        let (key, fast, advertised) = self.key_for(issuer, header.kid.as_deref(), &alg).await?;
         if !advertised {
             return Err(not_accepted());
         }
-        let signing_input = &token[..h.len() + 1 + p.len()];
-        key.verify_signature(&alg, signing_input.as_bytes(), &signature)
-            .map_err(|_| invalid("token signature is not valid"))?;
+        let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
+        let valid = match fast.as_ref().and_then(|k| k.verify(&alg, signing_input, &signature)) {
+            Some(valid) => valid,
+            None => key.verify_signature(&alg, signing_input, &signature).is_ok(),
+        };
+        if !valid {
+            return Err(invalid("token signature is not valid"));
+        }
 
         self.check_registered_claims(&claims)?;
-        principal_from_claims(issuer.settings.kind, iss, &claims)
+        let principal = principal_from_claims(issuer.settings.kind, iss, &claims)?;
+        let number = |name: &str| claims.get(name).and_then(Value::as_i64);
+        let verified = Verified {
+            principal: principal.clone(),
+            issuer: issuer_index,
+            generation,
+            exp: number("exp").unwrap_or(0),
+            nbf: number("nbf"),
+            at: Instant::now(),
+        };
+        Ok((principal, verified))
     }
 
     fn check_registered_claims(&self, claims: &serde_json::Map<String, Value>) -> Result<(), AuthError> {
@@ -240,13 +397,13 @@ impl TokenVerifier {
         issuer: &Issuer,
         kid: Option<&str>,
         alg: &CoreJwsSigningAlgorithm,
-    ) -> Result<(CoreJsonWebKey, bool), AuthError> {
+    ) -> Result<(CoreJsonWebKey, Option<FastKey>, bool), AuthError> {
         let fresh = {
             let cache = issuer.cache.read().await;
             match cache.as_ref() {
                 Some(c) if c.discovered_at.elapsed() < self.ttl => {
-                    if let Some(k) = select_key(&c.keys, kid, alg) {
-                        return Ok((k, c.advertised.contains(alg)));
+                    if let Some(i) = select_key(&c.keys, kid, alg) {
+                        return Ok((c.keys[i].clone(), c.prepared[i].clone(), c.advertised.contains(alg)));
                     }
                     c.keys_fetched_at.elapsed() < self.min_refresh
                 }
@@ -262,7 +419,10 @@ impl TokenVerifier {
         let cache = issuer.cache.read().await;
         cache
             .as_ref()
-            .and_then(|c| select_key(&c.keys, kid, alg).map(|k| (k, c.advertised.contains(alg))))
+            .and_then(|c| {
+                select_key(&c.keys, kid, alg)
+                    .map(|i| (c.keys[i].clone(), c.prepared[i].clone(), c.advertised.contains(alg)))
+            })
             .ok_or_else(|| invalid("token signing key is not recognised"))
     }
 
@@ -336,10 +496,20 @@ impl TokenVerifier {
             }
         };
         let now = Instant::now();
-        *issuer.cache.write().await = Some(KeyCache {
+        let prepared = keys.iter().map(FastKey::from_jwk).collect();
+        let mut cache = issuer.cache.write().await;
+        let changed = cache.as_ref().is_none_or(|c| {
+            serde_json::to_value(&c.keys).ok() != serde_json::to_value(&keys).ok() || c.advertised != advertised
+        });
+        if changed {
+            // Tokens verified under the old key set are verified again.
+            issuer.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        *cache = Some(KeyCache {
             jwks_url,
             advertised,
             keys,
+            prepared,
             discovered_at,
             keys_fetched_at: now,
         });
@@ -367,22 +537,22 @@ impl TokenVerifier {
     }
 }
 
-fn select_key(keys: &[CoreJsonWebKey], kid: Option<&str>, alg: &CoreJwsSigningAlgorithm) -> Option<CoreJsonWebKey> {
+/// The position of the key a token names (or the only usable one when it names none).
+fn select_key(keys: &[CoreJsonWebKey], kid: Option<&str>, alg: &CoreJwsSigningAlgorithm) -> Option<usize> {
     let usable = |k: &&CoreJsonWebKey| {
         // Encryption keys are never used to verify signatures.
         !matches!(k.key_use(), Some(u) if serde_json::to_value(u).ok() != Some(Value::String("sig".into())))
             && k.hash_bytes(b"", alg).is_ok()
     };
+    let mut usable_keys = keys.iter().enumerate().filter(|(_, k)| usable(k));
     match kid {
-        Some(kid) => keys
-            .iter()
-            .filter(usable)
-            .find(|k| k.key_id().map(|id| id.as_str()) == Some(kid))
-            .cloned(),
+        Some(kid) => usable_keys
+            .find(|(_, k)| k.key_id().map(|id| id.as_str()) == Some(kid))
+            .map(|(i, _)| i),
         None => {
-            let candidates: Vec<_> = keys.iter().filter(usable).collect();
+            let candidates: Vec<usize> = usable_keys.map(|(i, _)| i).collect();
             // Without a kid, only an unambiguous key set can be used.
-            (candidates.len() == 1).then(|| candidates[0].clone())
+            (candidates.len() == 1).then(|| candidates[0])
         }
     }
 }

@@ -425,7 +425,7 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
         Target::None | Target::Pending => None,
         Target::Patient(id) => {
             l.audit_patient = Some(id.clone());
-            db::patients::find(c, id)?
+            Some(Fetch::Id(id.clone()))
         }
         Target::Task(id) => {
             l.task = match db::outbox::find(c, id)? {
@@ -447,20 +447,16 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
                 Some(t) => {
                     let patient_id = t.patient_id().unwrap_or_default().to_owned();
                     l.audit_patient = Some(patient_id.clone());
-                    db::patients::find(c, &patient_id)?
+                    Some(Fetch::Id(patient_id))
                 }
                 None => None,
             }
         }
         Target::OwnRecord => {
             l.audit_patient = l.own.as_ref().map(|p| p.id.clone());
-            l.own.clone()
+            l.own.as_ref().map(|p| Fetch::Id(p.id.clone()))
         }
-        Target::PatientNhs(nhs) => {
-            let p = db::patients::find_by_identifier(c, PatientIdentifierSystem::NhsNumber, nhs.as_str())?;
-            l.audit_patient = p.as_ref().map(|p| p.id.clone());
-            p
-        }
+        Target::PatientNhs(nhs) => Some(Fetch::Nhs(nhs.as_str().to_owned())),
         Target::AccessRequest(id) => {
             l.request = db::proxy_roles::find_request(c, id)?;
             match &l.request {
@@ -471,10 +467,7 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
                         _ => RolePart::None,
                     });
                     l.audit_patient = r.patient_id.clone();
-                    match &r.patient_id {
-                        Some(id) => db::patients::find(c, id)?,
-                        None => None,
-                    }
+                    r.patient_id.clone().map(Fetch::Id)
                 }
                 None => None,
             }
@@ -489,7 +482,7 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
                         _ => RolePart::None,
                     });
                     l.audit_patient = Some(role.patient_id.clone());
-                    db::patients::find(c, &role.patient_id)?
+                    Some(Fetch::Id(role.patient_id.clone()))
                 }
                 None => None,
             }
@@ -503,11 +496,20 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
             None
         }
     };
+    // The patient with their practice, account and codes, in one round trip.
+    let patient = match patient {
+        Some(Fetch::Id(id)) => db::reads::patient_context(c, &id)?,
+        Some(Fetch::Nhs(nhs)) => db::reads::patient_context_by_nhs(c, &nhs)?,
+        None => None,
+    };
+    let patient = patient.map(|ctx| {
+        l.practice = Some(ctx.practice);
+        l.account = ctx.account;
+        l.codes = ctx.codes;
+        ctx.patient
+    });
     if let Some(p) = &patient {
         l.audit_practice = Some(p.practice_ods.as_str().to_owned());
-        l.practice = db::practices::find(c, &p.practice_id)?;
-        l.account = db::accounts::find_by_patient(c, &p.id, &p.practice_id)?;
-        l.codes = db::access_codes::active(c, &p.id)?;
         // A person asking about someone else's record may be their proxy: the role that counts
         // is an active one if there is one, else the most recent.
         if l.role.is_none()
@@ -519,8 +521,17 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
             l.role = roles.into_iter().find(|r| r.status != RoleStatus::EnteredInError);
         }
     }
+    if l.audit_patient.is_none() {
+        l.audit_patient = patient.as_ref().map(|p| p.id.clone());
+    }
     l.patient = patient;
     Ok(l)
+}
+
+/// How the target patient is to be looked up.
+enum Fetch {
+    Id(String),
+    Nhs(String),
 }
 
 impl Loaded {

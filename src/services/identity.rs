@@ -34,6 +34,11 @@ pub(super) fn resolve_binding(
     nhs: &NhsNumber,
     level: ProofingLevel,
 ) -> std::result::Result<Resolved, DbError> {
+    // The common case in one query: the binding still points at the record holding the NHS
+    // number, at its practice.
+    if let Some((binding, patient)) = db::reads::current_binding(c, iss, sub, nhs.as_str())? {
+        return Ok(Resolved::Found(Box::new(patient), Box::new(binding)));
+    }
     let binding = db::bindings::find(c, iss, sub)?;
     if binding.as_ref().is_some_and(|b| b.nhs_number != nhs.as_str()) {
         return Ok(Resolved::Mismatch);

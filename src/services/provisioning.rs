@@ -354,35 +354,56 @@ fn apply_success(
     let Some(account_id) = &job.account_id else {
         return Ok(());
     };
-    let Some(mut account) = db::accounts::find(c, account_id)? else {
-        return Ok(());
-    };
     let now = db::now();
-    match (job.kind, outcome) {
+    let sealed = match &outcome {
+        Outcome::Credentials(creds) => Some(secrets.seal(&creds.linkage_key, account_id)),
+        _ => None,
+    };
+    let grant = match serde_json::from_value(job.payload.clone()) {
+        Ok(JobPayload::SetAccess { grant, .. }) => grant,
+        _ => None,
+    };
+    change_account(c, account_id, |account| match (job.kind, &outcome) {
         (JobKind::CreateAccount | JobKind::ResetLinkageKey, Outcome::Credentials(creds)) => {
-            let sealed = secrets.seal(&creds.linkage_key, &account.id);
             account.credentials_issued(
                 IssuedCredentials {
-                    supplier_ref: creds.supplier_ref,
-                    account_id: creds.account_id,
-                    linkage_key_sealed: sealed,
+                    supplier_ref: creds.supplier_ref.clone(),
+                    account_id: creds.account_id.clone(),
+                    linkage_key_sealed: sealed.clone().unwrap_or_default(),
                 },
                 now,
             );
         }
-        (JobKind::CreateAccount, Outcome::Registered(supplier_ref)) => account.registered(supplier_ref),
+        (JobKind::CreateAccount, Outcome::Registered(supplier_ref)) => account.registered(supplier_ref.clone()),
         (JobKind::SetAccess, _) => {
-            if let Ok(JobPayload::SetAccess { grant: Some(grant), .. }) = serde_json::from_value(job.payload.clone()) {
-                account.access_confirmed(grant);
+            if let Some(grant) = &grant {
+                account.access_confirmed(grant.clone());
             }
             account.last_error = None;
         }
         _ => account.last_error = None,
+    })
+}
+
+/// Applies `change` to the stored account and saves it; if a request changed the account at the
+/// same moment, reads it again and applies the change to that.
+fn change_account(
+    c: &mut db::DbConnection,
+    account_id: &str,
+    change: impl Fn(&mut crate::domain::OnlineAccount),
+) -> Result<(), DbError> {
+    for _ in 0..5 {
+        let Some(mut account) = db::accounts::find(c, account_id)? else {
+            return Ok(());
+        };
+        change(&mut account);
+        if db::accounts::save(c, &mut account)? {
+            return Ok(());
+        }
     }
-    if !db::accounts::save(c, &mut account)? {
-        return Err(DbError::Query("online account changed while a job completed".into()));
-    }
-    Ok(())
+    Err(DbError::Query(
+        "online account kept changing while a job completed".into(),
+    ))
 }
 
 fn record_failure(
@@ -396,22 +417,18 @@ fn record_failure(
     let Some(account_id) = &job.account_id else {
         return Ok(());
     };
-    let Some(mut account) = db::accounts::find(c, account_id)? else {
-        return Ok(());
+    let grant = match serde_json::from_value(job.payload.clone()) {
+        Ok(JobPayload::SetAccess { grant, .. }) => grant,
+        _ => None,
     };
-    account.last_error = Some(message.to_owned());
-    if final_failure && !e.is_retryable() && job.kind == JobKind::CreateAccount {
-        account.creation_refused(e.code(), e.description());
-    }
-    // A change that will not happen leaves the confirmed access as it was.
-    if final_failure
-        && job.kind == JobKind::SetAccess
-        && let Ok(JobPayload::SetAccess { grant: Some(grant), .. }) = serde_json::from_value(job.payload.clone())
-    {
-        account.access_refused(&grant);
-    }
-    if !db::accounts::save(c, &mut account)? {
-        return Err(DbError::Query("online account changed while a job failed".into()));
-    }
-    Ok(())
+    change_account(c, account_id, |account| {
+        account.last_error = Some(message.to_owned());
+        if final_failure && !e.is_retryable() && job.kind == JobKind::CreateAccount {
+            account.creation_refused(e.code(), e.description());
+        }
+        // A change that will not happen leaves the confirmed access as it was.
+        if final_failure && let Some(grant) = &grant {
+            account.access_refused(grant);
+        }
+    })
 }

@@ -51,7 +51,13 @@ fn practice_pass(
             };
             let none = Default::default();
             let codes = codes.get(&patient.id).unwrap_or(&none);
+            let id = account.id.clone();
             let changed = db::write_transaction::<_, DbError, _>(c, |c| {
+                // Read again inside the transaction: a request may have changed it since the page.
+                let Some(fresh) = db::accounts::find(c, &id)? else {
+                    return Ok((false, false));
+                };
+                account = fresh;
                 let mut changed = (false, false);
                 if account.status == AccountStatus::Active
                     && account.letter_expired(now)
@@ -74,7 +80,16 @@ fn practice_pass(
                     changed.0 = true;
                 }
                 Ok(changed)
-            })?;
+            });
+            // One account changing at the same moment does not stop the others; it is looked
+            // at again on the next run.
+            let changed = match changed {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(account = %id, error = %e, "an account was skipped by the transitions");
+                    (false, false)
+                }
+            };
             updated += u64::from(changed.0);
             expired += u64::from(changed.1);
         }

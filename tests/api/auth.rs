@@ -597,3 +597,57 @@ async fn key_rotation_is_picked_up_on_an_unknown_kid_and_refetches_are_rate_limi
     }
     assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn remembered_tokens_are_forgotten_when_the_key_set_changes_and_forgeries_still_fail() {
+    let idp = spawn_rotating_idp(vec![public_jwk(shared_key_pem(), "key-a")]).await;
+    let issuer = idp.issuer.clone();
+    let app = TestApp::spawn_with(|s| {
+        s.auth.issuers = vec![IssuerSettings {
+            name: "rotating".into(),
+            kind: IssuerKind::Staff,
+            issuer: issuer.clone(),
+            algorithms: vec!["RS512".into()],
+        }];
+        s.auth.jwks_min_refresh_seconds = 1;
+    })
+    .await;
+    let mut claims = gp_online_gateway::dev::persona("staff-emis").unwrap().claims();
+    claims["iss"] = json!(issuer);
+    claims["aud"] = json!("gp-online-gateway");
+    claims["iat"] = json!(now());
+    claims["exp"] = json!(now() + 300);
+    let token = rs512(shared_key_pem(), "key-a", &claims);
+    let (status, _, _) = app.get("/Organization", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = app.get("/Organization", &token).await;
+    assert_eq!(status, StatusCode::OK, "remembered");
+
+    // Any change to a remembered token is verified afresh and refused.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut forged_claims = claims.clone();
+    forged_claims["nhsid_nrbac_roles"][0]["org_code"] = json!("B82005");
+    parts[1] = URL_SAFE_NO_PAD.encode(forged_claims.to_string());
+    let (status, _, _) = app.get("/Organization", &parts.join(".")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "new claims under the old signature");
+    let mut flipped = token.clone().into_bytes();
+    let last = flipped.len() - 2;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let (status, _, _) = app.get("/Organization", &String::from_utf8(flipped).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a changed signature");
+
+    // The provider drops key-a (it was compromised) and signs with key-b: once the gateway sees
+    // the new key set, the remembered key-a token is verified again and refused.
+    *idp.keys.lock().unwrap() = vec![public_jwk(stranger_key_pem(), "key-b")];
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _, _) = app
+        .get("/Organization", &rs512(stranger_key_pem(), "key-b", &claims))
+        .await;
+    assert_eq!(status, StatusCode::OK, "the new key set is fetched");
+    let (status, _, _) = app.get("/Organization", &token).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the remembered token went with its key"
+    );
+}

@@ -445,6 +445,14 @@ async fn set_online_access_changes_only_what_it_names_and_a_refusal_changes_noth
         .await
         .unwrap();
     assert!(r.status().is_success());
+    let r = app
+        .client
+        .put(format!("{}/admin/faults", app.simulator("tpp")))
+        .json(&json!({"latency_ms": 400}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
     let summary = json!({"resourceType": "Parameters", "parameter": [
         {"name": "recordAccess", "part": [{"name": "level", "valueCode": "summary"}]}]});
     let (_, _, accepted) = app
@@ -593,7 +601,12 @@ async fn turning_16_at_an_opt_out_practice_gives_access_and_letters_expire() {
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
-    wait_for_level(&app, "tpp", crate::helpers::FREE_NHS_NUMBERS[0], "summary").await;
+    let task = part(&accepted, "task")["valueReference"]["reference"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Task/")
+        .to_owned();
+    wait_for_task(&app, &staff, &task, "completed", Duration::from_secs(10)).await;
     // The letter: printed today, valid two weeks.
     let (s, _, _) = app.get(&format!("/Patient/{id}/$registration-letter"), &staff).await;
     assert_eq!(s, StatusCode::OK);

@@ -1,0 +1,583 @@
+//! The load benchmark: `cargo bench --bench load`.
+//!
+//! Starts the gateway (the release binary, dev profile: in-process identity provider and
+//! supplier simulators) on a fresh PostgreSQL schema, adds a practice of `BENCH_PATIENTS`
+//! patients (default 100,000) with online accounts, bindings made by the first call of each
+//! patient token, and a proxy acting for several patients; then drives each call from
+//! `BENCH_CONNECTIONS` connections (default 64) on loopback for `BENCH_SECONDS` (default 10),
+//! counting every response. Then it measures registration through the outbox to the supplier
+//! simulator, the opt-in job over the whole practice, and verifies the audit hash chain.
+//!
+//! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) must reach a
+//! PostgreSQL server where a schema may be created; the schema is dropped afterwards.
+//! Results go to standard output as a Markdown table (copy them into `benches/RESULTS.md`).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::RunQueryDsl;
+use gp_online_gateway::config::IssuerKind;
+use gp_online_gateway::identity::dev_idp::DevIdentityProvider;
+use serde_json::{Value, json};
+
+const PRACTICE_ID: &str = "practice-bench";
+const PRACTICE_ODS: &str = "Y99999";
+/// Patients with an online account (the patient-token reads use them).
+const WITH_ACCOUNTS: usize = 5_000;
+/// The proxy's patients.
+const PROXIED: usize = 5;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The `i`th valid NHS number of the benchmark's range (Modulus 11): the nine-digit prefix
+/// 910000000 + 2i, or the odd prefix after it when that one has no valid check digit.
+fn nhs_number(i: usize) -> String {
+    let check = |p: u64| {
+        let sum: u64 = format!("{p:09}")
+            .bytes()
+            .enumerate()
+            .map(|(k, b)| u64::from(b - b'0') * (10 - k as u64))
+            .sum();
+        match 11 - sum % 11 {
+            11 => Some(0),
+            10 => None,
+            c => Some(c),
+        }
+    };
+    let even = 910_000_000 + 2 * i as u64;
+    for p in [even, even + 1] {
+        if let Some(c) = check(p) {
+            return format!("{p:09}{c}");
+        }
+    }
+    unreachable!("two consecutive prefixes cannot both lack a check digit")
+}
+
+struct Gateway {
+    child: Child,
+    base: String,
+    data: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start(url: &str) -> Gateway {
+    let data = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_gp-online-gateway"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("GATEWAY_DATABASE__URL", url)
+        .env("GATEWAY_DATABASE__POOL_SIZE", "16")
+        .env("GATEWAY_DATA_DIR", data.path())
+        .env(
+            "GATEWAY_LOG__FILTER",
+            std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .env("GATEWAY_HTTP__RATE_LIMIT_PER_MINUTE", "100000000")
+        .stdout(if std::env::var_os("BENCH_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the gateway binary starts");
+    Gateway {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        data,
+    }
+}
+
+fn sql(url: &str, statements: &[String]) {
+    let mut c = gp_online_gateway::db::connect(url).expect("connect");
+    for s in statements {
+        diesel::sql_query(s)
+            .execute(&mut c)
+            .unwrap_or_else(|e| panic!("{e}: {}", &s[..s.len().min(300)]));
+    }
+}
+
+/// The benchmark practice, its patients, accounts copied from a seeded one, and proxy roles
+/// copied from a seeded role.
+fn populate(url: &str, patients: usize) {
+    let mut statements = vec![format!(
+        "INSERT INTO practices (id, ods_code, name, supplier, settings, version, created_at, updated_at) \
+         SELECT '{PRACTICE_ID}', '{PRACTICE_ODS}', 'Benchmark Practice', 'emis', settings, 1, now(), now() \
+         FROM practices WHERE id = 'practice-a81001'"
+    )];
+    for chunk in (0..patients).collect::<Vec<_>>().chunks(2000) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                let year = 1940 + (i % 70);
+                let month = 1 + (i % 12);
+                let day = 1 + (i % 28);
+                format!(
+                    "('bench-{i:06}', '{PRACTICE_ID}', 'nhs', '{}', 'Bench{}', 'bench{}', '[\"Test\"]', \
+                     '{year}-{month:02}-{day:02}', 'female', NULL, 1, now(), now())",
+                    nhs_number(*i),
+                    i % 500,
+                    i % 500
+                )
+            })
+            .collect();
+        statements.push(format!(
+            "INSERT INTO patients (id, practice_id, identifier_system, identifier_value, family, family_folded, given, \
+             birth_date, gender, email, version, created_at, updated_at) VALUES {}",
+            values.join(", ")
+        ));
+    }
+    statements.push(format!(
+        "INSERT INTO online_accounts (id, patient_id, practice_id, status, status_reason, email, access, verification, \
+         attestation, supplier_ref, supplier_account_id, linkage_key_enc, linkage_key_issued_at, letter_printed_at, \
+         letter_expires_at, last_error, version, created_at, updated_at, pending_access, sent_access, source) \
+         SELECT 'acct-' || p.id, p.id, p.practice_id, 'active', NULL, '', t.access, t.verification, t.attestation, \
+         'ref-' || p.id, NULL, NULL, NULL, NULL, NULL, NULL, 1, now(), now(), NULL, t.sent_access, 'practice' \
+         FROM patients p, online_accounts t WHERE t.id = 'account-jane-smith' AND p.practice_id = '{PRACTICE_ID}' \
+         AND p.id < 'bench-{WITH_ACCOUNTS:06}'"
+    ));
+    statements.push(format!(
+        "INSERT INTO proxy_roles (id, proxy_nhs_number, patient_id, patient_nhs_number, practice_id, status, reason_code, \
+         reason_text, legal_basis, relationships, grantor, date_time, period_start, period_end, grants, assessment, \
+         access_request_id, supplier_ref, last_used_at, reviewed_at, version, created_at, updated_at) \
+         SELECT 'role-' || p.id, '{}', p.id, p.identifier_value, p.practice_id, 'active', 'ROLE_CREATED', NULL, \
+         'consent', t.relationships, '{PRACTICE_ODS}', now(), now(), NULL, t.grants, t.assessment, NULL, NULL, \
+         now(), now(), 1, now(), now() \
+         FROM patients p, proxy_roles t WHERE t.id = '1a7e0000-0000-4000-8000-000000000001' \
+         AND p.id > 'bench-000000' AND p.id <= 'bench-{PROXIED:06}'",
+        nhs_number(0)
+    ));
+    statements.push("ANALYZE".into());
+    sql(url, &statements);
+}
+
+struct Outcome {
+    name: String,
+    requests: usize,
+    non_2xx: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// `connections` loops sending `next(connection, n)` until the time is up; every response counted.
+async fn drive(
+    name: &str,
+    base: &str,
+    connections: usize,
+    seconds: u64,
+    next: Arc<dyn Fn(usize, usize) -> (String, String) + Send + Sync>,
+) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for conn in 0..connections {
+        let base = base.to_owned();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .http1_only()
+                .build()
+                .expect("client");
+            let (mut lat, mut bad) = (Vec::with_capacity(40_000), 0usize);
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let (path, token) = next(conn, n);
+                n += 1;
+                let t = Instant::now();
+                let mut rb = client.get(format!("{base}{path}"));
+                if !token.is_empty() {
+                    rb = rb.bearer_auth(&token);
+                }
+                match rb.send().await {
+                    Ok(r) => {
+                        let ok = r.status().is_success();
+                        let _ = r.bytes().await;
+                        if !ok {
+                            bad += 1;
+                        }
+                    }
+                    Err(_) => bad += 1,
+                }
+                lat.push(t.elapsed().as_micros() as u32);
+            }
+            (lat, bad)
+        }));
+    }
+    let mut all = vec![];
+    let mut non_2xx = 0;
+    for t in tasks {
+        let (lat, bad) = t.await.expect("load task");
+        all.extend(lat);
+        non_2xx += bad;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    Outcome {
+        name: name.to_owned(),
+        requests: all.len(),
+        non_2xx,
+        seconds,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+fn peak_rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/health/live")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let patients = env_usize("BENCH_PATIENTS", 100_000);
+    let connections = env_usize("BENCH_CONNECTIONS", 64);
+    let seconds = env_usize("BENCH_SECONDS", 10) as u64;
+    let registrations = env_usize("BENCH_REGISTRATIONS", 1_000).min(patients.saturating_sub(WITH_ACCOUNTS));
+    let admin =
+        std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    sql(&admin, &[format!("CREATE SCHEMA {schema}")]);
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
+    let result = std::panic::AssertUnwindSafe(bench(&url, patients, connections, seconds, registrations));
+    let outcome = futures_util::FutureExt::catch_unwind(result).await;
+    sql(&admin, &[format!("DROP SCHEMA {schema} CASCADE")]);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e);
+    }
+}
+
+async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, registrations: usize) {
+    let client = reqwest::Client::new();
+    let mut gateway = start(url);
+    wait_ready(&client, &gateway.base).await;
+    let t = Instant::now();
+    populate(url, patients);
+    eprintln!("populated {patients} patients in {:.1}s", t.elapsed().as_secs_f64());
+    // A restart, as a real deployment would run: caches cold, the data set in place.
+    drop(gateway);
+    gateway = start(url);
+    wait_ready(&client, &gateway.base).await;
+    let base = gateway.base.clone();
+    let pem = std::fs::read_to_string(gateway.data.path().join("dev-idp-signing-key.pem")).expect("dev key");
+    let idp = DevIdentityProvider::from_pem(&pem, &base).expect("idp");
+    let staff = idp
+        .mint(
+            IssuerKind::Staff,
+            "gp-online-gateway",
+            3600,
+            &json!({"sub": "bench-staff", "name": "Bench Admin",
+                    "nhsid_nrbac_roles": [{"org_code": PRACTICE_ODS, "role_code": "S8000:G8000:R8008", "role_name": "Admin"}]}),
+        )
+        .expect("staff token");
+    let patient_token = |i: usize| {
+        idp.mint(
+            IssuerKind::Patient,
+            "gp-online-gateway",
+            3600,
+            &json!({"sub": format!("bench-sub-{i}"), "nhs_number": nhs_number(i), "identity_proofing_level": "P9", "vot": "P9.Cp.Cd"}),
+        )
+        .expect("patient token")
+    };
+    let patient_tokens: Vec<(String, String)> = (0..connections)
+        .map(|c| {
+            let i = 100 + c;
+            (format!("bench-{i:06}"), patient_token(i))
+        })
+        .collect();
+    let proxy = patient_token(0);
+    // First calls bind each patient token to its record.
+    for (id, token) in &patient_tokens {
+        let r = client
+            .get(format!("{base}/Patient/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("warm");
+        assert!(r.status().is_success(), "warm-up read: {}", r.status());
+    }
+    let r = client
+        .get(format!("{base}/$my-access"))
+        .bearer_auth(&proxy)
+        .send()
+        .await
+        .expect("warm");
+    let body: Value = r.json().await.expect("my-access");
+    let acting = body["parameter"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        acting,
+        PROXIED + 1,
+        "the proxy sees their record and {PROXIED} patients: {body}"
+    );
+
+    let pid = gateway.child.id();
+    eprintln!("gateway pid {pid}");
+    if let Ok(pause) = std::env::var("BENCH_PAUSE") {
+        // Time to attach a profiler: `perf record -g -p <pid>`.
+        tokio::time::sleep(Duration::from_secs(pause.parse().unwrap_or(5))).await;
+    }
+    let mut results = vec![];
+    let n = patients;
+    results.push(
+        drive(
+            "GET /metadata",
+            &base,
+            connections,
+            seconds,
+            Arc::new(|_, _| ("/metadata".into(), String::new())),
+        )
+        .await,
+    );
+    let s = staff.clone();
+    results.push(
+        drive(
+            "staff GET /Patient/{id}",
+            &base,
+            connections,
+            seconds,
+            Arc::new(move |c, k| (format!("/Patient/bench-{:06}", (c * 7919 + k * 104_729) % n), s.clone())),
+        )
+        .await,
+    );
+    let tokens = Arc::new(patient_tokens);
+    let tk = tokens.clone();
+    results.push(
+        drive(
+            "patient GET /Patient/{id}",
+            &base,
+            connections,
+            seconds,
+            Arc::new(move |c, _| {
+                let (id, t) = &tk[c % tk.len()];
+                (format!("/Patient/{id}"), t.clone())
+            }),
+        )
+        .await,
+    );
+    let s = staff.clone();
+    results.push(
+        drive(
+            "staff GET /Patient?identifier=",
+            &base,
+            connections,
+            seconds,
+            Arc::new(move |c, k| {
+                let i = (c * 7919 + k * 104_729) % n;
+                (
+                    format!(
+                        "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
+                        nhs_number(i)
+                    ),
+                    s.clone(),
+                )
+            }),
+        )
+        .await,
+    );
+    let p = proxy.clone();
+    results.push(
+        drive(
+            "proxy GET /$my-access (6 patients)",
+            &base,
+            connections,
+            seconds,
+            Arc::new(move |_, _| ("/$my-access".into(), p.clone())),
+        )
+        .await,
+    );
+    let (peak, now_rss) = peak_rss_mib(pid);
+
+    // Registration through the outbox to the simulator.
+    let started = Instant::now();
+    let mut posts = vec![];
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "identityVerification", "part": [{"name": "method", "valueCode": "documents-in-person"},
+            {"name": "document", "valueString": "passport"}]},
+        {"name": "email", "valueString": "bench@example.org"},
+        {"name": "responsibilitiesAcknowledged", "valueBoolean": true},
+        {"name": "coercionConsidered", "valueBoolean": true},
+        {"name": "capacityConsidered", "valueBoolean": true},
+        {"name": "services", "part": [{"name": "appointments", "valueBoolean": true}]}]});
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    for i in WITH_ACCOUNTS..WITH_ACCOUNTS + registrations {
+        let (client, base, staff, body, sem) = (client.clone(), base.clone(), staff.clone(), body.clone(), sem.clone());
+        posts.push(tokio::spawn(async move {
+            let _permit = sem.acquire().await;
+            let r = client
+                .post(format!("{base}/Patient/bench-{i:06}/$register-online-services"))
+                .bearer_auth(&staff)
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("register");
+            r.status().as_u16()
+        }));
+    }
+    let mut refused = 0;
+    for p in posts {
+        if p.await.expect("post") != 202 {
+            refused += 1;
+        }
+    }
+    let count_active = || {
+        let mut c = gp_online_gateway::db::connect(url).expect("connect");
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM online_accounts WHERE practice_id = '{PRACTICE_ID}' AND status = 'active' \
+             AND supplier_account_id IS NOT NULL"
+        ))
+        .get_result::<N>(&mut c)
+        .map(|r| r.n)
+        .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while (count_active() as usize) < registrations - refused && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let registration_seconds = started.elapsed().as_secs_f64();
+
+    // The opt-in job over the whole practice.
+    let started = Instant::now();
+    let r = client
+        .post(format!("{base}/Organization/{PRACTICE_ID}/$apply-opt-in-model"))
+        .bearer_auth(&staff)
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "Parameters", "parameter": [{"name": "turningSixteenWithinDays", "valueInteger": 90}]}).to_string())
+        .send()
+        .await
+        .expect("opt-in");
+    let task: Value = r.json().await.expect("task");
+    let id = task["id"].as_str().expect("task id").to_owned();
+    let done = loop {
+        let t: Value = client
+            .get(format!("{base}/Task/{id}"))
+            .bearer_auth(&staff)
+            .send()
+            .await
+            .expect("task")
+            .json()
+            .await
+            .expect("task json");
+        if t["status"] == "completed" || t["status"] == "failed" || started.elapsed() > Duration::from_secs(600) {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let opt_in_seconds = started.elapsed().as_secs_f64();
+    let coded = done["output"]
+        .as_array()
+        .and_then(|o| o.iter().find(|x| x["type"]["text"] == "coded"))
+        .and_then(|x| x["valueInteger"].as_i64())
+        .unwrap_or(-1);
+
+    // Every decision was audited: the chains verify.
+    let started = Instant::now();
+    let verify: Value = client
+        .get(format!("{base}/AuditEvent/$verify"))
+        .bearer_auth(&staff)
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("verify json");
+    let verify_seconds = started.elapsed().as_secs_f64();
+    let intact = verify["parameter"]
+        .as_array()
+        .and_then(|p| p.iter().find(|x| x["name"] == "valid"))
+        .is_some_and(|x| x["valueBoolean"] == true);
+
+    let metadata = results[0].requests as f64 / results[0].seconds;
+    println!("\n{patients} patients, {connections} connections, {seconds} s per call, PostgreSQL\n");
+    println!("| call | req/s | ratio to /metadata | p50 ms | p99 ms | non-2xx |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for r in &results {
+        let rps = r.requests as f64 / r.seconds;
+        println!(
+            "| {} | {:.0} | {:.2} | {:.1} | {:.1} | {} |",
+            r.name,
+            rps,
+            rps / metadata,
+            r.p50_ms,
+            r.p99_ms,
+            r.non_2xx
+        );
+    }
+    println!("\n| measure | value |");
+    println!("| --- | ---: |");
+    println!("| gateway peak RSS under load | {peak:.0} MiB (now {now_rss:.0} MiB) |");
+    println!(
+        "| registration to supplier account | {registrations} in {registration_seconds:.1} s = {:.0} accounts/s ({refused} refused) |",
+        registrations as f64 / registration_seconds
+    );
+    println!(
+        "| opt-in job over {patients} patients | {opt_in_seconds:.1} s ({coded} coded, status {}) |",
+        done["status"]
+    );
+    println!(
+        "| audit chains verified after the run | {} in {verify_seconds:.1} s |",
+        if intact { "intact" } else { "NOT INTACT" }
+    );
+    assert!(intact, "{verify}");
+}
