@@ -77,6 +77,25 @@ pub fn patient_context(conn: &mut DbConnection, id: &str) -> Result<Option<Patie
     assemble(rows)
 }
 
+/// Several patients' contexts in one query, by id.
+pub fn patient_contexts(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<PatientContext>, DbError> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows: Vec<Row> = context_query!(patients::id.eq_any(ids)).load(conn)?;
+    let mut grouped: Vec<(String, Vec<Row>)> = vec![];
+    for row in rows {
+        match grouped.iter_mut().find(|(id, _)| *id == row.0.id) {
+            Some((_, rs)) => rs.push(row),
+            None => grouped.push((row.0.id.clone(), vec![row])),
+        }
+    }
+    grouped
+        .into_iter()
+        .filter_map(|(_, rs)| assemble(rs).transpose())
+        .collect()
+}
+
 /// The same, for the record holding this NHS number.
 pub fn patient_context_by_nhs(conn: &mut DbConnection, nhs: &str) -> Result<Option<PatientContext>, DbError> {
     let rows: Vec<Row> = context_query!(

@@ -18,6 +18,9 @@ use crate::domain::provisioning::OutboxJob;
 use crate::domain::{AccessSettings, JobKind, JobStatus, JobSubject, Supplier, provisioning::backoff_millis};
 use crate::suppliers::{AccountCredentials, CreateAccount, LinkProxy, SupplierError, SupplierRegistry};
 
+/// Jobs one worker claims and runs at once.
+const CLAIM_BATCH: usize = 16;
+
 /// What each job kind carries. Snapshotted when the job is enqueued.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -151,16 +154,22 @@ impl Provisioner {
         }
     }
 
-    /// Claims and processes at most one job. Returns whether there was one.
+    /// Claims up to a batch of due jobs and processes them together. A claim holds at most one
+    /// job per account or role (the next one waits for it), so they never race each other.
+    /// Returns whether there were any.
     pub async fn run_once(&self, worker: &str) -> Result<bool, DbError> {
         let now = db::now();
         let lease = now + chrono::Duration::seconds(i64::try_from(self.settings.lease_seconds).unwrap_or(60));
         let worker_id = worker.to_owned();
-        let mut jobs = db::run(&self.pool, move |c| db::outbox::claim(c, &worker_id, now, lease, 1)).await?;
-        let Some(job) = jobs.pop() else {
+        let batch = i32::try_from(CLAIM_BATCH).unwrap_or(1);
+        let jobs = db::run(&self.pool, move |c| db::outbox::claim(c, &worker_id, now, lease, batch)).await?;
+        if jobs.is_empty() {
             return Ok(false);
-        };
-        self.process(worker, job).await?;
+        }
+        let results = futures_util::future::join_all(jobs.into_iter().map(|job| self.process(worker, job))).await;
+        for r in results {
+            r?;
+        }
         Ok(true)
     }
 

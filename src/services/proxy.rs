@@ -702,20 +702,29 @@ pub async fn acting_for(core: &Core, proxy: &NhsNumber) -> Result<Vec<PatientAcc
     let proxy = proxy.clone();
     let today = core.clock.today();
     let found = db::run(&core.pool, move |c| {
-        let roles = db::proxy_roles::search(c, Some(&proxy), None)?;
+        let roles: Vec<ProxyRole> = db::proxy_roles::search(c, Some(&proxy), None)?
+            .into_iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    RoleStatus::Proposed | RoleStatus::Active | RoleStatus::Inactive
+                )
+            })
+            .collect();
+        // Every patient's record, practice, account and codes in one query.
+        let ids: Vec<String> = roles.iter().map(|r| r.patient_id.clone()).collect();
+        let contexts = db::reads::patient_contexts(c, &ids)?;
         let mut out = vec![];
-        for role in roles.into_iter().filter(|r| {
-            matches!(
-                r.status,
-                RoleStatus::Proposed | RoleStatus::Active | RoleStatus::Inactive
-            )
-        }) {
-            let Some(patient) = db::patients::find(c, &role.patient_id)? else {
+        for role in roles {
+            let Some(ctx) = contexts.iter().find(|x| x.patient.id == role.patient_id) else {
                 continue;
             };
-            let practice = db::practices::find(c, &patient.practice_id)?;
-            let own = patient_access(c, &patient)?;
-            out.push((role, patient, practice, own));
+            let own = ctx
+                .account
+                .as_ref()
+                .filter(|a| a.status == AccountStatus::Active && a.practice_id == ctx.patient.practice_id)
+                .map(|a| super::record_access::effective(&ctx.practice, &ctx.patient, &ctx.codes, a, today));
+            out.push((role, ctx.patient.clone(), Some(ctx.practice.clone()), own));
         }
         Ok(out)
     })
