@@ -1,4 +1,4 @@
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Prometheus metrics for the HTTP surface. Labelled by route pattern, never by raw path,
 /// so identifiers in URLs cannot reach the metrics store.
@@ -6,6 +6,8 @@ pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
     pub latency: HistogramVec,
+    /// Handlers that panicked (answered 500).
+    pub panics: IntCounter,
 }
 
 impl Metrics {
@@ -30,12 +32,19 @@ impl Metrics {
             &["method", "route", "status"],
         )
         .expect("valid metric");
+        let panics = IntCounter::new(
+            "gateway_http_panics_total",
+            "Requests whose handler panicked (answered 500)",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(panics.clone())).expect("unique metric");
         registry.register(Box::new(requests.clone())).expect("unique metric");
         registry.register(Box::new(latency.clone())).expect("unique metric");
         Self {
             registry,
             requests,
             latency,
+            panics,
         }
     }
 

@@ -110,8 +110,40 @@ pub struct PatientFilter {
     /// Any system: matches the value in whichever national system it is stored under.
     pub identifier_value: Option<String>,
     pub family_prefix: Option<String>,
+    /// `family:exact`: the whole family name, as written.
+    pub family_exact: Option<String>,
+    /// A given name starting with this (case-insensitive).
+    pub given_prefix: Option<String>,
+    /// `name`: the family name or a given name starting with this.
+    pub name_prefix: Option<String>,
     pub birth_date: Option<NaiveDate>,
+    /// Birth-date ranges that must all hold: `[from, to)` (either open), or outside it when
+    /// the flag is set (`ne`).
+    pub birth_ranges: Vec<(Option<NaiveDate>, Option<NaiveDate>, bool)>,
+    /// `_id`: any of these ids.
+    pub ids: Vec<String>,
     pub practice_id: Option<String>,
+    /// Sort keys, in order; `true` for descending.
+    pub sort: Vec<(PatientSort, bool)>,
+}
+
+/// What a patient search can sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatientSort {
+    Family,
+    Given,
+    BirthDate,
+    LastUpdated,
+    Id,
+}
+
+diesel::define_sql_function! {
+    /// Lower case, on both backends.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+fn like_escaped(raw: &str) -> String {
+    raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 pub fn search(
@@ -131,14 +163,46 @@ pub fn search(
             q = q.filter(patients::identifier_value.eq(value.clone()));
         }
         if let Some(prefix) = &f.family_prefix {
-            let escaped = fold(prefix)
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
+            let escaped = like_escaped(&fold(prefix));
             q = q.filter(patients::family_folded.like(format!("{escaped}%")).escape('\\'));
+        }
+        if let Some(exact) = &f.family_exact {
+            q = q.filter(patients::family.eq(exact.clone()));
+        }
+        if let Some(prefix) = &f.given_prefix {
+            // `given` is a JSON list: a name starting with the prefix follows a quote.
+            let escaped = like_escaped(&fold(prefix));
+            q = q.filter(lower(patients::given).like(format!("%\"{escaped}%")).escape('\\'));
+        }
+        if let Some(prefix) = &f.name_prefix {
+            let escaped = like_escaped(&fold(prefix));
+            q = q.filter(
+                patients::family_folded
+                    .like(format!("{escaped}%"))
+                    .escape('\\')
+                    .or(lower(patients::given).like(format!("%\"{escaped}%")).escape('\\')),
+            );
         }
         if let Some(date) = f.birth_date {
             q = q.filter(patients::birth_date.eq(date));
+        }
+        for (from, to, negate) in &f.birth_ranges {
+            match (from, to, negate) {
+                (Some(a), Some(b), true) => {
+                    q = q.filter(patients::birth_date.lt(*a).or(patients::birth_date.ge(*b)));
+                }
+                (from, to, _) => {
+                    if let Some(a) = from {
+                        q = q.filter(patients::birth_date.ge(*a));
+                    }
+                    if let Some(b) = to {
+                        q = q.filter(patients::birth_date.lt(*b));
+                    }
+                }
+            }
+        }
+        if !f.ids.is_empty() {
+            q = q.filter(patients::id.eq_any(f.ids.clone()));
         }
         if let Some(practice) = &f.practice_id {
             q = q.filter(patients::practice_id.eq(practice.clone()));
@@ -146,8 +210,33 @@ pub fn search(
         q
     };
     let total = filtered().count().get_result(conn)?;
-    let rows = filtered()
-        .order((patients::family_folded.asc(), patients::id.asc()))
+    let mut ordered = filtered();
+    for (i, (key, desc)) in f.sort.iter().enumerate() {
+        macro_rules! by {
+            ($col:expr) => {
+                match (i, desc) {
+                    (0, false) => ordered.order($col.asc()),
+                    (0, true) => ordered.order($col.desc()),
+                    (_, false) => ordered.then_order_by($col.asc()),
+                    (_, true) => ordered.then_order_by($col.desc()),
+                }
+            };
+        }
+        ordered = match key {
+            PatientSort::Family => by!(patients::family_folded),
+            PatientSort::Given => by!(patients::given),
+            PatientSort::BirthDate => by!(patients::birth_date),
+            PatientSort::LastUpdated => by!(patients::updated_at),
+            PatientSort::Id => by!(patients::id),
+        };
+    }
+    let ordered = if f.sort.is_empty() {
+        ordered.order((patients::family_folded.asc(), patients::id.asc()))
+    } else {
+        // The same order every time for equal keys, so paging is stable.
+        ordered.then_order_by(patients::id.asc())
+    };
+    let rows = ordered
         .offset(offset)
         .limit(limit)
         .select((PatientRow::as_select(), practices::ods_code))

@@ -2,12 +2,116 @@ use serde_json::{Value, json};
 
 use super::FHIR_JSON;
 
-/// The CapabilityStatement lists only what the gateway really serves.
-pub fn capability_statement(base_url: &str, now: &str) -> Value {
+/// One documented route, as the HTTP layer registers it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub path: String,
+    pub method: String,
+    /// Query parameters: name and description.
+    pub params: Vec<(String, String)>,
+    pub summary: String,
+}
+
+fn resource_of(path: &str) -> Option<&str> {
+    let first = path.trim_start_matches('/').split('/').next()?;
+    first.chars().next().filter(char::is_ascii_uppercase).map(|_| first)
+}
+
+fn param_type(name: &str) -> &'static str {
+    match name {
+        "birthdate" | "date" => "date",
+        "_count" | "_offset" => "number",
+        "organization" | "patient" | "general-practitioner" => "reference",
+        "family" | "given" | "name" | "family:exact" => "string",
+        n if n.starts_with('_') => "special",
+        _ => "token",
+    }
+}
+
+/// The CapabilityStatement of exactly the routes registered: every resource type with its
+/// interactions and search parameters, and every operation (`$name`) at the level it is served.
+pub fn capability_statement(base_url: &str, date: &str, routes: &[Route]) -> Value {
+    let mut types: Vec<String> = vec![];
+    for r in routes {
+        if let Some(t) = resource_of(&r.path)
+            && !types.iter().any(|x| x == t)
+        {
+            types.push(t.to_owned());
+        }
+    }
+    types.sort();
+    let operation = |r: &Route| -> Option<Value> {
+        let name = r.path.split('/').find_map(|seg| seg.strip_prefix('$'))?;
+        Some(json!({
+            "name": name,
+            "definition": format!("{base_url}/OperationDefinition/{name}"),
+            "documentation": format!("{} {}: {}", r.method.to_uppercase(), r.path, r.summary),
+        }))
+    };
+    let resources: Vec<Value> = types
+        .iter()
+        .map(|t| {
+            let own: Vec<&Route> = routes
+                .iter()
+                .filter(|r| resource_of(&r.path) == Some(t.as_str()))
+                .collect();
+            let base = format!("/{t}");
+            let instance = format!("/{t}/{{id}}");
+            let mut interaction = vec![];
+            let has = |path: &str, method: &str| own.iter().any(|r| r.path == path && r.method == method);
+            if has(&instance, "get") {
+                interaction.push(json!({"code": "read"}));
+            }
+            if has(&instance, "put") {
+                interaction
+                    .push(json!({"code": "update", "documentation": "If-Match is optional; a stale one is 412"}));
+            }
+            if has(&instance, "patch") {
+                interaction.push(json!({"code": "patch"}));
+            }
+            if has(&base, "post") {
+                interaction.push(json!({"code": "create"}));
+            }
+            if has(&base, "get") {
+                interaction.push(json!({"code": "search-type"}));
+            }
+            let search: Vec<Value> = own
+                .iter()
+                .filter(|r| r.path == base && r.method == "get")
+                .flat_map(|r| r.params.iter())
+                .map(|(name, doc)| json!({"name": name, "type": param_type(name), "documentation": doc}))
+                .collect();
+            let operations: Vec<Value> = own.iter().filter_map(|r| operation(r)).collect();
+            let mut resource = json!({
+                "type": t,
+                "versioning": "versioned",
+                "readHistory": false,
+                "updateCreate": false,
+                "interaction": interaction,
+            });
+            if t == "Patient" {
+                resource["conditionalCreate"] = json!(true);
+                resource["conditionalUpdate"] = json!(false);
+                resource["conditionalDelete"] = json!("not-supported");
+            }
+            if !search.is_empty() {
+                resource["searchParam"] = Value::Array(search);
+            }
+            if !operations.is_empty() {
+                resource["operation"] = Value::Array(operations);
+            }
+            resource
+        })
+        .collect();
+    let system_operations: Vec<Value> = routes
+        .iter()
+        .filter(|r| r.path.starts_with("/$"))
+        .filter_map(operation)
+        .collect();
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": now,
+        "date": date,
         "publisher": "GP Online Services Gateway",
         "kind": "instance",
         "software": {"name": "gp-online-gateway", "version": env!("CARGO_PKG_VERSION")},
@@ -24,39 +128,8 @@ pub fn capability_statement(base_url: &str, now: &str) -> Value {
                 }]}],
                 "description": "Bearer tokens (JWT) from configured OpenID Connect issuers: staff (CIS2-like), system clients and NHS login-like patient issuers."
             },
-            "resource": [
-                {
-                    "type": "Patient",
-                    "versioning": "versioned",
-                    "readHistory": false,
-                    "updateCreate": false,
-                    "conditionalCreate": true,
-                    "conditionalUpdate": false,
-                    "conditionalDelete": "not-supported",
-                    "interaction": [
-                        {"code": "read"}, {"code": "vread"}, {"code": "update"}, {"code": "create"},
-                        {"code": "search-type"}
-                    ],
-                    "searchParam": [
-                        {"name": "identifier", "type": "token", "documentation": "system|value of the NHS, CHI or H&C number"},
-                        {"name": "family", "type": "string", "documentation": "family name, starts-with, case-insensitive"},
-                        {"name": "birthdate", "type": "date", "documentation": "exact date (YYYY-MM-DD)"},
-                        {"name": "organization", "type": "reference", "documentation": "the registered practice: Organization/{id}, {id} or an ODS code"},
-                        {"name": "_count", "type": "number", "documentation": "page size, 1 to 100 (default 20)"}
-                    ]
-                },
-                {
-                    "type": "Organization",
-                    "versioning": "versioned",
-                    "readHistory": false,
-                    "updateCreate": false,
-                    "interaction": [{"code": "read"}, {"code": "update"}, {"code": "search-type"}],
-                    "searchParam": [
-                        {"name": "identifier", "type": "token", "documentation": "ODS code (system|value or value)"},
-                        {"name": "_count", "type": "number"}
-                    ]
-                }
-            ]
+            "resource": resources,
+            "operation": system_operations,
         }]
     })
 }

@@ -2,7 +2,7 @@
 
 mod audit_event;
 mod bundle;
-mod capability;
+pub mod capability;
 pub mod consent;
 mod datatypes;
 mod error;

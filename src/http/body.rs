@@ -130,6 +130,10 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
         return Ok(None);
     };
     let raw = value.to_str().unwrap_or_default().trim();
+    if raw == "*" {
+        // Any current version.
+        return Ok(None);
+    }
     let unquoted = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
     unquoted
         .parse::<i64>()

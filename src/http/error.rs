@@ -33,6 +33,7 @@ pub enum ErrorCode {
     DuplicateResource,
     RequestInProgress,
     PreconditionRequired,
+    PreconditionFailed,
     MultipleMatches,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -55,7 +56,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 41] = [
         Self::InvalidRequest,
         Self::InvalidResource,
         Self::InvalidSearchParameter,
@@ -77,6 +78,7 @@ impl ErrorCode {
         Self::DuplicateResource,
         Self::RequestInProgress,
         Self::PreconditionRequired,
+        Self::PreconditionFailed,
         Self::MultipleMatches,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
@@ -121,6 +123,7 @@ impl ErrorCode {
             Self::DuplicateResource => "DUPLICATE_RESOURCE",
             Self::RequestInProgress => "REQUEST_IN_PROGRESS",
             Self::PreconditionRequired => "PRECONDITION_REQUIRED",
+            Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::MultipleMatches => "MULTIPLE_MATCHES",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -168,7 +171,9 @@ impl ErrorCode {
             | Self::AccountExists
             | Self::AccountState
             | Self::LinkageKeyExpired => StatusCode::CONFLICT,
-            Self::PreconditionRequired | Self::MultipleMatches => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired | Self::PreconditionFailed | Self::MultipleMatches => {
+                StatusCode::PRECONDITION_FAILED
+            }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestIdReused
@@ -207,7 +212,7 @@ impl ErrorCode {
             Self::MethodNotAllowed | Self::NotAcceptable | Self::UnsupportedMediaType => "not-supported",
             Self::VersionConflict | Self::RequestInProgress => "conflict",
             Self::DuplicateResource => "duplicate",
-            Self::PreconditionRequired | Self::MultipleMatches => "conflict",
+            Self::PreconditionRequired | Self::PreconditionFailed | Self::MultipleMatches => "conflict",
             Self::PayloadTooLarge => "too-costly",
             Self::RequestIdReused
             | Self::UnknownPractice
@@ -245,6 +250,7 @@ impl ErrorCode {
             Self::DuplicateResource => "The resource already exists",
             Self::RequestInProgress => "A request with the same X-Request-ID is still being processed",
             Self::PreconditionRequired => "A precondition header is required",
+            Self::PreconditionFailed => "The resource has changed since the version in If-Match",
             Self::MultipleMatches => "The condition matches more than one resource",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "The content type is not supported",
@@ -426,6 +432,7 @@ fn reason_code(r: Reason) -> ErrorCode {
         Reason::InvalidIdentifier => ErrorCode::InvalidIdentifier,
         Reason::VersionConflict => ErrorCode::VersionConflict,
         Reason::PreconditionRequired => ErrorCode::PreconditionRequired,
+        Reason::PreconditionFailed => ErrorCode::PreconditionFailed,
         Reason::MultipleMatches => ErrorCode::MultipleMatches,
         Reason::Duplicate => ErrorCode::DuplicateResource,
         Reason::UnknownPractice => ErrorCode::UnknownPractice,

@@ -94,7 +94,28 @@ pub async fn request_context(
                 ..ApiError::new(ErrorCode::TooManyRequests, "too many requests; slow down and retry")
             },
         ),
-        _ => next.call(req).instrument(span.clone()).await?.map_into_boxed_body(),
+        _ => match acceptable(&req) {
+            Err(e) => error_response(req, e),
+            Ok(()) => {
+                // A panicking handler answers 500 (counted) instead of dropping the connection.
+                let answer = std::panic::AssertUnwindSafe(next.call(req).instrument(span.clone()));
+                match futures_util::FutureExt::catch_unwind(answer).await {
+                    Ok(r) => r?.map_into_boxed_body(),
+                    Err(_) => {
+                        tracing::error!(request_id = %request_id, "a handler panicked");
+                        if let Some(s) = &state {
+                            s.metrics.panics.inc();
+                        }
+                        // The request went with the handler: the server answers this error.
+                        return Err(ApiError::new(
+                            ErrorCode::InternalError,
+                            format!("internal error; quote request id {request_id}"),
+                        )
+                        .into());
+                    }
+                }
+            }
+        },
     };
 
     let status = response.status();
@@ -115,11 +136,14 @@ pub async fn request_context(
             method = %method,
             route = %route,
             status = status.as_u16(),
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
             "request completed"
         );
     });
+    let path_is_docs = response.request().path().starts_with("/docs");
+    let behind_tls = response.request().connection_info().scheme() == "https";
     let headers = response.headers_mut();
+    security_headers(headers, path_is_docs, behind_tls);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert(HeaderName::from_static(REQUEST_ID), v);
     }
@@ -127,6 +151,70 @@ pub async fn request_context(
         headers.insert(HeaderName::from_static(CORRELATION_ID), v);
     }
     Ok(response)
+}
+
+/// Headers every response carries: no content sniffing, no framing, no referrer; a content
+/// policy for the API docs; HSTS when the request came over TLS (directly or via a proxy).
+fn security_headers(headers: &mut actix_web::http::header::HeaderMap, docs: bool, tls: bool) {
+    use actix_web::http::header;
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if docs {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+        );
+    } else {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    if tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+}
+
+/// Content negotiation: the API answers JSON (`application/fhir+json`), the registration letter
+/// also PDF. An `Accept` or `_format` asking only for something else is 406.
+fn acceptable(req: &ServiceRequest) -> Result<(), ApiError> {
+    let path = req.path();
+    if path.starts_with("/docs") || path == "/metrics" || path.starts_with("/health/") || path.starts_with("/dev") {
+        return Ok(());
+    }
+    let json = |t: &str| {
+        let t = t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        matches!(
+            t.as_str(),
+            "" | "*/*" | "application/*" | "application/json" | "application/fhir+json" | "json"
+        ) || (path.ends_with("$registration-letter") && t == "application/pdf")
+    };
+    if let Some(format) = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "_format")
+        .map(|(_, v)| v.into_owned())
+        && !json(&format)
+    {
+        return Err(ApiError::new(
+            ErrorCode::NotAcceptable,
+            "this server answers application/fhir+json only (_format=json)",
+        ));
+    }
+    if let Some(accept) = req.headers().get(actix_web::http::header::ACCEPT) {
+        let accept = accept.to_str().unwrap_or_default();
+        if !accept.trim().is_empty() && !accept.split(',').any(json) {
+            return Err(ApiError::new(
+                ErrorCode::NotAcceptable,
+                "this server answers application/fhir+json only; send Accept: application/fhir+json",
+            ));
+        }
+    }
+    Ok(())
 }
 
 const REPLAYED_HEADERS: [&str; 5] = ["content-type", "etag", "location", "last-modified", "cache-control"];

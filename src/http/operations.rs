@@ -1,9 +1,7 @@
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::body::resource;
 use crate::identity::IssuerStatus;
 use crate::state::AppState;
 
@@ -14,13 +12,65 @@ use crate::state::AppState;
 )]
 #[get("/metadata")]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
-    let now = crate::fhir::instant(chrono::Utc::now());
-    resource(
-        StatusCode::OK,
-        &crate::fhir::capability_statement(&state.base_url, &now),
-        None,
-        None,
-    )
+    HttpResponse::Ok()
+        .content_type(crate::fhir::FHIR_JSON)
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(capability_for(&state.base_url))
+}
+
+/// The routes the server registers, read from the same registration that serves them.
+fn routes() -> &'static [crate::fhir::capability::Route] {
+    static ROUTES: std::sync::OnceLock<Vec<crate::fhir::capability::Route>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let api = super::openapi();
+        let mut out = vec![];
+        for (path, item) in &api.paths.paths {
+            let ops = [
+                ("get", &item.get),
+                ("put", &item.put),
+                ("post", &item.post),
+                ("patch", &item.patch),
+                ("delete", &item.delete),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                let params = op
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| match p {
+                        utoipa::openapi::RefOr::T(p) => Some(p),
+                        utoipa::openapi::RefOr::Ref(_) => None,
+                    })
+                    .filter(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+                    .map(|p| (p.name.clone(), p.description.clone().unwrap_or_default()))
+                    .collect();
+                out.push(crate::fhir::capability::Route {
+                    path: path.clone(),
+                    method: method.to_owned(),
+                    params,
+                    summary: op.summary.clone().unwrap_or_default(),
+                });
+            }
+        }
+        out
+    })
+}
+
+/// The CapabilityStatement, built once per base URL.
+fn capability_for(base_url: &str) -> actix_web::web::Bytes {
+    static BUILT: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, actix_web::web::Bytes>>> =
+        std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    built
+        .entry(base_url.to_owned())
+        .or_insert_with(|| {
+            let date = crate::fhir::instant(chrono::Utc::now());
+            let statement = crate::fhir::capability_statement(base_url, &date, routes());
+            actix_web::web::Bytes::from(serde_json::to_vec(&statement).unwrap_or_default())
+        })
+        .clone()
 }
 
 #[derive(Serialize, ToSchema)]

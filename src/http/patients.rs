@@ -12,9 +12,66 @@ use crate::services::access::{self, Target};
 use crate::services::patients::{self, Created, PatientQuery};
 use crate::state::AppState;
 
-const SEARCH_PARAMS: [&str; 6] = ["identifier", "family", "birthdate", "organization", "_count", "_offset"];
+const SEARCH_PARAMS: [&str; 17] = [
+    "identifier",
+    "family",
+    "family:exact",
+    "given",
+    "name",
+    "birthdate",
+    "organization",
+    "_id",
+    "_sort",
+    "_count",
+    "_offset",
+    "_total",
+    "_summary",
+    "_elements",
+    "_format",
+    "general-practitioner",
+    "_lastUpdated",
+];
 
-fn patient_query(params: &std::collections::BTreeMap<String, String>) -> Result<PatientQuery, ApiError> {
+/// The search parameters as given, with `birthdate` (which may repeat, for a range) apart.
+pub struct SearchParams {
+    pub single: std::collections::BTreeMap<String, String>,
+    pub birthdates: Vec<String>,
+}
+
+pub fn search_params(query: &str) -> Result<SearchParams, ApiError> {
+    let mut single = std::collections::BTreeMap::new();
+    let mut birthdates = vec![];
+    for (name, value) in super::search::parse_pairs(query, &SEARCH_PARAMS)? {
+        if name == "birthdate" {
+            birthdates.push(value);
+            continue;
+        }
+        if name == "_lastUpdated" {
+            return Err(ApiError::new(
+                ErrorCode::InvalidSearchParameter,
+                "_lastUpdated is a sort key here (_sort=_lastUpdated), not a filter",
+            ));
+        }
+        let name = if name == "general-practitioner" {
+            "organization".to_owned()
+        } else {
+            name
+        };
+        if single.insert(name.clone(), value).is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidSearchParameter,
+                format!("search parameter '{name}' may be given only once"),
+            ));
+        }
+    }
+    if let Some(b) = birthdates.first() {
+        single.insert("birthdate".into(), b.clone());
+    }
+    Ok(SearchParams { single, birthdates })
+}
+
+fn patient_query(p: &SearchParams) -> Result<PatientQuery, ApiError> {
+    let params = &p.single;
     let bad = |m: &str| ApiError::new(ErrorCode::InvalidSearchParameter, m.to_owned());
     let identifier = match params.get("identifier") {
         None => None,
@@ -30,23 +87,100 @@ fn patient_query(params: &std::collections::BTreeMap<String, String>) -> Result<
     if identifier.as_ref().is_some_and(|(_, v)| v.is_empty()) {
         return Err(bad("identifier needs a value (system|value)"));
     }
-    let birth_date = match params.get("birthdate") {
-        None => None,
-        Some(raw) => Some(
-            crate::fhir::operations::parse_date(raw.strip_prefix("eq").unwrap_or(raw))
-                .ok_or_else(|| bad("birthdate must be a date (YYYY-MM-DD, optionally prefixed eq)"))?,
-        ),
+    let mut birth_ranges = vec![];
+    for raw in &p.birthdates {
+        let d = super::search::parse_date_param("birthdate", raw)?;
+        let (lower, upper) = d.bounds();
+        let day = |t: chrono::NaiveDateTime| t.date();
+        birth_ranges.push((
+            lower.map(day),
+            upper.map(day),
+            d.prefix == super::search::DatePrefix::Ne,
+        ));
+    }
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        match params.get(name).map(|f| f.trim().to_owned()) {
+            Some(f) if f.is_empty() || f.chars().count() > 100 => {
+                Err(bad(&format!("{name} must be 1 to 100 characters")).at(name.to_owned()))
+            }
+            other => Ok(other),
+        }
     };
-    let family = params.get("family").map(|f| f.trim().to_owned());
-    if family.as_ref().is_some_and(|f| f.is_empty() || f.chars().count() > 100) {
-        return Err(bad("family must be 1 to 100 characters"));
+    let ids = match params.get("_id") {
+        None => vec![],
+        Some(raw) => raw
+            .split(',')
+            .map(|id| resource_id(id.trim()).map_err(|_| bad("_id is a comma-separated list of ids").at("_id")))
+            .collect::<Result<_, _>>()?,
+    };
+    let sort = match params.get("_sort") {
+        None => vec![],
+        Some(raw) => raw
+            .split(',')
+            .map(|key| {
+                let (desc, name) = match key.trim().strip_prefix('-') {
+                    Some(n) => (true, n),
+                    None => (false, key.trim()),
+                };
+                use crate::services::patients::PatientSort as S;
+                let k = match name {
+                    "family" | "name" => S::Family,
+                    "given" => S::Given,
+                    "birthdate" => S::BirthDate,
+                    "_lastUpdated" => S::LastUpdated,
+                    "_id" => S::Id,
+                    _ => {
+                        return Err(bad(
+                            "_sort takes family, given, birthdate, _lastUpdated or _id (prefix - for descending)",
+                        )
+                        .at("_sort"));
+                    }
+                };
+                Ok((k, desc))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if let Some(t) = params.get("_total")
+        && !["none", "estimate", "accurate"].contains(&t.as_str())
+    {
+        return Err(bad("_total is none, estimate or accurate").at("_total"));
+    }
+    if let Some(s) = params.get("_summary")
+        && !["true", "false", "text", "data", "count"].contains(&s.as_str())
+    {
+        return Err(bad("_summary is true, false, text, data or count").at("_summary"));
     }
     Ok(PatientQuery {
         identifier,
-        family,
-        birth_date,
+        family: text("family")?,
+        family_exact: params.get("family:exact").cloned(),
+        given: text("given")?,
+        name: text("name")?,
+        birth_date: None,
+        birth_ranges,
+        ids,
+        sort,
         organization: params.get("organization").cloned(),
     })
+}
+
+/// `_elements`: only the listed top-level elements (and those every resource keeps), marked
+/// as a subset.
+fn elements(resource: serde_json::Value, keep: Option<&str>) -> serde_json::Value {
+    let Some(list) = keep else {
+        return resource;
+    };
+    let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
+    let serde_json::Value::Object(map) = resource else {
+        return resource;
+    };
+    let mut out: serde_json::Map<String, serde_json::Value> = map
+        .into_iter()
+        .filter(|(k, _)| ["resourceType", "id", "meta"].contains(&k.as_str()) || wanted.contains(&k.as_str()))
+        .collect();
+    let meta = out.entry("meta").or_insert_with(|| serde_json::json!({}));
+    meta["tag"] = serde_json::json!([{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}]);
+    serde_json::Value::Object(out)
 }
 
 /// Read a patient record.
@@ -125,18 +259,28 @@ pub async fn vread_patient(
 #[utoipa::path(
     tag = "Patient",
     params(
-        ("identifier" = Option<String>, Query, description = "system|value, e.g. https://fhir.nhs.uk/Id/nhs-number|9990000018"),
+        ("identifier" = Option<String>, Query, description = "system|value, e.g. https://fhir.nhs.uk/Id/nhs-number|9990000018, or the value alone"),
+        ("_id" = Option<String>, Query, description = "One id or a comma-separated list"),
         ("family" = Option<String>, Query, description = "Family name (starts with, case-insensitive)"),
-        ("birthdate" = Option<String>, Query, description = "Date of birth, YYYY-MM-DD"),
-        ("organization" = Option<String>, Query, description = "Registered practice: Organization/{id}, {id} or ODS code"),
+        ("family:exact" = Option<String>, Query, description = "The whole family name, exactly as written"),
+        ("given" = Option<String>, Query, description = "A given name (starts with, case-insensitive)"),
+        ("name" = Option<String>, Query, description = "The family name or a given name (starts with, case-insensitive)"),
+        ("birthdate" = Option<String>, Query, description = "Date of birth with an optional prefix eq, ne, lt, gt, le, ge, sa, eb (YYYY, YYYY-MM or YYYY-MM-DD); repeat for a range"),
+        ("organization" = Option<String>, Query, description = "Registered practice: Organization/{id}, {id} or ODS code (also general-practitioner)"),
+        ("_sort" = Option<String>, Query, description = "family, given, birthdate, _lastUpdated or _id, comma-separated; - for descending"),
         ("_count" = Option<i64>, Query, description = "Page size (0 to 100, default 20)"),
         ("_offset" = Option<i64>, Query, description = "Results to skip (from a next link)"),
+        ("_total" = Option<String>, Query, description = "none, estimate or accurate (the total is always exact)"),
+        ("_summary" = Option<String>, Query, description = "count: the total only; true, text, data, false: the whole resources"),
+        ("_elements" = Option<String>, Query, description = "Top-level elements to return, comma-separated (marked SUBSETTED)"),
+        ("_format" = Option<String>, Query, description = "json (anything else is 406)"),
     ),
     responses(
         (status = 200, description = "A searchset Bundle", body = Bundle, content_type = "application/fhir+json"),
         (status = 400, description = "Unsupported or malformed parameter", body = OperationOutcome),
         (status = 401, description = "No valid bearer token", body = OperationOutcome),
         (status = 403, description = "Not allowed", body = OperationOutcome),
+        (status = 406, description = "A format other than JSON was asked for", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
@@ -149,19 +293,26 @@ pub async fn search_patients(
 ) -> Result<HttpResponse, ApiError> {
     // Whether the caller may search at all is decided before the query is read.
     access::authorize(&state.core, &caller, Action::SearchPatients, Target::Pending).await?;
-    let params = parse_query(req.query_string(), &SEARCH_PARAMS)?;
-    let query = patient_query(&params)?;
+    let parsed = search_params(req.query_string())?;
+    let query = patient_query(&parsed)?;
+    let params = parsed.single;
+    let count_only = params.get("_summary").is_some_and(|s| s == "count");
     let paging = Paging::parse(
-        params.get("_count").map(String::as_str),
+        if count_only {
+            Some("0")
+        } else {
+            params.get("_count").map(String::as_str)
+        },
         params.get("_offset").map(String::as_str),
     )?;
     let (total, records) = patients::search(&state.core, &caller, query, paging.offset, paging.count).await?;
+    let keep = params.get("_elements").map(String::as_str);
     let resources = records
         .iter()
         .map(|r| {
             (
                 r.id.clone(),
-                serde_json::to_value(Patient::from_record(r)).unwrap_or_default(),
+                elements(serde_json::to_value(Patient::from_record(r)).unwrap_or_default(), keep),
             )
         })
         .collect();
@@ -211,8 +362,8 @@ pub async fn create_patient(
                 .to_str()
                 .map_err(|_| ApiError::invalid("If-None-Exist is malformed"))?;
             let raw = raw.trim_start_matches("Patient?").trim_start_matches('?');
-            let params = parse_query(raw, &["identifier", "family", "birthdate"])?;
-            if params.is_empty() {
+            let params = search_params(raw)?;
+            if params.single.is_empty() {
                 return Err(ApiError::invalid("If-None-Exist needs at least one search parameter"));
             }
             // The condition is evaluated across all practices: a duplicate is a duplicate
@@ -243,21 +394,22 @@ pub async fn create_patient(
     }
 }
 
-/// Update a patient record (requires `If-Match`).
+/// Update a patient record. With `If-Match` (`W/"3"`, or `*`) the update applies only to that
+/// version: a stale one is 412. Without it, the current version is replaced.
 #[utoipa::path(
     tag = "Patient",
     request_body(content = Patient, content_type = "application/fhir+json"),
     params(
         ("id" = String, Path, description = "Logical id of the patient record"),
-        ("If-Match" = String, Header, description = "The ETag last read, e.g. W/\"1\""),
+        ("If-Match" = Option<String>, Header, description = "The ETag last read, e.g. W/\"1\", or *"),
     ),
     responses(
         (status = 200, description = "Updated", body = Patient, content_type = "application/fhir+json", headers(("ETag" = String))),
         (status = 400, description = "Invalid resource", body = OperationOutcome),
         (status = 403, description = "Outside the caller's practice", body = OperationOutcome),
         (status = 404, description = "No such record", body = OperationOutcome),
-        (status = 409, description = "Stale ETag", body = OperationOutcome),
-        (status = 412, description = "If-Match missing", body = OperationOutcome),
+        (status = 409, description = "Changed at the same moment by another request", body = OperationOutcome),
+        (status = 412, description = "PRECONDITION_FAILED: If-Match names an older version", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]

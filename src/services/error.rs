@@ -44,6 +44,8 @@ pub enum Reason {
     InvalidIdentifier,
     VersionConflict,
     PreconditionRequired,
+    /// `If-Match` names a version that is no longer the current one.
+    PreconditionFailed,
     MultipleMatches,
     Duplicate,
     UnknownPractice,
@@ -55,7 +57,9 @@ pub enum Reason {
     AccountDisabled,
     LinkageKeyExpired,
     LinkageDetailsInvalid,
-    LinkageLocked { retry_after_seconds: u64 },
+    LinkageLocked {
+        retry_after_seconds: u64,
+    },
     PatientNotRegistered,
     IdentityMismatch,
 }
@@ -86,6 +90,14 @@ impl Error {
             resource,
             message: format!("{resource} not found"),
         }
+    }
+
+    /// FHIR: a stale `If-Match` is 412.
+    pub fn stale_if_match() -> Self {
+        Self::rejected(
+            Reason::PreconditionFailed,
+            "the resource has changed since the version in If-Match; read it again",
+        )
     }
 
     pub fn version_conflict() -> Self {

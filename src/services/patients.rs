@@ -111,17 +111,13 @@ pub async fn create(
 /// Replaces the permit's patient record. Requires the version the caller last saw (`If-Match`).
 pub async fn update(core: &Core, permit: Permit, if_match: Option<i64>, new: NewPatient) -> Result<PatientRecord> {
     let current = permit.patient()?.clone();
-    let expected = if_match.ok_or_else(|| {
-        Error::rejected(
-            Reason::PreconditionRequired,
-            "If-Match with the current ETag is required to update",
-        )
-    })?;
+    // Without If-Match (or with `*`) the update applies to the current version.
+    let expected = if_match.unwrap_or(current.version);
     if new.id.as_deref().is_some_and(|b| b != current.id) {
         return Err(Error::rejected(Reason::InvalidRequest, "id in the body does not match the URL").at("Patient.id"));
     }
     if current.version != expected {
-        return Err(Error::version_conflict());
+        return Err(Error::stale_if_match());
     }
     let practice = resolve_practice(core, new.practice)
         .await?
@@ -174,12 +170,20 @@ async fn resolve_practice(core: &Core, reference: PracticeRef) -> Result<Option<
     .await?)
 }
 
+pub use crate::db::patients::PatientSort;
+
 /// Search parameters as the caller gave them, already parsed.
 #[derive(Debug, Default, Clone)]
 pub struct PatientQuery {
     pub identifier: Option<(Option<PatientIdentifierSystem>, String)>,
     pub family: Option<String>,
+    pub family_exact: Option<String>,
+    pub given: Option<String>,
+    pub name: Option<String>,
     pub birth_date: Option<chrono::NaiveDate>,
+    pub birth_ranges: Vec<(Option<chrono::NaiveDate>, Option<chrono::NaiveDate>, bool)>,
+    pub ids: Vec<String>,
+    pub sort: Vec<(crate::db::patients::PatientSort, bool)>,
     /// `Organization/{id}`, `{id}` or an ODS code.
     pub organization: Option<String>,
 }
@@ -196,8 +200,14 @@ impl PatientQuery {
             identifier,
             identifier_value,
             family_prefix: self.family.clone(),
+            family_exact: self.family_exact.clone(),
+            given_prefix: self.given.clone(),
+            name_prefix: self.name.clone(),
             birth_date: self.birth_date,
+            birth_ranges: self.birth_ranges.clone(),
+            ids: self.ids.clone(),
             practice_id: None,
+            sort: self.sort.clone(),
         }
     }
 }

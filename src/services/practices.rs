@@ -1,7 +1,7 @@
 //! Practices: the directory, and the online-services settings their staff change.
 
 use super::access::Permit;
-use super::{Core, Error, Reason, Result};
+use super::{Core, Error, Result};
 use crate::db;
 use crate::domain::{OdsCode, OnlineServicesSettings, PracticeRecord};
 
@@ -21,14 +21,10 @@ pub async fn update(
     settings: OnlineServicesSettings,
 ) -> Result<PracticeRecord> {
     let current = permit.practice()?.clone();
-    let expected = if_match.ok_or_else(|| {
-        Error::rejected(
-            Reason::PreconditionRequired,
-            "If-Match with the current ETag is required to update",
-        )
-    })?;
+    // Without If-Match (or with `*`) the update applies to the current version.
+    let expected = if_match.unwrap_or(current.version);
     if current.version != expected {
-        return Err(Error::version_conflict());
+        return Err(Error::stale_if_match());
     }
     let id = current.id.clone();
     let model_changed = settings.access_model != current.settings.access_model

@@ -23,17 +23,95 @@ async fn capability_statement_lists_what_is_supported() {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(resources, ["Patient", "Organization"]);
-    let patient_params: Vec<&str> = cs["rest"][0]["resource"][0]["searchParam"]
+    assert_eq!(
+        resources,
+        [
+            "AuditEvent",
+            "Consent",
+            "Organization",
+            "Patient",
+            "QuestionnaireResponse",
+            "RelatedPerson",
+            "Task"
+        ],
+        "every resource type the server routes, and no other"
+    );
+    let patient = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap();
+    let patient_params: Vec<&str> = patient["searchParam"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        patient_params,
-        ["identifier", "family", "birthdate", "organization", "_count"]
-    );
+    for p in [
+        "identifier",
+        "_id",
+        "family",
+        "family:exact",
+        "given",
+        "name",
+        "birthdate",
+        "organization",
+        "_sort",
+        "_count",
+        "_offset",
+        "_total",
+        "_summary",
+        "_elements",
+    ] {
+        assert!(patient_params.contains(&p), "{p} in {patient_params:?}");
+    }
+    let interactions: Vec<&str> = patient["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    assert!(!interactions.contains(&"vread"), "only the current version is kept");
+    let operations = cs.to_string();
+    for op in [
+        "register-online-services",
+        "set-online-access",
+        "my-access",
+        "verify-linkage",
+        "apply-opt-in-model",
+        "run-transitions",
+        "set-proxy-access",
+    ] {
+        assert!(operations.contains(&format!("\"name\":\"{op}\"")), "{op} is listed");
+    }
+}
+
+#[tokio::test]
+async fn formats_the_server_does_not_produce_are_406() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    for (accept, format, want) in [
+        (Some("application/fhir+xml"), None, 406),
+        (Some("text/html"), None, 406),
+        (Some("application/fhir+json"), None, 200),
+        (Some("application/json, text/plain"), None, 200),
+        (Some("*/*"), None, 200),
+        (None, Some("xml"), 406),
+        (None, Some("json"), 200),
+    ] {
+        let path = match format {
+            Some(f) => format!("/Patient/patient-jane-smith?_format={f}"),
+            None => "/Patient/patient-jane-smith".to_owned(),
+        };
+        let mut rb = app.request(reqwest::Method::GET, &path, Some(&token));
+        if let Some(a) = accept {
+            rb = rb.header("accept", a);
+        }
+        let response = rb.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), want, "{accept:?} {format:?}");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    }
 }
 
 #[tokio::test]

@@ -61,7 +61,7 @@ async fn only_the_practices_own_staff_change_its_settings() {
     assert_eq!(updated["extension"][1]["extension"][2]["valueInteger"], 12);
 
     let (status, _, _) = put(&emis, "W/\"1\"", &org).await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "a stale If-Match");
 
     let mut bad = updated.clone();
     bad["identifier"][0]["value"] = json!("Z99999");

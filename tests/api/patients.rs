@@ -50,32 +50,33 @@ async fn create_read_update_lifecycle() {
         }
         send(rb)
     };
-    let (status, _, outcome) = put(None, &changed).await;
-    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
-    assert_eq!(outcome_code(&outcome), "PRECONDITION_REQUIRED");
-
     let (status, headers, updated) = put(Some("W/\"1\""), &changed).await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(headers["etag"], "W/\"2\"");
     assert_eq!(updated["meta"]["versionId"], "2");
     assert_eq!(updated["name"][0]["family"], "Taylor-Hughes");
 
-    // The same stale ETag again: 409.
+    // The same stale ETag again: 412, as FHIR says.
     let (status, _, outcome) = put(Some("W/\"1\""), &changed).await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(outcome_code(&outcome), "VERSION_CONFLICT");
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(outcome_code(&outcome), "PRECONDITION_FAILED");
+    // `*` matches whatever version is current; no If-Match replaces the current version.
+    let (status, headers, _) = put(Some("*"), &changed).await;
+    assert_eq!((status, headers["etag"].to_str().unwrap()), (StatusCode::OK, "W/\"3\""));
+    let (status, headers, updated) = put(None, &changed).await;
+    assert_eq!((status, headers["etag"].to_str().unwrap()), (StatusCode::OK, "W/\"4\""));
 
     // A malformed If-Match is a 400, an id mismatch is a 400.
     let (status, _, _) = put(Some("yesterday"), &changed).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let mut wrong_id = updated.clone();
     wrong_id["id"] = json!("another-id");
-    let (status, _, _) = put(Some("W/\"2\""), &wrong_id).await;
+    let (status, _, _) = put(Some("W/\"4\""), &wrong_id).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let (_, _, read) = app.get(&format!("/Patient/{id}"), &token).await;
-    assert_eq!(read["meta"]["versionId"], "2");
-    let (status, _, current) = app.get(&format!("/Patient/{id}/_history/2"), &token).await;
+    assert_eq!(read["meta"]["versionId"], "4");
+    let (status, _, current) = app.get(&format!("/Patient/{id}/_history/4"), &token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(current, read);
     let (status, _, outcome) = app.get(&format!("/Patient/{id}/_history/1"), &token).await;
@@ -439,4 +440,63 @@ async fn chi_and_hc_numbers_are_patient_identifiers_too() {
     let (status, _, outcome) = app.post_fhir("/Patient", &token, &hc).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "an NHS number is not an H&C number");
     assert_eq!(outcome_code(&outcome), "INVALID_IDENTIFIER");
+}
+
+#[tokio::test]
+async fn search_parameters_fhir_clients_use() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let total = |b: &Value| b["total"].as_i64().unwrap();
+    let ids = |b: &Value| -> Vec<String> {
+        b["entry"].as_array().map_or(vec![], |e| {
+            e.iter()
+                .map(|x| x["resource"]["id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+    };
+    let (_, _, b) = app
+        .get("/Patient?_id=patient-jane-smith,patient-amir-khan", &token)
+        .await;
+    assert_eq!(total(&b), 2, "{b}");
+    let (_, _, b) = app.get("/Patient?given=jan", &token).await;
+    assert_eq!(ids(&b), ["patient-jane-smith"]);
+    let (_, _, b) = app.get("/Patient?name=kha", &token).await;
+    assert_eq!(ids(&b), ["patient-amir-khan"]);
+    let (_, _, b) = app.get("/Patient?family:exact=Smith", &token).await;
+    assert_eq!(total(&b), 2);
+    let (_, _, b) = app.get("/Patient?family:exact=smith", &token).await;
+    assert_eq!(total(&b), 0, "exact is case-sensitive");
+    let (_, _, b) = app
+        .get("/Patient?birthdate=ge1980-01-01&birthdate=lt1990-01-01", &token)
+        .await;
+    assert!(
+        ids(&b).contains(&"patient-jane-smith".to_owned()) && ids(&b).contains(&"patient-lucy-evans".to_owned()),
+        "{b}"
+    );
+    assert!(!ids(&b).contains(&"patient-oliver-smith".to_owned()));
+    let (_, _, b) = app.get("/Patient?birthdate=1956", &token).await;
+    assert_eq!(ids(&b), ["patient-amir-khan"]);
+    let (_, _, b) = app.get("/Patient?_sort=-birthdate&_count=2", &token).await;
+    assert_eq!(ids(&b)[0], "patient-oliver-smith", "youngest first: {b}");
+    let (_, _, b) = app.get("/Patient?_sort=birthdate&_count=1", &token).await;
+    assert_eq!(ids(&b), ["patient-edith-clarke"], "oldest first");
+    let (_, _, b) = app.get("/Patient?_summary=count", &token).await;
+    assert_eq!(total(&b), 8);
+    assert!(b.get("entry").is_none(), "{b}");
+    let (_, _, b) = app
+        .get("/Patient?_elements=name&_id=patient-jane-smith&_total=accurate", &token)
+        .await;
+    let r = &b["entry"][0]["resource"];
+    assert!(r.get("name").is_some() && r.get("birthDate").is_none(), "{r}");
+    assert_eq!(r["meta"]["tag"][0]["code"], "SUBSETTED");
+    for bad in [
+        "_sort=colour",
+        "_total=all",
+        "_summary=brief",
+        "birthdate=xx1980",
+        "_id=a%20b",
+    ] {
+        let (s, _, body) = app.get(&format!("/Patient?{bad}"), &token).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
 }
