@@ -45,6 +45,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8081")]
         bind: SocketAddr,
     },
+    /// Exit 0 when the gateway at `--url` answers its liveness check (for container health checks).
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:8080/health/live")]
+        url: String,
+    },
     /// Print a token signed by the development identity provider.
     DevToken {
         /// Persona to sign for (see --list).
@@ -106,6 +111,16 @@ pub async fn run() -> anyhow::Result<()> {
             }
             for version in done {
                 println!("{verb} {version}");
+            }
+        }
+        Command::Health { url } => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()?;
+            let status = client.get(&url).send().await?.status();
+            if !status.is_success() {
+                bail!("{url} answered {status}");
             }
         }
         Command::Openapi => {
@@ -239,7 +254,11 @@ fn print_banner(app: &Application, settings: &Settings) {
             "    curl -s -X POST -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/fhir+json' \\\n      -d '{{\"resourceType\":\"Patient\",\"identifier\":[{{\"system\":\"https://fhir.nhs.uk/Id/nhs-number\",\"value\":\"9990000093\"}}],\"name\":[{{\"family\":\"Taylor\",\"given\":[\"Ruth\"]}}],\"gender\":\"female\",\"birthDate\":\"1990-04-02\",\"generalPractitioner\":[{{\"identifier\":{{\"system\":\"https://fhir.nhs.uk/Id/ods-organization-code\",\"value\":\"A81001\"}}}}]}}' \\\n      {base}/Patient\n"
         ));
     }
-    println!("{out}");
+    // The banner is for a person at a terminal: on stderr, so JSON logs on stdout stay JSON.
+    if settings.log.format == crate::config::LogFormat::Json {
+        return;
+    }
+    eprintln!("{out}");
 }
 
 /// Hides a password in a database URL before printing it.
