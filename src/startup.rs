@@ -142,6 +142,7 @@ impl Application {
                 audit,
                 provisioner,
                 clock: Arc::new(Clock::default()),
+                instance: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
             },
             verifier,
             base_url: base_url.clone(),
@@ -149,6 +150,7 @@ impl Application {
         });
 
         let openapi = http::openapi();
+        let instance = state.core.instance.clone();
         let server_state = state.clone();
         let cors_origins = settings.http.cors_allowed_origins.clone();
         let server = HttpServer::new(move || {
@@ -193,7 +195,7 @@ impl Application {
             state,
             workers,
             simulators,
-            instance: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
+            instance,
         })
     }
 
@@ -223,9 +225,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone(), self.instance.clone()));
         let bulk = tokio::spawn(bulk_worker(self.state.clone(), self.instance.clone()));
+        let heartbeat = tokio::spawn(heartbeat(self.state.clone(), self.instance.clone()));
         let result = self.server.await;
         housekeeping.abort();
         bulk.abort();
+        heartbeat.abort();
         // Jobs a worker is in the middle of keep their lease and are taken up again after it
         // runs out, by this instance after a restart or by another instance.
         for w in self.workers {
@@ -312,6 +316,19 @@ async fn supplier_registry(
 }
 
 /// Periodic clean-up: forget request-id replay records past their time.
+/// Says every two seconds that this instance is alive, so requests it claimed are known to be
+/// its own while it runs, and free for a retry soon after it dies.
+async fn heartbeat(state: web::Data<AppState>, instance: String) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let (me, now) = (instance.clone(), db::now());
+        if let Err(e) = db::run(&state.core.pool, move |c| db::idempotency::heartbeat(c, &me, now)).await {
+            tracing::warn!(error = %e, "could not record this instance's heartbeat");
+        }
+    }
+}
+
 /// Practice-wide jobs ($apply-opt-in-model): each instance looks for due ones every second.
 async fn bulk_worker(state: web::Data<AppState>, instance: String) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));

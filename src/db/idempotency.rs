@@ -18,13 +18,15 @@ pub struct IdempotencyRecord {
     pub response_headers: Option<String>,
     pub response_body: Option<String>,
     pub created_at: NaiveDateTime,
+    /// The instance carrying the request out.
+    pub owner: Option<String>,
 }
 
 pub enum Claim {
     /// No earlier request with this id: the caller owns it now and must complete or release it.
     Started,
     /// An earlier request with this id exists (finished or still running).
-    Existing(IdempotencyRecord),
+    Existing(Box<IdempotencyRecord>),
 }
 
 /// Claims a request id for a caller by inserting an in-progress marker; the primary key makes
@@ -40,7 +42,7 @@ pub fn claim(conn: &mut DbConnection, record: &IdempotencyRecord) -> Result<Clai
                 .find((&record.caller, &record.request_id))
                 .select(IdempotencyRecord::as_select())
                 .first(conn)?;
-            Ok(Claim::Existing(existing))
+            Ok(Claim::Existing(Box::new(existing)))
         }
         Err(e) => Err(e.into()),
     }
@@ -74,4 +76,32 @@ pub fn release(conn: &mut DbConnection, caller: &str, request_id: &str) -> Resul
 
 pub fn purge_older_than(conn: &mut DbConnection, cutoff: NaiveDateTime) -> Result<usize, DbError> {
     Ok(diesel::delete(idempotency_records::table.filter(idempotency_records::created_at.lt(cutoff))).execute(conn)?)
+}
+
+/// This instance is alive (every few seconds).
+pub fn heartbeat(conn: &mut DbConnection, instance: &str, now: NaiveDateTime) -> Result<(), DbError> {
+    use super::schema::instance_heartbeats;
+    let n = diesel::update(instance_heartbeats::table.find(instance))
+        .set(instance_heartbeats::beat_at.eq(now))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(instance_heartbeats::table)
+            .values((
+                instance_heartbeats::instance.eq(instance),
+                instance_heartbeats::beat_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Whether the instance has said it is alive since `since`.
+pub fn alive_since(conn: &mut DbConnection, instance: &str, since: NaiveDateTime) -> Result<bool, DbError> {
+    use super::schema::instance_heartbeats;
+    let beat: Option<NaiveDateTime> = instance_heartbeats::table
+        .find(instance)
+        .select(instance_heartbeats::beat_at)
+        .first(conn)
+        .optional()?;
+    Ok(beat.is_some_and(|b| b >= since))
 }

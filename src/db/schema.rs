@@ -43,6 +43,14 @@ diesel::table! {
         response_headers -> Nullable<Text>,
         response_body -> Nullable<Text>,
         created_at -> Timestamp,
+        owner -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    instance_heartbeats (instance) {
+        instance -> Text,
+        beat_at -> Timestamp,
     }
 }
 
@@ -298,6 +306,7 @@ diesel::table! {
 diesel::joinable!(record_access_codes -> patients (patient_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    instance_heartbeats,
     record_access_codes,
     bulk_jobs,
     practices,

@@ -218,8 +218,30 @@ fn acceptable(req: &ServiceRequest) -> Result<(), ApiError> {
 }
 
 const REPLAYED_HEADERS: [&str; 5] = ["content-type", "etag", "location", "last-modified", "cache-control"];
-/// A claim older than this without a stored response belongs to a request that died.
+/// A claim older than this without a stored response belongs to a request that died, whatever
+/// its instance says.
 const ABANDONED_CLAIM_SECONDS: i64 = 60;
+/// An instance that has not beaten for this long is gone: its claims can be taken over.
+pub const HEARTBEAT_LAPSE_SECONDS: i64 = 6;
+
+/// A claim without a response whose request cannot finish: its instance stopped beating (it
+/// died), or it is older than any request runs.
+fn abandoned(
+    c: &mut db::DbConnection,
+    old: &idempotency::IdempotencyRecord,
+    now: chrono::NaiveDateTime,
+) -> Result<bool, db::DbError> {
+    if (now - old.created_at).num_seconds() > ABANDONED_CLAIM_SECONDS {
+        return Ok(true);
+    }
+    match &old.owner {
+        Some(owner) => {
+            let since = now - chrono::Duration::seconds(HEARTBEAT_LAPSE_SECONDS);
+            Ok(!idempotency::alive_since(c, owner, since)?)
+        }
+        None => Ok(false),
+    }
+}
 
 /// Replays completed writes: a POST/PUT/PATCH/DELETE repeated with the same `X-Request-ID` by
 /// the same caller gets the first response back instead of running again.
@@ -270,6 +292,7 @@ pub async fn idempotency(
         response_headers: None,
         response_body: None,
         created_at: db::now(),
+        owner: Some(state.core.instance.clone()),
     };
     let claim = {
         let record = record.clone();
@@ -277,7 +300,7 @@ pub async fn idempotency(
             idempotency::Claim::Existing(old)
                 if old.status.is_none()
                     && old.fingerprint == record.fingerprint
-                    && (record.created_at - old.created_at).num_seconds() > ABANDONED_CLAIM_SECONDS =>
+                    && abandoned(c, &old, record.created_at)? =>
             {
                 idempotency::release(c, &record.caller, &record.request_id)?;
                 idempotency::claim(c, &record)

@@ -43,6 +43,8 @@ pub struct Core {
     /// Outbox workers; woken after a job is committed.
     pub provisioner: Arc<Provisioner>,
     pub clock: Arc<Clock>,
+    /// This instance's name in leases, claims and heartbeats.
+    pub instance: String,
 }
 
 /// Who is asking, and where this request's decisions are recorded.

@@ -124,3 +124,63 @@ async fn ids_are_mirrored_generated_and_validated() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(outcome_code(&outcome), "INVALID_REQUEST");
 }
+
+/// A claim left by an instance that died (its heartbeat stopped) is taken over at once; one
+/// whose instance is alive still answers REQUEST_IN_PROGRESS.
+#[tokio::test]
+async fn a_write_abandoned_by_a_dead_instance_can_be_retried_within_seconds() {
+    use diesel::RunQueryDsl;
+    use sha2::Digest;
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let caller = format!("staff|{}/dev-idp/staff|staff-0001-riverside", app.base);
+    let claim = |owner: &str, beat_seconds_ago: i64, request_id: &str, body: &str| {
+        let mut h = sha2::Sha256::new();
+        for part in ["POST", "/Patient", ""] {
+            h.update(part);
+            h.update([0]);
+        }
+        h.update(body);
+        let fingerprint = format!("{:x}", h.finalize());
+        let mut c = gp_online_gateway::db::connect(app.database_url()).unwrap();
+        let now = gp_online_gateway::db::now();
+        let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+        diesel::sql_query(format!(
+            "INSERT INTO idempotency_records (caller, request_id, method, path, fingerprint, created_at, owner) \
+             VALUES ('{caller}', '{request_id}', 'POST', '/Patient', '{fingerprint}', '{}', '{owner}')",
+            fmt(now)
+        ))
+        .execute(&mut c)
+        .unwrap();
+        diesel::sql_query(format!(
+            "INSERT INTO instance_heartbeats (instance, beat_at) VALUES ('{owner}', '{}')",
+            fmt(now - chrono::Duration::seconds(beat_seconds_ago))
+        ))
+        .execute(&mut c)
+        .unwrap();
+    };
+    let post = |request_id: String, body: String| {
+        send(
+            app.request(Method::POST, "/Patient", Some(&token))
+                .header("content-type", "application/fhir+json")
+                .header("x-request-id", request_id)
+                .body(body),
+        )
+    };
+    let dead = uuid::Uuid::new_v4().to_string();
+    let body = new_patient(FREE_NHS_NUMBERS[0], "Retried", "A81001").to_string();
+    claim("gateway-dead", 30, &dead, &body);
+    let (status, _, created) = post(dead, body).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "taken over from the dead instance: {created}"
+    );
+
+    let alive = uuid::Uuid::new_v4().to_string();
+    let body = new_patient(FREE_NHS_NUMBERS[1], "Running", "A81001").to_string();
+    claim("gateway-alive", 0, &alive, &body);
+    let (status, _, outcome) = post(alive, body).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(outcome_code(&outcome), "REQUEST_IN_PROGRESS");
+}
