@@ -340,25 +340,28 @@ pub fn account(
         account_group(a),
         Parameter::group("effectiveAccess", access_parts(effective)),
     ];
-    for (code, by, at) in codes {
-        parameter.push(Parameter::group(
-            "accessCode",
-            vec![
-                Parameter {
-                    name: "code".into(),
-                    value_coding: Some(Coding {
-                        system: Some(SNOMED.into()),
-                        code: Some(code.code().into()),
-                        display: Some(code.display().into()),
-                    }),
-                    ..Default::default()
-                },
-                Parameter::string("addedBy", by.clone()),
-                Parameter::date_time("addedAt", at.and_utc()),
-            ],
-        ));
-    }
+    parameter.extend(codes.iter().map(access_code_group));
     Parameters::new(parameter)
+}
+
+/// A record-access code on a record, with who added it and when.
+pub fn access_code_group((code, by, at): &(AccessCode, String, chrono::NaiveDateTime)) -> Parameter {
+    Parameter::group(
+        "accessCode",
+        vec![
+            Parameter {
+                name: "code".into(),
+                value_coding: Some(Coding {
+                    system: Some(SNOMED.into()),
+                    code: Some(code.code().into()),
+                    display: Some(code.display().into()),
+                }),
+                ..Default::default()
+            },
+            Parameter::string("addedBy", by.clone()),
+            Parameter::date_time("addedAt", at.and_utc()),
+        ],
+    )
 }
 
 /// The record-access code a `$add-record-access-code` or `$remove-record-access-code` names:

@@ -16,24 +16,7 @@ use crate::state::AppState;
 
 fn codes_result(changed: bool, codes: &[record_access::CodeEntry]) -> Parameters {
     let mut parameter = vec![Parameter::boolean("changed", changed)];
-    for (code, by, at) in codes {
-        parameter.push(Parameter::group(
-            "accessCode",
-            vec![
-                Parameter {
-                    name: "code".into(),
-                    value_coding: Some(crate::fhir::Coding {
-                        system: Some(crate::domain::record_access::SNOMED.into()),
-                        code: Some(code.code().into()),
-                        display: Some(code.display().into()),
-                    }),
-                    ..Default::default()
-                },
-                Parameter::string("addedBy", by.clone()),
-                Parameter::date_time("addedAt", at.and_utc()),
-            ],
-        ));
-    }
+    parameter.extend(codes.iter().map(operations::access_code_group));
     Parameters::new(parameter)
 }
 

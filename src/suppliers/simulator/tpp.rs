@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::world::{LetterDetails, NewAccount, NewProxyLink, Refusal, World};
+use super::world::{Account, LetterDetails, NewAccount, NewProxyLink, Refusal, World};
 use super::{Reply, Simulator, request_id};
 use crate::suppliers::tpp::access_from_flags;
 
@@ -191,7 +191,13 @@ struct LinkAccountReply<'a> {
     passphrase: &'a str,
 }
 
-fn link_account(world: &mut World, rng: &mut StdRng, body: &[u8], minimum_age: u32) -> Result<Reply, Reply> {
+/// Makes the account a `LinkAccount`-shaped message asks for.
+fn new_account<'w>(
+    world: &'w mut World,
+    rng: &mut StdRng,
+    body: &[u8],
+    minimum_age: u32,
+) -> Result<&'w Account, Reply> {
     let message: LinkAccount = parse(body)?;
     let record_from = optional_date(message.record_access_from)?;
     let new = NewAccount {
@@ -203,9 +209,13 @@ fn link_account(world: &mut World, rng: &mut StdRng, body: &[u8], minimum_age: u
     };
     let online_user_id = random_hex(rng).to_uppercase();
     let today = Utc::now().date_naive();
-    let account = world
+    world
         .create_account(new, online_user_id, minimum_age, today, rng)
-        .map_err(refused)?;
+        .map_err(refused)
+}
+
+fn link_account(world: &mut World, rng: &mut StdRng, body: &[u8], minimum_age: u32) -> Result<Reply, Reply> {
+    let account = new_account(world, rng, body, minimum_age)?;
     Ok(reply(
         "LinkAccountReply",
         &LinkAccountReply {
@@ -224,20 +234,7 @@ struct LinkNhsLoginAccountReply<'a> {
 
 /// A patient verified by NHS login: the account is made without a passphrase to hand out.
 fn link_nhs_login_account(world: &mut World, rng: &mut StdRng, body: &[u8], minimum_age: u32) -> Result<Reply, Reply> {
-    let message: LinkAccount = parse(body)?;
-    let record_from = optional_date(message.record_access_from)?;
-    let new = NewAccount {
-        patient_identifier: message.patient_identifier,
-        ods_code: message.organisation_code,
-        surname: message.surname,
-        birth_date: message.date_of_birth,
-        access: access_from_flags(message.service_access, record_from),
-    };
-    let online_user_id = random_hex(rng).to_uppercase();
-    let today = Utc::now().date_naive();
-    let account = world
-        .create_account(new, online_user_id, minimum_age, today, rng)
-        .map_err(refused)?;
+    let account = new_account(world, rng, body, minimum_age)?;
     Ok(reply(
         "LinkNhsLoginAccountReply",
         &LinkNhsLoginAccountReply {
