@@ -366,7 +366,8 @@ pub async fn run_transitions(
 }
 
 /// Record a registration event from a supplier system (system scope `supplier:events`):
-/// `type` `transferred` (the patient's registration moved to `odsCode`) or `deceased`, with
+/// `type` `transferred` (the patient's registration moved to `odsCode`), `deceased`, or
+/// `code-added` / `code-removed` (a record-access `code` set in the clinical system), with
 /// `eventId`, `nhsNumber` and `date`. A move ends access and proxy roles at the old practice and
 /// lets the patient be registered at the new one, with prospective access from the move; a
 /// death ends the patient's access and roles, and roles in which they were the proxy. The same
@@ -419,7 +420,13 @@ pub async fn registration_event(
                 .map_err(|_| ApiError::invalid("odsCode is not an ODS code").at("odsCode"))?,
         },
         "deceased" => crate::services::events::EventKind::Deceased,
-        _ => return Err(ApiError::invalid("type is transferred or deceased").at("type")),
+        kind @ ("code-added" | "code-removed") => crate::services::events::EventKind::Code {
+            code: operations::access_code(&p)?,
+            added: kind == "code-added",
+        },
+        _ => {
+            return Err(ApiError::invalid("type is transferred, deceased, code-added or code-removed").at("type"));
+        }
     };
     let outcome = crate::services::events::record(
         &state.core,

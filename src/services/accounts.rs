@@ -197,46 +197,80 @@ pub fn account(permit: &Permit) -> Result<OnlineAccount> {
     })
 }
 
-/// Applies `change` to the account and enqueues `payload`, in one transaction.
+/// Whether an error is a lost race on the account's version (a background job saved it at the
+/// same moment): worth doing the change again on the account as it now is.
+fn lost_race(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Rejected {
+            reason: Reason::VersionConflict,
+            ..
+        }
+    )
+}
+
+/// Applies `change` to the account as stored and enqueues `payload`, in one transaction. A
+/// change that loses a race with a background job is made again on the fresh account.
 async fn change_and_enqueue(
     core: &Core,
     practice: &PracticeRecord,
     account: OnlineAccount,
-    change: impl FnOnce(&mut OnlineAccount) -> std::result::Result<(), crate::domain::account::StateError> + Send + 'static,
+    change: impl Fn(&mut OnlineAccount) -> std::result::Result<(), crate::domain::account::StateError>
+    + Send
+    + Sync
+    + Clone
+    + 'static,
     payload: JobPayload,
     review: Option<ReviewTask>,
 ) -> Result<Accepted> {
     let settings = core.settings.suppliers.clone();
     let supplier = practice.supplier;
-    let accepted = db::run(&core.pool, move |c| {
-        db::write_transaction::<_, DbError, _>(c, |c| {
-            let mut account = account;
-            if let Err(e) = change(&mut account) {
-                return Ok(Err(Error::from(e)));
-            }
-            if !db::accounts::save(c, &mut account)? {
-                return Ok(Err(Error::version_conflict()));
-            }
-            let job = provisioning::job(
-                &settings,
-                JobSubject::Account(&account.id),
-                &account.patient_id,
-                supplier,
-                &payload,
-            );
-            db::outbox::enqueue(c, &job)?;
-            if let Some(r) = &review {
-                db::reviews::insert(c, r)?;
-            }
-            Ok(Ok(Accepted {
-                account,
-                job: Some(job),
-                review,
-                warnings: vec![],
-            }))
+    let mut attempt = 0;
+    let accepted = loop {
+        attempt += 1;
+        let (settings, payload, review, change, id) = (
+            settings.clone(),
+            payload.clone(),
+            review.clone(),
+            change.clone(),
+            account.id.clone(),
+        );
+        let result = db::run(&core.pool, move |c| {
+            db::write_transaction::<_, DbError, _>(c, |c| {
+                let Some(mut account) = db::accounts::find(c, &id)? else {
+                    return Ok(Err(Error::not_found("Patient")));
+                };
+                if let Err(e) = change(&mut account) {
+                    return Ok(Err(Error::from(e)));
+                }
+                if !db::accounts::save(c, &mut account)? {
+                    return Ok(Err(Error::version_conflict()));
+                }
+                let job = provisioning::job(
+                    &settings,
+                    JobSubject::Account(&account.id),
+                    &account.patient_id,
+                    supplier,
+                    &payload,
+                );
+                db::outbox::enqueue(c, &job)?;
+                if let Some(r) = &review {
+                    db::reviews::insert(c, r)?;
+                }
+                Ok(Ok(Accepted {
+                    account,
+                    job: Some(job),
+                    review,
+                    warnings: vec![],
+                }))
+            })
         })
-    })
-    .await??;
+        .await?;
+        match result {
+            Err(e) if lost_race(&e) && attempt < 3 => continue,
+            other => break other?,
+        }
+    };
     core.provisioner.notify();
     Ok(accepted)
 }
@@ -266,35 +300,58 @@ pub async fn set_access(core: &Core, permit: Permit, change: AccessChange, by: &
     let review = after_review.as_ref().map(|r| review_task(&account, r, by));
     let settings = core.settings.suppliers.clone();
     let today = core.clock.today();
-    let accepted = db::run(&core.pool, move |c| {
-        db::write_transaction::<_, DbError, _>(c, |c| {
-            let mut account = account;
-            if let Err(e) = account.change_access(immediate.clone()) {
-                return Ok(Err(Error::from(e)));
-            }
-            let codes = db::access_codes::active(c, &patient.id)?;
-            let job = super::record_access::sync(
-                c,
-                &settings,
-                &patient,
-                &practice,
-                &mut account,
-                &codes,
-                today,
-                Some(immediate),
-            )?;
-            if let Some(r) = &review {
-                db::reviews::insert(c, r)?;
-            }
-            Ok(Ok(Accepted {
-                account,
-                job,
-                review,
-                warnings: vec![],
-            }))
+    let mut attempt = 0;
+    let accepted = loop {
+        attempt += 1;
+        let (settings, patient, practice, immediate, review, id) = (
+            settings.clone(),
+            patient.clone(),
+            practice.clone(),
+            immediate.clone(),
+            review.clone(),
+            account.id.clone(),
+        );
+        let result = db::run(&core.pool, move |c| {
+            db::write_transaction::<_, DbError, _>(c, |c| {
+                // The account as stored: a job may have confirmed something since it was read.
+                let Some(mut account) = db::accounts::find(c, &id)? else {
+                    return Ok(Err(Error::not_found("Patient")));
+                };
+                if let Err(e) = account.change_access(immediate.clone()) {
+                    return Ok(Err(Error::from(e)));
+                }
+                let codes = db::access_codes::active(c, &patient.id)?;
+                let job = match super::record_access::sync(
+                    c,
+                    &settings,
+                    &patient,
+                    &practice,
+                    &mut account,
+                    &codes,
+                    today,
+                    Some(immediate),
+                ) {
+                    Ok(job) => job,
+                    Err(DbError::Query(m)) if m.contains("changed") => return Ok(Err(Error::version_conflict())),
+                    Err(e) => return Err(e),
+                };
+                if let Some(r) = &review {
+                    db::reviews::insert(c, r)?;
+                }
+                Ok(Ok(Accepted {
+                    account,
+                    job,
+                    review,
+                    warnings: vec![],
+                }))
+            })
         })
-    })
-    .await??;
+        .await?;
+        match result {
+            Err(e) if lost_race(&e) && attempt < 3 => continue,
+            other => break other?,
+        }
+    };
     core.provisioner.notify();
     Ok(accepted)
 }
@@ -321,7 +378,7 @@ pub async fn set_enabled(core: &Core, permit: Permit, enabled: bool, reason: Opt
         core,
         permit.practice()?,
         account,
-        move |a| match (enabled, stored) {
+        move |a| match (enabled, stored.clone()) {
             (true, _) => a.enable(),
             (false, reason) => a.disable(reason.unwrap_or_default()),
         },

@@ -20,6 +20,11 @@ pub enum EventKind {
         to: OdsCode,
     },
     Deceased,
+    /// The clinical system added (or removed) a record-access code on the patient's record.
+    Code {
+        code: crate::domain::record_access::AccessCode,
+        added: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +119,31 @@ pub async fn record(core: &Core, caller: &Caller, event: RegistrationEvent) -> R
                             Some(StatusReason::DeactivatedPatientGpTransferred),
                         )
                     }
+                }
+                EventKind::Code { code, added } => {
+                    let changed = if *added {
+                        db::access_codes::add(c, &patient.id, *code, "supplier", &source, now)?
+                    } else {
+                        db::access_codes::remove(c, &patient.id, *code, &source, now)?
+                    };
+                    if changed {
+                        outcome.outcome = "applied".into();
+                        // The supplier that sent it is told what the account gives now.
+                        if let Some(mut account) = db::accounts::find_by_patient(c, &patient.id, &old.id)? {
+                            let codes = db::access_codes::active(c, &patient.id)?;
+                            super::record_access::sync(
+                                c,
+                                &settings,
+                                &patient,
+                                &old,
+                                &mut account,
+                                &codes,
+                                now.date(),
+                                None,
+                            )?;
+                        }
+                    }
+                    (if *added { "code-added" } else { "code-removed" }, None, None)
                 }
                 EventKind::Deceased => {
                     if db::patients::set_deceased(c, &patient.id, event.on, now)? {

@@ -52,37 +52,45 @@ fn practice_pass(
             let none = Default::default();
             let codes = codes.get(&patient.id).unwrap_or(&none);
             let id = account.id.clone();
-            let changed = db::write_transaction::<_, DbError, _>(c, |c| {
-                // Read again inside the transaction: a request may have changed it since the page.
-                let Some(fresh) = db::accounts::find(c, &id)? else {
-                    return Ok((false, false));
-                };
-                account = fresh;
-                let mut changed = (false, false);
-                if account.status == AccountStatus::Active
-                    && account.letter_expired(now)
-                    && account.status_reason.is_none()
-                {
-                    account.status_reason = account.letter_expires_at.map(|e| {
-                        format!(
-                            "the registration letter expired on {}; reset the account to issue a new one",
-                            e.format("%Y-%m-%d")
-                        )
-                    });
-                    if !db::accounts::save(c, &mut account)? {
-                        return Err(DbError::Query("online account changed during the transitions".into()));
+            // A background job saving the same account at the same moment makes a try fail:
+            // the account is read again and tried once more.
+            let mut changed = Err(DbError::Query("not tried".into()));
+            for _ in 0..3 {
+                changed = db::write_transaction::<_, DbError, _>(c, |c| {
+                    // Read again inside the transaction: a request may have changed it since the page.
+                    let Some(fresh) = db::accounts::find(c, &id)? else {
+                        return Ok((false, false));
+                    };
+                    account = fresh;
+                    let mut changed = (false, false);
+                    if account.status == AccountStatus::Active
+                        && account.letter_expired(now)
+                        && account.status_reason.is_none()
+                    {
+                        account.status_reason = account.letter_expires_at.map(|e| {
+                            format!(
+                                "the registration letter expired on {}; reset the account to issue a new one",
+                                e.format("%Y-%m-%d")
+                            )
+                        });
+                        if !db::accounts::save(c, &mut account)? {
+                            return Err(DbError::Query("online account changed during the transitions".into()));
+                        }
+                        changed.1 = true;
                     }
-                    changed.1 = true;
+                    if super::record_access::sync(c, settings, &patient, practice, &mut account, codes, today, None)?
+                        .is_some()
+                    {
+                        changed.0 = true;
+                    }
+                    Ok(changed)
+                });
+                if changed.is_ok() {
+                    break;
                 }
-                if super::record_access::sync(c, settings, &patient, practice, &mut account, codes, today, None)?
-                    .is_some()
-                {
-                    changed.0 = true;
-                }
-                Ok(changed)
-            });
-            // One account changing at the same moment does not stop the others; it is looked
-            // at again on the next run.
+            }
+            // One account that kept changing does not stop the others; it is looked at again
+            // on the next run.
             let changed = match changed {
                 Ok(c) => c,
                 Err(e) => {

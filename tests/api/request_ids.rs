@@ -143,6 +143,10 @@ async fn a_write_abandoned_by_a_dead_instance_can_be_retried_within_seconds() {
         h.update(body);
         let fingerprint = format!("{:x}", h.finalize());
         let mut c = gp_online_gateway::db::connect(app.database_url()).unwrap();
+        if app.database_url().starts_with("sqlite") {
+            // The gateway writes at the same time: wait for its lock rather than fail.
+            diesel::sql_query("PRAGMA busy_timeout = 5000").execute(&mut c).unwrap();
+        }
         let now = gp_online_gateway::db::now();
         let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
         diesel::sql_query(format!(
