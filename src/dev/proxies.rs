@@ -10,7 +10,7 @@ use crate::domain::proxy::{
     AccessRequest, Assessment, LegalBasis, ProxyGrants, ProxyReview, ProxyRole, RELATIONSHIP_SYSTEMS, ReasonRecord,
     RelationshipCode, RoleRequest, RoleStatus, StatusReason,
 };
-use crate::domain::{NhsNumber, OdsCode, RecordAccessLevel, Services};
+use crate::domain::{NhsNumber, RecordAccessLevel, Services};
 
 /// A calendar date as year, month, day.
 type Ymd = (i32, u32, u32);
@@ -489,9 +489,4 @@ fn seed_access_request(conn: &mut DbConnection, now: NaiveDateTime) -> Result<()
             created_at: now,
         },
     )
-}
-
-/// The VRS practice's ODS code, the grantor in every example.
-pub fn vrs_practice() -> OdsCode {
-    OdsCode::parse("G8101234").expect("G8101234 is a valid ODS code")
 }

@@ -79,6 +79,15 @@ impl Parameter {
         }
     }
 
+    /// A count (never above what `valueInteger` holds).
+    pub fn count(name: &str, v: u64) -> Self {
+        Self {
+            name: name.into(),
+            value_integer: Some(i64::try_from(v).unwrap_or(i64::MAX)),
+            ..Default::default()
+        }
+    }
+
     pub fn boolean(name: &str, v: bool) -> Self {
         Self {
             name: name.into(),

@@ -10,19 +10,10 @@ use super::error::{ApiError, ErrorCode};
 use super::search::{parse_query, searchset};
 use crate::domain::policy::Action;
 use crate::fhir::{Bundle, OperationOutcome, Parameters, Task, operations};
-use crate::identity::Principal;
 use crate::services::Caller;
 use crate::services::access::{self, AnyTask, Target};
 use crate::services::accounts::{self, Accepted};
 use crate::state::AppState;
-
-/// Who staff are, as registration records and Tasks name them.
-fn staff_subject(caller: &Caller) -> String {
-    match &caller.principal {
-        Principal::Staff(s) => s.subject.clone(),
-        other => other.caller_key(),
-    }
-}
 
 pub(super) fn accepted_response(base_url: &str, accepted: &Accepted) -> HttpResponse {
     let body = operations::accepted(
@@ -98,7 +89,7 @@ pub async fn register(
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let permit = patient_permit(&state, &caller, Action::RegisterOnlineServices, &id).await?;
-    let by = staff_subject(&caller);
+    let by = caller.principal.recorded_as();
     let input = operations::registration(&body.parameters()?, &by, state.core.clock.now().and_utc())?;
     let accepted = accounts::register(&state.core, permit, input, &by).await?;
     Ok(accepted_response(&state.base_url, &accepted))
@@ -137,7 +128,7 @@ pub async fn set_access(
 ) -> Result<HttpResponse, ApiError> {
     let permit = patient_permit(&state, &caller, Action::SetOnlineAccess, &id).await?;
     let change = operations::access_change(&body.parameters()?)?;
-    let accepted = accounts::set_access(&state.core, permit, change, &staff_subject(&caller)).await?;
+    let accepted = accounts::set_access(&state.core, permit, change, &caller.principal.recorded_as()).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 
@@ -469,7 +460,8 @@ pub async fn complete_task(
         let p = body.parameters()?;
         (operations::review_decision(&p)?, operations::note(&p)?)
     };
-    let accepted = accounts::complete_review(&state.core, permit, decision, note, &staff_subject(&caller)).await?;
+    let accepted =
+        accounts::complete_review(&state.core, permit, decision, note, &caller.principal.recorded_as()).await?;
     Ok(accepted_response(&state.base_url, &accepted))
 }
 

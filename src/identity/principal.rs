@@ -70,6 +70,15 @@ impl Principal {
 
     /// A stable key for the caller (issuer and subject), used to scope request-id replay and
     /// rate limits. Contains no NHS number.
+    /// How records (registrations, roles, Tasks) name who did something: a member of staff by
+    /// their subject, anyone else by their caller key.
+    pub fn recorded_as(&self) -> String {
+        match self {
+            Self::Staff(s) => s.subject.clone(),
+            other => other.caller_key(),
+        }
+    }
+
     pub fn caller_key(&self) -> String {
         match self {
             Self::Staff(s) => format!("staff|{}|{}", s.issuer, s.subject),

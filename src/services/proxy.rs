@@ -27,14 +27,6 @@ fn problem(p: Problem) -> Error {
     Error::Proxy(p)
 }
 
-/// Who changed something, as records name them.
-fn changed_by(caller: &Caller) -> String {
-    match &caller.principal {
-        Principal::Staff(s) => s.subject.clone(),
-        other => other.caller_key(),
-    }
-}
-
 /// The short code an applicant quotes: ten letters and digits without look-alikes.
 fn reference_code() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -478,7 +470,7 @@ pub async fn create(core: &Core, caller: &Caller, request: RoleRequest) -> Resul
         ))));
     }
     let now = core.clock.now();
-    let by = changed_by(caller);
+    let by = caller.principal.recorded_as();
     let settings = core.settings.suppliers.clone();
     let outcome = db::run(&core.pool, move |c| {
         db::write_transaction(c, |c| {
@@ -553,7 +545,7 @@ pub async fn update(core: &Core, caller: &Caller, permit: Permit, changes: Vec<R
         ))));
     }
     let now = core.clock.now();
-    let by = changed_by(caller);
+    let by = caller.principal.recorded_as();
     let settings = core.settings.suppliers.clone();
     let outcome = db::run(&core.pool, move |c| {
         db::write_transaction(c, |c| {
@@ -733,26 +725,11 @@ pub async fn acting_for(core: &Core, proxy: &NhsNumber) -> Result<Vec<PatientAcc
         .into_iter()
         .map(|(role, patient, practice, own)| {
             let review_age = practice.as_ref().map_or(13, |p| p.settings.proxy_review_age);
-            let lapsed = crate::domain::proxy::lapse(&role, patient.details.birth_date, today, review_age);
-            let moved = role.practice_id != patient.practice_id;
-            let (status, reason, effective) = match (&lapsed, role.status) {
-                (_, RoleStatus::Active) if moved => (
-                    "inactive".to_owned(),
-                    Some(StatusReason::DeactivatedPatientGpTransferred.display().to_owned()),
-                    AccessSettings::none(),
-                ),
-                (Some(l), _) => (
-                    "inactive".to_owned(),
-                    Some(l.text.clone().unwrap_or_else(|| l.reason.display().to_owned())),
-                    AccessSettings::none(),
-                ),
-                (None, RoleStatus::Active) => (
-                    "active".to_owned(),
-                    None,
-                    role.grants.capped_by(own.as_ref()).as_access(),
-                ),
-                (None, s) => (
-                    s.code().to_owned(),
+            // The role as it stands today (lapsed or moved roles are inactive with their reason).
+            let role = as_of_today(role, Some(&patient), review_age, today);
+            let (reason, effective) = match role.status {
+                RoleStatus::Active => (None, role.grants.capped_by(own.as_ref()).as_access()),
+                _ => (
                     Some(
                         role.reason
                             .text
@@ -762,6 +739,7 @@ pub async fn acting_for(core: &Core, proxy: &NhsNumber) -> Result<Vec<PatientAcc
                     AccessSettings::none(),
                 ),
             };
+            let status = role.status.code().to_owned();
             PatientAccess {
                 relationship: role
                     .relationships

@@ -1147,3 +1147,31 @@ async fn moving_practice_ends_the_patients_roles_with_the_transfer_reason() {
     );
     wait_for_link(&app, "tpp", "9990000174", "9990000069", true).await;
 }
+
+#[test]
+fn every_stand_in_is_valid_and_the_readme_lists_it() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let fixtures = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/vrs-request-examples.json"
+    ))
+    .unwrap();
+    for (original, stand_in) in gp_online_gateway::dev::VRS_STAND_INS {
+        assert!(
+            gp_online_gateway::domain::NhsNumber::parse(original).is_err(),
+            "{original} fails Modulus 11"
+        );
+        assert!(
+            gp_online_gateway::domain::NhsNumber::parse(stand_in).is_ok(),
+            "{stand_in} is valid"
+        );
+        assert!(
+            readme.contains(&format!("| {original} | {stand_in} |")),
+            "README lists {original} -> {stand_in}"
+        );
+        assert!(
+            !fixtures.contains(original),
+            "the fixtures use {stand_in}, not {original}"
+        );
+    }
+}
