@@ -111,7 +111,7 @@ impl PatientDetails {
 
 /// A deliberately modest check: one `@`, a non-empty local part, a dotted domain, no spaces.
 /// Deliverability is proven by the supplier's verification email, not by a regex.
-fn is_plausible_email(e: &str) -> bool {
+pub fn is_plausible_email(e: &str) -> bool {
     if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }

@@ -9,6 +9,16 @@ pub fn forbidden_character(s: &str) -> Option<char> {
         .find(|c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
 }
 
+/// Text from outside as a message or a log line may show it: control characters escaped and
+/// at most `max` characters, so crafted input cannot forge log lines or bloat a response.
+pub fn shown(raw: &str, max: usize) -> String {
+    let mut out: String = raw.chars().take(max).flat_map(char::escape_debug).collect();
+    if raw.chars().count() > max {
+        out.push_str("...");
+    }
+    out
+}
+
 /// FHIR resource ids: 1 to 64 of `A-Z a-z 0-9 - .`.
 pub fn is_resource_id(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
@@ -27,6 +37,13 @@ mod tests {
         assert_eq!(forbidden_character("esc\u{1b}[31m"), Some('\u{1b}'));
         assert_eq!(forbidden_character("del\u{7f}"), Some('\u{7f}'));
         assert_eq!(forbidden_character("Zoë Ó'Brien 名"), None);
+    }
+
+    #[test]
+    fn shown_text_is_escaped_and_bounded() {
+        assert_eq!(shown("RS256", 32), "RS256");
+        assert_eq!(shown("a\u{0}b", 32), "a\\0b", "NUL is escaped, not passed on");
+        assert_eq!(shown("abcdef", 3), "abc...");
     }
 
     #[test]

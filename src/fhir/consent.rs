@@ -357,6 +357,7 @@ fn coded(v: Option<&Value>, system: &str, code: &str) -> bool {
 pub fn role_request(body: &[u8]) -> Result<RoleRequest, VrsError> {
     let not_fhir = || VrsError::bad_request("The supplied input is not a valid FHIR Consent.");
     let v: Value = serde_json::from_slice(body).map_err(|_| not_fhir())?;
+    super::vrs::checked_text(&v, "Consent")?;
     if v.get("resourceType").and_then(Value::as_str) != Some("Consent") {
         return Err(not_fhir());
     }

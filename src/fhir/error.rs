@@ -103,7 +103,7 @@ pub fn from_json<T: serde::de::DeserializeOwned>(root: &str, body: &[u8]) -> Res
 }
 
 /// The path of the first string (or key) holding a character FHIR strings do not allow.
-fn forbidden_text(value: &serde_json::Value, at: String) -> Option<String> {
+pub(super) fn forbidden_text(value: &serde_json::Value, at: String) -> Option<String> {
     use crate::domain::text::forbidden_character;
     match value {
         serde_json::Value::String(s) => forbidden_character(s).map(|_| at),

@@ -29,6 +29,7 @@ fn format_error(why: &str) -> VrsError {
 /// then the paths, then repeated paths, then each value.
 pub fn role_changes(body: &[u8]) -> Result<Vec<RoleChange>, VrsError> {
     let doc: Value = serde_json::from_slice(body).map_err(|_| format_error("the body is not JSON"))?;
+    super::vrs::checked_text(&doc, "patch")?;
     let ops = doc
         .as_array()
         .ok_or_else(|| format_error("a patch is a list of operations"))?;
@@ -48,7 +49,7 @@ pub fn role_changes(body: &[u8]) -> Result<Vec<RoleChange>, VrsError> {
         parsed.push((kind, path, op.get("value")));
     }
     if let Some((_, path, _)) = parsed.iter().find(|(_, p, _)| !PATHS.contains(p)) {
-        let shown: String = path.chars().take(60).flat_map(char::escape_debug).collect();
+        let shown = crate::domain::text::shown(path, 60);
         return Err(VrsError::invalid(
             400,
             "INVALID_PATCH_PATH",

@@ -90,6 +90,7 @@ fn nhs(raw: Option<&str>, patient: bool, field: &str) -> Result<NhsNumber, VrsEr
 pub fn access_request(body: &[u8]) -> Result<(AccessRequestForm, Value), VrsError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|_| invalid_form("The supplied input is not a valid FHIR QuestionnaireResponse."))?;
+    super::vrs::checked_text(&v, "QuestionnaireResponse")?;
     if v.get("resourceType").and_then(Value::as_str) != Some("QuestionnaireResponse") {
         return Err(invalid_form(
             "The supplied input is not a valid FHIR QuestionnaireResponse.",

@@ -269,6 +269,20 @@ impl VrsError {
     }
 }
 
+/// The boundary's check on a VRS body: no string (or key) may hold a control character, the
+/// same rule every other FHIR body meets, so nothing unstorable reaches a role or a supplier.
+pub fn checked_text(v: &Value, root: &str) -> Result<(), VrsError> {
+    match super::error::forbidden_text(v, root.to_owned()) {
+        Some(at) => Err(VrsError::invalid(
+            400,
+            "INVALID_VALUE",
+            "Required parameter(s) are invalid.",
+            format!("{at} contains a control character, which FHIR strings do not allow"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Which side of a relationship a search token names: the proxy (`identifier`,
 /// `performer:identifier`) or the patient (`patient:identifier`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,13 +20,6 @@ fn codes_result(changed: bool, codes: &[record_access::CodeEntry]) -> Parameters
     Parameters::new(parameter)
 }
 
-fn staff_subject(caller: &Caller) -> String {
-    match &caller.principal {
-        Principal::Staff(s) => s.subject.clone(),
-        other => other.caller_key(),
-    }
-}
-
 async fn change_code(
     state: &AppState,
     caller: &Caller,
@@ -42,7 +35,7 @@ async fn change_code(
     };
     let permit = access::authorize(&state.core, caller, action, Target::Patient(id)).await?;
     let code = operations::access_code(&body.parameters()?)?;
-    let codes = record_access::codes_after(&state.core, permit, code, add, &staff_subject(caller)).await?;
+    let codes = record_access::codes_after(&state.core, permit, code, add, &caller.principal.recorded_as()).await?;
     Ok(resource(StatusCode::OK, &codes_result(codes.0, &codes.1), None, None))
 }
 
@@ -166,26 +159,36 @@ pub async fn register_self(
         }
         _ => Target::OwnRecord,
     };
-    let permit = access::authorize(&state.core, &caller, Action::RegisterSelf, target).await?;
-    let registered = permit.patient.as_ref().map(|p| p.practice_ods.clone());
-    match (&registered, &ods) {
-        (None, _) => {
-            access::conclude(&state.core, &caller, None).await?;
-            return Err(ApiError::new(
-                ErrorCode::PatientNotRegistered,
-                "no practice using this service holds a record with this NHS number",
-            ));
-        }
-        (Some(at), Some(named)) if at != named => {
-            access::conclude(&state.core, &caller, None).await?;
-            return Err(ApiError::new(
-                ErrorCode::PatientNotRegistered,
-                "the patient is not registered at the practice named",
-            )
-            .at("odsCode"));
-        }
-        _ => {}
+    let permit = match access::authorize(&state.core, &caller, Action::RegisterSelf, target).await {
+        // A number no practice here holds is answered like one registered elsewhere.
+        Err(crate::services::Error::Refused { refusal, .. }) if access::hides_target(&refusal) => None,
+        other => Some(other?),
+    };
+    let registered = permit
+        .as_ref()
+        .and_then(|p| p.patient.as_ref())
+        .map(|p| p.practice_ods.clone());
+    // Unknown anywhere and registered elsewhere get the same answer: the identity provider
+    // learns nothing about a practice it did not name.
+    let named_practice = match (&registered, &ods) {
+        (Some(at), Some(named)) => at == named,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if !named_practice {
+        access::conclude(&state.core, &caller, None).await?;
+        return Err(ApiError::new(
+            ErrorCode::PatientNotRegistered,
+            "the patient is not registered at the practice named (or at any practice using this service)",
+        )
+        .at("odsCode"));
     }
+    let Some(permit) = permit else {
+        return Err(ApiError::new(
+            ErrorCode::InternalError,
+            "a refused registration reached the service",
+        ));
+    };
     let email = optional_string(&params, "email");
     let accepted = record_access::register_self(&state.core, permit, &caller, email).await?;
     Ok(super::accounts::accepted_response(&state.base_url, &accepted))
@@ -291,7 +294,7 @@ pub async fn apply_opt_in_model(
         crate::domain::record_access::OptInParams {
             turning_sixteen_within_days: days,
         },
-        &staff_subject(&caller),
+        &caller.principal.recorded_as(),
     )
     .await?;
     let mut response = resource(StatusCode::ACCEPTED, &crate::fhir::Task::from_bulk(&job), None, None);
@@ -304,20 +307,15 @@ pub async fn apply_opt_in_model(
 }
 
 fn report(r: &crate::services::transitions::TransitionReport) -> Parameters {
-    let int = |name: &str, v: u64| Parameter {
-        name: name.into(),
-        value_integer: Some(i64::try_from(v).unwrap_or(i64::MAX)),
-        ..Default::default()
-    };
     Parameters::new(vec![
         Parameter {
             name: "asOf".into(),
             value_date_time: Some(crate::fhir::instant(r.as_of.and_utc())),
             ..Default::default()
         },
-        int("accountsUpdated", r.accounts_updated),
-        int("lettersExpired", r.letters_expired),
-        int("rolesEnded", r.roles_ended),
+        Parameter::count("accountsUpdated", r.accounts_updated),
+        Parameter::count("lettersExpired", r.letters_expired),
+        Parameter::count("rolesEnded", r.roles_ended),
     ])
 }
 
@@ -439,19 +437,14 @@ pub async fn registration_event(
         },
     )
     .await?;
-    let int = |name: &str, v: u64| Parameter {
-        name: name.into(),
-        value_integer: Some(i64::try_from(v).unwrap_or(i64::MAX)),
-        ..Default::default()
-    };
     Ok(resource(
         StatusCode::OK,
         &Parameters::new(vec![
             Parameter::string("eventId", outcome.event_id.clone()),
             Parameter::code("outcome", outcome.outcome.clone()),
             Parameter::reference("patient", format!("Patient/{}", outcome.patient_id)),
-            int("accountsEnded", outcome.accounts_ended),
-            int("rolesEnded", outcome.roles_ended),
+            Parameter::count("accountsEnded", outcome.accounts_ended),
+            Parameter::count("rolesEnded", outcome.roles_ended),
             Parameter::boolean("replayed", outcome.replayed),
         ]),
         None,

@@ -13,7 +13,7 @@ pub fn parse_pairs(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)
     let mut out = Vec::new();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         if !allowed.contains(&name.as_ref()) {
-            let shown: String = name.chars().take(40).flat_map(char::escape_debug).collect();
+            let shown = crate::domain::text::shown(&name, 40);
             return Err(ApiError::new(
                 ErrorCode::InvalidSearchParameter,
                 format!(

@@ -194,14 +194,9 @@ struct Header {
     crit: Option<Value>,
 }
 
-/// A value from the token shown in a message or a log line: control characters escaped and
-/// the length bounded, so a crafted header cannot forge log lines or bloat a response.
-pub fn shown(raw: &str) -> String {
-    let mut out: String = raw.chars().take(32).flat_map(char::escape_debug).collect();
-    if raw.chars().count() > 32 {
-        out.push_str("...");
-    }
-    out
+/// A value from the token as a message shows it.
+fn shown(raw: &str) -> String {
+    crate::domain::text::shown(raw, 32)
 }
 
 fn parse_alg(name: &str) -> Option<CoreJwsSigningAlgorithm> {

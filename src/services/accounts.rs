@@ -82,17 +82,7 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
         .map(|e| e.trim().to_owned())
         .filter(|e| !e.is_empty());
     if let Some(e) = &email {
-        if crate::domain::PatientDetails::new(
-            patient.details.identifier.clone(),
-            &patient.details.family,
-            vec![],
-            patient.details.birth_date,
-            patient.details.gender,
-            Some(e),
-            today,
-        )
-        .is_err()
-        {
+        if !crate::domain::is_plausible_email(e) {
             return Err(condition(RuleViolation::new("email", "the email address is not valid")));
         }
     } else if registration::email_required(practice.supplier) {
@@ -300,58 +290,39 @@ pub async fn set_access(core: &Core, permit: Permit, change: AccessChange, by: &
     let review = after_review.as_ref().map(|r| review_task(&account, r, by));
     let settings = core.settings.suppliers.clone();
     let today = core.clock.today();
-    let mut attempt = 0;
-    let accepted = loop {
-        attempt += 1;
-        let (settings, patient, practice, immediate, review, id) = (
-            settings.clone(),
-            patient.clone(),
-            practice.clone(),
-            immediate.clone(),
-            review.clone(),
-            account.id.clone(),
-        );
-        let result = db::run(&core.pool, move |c| {
-            db::write_transaction::<_, DbError, _>(c, |c| {
-                // The account as stored: a job may have confirmed something since it was read.
-                let Some(mut account) = db::accounts::find(c, &id)? else {
-                    return Ok(Err(Error::not_found("Patient")));
-                };
-                if let Err(e) = account.change_access(immediate.clone()) {
-                    return Ok(Err(Error::from(e)));
-                }
-                let codes = db::access_codes::active(c, &patient.id)?;
-                let job = match super::record_access::sync(
-                    c,
-                    &settings,
-                    &patient,
-                    &practice,
-                    &mut account,
-                    &codes,
-                    today,
-                    Some(immediate),
-                ) {
-                    Ok(job) => job,
-                    Err(DbError::Query(m)) if m.contains("changed") => return Ok(Err(Error::version_conflict())),
-                    Err(e) => return Err(e),
-                };
-                if let Some(r) = &review {
-                    db::reviews::insert(c, r)?;
-                }
-                Ok(Ok(Accepted {
-                    account,
-                    job,
-                    review,
-                    warnings: vec![],
-                }))
-            })
+    let id = account.id.clone();
+    let accepted = db::run(&core.pool, move |c| {
+        db::write_transaction::<_, DbError, _>(c, |c| {
+            // The account as stored: a job may have confirmed something since it was read.
+            let Some(mut account) = db::accounts::find(c, &id)? else {
+                return Ok(Err(Error::not_found("Patient")));
+            };
+            if let Err(e) = account.change_access(immediate.clone()) {
+                return Ok(Err(Error::from(e)));
+            }
+            let codes = db::access_codes::active(c, &patient.id)?;
+            let job = super::record_access::sync(
+                c,
+                &settings,
+                &patient,
+                &practice,
+                &mut account,
+                &codes,
+                today,
+                Some(immediate),
+            )?;
+            if let Some(r) = &review {
+                db::reviews::insert(c, r)?;
+            }
+            Ok(Ok(Accepted {
+                account,
+                job,
+                review,
+                warnings: vec![],
+            }))
         })
-        .await?;
-        match result {
-            Err(e) if lost_race(&e) && attempt < 3 => continue,
-            other => break other?,
-        }
-    };
+    })
+    .await??;
     core.provisioner.notify();
     Ok(accepted)
 }

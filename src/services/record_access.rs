@@ -47,7 +47,9 @@ pub fn effective(
 
 /// Tells the supplier what the account should give now (its latest grant with the model
 /// applied) when that differs from what it was last told, or when `grant` is a change staff
-/// made. Saves the account. In the caller's transaction.
+/// made. Saves the account. In the caller's transaction. When a job saved the account since the
+/// caller read it, the account is read again (and `grant` applied to it again) and the work
+/// redone, so no caller loses a change to a background job.
 #[allow(clippy::too_many_arguments)]
 pub fn sync(
     c: &mut DbConnection,
@@ -59,35 +61,57 @@ pub fn sync(
     today: NaiveDate,
     grant: Option<AccessSettings>,
 ) -> std::result::Result<Option<OutboxJob>, DbError> {
-    if account.practice_id != practice.id || !matches!(account.status, AccountStatus::Pending | AccountStatus::Active) {
-        return Ok(None);
+    // What the caller read; replaced by a fresh read when a concurrent change wins the race.
+    let (mut patient, mut practice, mut codes) = (patient.clone(), practice.clone(), codes.clone());
+    for attempt in 0..3 {
+        if attempt > 0 {
+            let Some(mut fresh) = db::accounts::find(c, &account.id)? else {
+                return Ok(None);
+            };
+            let Some(ctx) = db::reads::patient_context(c, &fresh.patient_id)? else {
+                return Ok(None);
+            };
+            if let Some(g) = &grant
+                && fresh.change_access(g.clone()).is_err()
+            {
+                return Ok(None);
+            }
+            *account = fresh;
+            (patient, practice, codes) = (ctx.patient, ctx.practice, ctx.codes);
+        }
+        if account.practice_id != practice.id
+            || !matches!(account.status, AccountStatus::Pending | AccountStatus::Active)
+        {
+            return Ok(None);
+        }
+        let target = rules::effective(
+            account.latest_access(),
+            &facts(&practice, &patient, &codes, account),
+            today,
+        );
+        if grant.is_none() && account.sent_access.as_ref() == Some(&target) {
+            return Ok(None);
+        }
+        account.sent_access = Some(target.clone());
+        if !db::accounts::save(c, account)? {
+            continue;
+        }
+        let job = provisioning::job(
+            settings,
+            JobSubject::Account(&account.id),
+            &account.patient_id,
+            practice.supplier,
+            &JobPayload::SetAccess {
+                access: target,
+                grant: grant.clone(),
+            },
+        );
+        db::outbox::enqueue(c, &job)?;
+        return Ok(Some(job));
     }
-    let target = rules::effective(
-        account.latest_access(),
-        &facts(practice, patient, codes, account),
-        today,
-    );
-    if grant.is_none() && account.sent_access.as_ref() == Some(&target) {
-        return Ok(None);
-    }
-    let job = provisioning::job(
-        settings,
-        JobSubject::Account(&account.id),
-        &account.patient_id,
-        practice.supplier,
-        &JobPayload::SetAccess {
-            access: target.clone(),
-            grant,
-        },
-    );
-    db::outbox::enqueue(c, &job)?;
-    account.sent_access = Some(target);
-    if !db::accounts::save(c, account)? {
-        return Err(DbError::Query(
-            "online account changed while its access was sent".into(),
-        ));
-    }
-    Ok(Some(job))
+    Err(DbError::Query(
+        "online account changed while its access was sent".into(),
+    ))
 }
 
 /// A code on a record: which, who added it, when.
@@ -165,6 +189,9 @@ pub async fn register_self(core: &Core, permit: Permit, caller: &Caller, email: 
         .or_else(|| patient.details.email.clone())
         .map(|e| e.trim().to_owned())
         .unwrap_or_default();
+    if !email.is_empty() && !crate::domain::is_plausible_email(&email) {
+        return Err(Error::rejected(Reason::RegistrationCondition, "the email address is not valid").at("email"));
+    }
     let result = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
             if existing.as_ref().is_some_and(|a| !a.can_register_again()) {

@@ -328,6 +328,17 @@ async fn patients_register_themselves_with_nhs_login() {
         (StatusCode::UNPROCESSABLE_ENTITY, "PATIENT_NOT_REGISTERED"),
         "{b}"
     );
+    // A number no practice here holds gets exactly the same answer.
+    let unknown = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "nhsNumber", "valueString": "9434765919"}, {"name": "odsCode", "valueString": "A81001"}]});
+    let (s2, _, b2) = app
+        .post_fhir("/Patient/$register-online-services", &idp, &unknown)
+        .await;
+    assert_eq!(
+        (s2, b2),
+        (s, b),
+        "no difference between unknown and registered elsewhere"
+    );
     let right = json!({"resourceType": "Parameters", "parameter": [
         {"name": "nhsNumber", "valueString": "9990000166"}, {"name": "odsCode", "valueString": "B82005"}]});
     let (s, _, accepted) = app.post_fhir("/Patient/$register-online-services", &idp, &right).await;

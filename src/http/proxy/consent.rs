@@ -71,7 +71,7 @@ fn parse_search(query: &str) -> Result<Search, VrsError> {
     let mut patient = None;
     let mut statuses: Option<Vec<RoleStatus>> = None;
     let mut includes = Includes::default();
-    for (name, value) in query_pairs(query) {
+    for (name, value) in query_pairs(query)? {
         match name.as_str() {
             "performer:identifier" | "patient:identifier" => {
                 let side = if name == "performer:identifier" {
@@ -279,7 +279,7 @@ pub async fn read(
     access::authorize(&state.core, &caller, Action::ReadProxyRole, Target::Pending).await?;
     let id = role_id(&id)?;
     let mut includes = Includes::default();
-    for (name, value) in query_pairs(req.query_string()) {
+    for (name, value) in query_pairs(req.query_string())? {
         match name.as_str() {
             "_include" => includes.add(&value)?,
             _ => return Err(invalid_parameter(&name).into()),

@@ -164,14 +164,37 @@ pub async fn vrs_errors(
     Ok(ServiceResponse::new(request, rendered))
 }
 
-/// A query string as name-value pairs, in order, repeats kept.
-pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+/// A query string as name-value pairs, in order, repeats kept. A name or value with a
+/// control character, or longer than any parameter VRS has, is refused at the boundary.
+pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, VrsError> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    if let Some((name, _)) = pairs.iter().find(|(n, v)| {
+        crate::domain::text::forbidden_character(n).is_some()
+            || crate::domain::text::forbidden_character(v).is_some()
+            || n.len() > 64
+            || v.len() > 1024
+    }) {
+        return Err(VrsError::invalid(
+            400,
+            "INVALID_VALUE",
+            "Required parameter(s) are invalid.",
+            format!("the parameter {} holds a control character or is too long", shown(name)),
+        ));
+    }
+    Ok(pairs)
+}
+
+/// A parameter name as a message may show it: escaped and bounded.
+fn shown(name: &str) -> String {
+    crate::domain::text::shown(name, 40)
 }
 
 /// `INVALID_PARAMETER` for a search parameter VRS does not have or a value it does not allow.
 pub fn invalid_parameter(name: &str) -> VrsError {
-    VrsError::invalid_parameter(format!("Invalid request with error - {name} parameter is invalid."))
+    VrsError::invalid_parameter(format!(
+        "Invalid request with error - {} parameter is invalid.",
+        shown(name)
+    ))
 }
 
 /// A successful VRS response: `application/fhir+json`, not cached.

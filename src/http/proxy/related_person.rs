@@ -50,7 +50,7 @@ fn parse(query: &str) -> Result<Query, VrsError> {
     let mut proxy = None;
     let mut patient = None;
     let mut include_patient = false;
-    for (name, value) in query_pairs(query) {
+    for (name, value) in query_pairs(query)? {
         let side = match name.as_str() {
             "identifier" => Side::Proxy,
             "patient:identifier" => Side::Patient,
