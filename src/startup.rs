@@ -151,6 +151,11 @@ impl Application {
 
         let openapi = http::openapi();
         let instance = state.core.instance.clone();
+        // The first heartbeat is on record before any request can be claimed.
+        {
+            let (me, now) = (instance.clone(), db::now());
+            db::run(&state.core.pool, move |c| db::idempotency::heartbeat(c, &me, now)).await?;
+        }
         let server_state = state.clone();
         let cors_origins = settings.http.cors_allowed_origins.clone();
         let server = HttpServer::new(move || {

@@ -95,13 +95,14 @@ pub fn heartbeat(conn: &mut DbConnection, instance: &str, now: NaiveDateTime) ->
     Ok(())
 }
 
-/// Whether the instance has said it is alive since `since`.
-pub fn alive_since(conn: &mut DbConnection, instance: &str, since: NaiveDateTime) -> Result<bool, DbError> {
+/// Whether the instance has gone quiet: it has beaten, but not since `since`. An instance with
+/// no beat on record is not taken for dead (the claim's age decides then).
+pub fn silent_since(conn: &mut DbConnection, instance: &str, since: NaiveDateTime) -> Result<bool, DbError> {
     use super::schema::instance_heartbeats;
     let beat: Option<NaiveDateTime> = instance_heartbeats::table
         .find(instance)
         .select(instance_heartbeats::beat_at)
         .first(conn)
         .optional()?;
-    Ok(beat.is_some_and(|b| b >= since))
+    Ok(beat.is_some_and(|b| b < since))
 }

@@ -153,3 +153,14 @@ pub fn set_settings(
         .execute(conn)?;
     Ok(n == 1)
 }
+
+/// The practice, read so that a change to its settings waits for the caller's transaction (and
+/// the caller waits for one in progress): on PostgreSQL a row lock; SQLite writes one at a time.
+pub fn find_locked(conn: &mut DbConnection, id: &str) -> Result<Option<PracticeRecord>, DbError> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT 1 FROM practices WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(pg)?;
+    }
+    find(conn, id)
+}

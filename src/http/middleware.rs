@@ -193,7 +193,7 @@ fn acceptable(req: &ServiceRequest) -> Result<(), ApiError> {
         matches!(
             t.as_str(),
             "" | "*/*" | "application/*" | "application/json" | "application/fhir+json" | "json"
-        ) || (path.ends_with("$registration-letter") && t == "application/pdf")
+        ) || (path.contains("registration-letter") && t == "application/pdf")
     };
     if let Some(format) = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "_format")
@@ -237,7 +237,7 @@ fn abandoned(
     match &old.owner {
         Some(owner) => {
             let since = now - chrono::Duration::seconds(HEARTBEAT_LAPSE_SECONDS);
-            Ok(!idempotency::alive_since(c, owner, since)?)
+            idempotency::silent_since(c, owner, since)
         }
         None => Ok(false),
     }

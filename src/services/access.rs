@@ -191,6 +191,7 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
     let decision = decide(actor.clone(), facts);
     if decision.is_allowed()
         && let Some(role) = loaded.acting_role()
+        && role.last_used_at.is_none_or(|t| t.date() < today)
     {
         // Roles unused for five years end: note the use, once a day, off the request's path.
         let (pool, id, now) = (core.pool.clone(), role.id.clone(), core.clock.now());

@@ -4,8 +4,6 @@
 //! instance wins the day's claim); `$run-transitions` runs them on demand. Safe to run twice:
 //! each step changes only what is not already as it should be.
 
-use std::collections::HashMap;
-
 use chrono::NaiveDateTime;
 
 use super::{Core, Result};
@@ -43,25 +41,24 @@ fn practice_pass(
             break;
         };
         last = tail.id.clone();
-        let ids: Vec<String> = page.iter().map(|a| a.patient_id.clone()).collect();
-        let codes: HashMap<String, crate::domain::record_access::CodeSet> = db::access_codes::active_for(c, &ids)?;
-        for mut account in page {
-            let Some(patient) = db::patients::find(c, &account.patient_id)? else {
-                continue;
-            };
-            let none = Default::default();
-            let codes = codes.get(&patient.id).unwrap_or(&none);
-            let id = account.id.clone();
-            // A background job saving the same account at the same moment makes a try fail:
-            // the account is read again and tried once more.
+        for account in page {
+            let (id, patient_id) = (account.id.clone(), account.patient_id.clone());
+            // Everything is read again inside the account's transaction, the practice with a
+            // lock, so a change of model made meanwhile is either seen here or made after this
+            // commits (and then tells the supplier itself).
             let mut changed = Err(DbError::Query("not tried".into()));
             for _ in 0..3 {
                 changed = db::write_transaction::<_, DbError, _>(c, |c| {
-                    // Read again inside the transaction: a request may have changed it since the page.
-                    let Some(fresh) = db::accounts::find(c, &id)? else {
+                    let Some(practice) = db::practices::find_locked(c, &practice.id)? else {
                         return Ok((false, false));
                     };
-                    account = fresh;
+                    let Some(ctx) = db::reads::patient_context(c, &patient_id)? else {
+                        return Ok((false, false));
+                    };
+                    // An account the patient has left behind at another practice is not sent.
+                    let Some(mut account) = ctx.account.filter(|a| a.id == id) else {
+                        return Ok((false, false));
+                    };
                     let mut changed = (false, false);
                     if account.status == AccountStatus::Active
                         && account.letter_expired(now)
@@ -78,11 +75,17 @@ fn practice_pass(
                         }
                         changed.1 = true;
                     }
-                    if super::record_access::sync(c, settings, &patient, practice, &mut account, codes, today, None)?
-                        .is_some()
-                    {
-                        changed.0 = true;
-                    }
+                    let job = super::record_access::sync(
+                        c,
+                        settings,
+                        &ctx.patient,
+                        &practice,
+                        &mut account,
+                        &ctx.codes,
+                        today,
+                        None,
+                    )?;
+                    changed.0 = job.is_some();
                     Ok(changed)
                 });
                 if changed.is_ok() {
