@@ -1175,3 +1175,32 @@ fn every_stand_in_is_valid_and_the_readme_lists_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn control_characters_in_vrs_bodies_and_queries_are_refused_at_the_boundary() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-vrs");
+    let mut body = consent("active", "9000010543", "9000010063", "consent", "G8101234");
+    body["extension"][0] = reason("OTHER", Some("bad\u{0}text"));
+    let (s, _, outcome) = post(&app, "/Consent", &staff, &body).await;
+    assert_vrs(s, &outcome, 400, "INVALID_VALUE");
+    let (_, _, none) = app.get("/Consent?performer:identifier=9000010543", &staff).await;
+    assert_eq!(none["total"], 0, "nothing was stored");
+    let (s, b) = patch(
+        &app,
+        "74eed847-ca25-4e76-8cf2-f2c2d7842a7a",
+        &staff,
+        &json!([{"op": "replace", "path": "/status", "value": "inactive"},
+                {"op": "add", "path": "/extension/-", "value": [reason("OTHER", Some("bell\u{7}"))]}]),
+    )
+    .await;
+    assert_vrs(s, &b, 400, "INVALID_VALUE");
+    let (s, _, b) = app.get("/Consent?performer:identifier=9000000017%00", &staff).await;
+    assert_vrs(s, &b, 400, "INVALID_VALUE");
+    let mut request = example("mother-child");
+    request["item"][0]["text"] = json!("nul\u{0}");
+    let (s, _, b) = post(&app, "/QuestionnaireResponse", &person(&app, "9000000017"), &request).await;
+    assert_vrs(s, &b, 400, "INVALID_VALUE");
+    let (s, _, _) = app.get("/Consent/74eed847-ca25-4e76-8cf2-f2c2d7842a7a", &staff).await;
+    assert_eq!(s, StatusCode::OK, "still serving");
+}
