@@ -201,7 +201,8 @@ pub struct AuditQuery {
     pub request_id: Option<String>,
 }
 
-#[derive(Queryable, Selectable)]
+/// An event's row, as read and as written.
+#[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events)]
 pub(crate) struct EventRow {
     id: String,
@@ -225,6 +226,30 @@ pub(crate) struct EventRow {
 
 impl From<EventRow> for AuditEntry {
     fn from(r: EventRow) -> Self {
+        Self {
+            id: r.id,
+            chain: r.chain,
+            seq: r.seq,
+            recorded_at: r.recorded_at,
+            actor_kind: r.actor_kind,
+            actor: r.actor,
+            patient_id: r.patient_id,
+            practice: r.practice,
+            action: r.action,
+            outcome: r.outcome,
+            assurance: r.assurance,
+            rule: r.rule,
+            code: r.code,
+            reason: r.reason,
+            request_id: r.request_id,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+impl From<AuditEntry> for EventRow {
+    fn from(r: AuditEntry) -> Self {
         Self {
             id: r.id,
             chain: r.chain,

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use tokio::sync::mpsc;
 
 use super::chain::{self, ChainKey, GENESIS, anchor_parts, head_parts, timestamp};
-use super::{ActorSnapshot, AuditEntry, AuditRecord, Pending, WriterHealth};
+use super::{ActorSnapshot, AuditEntry, AuditRecord, EventRow, Pending, WriterHealth};
 use crate::db::schema::{actor_snapshots, audit_chains, audit_events};
 use crate::db::{self, DbConnection, DbError, DbPool};
 
@@ -62,52 +62,6 @@ fn escape_record(mut r: AuditRecord, ascii_only: bool) -> AuditRecord {
 /// What every event goes through before it is queued.
 pub(super) fn safe(record: AuditRecord) -> AuditRecord {
     escape_record(record, false)
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = audit_events)]
-struct NewEvent {
-    id: String,
-    chain: String,
-    seq: i64,
-    recorded_at: NaiveDateTime,
-    actor_kind: String,
-    actor: String,
-    patient_id: Option<String>,
-    action: String,
-    outcome: String,
-    assurance: Option<String>,
-    reason: Option<String>,
-    request_id: Option<String>,
-    prev_hash: String,
-    hash: String,
-    practice: Option<String>,
-    rule: Option<String>,
-    code: Option<String>,
-}
-
-impl From<AuditEntry> for NewEvent {
-    fn from(e: AuditEntry) -> Self {
-        Self {
-            id: e.id,
-            chain: e.chain,
-            seq: e.seq,
-            recorded_at: e.recorded_at,
-            actor_kind: e.actor_kind,
-            actor: e.actor,
-            patient_id: e.patient_id,
-            action: e.action,
-            outcome: e.outcome,
-            assurance: e.assurance,
-            reason: e.reason,
-            request_id: e.request_id,
-            prev_hash: e.prev_hash,
-            hash: e.hash,
-            practice: e.practice,
-            rule: e.rule,
-            code: e.code,
-        }
-    }
 }
 
 /// This instance's chain as far as it is committed.
@@ -301,7 +255,7 @@ async fn attempt(
                 if !registered {
                     register(c, &key, &chain_id, started_at)?;
                 }
-                let rows: Vec<NewEvent> = entries.into_iter().map(NewEvent::from).collect();
+                let rows: Vec<EventRow> = entries.into_iter().map(EventRow::from).collect();
                 // One statement for the whole batch.
                 match c {
                     DbConnection::Postgres(pg) => diesel::insert_into(audit_events::table).values(&rows).execute(pg)?,

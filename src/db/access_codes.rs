@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Text, Timestamp};
 
 use super::schema::record_access_codes;
 use super::{DbConnection, DbError};
@@ -86,61 +85,27 @@ pub fn add_many(
     let mut added = 0;
     // Bounded statement size on both backends.
     for chunk in patient_ids.chunks(500) {
-        let values = chunk
+        let rows: Vec<_> = chunk
             .iter()
-            .map(|_| "(?, ?, ?, ?, ?, ?)")
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO record_access_codes (id, patient_id, code, source, added_by, added_at) VALUES {values} \
-             ON CONFLICT DO NOTHING"
-        );
+            .map(|p| {
+                (
+                    record_access_codes::id.eq(uuid::Uuid::new_v4().to_string()),
+                    record_access_codes::patient_id.eq(p),
+                    record_access_codes::code.eq(code.code()),
+                    record_access_codes::source.eq(source),
+                    record_access_codes::added_by.eq(by),
+                    record_access_codes::added_at.eq(now),
+                )
+            })
+            .collect();
+        let insert = diesel::insert_into(record_access_codes::table).values(&rows);
+        // An active code already on the record is left as it is (a partial unique index).
         added += match conn {
-            DbConnection::Postgres(pg) => {
-                let numbered = number_placeholders(&sql);
-                let mut q = diesel::sql_query(numbered).into_boxed::<diesel::pg::Pg>();
-                for p in chunk {
-                    q = q
-                        .bind::<Text, _>(uuid::Uuid::new_v4().to_string())
-                        .bind::<Text, _>(p.clone())
-                        .bind::<Text, _>(code.code())
-                        .bind::<Text, _>(source.to_owned())
-                        .bind::<Text, _>(by.to_owned())
-                        .bind::<Timestamp, _>(now);
-                }
-                q.execute(pg)?
-            }
-            DbConnection::Sqlite(lite) => {
-                let mut q = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
-                for p in chunk {
-                    q = q
-                        .bind::<Text, _>(uuid::Uuid::new_v4().to_string())
-                        .bind::<Text, _>(p.clone())
-                        .bind::<Text, _>(code.code())
-                        .bind::<Text, _>(source.to_owned())
-                        .bind::<Text, _>(by.to_owned())
-                        .bind::<Timestamp, _>(now);
-                }
-                q.execute(lite)?
-            }
+            DbConnection::Postgres(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+            DbConnection::Sqlite(lite) => insert.on_conflict_do_nothing().execute(lite)?,
         };
     }
     Ok(added)
-}
-
-fn number_placeholders(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 64);
-    let mut n = 0;
-    for ch in sql.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
 }
 
 /// Removes an active code. Returns whether there was one.

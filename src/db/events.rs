@@ -3,7 +3,6 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use diesel::sql_types::{Date, Nullable, Text, Timestamp};
 
 use super::schema::{scheduled_runs, supplier_events};
 use super::{DbConnection, DbError};
@@ -28,28 +27,17 @@ pub fn insert(
     outcome: &str,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let sql = "INSERT INTO supplier_events (event_id, source, kind, patient_id, outcome, received_at) \
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+    let insert = diesel::insert_into(supplier_events::table).values((
+        supplier_events::event_id.eq(event_id),
+        supplier_events::source.eq(source),
+        supplier_events::kind.eq(kind),
+        supplier_events::patient_id.eq(patient_id),
+        supplier_events::outcome.eq(outcome),
+        supplier_events::received_at.eq(now),
+    ));
     let n = match conn {
-        DbConnection::Postgres(pg) => diesel::sql_query(sql)
-            .bind::<Text, _>(event_id)
-            .bind::<Text, _>(source)
-            .bind::<Text, _>(kind)
-            .bind::<Nullable<Text>, _>(patient_id)
-            .bind::<Text, _>(outcome)
-            .bind::<Timestamp, _>(now)
-            .execute(pg)?,
-        DbConnection::Sqlite(lite) => diesel::sql_query(
-            "INSERT INTO supplier_events (event_id, source, kind, patient_id, outcome, received_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind::<Text, _>(event_id)
-        .bind::<Text, _>(source)
-        .bind::<Text, _>(kind)
-        .bind::<Nullable<Text>, _>(patient_id)
-        .bind::<Text, _>(outcome)
-        .bind::<Timestamp, _>(now)
-        .execute(lite)?,
+        DbConnection::Postgres(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+        DbConnection::Sqlite(lite) => insert.on_conflict_do_nothing().execute(lite)?,
     };
     Ok(n == 1)
 }
@@ -62,23 +50,15 @@ pub fn claim_run(
     worker: &str,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
+    let insert = diesel::insert_into(scheduled_runs::table).values((
+        scheduled_runs::name.eq(name),
+        scheduled_runs::day.eq(day),
+        scheduled_runs::claimed_by.eq(worker),
+        scheduled_runs::started_at.eq(now),
+    ));
     let n = match conn {
-        DbConnection::Postgres(pg) => diesel::sql_query(
-            "INSERT INTO scheduled_runs (name, day, claimed_by, started_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind::<Text, _>(name)
-        .bind::<Date, _>(day)
-        .bind::<Text, _>(worker)
-        .bind::<Timestamp, _>(now)
-        .execute(pg)?,
-        DbConnection::Sqlite(lite) => diesel::sql_query(
-            "INSERT INTO scheduled_runs (name, day, claimed_by, started_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind::<Text, _>(name)
-        .bind::<Date, _>(day)
-        .bind::<Text, _>(worker)
-        .bind::<Timestamp, _>(now)
-        .execute(lite)?,
+        DbConnection::Postgres(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+        DbConnection::Sqlite(lite) => insert.on_conflict_do_nothing().execute(lite)?,
     };
     Ok(n == 1)
 }

@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use super::accounts::{AccountRow, NullableAccount, nullable_account};
+use super::accounts::AccountRow;
 use super::bindings::Binding;
 use super::patients::PatientRow;
 use super::practices::PracticeRow;
@@ -22,7 +22,7 @@ pub struct PatientContext {
     pub codes: CodeSet,
 }
 
-type Row = (PatientRow, PracticeRow, NullableAccount, Option<String>);
+type Row = (PatientRow, PracticeRow, Option<AccountRow>, Option<String>);
 
 fn assemble(rows: Vec<Row>) -> Result<Option<PatientContext>, DbError> {
     let mut codes = vec![];
@@ -32,7 +32,7 @@ fn assemble(rows: Vec<Row>) -> Result<Option<PatientContext>, DbError> {
             codes.push(c);
         }
         if first.is_none() {
-            first = Some((patient, practice, AccountRow::from_nullable(account)));
+            first = Some((patient, practice, account));
         }
     }
     let Some((patient, practice, account)) = first else {
@@ -65,7 +65,7 @@ macro_rules! context_query {
             .select((
                 PatientRow::as_select(),
                 PracticeRow::as_select(),
-                nullable_account!(),
+                Option::<AccountRow>::as_select(),
                 record_access_codes::code.nullable(),
             ))
     };
