@@ -414,19 +414,9 @@ pub fn seed(conn: &mut DbConnection, suppliers: &SupplierSettings, now: NaiveDat
         db::proxy_roles::insert(conn, &role)?;
         match role.status {
             Active => crate::services::proxy::enqueue_link(conn, suppliers, &role, &patient, &practice)?,
-            Proposed => db::proxy_roles::insert_review(
-                conn,
-                &ProxyReview {
-                    id: format!("review-{}", s.id),
-                    role_id: role.id.clone(),
-                    patient_id: patient.id.clone(),
-                    status: "requested".into(),
-                    completed_by: None,
-                    note: None,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )?,
+            Proposed => {
+                db::proxy_roles::insert_review(conn, &ProxyReview::requested(format!("review-{}", s.id), &role, now))?
+            }
             _ => {}
         }
     }

@@ -472,169 +472,6 @@ pub fn lapse(role: &ProxyRole, birth: NaiveDate, today: NaiveDate, review_age: u
     None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap()
-    }
-
-    fn role(basis: LegalBasis) -> ProxyRole {
-        let t = day(2026, 1, 1).and_hms_opt(9, 0, 0).unwrap();
-        ProxyRole {
-            id: "r".into(),
-            proxy_nhs_number: NhsNumber::parse("9000000017").unwrap(),
-            patient_id: "p".into(),
-            patient_nhs_number: NhsNumber::parse("9000000009").unwrap(),
-            practice_id: "pr".into(),
-            status: RoleStatus::Active,
-            reason: ReasonRecord {
-                reason: StatusReason::RoleCreated,
-                text: None,
-            },
-            legal_basis: basis,
-            relationships: vec![],
-            grantor: OdsCode::parse("G8101234").ok(),
-            date_time: t,
-            period_start: Some(t),
-            period_end: None,
-            grants: ProxyGrants::default_for_new_role(),
-            assessment: Assessment::default(),
-            access_request_id: None,
-            supplier_ref: None,
-            last_used_at: None,
-            reviewed_at: Some(t),
-            version: 1,
-            created_at: t,
-            updated_at: t,
-        }
-    }
-
-    #[test]
-    fn lifecycle() {
-        use RoleStatus::*;
-        for (from, to, ok) in [
-            (Proposed, Active, true),
-            (Proposed, Rejected, true),
-            (Active, Inactive, true),
-            (Inactive, Active, true),
-            (Rejected, EnteredInError, true),
-            (Active, Proposed, false),
-            (Rejected, Active, false),
-            (Inactive, Rejected, false),
-            (EnteredInError, Active, false),
-            (EnteredInError, EnteredInError, false),
-        ] {
-            assert_eq!(from.can_become(to), ok, "{from:?} -> {to:?}");
-        }
-        assert!(StatusReason::RoleReactivated.explains(Active));
-        assert!(!StatusReason::RoleCreated.explains(Inactive));
-        assert!(StatusReason::Other.explains(Inactive));
-        assert!(StatusReason::Withdrawn.explains(Rejected));
-        assert!(!StatusReason::ApplicationSubmitted.explains(Active));
-    }
-
-    #[test]
-    fn children_need_parental_responsibility_and_from_11_their_consent() {
-        let today = day(2026, 12, 1);
-        let pr = role(LegalBasis::ParentalResponsibility);
-        assert_eq!(check_active(&pr, day(2020, 1, 1), today), Ok(()));
-        assert!(matches!(
-            check_active(&role(LegalBasis::Consent), day(2020, 1, 1), today),
-            Err(RuleError::LegalBasis(_))
-        ));
-        // 11 on 1 December 2026: the day of the birthday counts.
-        let eleven = day(2015, 12, 1);
-        assert!(matches!(
-            check_active(&pr, eleven, today),
-            Err(RuleError::ChildConsent(_))
-        ));
-        assert_eq!(check_active(&pr, day(2015, 12, 2), today), Ok(()), "still 10");
-        let mut consented = pr.clone();
-        consented.assessment.child_consent = Some(ChildConsent::NotSought {
-            reason: "lacks capacity".into(),
-        });
-        assert_eq!(check_active(&consented, eleven, today), Ok(()));
-        // Adults: consent or a basis for a patient without capacity, never parental responsibility.
-        let adult = day(1990, 1, 1);
-        assert!(check_active(&pr, adult, today).is_err());
-        for basis in [
-            LegalBasis::Consent,
-            LegalBasis::BestInterest,
-            LegalBasis::LastingPowerOfAttorney,
-            LegalBasis::CourtAppointedDeputy,
-        ] {
-            assert_eq!(check_active(&role(basis), adult, today), Ok(()), "{basis:?}");
-        }
-        let mut no_grantor = role(LegalBasis::Consent);
-        no_grantor.grantor = None;
-        assert_eq!(check_active(&no_grantor, adult, today), Err(RuleError::MissingGrantor));
-    }
-
-    #[test]
-    fn roles_lapse_at_the_review_age_at_16_at_their_end_date_and_after_five_years_unused() {
-        let review_age = 13;
-        let birth = day(2013, 6, 15);
-        let pr = role(LegalBasis::ParentalResponsibility);
-        assert_eq!(lapse(&pr, birth, day(2026, 6, 14), review_age), None);
-        assert_eq!(
-            lapse(&pr, birth, day(2026, 6, 15), review_age).map(|r| r.reason),
-            Some(StatusReason::SuspendedPendingReview)
-        );
-        let mut reviewed = pr.clone();
-        reviewed.reviewed_at = day(2026, 6, 20).and_hms_opt(10, 0, 0);
-        assert_eq!(lapse(&reviewed, birth, day(2026, 7, 1), review_age), None);
-        assert_eq!(
-            lapse(&reviewed, birth, day(2029, 6, 15), review_age).map(|r| r.reason),
-            Some(StatusReason::Other),
-            "ends at 16"
-        );
-        let mut consent = reviewed.clone();
-        consent.legal_basis = LegalBasis::Consent;
-        assert_eq!(
-            lapse(&consent, birth, day(2029, 6, 15), review_age),
-            None,
-            "consented to at 16"
-        );
-        let mut ended = role(LegalBasis::Consent);
-        ended.period_end = day(2027, 1, 1).and_hms_opt(0, 0, 0);
-        assert_eq!(
-            lapse(&ended, day(1990, 1, 1), day(2027, 1, 2), review_age).map(|r| r.reason),
-            Some(StatusReason::DeactivatedEndDateReached)
-        );
-        let unused = role(LegalBasis::Consent);
-        assert_eq!(lapse(&unused, day(1990, 1, 1), day(2030, 12, 31), review_age), None);
-        assert_eq!(
-            lapse(&unused, day(1990, 1, 1), day(2031, 1, 1), review_age).map(|r| r.reason),
-            Some(StatusReason::DeactivatedInactiveRole)
-        );
-    }
-
-    #[test]
-    fn record_access_never_beyond_the_patients_own() {
-        let asked = ProxyGrants {
-            services: Services::default(),
-            record_level: RecordAccessLevel::Full,
-            record_from: NaiveDate::from_ymd_opt(2020, 1, 1),
-        };
-        assert_eq!(asked.capped_by(None).record_level, RecordAccessLevel::None);
-        let patient = AccessSettings {
-            services: Services::default(),
-            record_level: RecordAccessLevel::Full,
-            record_from: NaiveDate::from_ymd_opt(2024, 1, 1),
-        };
-        let capped = asked.capped_by(Some(&patient));
-        assert_eq!(capped.record_level, RecordAccessLevel::Full);
-        assert_eq!(capped.record_from, NaiveDate::from_ymd_opt(2024, 1, 1));
-        let summary = AccessSettings {
-            record_level: RecordAccessLevel::Summary,
-            ..patient
-        };
-        assert_eq!(asked.capped_by(Some(&summary)).record_level, RecordAccessLevel::Summary);
-    }
-}
-
 /// A role as a caller asks for it to be created (`POST /Consent`).
 #[derive(Debug, Clone)]
 pub struct RoleRequest {
@@ -969,4 +806,183 @@ pub struct ProxyReview {
     pub note: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+impl ProxyReview {
+    /// A new review, open, for a role waiting on the practice.
+    pub fn requested(id: String, role: &ProxyRole, now: NaiveDateTime) -> Self {
+        Self {
+            id,
+            role_id: role.id.clone(),
+            patient_id: role.patient_id.clone(),
+            status: "requested".into(),
+            completed_by: None,
+            note: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn role(basis: LegalBasis) -> ProxyRole {
+        let t = day(2026, 1, 1).and_hms_opt(9, 0, 0).unwrap();
+        ProxyRole {
+            id: "r".into(),
+            proxy_nhs_number: NhsNumber::parse("9000000017").unwrap(),
+            patient_id: "p".into(),
+            patient_nhs_number: NhsNumber::parse("9000000009").unwrap(),
+            practice_id: "pr".into(),
+            status: RoleStatus::Active,
+            reason: ReasonRecord {
+                reason: StatusReason::RoleCreated,
+                text: None,
+            },
+            legal_basis: basis,
+            relationships: vec![],
+            grantor: OdsCode::parse("G8101234").ok(),
+            date_time: t,
+            period_start: Some(t),
+            period_end: None,
+            grants: ProxyGrants::default_for_new_role(),
+            assessment: Assessment::default(),
+            access_request_id: None,
+            supplier_ref: None,
+            last_used_at: None,
+            reviewed_at: Some(t),
+            version: 1,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    #[test]
+    fn lifecycle() {
+        use RoleStatus::*;
+        for (from, to, ok) in [
+            (Proposed, Active, true),
+            (Proposed, Rejected, true),
+            (Active, Inactive, true),
+            (Inactive, Active, true),
+            (Rejected, EnteredInError, true),
+            (Active, Proposed, false),
+            (Rejected, Active, false),
+            (Inactive, Rejected, false),
+            (EnteredInError, Active, false),
+            (EnteredInError, EnteredInError, false),
+        ] {
+            assert_eq!(from.can_become(to), ok, "{from:?} -> {to:?}");
+        }
+        assert!(StatusReason::RoleReactivated.explains(Active));
+        assert!(!StatusReason::RoleCreated.explains(Inactive));
+        assert!(StatusReason::Other.explains(Inactive));
+        assert!(StatusReason::Withdrawn.explains(Rejected));
+        assert!(!StatusReason::ApplicationSubmitted.explains(Active));
+    }
+
+    #[test]
+    fn children_need_parental_responsibility_and_from_11_their_consent() {
+        let today = day(2026, 12, 1);
+        let pr = role(LegalBasis::ParentalResponsibility);
+        assert_eq!(check_active(&pr, day(2020, 1, 1), today), Ok(()));
+        assert!(matches!(
+            check_active(&role(LegalBasis::Consent), day(2020, 1, 1), today),
+            Err(RuleError::LegalBasis(_))
+        ));
+        // 11 on 1 December 2026: the day of the birthday counts.
+        let eleven = day(2015, 12, 1);
+        assert!(matches!(
+            check_active(&pr, eleven, today),
+            Err(RuleError::ChildConsent(_))
+        ));
+        assert_eq!(check_active(&pr, day(2015, 12, 2), today), Ok(()), "still 10");
+        let mut consented = pr.clone();
+        consented.assessment.child_consent = Some(ChildConsent::NotSought {
+            reason: "lacks capacity".into(),
+        });
+        assert_eq!(check_active(&consented, eleven, today), Ok(()));
+        // Adults: consent or a basis for a patient without capacity, never parental responsibility.
+        let adult = day(1990, 1, 1);
+        assert!(check_active(&pr, adult, today).is_err());
+        for basis in [
+            LegalBasis::Consent,
+            LegalBasis::BestInterest,
+            LegalBasis::LastingPowerOfAttorney,
+            LegalBasis::CourtAppointedDeputy,
+        ] {
+            assert_eq!(check_active(&role(basis), adult, today), Ok(()), "{basis:?}");
+        }
+        let mut no_grantor = role(LegalBasis::Consent);
+        no_grantor.grantor = None;
+        assert_eq!(check_active(&no_grantor, adult, today), Err(RuleError::MissingGrantor));
+    }
+
+    #[test]
+    fn roles_lapse_at_the_review_age_at_16_at_their_end_date_and_after_five_years_unused() {
+        let review_age = 13;
+        let birth = day(2013, 6, 15);
+        let pr = role(LegalBasis::ParentalResponsibility);
+        assert_eq!(lapse(&pr, birth, day(2026, 6, 14), review_age), None);
+        assert_eq!(
+            lapse(&pr, birth, day(2026, 6, 15), review_age).map(|r| r.reason),
+            Some(StatusReason::SuspendedPendingReview)
+        );
+        let mut reviewed = pr.clone();
+        reviewed.reviewed_at = day(2026, 6, 20).and_hms_opt(10, 0, 0);
+        assert_eq!(lapse(&reviewed, birth, day(2026, 7, 1), review_age), None);
+        assert_eq!(
+            lapse(&reviewed, birth, day(2029, 6, 15), review_age).map(|r| r.reason),
+            Some(StatusReason::Other),
+            "ends at 16"
+        );
+        let mut consent = reviewed.clone();
+        consent.legal_basis = LegalBasis::Consent;
+        assert_eq!(
+            lapse(&consent, birth, day(2029, 6, 15), review_age),
+            None,
+            "consented to at 16"
+        );
+        let mut ended = role(LegalBasis::Consent);
+        ended.period_end = day(2027, 1, 1).and_hms_opt(0, 0, 0);
+        assert_eq!(
+            lapse(&ended, day(1990, 1, 1), day(2027, 1, 2), review_age).map(|r| r.reason),
+            Some(StatusReason::DeactivatedEndDateReached)
+        );
+        let unused = role(LegalBasis::Consent);
+        assert_eq!(lapse(&unused, day(1990, 1, 1), day(2030, 12, 31), review_age), None);
+        assert_eq!(
+            lapse(&unused, day(1990, 1, 1), day(2031, 1, 1), review_age).map(|r| r.reason),
+            Some(StatusReason::DeactivatedInactiveRole)
+        );
+    }
+
+    #[test]
+    fn record_access_never_beyond_the_patients_own() {
+        let asked = ProxyGrants {
+            services: Services::default(),
+            record_level: RecordAccessLevel::Full,
+            record_from: NaiveDate::from_ymd_opt(2020, 1, 1),
+        };
+        assert_eq!(asked.capped_by(None).record_level, RecordAccessLevel::None);
+        let patient = AccessSettings {
+            services: Services::default(),
+            record_level: RecordAccessLevel::Full,
+            record_from: NaiveDate::from_ymd_opt(2024, 1, 1),
+        };
+        let capped = asked.capped_by(Some(&patient));
+        assert_eq!(capped.record_level, RecordAccessLevel::Full);
+        assert_eq!(capped.record_from, NaiveDate::from_ymd_opt(2024, 1, 1));
+        let summary = AccessSettings {
+            record_level: RecordAccessLevel::Summary,
+            ..patient
+        };
+        assert_eq!(asked.capped_by(Some(&summary)).record_level, RecordAccessLevel::Summary);
+    }
 }

@@ -219,6 +219,57 @@ impl AccessChange {
     }
 }
 
+/// A practice-wide job: moving a practice to the opt-in model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkJob {
+    pub id: String,
+    pub practice_id: String,
+    pub kind: String,
+    /// queued | in-progress | completed | failed
+    pub status: String,
+    pub params: OptInParams,
+    /// The last patient id done: the job goes on from there after a restart.
+    pub cursor: String,
+    pub processed: i64,
+    pub total: i64,
+    pub counts: OptInCounts,
+    pub requested_by: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+    pub finished_at: Option<chrono::NaiveDateTime>,
+}
+
+pub const OPT_IN_JOB: &str = "apply-opt-in-model";
+
+/// What `$apply-opt-in-model` was asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OptInParams {
+    /// Children turning 16 within this many days are coded too.
+    pub turning_sixteen_within_days: u32,
+}
+
+/// What the job did so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OptInCounts {
+    /// Patients without record access given 1364731000000104.
+    pub coded: u64,
+    /// Patients who already carried the code.
+    pub already_coded: u64,
+    /// Accounts whose automatic access was revoked until the patient opts in.
+    pub revoked: u64,
+    /// The revoked accounts (the first thousand).
+    #[serde(default)]
+    pub revoked_accounts: Vec<String>,
+}
+
+/// Who the opt-in job codes: a patient aged 16 or over (or turning 16 within `days`) whose
+/// granted record access is none.
+pub fn needs_review_code(birth: NaiveDate, granted_none: bool, today: NaiveDate, days: u32) -> bool {
+    granted_none && birthday(birth, OWN_ACCESS_AGE) <= today + chrono::Duration::days(i64::from(days))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,55 +399,4 @@ mod tests {
         assert!(!after.services.messaging && after.services.appointments);
         assert_eq!(after.record_level, RecordAccessLevel::Full, "record access untouched");
     }
-}
-
-/// A practice-wide job: moving a practice to the opt-in model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BulkJob {
-    pub id: String,
-    pub practice_id: String,
-    pub kind: String,
-    /// queued | in-progress | completed | failed
-    pub status: String,
-    pub params: OptInParams,
-    /// The last patient id done: the job goes on from there after a restart.
-    pub cursor: String,
-    pub processed: i64,
-    pub total: i64,
-    pub counts: OptInCounts,
-    pub requested_by: String,
-    pub created_at: chrono::NaiveDateTime,
-    pub updated_at: chrono::NaiveDateTime,
-    pub finished_at: Option<chrono::NaiveDateTime>,
-}
-
-pub const OPT_IN_JOB: &str = "apply-opt-in-model";
-
-/// What `$apply-opt-in-model` was asked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OptInParams {
-    /// Children turning 16 within this many days are coded too.
-    pub turning_sixteen_within_days: u32,
-}
-
-/// What the job did so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OptInCounts {
-    /// Patients without record access given 1364731000000104.
-    pub coded: u64,
-    /// Patients who already carried the code.
-    pub already_coded: u64,
-    /// Accounts whose automatic access was revoked until the patient opts in.
-    pub revoked: u64,
-    /// The revoked accounts (the first thousand).
-    #[serde(default)]
-    pub revoked_accounts: Vec<String>,
-}
-
-/// Who the opt-in job codes: a patient aged 16 or over (or turning 16 within `days`) whose
-/// granted record access is none.
-pub fn needs_review_code(birth: NaiveDate, granted_none: bool, today: NaiveDate, days: u32) -> bool {
-    granted_none && birthday(birth, OWN_ACCESS_AGE) <= today + chrono::Duration::days(i64::from(days))
 }

@@ -230,19 +230,7 @@ pub async fn submit_request(
             role.access_request_id = Some(request.id.clone());
             db::proxy_roles::insert(c, &role)?;
             db::proxy_roles::insert_request(c, &request)?;
-            db::proxy_roles::insert_review(
-                c,
-                &ProxyReview {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    role_id: role.id.clone(),
-                    patient_id: patient.id.clone(),
-                    status: "requested".into(),
-                    completed_by: None,
-                    note: None,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )?;
+            db::proxy_roles::insert_review(c, &ProxyReview::requested(uuid::Uuid::new_v4().to_string(), &role, now))?;
             Ok(Ok((request, patient)))
         })
     })
@@ -506,16 +494,7 @@ pub async fn create(core: &Core, caller: &Caller, request: RoleRequest) -> Resul
             } else {
                 db::proxy_roles::insert_review(
                     c,
-                    &ProxyReview {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        role_id: role.id.clone(),
-                        patient_id: patient.id.clone(),
-                        status: "requested".into(),
-                        completed_by: None,
-                        note: None,
-                        created_at: now,
-                        updated_at: now,
-                    },
+                    &ProxyReview::requested(uuid::Uuid::new_v4().to_string(), &role, now),
                 )?;
             }
             Ok(Ok(role))
