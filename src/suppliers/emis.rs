@@ -57,6 +57,31 @@ impl EmisAdapter {
         Ok(reply.nhs_number)
     }
 
+    /// Creates the user and sets its access; the user's GUID. A user verified with NHS login
+    /// gets no linkage details.
+    async fn create_user(
+        &self,
+        idempotency_key: &str,
+        request: &CreateAccount,
+        nhs_login_verified: bool,
+    ) -> Result<String, SupplierError> {
+        let body = CreateUser {
+            nhs_number: &request.patient_identifier,
+            national_practice_code: &request.ods_code,
+            email_address: request.email.as_deref(),
+            surname: &request.family_name,
+            date_of_birth: request.birth_date,
+            nhs_login_verified,
+        };
+        let created: CreatedUser = self
+            .call(Method::POST, "/users/nhs", idempotency_key, Some(&body), None)
+            .await?
+            .json()?;
+        let guid = created.access_identity_guid;
+        self.set_access(idempotency_key, &guid, &request.access).await?;
+        Ok(guid)
+    }
+
     async fn read_credentials(&self, idempotency_key: &str, guid: &str) -> Result<AccountCredentials, SupplierError> {
         let reply: Verification = self
             .call::<()>(Method::POST, "/me/verifications", idempotency_key, None, Some(guid))
@@ -110,20 +135,7 @@ impl SupplierAdapter for EmisAdapter {
         idempotency_key: &str,
         request: &CreateAccount,
     ) -> Result<AccountCredentials, SupplierError> {
-        let body = CreateUser {
-            nhs_number: &request.patient_identifier,
-            national_practice_code: &request.ods_code,
-            email_address: request.email.as_deref(),
-            surname: &request.family_name,
-            date_of_birth: request.birth_date,
-            nhs_login_verified: false,
-        };
-        let created: CreatedUser = self
-            .call(Method::POST, "/users/nhs", idempotency_key, Some(&body), None)
-            .await?
-            .json()?;
-        let guid = created.access_identity_guid;
-        self.set_access(idempotency_key, &guid, &request.access).await?;
+        let guid = self.create_user(idempotency_key, request, false).await?;
         self.read_credentials(idempotency_key, &guid).await
     }
 
@@ -133,21 +145,7 @@ impl SupplierAdapter for EmisAdapter {
         idempotency_key: &str,
         request: &CreateAccount,
     ) -> Result<String, SupplierError> {
-        let body = CreateUser {
-            nhs_number: &request.patient_identifier,
-            national_practice_code: &request.ods_code,
-            email_address: request.email.as_deref(),
-            surname: &request.family_name,
-            date_of_birth: request.birth_date,
-            nhs_login_verified: true,
-        };
-        let created: CreatedUser = self
-            .call(Method::POST, "/users/nhs", idempotency_key, Some(&body), None)
-            .await?
-            .json()?;
-        let guid = created.access_identity_guid;
-        self.set_access(idempotency_key, &guid, &request.access).await?;
-        Ok(guid)
+        self.create_user(idempotency_key, request, true).await
     }
 
     #[tracing::instrument(skip_all, fields(supplier = "emis", supplier_ref = %supplier_ref))]

@@ -223,15 +223,7 @@ impl SupplierAdapter for TppAdapter {
         idempotency_key: &str,
         request: &CreateAccount,
     ) -> Result<AccountCredentials, SupplierError> {
-        let message = LinkAccount {
-            patient_identifier: &request.patient_identifier,
-            organisation_code: &request.ods_code,
-            surname: &request.family_name,
-            date_of_birth: request.birth_date,
-            email: request.email.as_deref(),
-            service_access: service_access_flags(&request.access),
-            record_access_from: full_record_from(&request.access),
-        };
+        let message = LinkAccount::from(request);
         let reply: LinkAccountReply = self.exchange(idempotency_key, "LinkAccount", &message).await?;
         Ok(AccountCredentials {
             supplier_ref: reply.online_user_id,
@@ -246,15 +238,7 @@ impl SupplierAdapter for TppAdapter {
         idempotency_key: &str,
         request: &CreateAccount,
     ) -> Result<String, SupplierError> {
-        let message = LinkAccount {
-            patient_identifier: &request.patient_identifier,
-            organisation_code: &request.ods_code,
-            surname: &request.family_name,
-            date_of_birth: request.birth_date,
-            email: request.email.as_deref(),
-            service_access: service_access_flags(&request.access),
-            record_access_from: full_record_from(&request.access),
-        };
+        let message = LinkAccount::from(request);
         let reply: LinkNhsLoginAccountReply = self.exchange(idempotency_key, "LinkNhsLoginAccount", &message).await?;
         Ok(reply.online_user_id)
     }
@@ -510,6 +494,20 @@ struct LinkAccount<'a> {
     service_access: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     record_access_from: Option<NaiveDate>,
+}
+
+impl<'a> From<&'a CreateAccount> for LinkAccount<'a> {
+    fn from(request: &'a CreateAccount) -> Self {
+        LinkAccount {
+            patient_identifier: &request.patient_identifier,
+            organisation_code: &request.ods_code,
+            surname: &request.family_name,
+            date_of_birth: request.birth_date,
+            email: request.email.as_deref(),
+            service_access: service_access_flags(&request.access),
+            record_access_from: full_record_from(&request.access),
+        }
+    }
 }
 
 #[derive(Deserialize)]
