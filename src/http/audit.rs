@@ -92,18 +92,7 @@ pub async fn audit(
     let status = response.status();
     let replayed = response.headers().contains_key(REPLAYED);
     if trail.has_record() && !(status.is_success() || replayed) {
-        let code = response
-            .response()
-            .extensions()
-            .get::<ErrorCode>()
-            .map(|c| c.as_str())
-            .or_else(|| {
-                response
-                    .response()
-                    .extensions()
-                    .get::<super::proxy::VrsRendered>()
-                    .map(|v| v.0)
-            });
+        let code = error_code(&response);
         let outcome = if status.is_server_error() {
             Outcome::Error
         } else {
@@ -119,18 +108,7 @@ pub async fn audit(
             .match_pattern()
             .and_then(|p| action_for(&method, &p))
             .map_or("unknown-endpoint", Action::name);
-        let code = response
-            .response()
-            .extensions()
-            .get::<ErrorCode>()
-            .map(|c| c.as_str())
-            .or_else(|| {
-                response
-                    .response()
-                    .extensions()
-                    .get::<super::proxy::VrsRendered>()
-                    .map(|v| v.0)
-            });
+        let code = error_code(&response);
         let (outcome, rule, code, reason) = if replayed {
             let outcome = if status.is_success() {
                 Outcome::Success
@@ -194,6 +172,15 @@ pub async fn audit(
         return Ok(replace(response, &error));
     }
     Ok(response)
+}
+
+/// The stable code an error response carries, FHIR or VRS.
+fn error_code(response: &ServiceResponse<BoxBody>) -> Option<&'static str> {
+    let extensions = response.response().extensions();
+    extensions
+        .get::<ErrorCode>()
+        .map(|c| c.as_str())
+        .or_else(|| extensions.get::<super::proxy::VrsRendered>().map(|v| v.0))
 }
 
 fn replace(response: ServiceResponse<BoxBody>, error: &ApiError) -> ServiceResponse<BoxBody> {
