@@ -318,6 +318,26 @@ pub async fn idempotency(
                     "this X-Request-ID was already used for a different request; use a new id for a new request",
                 )
             } else if let (Some(status), Some(body)) = (old.status, old.response_body) {
+                // Repeating a request does not outlive the caller's right to make it: a role
+                // or scope taken away since the first answer is refused, and on record.
+                if let Some(action) = req
+                    .match_pattern()
+                    .and_then(|p| super::audit::action_for(req.method(), &p))
+                {
+                    let caller = crate::services::Caller {
+                        principal,
+                        trail: req
+                            .extensions()
+                            .get::<crate::audit::Trail>()
+                            .cloned()
+                            .unwrap_or_default(),
+                        request_id: Some(ids.request_id.clone()),
+                    };
+                    let target = crate::services::access::Target::Pending;
+                    if let Err(e) = crate::services::access::authorize(&state.core, &caller, action, target).await {
+                        return Ok(error_response(req, e.into()));
+                    }
+                }
                 let response = replay(status, old.response_headers.as_deref(), body);
                 return Ok(req.into_response(response));
             } else {

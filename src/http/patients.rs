@@ -366,8 +366,9 @@ pub async fn create_patient(
             if params.single.is_empty() {
                 return Err(ApiError::invalid("If-None-Exist needs at least one search parameter"));
             }
-            // The condition is evaluated across all practices: a duplicate is a duplicate
-            // wherever it is registered.
+            // Evaluated as a search at the practice the record is created at (the service
+            // scopes it): other practices' records are not the caller's to match. A national
+            // identifier registered elsewhere is still refused as a duplicate.
             Some(patient_query(&params)?.unscoped_filter())
         }
     };

@@ -595,7 +595,7 @@ impl Loaded {
             })),
             Target::OwnRecord => TargetFacts::OwnRecord(self.patient.as_ref().map(patient_facts)),
             Target::Task(_) if matches!(self.task, Some(AnyTask::Bulk(_))) => {
-                TargetFacts::Practice(self.practice.as_ref().map(|p| PracticeFacts {
+                TargetFacts::PracticeJob(self.practice.as_ref().map(|p| PracticeFacts {
                     ods: p.ods_code.clone(),
                     online_services_enabled: p.settings.enabled,
                 }))

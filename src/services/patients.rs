@@ -47,6 +47,11 @@ pub async fn create(
         other => other?,
     };
     let practice = permit.practice()?.clone();
+    // The condition is a search the caller could make: within the practice they create at.
+    let if_none_exist = if_none_exist.map(|f| PatientFilter {
+        practice_id: Some(practice.id.clone()),
+        ..f
+    });
     let id = uuid::Uuid::new_v4().to_string();
     let details = new.details;
     enum Outcome {

@@ -748,3 +748,88 @@ async fn one_bad_character_never_stops_the_audited_endpoints() {
     let (_, _, verified) = app.get("/AuditEvent/$verify", &app.token("clinician-emis")).await;
     assert_eq!(part(&verified, "valid")["valueBoolean"], true, "{verified}");
 }
+
+#[tokio::test]
+async fn a_target_that_does_not_exist_is_not_found_for_every_kind_of_caller() {
+    let app = TestApp::spawn().await;
+    for persona in ["patient-p9", "system-idp", "system-app", "staff-emis"] {
+        let (status, _, body) = app.get("/Organization/no-such-practice", &app.token(persona)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{persona}: {body}");
+        assert_eq!(body["resourceType"], "OperationOutcome", "{persona}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn another_practices_job_is_answered_like_one_that_does_not_exist() {
+    let app = TestApp::spawn().await;
+    let (status, _, task) = app
+        .post_fhir(
+            "/Organization/practice-a81001/$apply-opt-in-model",
+            &app.token("staff-emis"),
+            &json!({"resourceType": "Parameters"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{task}");
+    let id = task["id"].as_str().unwrap();
+    let other = app.token("staff-tpp");
+    let (existing, _, existing_body) = app.get(&format!("/Task/{id}"), &other).await;
+    let (missing, _, missing_body) = app.get("/Task/no-such-task", &other).await;
+    assert_eq!(existing, StatusCode::NOT_FOUND, "{existing_body}");
+    assert_eq!((existing, existing_body), (missing, missing_body));
+}
+
+#[tokio::test]
+async fn a_conditional_create_matches_only_within_the_callers_practice() {
+    let app = TestApp::spawn().await;
+    // Smiths are registered at Riverside; Moorland's condition does not see them.
+    let (status, _, created) = send(
+        app.request(Method::POST, "/Patient", Some(&app.token("staff-tpp")))
+            .header("content-type", "application/fhir+json")
+            .header("if-none-exist", "family=smith")
+            .body(new_patient(FREE_NHS_NUMBERS[3], "Smith", "B82005").to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        created["generalPractitioner"][0]["reference"],
+        "Organization/practice-b82005"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_request_is_refused_once_the_caller_may_no_longer_make_it() {
+    let app = TestApp::spawn().await;
+    let staff_as = |role: &str| {
+        app.token_with(
+            IssuerKind::Staff,
+            json!({
+                "sub": "staff-0099-riverside",
+                "name": "Pat Doe",
+                "nhsid_nrbac_roles": [{"org_code": "A81001", "role_code": role, "role_name": "test"}]
+            }),
+        )
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let create = |token: String| {
+        send(
+            app.request(Method::POST, "/Patient", Some(&token))
+                .header("content-type", "application/fhir+json")
+                .header("x-request-id", &request_id)
+                .body(new_patient(FREE_NHS_NUMBERS[2], "Replay", "A81001").to_string()),
+        )
+    };
+    let (status, _, body) = create(staff_as("S8000:G8000:R8008")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, headers, _) = create(staff_as("S8000:G8000:R8008")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(headers.contains_key("x-idempotent-replay"));
+    // The same person, now holding only a clerical role: the replay is refused.
+    let (status, _, outcome) = create(staff_as("S8000:G8001:R8010")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{outcome}");
+    assert_eq!(outcome_code(&outcome), "ROLE_NOT_PERMITTED");
+    let events = events_for(&app, &request_id).await;
+    assert!(
+        events.iter().any(|e| e.to_string().contains("ROLE_NOT_PERMITTED")),
+        "the refusal is on record: {events:?}"
+    );
+}

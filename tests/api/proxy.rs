@@ -1204,3 +1204,21 @@ async fn control_characters_in_vrs_bodies_and_queries_are_refused_at_the_boundar
     let (s, _, _) = app.get("/Consent/74eed847-ca25-4e76-8cf2-f2c2d7842a7a", &staff).await;
     assert_eq!(s, StatusCode::OK, "still serving");
 }
+
+#[tokio::test]
+async fn a_system_client_naming_what_does_not_exist_is_told_so() {
+    let app = TestApp::spawn().await;
+    let system = app.token("system-app");
+    let (s, _, outcome) = app.get("/Consent/3b8f0c5e-6a3e-4b65-9d5b-2f1c4f0e9a11", &system).await;
+    assert_vrs(s, &outcome, 404, "RESOURCE_NOT_FOUND");
+    // A patient no practice holds: the same answer staff get.
+    let body = consent(
+        "active",
+        "9000010551",
+        crate::helpers::FREE_NHS_NUMBERS[0],
+        "consent",
+        "A81001",
+    );
+    let (s, _, outcome) = post(&app, "/Consent", &system, &body).await;
+    assert_vrs(s, &outcome, 422, "INVALID_PATIENT");
+}

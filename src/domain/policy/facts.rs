@@ -123,6 +123,8 @@ pub enum TargetFacts {
     Pending,
     /// A practice; `None` when no practice has the id.
     Practice(Option<PracticeFacts>),
+    /// A practice-wide job, seen only by that practice; `None` when the practice is unknown.
+    PracticeJob(Option<PracticeFacts>),
     /// A patient named by the caller; `None` when no record has the id.
     Patient(Option<Box<PatientFacts>>),
     /// The person's own record, found through their identity; `None` when there is none.

@@ -32,7 +32,7 @@ pub fn decide(policy: &Policy, facts: &Facts) -> Decision {
     let outcome = match &facts.actor {
         ActorFacts::Staff(staff) => staff_rules(policy, facts, requirement, staff, &mut t),
         ActorFacts::Person(person) => person_rules(policy, facts, requirement, person, &mut t),
-        ActorFacts::System(system) => system_rules(requirement, system, &mut t),
+        ActorFacts::System(system) => system_rules(requirement, facts, system, &mut t),
     };
     t.finish(outcome)
 }
@@ -227,6 +227,9 @@ fn staff_rules(policy: &Policy, facts: &Facts, req: Requirement, staff: &StaffFa
             t.pass(Rule::TargetExists, format!("practice {} exists", p.ods));
             at_practice(&p.ods, t, Refusal::OutsideOwnPractice)
         }
+        TargetFacts::PracticeJob(None) => t.fail(Rule::TargetExists, Refusal::NotVisible, "no such practice"),
+        // A job of another practice is answered exactly like one that does not exist.
+        TargetFacts::PracticeJob(Some(p)) => at_practice(&p.ods, t, Refusal::NotVisible),
         TargetFacts::Patient(None) => t.fail(
             Rule::StaffPractice,
             Refusal::NotVisible,
@@ -239,7 +242,7 @@ fn staff_rules(policy: &Policy, facts: &Facts, req: Requirement, staff: &StaffFa
     }
 }
 
-fn system_rules(req: Requirement, system: &SystemFacts, t: &mut Trace) -> Outcome {
+fn system_rules(req: Requirement, facts: &Facts, system: &SystemFacts, t: &mut Trace) -> Outcome {
     match req.system {
         None => t.fail(
             Rule::ActorKind,
@@ -249,13 +252,13 @@ fn system_rules(req: Requirement, system: &SystemFacts, t: &mut Trace) -> Outcom
         Some("") => {
             t.pass(Rule::ActorKind, "system clients may ask for this");
             t.pass(Rule::SystemScope, "open to every system client");
-            Ok(())
+            target_exists(&facts.target, t)
         }
         Some(scope) => {
             t.pass(Rule::ActorKind, "system clients may ask for this");
             if system.scopes.iter().any(|s| s == scope) {
                 t.pass(Rule::SystemScope, format!("client {} holds {scope}", system.client_id));
-                Ok(())
+                target_exists(&facts.target, t)
             } else {
                 t.fail(
                     Rule::SystemScope,
@@ -299,7 +302,7 @@ fn person_rules(policy: &Policy, facts: &Facts, req: Requirement, person: &Perso
     let needs_account = match requirement {
         PatientRequirement::Open => {
             t.skip(Rule::PatientAssurance, "directory information: any proofing level");
-            return Ok(());
+            return target_exists(&facts.target, t);
         }
         PatientRequirement::Assured { policy: use_, account } => {
             let minimum = policy.minimum(use_);
@@ -344,7 +347,8 @@ fn person_rules(policy: &Policy, facts: &Facts, req: Requirement, person: &Perso
     }
 
     let patient = match &facts.target {
-        TargetFacts::None | TargetFacts::Pending | TargetFacts::Practice(_) => return Ok(()),
+        TargetFacts::None | TargetFacts::Pending => return Ok(()),
+        TargetFacts::Practice(_) | TargetFacts::PracticeJob(_) => return target_exists(&facts.target, t),
         TargetFacts::ProxyRole(role) => {
             return match role.as_deref().map(|r| r.part) {
                 Some(part @ (RolePart::Patient | RolePart::Proxy)) => {
@@ -449,6 +453,26 @@ fn proxy_rules(facts: &Facts, role: &ProxyFacts, t: &mut Trace) -> Outcome {
         Some(service) => service_rule(service, &role.grants, "the proxy role", t),
         None => Ok(()),
     }
+}
+
+/// Callers who are not decided by practice membership still learn nothing from a target that
+/// does not exist: it is refused the same way for every kind of caller, never passed on.
+fn target_exists(target: &TargetFacts, t: &mut Trace) -> Outcome {
+    let missing = match target {
+        TargetFacts::Practice(None) | TargetFacts::PracticeJob(None) => "no such practice",
+        TargetFacts::Patient(None) => "no patient record has this id",
+        TargetFacts::ProxyRole(None) => "no proxy role has this id",
+        TargetFacts::Practice(Some(p)) | TargetFacts::PracticeJob(Some(p)) => {
+            t.pass(Rule::TargetExists, format!("practice {} exists", p.ods));
+            return Ok(());
+        }
+        TargetFacts::Patient(Some(_)) | TargetFacts::ProxyRole(Some(_)) => {
+            t.pass(Rule::TargetExists, "the target exists");
+            return Ok(());
+        }
+        TargetFacts::None | TargetFacts::Pending | TargetFacts::OwnRecord(_) => return Ok(()),
+    };
+    t.fail(Rule::TargetExists, Refusal::NotVisible, missing)
 }
 
 fn service_rule(service: Service, access: &crate::domain::AccessSettings, what: &str, t: &mut Trace) -> Outcome {

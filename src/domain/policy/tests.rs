@@ -335,7 +335,34 @@ fn cases() -> Vec<Case> {
             actor: person("P0.Cp", IdentityLink::Unknown),
             target: practice("A81001"),
             refused: None,
-            rule: Rule::PatientVot,
+            rule: Rule::TargetExists,
+        },
+        Case {
+            name: "a practice that does not exist is not found by a patient",
+            action: ReadPractice,
+            actor: person("P0.Cp", IdentityLink::Unknown),
+            target: TargetFacts::Practice(None),
+            refused: Some("RESOURCE_NOT_FOUND"),
+            rule: Rule::TargetExists,
+        },
+        Case {
+            name: "a proxy role that does not exist is not found by a system client",
+            action: ReadProxyRole,
+            actor: system(&["proxy:read"]),
+            target: TargetFacts::ProxyRole(None),
+            refused: Some("RESOURCE_NOT_FOUND"),
+            rule: Rule::TargetExists,
+        },
+        Case {
+            name: "a practice's job is not found by staff of another practice",
+            action: ReadTask,
+            actor: staff(&[("B82005", "R8000")]),
+            target: TargetFacts::PracticeJob(Some(PracticeFacts {
+                ods: ods("A81001"),
+                online_services_enabled: true,
+            })),
+            refused: Some("RESOURCE_NOT_FOUND"),
+            rule: Rule::StaffPractice,
         },
     ]
 }
