@@ -33,6 +33,11 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Seal every stored linkage key again with the current encryption key, after a rotation
+    /// (`secrets.linkage_key_encryption_key` new, the old one in
+    /// `secrets.previous_linkage_key_encryption_keys`). Safe to run while the gateway serves, and
+    /// again after an interruption; once it reports nothing left, the previous keys can go.
+    ReencryptSecrets,
     /// Run an EMIS-like or TPP-like supplier simulator on its own (with fault injection).
     SimSupplier {
         #[arg(long, value_parser = ["emis", "tpp"])]
@@ -122,6 +127,14 @@ pub async fn run() -> anyhow::Result<()> {
             if !status.is_success() {
                 bail!("{url} answered {status}");
             }
+        }
+        Command::ReencryptSecrets => {
+            telemetry::init(&settings.log);
+            let report = tokio::task::spawn_blocking(move || reencrypt_secrets(&settings)).await??;
+            println!(
+                "linkage keys: {} sealed again with key {}, {} already current, {} changed meanwhile (left as they are)",
+                report.resealed, report.key_id, report.current, report.skipped
+            );
         }
         Command::Openapi => {
             println!("{}", crate::http::openapi().to_pretty_json()?);
@@ -269,5 +282,57 @@ fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+pub struct ReencryptReport {
+    pub key_id: String,
+    pub resealed: usize,
+    pub current: usize,
+    pub skipped: usize,
+}
+
+/// Walks every sealed linkage key in id order, one page per transaction, and seals again with
+/// the current key whatever an older key sealed. A value that no configured key opens stops
+/// the run: the key that sealed it is missing from the configuration.
+pub fn reencrypt_secrets(settings: &Settings) -> anyhow::Result<ReencryptReport> {
+    let secrets = crate::startup::linkage_key_box(settings)?;
+    let mut conn = db::connect(&settings.database.url)?;
+    let mut report = ReencryptReport {
+        key_id: secrets.current_key_id().to_owned(),
+        resealed: 0,
+        current: 0,
+        skipped: 0,
+    };
+    let mut after = String::new();
+    loop {
+        let page = db::accounts::sealed_linkage_keys(&mut conn, &after, 500)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(report);
+        };
+        after = last.clone();
+        let (resealed, current, skipped) = db::write_transaction(&mut conn, |c| {
+            let (mut resealed, mut current, mut skipped) = (0, 0, 0);
+            for (id, sealed) in &page {
+                if !secrets.needs_resealing(sealed) {
+                    current += 1;
+                    continue;
+                }
+                let plain = secrets.open(sealed, id).map_err(|_| {
+                    db::DbError::Query(format!(
+                        "the linkage key of account {id} opens with none of the configured keys"
+                    ))
+                })?;
+                if db::accounts::reseal_linkage_key(c, id, sealed, &secrets.seal(&plain, id))? {
+                    resealed += 1;
+                } else {
+                    skipped += 1;
+                }
+            }
+            Ok::<_, db::DbError>((resealed, current, skipped))
+        })?;
+        report.resealed += resealed;
+        report.current += current;
+        report.skipped += skipped;
     }
 }

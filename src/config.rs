@@ -172,6 +172,10 @@ pub struct SecretSettings {
     /// Base64 of 32 random bytes; encrypts linkage keys at rest. Required in production; the dev
     /// profile creates one in the data directory.
     pub linkage_key_encryption_key: Option<String>,
+    /// Keys that sealed linkage keys before the current one: kept only to open them until
+    /// `reencrypt-secrets` has sealed them again with the current key.
+    #[serde(default)]
+    pub previous_linkage_key_encryption_keys: Vec<String>,
     /// Base64 of at least 32 random bytes; signs the audit trail's chain anchors and heads. The
     /// same on every instance, and kept out of the database. Required in production.
     pub audit_chain_key: Option<String>,
@@ -242,6 +246,7 @@ impl Default for Settings {
             },
             secrets: SecretSettings {
                 linkage_key_encryption_key: None,
+                previous_linkage_key_encryption_keys: Vec::new(),
                 audit_chain_key: None,
             },
             identity: IdentitySettings {
@@ -514,6 +519,13 @@ impl Settings {
                 problems.push("secrets.linkage_key_encryption_key is required in production".to_owned());
             }
             _ => {}
+        }
+        for (i, k) in self.secrets.previous_linkage_key_encryption_keys.iter().enumerate() {
+            if crate::crypto::SecretBox::from_base64(k).is_err() {
+                problems.push(format!(
+                    "secrets.previous_linkage_key_encryption_keys[{i}] must be base64 of exactly 32 bytes"
+                ));
+            }
         }
         for vot in &self.identity.accepted_vot {
             if !crate::domain::vot_is_well_formed(vot) {

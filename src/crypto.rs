@@ -1,13 +1,20 @@
 //! Encryption at rest for secrets the gateway must keep (linkage keys): AES-256-GCM with a
 //! random nonce, the row id as associated data so a ciphertext cannot be moved to another row.
+//!
+//! Keys rotate: a sealed value names the key that sealed it (`v2:<key id>:<nonce>:<ciphertext>`),
+//! the current key seals, and previous keys are kept only to open what they sealed until
+//! `reencrypt-secrets` has sealed it again with the current key. Values sealed before keys had
+//! ids (`v1:<nonce>:<ciphertext>`) are opened with whichever configured key fits.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
-const VERSION: &str = "v1";
+const LEGACY: &str = "v1";
+const VERSION: &str = "v2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -17,48 +24,26 @@ pub enum CryptoError {
     Decrypt,
 }
 
-pub struct SecretBox {
+struct SealingKey {
+    /// The first eight bytes of the key's SHA-256, in hex: names the key without revealing it.
+    id: String,
     cipher: Aes256Gcm,
 }
 
-impl SecretBox {
-    pub fn from_base64(key: &str) -> Result<Self, CryptoError> {
+impl SealingKey {
+    fn from_base64(key: &str) -> Result<Self, CryptoError> {
         let bytes = STANDARD.decode(key.trim()).map_err(|_| CryptoError::BadKey)?;
         if bytes.len() != 32 {
             return Err(CryptoError::BadKey);
         }
+        let digest = Sha256::digest(&bytes);
         Ok(Self {
+            id: digest[..8].iter().map(|b| format!("{b:02x}")).collect(),
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)),
         })
     }
 
-    pub fn generate_key() -> String {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        STANDARD.encode(key)
-    }
-
-    pub fn seal(&self, plaintext: &str, bound_to: &str) -> String {
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: bound_to.as_bytes(),
-                },
-            )
-            .expect("AES-GCM encryption of a short secret cannot fail");
-        format!("{VERSION}:{}:{}", STANDARD.encode(nonce), STANDARD.encode(ciphertext))
-    }
-
-    pub fn open(&self, sealed: &str, bound_to: &str) -> Result<String, CryptoError> {
-        let mut parts = sealed.splitn(3, ':');
-        let (Some(VERSION), Some(nonce), Some(ciphertext)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(CryptoError::Decrypt);
-        };
+    fn open(&self, nonce: &str, ciphertext: &str, bound_to: &str) -> Result<String, CryptoError> {
         let nonce = STANDARD.decode(nonce).map_err(|_| CryptoError::Decrypt)?;
         let ciphertext = STANDARD.decode(ciphertext).map_err(|_| CryptoError::Decrypt)?;
         if nonce.len() != 12 {
@@ -78,6 +63,90 @@ impl SecretBox {
     }
 }
 
+/// The current sealing key and the previous ones still accepted for opening.
+pub struct SecretBox {
+    current: SealingKey,
+    previous: Vec<SealingKey>,
+}
+
+impl SecretBox {
+    pub fn from_base64(key: &str) -> Result<Self, CryptoError> {
+        Self::with_previous(key, &[])
+    }
+
+    /// A box that seals with `current` and also opens what `previous` keys sealed.
+    pub fn with_previous(current: &str, previous: &[String]) -> Result<Self, CryptoError> {
+        Ok(Self {
+            current: SealingKey::from_base64(current)?,
+            previous: previous
+                .iter()
+                .map(|k| SealingKey::from_base64(k))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn generate_key() -> String {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        STANDARD.encode(key)
+    }
+
+    /// The id of the key that seals, as sealed values name it.
+    pub fn current_key_id(&self) -> &str {
+        &self.current.id
+    }
+
+    pub fn seal(&self, plaintext: &str, bound_to: &str) -> String {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ciphertext = self
+            .current
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: bound_to.as_bytes(),
+                },
+            )
+            .expect("AES-GCM encryption of a short secret cannot fail");
+        format!(
+            "{VERSION}:{}:{}:{}",
+            self.current.id,
+            STANDARD.encode(nonce),
+            STANDARD.encode(ciphertext)
+        )
+    }
+
+    pub fn open(&self, sealed: &str, bound_to: &str) -> Result<String, CryptoError> {
+        let parts: Vec<&str> = sealed.split(':').collect();
+        match parts.as_slice() {
+            [VERSION, id, nonce, ciphertext] => self
+                .keys()
+                .find(|k| k.id == *id)
+                .ok_or(CryptoError::Decrypt)?
+                .open(nonce, ciphertext, bound_to),
+            [LEGACY, nonce, ciphertext] => self
+                .keys()
+                .find_map(|k| k.open(nonce, ciphertext, bound_to).ok())
+                .ok_or(CryptoError::Decrypt),
+            _ => Err(CryptoError::Decrypt),
+        }
+    }
+
+    /// Whether a sealed value should be sealed again with the current key.
+    pub fn needs_resealing(&self, sealed: &str) -> bool {
+        !sealed
+            .strip_prefix(VERSION)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|rest| rest.starts_with(&format!("{}:", self.current.id)))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &SealingKey> {
+        std::iter::once(&self.current).chain(self.previous.iter())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +161,38 @@ mod tests {
         let other = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
         assert!(other.open(&sealed, "account-1").is_err());
         assert!(SecretBox::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn a_rotated_key_still_opens_what_it_sealed_until_it_is_resealed() {
+        let (old, new) = (SecretBox::generate_key(), SecretBox::generate_key());
+        let before = SecretBox::from_base64(&old).unwrap();
+        let sealed = before.seal("ABCD3FGH7JKL9MN", "account-1");
+        assert!(!before.needs_resealing(&sealed));
+
+        let after = SecretBox::with_previous(&new, std::slice::from_ref(&old)).unwrap();
+        assert_ne!(after.current_key_id(), before.current_key_id());
+        assert!(after.needs_resealing(&sealed));
+        assert_eq!(after.open(&sealed, "account-1").unwrap(), "ABCD3FGH7JKL9MN");
+        let resealed = after.seal(&after.open(&sealed, "account-1").unwrap(), "account-1");
+        assert!(!after.needs_resealing(&resealed));
+
+        // Once the old key is dropped, only what was resealed can be opened.
+        let only_new = SecretBox::from_base64(&new).unwrap();
+        assert!(only_new.open(&sealed, "account-1").is_err());
+        assert_eq!(only_new.open(&resealed, "account-1").unwrap(), "ABCD3FGH7JKL9MN");
+    }
+
+    #[test]
+    fn values_sealed_before_keys_had_ids_are_opened_and_resealed() {
+        let key = SecretBox::generate_key();
+        let b = SecretBox::from_base64(&key).unwrap();
+        // The earlier format: v1:<nonce>:<ciphertext>.
+        let v2 = b.seal("ABCD3FGH7JKL9MN", "account-1");
+        let parts: Vec<&str> = v2.split(':').collect();
+        let v1 = format!("v1:{}:{}", parts[2], parts[3]);
+        assert_eq!(b.open(&v1, "account-1").unwrap(), "ABCD3FGH7JKL9MN");
+        assert!(b.needs_resealing(&v1));
+        assert!(b.open("v3:x:y:z", "account-1").is_err());
     }
 }

@@ -271,15 +271,16 @@ fn secret_key(settings: &Settings, configured: Option<&String>, setting: &str, f
     }
 }
 
-/// The key that seals linkage keys.
-fn linkage_key_box(settings: &Settings) -> anyhow::Result<SecretBox> {
+/// The key that seals linkage keys, with the previous keys that still open what they sealed.
+pub(crate) fn linkage_key_box(settings: &Settings) -> anyhow::Result<SecretBox> {
     let key = secret_key(
         settings,
         settings.secrets.linkage_key_encryption_key.as_ref(),
         "secrets.linkage_key_encryption_key",
         "linkage-key-encryption.key",
     )?;
-    SecretBox::from_base64(&key).context("the linkage-key encryption key is not valid")
+    SecretBox::with_previous(&key, &settings.secrets.previous_linkage_key_encryption_keys)
+        .context("a linkage-key encryption key is not valid")
 }
 
 /// The key that signs audit chain anchors and heads (shared by every instance).

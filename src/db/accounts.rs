@@ -260,3 +260,32 @@ pub fn find_by_account_id(
         .map(OnlineAccount::try_from)
         .transpose()
 }
+
+/// One page of sealed linkage keys, `(account id, sealed value)` by id after `after`.
+pub fn sealed_linkage_keys(conn: &mut DbConnection, after: &str, limit: i64) -> Result<Vec<(String, String)>, DbError> {
+    let rows: Vec<(String, Option<String>)> = online_accounts::table
+        .filter(online_accounts::id.gt(after))
+        .filter(online_accounts::linkage_key_enc.is_not_null())
+        .order(online_accounts::id.asc())
+        .limit(limit)
+        .select((online_accounts::id, online_accounts::linkage_key_enc))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, sealed)| Some((id, sealed?)))
+        .collect())
+}
+
+/// Replaces a sealed linkage key with the same secret sealed again, only if it is still the
+/// value that was read (a key re-issued meanwhile is left as it is). The account's version is
+/// not moved: what it holds has not changed.
+pub fn reseal_linkage_key(conn: &mut DbConnection, id: &str, was: &str, now: &str) -> Result<bool, DbError> {
+    let n = diesel::update(
+        online_accounts::table
+            .filter(online_accounts::id.eq(id))
+            .filter(online_accounts::linkage_key_enc.eq(was)),
+    )
+    .set(online_accounts::linkage_key_enc.eq(now))
+    .execute(conn)?;
+    Ok(n == 1)
+}

@@ -970,3 +970,51 @@ async fn two_gateway_instances_share_the_outbox_without_doing_any_job_twice() {
     }
     assert_no_duplicate_creations(&sim_url).await;
 }
+
+#[tokio::test]
+async fn linkage_keys_outlive_a_rotation_of_the_key_that_seals_them() {
+    use gp_online_gateway::crypto::SecretBox;
+    let (mut settings, db, data) = test_settings();
+    fast_retries(&mut settings);
+    let old = SecretBox::generate_key();
+    settings.secrets.linkage_key_encryption_key = Some(old.clone());
+    let app = TestApp::spawn_on(settings.clone(), db, data).await;
+    let token = app.token("staff-emis");
+    let (status, accepted) = register(
+        &app,
+        &token,
+        "patient-lucy-evans",
+        &registration("documents-in-person", None, "summary", None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
+    let letter = "/Patient/patient-lucy-evans/$registration-letter";
+    let (status, _, before) = app.get(letter, &token).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    let (db, data) = app.kill().await;
+
+    // A new key seals from now on; the old one is kept to open what it sealed.
+    settings.secrets.linkage_key_encryption_key = Some(SecretBox::generate_key());
+    settings.secrets.previous_linkage_key_encryption_keys = vec![old];
+    let rotated = settings.clone();
+    let report = tokio::task::spawn_blocking(move || gp_online_gateway::cli::reencrypt_secrets(&rotated))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.resealed >= 1, "Lucy's key at least");
+    assert_eq!(report.skipped, 0);
+    let rotated = settings.clone();
+    let again = tokio::task::spawn_blocking(move || gp_online_gateway::cli::reencrypt_secrets(&rotated))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.resealed, again.current), (0, report.resealed + report.current));
+
+    // With the old key gone altogether, the letter still shows the same linkage key.
+    settings.secrets.previous_linkage_key_encryption_keys.clear();
+    let app = TestApp::spawn_on(settings, db, data).await;
+    let (status, _, after) = app.get(letter, &app.token("staff-emis")).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after["linkageKey"], before["linkageKey"]);
+}
