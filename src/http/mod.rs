@@ -123,7 +123,110 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .configure(configure)
         .split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    document_common_responses(&mut api);
     api
+}
+
+/// Answers the middleware and extractors give for any operation, added to each operation the
+/// annotations do not already describe them for, and every error response given the
+/// `OperationOutcome` body it carries: the document lists every status an operation returns.
+fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let outcome = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("OperationOutcome")))
+            .build()
+    };
+    let add = |op: &mut Operation, status: &str, description: &str| {
+        op.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/fhir+json", outcome())
+                    .build(),
+            )
+        });
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        let operational = path.starts_with("/health/") || path == "/metrics";
+        let operations = [
+            (false, item.get.as_mut()),
+            (false, item.head.as_mut()),
+            (true, item.post.as_mut()),
+            (true, item.put.as_mut()),
+            (true, item.patch.as_mut()),
+            (true, item.delete.as_mut()),
+        ];
+        for (write, op) in operations {
+            let Some(op) = op else { continue };
+            add(
+                op,
+                "400",
+                "BAD_REQUEST: a malformed X-Request-ID or X-Correlation-ID, or control characters in the path, query or headers",
+            );
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                add(
+                    op,
+                    "401",
+                    "MISSING_ACCESS_TOKEN or INVALID_ACCESS_TOKEN: no bearer token, or one that is expired, forged or from an untrusted issuer",
+                );
+                add(
+                    op,
+                    "403",
+                    "Refused by the access-decision engine (the code names the rule)",
+                );
+            }
+            if path.contains('{') {
+                add(op, "404", "RESOURCE_NOT_FOUND: nothing the caller may see has this id");
+            }
+            if write {
+                add(
+                    op,
+                    "409",
+                    "REQUEST_ID_REUSED or REQUEST_IN_PROGRESS: the X-Request-ID was used for another request, or its first use has not finished",
+                );
+            }
+            if write {
+                add(op, "413", "PAYLOAD_TOO_LARGE: the body exceeds the configured limit");
+            }
+            if op.request_body.is_some() {
+                add(
+                    op,
+                    "415",
+                    "UNSUPPORTED_MEDIA_TYPE: the body is not of the documented type",
+                );
+            }
+            if !operational {
+                add(
+                    op,
+                    "406",
+                    "NOT_ACCEPTABLE: Accept or _format names only formats the server does not produce",
+                );
+                add(
+                    op,
+                    "429",
+                    "TOO_MANY_REQUESTS: the caller's rate limit; retry after Retry-After",
+                );
+            }
+            add(op, "500", "INTERNAL_ERROR: quote the X-Request-ID");
+            add(
+                op,
+                "503",
+                "SERVICE_UNAVAILABLE: the database or the audit trail cannot be written just now",
+            );
+            // Every error carries an OperationOutcome, whatever the annotation wrote.
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let (true, RefOr::T(r)) = (status.starts_with('4') || status.starts_with('5'), response)
+                    && r.content.is_empty()
+                {
+                    r.content
+                        .insert("application/fhir+json".to_owned(), RefOr::T(outcome()));
+                }
+            }
+        }
+    }
 }
 
 /// Marks the answer for a path or method no endpoint serves.

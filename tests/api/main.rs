@@ -4,6 +4,7 @@
 mod access;
 mod architecture;
 mod auth;
+mod conformance;
 mod helpers;
 mod identity;
 mod migrations;
