@@ -70,7 +70,7 @@ impl NhsNumber {
 /// Never print an NHS number by accident: `Debug` masks all but the last three digits.
 impl fmt::Debug for NhsNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NhsNumber(*******{})", &self.0[7..])
+        write!(f, "NhsNumber(*******{})", self.0.get(7..).unwrap_or_default())
     }
 }
 
@@ -210,7 +210,7 @@ impl fmt::Debug for PatientIdentifier {
             f,
             "PatientIdentifier({}, *******{})",
             self.system.code(),
-            &self.value[7..]
+            self.value.get(7..).unwrap_or_default()
         )
     }
 }
@@ -293,6 +293,47 @@ mod tests {
         for s in PatientIdentifierSystem::ALL {
             assert_eq!(PatientIdentifierSystem::from_uri(s.uri()), Ok(s));
             assert_eq!(PatientIdentifierSystem::from_code(s.code()), Ok(s));
+        }
+    }
+
+    /// A valid NHS number with these nine leading digits, if the check digit is not 10.
+    fn with_check_digit(nine: &[u8]) -> Option<String> {
+        let sum: u32 = nine.iter().zip((2..=10).rev()).map(|(d, w)| u32::from(*d) * w).sum();
+        let check = match 11 - (sum % 11) {
+            11 => 0,
+            10 => return None,
+            c => c,
+        };
+        Some(
+            nine.iter()
+                .map(|d| char::from(b'0' + d))
+                .chain(char::from_digit(check, 10))
+                .collect(),
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_parsed_without_panicking(raw in "\\PC{0,24}") {
+            let _ = NhsNumber::parse(&raw);
+            let _ = PatientIdentifier::parse(PatientIdentifierSystem::NhsNumber, &raw);
+        }
+
+        #[test]
+        fn valid_numbers_round_trip_and_any_one_digit_changed_is_refused(
+            nine in proptest::collection::vec(0u8..10, 9),
+            at in 0usize..10,
+            by in 1u8..10,
+        ) {
+            let Some(valid) = with_check_digit(&nine) else { return Ok(()) };
+            let parsed = NhsNumber::parse(&valid).unwrap();
+            proptest::prop_assert_eq!(parsed.as_str(), valid.as_str());
+            let spaced = format!("{} {} {}", &valid[..3], &valid[3..6], &valid[6..]);
+            proptest::prop_assert_eq!(NhsNumber::parse(&spaced).unwrap(), parsed);
+            let mut digits: Vec<u8> = valid.bytes().map(|b| b - b'0').collect();
+            digits[at] = (digits[at] + by) % 10;
+            let changed: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+            proptest::prop_assert!(NhsNumber::parse(&changed).is_err(), "{} accepted", changed);
         }
     }
 }

@@ -1,5 +1,8 @@
 //! JSON Patch (RFC 6902) on a `Consent`, on the paths VRS allows, read into role changes.
 
+// Parses what callers send: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use serde_json::Value;
 
 use super::consent::{date_time, extensions, legal_basis};
@@ -61,7 +64,7 @@ pub fn role_changes(body: &[u8]) -> Result<Vec<RoleChange>, VrsError> {
         ));
     }
     for (i, (_, path, _)) in parsed.iter().enumerate() {
-        if *path != "/extension/-" && parsed[..i].iter().any(|(_, p, _)| p == path) {
+        if *path != "/extension/-" && parsed.iter().take(i).any(|(_, p, _)| p == path) {
             return Err(VrsError::invalid(
                 409,
                 "DUPLICATE_PATCHES",
@@ -154,7 +157,7 @@ pub fn role_changes(body: &[u8]) -> Result<Vec<RoleChange>, VrsError> {
             "/provision/actor" => {
                 let actor = needs_value()?;
                 let first = match actor {
-                    Value::Array(list) if list.len() == 1 => &list[0],
+                    Value::Array(list) if let [only] = list.as_slice() => only,
                     Value::Object(_) => actor,
                     _ => {
                         return Err(VrsError::invalid(
@@ -241,5 +244,61 @@ mod tests {
             ])),
             "OK"
         );
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+            proptest::sample::select(vec![
+                "add",
+                "replace",
+                "remove",
+                "/status",
+                "/extension/-",
+                "/provision/period/end",
+                "/provision/actor"
+            ])
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    proptest::sample::select(vec![
+                        "op",
+                        "path",
+                        "value",
+                        "url",
+                        "valueCodeableConcept",
+                        "coding",
+                        "code",
+                        "system",
+                        "start",
+                        "end"
+                    ])
+                    .prop_map(str::to_owned),
+                    inner,
+                    0..6,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_answered_without_panicking(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = role_changes(&body);
+        }
+
+        #[test]
+        fn any_json_patch_shape_is_answered_without_panicking(patch in any_json()) {
+            let _ = role_changes(patch.to_string().as_bytes());
+            let _ = role_changes(json!([patch]).to_string().as_bytes());
+        }
     }
 }

@@ -235,4 +235,30 @@ mod tests {
             assert!(parse_date_param("date", raw).is_err(), "{raw}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_date_text_is_answered_without_panicking(raw in "\\PC{0,40}") {
+            let _ = parse_date_param("date", &raw);
+        }
+
+        #[test]
+        fn any_query_is_answered_without_panicking(raw in "[a-z_:&=%0-9A-F\\PC]{0,80}") {
+            let _ = parse_pairs(&raw, &["family", "identifier", "_count"]);
+            let _ = parse_query(&raw, &["family", "identifier", "_count"]);
+        }
+
+        #[test]
+        fn a_day_with_each_prefix_bounds_that_day(
+            y in 1900i32..2100,
+            m in 1u32..13,
+            d in 1u32..29,
+            prefix in proptest::sample::select(vec!["", "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"]),
+        ) {
+            let day = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            let parsed = parse_date_param("birthdate", &format!("{prefix}{}", day.format("%Y-%m-%d"))).unwrap();
+            proptest::prop_assert_eq!(parsed.from, day.and_hms_opt(0, 0, 0).unwrap());
+            proptest::prop_assert_eq!(parsed.to, day.succ_opt().unwrap().and_hms_opt(0, 0, 0).unwrap());
+        }
+    }
 }

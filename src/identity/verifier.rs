@@ -5,6 +5,9 @@
 //! discovery and its verifier is built for ID tokens, so the key cache and the claim checks
 //! for access tokens live here.
 
+// Parses what callers send: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +61,17 @@ struct KeyCache {
     prepared: Vec<Option<FastKey>>,
     discovered_at: Instant,
     keys_fetched_at: Instant,
+}
+
+impl KeyCache {
+    /// The key at `i` with its prepared form, and whether the issuer advertises `alg`.
+    fn key(&self, i: usize, alg: &CoreJwsSigningAlgorithm) -> Option<(CoreJsonWebKey, Option<FastKey>, bool)> {
+        Some((
+            self.keys.get(i)?.clone(),
+            self.prepared.get(i)?.clone(),
+            self.advertised.contains(alg),
+        ))
+    }
 }
 
 /// A public key in the form `ring` verifies with: RSA modulus and exponent, or an EC point.
@@ -335,7 +349,10 @@ impl TokenVerifier {
         if !advertised {
             return Err(not_accepted());
         }
-        let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
+        let signing_input = token
+            .as_bytes()
+            .get(..h.len() + 1 + p.len())
+            .ok_or_else(|| invalid("token is malformed"))?;
         let valid = match fast.as_ref().and_then(|k| k.verify(&alg, signing_input, &signature)) {
             Some(valid) => valid,
             None => key.verify_signature(&alg, signing_input, &signature).is_ok(),
@@ -397,8 +414,8 @@ impl TokenVerifier {
             let cache = issuer.cache.read().await;
             match cache.as_ref() {
                 Some(c) if c.discovered_at.elapsed() < self.ttl => {
-                    if let Some(i) = select_key(&c.keys, kid, alg) {
-                        return Ok((c.keys[i].clone(), c.prepared[i].clone(), c.advertised.contains(alg)));
+                    if let Some(found) = select_key(&c.keys, kid, alg).and_then(|i| c.key(i, alg)) {
+                        return Ok(found);
                     }
                     c.keys_fetched_at.elapsed() < self.min_refresh
                 }
@@ -414,10 +431,7 @@ impl TokenVerifier {
         let cache = issuer.cache.read().await;
         cache
             .as_ref()
-            .and_then(|c| {
-                select_key(&c.keys, kid, alg)
-                    .map(|i| (c.keys[i].clone(), c.prepared[i].clone(), c.advertised.contains(alg)))
-            })
+            .and_then(|c| select_key(&c.keys, kid, alg).and_then(|i| c.key(i, alg)))
             .ok_or_else(|| invalid("token signing key is not recognised"))
     }
 
@@ -437,7 +451,10 @@ impl TokenVerifier {
             return Err(AuthError::IssuerUnavailable(error));
         }
         let result = self.fetch(issuer).await;
-        let mut last_failure = issuer.last_failure.lock().expect("not poisoned");
+        let mut last_failure = issuer
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &result {
             Ok(_) => *last_failure = None,
             Err(e) => {
@@ -449,7 +466,10 @@ impl TokenVerifier {
     }
 
     fn recent_failure(&self, issuer: &Issuer) -> Option<String> {
-        let last_failure = issuer.last_failure.lock().expect("not poisoned");
+        let last_failure = issuer
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         last_failure
             .as_ref()
             .filter(|(at, _)| at.elapsed() < self.min_refresh)
@@ -547,7 +567,10 @@ fn select_key(keys: &[CoreJsonWebKey], kid: Option<&str>, alg: &CoreJwsSigningAl
         None => {
             let candidates: Vec<usize> = usable_keys.map(|(i, _)| i).collect();
             // Without a kid, only an unambiguous key set can be used.
-            (candidates.len() == 1).then(|| candidates[0])
+            match candidates.as_slice() {
+                [only] => Some(*only),
+                _ => None,
+            }
         }
     }
 }
@@ -687,6 +710,55 @@ fn principal_from_claims(
                 family_name: string_claim(claims, "family_name").map(str::to_owned),
                 delegated_for,
             }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn verifier() -> TokenVerifier {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        TokenVerifier::new(&crate::config::Settings::default().auth).unwrap()
+    }
+
+    fn part() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,40}",
+            "[A-Za-z0-9_-]{0,60}",
+            (
+                proptest::sample::select(vec!["RS256", "RS512", "none", "HS256", "ES256", "", "RS5\u{0}12"]),
+                "\\PC{0,10}",
+                "[a-z:/.]{0,30}"
+            )
+                .prop_map(|(alg, kid, iss)| URL_SAFE_NO_PAD
+                    .encode(serde_json::json!({"alg": alg, "kid": kid, "typ": "JWT", "iss": iss}).to_string())),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn any_token_is_refused_without_panicking(
+            header in part(),
+            payload in part(),
+            signature in "[A-Za-z0-9_=.-]{0,40}",
+            dots in 0usize..5,
+        ) {
+            let token = match dots {
+                0 => header.clone(),
+                1 => format!("{header}.{payload}"),
+                2 => format!("{header}.{payload}.{signature}"),
+                _ => format!("{header}.{payload}.{signature}{}", ".".repeat(dots - 2)),
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let verifier = verifier();
+            prop_assert!(runtime.block_on(verifier.verify(&token)).is_err());
         }
     }
 }

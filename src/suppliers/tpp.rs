@@ -727,4 +727,40 @@ mod tests {
         assert!(from_xml::<Empty>("SetServiceAccess", "<SetServiceAccessReply/>").is_ok());
         assert!(from_xml::<Empty>("SetServiceAccess", "<SetAccountStatusReply/>").is_err());
     }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct SentLinkAccount {
+        surname: String,
+        email: Option<String>,
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_reply_is_read_without_panicking(xml in "(<[A-Za-z]{1,8}( [a-z]=\"[^\"]{0,4}\")?/?>|</[A-Za-z]{1,8}>|[^<]{0,8}|&[a-z#0-9]{0,5};?|<!\\[CDATA\\[|<\\?xml){0,12}") {
+            let _ = parse_error(&xml);
+            let _ = from_xml::<ErrorBody>("LinkAccount", &xml);
+            let _ = root_element(&xml);
+        }
+
+        #[test]
+        fn names_and_addresses_reach_the_supplier_unchanged(
+            surname in "[\\x20-\\x7e\\u{a0}-\\u{1fff}]{1,40}",
+            email in "[a-z0-9.&<>'\"]{1,20}@[a-z]{1,10}\\.nhs\\.uk",
+        ) {
+            let message = LinkAccount {
+                patient_identifier: "9434765919",
+                organisation_code: "B82005",
+                surname: &surname,
+                date_of_birth: NaiveDate::from_ymd_opt(1980, 1, 1).unwrap(),
+                email: Some(&email),
+                service_access: 7,
+                record_access_from: None,
+            };
+            let xml = to_xml("LinkAccount", &message).unwrap();
+            let sent: SentLinkAccount = quick_xml::de::from_str(&xml).unwrap();
+            proptest::prop_assert_eq!(sent.surname.trim(), surname.trim());
+            proptest::prop_assert_eq!(sent.email.as_deref(), Some(email.as_str()));
+        }
+    }
 }
