@@ -206,7 +206,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             env: Environment::Development,
-            bind: "127.0.0.1:8080".parse().expect("valid default address"),
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             data_dir: PathBuf::from("data"),
             database: DatabaseSettings {

@@ -99,6 +99,7 @@ impl SecretBox {
     pub fn seal(&self, plaintext: &str, bound_to: &str) -> String {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
+        #[allow(clippy::expect_used, reason = "AES-GCM fails only for inputs of gigabytes")]
         let ciphertext = self
             .current
             .cipher

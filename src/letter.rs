@@ -19,10 +19,9 @@ fn long_date(d: chrono::NaiveDate) -> String {
 
 /// NHS, CHI and H&C numbers are read aloud and typed in groups of 3, 3 and 4.
 fn grouped(v: &str) -> String {
-    if v.len() == 10 {
-        format!("{} {} {}", &v[..3], &v[3..6], &v[6..])
-    } else {
-        v.to_owned()
+    match (v.len(), v.get(..3), v.get(3..6), v.get(6..)) {
+        (10, Some(a), Some(b), Some(c)) => format!("{a} {b} {c}"),
+        _ => v.to_owned(),
     }
 }
 

@@ -305,7 +305,7 @@ async fn supplier_registry(
         if let Some(url) = configured {
             return Ok(url.clone());
         }
-        let handle = simulator::spawn(supplier, "127.0.0.1:0".parse().expect("valid address"))
+        let handle = simulator::spawn(supplier, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .with_context(|| format!("starting the {} simulator", supplier.as_str()))?;
         let url = handle.base_url().to_owned();

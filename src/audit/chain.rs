@@ -34,6 +34,7 @@ impl ChainKey {
     }
 
     pub(super) fn mac(&self, parts: &[&str]) -> String {
+        #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         for p in parts {
             mac.update(&(p.len() as u64).to_be_bytes());

@@ -89,8 +89,8 @@ impl PatientDetails {
         {
             return Err(PatientDetailsError::GivenNames);
         }
-        let earliest = NaiveDate::from_ymd_opt(1880, 1, 1).expect("valid date");
-        if birth_date > today || birth_date < earliest {
+        let too_early = NaiveDate::from_ymd_opt(1880, 1, 1).is_none_or(|earliest| birth_date < earliest);
+        if birth_date > today || too_early {
             return Err(PatientDetailsError::BirthDate);
         }
         let email = match email.map(str::trim).filter(|e| !e.is_empty()) {

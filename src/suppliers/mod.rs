@@ -3,6 +3,10 @@
 
 pub mod emis;
 mod http;
+#[allow(
+    clippy::expect_used,
+    reason = "the simulators stand in for suppliers in development and tests"
+)]
 pub mod simulator;
 pub mod tpp;
 
