@@ -127,6 +127,13 @@ async fn write(
                 let _ = p.ack.send(());
             }
         }
+        // A refusal can also be the echo of a commit whose answer was lost (the same rows a
+        // second time): the stored head says so.
+        Err(_) if matches!(reconcile(pool, chain, batch.len()).await, Ok(true)) => {
+            for p in batch {
+                let _ = p.ack.send(());
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, events = batch.len(), "audit batch refused; writing its events one by one");
             for p in batch {
@@ -170,7 +177,32 @@ async fn write_until_reachable(
     health: &WriterHealth,
 ) -> Result<(), DbError> {
     let mut delay = Duration::from_millis(50);
+    // After a failure in mid-transaction the commit may have happened with only its answer
+    // lost: the stored head says whether, before the batch is written a second time.
+    let mut uncertain = false;
     loop {
+        if uncertain {
+            match reconcile(pool, chain, records.len()).await {
+                Ok(true) => {
+                    tracing::info!(
+                        events = records.len(),
+                        "an audit batch whose commit went unanswered was stored"
+                    );
+                    health.failing.store(false, Ordering::Relaxed);
+                    health
+                        .written
+                        .fetch_add(u64::try_from(records.len()).unwrap_or(0), Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "the audit chain's head cannot be read yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                    continue;
+                }
+            }
+        }
         match attempt(pool, key, chain, snapshots, records).await {
             Ok(()) => {
                 if health.failing.swap(false, Ordering::Relaxed) {
@@ -183,6 +215,7 @@ async fn write_until_reachable(
             }
             Err(Failure::Refused(e)) => return Err(e),
             Err(Failure::Transient(e)) => {
+                uncertain = true;
                 if !health.failing.swap(true, Ordering::Relaxed) {
                     tracing::error!(error = %e, "the audit trail cannot be written; requests that need it are refused until it can");
                 }
@@ -308,6 +341,39 @@ async fn attempt(
     Ok(())
 }
 
+/// Brings the writer's view of its chain in line with what is stored, after an attempt whose
+/// outcome is unknown. True when that attempt's `events` are in fact stored (the head moved on
+/// by exactly that many); only this writer appends to its chain, so nothing else can have.
+async fn reconcile(pool: &DbPool, chain: &mut Chain, events: usize) -> Result<bool, DbError> {
+    let id = chain.id.clone();
+    let stored: Option<(i64, String)> = db::run(pool, move |c| {
+        Ok(audit_chains::table
+            .find(&id)
+            .select((audit_chains::head_seq, audit_chains::head_hash))
+            .first(c)
+            .optional()?)
+    })
+    .await?;
+    let Some((seq, hash)) = stored else {
+        return Ok(false);
+    };
+    chain.registered = true;
+    if seq == chain.seq {
+        return Ok(false);
+    }
+    let written = seq == chain.seq + i64::try_from(events).unwrap_or(i64::MAX);
+    if !written {
+        tracing::error!(
+            stored = seq,
+            expected = chain.seq,
+            "the audit chain's stored head is not where this writer left it; continuing from it"
+        );
+    }
+    chain.seq = seq;
+    chain.head = hash;
+    Ok(written)
+}
+
 /// Registers this instance's chain, anchored to the head of the chain started before it.
 fn register(c: &mut DbConnection, key: &ChainKey, chain_id: &str, started_at: NaiveDateTime) -> Result<(), DbError> {
     let adopted = chain::adopt_unregistered(c, key)?;
@@ -344,6 +410,67 @@ fn register(c: &mut DbConnection, key: &ChainKey, chain_id: &str, started_at: Na
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(action: &str) -> AuditRecord {
+        AuditRecord {
+            actor_kind: "staff".into(),
+            actor: "staff|test".into(),
+            assurance: None,
+            patient_id: None,
+            practice: None,
+            action: action.into(),
+            outcome: crate::audit::Outcome::Success,
+            rule: None,
+            code: None,
+            reason: None,
+            request_id: None,
+            snapshot: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_commit_went_unanswered_is_not_written_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let pool = db::build_pool(&url, 2, Duration::from_secs(5)).unwrap();
+        db::run(&pool, |c| db::run_migrations(c).map(|_| ())).await.unwrap();
+        let key = Arc::new(ChainKey::from_base64("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=").unwrap());
+        let fresh = |id: &str| Chain {
+            id: id.to_owned(),
+            started_at: db::now(),
+            seq: 0,
+            head: GENESIS.to_owned(),
+            registered: false,
+        };
+        let mut snapshots = HashMap::new();
+        let mut chain = fresh("chain-1");
+        let batch = [record("read-patient"), record("search-patients")];
+        attempt(&pool, &key, &mut chain, &mut snapshots, &batch)
+            .await
+            .ok()
+            .unwrap();
+        // The writer's view as it was before that commit, as when its answer is lost.
+        let mut stale = Chain {
+            started_at: chain.started_at,
+            ..fresh("chain-1")
+        };
+        assert!(
+            matches!(
+                attempt(&pool, &key, &mut stale, &mut snapshots, &[record("x")]).await,
+                Err(Failure::Refused(_))
+            ),
+            "without reconciling, the chain's next rows collide with the stored ones"
+        );
+        assert!(reconcile(&pool, &mut stale, batch.len()).await.unwrap());
+        assert_eq!((stale.seq, &stale.head, stale.registered), (2, &chain.head, true));
+        attempt(&pool, &key, &mut stale, &mut snapshots, &[record("read-task")])
+            .await
+            .ok()
+            .unwrap();
+        let verified = db::run(&pool, move |c| chain::verify(c, &key)).await.unwrap();
+        assert!(verified.first_broken.is_none(), "{:?}", verified.first_broken);
+        assert_eq!(verified.events, 3);
+    }
 
     #[test]
     fn escaping_makes_text_safe_and_keeps_ordinary_text() {

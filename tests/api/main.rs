@@ -11,6 +11,7 @@ mod migrations;
 mod openapi;
 mod operations;
 mod organizations;
+mod outage;
 mod patients;
 mod practice_rules;
 mod proxy;
