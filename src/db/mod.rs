@@ -99,6 +99,11 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
         std::fs::create_dir_all(dir)
             .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
     }
+    let url = if is_sqlite {
+        url
+    } else {
+        with_network_timeouts(&url, connect_timeout)
+    };
     let manager = ConnectionManager::<DbConnection>::new(url);
     Ok(Pool::builder()
         .max_size(size)
@@ -106,6 +111,27 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
         .connection_timeout(connect_timeout)
         .connection_customizer(Box::new(SqlitePragmas))
         .build_unchecked(manager))
+}
+
+/// A PostgreSQL server that stops answering (a dead host, a dropped route) must not hold a
+/// connection for ever: unless the URL says otherwise, connecting gives up after the pool's
+/// wait, and TCP keepalives find a dead peer within about 25 s.
+fn with_network_timeouts(url: &str, connect_timeout: Duration) -> String {
+    let defaults = [
+        ("connect_timeout", connect_timeout.as_secs().max(1).to_string()),
+        ("keepalives", "1".to_owned()),
+        ("keepalives_idle", "10".to_owned()),
+        ("keepalives_interval", "5".to_owned()),
+        ("keepalives_count", "3".to_owned()),
+    ];
+    let mut out = url.to_owned();
+    for (name, value) in defaults {
+        if !url.contains(&format!("{name}=")) {
+            out.push(if out.contains('?') { '&' } else { '?' });
+            out.push_str(&format!("{name}={value}"));
+        }
+    }
+    out
 }
 
 /// diesel's SQLite connection takes a path, not a `sqlite://` URL.
@@ -238,4 +264,27 @@ where
         };
     }
     conn.transaction(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_get_network_timeouts_unless_they_set_their_own() {
+        let url = with_network_timeouts("postgres://db/gw", Duration::from_secs(5));
+        assert_eq!(
+            url,
+            "postgres://db/gw?connect_timeout=5&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3"
+        );
+        let url = with_network_timeouts(
+            "postgres://db/gw?connect_timeout=2&sslmode=require",
+            Duration::from_millis(300),
+        );
+        assert!(
+            url.starts_with("postgres://db/gw?connect_timeout=2&sslmode=require&keepalives=1&"),
+            "{url}"
+        );
+        assert_eq!(url.matches("connect_timeout").count(), 1);
+    }
 }
