@@ -158,6 +158,7 @@ impl Application {
         }
         let server_state = state.clone();
         let cors_origins = settings.http.cors_allowed_origins.clone();
+        let dev_login = web::Data::new(dev::login::DevLogin::new(&settings.auth.client_id));
         let server = HttpServer::new(move || {
             let mut cors = actix_cors::Cors::default()
                 .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -168,12 +169,15 @@ impl Application {
                 cors = cors.allowed_origin(origin);
             }
             let dev_idp = dev_idp.clone();
+            let dev_login = dev_login.clone();
             App::new()
                 .app_data(server_state.clone())
                 .configure(|cfg| {
                     if let Some(idp) = dev_idp {
                         cfg.app_data(idp);
                         dev_idp::configure(cfg);
+                        cfg.app_data(dev_login);
+                        dev::login::configure(cfg);
                         dev::clock::configure(cfg);
                     }
                 })

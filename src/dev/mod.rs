@@ -3,6 +3,7 @@
 //! roles between them, and the personas the dev identity provider signs tokens for.
 
 pub mod clock;
+pub mod login;
 pub mod proxies;
 
 use chrono::{NaiveDate, Utc};

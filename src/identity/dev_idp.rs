@@ -112,7 +112,9 @@ impl DevIdentityProvider {
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS512"],
-            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
             "scopes_supported": ["openid", "profile", "nhs_number", "gp_registration_details"],
             "claims_supported": [
                 "sub", "nhs_number", "identity_proofing_level", "vot", "birthdate", "family_name",

@@ -651,3 +651,107 @@ async fn remembered_tokens_are_forgotten_when_the_key_set_changes_and_forgeries_
         "the remembered token went with its key"
     );
 }
+
+#[tokio::test]
+async fn a_patient_app_signs_in_with_the_authorization_code_flow_and_pkce() {
+    use sha2::Digest;
+    let app = TestApp::spawn().await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let discovery: Value = browser
+        .get(app.url("/dev-idp/patient/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["code_challenge_methods_supported"], json!(["S256"]));
+    let authorize = discovery["authorization_endpoint"].as_str().unwrap().to_owned();
+    let token_endpoint = discovery["token_endpoint"].as_str().unwrap().to_owned();
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-0123456789";
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let redirect_uri = "http://127.0.0.1:9/callback";
+    let sign_in = |challenge: &str, method: &str, redirect_uri: &str| {
+        let mut url = url::Url::parse(&authorize).unwrap();
+        url.query_pairs_mut().extend_pairs([
+            ("response_type", "code"),
+            ("client_id", "example-app"),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid"),
+            ("state", "s-123"),
+            ("code_challenge", challenge),
+            ("code_challenge_method", method),
+            ("login_hint", "9990000018"),
+        ]);
+        browser.get(url).send()
+    };
+    let response = sign_in(&challenge, "S256", redirect_uri).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(location.as_str().starts_with(redirect_uri), "{location}");
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(param("state").as_deref(), Some("s-123"));
+    let code = param("code").expect("a code");
+    let exchange = |code: String, verifier: &str| {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect_uri),
+                ("client_id", "example-app"),
+                ("code_verifier", verifier),
+            ])
+            .finish();
+        browser
+            .post(&token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+    };
+    // The wrong verifier spends the code: an intercepted code is useless.
+    let wrong = exchange(code.clone(), &"x".repeat(43)).await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(wrong.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let again = exchange(code, verifier).await.unwrap();
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "a code is used once");
+
+    let response = sign_in(&challenge, "S256", redirect_uri).await.unwrap();
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let issued = exchange(code, verifier).await.unwrap();
+    assert_eq!(issued.status(), StatusCode::OK);
+    assert_eq!(issued.headers()["cache-control"], "no-store");
+    let issued: Value = issued.json().await.unwrap();
+    assert_eq!(issued["token_type"], "Bearer");
+    let token = issued["access_token"].as_str().unwrap();
+    let (status, _, access) = app.get("/$my-access", token).await;
+    assert_eq!(status, StatusCode::OK, "{access}");
+    assert!(access.to_string().contains("patient-jane-smith"), "{access}");
+
+    // Only PKCE with S256, and only loopback redirects.
+    let plain = sign_in(verifier, "plain", redirect_uri).await.unwrap();
+    assert_eq!(plain.status(), StatusCode::FOUND);
+    assert!(
+        plain.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("error=invalid_request")
+    );
+    let elsewhere = sign_in(&challenge, "S256", "https://attacker.example/cb")
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
+}
