@@ -1,7 +1,7 @@
 use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use diesel::prelude::*;
 
-use super::schema::{patients, practices};
+use super::schema::{patient_versions, patients, practices};
 use super::{DbConnection, DbError};
 use crate::domain::{Gender, OdsCode, PatientDetails, PatientIdentifier, PatientIdentifierSystem, PatientRecord};
 
@@ -258,6 +258,7 @@ pub fn update_if_version(
     at: NaiveDateTime,
 ) -> Result<bool, DbError> {
     let row = PatientRow::new(id, practice_id, d, expected_version + 1, at, at);
+    keep_version(conn, id, Some(expected_version), false)?;
     let n = diesel::update(
         patients::table
             .filter(patients::id.eq(id))
@@ -320,6 +321,7 @@ pub fn count_at_practice(conn: &mut DbConnection, practice_id: &str) -> Result<i
 
 /// Registration moved the patient to another practice.
 pub fn move_to(conn: &mut DbConnection, id: &str, practice_id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    keep_version(conn, id, None, false)?;
     let n = diesel::update(patients::table.find(id))
         .set((
             patients::practice_id.eq(practice_id),
@@ -332,6 +334,7 @@ pub fn move_to(conn: &mut DbConnection, id: &str, practice_id: &str, now: NaiveD
 
 /// The patient died on `day`.
 pub fn set_deceased(conn: &mut DbConnection, id: &str, day: NaiveDate, now: NaiveDateTime) -> Result<bool, DbError> {
+    keep_version(conn, id, None, true)?;
     let n = diesel::update(patients::table.find(id).filter(patients::deceased_on.is_null()))
         .set((
             patients::deceased_on.eq(Some(day)),
@@ -340,4 +343,104 @@ pub fn set_deceased(conn: &mut DbConnection, id: &str, day: NaiveDate, now: Naiv
         ))
         .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Keeps the current version of a record before a change replaces it (only at `version`, and
+/// only while living when `living_only`: the same condition as the change). Called inside the
+/// change's transaction; a version kept already (a change that lost a race) is left as it is.
+fn keep_version(conn: &mut DbConnection, id: &str, version: Option<i64>, living_only: bool) -> Result<(), DbError> {
+    let current: Option<PatientRow> = patients::table
+        .find(id)
+        .select(PatientRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(r) =
+        current.filter(|r| version.is_none_or(|v| v == r.version) && !(living_only && r.deceased_on.is_some()))
+    else {
+        return Ok(());
+    };
+    let insert = diesel::insert_into(patient_versions::table)
+        .values((
+            patient_versions::id.eq(&r.id),
+            patient_versions::version.eq(r.version),
+            patient_versions::practice_id.eq(&r.practice_id),
+            patient_versions::identifier_system.eq(&r.identifier_system),
+            patient_versions::identifier_value.eq(&r.identifier_value),
+            patient_versions::family.eq(&r.family),
+            patient_versions::family_folded.eq(&r.family_folded),
+            patient_versions::given.eq(&r.given),
+            patient_versions::birth_date.eq(r.birth_date),
+            patient_versions::gender.eq(&r.gender),
+            patient_versions::email.eq(&r.email),
+            patient_versions::created_at.eq(r.created_at),
+            patient_versions::updated_at.eq(r.updated_at),
+            patient_versions::deceased_on.eq(r.deceased_on),
+        ))
+        .on_conflict_do_nothing();
+    match conn {
+        DbConnection::Postgres(c) => insert.execute(c)?,
+        DbConnection::Sqlite(c) => insert.execute(c)?,
+    };
+    Ok(())
+}
+
+/// The columns of a kept version, in `PatientRow` order.
+type VersionColumns = (
+    patient_versions::id,
+    patient_versions::practice_id,
+    patient_versions::identifier_system,
+    patient_versions::identifier_value,
+    patient_versions::family,
+    patient_versions::family_folded,
+    patient_versions::given,
+    patient_versions::birth_date,
+    patient_versions::gender,
+    patient_versions::email,
+    patient_versions::version,
+    patient_versions::created_at,
+    patient_versions::updated_at,
+    patient_versions::deceased_on,
+);
+
+const VERSION_COLUMNS: VersionColumns = (
+    patient_versions::id,
+    patient_versions::practice_id,
+    patient_versions::identifier_system,
+    patient_versions::identifier_value,
+    patient_versions::family,
+    patient_versions::family_folded,
+    patient_versions::given,
+    patient_versions::birth_date,
+    patient_versions::gender,
+    patient_versions::email,
+    patient_versions::version,
+    patient_versions::created_at,
+    patient_versions::updated_at,
+    patient_versions::deceased_on,
+);
+
+/// Every kept (superseded) version of a record, newest first, each with the practice it was at.
+pub fn versions(conn: &mut DbConnection, id: &str) -> Result<Vec<PatientRecord>, DbError> {
+    patient_versions::table
+        .inner_join(practices::table)
+        .filter(patient_versions::id.eq(id))
+        .order(patient_versions::version.desc())
+        .select((VERSION_COLUMNS, practices::ods_code))
+        .load::<(PatientRow, String)>(conn)?
+        .into_iter()
+        .map(|(row, ods)| row.into_record(ods))
+        .collect()
+}
+
+/// One kept version of a record.
+pub fn version(conn: &mut DbConnection, id: &str, version: i64) -> Result<Option<PatientRecord>, DbError> {
+    patient_versions::table
+        .inner_join(practices::table)
+        .filter(patient_versions::id.eq(id))
+        .filter(patient_versions::version.eq(version))
+        .select((VERSION_COLUMNS, practices::ods_code))
+        .first::<(PatientRow, String)>(conn)
+        .optional()?
+        .map(|(row, ods)| row.into_record(ods))
+        .transpose()
 }

@@ -33,6 +33,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    patient_versions (id, version) {
+        id -> Text,
+        version -> BigInt,
+        practice_id -> Text,
+        identifier_system -> Text,
+        identifier_value -> Text,
+        family -> Text,
+        family_folded -> Text,
+        given -> Text,
+        birth_date -> Date,
+        gender -> Text,
+        email -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deceased_on -> Nullable<Date>,
+    }
+}
+
+diesel::table! {
     idempotency_records (caller, request_id) {
         caller -> Text,
         request_id -> Text,
@@ -246,6 +265,7 @@ diesel::table! {
 }
 
 diesel::joinable!(online_accounts -> patients (patient_id));
+diesel::joinable!(patient_versions -> practices (practice_id));
 diesel::joinable!(outbox_jobs -> online_accounts (account_id));
 diesel::joinable!(review_tasks -> online_accounts (account_id));
 diesel::table! {
@@ -311,6 +331,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     bulk_jobs,
     practices,
     patients,
+    patient_versions,
     idempotency_records,
     online_accounts,
     outbox_jobs,

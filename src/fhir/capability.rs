@@ -62,6 +62,12 @@ pub fn capability_statement(base_url: &str, date: &str, routes: &[Route]) -> Val
             if has(&instance, "get") {
                 interaction.push(json!({"code": "read"}));
             }
+            if has(&format!("{instance}/_history/{{vid}}"), "get") {
+                interaction.push(json!({"code": "vread"}));
+            }
+            if has(&format!("{instance}/_history"), "get") {
+                interaction.push(json!({"code": "history-instance"}));
+            }
             if has(&instance, "put") {
                 interaction
                     .push(json!({"code": "update", "documentation": "If-Match is optional; a stale one is 412"}));
@@ -85,13 +91,13 @@ pub fn capability_statement(base_url: &str, date: &str, routes: &[Route]) -> Val
             let mut resource = json!({
                 "type": t,
                 "versioning": "versioned",
-                "readHistory": false,
+                "readHistory": has(&format!("{instance}/_history/{{vid}}"), "get"),
                 "updateCreate": false,
                 "interaction": interaction,
             });
             if t == "Patient" {
                 resource["conditionalCreate"] = json!(true);
-                resource["conditionalUpdate"] = json!(false);
+                resource["conditionalUpdate"] = json!(has(&base, "put"));
                 resource["conditionalDelete"] = json!("not-supported");
             }
             if !search.is_empty() {

@@ -32,10 +32,10 @@ pub fn is_public(path: &str) -> bool {
 pub fn action_for(method: &Method, pattern: &str) -> Option<Action> {
     use Action::*;
     Some(match (method.as_str(), pattern) {
-        ("GET", "/Patient/{id}" | "/Patient/{id}/_history/{vid}") => ReadPatient,
+        ("GET", "/Patient/{id}" | "/Patient/{id}/_history" | "/Patient/{id}/_history/{vid}") => ReadPatient,
         ("GET", "/Patient") => SearchPatients,
         ("POST", "/Patient") => CreatePatient,
-        ("PUT", "/Patient/{id}") => UpdatePatient,
+        ("PUT", "/Patient/{id}" | "/Patient") => UpdatePatient,
         ("GET", "/Organization/{id}") => ReadPractice,
         ("GET", "/Organization") => SearchPractices,
         ("PUT", "/Organization/{id}") => UpdatePractice,

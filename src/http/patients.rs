@@ -38,10 +38,11 @@ pub struct SearchParams {
     pub birthdates: Vec<String>,
 }
 
-pub fn search_params(query: &str) -> Result<SearchParams, ApiError> {
+/// With `strict`, a parameter the server does not support is an error; without, it is ignored.
+pub fn search_params(query: &str, strict: bool) -> Result<SearchParams, ApiError> {
     let mut single = std::collections::BTreeMap::new();
     let mut birthdates = vec![];
-    for (name, value) in super::search::parse_pairs(query, &SEARCH_PARAMS)? {
+    for (name, value) in super::search::parse_pairs_with(query, &SEARCH_PARAMS, strict)? {
         if name == "birthdate" {
             birthdates.push(value);
             continue;
@@ -214,8 +215,8 @@ pub async fn read_patient(
     ))
 }
 
-/// Read a specific version of a patient record. Only the current version is retained; an
-/// older version id answers 404 with a message saying so.
+/// Read a specific version of a patient record: the current one or any version a change
+/// replaced (`meta.versionId`, as `_history` lists them).
 #[utoipa::path(
     tag = "Patient",
     params(
@@ -238,19 +239,68 @@ pub async fn vread_patient(
     let (id, vid) = path.into_inner();
     let id = resource_id(&id)?;
     let permit = access::authorize(&state.core, &caller, Action::ReadPatient, Target::Patient(id)).await?;
-    let record = permit.patient()?;
-    if vid != record.version.to_string() {
-        return Err(ApiError::new(
-            ErrorCode::ResourceNotFound,
-            "only the current version of a patient record is retained",
-        ));
-    }
+    let no_version = || ApiError::new(ErrorCode::ResourceNotFound, "this record has no such version");
+    let vid: i64 = vid.parse().map_err(|_| no_version())?;
+    let record = patients::version(&state.core, &permit, vid)
+        .await?
+        .ok_or_else(no_version)?;
     Ok(resource(
         StatusCode::OK,
-        &Patient::from_record(record),
+        &Patient::from_record(&record),
         Some(record.version),
         Some(record.last_updated),
     ))
+}
+
+/// The history of a patient record: every version, newest first, as a FHIR `history` Bundle.
+#[utoipa::path(
+    tag = "Patient",
+    params(("id" = String, Path, description = "Logical id of the patient record")),
+    responses(
+        (status = 200, description = "A history Bundle: each version with the request that made it", body = Bundle, content_type = "application/fhir+json"),
+        (status = 404, description = "No such record", body = OperationOutcome),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/Patient/{id}/_history")]
+#[tracing::instrument(skip_all)]
+pub async fn history_patient(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(&id)?;
+    let permit = access::authorize(&state.core, &caller, Action::ReadPatient, Target::Patient(id)).await?;
+    let versions = patients::history(&state.core, &permit).await?;
+    let base = &state.base_url;
+    let entries: Vec<serde_json::Value> = versions
+        .iter()
+        .map(|r| {
+            let (method, url, status) = if r.version == 1 {
+                ("POST", "Patient".to_owned(), "201 Created")
+            } else {
+                ("PUT", format!("Patient/{}", r.id), "200 OK")
+            };
+            serde_json::json!({
+                "fullUrl": format!("{base}/Patient/{}", r.id),
+                "resource": Patient::from_record(r),
+                "request": {"method": method, "url": url},
+                "response": {
+                    "status": status,
+                    "etag": format!("W/\"{}\"", r.version),
+                    "lastModified": r.last_updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                },
+            })
+        })
+        .collect();
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": entries.len(),
+        "link": [{"relation": "self", "url": format!("{base}/Patient/{}/_history", permit.patient()?.id)}],
+        "entry": entries,
+    });
+    Ok(resource(StatusCode::OK, &bundle, None, None))
 }
 
 /// Search patient records.
@@ -274,10 +324,11 @@ pub async fn vread_patient(
         ("_summary" = Option<String>, Query, description = "count: the total only; true, text, data, false: the whole resources"),
         ("_elements" = Option<String>, Query, description = "Top-level elements to return, comma-separated (marked SUBSETTED)"),
         ("_format" = Option<String>, Query, description = "json (anything else is 406)"),
+        ("Prefer" = Option<String>, Header, description = "handling=strict: an unsupported parameter is 400 instead of being ignored (and left out of the self link)"),
     ),
     responses(
         (status = 200, description = "A searchset Bundle", body = Bundle, content_type = "application/fhir+json"),
-        (status = 400, description = "Unsupported or malformed parameter", body = OperationOutcome),
+        (status = 400, description = "A malformed parameter; an unsupported one with Prefer: handling=strict", body = OperationOutcome),
         (status = 401, description = "No valid bearer token", body = OperationOutcome),
         (status = 403, description = "Not allowed", body = OperationOutcome),
         (status = 406, description = "A format other than JSON was asked for", body = OperationOutcome),
@@ -293,7 +344,7 @@ pub async fn search_patients(
 ) -> Result<HttpResponse, ApiError> {
     // Whether the caller may search at all is decided before the query is read.
     access::authorize(&state.core, &caller, Action::SearchPatients, Target::Pending).await?;
-    let parsed = search_params(req.query_string())?;
+    let parsed = search_params(req.query_string(), super::search::strict_handling(&req))?;
     let query = patient_query(&parsed)?;
     let params = parsed.single;
     let count_only = params.get("_summary").is_some_and(|s| s == "count");
@@ -362,7 +413,8 @@ pub async fn create_patient(
                 .to_str()
                 .map_err(|_| ApiError::invalid("If-None-Exist is malformed"))?;
             let raw = raw.trim_start_matches("Patient?").trim_start_matches('?');
-            let params = search_params(raw)?;
+            // A condition is never widened by ignoring part of it.
+            let params = search_params(raw, true)?;
             if params.single.is_empty() {
                 return Err(ApiError::invalid("If-None-Exist needs at least one search parameter"));
             }
@@ -434,6 +486,64 @@ pub async fn update_patient(
         Some(record.version),
         Some(record.last_updated),
     ))
+}
+
+/// Conditional update: the query is a search at the practice the body names. No match creates
+/// the record (201), one match is updated (200; `If-Match` applies to it), several are 412.
+#[utoipa::path(
+    tag = "Patient",
+    request_body(content = Patient, content_type = "application/fhir+json"),
+    params(
+        ("identifier" = Option<String>, Query, description = "e.g. https://fhir.nhs.uk/Id/nhs-number|9990000018; any Patient search parameter may be used"),
+        ("If-Match" = Option<String>, Header, description = "The ETag last read of the matching record, e.g. W/\"1\""),
+    ),
+    responses(
+        (status = 200, description = "The one matching record, updated", body = Patient, content_type = "application/fhir+json", headers(("ETag" = String))),
+        (status = 201, description = "Nothing matched: created", body = Patient, content_type = "application/fhir+json", headers(("Location" = String), ("ETag" = String))),
+        (status = 400, description = "No condition, an unsupported parameter or an invalid resource", body = OperationOutcome),
+        (status = 409, description = "A duplicate national identifier, or changed at the same moment", body = OperationOutcome),
+        (status = 412, description = "MULTIPLE_MATCHES, or If-Match names an older version", body = OperationOutcome),
+        (status = 422, description = "Unknown practice", body = OperationOutcome),
+    ),
+    security(("bearer" = []))
+)]
+#[put("/Patient")]
+#[tracing::instrument(skip_all)]
+pub async fn conditional_update_patient(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: RawBody,
+) -> Result<HttpResponse, ApiError> {
+    access::authorize(&state.core, &caller, Action::UpdatePatient, Target::Pending).await?;
+    // A condition is never widened by ignoring part of it.
+    let params = search_params(req.query_string(), true)?;
+    if params.single.is_empty() && params.birthdates.is_empty() {
+        return Err(ApiError::invalid(
+            "a conditional update needs search parameters, e.g. ?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018",
+        ));
+    }
+    let condition = patient_query(&params)?.unscoped_filter();
+    let expected = if_match(&req)?;
+    let parsed = body.resource::<Patient>("Patient")?.parse(state.core.clock.today())?;
+    let (status, record) = match patients::conditional_update(&state.core, &caller, condition, expected, parsed).await?
+    {
+        patients::Upserted::Created(r) => (StatusCode::CREATED, r),
+        patients::Upserted::Updated(r) => (StatusCode::OK, r),
+    };
+    let mut response = resource(
+        status,
+        &Patient::from_record(&record),
+        Some(record.version),
+        Some(record.last_updated),
+    );
+    if status == StatusCode::CREATED {
+        let location = format!("{}/Patient/{}/_history/{}", state.base_url, record.id, record.version);
+        if let Ok(v) = header::HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    Ok(response)
 }
 
 /// Whether the caller may use one online service for a patient: their own record through their

@@ -10,8 +10,34 @@ use super::body::Paging;
 /// Parses a query string into its pairs, refusing parameters the endpoint does not support and
 /// any name or value with a control character.
 pub fn parse_pairs(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    parse_pairs_with(query, allowed, true)
+}
+
+/// Whether a FHIR search asked for strict handling (`Prefer: handling=strict`): then a
+/// parameter the server does not support is an error; otherwise it is ignored, as R4 search
+/// says servers should, and left out of the Bundle's self link.
+pub fn strict_handling(req: &actix_web::HttpRequest) -> bool {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("handling=strict"))
+}
+
+/// [`parse_pairs`], ignoring unsupported parameters unless `strict`. Names and values are
+/// checked either way.
+pub fn parse_pairs_with(query: &str, allowed: &[&str], strict: bool) -> Result<Vec<(String, String)>, ApiError> {
     let mut out = Vec::new();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if crate::domain::text::forbidden_character(&name).is_some() || name.len() > 128 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidSearchParameter,
+                "a search parameter name holds a control character or is too long",
+            ));
+        }
+        if !allowed.contains(&name.as_ref()) && !strict {
+            continue;
+        }
         if !allowed.contains(&name.as_ref()) {
             let shown = crate::domain::text::shown(&name, 40);
             return Err(ApiError::new(

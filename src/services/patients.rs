@@ -167,6 +167,72 @@ pub async fn update(core: &Core, permit: Permit, if_match: Option<i64>, new: New
     }
 }
 
+/// What a conditional update did.
+pub enum Upserted {
+    Created(PatientRecord),
+    Updated(PatientRecord),
+}
+
+/// FHIR conditional update (`PUT /Patient?identifier=...`): the condition is a search at the
+/// practice the body names; no match creates the record, one match updates it (with
+/// `If-Match` if given), several are refused.
+pub async fn conditional_update(
+    core: &Core,
+    caller: &Caller,
+    condition: PatientFilter,
+    if_match: Option<i64>,
+    new: NewPatient,
+) -> Result<Upserted> {
+    let reference = new.practice.clone();
+    let permit = match access::authorize(core, caller, Action::UpdatePatient, Target::Practice(reference)).await {
+        Err(Error::Refused { refusal, .. }) if access::hides_target(&refusal) => return Err(unknown_practice()),
+        other => other?,
+    };
+    let filter = PatientFilter {
+        practice_id: Some(permit.practice()?.id.clone()),
+        ..condition
+    };
+    let (total, mut matches) = db::run(&core.pool, move |c| db::patients::search(c, &filter, 0, 2)).await?;
+    match (total, matches.pop()) {
+        (0, _) => match create(core, caller, new, None).await? {
+            Created::New(r) | Created::Existing(r) => Ok(Upserted::Created(r)),
+        },
+        (1, Some(found)) => {
+            let permit = access::authorize(core, caller, Action::UpdatePatient, Target::Patient(found.id)).await?;
+            Ok(Upserted::Updated(update(core, permit, if_match, new).await?))
+        }
+        _ => Err(Error::rejected(
+            Reason::MultipleMatches,
+            "the condition matches more than one patient",
+        )),
+    }
+}
+
+/// Every version of the permit's patient record, newest first: the current one, then each
+/// version a change replaced.
+pub async fn history(core: &Core, permit: &Permit) -> Result<Vec<PatientRecord>> {
+    let current = permit.patient()?.clone();
+    let id = current.id.clone();
+    let mut older = db::run(&core.pool, move |c| db::patients::versions(c, &id)).await?;
+    older.retain(|r| r.version < current.version);
+    let mut all = vec![current];
+    all.append(&mut older);
+    Ok(all)
+}
+
+/// One version of the permit's patient record, current or replaced.
+pub async fn version(core: &Core, permit: &Permit, version: i64) -> Result<Option<PatientRecord>> {
+    let current = permit.patient()?;
+    if version == current.version {
+        return Ok(Some(current.clone()));
+    }
+    if version > current.version || version < 1 {
+        return Ok(None);
+    }
+    let id = current.id.clone();
+    Ok(db::run(&core.pool, move |c| db::patients::version(c, &id, version)).await?)
+}
+
 async fn resolve_practice(core: &Core, reference: PracticeRef) -> Result<Option<PracticeRecord>> {
     Ok(db::run(&core.pool, move |c| match &reference {
         PracticeRef::Id(id) => db::practices::find(c, id),

@@ -72,7 +72,9 @@ async fn capability_statement_lists_what_is_supported() {
         .iter()
         .map(|i| i["code"].as_str().unwrap())
         .collect();
-    assert!(!interactions.contains(&"vread"), "only the current version is kept");
+    for i in ["read", "vread", "history-instance", "update", "create", "search-type"] {
+        assert!(interactions.contains(&i), "{i} in {interactions:?}");
+    }
     let operations = cs.to_string();
     for op in [
         "register-online-services",

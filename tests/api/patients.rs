@@ -79,14 +79,10 @@ async fn create_read_update_lifecycle() {
     let (status, _, current) = app.get(&format!("/Patient/{id}/_history/4"), &token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(current, read);
-    let (status, _, outcome) = app.get(&format!("/Patient/{id}/_history/1"), &token).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(
-        outcome["issue"][0]["details"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("current version")
-    );
+    // Older versions are kept: version 1 is the record as first created.
+    let (status, _, first) = app.get(&format!("/Patient/{id}/_history/1"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["meta"]["versionId"], "1");
 
     let (status, _, outcome) = app.get("/Patient/does-not-exist", &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -409,7 +405,6 @@ async fn search_by_each_parameter_with_paging() {
     assert_eq!(wildcard["total"], 0);
 
     for bad in [
-        "/Patient?foo=bar",
         "/Patient?birthdate=yesterday",
         "/Patient?_count=1000",
         "/Patient?identifier=http://x|1",
@@ -504,4 +499,163 @@ async fn search_parameters_fhir_clients_use() {
         let (s, _, body) = app.get(&format!("/Patient?{bad}"), &token).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
+}
+
+#[tokio::test]
+async fn every_version_is_in_the_history_and_can_be_read() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    let (status, _, created) = app
+        .post_fhir(
+            "/Patient",
+            &staff,
+            &new_patient(FREE_NHS_NUMBERS[0], "History", "A81001"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut body = created.clone();
+    for given in ["Second", "Third"] {
+        body["name"][0]["given"] = json!([given]);
+        let (status, _, updated) = send(
+            app.request(Method::PUT, &format!("/Patient/{id}"), Some(&staff))
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{updated}");
+        body = updated;
+    }
+    let (status, _, history) = app.get(&format!("/Patient/{id}/_history"), &staff).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    assert_eq!(history["type"], "history");
+    assert_eq!(history["total"], 3);
+    let entries = history["entry"].as_array().unwrap();
+    let versions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["resource"]["meta"]["versionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["3", "2", "1"], "newest first");
+    assert_eq!(entries[2]["request"]["method"], "POST");
+    assert_eq!(entries[0]["request"]["method"], "PUT");
+    assert_eq!(entries[1]["response"]["etag"], "W/\"2\"");
+    for (vid, given) in [("1", json!(null)), ("2", json!("Second")), ("3", json!("Third"))] {
+        let (status, headers, version) = app.get(&format!("/Patient/{id}/_history/{vid}"), &staff).await;
+        assert_eq!(status, StatusCode::OK, "{version}");
+        assert_eq!(headers["etag"], format!("W/\"{vid}\"").as_str());
+        assert_eq!(version["meta"]["versionId"], vid);
+        if !given.is_null() {
+            assert_eq!(version["name"][0]["given"][0], given);
+        } else {
+            assert_eq!(version["name"][0]["given"], created["name"][0]["given"]);
+        }
+    }
+    for vid in ["4", "0", "x"] {
+        let (status, _, _) = app.get(&format!("/Patient/{id}/_history/{vid}"), &staff).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "version {vid}");
+    }
+    // Another practice sees neither the history nor the versions.
+    let other = app.token("staff-tpp");
+    let (status, _, _) = app.get(&format!("/Patient/{id}/_history"), &other).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = app.get(&format!("/Patient/{id}/_history/1"), &other).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, capability) = app.get("/metadata", &staff).await;
+    let patient = capability["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap()
+        .clone();
+    let codes: Vec<&str> = patient["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    for code in ["vread", "history-instance"] {
+        assert!(codes.contains(&code), "{codes:?}");
+    }
+    assert_eq!(patient["readHistory"], true);
+    assert_eq!(patient["conditionalUpdate"], true);
+}
+
+#[tokio::test]
+async fn conditional_update_creates_updates_or_refuses_by_what_matches() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    let nhs = FREE_NHS_NUMBERS[1];
+    let put = |query: String, body: Value| {
+        send(
+            app.request(Method::PUT, &format!("/Patient?{query}"), Some(&staff))
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string()),
+        )
+    };
+    let condition = format!("identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}");
+    let (status, headers, created) = put(condition.clone(), new_patient(nhs, "Upsert", "A81001")).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(headers.contains_key("location"));
+    let mut body = new_patient(nhs, "Upserted", "A81001");
+    let (status, _, updated) = put(condition.clone(), body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["id"], created["id"]);
+    assert_eq!(updated["meta"]["versionId"], "2");
+    assert_eq!(updated["name"][0]["family"], "Upserted");
+    // If-Match applies to the match; a body naming another id is refused.
+    let (status, _, _) = send(
+        app.request(Method::PUT, &format!("/Patient?{condition}"), Some(&staff))
+            .header("content-type", "application/fhir+json")
+            .header("if-match", "W/\"1\"")
+            .body(body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    body["id"] = json!("patient-jane-smith");
+    let (status, _, _) = put(condition.clone(), body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, outcome) = put(
+        "family=smith".into(),
+        new_patient(FREE_NHS_NUMBERS[2], "Smith", "A81001"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{outcome}");
+    assert_eq!(outcome_code(&outcome), "MULTIPLE_MATCHES");
+    let (status, _, _) = put(String::new(), new_patient(FREE_NHS_NUMBERS[2], "None", "A81001")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Records of other practices are not matched: Moorland's condition creates, and the
+    // national identifier already held by Riverside is a duplicate.
+    let (status, _, outcome) = send(
+        app.request(
+            Method::PUT,
+            &format!("/Patient?{condition}"),
+            Some(&app.token("staff-tpp")),
+        )
+        .header("content-type", "application/fhir+json")
+        .body(new_patient(nhs, "Elsewhere", "B82005").to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{outcome}");
+}
+
+#[tokio::test]
+async fn unsupported_search_parameters_are_ignored_unless_strict_handling_is_asked_for() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    let (status, _, bundle) = app.get("/Patient?family=smith&_totalMethod=count", &staff).await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    assert_eq!(bundle["total"], 2);
+    let own = bundle["link"][0]["url"].as_str().unwrap();
+    assert!(own.contains("family=smith") && !own.contains("_totalMethod"), "{own}");
+    let (status, _, outcome) = send(
+        app.request(Method::GET, "/Patient?family=smith&_totalMethod=count", Some(&staff))
+            .header("prefer", "handling=strict"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{outcome}");
+    assert_eq!(outcome_code(&outcome), "INVALID_SEARCH_PARAMETER");
+    // Names and values are checked either way.
+    let (status, _, _) = app.get("/Patient?fam%00ily=smith", &staff).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
