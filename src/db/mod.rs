@@ -223,9 +223,14 @@ pub fn ping(conn: &mut DbConnection) -> Result<(), DbError> {
 }
 
 /// Opens a single connection outside the pool (for `migrate` and tests).
+/// One connection outside the pool (commands), set up as the pool's are.
 pub fn connect(url: &str) -> Result<DbConnection, DbError> {
     let url = normalise_url(url)?;
-    DbConnection::establish(&url).map_err(|e| DbError::Unavailable(e.to_string()))
+    let mut conn = DbConnection::establish(&url).map_err(|e| DbError::Unavailable(e.to_string()))?;
+    SqlitePragmas
+        .on_acquire(&mut conn)
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    Ok(conn)
 }
 
 pub fn now() -> chrono::NaiveDateTime {
