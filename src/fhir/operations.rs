@@ -171,7 +171,13 @@ pub fn registration(p: &Parameters, staff: &str, now: DateTime<Utc>) -> Result<R
             "method must be nhs-login-p9, documents-in-person, vouching or vouching-with-record-confirmation",
         )
     })?;
-    let documents = v.parts("document").filter_map(|d| d.value_string.clone()).collect();
+    let documents: Vec<String> = v.parts("document").filter_map(|d| d.value_string.clone()).collect();
+    if documents.len() > 10 || documents.iter().any(|d| d.chars().count() > 200) {
+        return Err(condition(
+            "identityVerification.document",
+            "at most 10 documents, each described in at most 200 characters",
+        ));
+    }
     let verified_by = match v.part("verifiedBy") {
         Some(b) => b
             .value_string
@@ -179,6 +185,12 @@ pub fn registration(p: &Parameters, staff: &str, now: DateTime<Utc>) -> Result<R
             .ok_or_else(|| condition("identityVerification.verifiedBy", "verifiedBy needs valueString"))?,
         None => staff.to_owned(),
     };
+    if v.part("verifiedBy").is_some() && verified_by.chars().count() > 200 {
+        return Err(condition(
+            "identityVerification.verifiedBy",
+            "verifiedBy is at most 200 characters",
+        ));
+    }
     let verified_at = match v.part("verifiedAt") {
         Some(t) => t
             .value_date_time

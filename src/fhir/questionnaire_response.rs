@@ -205,6 +205,15 @@ pub fn access_request(body: &[u8]) -> Result<(AccessRequestForm, Value), VrsErro
             "Failed questionnaire response validation: relatedPerson_relationship is required",
         ));
     }
+    if relationships.len() > 10
+        || relationships
+            .iter()
+            .any(|r| r.system.len() > 256 || r.display.as_ref().is_some_and(|d| d.chars().count() > 256))
+    {
+        return Err(invalid_form(
+            "Failed questionnaire response validation: relatedPerson_relationship has too many codings or one that is too long",
+        ));
+    }
     if let Some(r) = relationships.iter().find(|r| !r.is_known()) {
         let shown: String = r.code.chars().take(30).collect();
         return Err(invalid_form(format!(
@@ -220,9 +229,15 @@ pub fn access_request(body: &[u8]) -> Result<(AccessRequestForm, Value), VrsErro
     let asked = |code: &str| requested.iter().any(|c| code_of(c) == code);
     let child_consent = match yes_no(&v, "parentalApplicationSupplementaryDetails_canChildConsent") {
         Some(true) => Some(ChildConsent::Given),
-        Some(false) => first_string(&v, "parentalApplicationSupplementaryDetails_reasonNoChildConsent")
-            .filter(|r| !r.is_empty())
-            .map(|reason| ChildConsent::NotSought { reason }),
+        Some(false) => match first_string(&v, "parentalApplicationSupplementaryDetails_reasonNoChildConsent") {
+            Some(r) if r.chars().count() > 1000 => {
+                return Err(invalid_form(
+                    "Failed questionnaire response validation: reasonNoChildConsent is longer than 1000 characters",
+                ));
+            }
+            Some(r) if !r.is_empty() => Some(ChildConsent::NotSought { reason: r }),
+            _ => None,
+        },
         None => None,
     };
     let form = AccessRequestForm {

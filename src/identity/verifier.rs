@@ -589,13 +589,19 @@ async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResp
     Ok(builder.body(body.to_vec())?)
 }
 
+/// Subjects and client ids are kept in the audit trail and request-id scopes: 255 bytes is more
+/// than any identity provider issues.
+const MAX_CLAIM_BYTES: usize = 255;
+/// More roles than any staff member holds is not a token to act on.
+const MAX_ROLES: usize = 64;
+
 /// A string claim; one holding control characters counts as absent (a subject or client id
 /// ends up in the audit trail and in request-id scopes).
 fn string_claim<'a>(claims: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a str> {
     claims
         .get(name)
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 1024 && forbidden_character(s).is_none())
+        .filter(|s| !s.is_empty() && s.len() <= MAX_CLAIM_BYTES && forbidden_character(s).is_none())
 }
 
 fn principal_from_claims(
@@ -620,10 +626,13 @@ fn principal_from_claims(
                         organisation: OdsCode::parse(&r.org_code).ok()?,
                         role: r
                             .role_code
-                            .filter(|c| !c.is_empty() && forbidden_character(c).is_none()),
+                            .filter(|c| !c.is_empty() && c.len() <= 64 && forbidden_character(c).is_none()),
                     })
                 })
                 .collect();
+            if roles.len() > MAX_ROLES {
+                return Err(invalid("staff token carries too many roles"));
+            }
             if roles.is_empty() {
                 return Err(invalid(
                     "staff token carries no organisation (nhsid_nrbac_roles[].org_code)",

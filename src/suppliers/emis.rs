@@ -77,7 +77,7 @@ impl EmisAdapter {
             .call(Method::POST, "/users/nhs", idempotency_key, Some(&body), None)
             .await?
             .json()?;
-        let guid = created.access_identity_guid;
+        let guid = super::issued(created.access_identity_guid, "user GUID")?;
         self.set_access(idempotency_key, &guid, &request.access).await?;
         Ok(guid)
     }
@@ -87,11 +87,7 @@ impl EmisAdapter {
             .call::<()>(Method::POST, "/me/verifications", idempotency_key, None, Some(guid))
             .await?
             .json()?;
-        Ok(AccountCredentials {
-            supplier_ref: guid.to_owned(),
-            account_id: reply.account_id,
-            linkage_key: reply.linkage_key,
-        })
+        AccountCredentials::from_reply(guid.to_owned(), reply.account_id, reply.linkage_key)
     }
 
     async fn call<B: Serialize>(
@@ -178,11 +174,7 @@ impl SupplierAdapter for EmisAdapter {
             .call::<()>(Method::POST, &path, idempotency_key, None, None)
             .await?
             .json()?;
-        Ok(AccountCredentials {
-            supplier_ref: supplier_ref.to_owned(),
-            account_id: reply.account_id,
-            linkage_key: reply.linkage_key,
-        })
+        AccountCredentials::from_reply(supplier_ref.to_owned(), reply.account_id, reply.linkage_key)
     }
 
     #[tracing::instrument(skip_all, fields(supplier = "emis", supplier_ref = %supplier_ref, enabled = enabled))]
@@ -217,7 +209,7 @@ impl SupplierAdapter for EmisAdapter {
             .call(Method::POST, "/proxies", idempotency_key, Some(&body), None)
             .await?
             .json()?;
-        Ok(created.proxy_access_guid)
+        super::issued(created.proxy_access_guid, "proxy GUID")
     }
 
     #[tracing::instrument(skip_all, fields(supplier = "emis", link = %link_ref))]

@@ -50,8 +50,12 @@ pub(crate) fn scrub(message: &str) -> String {
         out.push(c);
     }
     flush_digits(&mut out, &mut run, &mut digits);
-    // Masked before cutting, so a number straddling the cut is not left half visible.
-    out.chars().take(MAX_MESSAGE_CHARS).collect()
+    // Masked before cutting, so a number straddling the cut is not left half visible; line
+    // breaks and other control characters become spaces so a message cannot forge log lines.
+    out.chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn flush_digits(out: &mut String, run: &mut String, digits: &mut usize) {
@@ -78,5 +82,9 @@ mod tests {
         assert_eq!(scrub(&"x".repeat(500)).len(), MAX_MESSAGE_CHARS);
         let straddling = format!("{}9434765919", "x".repeat(MAX_MESSAGE_CHARS - 4));
         assert!(scrub(&straddling).ends_with("xxxx[red"));
+        assert_eq!(
+            scrub("line one\r\nforged: entry\u{1b}[2J"),
+            "line one  forged: entry [2J"
+        );
     }
 }

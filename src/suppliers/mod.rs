@@ -52,6 +52,31 @@ pub struct AccountCredentials {
     pub linkage_key: String,
 }
 
+impl AccountCredentials {
+    /// Credentials as a supplier's reply gives them, each checked before it is stored, logged
+    /// or printed on a letter.
+    pub fn from_reply(supplier_ref: String, account_id: String, linkage_key: String) -> Result<Self, SupplierError> {
+        Ok(Self {
+            supplier_ref: issued(supplier_ref, "reference")?,
+            account_id: issued(account_id, "Account ID")?,
+            linkage_key: issued(linkage_key, "linkage key")?,
+        })
+    }
+}
+
+/// An identifier or key a supplier issued: 1 to 128 visible ASCII characters. Anything else in
+/// a reply is not an answer the gateway can keep, and is refused like an unreadable reply.
+pub fn issued(value: String, what: &str) -> Result<String, SupplierError> {
+    if (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(value)
+    } else {
+        Err(SupplierError::Rejected {
+            code: "INVALID_REPLY".to_owned(),
+            message: format!("the supplier's reply carries a {what} that is not 1 to 128 visible characters"),
+        })
+    }
+}
+
 impl std::fmt::Debug for AccountCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccountCredentials")
@@ -213,5 +238,20 @@ impl SupplierRegistry {
 
     pub fn get(&self, supplier: Supplier) -> Option<Arc<dyn SupplierAdapter>> {
         self.adapters.get(&supplier).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_a_supplier_issues_are_checked_before_they_are_kept() {
+        assert_eq!(issued("ABC-123_x".into(), "reference").unwrap(), "ABC-123_x");
+        for bad in ["", "two words", "new\nline", "nul\u{0}", "caf\u{e9}"] {
+            assert!(issued(bad.into(), "reference").is_err(), "{bad:?}");
+        }
+        assert!(issued("a".repeat(129), "reference").is_err());
+        assert!(AccountCredentials::from_reply("g".into(), "A1".into(), "K 1".into()).is_err());
     }
 }

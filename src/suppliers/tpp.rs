@@ -225,11 +225,7 @@ impl SupplierAdapter for TppAdapter {
     ) -> Result<AccountCredentials, SupplierError> {
         let message = LinkAccount::from(request);
         let reply: LinkAccountReply = self.exchange(idempotency_key, "LinkAccount", &message).await?;
-        Ok(AccountCredentials {
-            supplier_ref: reply.online_user_id,
-            account_id: reply.account_id,
-            linkage_key: reply.passphrase,
-        })
+        AccountCredentials::from_reply(reply.online_user_id, reply.account_id, reply.passphrase)
     }
 
     #[tracing::instrument(skip_all, fields(supplier = "tpp"))]
@@ -240,7 +236,7 @@ impl SupplierAdapter for TppAdapter {
     ) -> Result<String, SupplierError> {
         let message = LinkAccount::from(request);
         let reply: LinkNhsLoginAccountReply = self.exchange(idempotency_key, "LinkNhsLoginAccount", &message).await?;
-        Ok(reply.online_user_id)
+        super::issued(reply.online_user_id, "online user id")
     }
 
     #[tracing::instrument(skip_all, fields(supplier = "tpp", supplier_ref = %supplier_ref))]
@@ -269,11 +265,7 @@ impl SupplierAdapter for TppAdapter {
             online_user_id: supplier_ref,
         };
         let reply: ResetPassphraseReply = self.exchange(idempotency_key, "ResetPassphrase", &message).await?;
-        Ok(AccountCredentials {
-            supplier_ref: supplier_ref.to_owned(),
-            account_id: reply.account_id,
-            linkage_key: reply.passphrase,
-        })
+        AccountCredentials::from_reply(supplier_ref.to_owned(), reply.account_id, reply.passphrase)
     }
 
     #[tracing::instrument(skip_all, fields(supplier = "tpp", supplier_ref = %supplier_ref, enabled = enabled))]
@@ -305,7 +297,7 @@ impl SupplierAdapter for TppAdapter {
             end_date: request.end_date,
         };
         let reply: LinkProxyReply = self.exchange(idempotency_key, "LinkProxy", &message).await?;
-        Ok(reply.proxy_link_id)
+        super::issued(reply.proxy_link_id, "proxy link id")
     }
 
     #[tracing::instrument(skip_all, fields(supplier = "tpp", link = %link_ref))]
@@ -454,7 +446,14 @@ fn parse_error(xml: &str) -> Option<ErrorReply> {
     }
     let error: ErrorBody = quick_xml::de::from_str(xml).ok()?;
     Some(ErrorReply {
-        code: error.error_code.trim().to_owned(),
+        // A code is matched against known ones and kept on the Task: letters, digits and _ only.
+        code: error
+            .error_code
+            .trim()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(32)
+            .collect(),
         message: error.user_friendly_message.unwrap_or_default(),
     })
 }
