@@ -48,7 +48,9 @@ def main():
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data:
         env = dict(os.environ, GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_DATA_DIR=data,
-                   DATABASE_URL=f"sqlite://{data}/gateway.db")
+                   DATABASE_URL=f"sqlite://{data}/gateway.db",
+                   GATEWAY_SUPPLIERS__SIMULATOR_EMIS_BIND="127.0.0.1:0",
+                   GATEWAY_SUPPLIERS__SIMULATOR_TPP_BIND="127.0.0.1:0")
         env.pop("GATEWAY_PUBLIC_URL", None)
         env.pop("GATEWAY_CONFIG", None)
         log_path = os.path.join(data, "gateway.log")

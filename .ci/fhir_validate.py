@@ -46,7 +46,9 @@ def main():
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data:
         env = dict(os.environ, GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_DATA_DIR=data,
-                   DATABASE_URL=f"sqlite://{data}/gateway.db")
+                   DATABASE_URL=f"sqlite://{data}/gateway.db",
+                   GATEWAY_SUPPLIERS__SIMULATOR_EMIS_BIND="127.0.0.1:0",
+                   GATEWAY_SUPPLIERS__SIMULATOR_TPP_BIND="127.0.0.1:0")
         server = subprocess.Popen([BINARY, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.time() + 30

@@ -84,6 +84,8 @@ fn start(url: &str) -> Gateway {
         .env("GATEWAY_DATABASE__URL", url)
         .env("GATEWAY_DATABASE__POOL_SIZE", "16")
         .env("GATEWAY_DATA_DIR", data.path())
+        .env("GATEWAY_SUPPLIERS__SIMULATOR_EMIS_BIND", "127.0.0.1:0")
+        .env("GATEWAY_SUPPLIERS__SIMULATOR_TPP_BIND", "127.0.0.1:0")
         .env(
             "GATEWAY_LOG__FILTER",
             std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),

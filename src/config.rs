@@ -130,6 +130,21 @@ pub struct SupplierSettings {
     pub lease_seconds: u64,
     /// How often idle workers look for due jobs (new jobs wake them at once).
     pub poll_interval_ms: u64,
+    /// Where the in-process EMIS-like simulator listens when `emis_url` is unset: a fixed port,
+    /// so fault-injection URLs stay valid across restarts (port 0 picks a free one).
+    #[serde(default = "default_emis_simulator")]
+    pub simulator_emis_bind: SocketAddr,
+    /// Where the in-process TPP-like simulator listens when `tpp_url` is unset.
+    #[serde(default = "default_tpp_simulator")]
+    pub simulator_tpp_bind: SocketAddr,
+}
+
+fn default_emis_simulator() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8091))
+}
+
+fn default_tpp_simulator() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8092))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -243,6 +258,8 @@ impl Default for Settings {
                 backoff_cap_seconds: 300,
                 lease_seconds: 60,
                 poll_interval_ms: 1000,
+                simulator_emis_bind: default_emis_simulator(),
+                simulator_tpp_bind: default_tpp_simulator(),
             },
             secrets: SecretSettings {
                 linkage_key_encryption_key: None,

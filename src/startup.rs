@@ -305,20 +305,32 @@ async fn supplier_registry(
 ) -> anyhow::Result<(SupplierRegistry, Vec<(Supplier, SimulatorHandle)>)> {
     let timeout = Duration::from_secs(settings.suppliers.timeout_seconds);
     let mut simulators = Vec::new();
-    let mut url_for = async |supplier: Supplier, configured: &Option<String>| -> anyhow::Result<String> {
+    let mut url_for = async |supplier: Supplier,
+                             configured: &Option<String>,
+                             bind: std::net::SocketAddr|
+           -> anyhow::Result<String> {
         if let Some(url) = configured {
             return Ok(url.clone());
         }
-        let handle = simulator::spawn(supplier, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .with_context(|| format!("starting the {} simulator", supplier.as_str()))?;
+        // Kept in the data directory, so the dev sandbox survives restarts.
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+        let state = settings.data_dir.join(format!("simulator-{}.json", supplier.as_str()));
+        let handle = simulator::spawn_persistent(supplier, bind, state).await.with_context(|| {
+            format!(
+                "starting the {} simulator on {bind} (set suppliers.simulator_{}_bind to another address, or port 0)",
+                supplier.as_str(),
+                supplier.as_str()
+            )
+        })?;
         let url = handle.base_url().to_owned();
         tracing::info!(supplier = supplier.as_str(), url = %url, "no supplier URL configured: using the in-process simulator");
         simulators.push((supplier, handle));
         Ok(url)
     };
-    let emis = url_for(Supplier::Emis, &settings.suppliers.emis_url).await?;
-    let tpp = url_for(Supplier::Tpp, &settings.suppliers.tpp_url).await?;
+    let s = &settings.suppliers;
+    let emis = url_for(Supplier::Emis, &s.emis_url, s.simulator_emis_bind).await?;
+    let tpp = url_for(Supplier::Tpp, &s.tpp_url, s.simulator_tpp_bind).await?;
     let registry = SupplierRegistry::default()
         .with(Arc::new(EmisAdapter::new(&emis, timeout)?))
         .with(Arc::new(TppAdapter::new(&tpp, timeout)?));

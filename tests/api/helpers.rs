@@ -98,6 +98,9 @@ pub fn test_settings() -> (Settings, TestDatabase, tempfile::TempDir) {
     };
     settings.database.url = url;
     settings.database.pool_size = 4;
+    // Tests run side by side: each gateway's simulators on free ports.
+    settings.suppliers.simulator_emis_bind = "127.0.0.1:0".parse().unwrap();
+    settings.suppliers.simulator_tpp_bind = "127.0.0.1:0".parse().unwrap();
     settings.http.workers = 1;
     (settings, db, data)
 }

@@ -1018,3 +1018,39 @@ async fn linkage_keys_outlive_a_rotation_of_the_key_that_seals_them() {
     assert_eq!(status, StatusCode::OK, "{after}");
     assert_eq!(after["linkageKey"], before["linkageKey"]);
 }
+
+#[tokio::test]
+async fn the_simulators_remember_their_accounts_across_a_restart() {
+    let (mut settings, db, data) = test_settings();
+    fast_retries(&mut settings);
+    let app = TestApp::spawn_on(settings.clone(), db, data).await;
+    let token = app.token("staff-emis");
+    let (status, accepted) = register(
+        &app,
+        &token,
+        "patient-lucy-evans",
+        &registration("documents-in-person", None, "summary", None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
+    let before = sim_account(&app, "emis", "9990000158").await;
+    let tpp_before = sim_accounts(&app, "tpp").await.len();
+    assert!(tpp_before > 0, "the seed's TPP-like accounts");
+    let (db, data) = app.kill().await;
+
+    let app = TestApp::spawn_on(settings, db, data).await;
+    let after = sim_account(&app, "emis", "9990000158").await;
+    assert_eq!(after["account_id"], before["account_id"]);
+    assert_eq!(after["record_level"], before["record_level"]);
+    assert_eq!(sim_accounts(&app, "tpp").await.len(), tpp_before);
+    // The letter's details still verify at the supplier after the restart.
+    let (status, _, letter) = app
+        .get(
+            "/Patient/patient-lucy-evans/$registration-letter",
+            &app.token("staff-emis"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{letter}");
+    assert_eq!(letter["accountId"], before["account_id"]);
+}

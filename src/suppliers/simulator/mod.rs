@@ -9,6 +9,7 @@ mod world;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -46,14 +47,59 @@ impl Drop for SimulatorHandle {
 }
 
 /// Binds (port 0 allowed), starts the server on the current tokio runtime in the background,
-/// returns once listening.
+/// returns once listening. What it learns is forgotten when it stops.
 pub async fn spawn(flavour: Supplier, bind: SocketAddr) -> std::io::Result<SimulatorHandle> {
+    start(flavour, bind, None).await
+}
+
+/// [`spawn`], keeping what the simulator knows (accounts, proxy links, practice and patient
+/// states) in `state_file`: loaded at start, written after every change, so a sandbox left
+/// running for days survives restarts.
+pub async fn spawn_persistent(
+    flavour: Supplier,
+    bind: SocketAddr,
+    state_file: PathBuf,
+) -> std::io::Result<SimulatorHandle> {
+    start(flavour, bind, Some(state_file)).await
+}
+
+async fn start(flavour: Supplier, bind: SocketAddr, state_file: Option<PathBuf>) -> std::io::Result<SimulatorHandle> {
     let listener = TcpListener::bind(bind)?;
     let address = listener.local_addr()?;
-    let simulator = web::Data::new(Simulator::new(flavour));
+    let mut simulator = Simulator::new(flavour);
+    if let Some(path) = &state_file {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let saved: world::Saved = serde_json::from_slice(&bytes).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} is not a simulator state file: {e}", path.display()),
+                    )
+                })?;
+                simulator.lock().world = World::restore(saved);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    simulator.state_file = state_file;
+    let simulator = web::Data::new(simulator);
     let server = HttpServer::new(move || {
+        let saver = simulator.clone();
         App::new()
             .app_data(simulator.clone())
+            .wrap_fn(move |req, srv| {
+                let changes = req.method() != actix_web::http::Method::GET;
+                let saver = saver.clone();
+                let answer = actix_web::dev::Service::call(srv, req);
+                async move {
+                    let response = answer.await;
+                    if changes {
+                        saver.save();
+                    }
+                    response
+                }
+            })
             .service(web::scope("/admin").configure(admin::routes))
             .configure(match flavour {
                 Supplier::Emis => emis::routes,
@@ -179,6 +225,8 @@ impl State {
 struct Simulator {
     flavour: Supplier,
     state: Mutex<State>,
+    /// Where what it knows is kept between runs, if anywhere.
+    state_file: Option<PathBuf>,
 }
 
 impl Simulator {
@@ -186,6 +234,24 @@ impl Simulator {
         Self {
             flavour,
             state: Mutex::new(State::new()),
+            state_file: None,
+        }
+    }
+
+    /// Writes what the simulator knows to its state file (through a temporary file and a
+    /// rename, so a crash never leaves half a file).
+    fn save(&self) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let saved = serde_json::to_vec(&self.lock().world.save());
+        let written = saved.map_err(std::io::Error::other).and_then(|bytes| {
+            let partial = path.with_extension("partial");
+            std::fs::write(&partial, bytes)?;
+            std::fs::rename(&partial, path)
+        });
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "could not keep the simulator's state");
         }
     }
 

@@ -44,6 +44,7 @@ pub enum Refusal {
     NoSuchProxyLink,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Account {
     pub supplier_ref: String,
     pub account_id: String,
@@ -76,6 +77,7 @@ pub struct LetterDetails<'a> {
 }
 
 /// A proxy linked to a patient's record.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct ProxyLink {
     pub link_ref: String,
     pub patient_identifier: String,
@@ -112,7 +114,48 @@ pub struct World {
     by_link: HashMap<String, usize>,
 }
 
+/// What a simulator knows, as it is kept between runs (the indexes are rebuilt on load).
+#[derive(Serialize, Deserialize)]
+pub struct Saved {
+    accounts: Vec<Account>,
+    disabled_practices: Vec<String>,
+    patients: Vec<(String, PatientStatus)>,
+    proxies: Vec<ProxyLink>,
+}
+
 impl World {
+    pub fn save(&self) -> Saved {
+        let mut disabled_practices: Vec<String> = self.disabled_practices.iter().cloned().collect();
+        disabled_practices.sort();
+        let mut patients: Vec<(String, PatientStatus)> = self.patients.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        patients.sort_by(|a, b| a.0.cmp(&b.0));
+        Saved {
+            accounts: self.accounts.clone(),
+            disabled_practices,
+            patients,
+            proxies: self.proxies.clone(),
+        }
+    }
+
+    pub fn restore(saved: Saved) -> Self {
+        let mut world = Self {
+            disabled_practices: saved.disabled_practices.into_iter().collect(),
+            patients: saved.patients.into_iter().collect(),
+            ..Self::default()
+        };
+        for (i, a) in saved.accounts.iter().enumerate() {
+            world.by_ref.insert(a.supplier_ref.clone(), i);
+            world.by_patient.insert(a.patient_identifier.clone(), i);
+            world.by_account_id.insert(a.account_id.clone(), i);
+        }
+        for (i, p) in saved.proxies.iter().enumerate() {
+            world.by_link.insert(p.link_ref.clone(), i);
+        }
+        world.accounts = saved.accounts;
+        world.proxies = saved.proxies;
+        world
+    }
+
     pub fn accounts(&self) -> &[Account] {
         &self.accounts
     }
