@@ -384,40 +384,27 @@ fn keep_version(conn: &mut DbConnection, id: &str, version: Option<i64>, living_
     Ok(())
 }
 
-/// The columns of a kept version, in `PatientRow` order.
-type VersionColumns = (
-    patient_versions::id,
-    patient_versions::practice_id,
-    patient_versions::identifier_system,
-    patient_versions::identifier_value,
-    patient_versions::family,
-    patient_versions::family_folded,
-    patient_versions::given,
-    patient_versions::birth_date,
-    patient_versions::gender,
-    patient_versions::email,
-    patient_versions::version,
-    patient_versions::created_at,
-    patient_versions::updated_at,
-    patient_versions::deceased_on,
-);
-
-const VERSION_COLUMNS: VersionColumns = (
-    patient_versions::id,
-    patient_versions::practice_id,
-    patient_versions::identifier_system,
-    patient_versions::identifier_value,
-    patient_versions::family,
-    patient_versions::family_folded,
-    patient_versions::given,
-    patient_versions::birth_date,
-    patient_versions::gender,
-    patient_versions::email,
-    patient_versions::version,
-    patient_versions::created_at,
-    patient_versions::updated_at,
-    patient_versions::deceased_on,
-);
+/// The columns of a kept version, in `PatientRow` order (so a row loads as a `PatientRow`).
+macro_rules! version_columns {
+    () => {
+        (
+            patient_versions::id,
+            patient_versions::practice_id,
+            patient_versions::identifier_system,
+            patient_versions::identifier_value,
+            patient_versions::family,
+            patient_versions::family_folded,
+            patient_versions::given,
+            patient_versions::birth_date,
+            patient_versions::gender,
+            patient_versions::email,
+            patient_versions::version,
+            patient_versions::created_at,
+            patient_versions::updated_at,
+            patient_versions::deceased_on,
+        )
+    };
+}
 
 /// Every kept (superseded) version of a record, newest first, each with the practice it was at.
 pub fn versions(conn: &mut DbConnection, id: &str) -> Result<Vec<PatientRecord>, DbError> {
@@ -425,7 +412,7 @@ pub fn versions(conn: &mut DbConnection, id: &str) -> Result<Vec<PatientRecord>,
         .inner_join(practices::table)
         .filter(patient_versions::id.eq(id))
         .order(patient_versions::version.desc())
-        .select((VERSION_COLUMNS, practices::ods_code))
+        .select((version_columns!(), practices::ods_code))
         .load::<(PatientRow, String)>(conn)?
         .into_iter()
         .map(|(row, ods)| row.into_record(ods))
@@ -438,7 +425,7 @@ pub fn version(conn: &mut DbConnection, id: &str, version: i64) -> Result<Option
         .inner_join(practices::table)
         .filter(patient_versions::id.eq(id))
         .filter(patient_versions::version.eq(version))
-        .select((VERSION_COLUMNS, practices::ods_code))
+        .select((version_columns!(), practices::ods_code))
         .first::<(PatientRow, String)>(conn)
         .optional()?
         .map(|(row, ods)| row.into_record(ods))

@@ -207,12 +207,7 @@ pub async fn read_patient(
     let id = resource_id(&id)?;
     let permit = access::authorize(&state.core, &caller, Action::ReadPatient, Target::Patient(id)).await?;
     let record = permit.patient()?;
-    Ok(resource(
-        StatusCode::OK,
-        &Patient::from_record(record),
-        Some(record.version),
-        Some(record.last_updated),
-    ))
+    Ok(patient_response(StatusCode::OK, record))
 }
 
 /// Read a specific version of a patient record: the current one or any version a change
@@ -244,12 +239,7 @@ pub async fn vread_patient(
     let record = patients::version(&state.core, &permit, vid)
         .await?
         .ok_or_else(no_version)?;
-    Ok(resource(
-        StatusCode::OK,
-        &Patient::from_record(&record),
-        Some(record.version),
-        Some(record.last_updated),
-    ))
+    Ok(patient_response(StatusCode::OK, &record))
 }
 
 /// The history of a patient record: every version, newest first, as a FHIR `history` Bundle.
@@ -425,25 +415,8 @@ pub async fn create_patient(
         }
     };
     match patients::create(&state.core, &caller, parsed, condition).await? {
-        Created::New(record) => {
-            let mut response = resource(
-                StatusCode::CREATED,
-                &Patient::from_record(&record),
-                Some(record.version),
-                Some(record.last_updated),
-            );
-            let location = format!("{}/Patient/{}/_history/{}", state.base_url, record.id, record.version);
-            if let Ok(v) = header::HeaderValue::from_str(&location) {
-                response.headers_mut().insert(header::LOCATION, v);
-            }
-            Ok(response)
-        }
-        Created::Existing(record) => Ok(resource(
-            StatusCode::OK,
-            &Patient::from_record(&record),
-            Some(record.version),
-            Some(record.last_updated),
-        )),
+        Created::New(record) => Ok(created_response(&state.base_url, &record)),
+        Created::Existing(record) => Ok(patient_response(StatusCode::OK, &record)),
     }
 }
 
@@ -480,12 +453,7 @@ pub async fn update_patient(
     let expected = if_match(&req)?;
     let parsed = body.resource::<Patient>("Patient")?.parse(state.core.clock.today())?;
     let record = patients::update(&state.core, permit, expected, parsed).await?;
-    Ok(resource(
-        StatusCode::OK,
-        &Patient::from_record(&record),
-        Some(record.version),
-        Some(record.last_updated),
-    ))
+    Ok(patient_response(StatusCode::OK, &record))
 }
 
 /// Conditional update: the query is a search at the practice the body names. No match creates
@@ -526,24 +494,12 @@ pub async fn conditional_update_patient(
     let condition = patient_query(&params)?.unscoped_filter();
     let expected = if_match(&req)?;
     let parsed = body.resource::<Patient>("Patient")?.parse(state.core.clock.today())?;
-    let (status, record) = match patients::conditional_update(&state.core, &caller, condition, expected, parsed).await?
-    {
-        patients::Upserted::Created(r) => (StatusCode::CREATED, r),
-        patients::Upserted::Updated(r) => (StatusCode::OK, r),
-    };
-    let mut response = resource(
-        status,
-        &Patient::from_record(&record),
-        Some(record.version),
-        Some(record.last_updated),
-    );
-    if status == StatusCode::CREATED {
-        let location = format!("{}/Patient/{}/_history/{}", state.base_url, record.id, record.version);
-        if let Ok(v) = header::HeaderValue::from_str(&location) {
-            response.headers_mut().insert(header::LOCATION, v);
-        }
-    }
-    Ok(response)
+    Ok(
+        match patients::conditional_update(&state.core, &caller, condition, expected, parsed).await? {
+            patients::Upserted::Created(r) => created_response(&state.base_url, &r),
+            patients::Upserted::Updated(r) => patient_response(StatusCode::OK, &r),
+        },
+    )
 }
 
 /// Whether the caller may use one online service for a patient: their own record through their
@@ -614,4 +570,24 @@ pub async fn service_access(
         None,
         None,
     ))
+}
+
+/// A newly created record: 201 with `Location` naming its first version.
+fn created_response(base_url: &str, record: &crate::domain::PatientRecord) -> HttpResponse {
+    let mut response = patient_response(StatusCode::CREATED, record);
+    let location = format!("{base_url}/Patient/{}/_history/{}", record.id, record.version);
+    if let Ok(v) = header::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+/// A patient record as a FHIR resource, with its version as the ETag.
+fn patient_response(status: StatusCode, record: &crate::domain::PatientRecord) -> HttpResponse {
+    resource(
+        status,
+        &Patient::from_record(record),
+        Some(record.version),
+        Some(record.last_updated),
+    )
 }
