@@ -260,3 +260,14 @@ pub fn health_check<'a>(health: &'a Value, component: &str) -> &'a Value {
         .and_then(|checks| checks.iter().find(|c| c["component"] == component))
         .unwrap_or_else(|| panic!("no {component} check in {health}"))
 }
+
+/// The audit trail's hash chains verify (as a clinician at Riverside sees them).
+pub async fn assert_trail_verifies(app: &TestApp) {
+    let (status, _, verified) = app.get("/AuditEvent/$verify", &app.token("clinician-emis")).await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    assert_eq!(
+        crate::registration::part(&verified, "valid")["valueBoolean"],
+        true,
+        "{verified}"
+    );
+}

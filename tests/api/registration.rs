@@ -980,15 +980,7 @@ async fn linkage_keys_outlive_a_rotation_of_the_key_that_seals_them() {
     settings.secrets.linkage_key_encryption_key = Some(old.clone());
     let app = TestApp::spawn_on(settings.clone(), db, data).await;
     let token = app.token("staff-emis");
-    let (status, accepted) = register(
-        &app,
-        &token,
-        "patient-lucy-evans",
-        &registration("documents-in-person", None, "summary", None),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-    wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
+    register_lucy_and_wait(&app, &token).await;
     let letter = "/Patient/patient-lucy-evans/$registration-letter";
     let (status, _, before) = app.get(letter, &token).await;
     assert_eq!(status, StatusCode::OK, "{before}");
@@ -1025,15 +1017,7 @@ async fn the_simulators_remember_their_accounts_across_a_restart() {
     fast_retries(&mut settings);
     let app = TestApp::spawn_on(settings.clone(), db, data).await;
     let token = app.token("staff-emis");
-    let (status, accepted) = register(
-        &app,
-        &token,
-        "patient-lucy-evans",
-        &registration("documents-in-person", None, "summary", None),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-    wait_for_task(&app, &token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
+    register_lucy_and_wait(&app, &token).await;
     let before = sim_account(&app, "emis", "9990000158").await;
     let tpp_before = sim_accounts(&app, "tpp").await.len();
     assert!(tpp_before > 0, "the seed's TPP-like accounts");
@@ -1053,4 +1037,17 @@ async fn the_simulators_remember_their_accounts_across_a_restart() {
         .await;
     assert_eq!(status, StatusCode::OK, "{letter}");
     assert_eq!(letter["accountId"], before["account_id"]);
+}
+
+/// Registers Lucy Evans at Riverside and waits until the supplier has her account.
+async fn register_lucy_and_wait(app: &TestApp, token: &str) {
+    let (status, accepted) = register(
+        app,
+        token,
+        "patient-lucy-evans",
+        &registration("documents-in-person", None, "summary", None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    wait_for_task(app, token, &task_id(&accepted), "completed", Duration::from_secs(10)).await;
 }
