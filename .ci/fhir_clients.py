@@ -16,16 +16,9 @@ Prints one line per check and "N passed, N failed"; exits non-zero on any failur
     .ci/.venv/bin/python .ci/fhir_clients.py      # GP_GATEWAY_BINARY=path to run another build
 """
 import datetime
-import json
-import os
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.parse
-import urllib.request
 import warnings
 
 import requests
@@ -35,9 +28,8 @@ from fhirclient.models.patient import Patient as FCPatient
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import MultipleResourcesFound, OperationOutcome
 
-BINARY = os.environ.get(
-    "GP_GATEWAY_BINARY", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "debug", "gp-online-gateway")
-)
+from devgateway import DevGateway, GatewayDidNotStart
+
 TIME_LIMIT = 240  # seconds for the whole run, gateway start included
 REQUEST_TIMEOUT = 10  # seconds for one HTTP request
 
@@ -459,26 +451,6 @@ def fhirclient_checks(checks, base, token, state):
 
 # ---------------------------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_live(base, server, deadline):
-    while time.time() < deadline:
-        if server.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(f"{base}/health/live", timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
 class OutOfTime(BaseException):
     """Not an Exception: a check cannot swallow it."""
 
@@ -490,46 +462,24 @@ def on_alarm(signum, frame):
 def main():
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(TIME_LIMIT)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     checks = Checks()
-    with tempfile.TemporaryDirectory() as data:
-        env = dict(os.environ, GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_DATA_DIR=data,
-                   DATABASE_URL=f"sqlite://{data}/gateway.db",
-                   GATEWAY_SUPPLIERS__SIMULATOR_EMIS_BIND="127.0.0.1:0",
-                   GATEWAY_SUPPLIERS__SIMULATOR_TPP_BIND="127.0.0.1:0")
-        env.pop("GATEWAY_PUBLIC_URL", None)
-        env.pop("GATEWAY_CONFIG", None)
-        log_path = os.path.join(data, "gateway.log")
-        with open(log_path, "wb") as log:
-            server = subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL)
-        try:
-            if not wait_live(base, server, time.time() + 60):
-                with open(log_path, errors="replace") as log:
-                    tail = log.read()[-3000:]
-                print(f"FAIL  the gateway did not come up on {base} (exit {server.poll()}):\n{tail}")
-                print("0 passed, 1 failed")
-                return 1
-            token = subprocess.check_output([BINARY, "dev-token", "--persona", "staff-emis"], env=env, text=True,
-                                            timeout=30, stdin=subprocess.DEVNULL).strip()
-            state = fhirpy_checks(checks, base, token)
-            fhirclient_checks(checks, base, token, state)
+    try:
+        with DevGateway() as gateway:
+            token = gateway.token("staff-emis")
+            state = fhirpy_checks(checks, gateway.base, token)
+            fhirclient_checks(checks, gateway.base, token, state)
             print(f"{checks.passed} passed, {checks.failed} failed")
             return 1 if checks.failed else 0
-        except OutOfTime as error:
-            print(f"FAIL  {error}")
-            print(f"{checks.passed} passed, {checks.failed + 1} failed")
-            return 1
-        finally:
-            signal.alarm(0)
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=15)
-
+    except GatewayDidNotStart as error:
+        print(f"FAIL  {error}")
+        print("0 passed, 1 failed")
+        return 1
+    except OutOfTime as error:
+        print(f"FAIL  {error}")
+        print(f"{checks.passed} passed, {checks.failed + 1} failed")
+        return 1
+    finally:
+        signal.alarm(0)
 
 if __name__ == "__main__":
     sys.exit(main())

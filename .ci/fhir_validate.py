@@ -1,16 +1,11 @@
 """Validates the gateway's FHIR output with an independent implementation (fhir.resources).
 
-Starts the debug binary's dev profile on a free loopback port with a throwaway data directory,
+Starts the debug binary's dev profile (devgateway.py) on a free loopback port with a throwaway data directory,
 fetches one of each resource shape the gateway returns, and parses each with the R4B models.
 Exits non-zero on any failure. Stops the gateway on the way out.
 """
 import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 
 from fhir.resources.R4B.bundle import Bundle
@@ -19,13 +14,8 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.patient import Patient
 
-BINARY = os.path.join(os.path.dirname(__file__), "..", "target", "debug", "gp-online-gateway")
+from devgateway import DevGateway
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fetch(url, token=None, method="GET", body=None):
@@ -42,54 +32,38 @@ def fetch(url, token=None, method="GET", body=None):
 
 
 def main():
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as data:
-        env = dict(os.environ, GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_DATA_DIR=data,
-                   DATABASE_URL=f"sqlite://{data}/gateway.db",
-                   GATEWAY_SUPPLIERS__SIMULATOR_EMIS_BIND="127.0.0.1:0",
-                   GATEWAY_SUPPLIERS__SIMULATOR_TPP_BIND="127.0.0.1:0")
-        server = subprocess.Popen([BINARY, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.time() + 30
-            while time.time() < deadline:
-                try:
-                    fetch(f"{base}/health/live")
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            token = subprocess.check_output([BINARY, "dev-token", "--persona", "staff-emis"], env=env, text=True).strip()
-            created = fetch(f"{base}/Patient", token, "POST", json.dumps({
-                "resourceType": "Patient",
-                "identifier": [{"system": "https://fhir.nhs.scot/Id/chi-number", "value": "1403775419"}],
-                "name": [{"family": "Mackenzie", "given": ["Isla"]}],
-                "birthDate": "1977-03-14",
-                "generalPractitioner": [{"reference": "Organization/practice-a81001"}],
-            }).encode())
-            checks = [
-                ("CapabilityStatement", CapabilityStatement, fetch(f"{base}/metadata")),
-                ("Patient (read)", Patient, fetch(f"{base}/Patient/patient-jane-smith", token)),
-                ("Patient (created, CHI)", Patient, created),
-                ("Bundle (search)", Bundle, fetch(f"{base}/Patient?family=smith&_count=1", token)),
-                ("Organization", Organization, fetch(f"{base}/Organization/practice-b82005", token)),
-                ("Bundle (organizations)", Bundle, fetch(f"{base}/Organization", token)),
-                ("OperationOutcome (404)", OperationOutcome, fetch(f"{base}/Patient/unknown", token)),
-                ("OperationOutcome (401)", OperationOutcome, fetch(f"{base}/Patient/unknown")),
-            ]
-            failed = 0
-            for name, model, resource in checks:
-                try:
-                    model.model_validate(resource)
-                    print(f"valid   {name}")
-                except Exception as error:  # noqa: BLE001 - report every failure, then exit non-zero
-                    failed += 1
-                    print(f"INVALID {name}: {error}")
-            print(f"{len(checks) - failed} passed, {failed} failed")
-            return 1 if failed else 0
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
-
+    with DevGateway() as gateway:
+        base = gateway.base
+        token = gateway.token("staff-emis")
+        created = fetch(f"{base}/Patient", token, "POST", json.dumps({
+            "resourceType": "Patient",
+            "identifier": [{"system": "https://fhir.nhs.scot/Id/chi-number", "value": "1403775419"}],
+            "name": [{"family": "Mackenzie", "given": ["Isla"]}],
+            "birthDate": "1977-03-14",
+            "generalPractitioner": [{"reference": "Organization/practice-a81001"}],
+        }).encode())
+        checks = [
+            ("CapabilityStatement", CapabilityStatement, fetch(f"{base}/metadata")),
+            ("Patient (read)", Patient, fetch(f"{base}/Patient/patient-jane-smith", token)),
+            ("Patient (created, CHI)", Patient, created),
+            ("Patient (vread)", Patient, fetch(f"{base}/Patient/patient-jane-smith/_history/1", token)),
+            ("Bundle (search)", Bundle, fetch(f"{base}/Patient?family=smith&_count=1", token)),
+            ("Bundle (history)", Bundle, fetch(f"{base}/Patient/patient-jane-smith/_history", token)),
+            ("Organization", Organization, fetch(f"{base}/Organization/practice-b82005", token)),
+            ("Bundle (organizations)", Bundle, fetch(f"{base}/Organization", token)),
+            ("OperationOutcome (404)", OperationOutcome, fetch(f"{base}/Patient/unknown", token)),
+            ("OperationOutcome (401)", OperationOutcome, fetch(f"{base}/Patient/unknown")),
+        ]
+        failed = 0
+        for name, model, resource in checks:
+            try:
+                model.model_validate(resource)
+                print(f"valid   {name}")
+            except Exception as error:  # noqa: BLE001 - report every failure, then exit non-zero
+                failed += 1
+                print(f"INVALID {name}: {error}")
+        print(f"{len(checks) - failed} passed, {failed} failed")
+        return 1 if failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())
