@@ -37,6 +37,7 @@ NHS = "https://fhir.nhs.uk/Id/nhs-number"
 NEW_NHS = "9990000239"  # valid (Modulus 11), not in the seed: created with fhirpy
 CONDITIONAL_NHS = "9990000247"  # valid, not in the seed: conditionally created
 UNUSED_NHS = "9990000255"  # valid, not in the seed, never created
+UPSERT_NHS = "9990000263"  # valid, not in the seed: created, then updated, by conditional update
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,6 +361,37 @@ def fhirpy_checks(checks, base, token):
         expect(found["total"] == 0, f"{UNUSED_NHS} was created all the same")
         return f"If-None-Exist {condition}: 412 Precondition Failed, nothing created"
 
+    def history():
+        pid = need("id")
+        bundle = client.execute(f"Patient/{pid}/_history", method="get")
+        expect(bundle["resourceType"] == "Bundle" and bundle["type"] == "history", f"Bundle.type {bundle.get('type')}")
+        versions = [e["resource"]["meta"]["versionId"] for e in bundle.get("entry", [])]
+        expect(versions[-2:] == ["2", "1"] and versions == sorted(versions, key=int, reverse=True),
+               f"history versions {versions}, expected newest first down to 1")
+        expect(bundle["entry"][-1]["request"]["method"] == "POST", f"version 1 request {bundle['entry'][-1]['request']}")
+        return f"{len(versions)} versions, newest first: {versions}"
+
+    def vread():
+        pid = need("id")
+        first = client.execute(f"Patient/{pid}/_history/1", method="get")
+        expect(first["meta"]["versionId"] == "1", f"vread 1: meta.versionId {first['meta']['versionId']}")
+        expect(first["name"][0]["given"] == ["Alexandra"], f"vread 1: given {first['name'][0]['given']}")
+        second = client.execute(f"Patient/{pid}/_history/2", method="get")
+        expect(second["name"][0]["given"] == ["Alexandra", "Rose"], f"vread 2: given {second['name'][0]['given']}")
+        return "version 1 as created, version 2 as updated"
+
+    def conditional_update():
+        search = client.resources("Patient").search(identifier=f"{NHS}|{UPSERT_NHS}")
+        created, was_created = search.update(client.resource("Patient", **new_patient(UPSERT_NHS, "Upsert", "Ivy")))
+        expect(last()["method"] == "PUT" and "identifier=" in last()["url"], f"fhirpy sent {last()['method']} {last()['url']}")
+        expect(was_created and last()["status"] == 201, f"no match: status {last()['status']}, not 201")
+        updated, was_created = search.update(client.resource("Patient", **new_patient(UPSERT_NHS, "Upsert", "Iris")))
+        expect(not was_created and last()["status"] == 200, f"one match: status {last()['status']}, not 200")
+        expect(updated.id == created.id, f"updated {updated.id}, created {created.id}")
+        expect(updated["meta"]["versionId"] == "2", f"meta.versionId {updated['meta']['versionId']}")
+        expect(updated["name"][0]["given"] == ["Iris"], f"given {updated['name'][0]['given']}")
+        return f"no match: 201 Patient/{created.id}; one match: 200, version 2"
+
     checks.run("fhirpy: CapabilityStatement (GET /metadata)", capability)
     checks.run("fhirpy: create Patient (POST)", create)
     checks.run("fhirpy: read Patient", read)
@@ -375,6 +407,9 @@ def fhirpy_checks(checks, base, token):
     checks.run("fhirpy: conditional create, one match (If-None-Exist)", conditional_match)
     checks.run("fhirpy: conditional create, no match (If-None-Exist)", conditional_no_match)
     checks.run("fhirpy: conditional create, several matches (If-None-Exist)", conditional_several)
+    checks.run("fhirpy: history (GET /Patient/{id}/_history)", history)
+    checks.run("fhirpy: vread (GET /Patient/{id}/_history/{vid})", vread)
+    checks.run("fhirpy: conditional update (SearchSet.update: PUT /Patient?identifier=)", conditional_update)
     return state
 
 
