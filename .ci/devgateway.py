@@ -28,8 +28,9 @@ def free_port():
 
 
 class DevGateway:
-    def __init__(self, start_timeout=60):
+    def __init__(self, start_timeout=60, env=None):
         self.start_timeout = start_timeout
+        self.extra_env = env or {}
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -40,6 +41,7 @@ class DevGateway:
                         DATABASE_URL=f"sqlite://{data}/gateway.db",
                         GATEWAY_SUPPLIERS__SIMULATOR_EMIS_BIND="127.0.0.1:0",
                         GATEWAY_SUPPLIERS__SIMULATOR_TPP_BIND="127.0.0.1:0")
+        self.env.update(self.extra_env)
         self.env.pop("GATEWAY_PUBLIC_URL", None)
         self.env.pop("GATEWAY_CONFIG", None)
         self.log_path = os.path.join(data, "gateway.log")
@@ -80,4 +82,9 @@ class DevGateway:
     def token(self, persona):
         """A dev token for a persona, signed with this gateway's dev key."""
         return subprocess.check_output([BINARY, "dev-token", "--persona", persona], env=self.env, text=True,
+                                       timeout=30, stdin=subprocess.DEVNULL).strip()
+
+    def person(self, nhs_number):
+        """An NHS login-like P9 token for any NHS number."""
+        return subprocess.check_output([BINARY, "dev-token", "--nhs-number", nhs_number], env=self.env, text=True,
                                        timeout=30, stdin=subprocess.DEVNULL).strip()

@@ -126,7 +126,54 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
     document_common_responses(&mut api);
+    attach_examples(&mut api);
     api
+}
+
+/// Request and response examples captured from the running dev profile
+/// (`openapi/capture_examples.py`), keyed by `METHOD /path`.
+const EXAMPLES: &str = include_str!("../../openapi/examples.json");
+
+/// Puts each captured example on its operation: the request body's and the response's first
+/// content type. An example for an operation the document does not have is a stale capture
+/// and is left out (the spec test then shows the difference).
+fn attach_examples(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    let Ok(serde_json::Value::Object(examples)) = serde_json::from_str::<serde_json::Value>(EXAMPLES) else {
+        tracing::warn!("openapi/examples.json is not a JSON object; the document has no captured examples");
+        return;
+    };
+    for (key, example) in examples {
+        let Some((method, path)) = key.split_once(' ') else {
+            continue;
+        };
+        let Some(item) = api.paths.paths.get_mut(path) else {
+            continue;
+        };
+        let op = match method {
+            "GET" => item.get.as_mut(),
+            "POST" => item.post.as_mut(),
+            "PUT" => item.put.as_mut(),
+            "PATCH" => item.patch.as_mut(),
+            "DELETE" => item.delete.as_mut(),
+            _ => None,
+        };
+        let Some(op) = op else { continue };
+        if let (Some(request), Some(RefOr::T(body))) = (example.get("request"), op.request_body.as_mut())
+            && let Some((_, RefOr::T(content))) = body.content.iter_mut().next()
+        {
+            content.example = Some(request.clone());
+        }
+        let status = example
+            .get("status")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("200");
+        if let (Some(response), Some(RefOr::T(r))) = (example.get("response"), op.responses.responses.get_mut(status))
+            && let Some((_, RefOr::T(content))) = r.content.iter_mut().next()
+        {
+            content.example = Some(response.clone());
+        }
+    }
 }
 
 /// Answers the middleware and extractors give for any operation, added to each operation the
