@@ -137,8 +137,9 @@ async fn authorize(
     };
     let q = query.into_inner();
     // Without a client and a redirect URI that can be trusted, nothing is redirected.
-    let Some(client_id) = q.client_id.filter(|c| !c.is_empty() && c.len() <= 128) else {
-        return bad_request("invalid_request", "client_id is required");
+    let text = |s: &String, max: usize| s.len() <= max && crate::domain::text::forbidden_character(s).is_none();
+    let Some(client_id) = q.client_id.filter(|c| !c.is_empty() && text(c, 128)) else {
+        return bad_request("invalid_request", "client_id is required: 1 to 128 characters");
     };
     let Some(mut redirect) = q.redirect_uri.as_deref().and_then(loopback_redirect) else {
         return bad_request(
@@ -147,7 +148,10 @@ async fn authorize(
         );
     };
     let redirect_uri = q.redirect_uri.unwrap_or_default();
-    let state = q.state.filter(|s| s.len() <= 512);
+    let state = q.state.filter(|s| text(s, 512));
+    if q.scope.as_ref().is_some_and(|s| !text(s, 512)) {
+        return bad_request("invalid_scope", "scope must be at most 512 characters");
+    }
     let fail = |mut redirect: url::Url, error: &str, description: &str| {
         {
             let mut pairs = redirect.query_pairs_mut();
