@@ -10,6 +10,7 @@ mod world;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -30,7 +31,13 @@ const FAULT_SEED: u64 = 0x5eed_fa17;
 pub struct SimulatorHandle {
     base_url: String,
     server: ServerHandle,
+    simulator: web::Data<Simulator>,
+    /// Writes the state file after changes, at most every `SAVE_INTERVAL`.
+    saver: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// Changes are written in the background at most this often, never on a request's path.
+const SAVE_INTERVAL: Duration = Duration::from_millis(500);
 
 impl SimulatorHandle {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -43,6 +50,11 @@ impl Drop for SimulatorHandle {
     fn drop(&mut self) {
         // The stop command is sent when `stop` is called; its future only reports completion.
         drop(self.server.stop(false));
+        if let Some(saver) = self.saver.take() {
+            saver.abort();
+        }
+        // What changed since the last write is not lost with the process.
+        self.simulator.save_if_changed();
     }
 }
 
@@ -53,7 +65,8 @@ pub async fn spawn(flavour: Supplier, bind: SocketAddr) -> std::io::Result<Simul
 }
 
 /// [`spawn`], keeping what the simulator knows (accounts, proxy links, practice and patient
-/// states) in `state_file`: loaded at start, written after every change, so a sandbox left
+/// states) in `state_file`: loaded at start, written in the background soon after a change and
+/// when the simulator stops, so a sandbox left
 /// running for days survives restarts.
 pub async fn spawn_persistent(
     flavour: Supplier,
@@ -84,18 +97,20 @@ async fn start(flavour: Supplier, bind: SocketAddr, state_file: Option<PathBuf>)
     }
     simulator.state_file = state_file;
     let simulator = web::Data::new(simulator);
+    let served = simulator.clone();
     let server = HttpServer::new(move || {
-        let saver = simulator.clone();
+        let marker = served.clone();
         App::new()
-            .app_data(simulator.clone())
+            .app_data(served.clone())
             .wrap_fn(move |req, srv| {
                 let changes = req.method() != actix_web::http::Method::GET;
-                let saver = saver.clone();
+                let marker = marker.clone();
                 let answer = actix_web::dev::Service::call(srv, req);
                 async move {
                     let response = answer.await;
+                    // Marked once the change is made, so a write never misses it.
                     if changes {
-                        saver.save();
+                        marker.changed.store(true, Ordering::Release);
                     }
                     response
                 }
@@ -115,9 +130,22 @@ async fn start(flavour: Supplier, bind: SocketAddr, state_file: Option<PathBuf>)
     .run();
     let handle = server.handle();
     tokio::spawn(server);
+    let saver = simulator.state_file.is_some().then(|| {
+        let simulator = simulator.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SAVE_INTERVAL);
+            loop {
+                every.tick().await;
+                let simulator = simulator.clone();
+                let _ = tokio::task::spawn_blocking(move || simulator.save_if_changed()).await;
+            }
+        })
+    });
     Ok(SimulatorHandle {
         base_url: format!("http://{address}"),
         server: handle,
+        simulator,
+        saver,
     })
 }
 
@@ -227,6 +255,8 @@ struct Simulator {
     state: Mutex<State>,
     /// Where what it knows is kept between runs, if anywhere.
     state_file: Option<PathBuf>,
+    /// Set by every request that may change something; cleared when the state file is written.
+    changed: AtomicBool,
 }
 
 impl Simulator {
@@ -235,15 +265,19 @@ impl Simulator {
             flavour,
             state: Mutex::new(State::new()),
             state_file: None,
+            changed: AtomicBool::new(false),
         }
     }
 
-    /// Writes what the simulator knows to its state file (through a temporary file and a
-    /// rename, so a crash never leaves half a file).
-    fn save(&self) {
+    /// Writes what the simulator knows to its state file if anything may have changed since the
+    /// last write (through a temporary file and a rename, so a crash never leaves half a file).
+    fn save_if_changed(&self) {
         let Some(path) = &self.state_file else {
             return;
         };
+        if !self.changed.swap(false, Ordering::AcqRel) {
+            return;
+        }
         let saved = serde_json::to_vec(&self.lock().world.save());
         let written = saved.map_err(std::io::Error::other).and_then(|bytes| {
             let partial = path.with_extension("partial");
