@@ -16,10 +16,11 @@ pub mod reads;
 pub mod reviews;
 pub mod schema;
 
-use std::time::Duration;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
 use diesel::result::DatabaseErrorKind;
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -33,8 +34,86 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-pub type DbPool = Pool<ConnectionManager<DbConnection>>;
-pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
+pub type DbPool = Pool<Manager>;
+
+/// Runs a query on the backend's own connection rather than through the `MultiConnection`.
+/// The result is the same; the multi-backend wrapper writes the statement's SQL afresh on
+/// every execution, where the native connection finds its prepared statement by type. Used on
+/// the hot read paths.
+macro_rules! native {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use native;
+
+/// A connection in the pool, with what the pool knows of its health.
+pub struct Tracked {
+    conn: DbConnection,
+    /// When a statement last came back from the server on it.
+    answered: Instant,
+    /// A statement failed because the connection is gone: it is closed, not reused.
+    lost: bool,
+}
+
+impl Deref for Tracked {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Tracked {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+/// A connection that answered within this long is handed out without a test round trip.
+const RECENTLY_ANSWERED: Duration = Duration::from_secs(1);
+
+/// r2d2's manager for diesel connections, without a `SELECT 1` before every use: a
+/// connection that answered a moment ago is handed out as it is, one idle for longer is
+/// tested first, and one whose statement failed for want of a connection is closed when it
+/// comes back. Under load that saves a round trip per database call; after an outage the
+/// idle connections are tested and replaced as before.
+pub struct Manager {
+    inner: ConnectionManager<DbConnection>,
+}
+
+impl ManageConnection for Manager {
+    type Connection = Tracked;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Tracked, Self::Error> {
+        Ok(Tracked {
+            conn: self.inner.connect()?,
+            answered: Instant::now(),
+            lost: false,
+        })
+    }
+
+    fn is_valid(&self, c: &mut Tracked) -> Result<(), Self::Error> {
+        if c.lost {
+            return Err(diesel::r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection("the connection was lost".into()),
+            ));
+        }
+        if c.answered.elapsed() < RECENTLY_ANSWERED {
+            return Ok(());
+        }
+        self.inner.is_valid(&mut c.conn)?;
+        c.answered = Instant::now();
+        Ok(())
+    }
+
+    fn has_broken(&self, c: &mut Tracked) -> bool {
+        c.lost || self.inner.has_broken(&mut c.conn)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -51,9 +130,10 @@ impl From<diesel::result::Error> for DbError {
     fn from(e: diesel::result::Error) -> Self {
         match e {
             diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::UniqueViolation,
-            diesel::result::Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                Self::Unavailable(info.message().to_owned())
-            }
+            diesel::result::Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
             // SQLite lock contention past busy_timeout: transient, so the caller may retry (503).
             diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked") => {
                 Self::Unavailable(info.message().to_owned())
@@ -69,20 +149,23 @@ impl From<diesel::r2d2::PoolError> for DbError {
     }
 }
 
-#[derive(Debug)]
-struct SqlitePragmas;
+/// Per-connection settings. SQLite: WAL lets readers run beside the single writer;
+/// busy_timeout turns lock contention into a short wait instead of an immediate SQLITE_BUSY.
+fn set_up(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    if let DbConnection::Sqlite(c) = conn {
+        c.batch_execute(
+            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+        )?;
+    }
+    Ok(())
+}
 
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        if let DbConnection::Sqlite(c) = conn {
-            // WAL lets readers run beside the single writer; busy_timeout turns lock contention
-            // into a short wait instead of an immediate SQLITE_BUSY error.
-            c.batch_execute(
-                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
-        }
-        Ok(())
+#[derive(Debug)]
+struct SetUp;
+
+impl CustomizeConnection<Tracked, diesel::r2d2::Error> for SetUp {
+    fn on_acquire(&self, conn: &mut Tracked) -> Result<(), diesel::r2d2::Error> {
+        set_up(&mut conn.conn).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -104,12 +187,14 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
     } else {
         with_network_timeouts(&url, connect_timeout)
     };
-    let manager = ConnectionManager::<DbConnection>::new(url);
+    let manager = Manager {
+        inner: ConnectionManager::<DbConnection>::new(url),
+    };
     Ok(Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(connect_timeout)
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(SetUp))
         .build_unchecked(manager))
 }
 
@@ -154,7 +239,15 @@ where
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
-        f(&mut conn)
+        let result = f(&mut conn);
+        match &result {
+            // The connection itself failed: the pool closes it rather than hand it out again.
+            // (SQLite's only "unavailable" is lock contention, which leaves the file usable.)
+            Err(DbError::Unavailable(_)) if matches!(conn.conn, DbConnection::Postgres(_)) => conn.lost = true,
+            // The server answered, with rows or with an error about the statement.
+            _ => conn.answered = Instant::now(),
+        }
+        result
     })
     .await
     .map_err(|e| DbError::Query(format!("database task failed: {e}")))?
@@ -222,14 +315,11 @@ pub fn ping(conn: &mut DbConnection) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Opens a single connection outside the pool (for `migrate` and tests).
-/// One connection outside the pool (commands), set up as the pool's are.
+/// One connection outside the pool (commands and tests), set up as the pool's are.
 pub fn connect(url: &str) -> Result<DbConnection, DbError> {
     let url = normalise_url(url)?;
     let mut conn = DbConnection::establish(&url).map_err(|e| DbError::Unavailable(e.to_string()))?;
-    SqlitePragmas
-        .on_acquire(&mut conn)
-        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    set_up(&mut conn).map_err(|e| DbError::Unavailable(e.to_string()))?;
     Ok(conn)
 }
 
@@ -274,6 +364,35 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_tests_only_idle_connections_and_closes_lost_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = Manager {
+            inner: ConnectionManager::new(dir.path().join("pool.db").to_string_lossy().into_owned()),
+        };
+        let mut c = manager.connect().unwrap();
+        assert!(manager.is_valid(&mut c).is_ok() && !manager.has_broken(&mut c));
+        // Idle for longer than the grace: tested with a round trip, and marked fresh again.
+        c.answered = Instant::now() - RECENTLY_ANSWERED * 2;
+        assert!(manager.is_valid(&mut c).is_ok());
+        assert!(c.answered.elapsed() < RECENTLY_ANSWERED);
+        // A statement that failed for want of a connection: never handed out again.
+        c.lost = true;
+        assert!(manager.is_valid(&mut c).is_err());
+        assert!(manager.has_broken(&mut c));
+    }
+
+    #[tokio::test]
+    async fn lock_contention_on_sqlite_does_not_close_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("lock.db").display());
+        let pool = build_pool(&url, 1, Duration::from_secs(5)).unwrap();
+        let r: Result<(), DbError> = run(&pool, |_| Err(DbError::Unavailable("database is locked".into()))).await;
+        assert!(r.is_err());
+        let state = pool.state();
+        assert_eq!(state.connections, 1, "the connection stays in the pool");
+    }
 
     #[test]
     fn postgres_urls_get_network_timeouts_unless_they_set_their_own() {
