@@ -209,7 +209,6 @@ pub fn search(
         }
         q
     };
-    let total = filtered().count().get_result(conn)?;
     let mut ordered = filtered();
     for (i, (key, desc)) in f.sort.iter().enumerate() {
         macro_rules! by {
@@ -241,6 +240,15 @@ pub fn search(
         .limit(limit)
         .select((PatientRow::as_select(), practices::ods_code))
         .load::<(PatientRow, String)>(conn)?;
+    // A page that is not full ends the matches: the total is known without counting (the
+    // common case of an identifier search). An empty page past the start must count, as
+    // must `_count=0`.
+    let found = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let total = if found < limit && (offset == 0 || found > 0) {
+        offset + found
+    } else {
+        filtered().count().get_result(conn)?
+    };
     let records = rows
         .into_iter()
         .map(|(row, ods)| row.into_record(ods))

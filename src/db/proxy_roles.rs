@@ -13,8 +13,8 @@ use crate::domain::{NhsNumber, OdsCode};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = proxy_roles)]
-struct RoleRow {
-    id: String,
+pub(super) struct RoleRow {
+    pub(super) id: String,
     proxy_nhs_number: String,
     patient_id: String,
     patient_nhs_number: String,

@@ -8,10 +8,12 @@ use super::accounts::AccountRow;
 use super::bindings::Binding;
 use super::patients::PatientRow;
 use super::practices::PracticeRow;
-use super::schema::{identity_bindings, online_accounts, patients, practices, record_access_codes};
-use super::{DbConnection, DbError};
+use super::proxy_roles::RoleRow;
+use super::schema::{identity_bindings, online_accounts, patients, practices, proxy_roles, record_access_codes};
+use super::{DbConnection, DbError, native};
+use crate::domain::proxy::ProxyRole;
 use crate::domain::record_access::{AccessCode, CodeSet};
-use crate::domain::{OnlineAccount, PatientRecord, PracticeRecord};
+use crate::domain::{NhsNumber, OnlineAccount, PatientRecord, PracticeRecord};
 
 /// A patient with everything the engine looks at.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct PatientContext {
 }
 
 type Row = (PatientRow, PracticeRow, Option<AccountRow>, Option<String>);
+/// A context row led by the row that found the patient (a role, a binding).
+type LedRow<T> = (T, PatientRow, PracticeRow, Option<AccountRow>, Option<String>);
 
 fn assemble(rows: Vec<Row>) -> Result<Option<PatientContext>, DbError> {
     let mut codes = vec![];
@@ -73,62 +77,113 @@ macro_rules! context_query {
 
 /// The patient with this id, with their practice, account there and codes.
 pub fn patient_context(conn: &mut DbConnection, id: &str) -> Result<Option<PatientContext>, DbError> {
-    let rows: Vec<Row> = context_query!(patients::id.eq(id)).load(conn)?;
+    let rows: Vec<Row> = native!(conn, |c| context_query!(patients::id.eq(id)).load(c))?;
     assemble(rows)
 }
 
-/// Several patients' contexts in one query, by id.
-pub fn patient_contexts(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<PatientContext>, DbError> {
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    let rows: Vec<Row> = context_query!(patients::id.eq_any(ids)).load(conn)?;
-    let mut grouped: Vec<(String, Vec<Row>)> = vec![];
-    for row in rows {
-        match grouped.iter_mut().find(|(id, _)| *id == row.0.id) {
-            Some((_, rs)) => rs.push(row),
-            None => grouped.push((row.0.id.clone(), vec![row])),
+/// At most this many rows (a role for each code on its patient's record) for one proxy.
+const MAX_PROXY_ROWS: i64 = 10_000;
+
+/// Every role a person holds as a proxy, newest first, each with its patient's context: one
+/// query keyed by the proxy's NHS number (a scalar parameter, so its plan is prepared once).
+pub fn proxy_contexts(conn: &mut DbConnection, proxy: &NhsNumber) -> Result<Vec<(ProxyRole, PatientContext)>, DbError> {
+    let rows: Vec<LedRow<RoleRow>> = native!(conn, |c| proxy_roles::table
+        .inner_join(patients::table.on(patients::id.eq(proxy_roles::patient_id)))
+        .inner_join(practices::table.on(practices::id.eq(patients::practice_id)))
+        .left_join(
+            online_accounts::table.on(online_accounts::patient_id
+                .eq(patients::id)
+                .and(online_accounts::practice_id.eq(patients::practice_id))),
+        )
+        .left_join(
+            record_access_codes::table.on(record_access_codes::patient_id
+                .eq(patients::id)
+                .and(record_access_codes::removed_at.is_null())),
+        )
+        .filter(proxy_roles::proxy_nhs_number.eq(proxy.as_str()))
+        .order((proxy_roles::created_at.desc(), proxy_roles::id.asc()))
+        .limit(MAX_PROXY_ROWS)
+        .select((
+            RoleRow::as_select(),
+            PatientRow::as_select(),
+            PracticeRow::as_select(),
+            Option::<AccountRow>::as_select(),
+            record_access_codes::code.nullable(),
+        ))
+        .load(c))?;
+    // Rows of one role are adjacent (the order ends on the role's id).
+    let mut grouped: Vec<(RoleRow, Vec<Row>)> = vec![];
+    for (role, patient, practice, account, code) in rows {
+        match grouped.last_mut() {
+            Some((r, rs)) if r.id == role.id => rs.push((patient, practice, account, code)),
+            _ => grouped.push((role, vec![(patient, practice, account, code)])),
         }
     }
     grouped
         .into_iter()
-        .filter_map(|(_, rs)| assemble(rs).transpose())
+        .filter_map(|(role, rs)| {
+            assemble(rs)
+                .and_then(|ctx| ctx.map(|ctx| Ok((ProxyRole::try_from(role)?, ctx))).transpose())
+                .transpose()
+        })
         .collect()
 }
 
 /// The same, for the record holding this NHS number.
 pub fn patient_context_by_nhs(conn: &mut DbConnection, nhs: &str) -> Result<Option<PatientContext>, DbError> {
-    let rows: Vec<Row> = context_query!(
+    let rows: Vec<Row> = native!(conn, |c| context_query!(
         patients::identifier_system
             .eq(crate::domain::PatientIdentifierSystem::NhsNumber.code())
             .and(patients::identifier_value.eq(nhs))
     )
-    .load(conn)?;
+    .load(c))?;
     assemble(rows)
 }
 
 /// A token's binding when it still points at the record that holds its NHS number at the
-/// record's practice: the common case, in one query. `None` means look the slow way.
+/// record's practice, with that record's context: the common case, in one query. `None`
+/// means look the slow way.
 pub fn current_binding(
     conn: &mut DbConnection,
     issuer: &str,
     subject: &str,
     nhs: &str,
-) -> Result<Option<(Binding, PatientRecord)>, DbError> {
-    let found: Option<(Binding, PatientRow, String)> = identity_bindings::table
-        .inner_join(
-            patients::table.on(patients::id
-                .eq(identity_bindings::patient_id)
-                .and(patients::practice_id.eq(identity_bindings::practice_id))),
-        )
-        .inner_join(practices::table.on(practices::id.eq(patients::practice_id)))
-        .filter(identity_bindings::issuer.eq(issuer))
-        .filter(identity_bindings::subject.eq(subject))
-        .filter(identity_bindings::nhs_number.eq(nhs))
-        .filter(patients::identifier_system.eq(crate::domain::PatientIdentifierSystem::NhsNumber.code()))
-        .filter(patients::identifier_value.eq(nhs))
-        .select((Binding::as_select(), PatientRow::as_select(), practices::ods_code))
-        .first(conn)
-        .optional()?;
-    found.map(|(b, p, ods)| Ok((b, p.into_record(ods)?))).transpose()
+) -> Result<Option<(Binding, PatientContext)>, DbError> {
+    let rows: Vec<LedRow<Binding>> = native!(conn, |c| {
+        identity_bindings::table
+            .inner_join(
+                patients::table.on(patients::id
+                    .eq(identity_bindings::patient_id)
+                    .and(patients::practice_id.eq(identity_bindings::practice_id))),
+            )
+            .inner_join(practices::table.on(practices::id.eq(patients::practice_id)))
+            .left_join(
+                online_accounts::table.on(online_accounts::patient_id
+                    .eq(patients::id)
+                    .and(online_accounts::practice_id.eq(patients::practice_id))),
+            )
+            .left_join(
+                record_access_codes::table.on(record_access_codes::patient_id
+                    .eq(patients::id)
+                    .and(record_access_codes::removed_at.is_null())),
+            )
+            .filter(identity_bindings::issuer.eq(issuer))
+            .filter(identity_bindings::subject.eq(subject))
+            .filter(identity_bindings::nhs_number.eq(nhs))
+            .filter(patients::identifier_system.eq(crate::domain::PatientIdentifierSystem::NhsNumber.code()))
+            .filter(patients::identifier_value.eq(nhs))
+            .select((
+                Binding::as_select(),
+                PatientRow::as_select(),
+                PracticeRow::as_select(),
+                Option::<AccountRow>::as_select(),
+                record_access_codes::code.nullable(),
+            ))
+            .load(c)
+    })?;
+    let Some(binding) = rows.first().map(|r| r.0.clone()) else {
+        return Ok(None);
+    };
+    let context = assemble(rows.into_iter().map(|(_, p, pr, a, code)| (p, pr, a, code)).collect())?;
+    Ok(context.map(|ctx| (binding, ctx)))
 }

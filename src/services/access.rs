@@ -7,6 +7,7 @@ use super::identity::{Resolved, resolve_binding};
 use super::{Caller, Core, Error, Result};
 use crate::audit::{ActorSnapshot, AuditRecord, Outcome};
 use crate::db::bindings::Binding;
+use crate::db::reads::PatientContext;
 use crate::db::{self, DbConnection, DbError};
 use crate::domain::policy::{
     self, AccountFacts, Action, ActorFacts, Decision, Facts, IdentityLink, PatientFacts, PersonFacts, PracticeFacts,
@@ -94,6 +95,8 @@ pub struct Permit {
     /// The proxy role the request is about, or the one a proxy acts through.
     pub role: Option<ProxyRole>,
     pub request: Option<AccessRequest>,
+    /// The record-access codes on the target patient's record.
+    pub codes: crate::domain::record_access::CodeSet,
     _decided: Decided,
 }
 
@@ -112,6 +115,7 @@ impl Permit {
             binding: None,
             role: None,
             request: None,
+            codes: Default::default(),
             _decided: Decided,
         }
     }
@@ -247,6 +251,7 @@ async fn settle(
         binding: loaded.binding,
         role: loaded.role,
         request: loaded.request,
+        codes: loaded.codes,
         _decided: Decided,
     })
 }
@@ -388,6 +393,8 @@ pub(super) struct Loaded {
 
 pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::result::Result<Loaded, DbError> {
     let mut l = Loaded::default();
+    // The caller's own record with its context, when the binding's query brought it.
+    let mut own_context = None;
     if let Who::Person { nhs_number, .. } = who {
         l.person = Some(nhs_number.clone());
     }
@@ -401,12 +408,13 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
         } => match resolve_binding(c, issuer, subject, nhs_number, *level)? {
             Resolved::Mismatch => l.identity = Some(IdentityLink::Mismatch),
             Resolved::Unknown => l.identity = Some(IdentityLink::NoRecord),
-            Resolved::Found(patient, binding) => {
+            Resolved::Found(patient, binding, context) => {
                 l.identity = Some(IdentityLink::Bound {
                     patient_id: patient.id.clone(),
                 });
                 l.own = Some(*patient);
                 l.binding = Some(*binding);
+                own_context = context.map(|c| *c);
             }
         },
         Who::Named { nhs_number } => {
@@ -499,6 +507,13 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
     };
     // The patient with their practice, account and codes, in one round trip.
     let patient = match patient {
+        Some(Fetch::Id(id))
+            if own_context
+                .as_ref()
+                .is_some_and(|o: &PatientContext| o.patient.id == id) =>
+        {
+            own_context
+        }
         Some(Fetch::Id(id)) => db::reads::patient_context(c, &id)?,
         Some(Fetch::Nhs(nhs)) => db::reads::patient_context_by_nhs(c, &nhs)?,
         None => None,

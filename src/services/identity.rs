@@ -3,6 +3,7 @@
 //! `$link-identity`).
 
 use crate::db::bindings::Binding;
+use crate::db::reads::PatientContext;
 use crate::db::{self, DbConnection, DbError};
 use crate::domain::identity::{IdentityAssertion, LinkageDetails};
 use crate::domain::policy::Action;
@@ -21,7 +22,8 @@ pub(super) enum Resolved {
     Mismatch,
     /// No practice record holds the NHS number.
     Unknown,
-    Found(Box<PatientRecord>, Box<Binding>),
+    /// The record and binding, and the record's context when the one query found it.
+    Found(Box<PatientRecord>, Box<Binding>, Option<Box<PatientContext>>),
 }
 
 /// Binds a verified subject to the practice record on first use and follows the patient's
@@ -36,8 +38,12 @@ pub(super) fn resolve_binding(
 ) -> std::result::Result<Resolved, DbError> {
     // The common case in one query: the binding still points at the record holding the NHS
     // number, at its practice.
-    if let Some((binding, patient)) = db::reads::current_binding(c, iss, sub, nhs.as_str())? {
-        return Ok(Resolved::Found(Box::new(patient), Box::new(binding)));
+    if let Some((binding, context)) = db::reads::current_binding(c, iss, sub, nhs.as_str())? {
+        return Ok(Resolved::Found(
+            Box::new(context.patient.clone()),
+            Box::new(binding),
+            Some(Box::new(context)),
+        ));
     }
     let binding = db::bindings::find(c, iss, sub)?;
     if binding.as_ref().is_some_and(|b| b.nhs_number != nhs.as_str()) {
@@ -50,7 +56,7 @@ pub(super) fn resolve_binding(
         && b.practice_id == patient.practice_id
         && b.patient_id == patient.id
     {
-        return Ok(Resolved::Found(Box::new(patient), Box::new(b)));
+        return Ok(Resolved::Found(Box::new(patient), Box::new(b), None));
     }
     db::write_transaction(c, |c| {
         let binding = db::bindings::find(c, iss, sub)?;
@@ -90,7 +96,7 @@ pub(super) fn resolve_binding(
                 b
             }
         };
-        Ok(Resolved::Found(Box::new(patient), Box::new(binding)))
+        Ok(Resolved::Found(Box::new(patient), Box::new(binding), None))
     })
 }
 
@@ -157,7 +163,30 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
     let Principal::Patient(me) = &caller.principal else {
         return Err(Error::internal("my-access for a caller who is not a person"));
     };
-    let acting_for = super::proxy::acting_for(core, &me.nhs_number).await?;
+    let today = core.clock.today();
+    // What the caller's own entry needs beyond the decision's load, and the roles they hold
+    // as a proxy with every patient's context: one trip to the database.
+    let own = permit
+        .patient
+        .as_ref()
+        .map(|p| (p.id.clone(), permit.account.as_ref().map(|a| a.id.clone())));
+    let proxy = me.nhs_number.clone();
+    let (extra, acting_for) = db::run(&core.pool, move |c| {
+        let extra = match own {
+            Some((id, None)) => (db::accounts::all_for_patient(c, &id)?.into_iter().next(), None),
+            Some((id, Some(account))) => (
+                None,
+                db::reviews::for_patient(c, &id)?
+                    .into_iter()
+                    .find(|r| r.status == "requested" && r.account_id == account)
+                    .map(|r| r.id),
+            ),
+            None => (None, None),
+        };
+        Ok((extra, super::proxy::load_acting_for(c, &proxy, today)?))
+    })
+    .await?;
+    let acting_for = super::proxy::acting_for(acting_for, today);
     // A delegated token acts for one patient: that is all it may see.
     if let Some(delegated) = &me.delegated_for {
         return Ok(acting_for
@@ -167,32 +196,16 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
     }
     let mut entries: Vec<PatientAccess> = vec![];
     if let Some(p) = permit.patient {
-        let (id, account_id) = (p.id.clone(), permit.account.as_ref().map(|a| a.id.clone()));
-        let (codes, earlier, review) = db::run(&core.pool, move |c| {
-            let codes = db::access_codes::active(c, &id)?;
-            let earlier = match account_id {
-                Some(_) => None,
-                None => db::accounts::all_for_patient(c, &id)?.into_iter().next(),
-            };
-            let review = match &account_id {
-                Some(a) => db::reviews::for_patient(c, &id)?
-                    .into_iter()
-                    .find(|r| r.status == "requested" && r.account_id == *a)
-                    .map(|r| r.id),
-                None => None,
-            };
-            Ok((codes, earlier, review))
-        })
-        .await?;
+        let (earlier, review) = extra;
         let account = permit.account.or(earlier);
         entries.push(entry_for(
             p,
             permit.practice.as_ref(),
             account,
-            &codes,
+            &permit.codes,
             me.proofing_level,
             review,
-            core.clock.today(),
+            today,
         ));
     }
     entries.extend(acting_for);

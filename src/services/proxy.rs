@@ -4,7 +4,7 @@
 //! Who may see and change a role is decided by the engine; the rules about what a role may be
 //! (lifecycle, reasons, legal basis, ages) live in `domain::proxy`.
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use rand::Rng;
 
 use super::access::{self, Permit, Target};
@@ -668,69 +668,84 @@ pub async fn set_access(core: &Core, caller: &Caller, permit: Permit, grants: Pr
     update(core, caller, permit, vec![RoleChange::Grants(grants)]).await
 }
 
-/// The patients a person acts for as a proxy, with what each role lets them do today.
-pub async fn acting_for(core: &Core, proxy: &NhsNumber) -> Result<Vec<PatientAccess>> {
-    let proxy = proxy.clone();
-    let today = core.clock.today();
-    let found = db::run(&core.pool, move |c| {
-        let roles: Vec<ProxyRole> = db::proxy_roles::search(c, Some(&proxy), None)?
-            .into_iter()
-            .filter(|r| {
-                matches!(
-                    r.status,
-                    RoleStatus::Proposed | RoleStatus::Active | RoleStatus::Inactive
-                )
-            })
-            .collect();
-        // Every patient's record, practice, account and codes in one query.
-        let ids: Vec<String> = roles.iter().map(|r| r.patient_id.clone()).collect();
-        let contexts = db::reads::patient_contexts(c, &ids)?;
-        let mut out = vec![];
-        for role in roles {
-            let Some(ctx) = contexts.iter().find(|x| x.patient.id == role.patient_id) else {
-                continue;
-            };
-            let own = ctx
-                .account
-                .as_ref()
-                .filter(|a| a.status == AccountStatus::Active && a.practice_id == ctx.patient.practice_id)
-                .map(|a| super::record_access::effective(&ctx.practice, &ctx.patient, &ctx.codes, a, today));
-            out.push((role, ctx.patient.clone(), Some(ctx.practice.clone()), own));
+/// A proxy's role with the patient's record, practice and own access, as loaded.
+pub struct ActingFor {
+    role: ProxyRole,
+    patient: PatientRecord,
+    practice: PracticeRecord,
+    own: Option<AccessSettings>,
+}
+
+/// The roles a person holds as a proxy, with each patient's context: one query, run on the
+/// caller's connection so that `$my-access` makes one trip to the database.
+pub fn load_acting_for(
+    c: &mut DbConnection,
+    proxy: &NhsNumber,
+    today: NaiveDate,
+) -> std::result::Result<Vec<ActingFor>, DbError> {
+    let mut out = vec![];
+    for (role, ctx) in db::reads::proxy_contexts(c, proxy)? {
+        if !matches!(
+            role.status,
+            RoleStatus::Proposed | RoleStatus::Active | RoleStatus::Inactive
+        ) {
+            continue;
         }
-        Ok(out)
-    })
-    .await?;
-    Ok(found
+        let own = ctx
+            .account
+            .as_ref()
+            .filter(|a| a.status == AccountStatus::Active && a.practice_id == ctx.patient.practice_id)
+            .map(|a| super::record_access::effective(&ctx.practice, &ctx.patient, &ctx.codes, a, today));
+        out.push(ActingFor {
+            role,
+            patient: ctx.patient,
+            practice: ctx.practice,
+            own,
+        });
+    }
+    Ok(out)
+}
+
+/// The patients a person acts for as a proxy, with what each role lets them do today.
+pub fn acting_for(found: Vec<ActingFor>, today: NaiveDate) -> Vec<PatientAccess> {
+    found
         .into_iter()
-        .map(|(role, patient, practice, own)| {
-            let review_age = practice.as_ref().map_or(13, |p| p.settings.proxy_review_age);
-            // The role as it stands today (lapsed or moved roles are inactive with their reason).
-            let role = as_of_today(role, Some(&patient), review_age, today);
-            let (reason, effective) = match role.status {
-                RoleStatus::Active => (None, role.grants.capped_by(own.as_ref()).as_access()),
-                _ => (
-                    Some(
-                        role.reason
-                            .text
-                            .clone()
-                            .unwrap_or_else(|| role.reason.reason.display().to_owned()),
+        .map(
+            |ActingFor {
+                 role,
+                 patient,
+                 practice,
+                 own,
+             }| {
+                let review_age = practice.settings.proxy_review_age;
+                // The role as it stands today (lapsed or moved roles are inactive with their reason).
+                let role = as_of_today(role, Some(&patient), review_age, today);
+                let (reason, effective) = match role.status {
+                    RoleStatus::Active => (None, role.grants.capped_by(own.as_ref()).as_access()),
+                    _ => (
+                        Some(
+                            role.reason
+                                .text
+                                .clone()
+                                .unwrap_or_else(|| role.reason.reason.display().to_owned()),
+                        ),
+                        AccessSettings::none(),
                     ),
-                    AccessSettings::none(),
-                ),
-            };
-            let status = role.status.code().to_owned();
-            PatientAccess {
-                relationship: role
-                    .relationships
-                    .first()
-                    .map_or_else(|| "proxy".to_owned(), |r| r.code.clone()),
-                role_id: Some(role.id.clone()),
-                pending_review: None,
-                patient,
-                status,
-                reason,
-                effective,
-            }
-        })
-        .collect())
+                };
+                let status = role.status.code().to_owned();
+                PatientAccess {
+                    relationship: role
+                        .relationships
+                        .first()
+                        .map_or_else(|| "proxy".to_owned(), |r| r.code.clone()),
+                    role_id: Some(role.id.clone()),
+                    pending_review: None,
+                    patient,
+                    status,
+                    reason,
+                    effective,
+                }
+            },
+        )
+        .collect()
 }

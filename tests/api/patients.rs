@@ -360,6 +360,7 @@ async fn search_by_each_parameter_with_paging() {
             (s, h, (), r.json::<Value>().await.unwrap())
         };
         assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["total"], 5, "every page, the last one too, gives the same total");
         seen.extend(
             page["entry"]
                 .as_array()
@@ -377,6 +378,17 @@ async fn search_by_each_parameter_with_paging() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 5, "paging visits every match once");
+    for (query, entries) in [
+        ("_count=5", 5),
+        ("_count=6", 5),
+        ("_count=2&_offset=4", 1),
+        ("_count=2&_offset=10", 0),
+    ] {
+        let (status, _, page) = app.get(&format!("/Patient?family=PAG&{query}"), &token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["total"], 5, "{query}");
+        assert_eq!(page["entry"].as_array().map_or(0, Vec::len), entries, "{query}");
+    }
 
     let (_, _, by_id) = app
         .get(
