@@ -82,7 +82,10 @@ fn start(url: &str) -> Gateway {
     let child = Command::new(env!("CARGO_BIN_EXE_gp-online-gateway"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .env("GATEWAY_DATABASE__URL", url)
-        .env("GATEWAY_DATABASE__POOL_SIZE", "16")
+        .env(
+            "GATEWAY_DATABASE__POOL_SIZE",
+            std::env::var("BENCH_POOL_SIZE").unwrap_or_else(|_| "16".into()),
+        )
         .env("GATEWAY_DATA_DIR", data.path())
         .env("GATEWAY_SUPPLIERS__SIMULATOR_EMIS_BIND", "127.0.0.1:0")
         .env("GATEWAY_SUPPLIERS__SIMULATOR_TPP_BIND", "127.0.0.1:0")

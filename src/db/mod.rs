@@ -34,7 +34,15 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-pub type DbPool = Pool<Manager>;
+/// The connection pool, and a turn for each of its connections. A database call waits for its
+/// turn on the async side, so no more blocking threads run than there are connections: the
+/// rest do not queue on the pool's lock, where each would hold a thread and be woken in turn.
+#[derive(Clone)]
+pub struct DbPool {
+    pool: Pool<Manager>,
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+}
 
 /// Runs a query on the backend's own connection rather than through the `MultiConnection`.
 /// The result is the same; the multi-backend wrapper writes the statement's SQL afresh on
@@ -190,12 +198,17 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
     let manager = Manager {
         inner: ConnectionManager::<DbConnection>::new(url),
     };
-    Ok(Pool::builder()
+    let pool = Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(connect_timeout)
         .connection_customizer(Box::new(SetUp))
-        .build_unchecked(manager))
+        .build_unchecked(manager);
+    Ok(DbPool {
+        pool,
+        turns: std::sync::Arc::new(tokio::sync::Semaphore::new(size as usize)),
+        wait: connect_timeout,
+    })
 }
 
 /// A PostgreSQL server that stops answering (a dead host, a dropped route) must not hold a
@@ -236,8 +249,19 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
 {
-    let pool = pool.clone();
+    let turn = match tokio::time::timeout(pool.wait, pool.turns.clone().acquire_owned()).await {
+        Ok(Ok(turn)) => turn,
+        Ok(Err(_)) => return Err(DbError::Unavailable("the connection pool is closed".into())),
+        Err(_) => {
+            return Err(DbError::Unavailable(format!(
+                "no database connection free within {} ms",
+                pool.wait.as_millis()
+            )));
+        }
+    };
+    let pool = pool.pool.clone();
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let mut conn = pool.get()?;
         let result = f(&mut conn);
         match &result {
@@ -384,13 +408,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_call_waits_for_a_free_connection_at_most_the_pool_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("turns.db").display());
+        let pool = build_pool(&url, 1, Duration::from_millis(200)).unwrap();
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                run(&pool, |_| {
+                    std::thread::sleep(Duration::from_millis(600));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let waited = run(&pool, |_| Ok(())).await;
+        assert!(matches!(waited, Err(DbError::Unavailable(m)) if m.contains("no database connection free")));
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "gave up after the wait, not the holder"
+        );
+        assert!(busy.await.unwrap().is_ok());
+        assert!(run(&pool, |_| Ok(())).await.is_ok(), "the connection is free again");
+    }
+
+    #[tokio::test]
     async fn lock_contention_on_sqlite_does_not_close_the_connection() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("lock.db").display());
         let pool = build_pool(&url, 1, Duration::from_secs(5)).unwrap();
         let r: Result<(), DbError> = run(&pool, |_| Err(DbError::Unavailable("database is locked".into()))).await;
         assert!(r.is_err());
-        let state = pool.state();
+        let state = pool.pool.state();
         assert_eq!(state.connections, 1, "the connection stays in the pool");
     }
 
