@@ -26,7 +26,7 @@ pub struct PatientContext {
 
 type Row = (PatientRow, PracticeRow, Option<AccountRow>, Option<String>);
 /// A context row led by the row that found the patient (a role, a binding).
-type LedRow<T> = (T, PatientRow, PracticeRow, Option<AccountRow>, Option<String>);
+type LedRow<T> = (T, Row);
 
 fn assemble(rows: Vec<Row>) -> Result<Option<PatientContext>, DbError> {
     let mut codes = vec![];
@@ -51,10 +51,12 @@ fn assemble(rows: Vec<Row>) -> Result<Option<PatientContext>, DbError> {
     }))
 }
 
-macro_rules! context_query {
-    ($filter:expr) => {
-        patients::table
-            .inner_join(practices::table)
+/// `$source` (a query that has joined `patients`) joined to the patient's practice, their
+/// account at that practice and their active record-access codes.
+macro_rules! with_context {
+    ($source:expr) => {
+        $source
+            .inner_join(practices::table.on(practices::id.eq(patients::practice_id)))
             .left_join(
                 online_accounts::table.on(online_accounts::patient_id
                     .eq(patients::id)
@@ -65,13 +67,26 @@ macro_rules! context_query {
                     .eq(patients::id)
                     .and(record_access_codes::removed_at.is_null())),
             )
+    };
+}
+
+/// The columns of a [`Row`].
+macro_rules! context_columns {
+    () => {
+        (
+            PatientRow::as_select(),
+            PracticeRow::as_select(),
+            Option::<AccountRow>::as_select(),
+            record_access_codes::code.nullable(),
+        )
+    };
+}
+
+macro_rules! context_query {
+    ($filter:expr) => {
+        with_context!(patients::table)
             .filter($filter)
-            .select((
-                PatientRow::as_select(),
-                PracticeRow::as_select(),
-                Option::<AccountRow>::as_select(),
-                record_access_codes::code.nullable(),
-            ))
+            .select(context_columns!())
     };
 }
 
@@ -87,36 +102,20 @@ const MAX_PROXY_ROWS: i64 = 10_000;
 /// Every role a person holds as a proxy, newest first, each with its patient's context: one
 /// query keyed by the proxy's NHS number (a scalar parameter, so its plan is prepared once).
 pub fn proxy_contexts(conn: &mut DbConnection, proxy: &NhsNumber) -> Result<Vec<(ProxyRole, PatientContext)>, DbError> {
-    let rows: Vec<LedRow<RoleRow>> = native!(conn, |c| proxy_roles::table
-        .inner_join(patients::table.on(patients::id.eq(proxy_roles::patient_id)))
-        .inner_join(practices::table.on(practices::id.eq(patients::practice_id)))
-        .left_join(
-            online_accounts::table.on(online_accounts::patient_id
-                .eq(patients::id)
-                .and(online_accounts::practice_id.eq(patients::practice_id))),
-        )
-        .left_join(
-            record_access_codes::table.on(record_access_codes::patient_id
-                .eq(patients::id)
-                .and(record_access_codes::removed_at.is_null())),
-        )
-        .filter(proxy_roles::proxy_nhs_number.eq(proxy.as_str()))
-        .order((proxy_roles::created_at.desc(), proxy_roles::id.asc()))
-        .limit(MAX_PROXY_ROWS)
-        .select((
-            RoleRow::as_select(),
-            PatientRow::as_select(),
-            PracticeRow::as_select(),
-            Option::<AccountRow>::as_select(),
-            record_access_codes::code.nullable(),
-        ))
-        .load(c))?;
+    let rows: Vec<LedRow<RoleRow>> = native!(conn, |c| {
+        with_context!(proxy_roles::table.inner_join(patients::table.on(patients::id.eq(proxy_roles::patient_id))))
+            .filter(proxy_roles::proxy_nhs_number.eq(proxy.as_str()))
+            .order((proxy_roles::created_at.desc(), proxy_roles::id.asc()))
+            .limit(MAX_PROXY_ROWS)
+            .select((RoleRow::as_select(), context_columns!()))
+            .load(c)
+    })?;
     // Rows of one role are adjacent (the order ends on the role's id).
     let mut grouped: Vec<(RoleRow, Vec<Row>)> = vec![];
-    for (role, patient, practice, account, code) in rows {
+    for (role, row) in rows {
         match grouped.last_mut() {
-            Some((r, rs)) if r.id == role.id => rs.push((patient, practice, account, code)),
-            _ => grouped.push((role, vec![(patient, practice, account, code)])),
+            Some((r, rs)) if r.id == role.id => rs.push(row),
+            _ => grouped.push((role, vec![row])),
         }
     }
     grouped
@@ -150,40 +149,24 @@ pub fn current_binding(
     nhs: &str,
 ) -> Result<Option<(Binding, PatientContext)>, DbError> {
     let rows: Vec<LedRow<Binding>> = native!(conn, |c| {
-        identity_bindings::table
-            .inner_join(
+        with_context!(
+            identity_bindings::table.inner_join(
                 patients::table.on(patients::id
                     .eq(identity_bindings::patient_id)
                     .and(patients::practice_id.eq(identity_bindings::practice_id))),
             )
-            .inner_join(practices::table.on(practices::id.eq(patients::practice_id)))
-            .left_join(
-                online_accounts::table.on(online_accounts::patient_id
-                    .eq(patients::id)
-                    .and(online_accounts::practice_id.eq(patients::practice_id))),
-            )
-            .left_join(
-                record_access_codes::table.on(record_access_codes::patient_id
-                    .eq(patients::id)
-                    .and(record_access_codes::removed_at.is_null())),
-            )
-            .filter(identity_bindings::issuer.eq(issuer))
-            .filter(identity_bindings::subject.eq(subject))
-            .filter(identity_bindings::nhs_number.eq(nhs))
-            .filter(patients::identifier_system.eq(crate::domain::PatientIdentifierSystem::NhsNumber.code()))
-            .filter(patients::identifier_value.eq(nhs))
-            .select((
-                Binding::as_select(),
-                PatientRow::as_select(),
-                PracticeRow::as_select(),
-                Option::<AccountRow>::as_select(),
-                record_access_codes::code.nullable(),
-            ))
-            .load(c)
+        )
+        .filter(identity_bindings::issuer.eq(issuer))
+        .filter(identity_bindings::subject.eq(subject))
+        .filter(identity_bindings::nhs_number.eq(nhs))
+        .filter(patients::identifier_system.eq(crate::domain::PatientIdentifierSystem::NhsNumber.code()))
+        .filter(patients::identifier_value.eq(nhs))
+        .select((Binding::as_select(), context_columns!()))
+        .load(c)
     })?;
     let Some(binding) = rows.first().map(|r| r.0.clone()) else {
         return Ok(None);
     };
-    let context = assemble(rows.into_iter().map(|(_, p, pr, a, code)| (p, pr, a, code)).collect())?;
+    let context = assemble(rows.into_iter().map(|(_, row)| row).collect())?;
     Ok(context.map(|ctx| (binding, ctx)))
 }
