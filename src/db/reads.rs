@@ -110,6 +110,7 @@ pub fn proxy_contexts(conn: &mut DbConnection, proxy: &NhsNumber) -> Result<Vec<
             .select((RoleRow::as_select(), context_columns!()))
             .load(c)
     })?;
+    let truncated = rows.len() >= usize::try_from(MAX_PROXY_ROWS).unwrap_or(usize::MAX);
     // Rows of one role are adjacent (the order ends on the role's id).
     let mut grouped: Vec<(RoleRow, Vec<Row>)> = vec![];
     for (role, row) in rows {
@@ -117,6 +118,14 @@ pub fn proxy_contexts(conn: &mut DbConnection, proxy: &NhsNumber) -> Result<Vec<
             Some((r, rs)) if r.id == role.id => rs.push(row),
             _ => grouped.push((role, vec![row])),
         }
+    }
+    if truncated {
+        // The last role's codes may be cut off: leave it out rather than show it wrongly.
+        tracing::warn!(
+            rows = MAX_PROXY_ROWS,
+            "a proxy's roles exceed the row limit of one read; the last is left out"
+        );
+        grouped.pop();
     }
     grouped
         .into_iter()
