@@ -131,6 +131,7 @@ impl Application {
         );
         workers.push(audit_writer);
 
+        let reader = Arc::new(crate::db::reads::ContextReader::start(pool.clone())?);
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
         let state = web::Data::new(AppState {
             rate_limiter: crate::ratelimit::RateLimiter::new(settings.http.rate_limit_per_minute),
@@ -138,6 +139,7 @@ impl Application {
                 policy: settings.policy(),
                 settings: settings.clone(),
                 pool,
+                reader,
                 secrets,
                 audit,
                 provisioner,

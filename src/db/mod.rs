@@ -123,7 +123,7 @@ impl ManageConnection for Manager {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DbError {
     /// The database cannot be reached or the pool is exhausted: callers see 503.
     #[error("database unavailable: {0}")]
@@ -243,6 +243,37 @@ fn normalise_url(url: &str) -> Result<String, DbError> {
     Ok(url.to_owned())
 }
 
+impl DbPool {
+    /// How long a call waits for a connection before the database counts as unavailable.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+}
+
+/// Runs `f` on a connection from the pool, on the calling thread (one that may block), and
+/// notes what the outcome says about the connection.
+fn with_connection<T>(
+    pool: &Pool<Manager>,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let mut conn = pool.get()?;
+    let result = f(&mut conn);
+    match &result {
+        // The connection itself failed: the pool closes it rather than hand it out again.
+        // (SQLite's only "unavailable" is lock contention, which leaves the file usable.)
+        Err(DbError::Unavailable(_)) if matches!(conn.conn, DbConnection::Postgres(_)) => conn.lost = true,
+        // The server answered, with rows or with an error about the statement.
+        _ => conn.answered = Instant::now(),
+    }
+    result
+}
+
+/// Runs a database closure on a thread of its own that may block (not the async workers),
+/// outside the pool's turns: for a long-lived reader that gathers many requests' reads.
+pub fn run_here<T>(pool: &DbPool, f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>) -> Result<T, DbError> {
+    with_connection(&pool.pool, f)
+}
+
 /// Runs a blocking database closure on tokio's blocking pool.
 pub async fn run<T, F>(pool: &DbPool, f: F) -> Result<T, DbError>
 where
@@ -262,16 +293,7 @@ where
     let pool = pool.pool.clone();
     tokio::task::spawn_blocking(move || {
         let _turn = turn;
-        let mut conn = pool.get()?;
-        let result = f(&mut conn);
-        match &result {
-            // The connection itself failed: the pool closes it rather than hand it out again.
-            // (SQLite's only "unavailable" is lock contention, which leaves the file usable.)
-            Err(DbError::Unavailable(_)) if matches!(conn.conn, DbConnection::Postgres(_)) => conn.lost = true,
-            // The server answered, with rows or with an error about the statement.
-            _ => conn.answered = Instant::now(),
-        }
-        result
+        with_connection(&pool, f)
     })
     .await
     .map_err(|e| DbError::Query(format!("database task failed: {e}")))?

@@ -96,6 +96,105 @@ pub fn patient_context(conn: &mut DbConnection, id: &str) -> Result<Option<Patie
     assemble(rows)
 }
 
+/// Several patients' contexts in one query, by id.
+pub fn patient_contexts(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<PatientContext>, DbError> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut rows: Vec<Row> = native!(conn, |c| context_query!(patients::id.eq_any(ids)).load(c))?;
+    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    let mut grouped: Vec<Vec<Row>> = vec![];
+    for row in rows {
+        match grouped.last_mut() {
+            Some(rs) if rs[0].0.id == row.0.id => rs.push(row),
+            _ => grouped.push(vec![row]),
+        }
+    }
+    grouped.into_iter().filter_map(|rs| assemble(rs).transpose()).collect()
+}
+
+/// The most reads gathered into one query.
+const MAX_GATHERED: usize = 64;
+
+struct Ask {
+    id: String,
+    reply: tokio::sync::oneshot::Sender<Result<Option<PatientContext>, DbError>>,
+}
+
+/// Reads patients' contexts by id for many requests at once: a thread of its own takes every
+/// request waiting at that moment (up to 64) and answers them from one query. Under load this
+/// replaces a hand-off to the blocking pool and a round trip per request with one per batch;
+/// with one request waiting it is one query, as before. The thread ends when the reader is
+/// dropped.
+pub struct ContextReader {
+    asks: tokio::sync::mpsc::Sender<Ask>,
+    wait: std::time::Duration,
+}
+
+impl ContextReader {
+    pub fn start(pool: super::DbPool) -> Result<Self, DbError> {
+        let (asks, mut waiting) = tokio::sync::mpsc::channel::<Ask>(4 * MAX_GATHERED);
+        let wait = pool.wait();
+        std::thread::Builder::new()
+            .name("context-reader".into())
+            .spawn(move || {
+                while let Some(first) = waiting.blocking_recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_GATHERED {
+                        match waiting.try_recv() {
+                            Ok(ask) => batch.push(ask),
+                            Err(_) => break,
+                        }
+                    }
+                    // Asks whose requester has gone (timed out) need no answer.
+                    batch.retain(|a| !a.reply.is_closed());
+                    let mut ids: Vec<String> = batch.iter().map(|a| a.id.clone()).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    match super::run_here(&pool, |c| patient_contexts(c, &ids)) {
+                        Ok(found) => {
+                            for ask in batch {
+                                let context = found.iter().find(|x| x.patient.id == ask.id).cloned();
+                                let _ = ask.reply.send(Ok(context));
+                            }
+                        }
+                        Err(e) => {
+                            for ask in batch {
+                                let _ = ask.reply.send(Err(e.clone()));
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| DbError::Unavailable(format!("cannot start the context reader: {e}")))?;
+        Ok(Self { asks, wait })
+    }
+
+    /// The patient with this id, with their practice, account there and codes; given up as
+    /// unavailable after the pool's wait.
+    pub async fn patient_context(&self, id: &str) -> Result<Option<PatientContext>, DbError> {
+        let stopped = || DbError::Unavailable("the context reader has stopped".into());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let asked = async {
+            self.asks
+                .send(Ask {
+                    id: id.to_owned(),
+                    reply,
+                })
+                .await
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        };
+        match tokio::time::timeout(self.wait, asked).await {
+            Ok(answered) => answered,
+            Err(_) => Err(DbError::Unavailable(format!(
+                "no patient read answered within {} ms",
+                self.wait.as_millis()
+            ))),
+        }
+    }
+}
+
 /// At most this many rows (a role for each code on its patient's record) for one proxy.
 const MAX_PROXY_ROWS: i64 = 10_000;
 

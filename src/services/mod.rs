@@ -36,6 +36,8 @@ pub struct Core {
     /// The access rules from configuration.
     pub policy: Policy,
     pub pool: DbPool,
+    /// Staff reads of one patient, gathered into one query per moment.
+    pub reader: Arc<crate::db::reads::ContextReader>,
     /// Encrypts linkage keys at rest.
     pub secrets: Arc<SecretBox>,
     /// Hash-chained audit trail, written in batches.

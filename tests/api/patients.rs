@@ -671,3 +671,46 @@ async fn unsupported_search_parameters_are_ignored_unless_strict_handling_is_ask
     let (status, _, _) = app.get("/Patient?fam%00ily=smith", &staff).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn concurrent_staff_reads_are_each_answered_and_decided_for_their_own_patient() {
+    // Staff reads waiting at the same moment are loaded together: each must still get its own
+    // record, a missing one 404 and another practice's patient the engine's refusal.
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let (_, _, other_practice) = app.get("/Patient/patient-william-jones", &token).await;
+    let refused = outcome_code(&other_practice).to_owned();
+    let ours = [
+        "patient-jane-smith",
+        "patient-oliver-smith",
+        "patient-amir-khan",
+        "patient-grace-okafor",
+        "patient-lucy-evans",
+        "patient-daniel-jones",
+    ];
+    let targets: Vec<&str> = (0..60)
+        .map(|k| match k % 10 {
+            8 => "no-such-patient",
+            9 => "patient-william-jones",
+            _ => ours[k % ours.len()],
+        })
+        .collect();
+    let reads = targets
+        .iter()
+        .map(|id| send(app.request(Method::GET, &format!("/Patient/{id}"), Some(&token))));
+    let results = futures_util::future::join_all(reads).await;
+    for (id, (status, _, body)) in targets.iter().zip(&results) {
+        match *id {
+            "no-such-patient" => assert_eq!(*status, StatusCode::NOT_FOUND, "{id}: {body}"),
+            "patient-william-jones" => {
+                assert!(status.is_client_error(), "{id}: {status}");
+                assert_eq!(outcome_code(body), refused, "{id}");
+            }
+            _ => {
+                assert_eq!(*status, StatusCode::OK, "{id}: {body}");
+                assert_eq!(body["id"], *id);
+            }
+        }
+    }
+    assert_trail_verifies(&app).await;
+}
