@@ -113,19 +113,124 @@ pub fn patient_contexts(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<P
     grouped.into_iter().filter_map(|rs| assemble(rs).transpose()).collect()
 }
 
-/// The most reads gathered into one query.
+/// The most reads gathered into one batch.
 const MAX_GATHERED: usize = 64;
 
-struct Ask {
-    id: String,
-    reply: tokio::sync::oneshot::Sender<Result<Option<PatientContext>, DbError>>,
+/// A token's binding, as [`current_binding`] looks it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingKey {
+    pub issuer: String,
+    pub subject: String,
+    pub nhs: String,
 }
 
-/// Reads patients' contexts by id for many requests at once: a thread of its own takes every
-/// request waiting at that moment (up to 64) and answers them from one query. Under load this
-/// replaces a hand-off to the blocking pool and a round trip per request with one per batch;
-/// with one request waiting it is one query, as before. The thread ends when the reader is
-/// dropped.
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, DbError>>;
+
+enum Ask {
+    Patient(String, Reply<Option<PatientContext>>),
+    Binding(BindingKey, Reply<Option<(Binding, PatientContext)>>),
+}
+
+impl Ask {
+    fn abandoned(&self) -> bool {
+        match self {
+            Self::Patient(_, r) => r.is_closed(),
+            Self::Binding(_, r) => r.is_closed(),
+        }
+    }
+
+    fn fail(self, e: &DbError) {
+        let _ = match self {
+            Self::Patient(_, r) => r.send(Err(e.clone())).is_ok(),
+            Self::Binding(_, r) => r.send(Err(e.clone())).is_ok(),
+        };
+    }
+}
+
+/// The current bindings of several tokens with their records' contexts, in one query.
+fn current_bindings(conn: &mut DbConnection, keys: &[&BindingKey]) -> Result<Vec<(Binding, PatientContext)>, DbError> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    // Both key columns, so that the primary key (issuer, subject) finds them.
+    let mut issuers: Vec<&str> = keys.iter().map(|k| k.issuer.as_str()).collect();
+    issuers.sort_unstable();
+    issuers.dedup();
+    let subjects: Vec<&str> = keys.iter().map(|k| k.subject.as_str()).collect();
+    let mut rows: Vec<LedRow<Binding>> = native!(conn, |c| {
+        with_context!(
+            identity_bindings::table.inner_join(
+                patients::table.on(patients::id
+                    .eq(identity_bindings::patient_id)
+                    .and(patients::practice_id.eq(identity_bindings::practice_id))
+                    .and(patients::identifier_value.eq(identity_bindings::nhs_number))),
+            )
+        )
+        .filter(identity_bindings::issuer.eq_any(&issuers))
+        .filter(identity_bindings::subject.eq_any(&subjects))
+        .filter(patients::identifier_system.eq(crate::domain::PatientIdentifierSystem::NhsNumber.code()))
+        .select((Binding::as_select(), context_columns!()))
+        .load(c)
+    })?;
+    rows.sort_by(|a, b| (&a.0.issuer, &a.0.subject).cmp(&(&b.0.issuer, &b.0.subject)));
+    let mut grouped: Vec<(Binding, Vec<Row>)> = vec![];
+    for (binding, row) in rows {
+        match grouped.last_mut() {
+            Some((b, rs)) if b.issuer == binding.issuer && b.subject == binding.subject => rs.push(row),
+            _ => grouped.push((binding, vec![row])),
+        }
+    }
+    grouped
+        .into_iter()
+        .filter_map(|(binding, rs)| assemble(rs).map(|ctx| ctx.map(|ctx| (binding, ctx))).transpose())
+        .collect()
+}
+
+/// Answers a batch of asks from one connection: one query for the patients, one for the
+/// bindings.
+fn answer(c: &mut DbConnection, batch: Vec<Ask>) -> Result<(), (DbError, Vec<Ask>)> {
+    let mut ids: Vec<String> = vec![];
+    let mut keys: Vec<&BindingKey> = vec![];
+    for ask in &batch {
+        match ask {
+            Ask::Patient(id, _) => ids.push(id.clone()),
+            Ask::Binding(key, _) => keys.push(key),
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let found = match patient_contexts(c, &ids) {
+        Ok(f) => f,
+        Err(e) => return Err((e, batch)),
+    };
+    let bound = match current_bindings(c, &keys) {
+        Ok(b) => b,
+        Err(e) => return Err((e, batch)),
+    };
+    for ask in batch {
+        match ask {
+            Ask::Patient(id, reply) => {
+                let _ = reply.send(Ok(found.iter().find(|x| x.patient.id == id).cloned()));
+            }
+            Ask::Binding(key, reply) => {
+                let hit = bound.iter().find(|(b, ctx)| {
+                    b.issuer == key.issuer
+                        && b.subject == key.subject
+                        && b.nhs_number == key.nhs
+                        && ctx.patient.details.identifier.value() == key.nhs
+                });
+                let _ = reply.send(Ok(hit.cloned()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads for many requests at once: a thread of its own takes every read waiting at that
+/// moment (up to 64) and answers them with one query per kind (patients by id, tokens'
+/// bindings). Under load this replaces a hand-off to the blocking pool and a round trip per
+/// request with one per batch; one read alone is one query, as before. The thread ends when the
+/// reader is dropped.
 pub struct ContextReader {
     asks: tokio::sync::mpsc::Sender<Ask>,
     wait: std::time::Duration,
@@ -147,21 +252,19 @@ impl ContextReader {
                         }
                     }
                     // Asks whose requester has gone (timed out) need no answer.
-                    batch.retain(|a| !a.reply.is_closed());
-                    let mut ids: Vec<String> = batch.iter().map(|a| a.id.clone()).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    match super::run_here(&pool, |c| patient_contexts(c, &ids)) {
-                        Ok(found) => {
-                            for ask in batch {
-                                let context = found.iter().find(|x| x.patient.id == ask.id).cloned();
-                                let _ = ask.reply.send(Ok(context));
-                            }
+                    batch.retain(|a| !a.abandoned());
+                    let mut unanswered = None;
+                    let outcome = super::run_here(&pool, |c| {
+                        if let Err((e, batch)) = answer(c, std::mem::take(&mut batch)) {
+                            unanswered = Some(batch);
+                            return Err(e);
                         }
-                        Err(e) => {
-                            for ask in batch {
-                                let _ = ask.reply.send(Err(e.clone()));
-                            }
+                        Ok(())
+                    });
+                    if let Err(e) = outcome {
+                        // No connection (the batch is still here) or a failed query.
+                        for ask in unanswered.take().unwrap_or_else(|| std::mem::take(&mut batch)) {
+                            ask.fail(&e);
                         }
                     }
                 }
@@ -170,28 +273,31 @@ impl ContextReader {
         Ok(Self { asks, wait })
     }
 
-    /// The patient with this id, with their practice, account there and codes; given up as
-    /// unavailable after the pool's wait.
-    pub async fn patient_context(&self, id: &str) -> Result<Option<PatientContext>, DbError> {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Ask) -> Result<T, DbError> {
         let stopped = || DbError::Unavailable("the context reader has stopped".into());
         let (reply, answer) = tokio::sync::oneshot::channel();
         let asked = async {
-            self.asks
-                .send(Ask {
-                    id: id.to_owned(),
-                    reply,
-                })
-                .await
-                .map_err(|_| stopped())?;
+            self.asks.send(make(reply)).await.map_err(|_| stopped())?;
             answer.await.map_err(|_| stopped())?
         };
         match tokio::time::timeout(self.wait, asked).await {
             Ok(answered) => answered,
             Err(_) => Err(DbError::Unavailable(format!(
-                "no patient read answered within {} ms",
+                "no read answered within {} ms",
                 self.wait.as_millis()
             ))),
         }
+    }
+
+    /// The patient with this id, with their practice, account there and codes; given up as
+    /// unavailable after the pool's wait.
+    pub async fn patient_context(&self, id: &str) -> Result<Option<PatientContext>, DbError> {
+        self.ask(|reply| Ask::Patient(id.to_owned(), reply)).await
+    }
+
+    /// What [`current_binding`] finds for this token, read with others.
+    pub async fn current_binding(&self, key: BindingKey) -> Result<Option<(Binding, PatientContext)>, DbError> {
+        self.ask(|reply| Ask::Binding(key, reply)).await
     }
 }
 

@@ -187,10 +187,42 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
         return settle(core, caller, first, &actor, Loaded::default(), resource).await;
     }
     let who = Who::of(&caller.principal);
-    let loaded = match (&who, &target) {
-        // The commonest decision of all: read with the other staff reads waiting at the moment.
-        (Who::Staff | Who::System, Target::Patient(id)) => staff_patient(id, core.reader.patient_context(id).await?),
-        _ => {
+    // The commonest decisions, read with the others waiting at the moment: staff about one
+    // patient, a person about their own record through their token's binding. Anything else,
+    // and a person whose binding is not in place yet, is loaded on its own.
+    let gathered = match (&who, &target) {
+        (Who::Staff | Who::System, Target::Patient(id)) => {
+            Some(staff_patient(id, core.reader.patient_context(id).await?))
+        }
+        (
+            Who::Person {
+                issuer,
+                subject,
+                nhs_number,
+                ..
+            },
+            Target::OwnRecord | Target::Patient(_),
+        ) => {
+            let key = db::reads::BindingKey {
+                issuer: issuer.clone(),
+                subject: subject.clone(),
+                nhs: nhs_number.as_str().to_owned(),
+            };
+            match core.reader.current_binding(key).await? {
+                Some((binding, context))
+                    if matches!(&target, Target::Patient(id) if *id == context.patient.id)
+                        || matches!(target, Target::OwnRecord) =>
+                {
+                    Some(own_record(nhs_number, binding, context))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let loaded = match gathered {
+        Some(loaded) => loaded,
+        None => {
             let target = target.clone();
             db::run(&core.pool, move |c| load(c, &who, &target)).await?
         }
@@ -536,6 +568,23 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
         }
     }
     Ok(l)
+}
+
+/// What a person's decision about their own record needs when their token's binding is in
+/// place: the same as [`load`] gives, from the binding and context read with others'.
+fn own_record(person: &NhsNumber, binding: Binding, context: PatientContext) -> Loaded {
+    let mut l = Loaded {
+        person: Some(person.clone()),
+        identity: Some(IdentityLink::Bound {
+            patient_id: context.patient.id.clone(),
+        }),
+        own: Some(context.patient.clone()),
+        binding: Some(binding),
+        audit_patient: Some(context.patient.id.clone()),
+        ..Loaded::default()
+    };
+    l.place(Some(context));
+    l
 }
 
 /// What a staff or system decision about the patient with this id needs: the same as [`load`]

@@ -685,7 +685,7 @@ async fn explain_access_replays_the_engine_for_patients_staff_and_systems() {
 }
 
 /// Seeded accounts are created at the supplier through the outbox after start.
-async fn wait_for_active_account(app: &TestApp, patient: &str) {
+pub async fn wait_for_active_account(app: &TestApp, patient: &str) {
     let staff = app.token("staff-emis");
     for _ in 0..100 {
         let (_, _, account) = app.get(&format!("/Patient/{patient}/$online-account"), &staff).await;

@@ -646,3 +646,63 @@ async fn the_audit_trail_is_searchable_by_date_and_detects_tampering() {
     let broken = part(&verified, "firstBroken");
     assert_eq!(entry_part(broken, "seq")["valueInteger"], 2);
 }
+
+#[tokio::test]
+async fn concurrent_patient_reads_each_see_only_their_own_binding() {
+    // Patient reads waiting at the same moment are loaded together: each token must still be
+    // decided on its own binding, a mismatched token refused, a proxy answered as a proxy.
+    let app = TestApp::spawn().await;
+    // The seeded patients with online accounts (made at the supplier after start).
+    let people = [
+        ("nhslogin-sub-jane-smith", "9990000018", "patient-jane-smith"),
+        ("nhslogin-sub-amir-khan", "9990000034", "patient-amir-khan"),
+    ];
+    for (_, _, id) in people {
+        crate::access::wait_for_active_account(&app, id).await;
+    }
+    let tokens: Vec<(String, &str)> = people
+        .iter()
+        .map(|(sub, nhs, id)| {
+            (
+                app.token_with(IssuerKind::Patient, patient_claims(sub, nhs, "P9", "P9.Cp.Cd")),
+                *id,
+            )
+        })
+        .collect();
+    let proxy = app.token("proxy-p9");
+    // First calls bind each token to its record.
+    for (token, id) in &tokens {
+        let (status, _, body) = app.get(&format!("/Patient/{id}"), token).await;
+        assert_eq!(status, StatusCode::OK, "{id}: {body}");
+    }
+    let mismatched = app.token_with(
+        IssuerKind::Patient,
+        patient_claims("nhslogin-sub-jane-smith", "9990000034", "P9", "P9.Cp.Cd"),
+    );
+    let mut calls = vec![];
+    for k in 0..48 {
+        let (token, path, expect): (&str, String, StatusCode) = match k % 8 {
+            6 => (&mismatched, "/Patient/patient-jane-smith".into(), StatusCode::FORBIDDEN),
+            7 => (&proxy, "/Patient/patient-lily-jones".into(), StatusCode::OK),
+            i => {
+                let (token, id) = &tokens[i % tokens.len()];
+                // Someone else's record, read with one's own token, is not there for them.
+                if k % 16 == 5 {
+                    (token, "/Patient/patient-lucy-evans".into(), StatusCode::NOT_FOUND)
+                } else {
+                    (token, format!("/Patient/{id}"), StatusCode::OK)
+                }
+            }
+        };
+        calls.push((path.clone(), expect, send(app.request(Method::GET, &path, Some(token)))));
+    }
+    let (expected, requests): (Vec<_>, Vec<_>) = calls.into_iter().map(|(p, e, r)| ((p, e), r)).unzip();
+    let results = futures_util::future::join_all(requests).await;
+    for ((path, expect), (status, _, body)) in expected.iter().zip(&results) {
+        assert_eq!(status, expect, "{path}: {body}");
+        if *expect == StatusCode::OK {
+            assert_eq!(format!("/Patient/{}", body["id"].as_str().unwrap()), *path);
+        }
+    }
+    assert_trail_verifies(&app).await;
+}
