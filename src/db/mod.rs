@@ -34,9 +34,10 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-/// The connection pool, and a turn for each of its connections. A database call waits for its
-/// turn on the async side, so no more blocking threads run than there are connections: the
-/// rest do not queue on the pool's lock, where each would hold a thread and be woken in turn.
+/// The connection pool, and a turn for each of its connections but one (kept for the reader of
+/// gathered reads). A database call waits for its turn on the async side, so no more blocking
+/// threads run than there are connections: the rest do not queue on the pool's lock, where
+/// each would hold a thread and be woken in turn.
 #[derive(Clone)]
 pub struct DbPool {
     pool: Pool<Manager>,
@@ -206,7 +207,8 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
         .build_unchecked(manager);
     Ok(DbPool {
         pool,
-        turns: std::sync::Arc::new(tokio::sync::Semaphore::new(size as usize)),
+        // One connection is left to the reader of gathered reads (`reads::ContextReader`).
+        turns: std::sync::Arc::new(tokio::sync::Semaphore::new((size as usize).saturating_sub(1).max(1))),
         wait: connect_timeout,
     })
 }

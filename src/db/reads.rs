@@ -129,6 +129,7 @@ type Reply<T> = tokio::sync::oneshot::Sender<Result<T, DbError>>;
 enum Ask {
     Patient(String, Reply<Option<PatientContext>>),
     Binding(BindingKey, Reply<Option<(Binding, PatientContext)>>),
+    Practice(String, Reply<Option<PracticeRecord>>),
 }
 
 impl Ask {
@@ -136,6 +137,7 @@ impl Ask {
         match self {
             Self::Patient(_, r) => r.is_closed(),
             Self::Binding(_, r) => r.is_closed(),
+            Self::Practice(_, r) => r.is_closed(),
         }
     }
 
@@ -143,6 +145,7 @@ impl Ask {
         let _ = match self {
             Self::Patient(_, r) => r.send(Err(e.clone())).is_ok(),
             Self::Binding(_, r) => r.send(Err(e.clone())).is_ok(),
+            Self::Practice(_, r) => r.send(Err(e.clone())).is_ok(),
         };
     }
 }
@@ -186,19 +189,39 @@ fn current_bindings(conn: &mut DbConnection, keys: &[&BindingKey]) -> Result<Vec
         .collect()
 }
 
-/// Answers a batch of asks from one connection: one query for the patients, one for the
-/// bindings.
+/// Practices by ODS code, in one query.
+fn practices_by_ods(conn: &mut DbConnection, codes: &[&str]) -> Result<Vec<PracticeRecord>, DbError> {
+    if codes.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows: Vec<PracticeRow> = native!(conn, |c| practices::table
+        .filter(practices::ods_code.eq_any(codes))
+        .select(PracticeRow::as_select())
+        .load(c))?;
+    rows.into_iter().map(PracticeRow::into_record).collect()
+}
+
+/// Answers a batch of asks from one connection: one query for each kind asked for (patients,
+/// bindings, practices).
 fn answer(c: &mut DbConnection, batch: Vec<Ask>) -> Result<(), (DbError, Vec<Ask>)> {
     let mut ids: Vec<String> = vec![];
     let mut keys: Vec<&BindingKey> = vec![];
+    let mut codes: Vec<&str> = vec![];
     for ask in &batch {
         match ask {
             Ask::Patient(id, _) => ids.push(id.clone()),
             Ask::Binding(key, _) => keys.push(key),
+            Ask::Practice(ods, _) => codes.push(ods),
         }
     }
     ids.sort_unstable();
     ids.dedup();
+    codes.sort_unstable();
+    codes.dedup();
+    let practices = match practices_by_ods(c, &codes) {
+        Ok(p) => p,
+        Err(e) => return Err((e, batch)),
+    };
     let found = match patient_contexts(c, &ids) {
         Ok(f) => f,
         Err(e) => return Err((e, batch)),
@@ -220,6 +243,9 @@ fn answer(c: &mut DbConnection, batch: Vec<Ask>) -> Result<(), (DbError, Vec<Ask
                         && ctx.patient.details.identifier.value() == key.nhs
                 });
                 let _ = reply.send(Ok(hit.cloned()));
+            }
+            Ask::Practice(ods, reply) => {
+                let _ = reply.send(Ok(practices.iter().find(|p| p.ods_code.as_str() == ods).cloned()));
             }
         }
     }
@@ -293,6 +319,11 @@ impl ContextReader {
     /// unavailable after the pool's wait.
     pub async fn patient_context(&self, id: &str) -> Result<Option<PatientContext>, DbError> {
         self.ask(|reply| Ask::Patient(id.to_owned(), reply)).await
+    }
+
+    /// The practice with this ODS code, read with others.
+    pub async fn practice_by_ods(&self, ods: &str) -> Result<Option<PracticeRecord>, DbError> {
+        self.ask(|reply| Ask::Practice(ods.to_owned(), reply)).await
     }
 
     /// What [`current_binding`] finds for this token, read with others.

@@ -188,11 +188,20 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
     }
     let who = Who::of(&caller.principal);
     // The commonest decisions, read with the others waiting at the moment: staff about one
-    // patient, a person about their own record through their token's binding. Anything else,
+    // patient or their practice (a search), a person about their own record through their
+    // token's binding. Anything else,
     // and a person whose binding is not in place yet, is loaded on its own.
     let gathered = match (&who, &target) {
         (Who::Staff | Who::System, Target::Patient(id)) => {
             Some(staff_patient(id, core.reader.patient_context(id).await?))
+        }
+        (Who::Staff | Who::System, Target::Practice(PracticeRef::Ods(ods))) => {
+            let practice = core.reader.practice_by_ods(ods.as_str()).await?;
+            Some(Loaded {
+                audit_practice: practice.as_ref().map(|p| p.ods_code.as_str().to_owned()),
+                practice,
+                ..Loaded::default()
+            })
         }
         (
             Who::Person {
