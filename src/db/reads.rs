@@ -1,6 +1,7 @@
 //! What a decision about a patient needs, in one round trip: the record, its practice, the
 //! online account at that practice, and the record-access codes; and a token's binding with the
-//! record it points at.
+//! record it points at. `ContextReader` answers the commonest of these for many requests at
+//! once.
 
 use diesel::prelude::*;
 
