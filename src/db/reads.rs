@@ -142,12 +142,34 @@ impl Ask {
         }
     }
 
+    /// Sending fails only when the requester has gone (timed out): it needs no answer then.
+    fn answer(self, found: &Found) {
+        match self {
+            Self::Patient(id, reply) => {
+                drop(reply.send(Ok(found.patients.iter().find(|x| x.patient.id == id).cloned())))
+            }
+            Self::Binding(key, reply) => {
+                let hit = found.bindings.iter().find(|(b, ctx)| {
+                    b.issuer == key.issuer
+                        && b.subject == key.subject
+                        && b.nhs_number == key.nhs
+                        && ctx.patient.details.identifier.value() == key.nhs
+                });
+                drop(reply.send(Ok(hit.cloned())));
+            }
+            Self::Practice(ods, reply) => {
+                let hit = found.practices.iter().find(|p| p.ods_code.as_str() == ods);
+                drop(reply.send(Ok(hit.cloned())));
+            }
+        }
+    }
+
     fn fail(self, e: &DbError) {
-        let _ = match self {
-            Self::Patient(_, r) => r.send(Err(e.clone())).is_ok(),
-            Self::Binding(_, r) => r.send(Err(e.clone())).is_ok(),
-            Self::Practice(_, r) => r.send(Err(e.clone())).is_ok(),
-        };
+        match self {
+            Self::Patient(_, r) => drop(r.send(Err(e.clone()))),
+            Self::Binding(_, r) => drop(r.send(Err(e.clone()))),
+            Self::Practice(_, r) => drop(r.send(Err(e.clone()))),
+        }
     }
 }
 
@@ -202,13 +224,18 @@ fn practices_by_ods(conn: &mut DbConnection, codes: &[&str]) -> Result<Vec<Pract
     rows.into_iter().map(PracticeRow::into_record).collect()
 }
 
-/// Answers a batch of asks from one connection: one query for each kind asked for (patients,
-/// bindings, practices).
-fn answer(c: &mut DbConnection, batch: Vec<Ask>) -> Result<(), (DbError, Vec<Ask>)> {
+/// What one batch of asks found: one query for each kind asked for.
+struct Found {
+    patients: Vec<PatientContext>,
+    bindings: Vec<(Binding, PatientContext)>,
+    practices: Vec<PracticeRecord>,
+}
+
+fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
     let mut ids: Vec<String> = vec![];
     let mut keys: Vec<&BindingKey> = vec![];
     let mut codes: Vec<&str> = vec![];
-    for ask in &batch {
+    for ask in batch {
         match ask {
             Ask::Patient(id, _) => ids.push(id.clone()),
             Ask::Binding(key, _) => keys.push(key),
@@ -219,43 +246,16 @@ fn answer(c: &mut DbConnection, batch: Vec<Ask>) -> Result<(), (DbError, Vec<Ask
     ids.dedup();
     codes.sort_unstable();
     codes.dedup();
-    let practices = match practices_by_ods(c, &codes) {
-        Ok(p) => p,
-        Err(e) => return Err((e, batch)),
-    };
-    let found = match patient_contexts(c, &ids) {
-        Ok(f) => f,
-        Err(e) => return Err((e, batch)),
-    };
-    let bound = match current_bindings(c, &keys) {
-        Ok(b) => b,
-        Err(e) => return Err((e, batch)),
-    };
-    for ask in batch {
-        match ask {
-            Ask::Patient(id, reply) => {
-                let _ = reply.send(Ok(found.iter().find(|x| x.patient.id == id).cloned()));
-            }
-            Ask::Binding(key, reply) => {
-                let hit = bound.iter().find(|(b, ctx)| {
-                    b.issuer == key.issuer
-                        && b.subject == key.subject
-                        && b.nhs_number == key.nhs
-                        && ctx.patient.details.identifier.value() == key.nhs
-                });
-                let _ = reply.send(Ok(hit.cloned()));
-            }
-            Ask::Practice(ods, reply) => {
-                let _ = reply.send(Ok(practices.iter().find(|p| p.ods_code.as_str() == ods).cloned()));
-            }
-        }
-    }
-    Ok(())
+    Ok(Found {
+        patients: patient_contexts(c, &ids)?,
+        bindings: current_bindings(c, &keys)?,
+        practices: practices_by_ods(c, &codes)?,
+    })
 }
 
 /// Reads for many requests at once: a thread of its own takes every read waiting at that
 /// moment (up to 64) and answers them with one query per kind (patients by id, tokens'
-/// bindings). Under load this replaces a hand-off to the blocking pool and a round trip per
+/// bindings, practices by ODS code). Under load this replaces a hand-off to the blocking pool and a round trip per
 /// request with one per batch; one read alone is one query, as before. The thread ends when the
 /// reader is dropped.
 pub struct ContextReader {
@@ -280,19 +280,9 @@ impl ContextReader {
                     }
                     // Asks whose requester has gone (timed out) need no answer.
                     batch.retain(|a| !a.abandoned());
-                    let mut unanswered = None;
-                    let outcome = super::run_here(&pool, |c| {
-                        if let Err((e, batch)) = answer(c, std::mem::take(&mut batch)) {
-                            unanswered = Some(batch);
-                            return Err(e);
-                        }
-                        Ok(())
-                    });
-                    if let Err(e) = outcome {
-                        // No connection (the batch is still here) or a failed query.
-                        for ask in unanswered.take().unwrap_or_else(|| std::mem::take(&mut batch)) {
-                            ask.fail(&e);
-                        }
+                    match super::run_here(&pool, |c| read_batch(c, &batch)) {
+                        Ok(found) => batch.into_iter().for_each(|ask| ask.answer(&found)),
+                        Err(e) => batch.into_iter().for_each(|ask| ask.fail(&e)),
                     }
                 }
             })
