@@ -273,7 +273,7 @@ fn with_connection<T>(
 
 /// Runs a database closure on a thread of its own that may block (not the async workers),
 /// outside the pool's turns: for a long-lived reader that gathers many requests' reads.
-pub fn run_here<T>(pool: &DbPool, f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>) -> Result<T, DbError> {
+fn run_here<T>(pool: &DbPool, f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>) -> Result<T, DbError> {
     with_connection(&pool.pool, f)
 }
 

@@ -187,48 +187,7 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
         return settle(core, caller, first, &actor, Loaded::default(), resource).await;
     }
     let who = Who::of(&caller.principal);
-    // The commonest decisions, read with the others waiting at the moment: staff about one
-    // patient or their practice (a search), a person about their own record through their
-    // token's binding. Anything else,
-    // and a person whose binding is not in place yet, is loaded on its own.
-    let gathered = match (&who, &target) {
-        (Who::Staff | Who::System, Target::Patient(id)) => {
-            Some(staff_patient(id, core.reader.patient_context(id).await?))
-        }
-        (Who::Staff | Who::System, Target::Practice(PracticeRef::Ods(ods))) => {
-            let practice = core.reader.practice_by_ods(ods.as_str()).await?;
-            Some(Loaded {
-                audit_practice: practice.as_ref().map(|p| p.ods_code.as_str().to_owned()),
-                practice,
-                ..Loaded::default()
-            })
-        }
-        (
-            Who::Person {
-                issuer,
-                subject,
-                nhs_number,
-                ..
-            },
-            Target::OwnRecord | Target::Patient(_),
-        ) => {
-            let key = db::reads::BindingKey {
-                issuer: issuer.clone(),
-                subject: subject.clone(),
-                nhs: nhs_number.as_str().to_owned(),
-            };
-            match core.reader.current_binding(key).await? {
-                Some((binding, context))
-                    if matches!(&target, Target::Patient(id) if *id == context.patient.id)
-                        || matches!(target, Target::OwnRecord) =>
-                {
-                    Some(own_record(nhs_number, binding, context))
-                }
-                _ => None,
-            }
-        }
-        _ => None,
-    };
+    let gathered = gathered(core, &who, &target).await?;
     let loaded = match gathered {
         Some(loaded) => loaded,
         None => {
@@ -542,11 +501,10 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
             }
         }
         Target::Practice(reference) => {
-            l.practice = match reference {
+            l.place_practice(match reference {
                 PracticeRef::Id(id) => db::practices::find(c, id)?,
                 PracticeRef::Ods(ods) => db::practices::find_by_ods(c, ods)?,
-            };
-            l.audit_practice = l.practice.as_ref().map(|p| p.ods_code.as_str().to_owned());
+            });
             None
         }
     };
@@ -579,6 +537,49 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
     Ok(l)
 }
 
+/// The commonest decisions' facts, read with the others waiting at the moment
+/// (`ContextReader`): staff about one patient or their practice (a search), a person about
+/// their own record through their token's binding. `None` for anything else, and for a person
+/// whose binding is not in place yet: those are loaded on their own by [`load`].
+async fn gathered(core: &Core, who: &Who, target: &Target) -> Result<Option<Loaded>> {
+    Ok(match (who, target) {
+        (Who::Staff | Who::System, Target::Patient(id)) => {
+            Some(staff_patient(id, core.reader.patient_context(id).await?))
+        }
+        (Who::Staff | Who::System, Target::Practice(PracticeRef::Ods(ods))) => {
+            let practice = core.reader.practice_by_ods(ods.as_str()).await?;
+            let mut l = Loaded::default();
+            l.place_practice(practice);
+            Some(l)
+        }
+        (
+            Who::Person {
+                issuer,
+                subject,
+                nhs_number,
+                ..
+            },
+            Target::OwnRecord | Target::Patient(_),
+        ) => {
+            let key = db::reads::BindingKey {
+                issuer: issuer.clone(),
+                subject: subject.clone(),
+                nhs: nhs_number.as_str().to_owned(),
+            };
+            match core.reader.current_binding(key).await? {
+                Some((binding, context))
+                    if matches!(target, Target::Patient(id) if *id == context.patient.id)
+                        || matches!(target, Target::OwnRecord) =>
+                {
+                    Some(own_record(nhs_number, binding, context))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    })
+}
+
 /// What a person's decision about their own record needs when their token's binding is in
 /// place: the same as [`load`] gives, from the binding and context read with others'.
 fn own_record(person: &NhsNumber, binding: Binding, context: PatientContext) -> Loaded {
@@ -598,7 +599,7 @@ fn own_record(person: &NhsNumber, binding: Binding, context: PatientContext) -> 
 
 /// What a staff or system decision about the patient with this id needs: the same as [`load`]
 /// gives for them, from a context read with other requests' (`ContextReader`).
-pub(super) fn staff_patient(id: &str, context: Option<PatientContext>) -> Loaded {
+fn staff_patient(id: &str, context: Option<PatientContext>) -> Loaded {
     let mut l = Loaded {
         audit_patient: Some(id.to_owned()),
         ..Loaded::default()
@@ -614,6 +615,12 @@ enum Fetch {
 }
 
 impl Loaded {
+    /// The target practice.
+    fn place_practice(&mut self, practice: Option<PracticeRecord>) {
+        self.audit_practice = practice.as_ref().map(|p| p.ods_code.as_str().to_owned());
+        self.practice = practice;
+    }
+
     /// The target patient with their practice, account and codes.
     fn place(&mut self, context: Option<PatientContext>) {
         if let Some(ctx) = context {
