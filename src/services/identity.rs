@@ -58,7 +58,7 @@ pub(super) fn resolve_binding(
     {
         return Ok(Resolved::Found(Box::new(patient), Box::new(b), None));
     }
-    db::write_transaction(c, |c| {
+    let created = db::write_transaction(c, |c| {
         let binding = db::bindings::find(c, iss, sub)?;
         if binding.as_ref().is_some_and(|b| b.nhs_number != nhs.as_str()) {
             return Ok::<_, DbError>(Resolved::Mismatch);
@@ -97,7 +97,20 @@ pub(super) fn resolve_binding(
             }
         };
         Ok(Resolved::Found(Box::new(patient), Box::new(binding), None))
-    })
+    });
+    match created {
+        // A concurrent first request of the same token made the binding in between: it is in
+        // place now, and found the usual way.
+        Err(DbError::UniqueViolation) => match db::reads::current_binding(c, iss, sub, nhs.as_str())? {
+            Some((binding, context)) => Ok(Resolved::Found(
+                Box::new(context.patient.clone()),
+                Box::new(binding),
+                Some(Box::new(context)),
+            )),
+            None => Err(DbError::UniqueViolation),
+        },
+        other => other,
+    }
 }
 
 /// The caller's own entry: the account at their practice with the practice's model applied,
