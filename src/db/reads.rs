@@ -10,11 +10,13 @@ use super::bindings::Binding;
 use super::patients::PatientRow;
 use super::practices::PracticeRow;
 use super::proxy_roles::RoleRow;
-use super::schema::{identity_bindings, online_accounts, patients, practices, proxy_roles, record_access_codes};
+use super::schema::{
+    identity_bindings, online_accounts, patients, practices, proxy_roles, record_access_codes, review_tasks,
+};
 use super::{DbConnection, DbError, native};
 use crate::domain::proxy::ProxyRole;
 use crate::domain::record_access::{AccessCode, CodeSet};
-use crate::domain::{NhsNumber, OnlineAccount, PatientRecord, PracticeRecord};
+use crate::domain::{NhsNumber, OnlineAccount, PatientIdentifierSystem, PatientRecord, PracticeRecord};
 
 /// A patient with everything the engine looks at.
 #[derive(Debug, Clone)]
@@ -131,6 +133,10 @@ enum Ask {
     Patient(String, Reply<Option<PatientContext>>),
     Binding(BindingKey, Reply<Option<(Binding, PatientContext)>>),
     Practice(String, Reply<Option<PracticeRecord>>),
+    Identifier(PatientIdentifierSystem, String, Reply<Option<PatientRecord>>),
+    ProxyRoles(NhsNumber, Reply<Vec<(ProxyRole, PatientContext)>>),
+    /// The open review of an account's access (patient id, account id): the review's id.
+    OpenReview(String, String, Reply<Option<String>>),
 }
 
 impl Ask {
@@ -139,6 +145,9 @@ impl Ask {
             Self::Patient(_, r) => r.is_closed(),
             Self::Binding(_, r) => r.is_closed(),
             Self::Practice(_, r) => r.is_closed(),
+            Self::Identifier(_, _, r) => r.is_closed(),
+            Self::ProxyRoles(_, r) => r.is_closed(),
+            Self::OpenReview(_, _, r) => r.is_closed(),
         }
     }
 
@@ -161,6 +170,25 @@ impl Ask {
                 let hit = found.practices.iter().find(|p| p.ods_code.as_str() == ods);
                 drop(reply.send(Ok(hit.cloned())));
             }
+            Self::Identifier(system, value, reply) => {
+                let hit = found
+                    .identified
+                    .iter()
+                    .find(|r| r.details.identifier.system() == system && r.details.identifier.value() == value);
+                drop(reply.send(Ok(hit.cloned())));
+            }
+            Self::ProxyRoles(proxy, reply) => {
+                let roles = found.roles.iter().find(|(p, _)| *p == proxy).map(|(_, r)| r.clone());
+                drop(reply.send(Ok(roles.unwrap_or_default())));
+            }
+            Self::OpenReview(patient, account, reply) => {
+                let hit = found
+                    .reviews
+                    .iter()
+                    .find(|r| r.patient_id == patient && r.account_id == account)
+                    .map(|r| r.id.clone());
+                drop(reply.send(Ok(hit)));
+            }
         }
     }
 
@@ -169,6 +197,9 @@ impl Ask {
             Self::Patient(_, r) => drop(r.send(Err(e.clone()))),
             Self::Binding(_, r) => drop(r.send(Err(e.clone()))),
             Self::Practice(_, r) => drop(r.send(Err(e.clone()))),
+            Self::Identifier(_, _, r) => drop(r.send(Err(e.clone()))),
+            Self::ProxyRoles(_, r) => drop(r.send(Err(e.clone()))),
+            Self::OpenReview(_, _, r) => drop(r.send(Err(e.clone()))),
         }
     }
 }
@@ -224,23 +255,90 @@ fn practices_by_ods(conn: &mut DbConnection, codes: &[&str]) -> Result<Vec<Pract
     rows.into_iter().map(PracticeRow::into_record).collect()
 }
 
-/// What one batch of asks found: one query for each kind asked for.
+/// Records by identifier (system, value), with their practices' ODS codes, in one query.
+fn records_by_identifier(
+    conn: &mut DbConnection,
+    keys: &[(PatientIdentifierSystem, &str)],
+) -> Result<Vec<PatientRecord>, DbError> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut systems: Vec<&str> = keys.iter().map(|(s, _)| s.code()).collect();
+    systems.sort_unstable();
+    systems.dedup();
+    let values: Vec<&str> = keys.iter().map(|(_, v)| *v).collect();
+    let rows: Vec<(PatientRow, String)> = native!(conn, |c| patients::table
+        .inner_join(practices::table.on(practices::id.eq(patients::practice_id)))
+        .filter(patients::identifier_system.eq_any(&systems))
+        .filter(patients::identifier_value.eq_any(&values))
+        .select((PatientRow::as_select(), practices::ods_code))
+        .load(c))?;
+    rows.into_iter().map(|(row, ods)| row.into_record(ods)).collect()
+}
+
+/// A review still open (`requested`), as `$my-access` shows it.
+struct OpenReview {
+    id: String,
+    patient_id: String,
+    account_id: String,
+}
+
+/// The open reviews of these patients' accounts, oldest first, in one query.
+fn open_reviews(conn: &mut DbConnection, patient_ids: &[&str]) -> Result<Vec<OpenReview>, DbError> {
+    if patient_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows: Vec<(String, String, String)> = native!(conn, |c| review_tasks::table
+        .filter(review_tasks::patient_id.eq_any(patient_ids))
+        .filter(review_tasks::status.eq("requested"))
+        .order((review_tasks::created_at.asc(), review_tasks::id.asc()))
+        .select((review_tasks::id, review_tasks::patient_id, review_tasks::account_id))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, patient_id, account_id)| OpenReview {
+            id,
+            patient_id,
+            account_id,
+        })
+        .collect())
+}
+
+/// What one batch of asks found: one query for each kind asked for (each proxy's roles are
+/// one query of their own, so that the row limit is the proxy's).
 struct Found {
     patients: Vec<PatientContext>,
     bindings: Vec<(Binding, PatientContext)>,
     practices: Vec<PracticeRecord>,
+    identified: Vec<PatientRecord>,
+    roles: Vec<(NhsNumber, Vec<(ProxyRole, PatientContext)>)>,
+    reviews: Vec<OpenReview>,
 }
 
 fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
     let mut ids: Vec<String> = vec![];
     let mut keys: Vec<&BindingKey> = vec![];
     let mut codes: Vec<&str> = vec![];
+    let mut identifiers: Vec<(PatientIdentifierSystem, &str)> = vec![];
+    let mut proxies: Vec<&NhsNumber> = vec![];
+    let mut reviewed: Vec<&str> = vec![];
     for ask in batch {
         match ask {
             Ask::Patient(id, _) => ids.push(id.clone()),
             Ask::Binding(key, _) => keys.push(key),
             Ask::Practice(ods, _) => codes.push(ods),
+            Ask::Identifier(system, value, _) => identifiers.push((*system, value)),
+            Ask::ProxyRoles(proxy, _) => proxies.push(proxy),
+            Ask::OpenReview(patient, _, _) => reviewed.push(patient),
         }
+    }
+    proxies.sort_unstable();
+    proxies.dedup();
+    reviewed.sort_unstable();
+    reviewed.dedup();
+    let mut roles = Vec::with_capacity(proxies.len());
+    for proxy in proxies {
+        roles.push((proxy.clone(), proxy_contexts(c, proxy)?));
     }
     ids.sort_unstable();
     ids.dedup();
@@ -250,12 +348,16 @@ fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
         patients: patient_contexts(c, &ids)?,
         bindings: current_bindings(c, &keys)?,
         practices: practices_by_ods(c, &codes)?,
+        identified: records_by_identifier(c, &identifiers)?,
+        roles,
+        reviews: open_reviews(c, &reviewed)?,
     })
 }
 
 /// Reads for many requests at once: a thread of its own takes every read waiting at that
 /// moment (up to 64) and answers them with one query per kind (patients by id, tokens'
-/// bindings, practices by ODS code). Under load this replaces a hand-off to the blocking pool and a round trip per
+/// bindings, practices by ODS code, records by identifier, open reviews; a proxy's roles one
+/// query per proxy). Under load this replaces a hand-off to the blocking pool and a round trip per
 /// request with one per batch; one read alone is one query, as before. The thread ends when the
 /// reader is dropped.
 pub struct ContextReader {
@@ -315,6 +417,26 @@ impl ContextReader {
     /// The practice with this ODS code, read with others.
     pub async fn practice_by_ods(&self, ods: &str) -> Result<Option<PracticeRecord>, DbError> {
         self.ask(|reply| Ask::Practice(ods.to_owned(), reply)).await
+    }
+
+    /// The record holding this identifier (unique across practices), read with others.
+    pub async fn patient_by_identifier(
+        &self,
+        system: PatientIdentifierSystem,
+        value: &str,
+    ) -> Result<Option<PatientRecord>, DbError> {
+        self.ask(|reply| Ask::Identifier(system, value.to_owned(), reply)).await
+    }
+
+    /// What [`proxy_contexts`] finds for this proxy, read with others.
+    pub async fn proxy_contexts(&self, proxy: &NhsNumber) -> Result<Vec<(ProxyRole, PatientContext)>, DbError> {
+        self.ask(|reply| Ask::ProxyRoles(proxy.clone(), reply)).await
+    }
+
+    /// The id of the open review of this account's access, if there is one, read with others.
+    pub async fn open_review(&self, patient_id: &str, account_id: &str) -> Result<Option<String>, DbError> {
+        self.ask(|reply| Ask::OpenReview(patient_id.to_owned(), account_id.to_owned(), reply))
+            .await
     }
 
     /// What [`current_binding`] finds for this token, read with others.

@@ -178,28 +178,25 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
     };
     let today = core.clock.today();
     // What the caller's own entry needs beyond the decision's load, and the roles they hold
-    // as a proxy with every patient's context: one trip to the database.
+    // as a proxy with every patient's context: read together with other requests' reads.
     let own = permit
         .patient
         .as_ref()
         .map(|p| (p.id.clone(), permit.account.as_ref().map(|a| a.id.clone())));
-    let proxy = me.nhs_number.clone();
-    let (extra, acting_for) = db::run(&core.pool, move |c| {
-        let extra = match own {
-            Some((id, None)) => (db::accounts::all_for_patient(c, &id)?.into_iter().next(), None),
-            Some((id, Some(account))) => (
-                None,
-                db::reviews::for_patient(c, &id)?
-                    .into_iter()
-                    .find(|r| r.status == "requested" && r.account_id == account)
-                    .map(|r| r.id),
-            ),
+    let extra = async {
+        Ok::<_, Error>(match &own {
+            Some((id, None)) => {
+                let id = id.clone();
+                let earlier = db::run(&core.pool, move |c| db::accounts::all_for_patient(c, &id)).await?;
+                (earlier.into_iter().next(), None)
+            }
+            Some((id, Some(account))) => (None, core.reader.open_review(id, account).await?),
             None => (None, None),
-        };
-        Ok((extra, super::proxy::load_acting_for(c, &proxy, today)?))
-    })
-    .await?;
-    let acting_for = super::proxy::acting_for(acting_for, today);
+        })
+    };
+    let roles = async { Ok::<_, Error>(core.reader.proxy_contexts(&me.nhs_number).await?) };
+    let (extra, roles) = tokio::try_join!(extra, roles)?;
+    let acting_for = super::proxy::acting_for(super::proxy::acting_from(roles, today), today);
     // A delegated token acts for one patient: that is all it may see.
     if let Some(delegated) = &me.delegated_for {
         return Ok(acting_for

@@ -353,5 +353,47 @@ pub async fn search(
             filter.practice_id = Some(me.practice_id.clone());
         }
     }
+    if let Some(found) = by_identifier_alone(core, &filter, offset, count).await? {
+        return Ok(found);
+    }
     Ok(db::run(&core.pool, move |c| db::patients::search(c, &filter, offset, count)).await?)
+}
+
+/// The commonest search, one identifier (an NHS number) within one practice and nothing else,
+/// is read together with other requests' reads: identifiers are unique, so its matches are at
+/// most that one record, and the page is it or nothing.
+async fn by_identifier_alone(
+    core: &Core,
+    filter: &PatientFilter,
+    offset: i64,
+    count: i64,
+) -> Result<Option<(i64, Vec<PatientRecord>)>> {
+    // Every field named, so that a new one is considered here.
+    let PatientFilter {
+        identifier: Some((system, value)),
+        identifier_value: None,
+        family_prefix: None,
+        family_exact: None,
+        given_prefix: None,
+        name_prefix: None,
+        birth_date: None,
+        birth_ranges,
+        ids,
+        practice_id: Some(practice),
+        sort: _,
+    } = filter
+    else {
+        return Ok(None);
+    };
+    if !birth_ranges.is_empty() || !ids.is_empty() {
+        return Ok(None);
+    }
+    let found = core
+        .reader
+        .patient_by_identifier(*system, value)
+        .await?
+        .filter(|r| &r.practice_id == practice);
+    let total = i64::from(found.is_some());
+    let page = found.filter(|_| offset == 0 && count > 0).into_iter().collect();
+    Ok(Some((total, page)))
 }

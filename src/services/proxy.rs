@@ -676,15 +676,11 @@ pub struct ActingFor {
     own: Option<AccessSettings>,
 }
 
-/// The roles a person holds as a proxy, with each patient's context: one query, run on the
-/// caller's connection so that `$my-access` makes one trip to the database.
-pub fn load_acting_for(
-    c: &mut DbConnection,
-    proxy: &NhsNumber,
-    today: NaiveDate,
-) -> std::result::Result<Vec<ActingFor>, DbError> {
+/// The roles a person holds as a proxy that `$my-access` shows, from the roles read with each
+/// patient's context ([`db::reads::proxy_contexts`]).
+pub fn acting_from(found: Vec<(ProxyRole, db::reads::PatientContext)>, today: NaiveDate) -> Vec<ActingFor> {
     let mut out = vec![];
-    for (role, ctx) in db::reads::proxy_contexts(c, proxy)? {
+    for (role, ctx) in found {
         if !matches!(
             role.status,
             RoleStatus::Proposed | RoleStatus::Active | RoleStatus::Inactive
@@ -703,7 +699,7 @@ pub fn load_acting_for(
             own,
         });
     }
-    Ok(out)
+    out
 }
 
 /// The patients a person acts for as a proxy, with what each role lets them do today.

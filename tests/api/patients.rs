@@ -399,6 +399,29 @@ async fn search_by_each_parameter_with_paging() {
     assert_eq!(by_id["total"], 1);
     assert_eq!(by_id["entry"][0]["resource"]["id"], "patient-amir-khan");
     assert_eq!(by_id["entry"][0]["fullUrl"], app.url("/Patient/patient-amir-khan"));
+    // The identifier alone is read with other requests' reads; its paging is still the search's.
+    let nhs = "identifier=https://fhir.nhs.uk/Id/nhs-number|9990000034";
+    for (query, total, entries) in [
+        ("_count=0", 1, 0),
+        ("_offset=1", 1, 0),
+        ("_count=1", 1, 1),
+        ("family=Khan", 1, 1),
+        ("family=Smith", 0, 0),
+    ] {
+        let (status, _, page) = app.get(&format!("/Patient?{nhs}&{query}"), &token).await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        assert_eq!(page["total"], total, "{query}");
+        assert_eq!(page["entry"].as_array().map_or(0, Vec::len), entries, "{query}");
+    }
+    // A record at another practice is not found from this one.
+    let (_, _, elsewhere) = app
+        .get(
+            "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000050",
+            &token,
+        )
+        .await;
+    assert_eq!(elsewhere["total"], 0, "{elsewhere}");
+    assert!(elsewhere.get("entry").is_none());
     let (_, _, by_value) = app.get("/Patient?identifier=9990000034", &token).await;
     assert_eq!(by_value["total"], 1);
     let (_, _, by_date) = app.get("/Patient?birthdate=1980-05-01", &token).await;
@@ -710,6 +733,40 @@ async fn concurrent_staff_reads_are_each_answered_and_decided_for_their_own_pati
                 assert_eq!(*status, StatusCode::OK, "{id}: {body}");
                 assert_eq!(body["id"], *id);
             }
+        }
+    }
+    assert_trail_verifies(&app).await;
+}
+
+#[tokio::test]
+async fn concurrent_identifier_searches_each_find_their_own_record() {
+    // Identifier searches waiting at the same moment are read together: each must still find
+    // only its own record, and none at another practice.
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let ours = ["9990000018", "9990000026", "9990000034", "9990000042"];
+    let numbers: Vec<&str> = (0..48)
+        .map(|k| match k % 6 {
+            4 => "9990000050",
+            5 => "9990000093",
+            _ => ours[k % ours.len()],
+        })
+        .collect();
+    let searches = numbers.iter().map(|nhs| {
+        send(app.request(
+            Method::GET,
+            &format!("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}"),
+            Some(&token),
+        ))
+    });
+    let results = futures_util::future::join_all(searches).await;
+    for (nhs, (status, _, body)) in numbers.iter().zip(&results) {
+        assert_eq!(*status, StatusCode::OK, "{nhs}: {body}");
+        if ours.contains(nhs) {
+            assert_eq!(body["total"], 1, "{nhs}: {body}");
+            assert_eq!(body["entry"][0]["resource"]["identifier"][0]["value"], *nhs, "{nhs}");
+        } else {
+            assert_eq!(body["total"], 0, "{nhs} (another practice's, or no one's): {body}");
         }
     }
     assert_trail_verifies(&app).await;

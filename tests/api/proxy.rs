@@ -1222,3 +1222,38 @@ async fn a_system_client_naming_what_does_not_exist_is_told_so() {
     let (s, _, outcome) = post(&app, "/Consent", &system, &body).await;
     assert_vrs(s, &outcome, 422, "INVALID_PATIENT");
 }
+
+#[tokio::test]
+async fn concurrent_my_access_calls_each_list_their_own_people() {
+    // `$my-access` calls waiting at the same moment read their roles together: each proxy must
+    // still see exactly the people they act for.
+    let app = TestApp::spawn().await;
+    let people = |body: &Value| {
+        let mut refs: Vec<String> = access_entries(body)
+            .iter()
+            .map(|e| part(e, "patient")["valueReference"]["reference"].to_string())
+            .collect();
+        refs.sort();
+        refs
+    };
+    let mut expected = vec![];
+    for name in ["proxy-p9", "carer-p9", "carehome-p9"] {
+        let token = app.token(name);
+        let (status, _, body) = app.get("/$my-access", &token).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {body}");
+        expected.push((name, token, people(&body)));
+    }
+    assert!(expected.iter().all(|(_, _, refs)| refs.len() == 2), "{expected:?}");
+    let calls: Vec<&(&str, String, Vec<String>)> = (0..48).map(|k| &expected[k % expected.len()]).collect();
+    let results = futures_util::future::join_all(
+        calls
+            .iter()
+            .map(|(_, token, _)| send(app.request(Method::GET, "/$my-access", Some(token)))),
+    )
+    .await;
+    for ((name, _, refs), (status, _, body)) in calls.iter().zip(&results) {
+        assert_eq!(*status, StatusCode::OK, "{name}: {body}");
+        assert_eq!(&people(body), refs, "{name}");
+    }
+    crate::helpers::assert_trail_verifies(&app).await;
+}
