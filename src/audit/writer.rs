@@ -348,22 +348,143 @@ async fn attempt(
     Ok(())
 }
 
-/// PostgreSQL: the batch and the chain's new head in one prepared statement, so one round trip
-/// and one implicit transaction: every event and the head are stored, or nothing is.
-const APPEND_POSTGRES: &str = "\
-WITH stored AS (
-    INSERT INTO audit_events (id, chain, seq, recorded_at, actor_kind, actor, patient_id, action,
-        outcome, assurance, reason, request_id, prev_hash, hash, practice, rule, code)
-    SELECT e.id, $1, e.seq, $2, e.actor_kind, e.actor, e.patient_id, e.action, e.outcome,
-        e.assurance, e.reason, e.request_id, e.prev_hash, e.hash, e.practice, e.rule, e.code
-    FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[],
-        $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-        $16::text[], $17::text[])
-        AS e(id, seq, actor_kind, actor, patient_id, action, outcome, assurance, reason,
-            request_id, prev_hash, hash, practice, rule, code)
-)
-UPDATE audit_chains SET head_seq = $18, head_hash = $19, head_mac = $20
-WHERE chain = $1";
+/// PostgreSQL: the batch and the chain's new head in one statement, so one round trip and one
+/// implicit transaction: every event and the head are stored, or nothing is. Its text never
+/// changes (the events travel as one array per column), so it is prepared once per connection.
+struct AppendToChain<'a> {
+    chain_id: &'a str,
+    recorded_at: NaiveDateTime,
+    id: Vec<String>,
+    seq: Vec<i64>,
+    actor_kind: Vec<String>,
+    actor: Vec<String>,
+    patient_id: Vec<Option<String>>,
+    action: Vec<String>,
+    outcome: Vec<String>,
+    assurance: Vec<Option<String>>,
+    reason: Vec<Option<String>>,
+    request_id: Vec<Option<String>>,
+    prev_hash: Vec<String>,
+    hash: Vec<String>,
+    practice: Vec<Option<String>>,
+    rule: Vec<Option<String>>,
+    code: Vec<Option<String>>,
+    head_seq: i64,
+    head_hash: &'a str,
+    head_mac: &'a str,
+}
+
+impl<'a> AppendToChain<'a> {
+    fn new(chain_id: &'a str, recorded_at: NaiveDateTime, entries: Vec<AuditEntry>) -> Self {
+        let n = entries.len();
+        let mut a = Self {
+            chain_id,
+            recorded_at,
+            id: Vec::with_capacity(n),
+            seq: Vec::with_capacity(n),
+            actor_kind: Vec::with_capacity(n),
+            actor: Vec::with_capacity(n),
+            patient_id: Vec::with_capacity(n),
+            action: Vec::with_capacity(n),
+            outcome: Vec::with_capacity(n),
+            assurance: Vec::with_capacity(n),
+            reason: Vec::with_capacity(n),
+            request_id: Vec::with_capacity(n),
+            prev_hash: Vec::with_capacity(n),
+            hash: Vec::with_capacity(n),
+            practice: Vec::with_capacity(n),
+            rule: Vec::with_capacity(n),
+            code: Vec::with_capacity(n),
+            head_seq: 0,
+            head_hash: "",
+            head_mac: "",
+        };
+        for e in entries {
+            a.id.push(e.id);
+            a.seq.push(e.seq);
+            a.actor_kind.push(e.actor_kind);
+            a.actor.push(e.actor);
+            a.patient_id.push(e.patient_id);
+            a.action.push(e.action);
+            a.outcome.push(e.outcome);
+            a.assurance.push(e.assurance);
+            a.reason.push(e.reason);
+            a.request_id.push(e.request_id);
+            a.prev_hash.push(e.prev_hash);
+            a.hash.push(e.hash);
+            a.practice.push(e.practice);
+            a.rule.push(e.rule);
+            a.code.push(e.code);
+        }
+        a
+    }
+}
+
+/// The prepared statement cache knows the statement by this type.
+struct AppendToChainId;
+
+impl diesel::query_builder::QueryId for AppendToChain<'_> {
+    type QueryId = AppendToChainId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AppendToChain<'_> {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+        out.push_sql(
+            "WITH stored AS (INSERT INTO audit_events (id, chain, seq, recorded_at, actor_kind, actor, \
+             patient_id, action, outcome, assurance, reason, request_id, prev_hash, hash, practice, rule, code) \
+             SELECT e.id, ",
+        );
+        out.push_bind_param::<Text, _>(self.chain_id)?;
+        out.push_sql(", e.seq, ");
+        out.push_bind_param::<Timestamp, _>(&self.recorded_at)?;
+        out.push_sql(
+            ", e.actor_kind, e.actor, e.patient_id, e.action, e.outcome, e.assurance, e.reason, \
+             e.request_id, e.prev_hash, e.hash, e.practice, e.rule, e.code FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.seq)?;
+        for text in [&self.actor_kind, &self.actor] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Text>, _>(text)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.patient_id)?;
+        for text in [&self.action, &self.outcome] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Text>, _>(text)?;
+        }
+        for optional in [&self.assurance, &self.reason, &self.request_id] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Nullable<Text>>, _>(optional)?;
+        }
+        for text in [&self.prev_hash, &self.hash] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Text>, _>(text)?;
+        }
+        for optional in [&self.practice, &self.rule, &self.code] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Nullable<Text>>, _>(optional)?;
+        }
+        out.push_sql(
+            ") AS e(id, seq, actor_kind, actor, patient_id, action, outcome, assurance, reason, \
+             request_id, prev_hash, hash, practice, rule, code)) \
+             UPDATE audit_chains SET head_seq = ",
+        );
+        out.push_bind_param::<BigInt, _>(&self.head_seq)?;
+        out.push_sql(", head_hash = ");
+        out.push_bind_param::<Text, _>(self.head_hash)?;
+        out.push_sql(", head_mac = ");
+        out.push_bind_param::<Text, _>(self.head_mac)?;
+        out.push_sql(" WHERE chain = ");
+        out.push_bind_param::<Text, _>(self.chain_id)?;
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::PgConnection> for AppendToChain<'_> {}
 
 fn append_postgres(
     c: &mut diesel::PgConnection,
@@ -374,69 +495,13 @@ fn append_postgres(
     head_hash: &str,
     head_mac: &str,
 ) -> Result<(), DbError> {
-    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
-    let n = entries.len();
-    let (mut id, mut seq, mut actor_kind, mut actor, mut action, mut outcome) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut patient_id, mut assurance, mut reason, mut request_id) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut prev_hash, mut hash, mut practice, mut rule, mut code) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for e in entries {
-        id.push(e.id);
-        seq.push(e.seq);
-        actor_kind.push(e.actor_kind);
-        actor.push(e.actor);
-        patient_id.push(e.patient_id);
-        action.push(e.action);
-        outcome.push(e.outcome);
-        assurance.push(e.assurance);
-        reason.push(e.reason);
-        request_id.push(e.request_id);
-        prev_hash.push(e.prev_hash);
-        hash.push(e.hash);
-        practice.push(e.practice);
-        rule.push(e.rule);
-        code.push(e.code);
-    }
-    let updated = diesel::sql_query(APPEND_POSTGRES)
-        .bind::<Text, _>(chain_id)
-        .bind::<Timestamp, _>(recorded_at)
-        .bind::<Array<Text>, _>(id)
-        .bind::<Array<BigInt>, _>(seq)
-        .bind::<Array<Text>, _>(actor_kind)
-        .bind::<Array<Text>, _>(actor)
-        .bind::<Array<Nullable<Text>>, _>(patient_id)
-        .bind::<Array<Text>, _>(action)
-        .bind::<Array<Text>, _>(outcome)
-        .bind::<Array<Nullable<Text>>, _>(assurance)
-        .bind::<Array<Nullable<Text>>, _>(reason)
-        .bind::<Array<Nullable<Text>>, _>(request_id)
-        .bind::<Array<Text>, _>(prev_hash)
-        .bind::<Array<Text>, _>(hash)
-        .bind::<Array<Nullable<Text>>, _>(practice)
-        .bind::<Array<Nullable<Text>>, _>(rule)
-        .bind::<Array<Nullable<Text>>, _>(code)
-        .bind::<BigInt, _>(head_seq)
-        .bind::<Text, _>(head_hash)
-        .bind::<Text, _>(head_mac)
-        .execute(c)?;
-    if updated != 1 {
+    let statement = AppendToChain {
+        head_seq,
+        head_hash,
+        head_mac,
+        ..AppendToChain::new(chain_id, recorded_at, entries)
+    };
+    if statement.execute(c)? != 1 {
         // The events are stored; only the head did not move, which `verify` reports.
         tracing::error!(chain = chain_id, "the audit chain's head row was not found to move on");
     }
