@@ -236,13 +236,15 @@ pub fn page_at_practice(
 
 /// Whether another patient's live account already uses this email address.
 pub fn email_used_by_another(conn: &mut DbConnection, email: &str, patient_id: &str) -> Result<bool, DbError> {
-    let n: i64 = online_accounts::table
-        .filter(online_accounts::email.eq(email))
-        .filter(online_accounts::patient_id.ne(patient_id))
-        .filter(online_accounts::status.ne(AccountStatus::Rejected.as_str()))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
+    // The first such account answers: a family sharing one address does not make every
+    // registration count them all.
+    Ok(diesel::select(diesel::dsl::exists(
+        online_accounts::table
+            .filter(online_accounts::email.eq(email))
+            .filter(online_accounts::patient_id.ne(patient_id))
+            .filter(online_accounts::status.ne(AccountStatus::Rejected.as_str())),
+    ))
+    .get_result(conn)?)
 }
 
 /// The account a registration letter names: the practice and the supplier's Account ID.
