@@ -93,8 +93,7 @@ struct IdRow {
 // in order: a job waits while an earlier job of the same subject is unfinished. (Two NOT EXISTS,
 // not one with an OR, so that each finds earlier jobs through its own index instead of
 // comparing every due job with every unfinished one.)
-const DUE: &str = "((j.status = 'queued' AND j.next_attempt_at <= $2) OR (j.status = 'in-progress' AND j.claimed_until < $2)) \
-     AND NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE e.account_id = j.account_id \
+const IN_TURN: &str = "NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE e.account_id = j.account_id \
         AND e.status IN ('queued', 'in-progress') \
         AND (e.created_at < j.created_at OR (e.created_at = j.created_at AND e.id < j.id))) \
      AND NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE e.role_id = j.role_id \
@@ -112,11 +111,20 @@ pub fn claim(
     let ids: Vec<String> = match conn {
         // Several instances claim concurrently: SKIP LOCKED hands each a disjoint set without
         // waiting on each other's row locks.
+        // Queued jobs are taken in the order of the due index, so that the scan stops once it
+        // has enough instead of checking every due job's predecessors; lapsed leases (few)
+        // are taken beside them.
         DbConnection::Postgres(pg) => diesel::sql_query(format!(
-            "UPDATE outbox_jobs SET status = 'in-progress', claimed_by = $1, claimed_until = $3, \
+            "WITH queued AS (SELECT j.id, j.next_attempt_at, j.created_at FROM outbox_jobs j \
+                 WHERE j.status = 'queued' AND j.next_attempt_at <= $2 AND {IN_TURN} \
+                 ORDER BY j.next_attempt_at, j.created_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
+             lapsed AS (SELECT j.id, j.next_attempt_at, j.created_at FROM outbox_jobs j \
+                 WHERE j.status = 'in-progress' AND j.claimed_until < $2 AND {IN_TURN} \
+                 ORDER BY j.next_attempt_at, j.created_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             UPDATE outbox_jobs SET status = 'in-progress', claimed_by = $1, claimed_until = $3, \
              attempts = attempts + 1, updated_at = $2 \
-             WHERE id IN (SELECT j.id FROM outbox_jobs j WHERE {DUE} \
-                ORDER BY j.next_attempt_at, j.created_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             WHERE id IN (SELECT d.id FROM (SELECT * FROM queued UNION ALL SELECT * FROM lapsed) d \
+                 ORDER BY d.next_attempt_at, d.created_at LIMIT $4) \
              RETURNING id"
         ))
         .bind::<Text, _>(worker)
@@ -129,7 +137,10 @@ pub fn claim(
         .collect(),
         // SQLite has one writer at a time; a conditional update is an atomic compare-and-set.
         DbConnection::Sqlite(lite) => {
-            let due = DUE.replace("$2", "?");
+            let due = format!(
+                "((j.status = 'queued' AND j.next_attempt_at <= ?) OR (j.status = 'in-progress' AND j.claimed_until < ?)) \
+                 AND {IN_TURN}"
+            );
             let candidates: Vec<IdRow> = diesel::sql_query(format!(
                 "SELECT j.id FROM outbox_jobs j WHERE {due} ORDER BY j.next_attempt_at, j.created_at LIMIT ?"
             ))
