@@ -495,6 +495,10 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
             refused += 1;
         }
     }
+    eprintln!(
+        "{registrations} registrations answered in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let count_active = || {
         let mut c = gp_online_gateway::db::connect(url).expect("connect");
         #[derive(diesel::QueryableByName)]
