@@ -8,7 +8,9 @@ pub use crate::domain::OnlineAccount;
 use crate::domain::account::AccountSource;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = online_accounts)]
+// None is written as NULL (no column has another default), so the statement text is the same
+// every time and is prepared once.
+#[diesel(table_name = online_accounts, treat_none_as_default_value = false)]
 pub(super) struct AccountRow {
     id: String,
     patient_id: String,

@@ -11,7 +11,9 @@ pub use crate::domain::provisioning::OutboxJob;
 use crate::domain::{JobKind, JobStatus};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = outbox_jobs)]
+// None is written as NULL (no column has another default), so the statement text is the same
+// every time and is prepared once.
+#[diesel(table_name = outbox_jobs, treat_none_as_default_value = false)]
 struct JobRow {
     id: String,
     kind: String,
