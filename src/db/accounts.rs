@@ -126,6 +126,9 @@ pub fn insert(conn: &mut DbConnection, a: &OnlineAccount) -> Result<(), DbError>
     Ok(())
 }
 
+/// The statement saving an account, for the statement cache.
+struct SaveStatement;
+
 /// Writes a changed account if the stored row is still at the version it was read at, moving
 /// it to the next version. Returns false (and leaves `a` as it was) when another change got
 /// there first.
@@ -134,7 +137,7 @@ pub fn save(conn: &mut DbConnection, a: &mut OnlineAccount) -> Result<bool, DbEr
     a.version += 1;
     a.updated_at = super::now();
     let row = to_row(a)?;
-    let n = diesel::update(
+    let update = diesel::update(
         online_accounts::table
             .filter(online_accounts::id.eq(&a.id))
             .filter(online_accounts::version.eq(read_at.0)),
@@ -155,8 +158,15 @@ pub fn save(conn: &mut DbConnection, a: &mut OnlineAccount) -> Result<bool, DbEr
         online_accounts::updated_at.eq(row.updated_at),
         online_accounts::pending_access.eq(row.pending_access),
         online_accounts::sent_access.eq(row.sent_access),
-    ))
-    .execute(conn)?;
+    ));
+    let n = match conn {
+        // Loaded, not executed: diesel checks an executed statement for caching through a
+        // reference, which does not see the wrapper.
+        DbConnection::Postgres(pg) => super::Fixed::<_, SaveStatement>::new(update.returning(online_accounts::id))
+            .load::<String>(pg)?
+            .len(),
+        DbConnection::Sqlite(lite) => update.execute(lite)?,
+    };
     if n != 1 {
         (a.version, a.updated_at) = read_at;
     }

@@ -60,6 +60,43 @@ macro_rules! native {
 }
 pub(crate) use native;
 
+/// A PostgreSQL statement whose text never changes, prepared once per connection and known to
+/// the statement cache by `Id`. Diesel prepares raw SQL and updates afresh on every execution
+/// (parse and plan on the server each time), as it cannot tell that their text is fixed; only
+/// statements whose text is the same whatever their parameters may be wrapped in this. Run it
+/// with `load` (an update with `returning`): `execute` checks the statement through a reference,
+/// which does not see the wrapper, and would prepare it afresh each time.
+pub(crate) struct Fixed<Q, Id>(Q, std::marker::PhantomData<Id>);
+
+impl<Q, Id> Fixed<Q, Id> {
+    pub(crate) fn new(query: Q) -> Self {
+        Self(query, std::marker::PhantomData)
+    }
+}
+
+impl<Q, Id: 'static> diesel::query_builder::QueryId for Fixed<Q, Id> {
+    type QueryId = Id;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Q: diesel::query_builder::Query, Id> diesel::query_builder::Query for Fixed<Q, Id> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>, Id> diesel::query_builder::QueryFragment<diesel::pg::Pg>
+    for Fixed<Q, Id>
+{
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &diesel::pg::Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q, Id> RunQueryDsl<diesel::PgConnection> for Fixed<Q, Id> {}
+
 /// A connection in the pool, with what the pool knows of its health.
 pub struct Tracked {
     conn: DbConnection,

@@ -102,6 +102,9 @@ const IN_TURN: &str = "NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE e.account_i
         AND e.status IN ('queued', 'in-progress') \
         AND (e.created_at < j.created_at OR (e.created_at = j.created_at AND e.id < j.id)))";
 
+/// The claim's statement, for the statement cache.
+struct ClaimStatement;
+
 /// Claims up to `limit` due jobs for `worker` until `lease_until`, counting an attempt on each.
 pub fn claim(
     conn: &mut DbConnection,
@@ -116,8 +119,9 @@ pub fn claim(
         // Queued jobs are taken in the order of the due index, so that the scan stops once it
         // has enough instead of checking every due job's predecessors; lapsed leases (few)
         // are taken beside them.
-        DbConnection::Postgres(pg) => diesel::sql_query(format!(
-            "WITH queued AS (SELECT j.id, j.next_attempt_at, j.created_at FROM outbox_jobs j \
+        DbConnection::Postgres(pg) => super::Fixed::<_, ClaimStatement>::new(
+            diesel::sql_query(format!(
+                "WITH queued AS (SELECT j.id, j.next_attempt_at, j.created_at FROM outbox_jobs j \
                  WHERE j.status = 'queued' AND j.next_attempt_at <= $2 AND {IN_TURN} \
                  ORDER BY j.next_attempt_at, j.created_at LIMIT $4 FOR UPDATE SKIP LOCKED), \
              lapsed AS (SELECT j.id, j.next_attempt_at, j.created_at FROM outbox_jobs j \
@@ -128,11 +132,12 @@ pub fn claim(
              WHERE id IN (SELECT d.id FROM (SELECT * FROM queued UNION ALL SELECT * FROM lapsed) d \
                  ORDER BY d.next_attempt_at, d.created_at LIMIT $4) \
              RETURNING id"
-        ))
-        .bind::<Text, _>(worker)
-        .bind::<Timestamp, _>(now)
-        .bind::<Timestamp, _>(lease_until)
-        .bind::<Integer, _>(limit)
+            ))
+            .bind::<Text, _>(worker)
+            .bind::<Timestamp, _>(now)
+            .bind::<Timestamp, _>(lease_until)
+            .bind::<Integer, _>(limit),
+        )
         .load::<IdRow>(pg)?
         .into_iter()
         .map(|r| r.id)
@@ -183,6 +188,9 @@ pub fn claim(
         .collect()
 }
 
+/// The statement recording an attempt's outcome, for the statement cache.
+struct FinishStatement;
+
 /// Records the outcome of an attempt, if `worker` still holds the claim. Returns false when the
 /// claim was lost (the lease ran out and another worker took the job).
 pub fn finish(
@@ -194,7 +202,7 @@ pub fn finish(
     last_error: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let n = diesel::update(
+    let finish = diesel::update(
         outbox_jobs::table
             .filter(outbox_jobs::id.eq(id))
             .filter(outbox_jobs::claimed_by.eq(worker))
@@ -207,8 +215,15 @@ pub fn finish(
         outbox_jobs::claimed_until.eq(None::<NaiveDateTime>),
         outbox_jobs::last_error.eq(last_error),
         outbox_jobs::updated_at.eq(now),
-    ))
-    .execute(conn)?;
+    ));
+    let n = match conn {
+        // Loaded, not executed: diesel checks an executed statement for caching through a
+        // reference, which does not see the wrapper.
+        DbConnection::Postgres(pg) => super::Fixed::<_, FinishStatement>::new(finish.returning(outbox_jobs::id))
+            .load::<String>(pg)?
+            .len(),
+        DbConnection::Sqlite(lite) => finish.execute(lite)?,
+    };
     Ok(n == 1)
 }
 
