@@ -283,12 +283,12 @@ async fn attempt(
         let (chain_id, started_at, registered) = (chain.id.clone(), chain.started_at, chain.registered);
         let changed = changed.clone();
         let head_hash = head_hash.clone();
+        let head_mac = key.mac(&head_parts(&chain.id, &head_seq.to_string(), &head_hash));
         move |c: &mut DbConnection| {
             if registered
                 && changed.is_empty()
                 && let DbConnection::Postgres(pg) = c
             {
-                let head_mac = key.mac(&head_parts(&chain_id, &head_seq.to_string(), &head_hash));
                 return append_postgres(pg, &chain_id, now, entries, head_seq, &head_hash, &head_mac);
             }
             db::write_transaction(c, |c| {
@@ -303,11 +303,10 @@ async fn attempt(
                         diesel::insert_into(audit_events::table).values(&rows).execute(lite)?
                     }
                 };
-                let seq_text = head_seq.to_string();
                 diesel::update(audit_chains::table.find(&chain_id))
                     .set((
                         audit_chains::head_seq.eq(head_seq),
-                        audit_chains::head_mac.eq(key.mac(&head_parts(&chain_id, &seq_text, &head_hash))),
+                        audit_chains::head_mac.eq(&head_mac),
                         audit_chains::head_hash.eq(&head_hash),
                     ))
                     .execute(c)?;
@@ -375,7 +374,12 @@ struct AppendToChain<'a> {
 }
 
 impl<'a> AppendToChain<'a> {
-    fn new(chain_id: &'a str, recorded_at: NaiveDateTime, entries: Vec<AuditEntry>) -> Self {
+    fn new(
+        chain_id: &'a str,
+        recorded_at: NaiveDateTime,
+        entries: Vec<AuditEntry>,
+        (head_seq, head_hash, head_mac): (i64, &'a str, &'a str),
+    ) -> Self {
         let n = entries.len();
         let mut a = Self {
             chain_id,
@@ -395,9 +399,9 @@ impl<'a> AppendToChain<'a> {
             practice: Vec::with_capacity(n),
             rule: Vec::with_capacity(n),
             code: Vec::with_capacity(n),
-            head_seq: 0,
-            head_hash: "",
-            head_mac: "",
+            head_seq,
+            head_hash,
+            head_mac,
         };
         for e in entries {
             a.id.push(e.id);
@@ -495,12 +499,7 @@ fn append_postgres(
     head_hash: &str,
     head_mac: &str,
 ) -> Result<(), DbError> {
-    let statement = AppendToChain {
-        head_seq,
-        head_hash,
-        head_mac,
-        ..AppendToChain::new(chain_id, recorded_at, entries)
-    };
+    let statement = AppendToChain::new(chain_id, recorded_at, entries, (head_seq, head_hash, head_mac));
     if statement.execute(c)? != 1 {
         // The events are stored; only the head did not move, which `verify` reports.
         tracing::error!(chain = chain_id, "the audit chain's head row was not found to move on");
