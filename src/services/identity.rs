@@ -196,7 +196,7 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
     };
     let roles = async { Ok::<_, Error>(core.reader.proxy_contexts(&me.nhs_number).await?) };
     let (extra, roles) = tokio::try_join!(extra, roles)?;
-    let acting_for = super::proxy::acting_for(super::proxy::acting_from(roles, today), today);
+    let acting_for = super::proxy::acting_for(roles, today);
     // A delegated token acts for one patient: that is all it may see.
     if let Some(delegated) = &me.delegated_for {
         return Ok(acting_for

@@ -668,80 +668,53 @@ pub async fn set_access(core: &Core, caller: &Caller, permit: Permit, grants: Pr
     update(core, caller, permit, vec![RoleChange::Grants(grants)]).await
 }
 
-/// A proxy's role with the patient's record, practice and own access, as loaded.
-pub struct ActingFor {
-    role: ProxyRole,
-    patient: PatientRecord,
-    practice: PracticeRecord,
-    own: Option<AccessSettings>,
-}
-
-/// The roles a person holds as a proxy that `$my-access` shows, from the roles read with each
-/// patient's context ([`db::reads::proxy_contexts`]).
-pub fn acting_from(found: Vec<(ProxyRole, db::reads::PatientContext)>, today: NaiveDate) -> Vec<ActingFor> {
-    let mut out = vec![];
-    for (role, ctx) in found {
-        if !matches!(
-            role.status,
-            RoleStatus::Proposed | RoleStatus::Active | RoleStatus::Inactive
-        ) {
-            continue;
-        }
-        let own = ctx
-            .account
-            .as_ref()
-            .filter(|a| a.status == AccountStatus::Active && a.practice_id == ctx.patient.practice_id)
-            .map(|a| super::record_access::effective(&ctx.practice, &ctx.patient, &ctx.codes, a, today));
-        out.push(ActingFor {
-            role,
-            patient: ctx.patient,
-            practice: ctx.practice,
-            own,
-        });
-    }
-    out
-}
-
-/// The patients a person acts for as a proxy, with what each role lets them do today.
-pub fn acting_for(found: Vec<ActingFor>, today: NaiveDate) -> Vec<PatientAccess> {
+/// The patients a person acts for as a proxy, with what each role lets them do today, from
+/// the roles read with each patient's context ([`db::reads::proxy_contexts`]). Rejected roles
+/// and roles entered in error are not shown.
+pub fn acting_for(found: Vec<(ProxyRole, db::reads::PatientContext)>, today: NaiveDate) -> Vec<PatientAccess> {
     found
         .into_iter()
-        .map(
-            |ActingFor {
-                 role,
-                 patient,
-                 practice,
-                 own,
-             }| {
-                let review_age = practice.settings.proxy_review_age;
-                // The role as it stands today (lapsed or moved roles are inactive with their reason).
-                let role = as_of_today(role, Some(&patient), review_age, today);
-                let (reason, effective) = match role.status {
-                    RoleStatus::Active => (None, role.grants.capped_by(own.as_ref()).as_access()),
-                    _ => (
-                        Some(
-                            role.reason
-                                .text
-                                .clone()
-                                .unwrap_or_else(|| role.reason.reason.display().to_owned()),
-                        ),
-                        AccessSettings::none(),
+        .filter(|(role, _)| {
+            matches!(
+                role.status,
+                RoleStatus::Proposed | RoleStatus::Active | RoleStatus::Inactive
+            )
+        })
+        .map(|(role, ctx)| {
+            let own = ctx
+                .account
+                .as_ref()
+                .filter(|a| a.status == AccountStatus::Active && a.practice_id == ctx.patient.practice_id)
+                .map(|a| super::record_access::effective(&ctx.practice, &ctx.patient, &ctx.codes, a, today));
+            let (patient, practice) = (ctx.patient, ctx.practice);
+            let review_age = practice.settings.proxy_review_age;
+            // The role as it stands today (lapsed or moved roles are inactive with their reason).
+            let role = as_of_today(role, Some(&patient), review_age, today);
+            let (reason, effective) = match role.status {
+                RoleStatus::Active => (None, role.grants.capped_by(own.as_ref()).as_access()),
+                _ => (
+                    Some(
+                        role.reason
+                            .text
+                            .clone()
+                            .unwrap_or_else(|| role.reason.reason.display().to_owned()),
                     ),
-                };
-                let status = role.status.code().to_owned();
-                PatientAccess {
-                    relationship: role
-                        .relationships
-                        .first()
-                        .map_or_else(|| "proxy".to_owned(), |r| r.code.clone()),
-                    role_id: Some(role.id.clone()),
-                    pending_review: None,
-                    patient,
-                    status,
-                    reason,
-                    effective,
-                }
-            },
-        )
+                    AccessSettings::none(),
+                ),
+            };
+            let status = role.status.code().to_owned();
+            PatientAccess {
+                relationship: role
+                    .relationships
+                    .first()
+                    .map_or_else(|| "proxy".to_owned(), |r| r.code.clone()),
+                role_id: Some(role.id.clone()),
+                pending_review: None,
+                patient,
+                status,
+                reason,
+                effective,
+            }
+        })
         .collect()
 }
