@@ -348,8 +348,10 @@ async fn attempt(
 }
 
 /// PostgreSQL: the batch and the chain's new head in one statement, so one round trip and one
-/// implicit transaction: every event and the head are stored, or nothing is. Its text never
-/// changes (the events travel as one array per column), so it is prepared once per connection.
+/// implicit transaction: a statement that fails stores neither. (A chain row that has gone
+/// leaves the events stored and the head unmoved, as the transaction path does; `verify` reports
+/// it.) Its text never changes (the events travel as one array per column), so it is prepared
+/// once per connection.
 struct AppendToChain<'a> {
     chain_id: &'a str,
     recorded_at: NaiveDateTime,
