@@ -35,13 +35,20 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-/// The connection pool, and a turn for each of its connections but one (kept for the reader of
-/// gathered reads). A database call waits for its turn on the async side, so no more blocking
-/// threads run than there are connections: the rest do not queue on the pool's lock, where
-/// each would hold a thread and be woken in turn.
+/// The connection pool, and a turn for each of its connections (on SQLite, all but one, kept
+/// for the reader of gathered reads). A database call waits for its turn on the async side, so no more blocking threads run than there are connections: the
+/// rest do not queue on the pool's lock, where each would hold a thread and be woken in turn.
+///
+/// On PostgreSQL two more connections (`keyed`) serve the reader of gathered reads and the
+/// audit writer. Their statements have a fixed shape (rows found by key, events appended) and
+/// run thousands of times a second, so these connections keep one generic plan per statement:
+/// left to choose, the server plans them afresh on every execution (it prefers a plan made for
+/// the exact array of keys, and planning a four-table join costs more than running it). The
+/// main pool keeps the server's choice, which searches with patterns need.
 #[derive(Clone)]
 pub struct DbPool {
     pool: Pool<Manager>,
+    keyed: Option<Pool<Manager>>,
     turns: std::sync::Arc<tokio::sync::Semaphore>,
     wait: Duration,
 }
@@ -208,13 +215,27 @@ fn set_up(conn: &mut DbConnection) -> diesel::QueryResult<()> {
 }
 
 #[derive(Debug)]
-struct SetUp;
+struct SetUp {
+    /// Keep one generic plan per prepared statement (the keyed connections).
+    generic_plans: bool,
+}
 
 impl CustomizeConnection<Tracked, diesel::r2d2::Error> for SetUp {
     fn on_acquire(&self, conn: &mut Tracked) -> Result<(), diesel::r2d2::Error> {
-        set_up(&mut conn.conn).map_err(diesel::r2d2::Error::QueryError)
+        set_up(&mut conn.conn).map_err(diesel::r2d2::Error::QueryError)?;
+        if self.generic_plans
+            && let DbConnection::Postgres(c) = &mut conn.conn
+        {
+            c.batch_execute("SET plan_cache_mode = force_generic_plan")
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
     }
 }
+
+/// How many keyed connections PostgreSQL gets beside the pool: the reader of gathered reads
+/// and the audit writer, one each.
+pub const KEYED_CONNECTIONS: u32 = 2;
 
 /// Builds the pool. The first connection is made lazily so that a database that is down at
 /// start shows up in `/health/ready` rather than preventing start-up.
@@ -234,19 +255,25 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
     } else {
         with_network_timeouts(&url, connect_timeout)
     };
-    let manager = Manager {
-        inner: ConnectionManager::<DbConnection>::new(url),
+    let build = |size: u32, generic_plans: bool| {
+        Pool::builder()
+            .max_size(size)
+            .min_idle(Some(0))
+            .connection_timeout(connect_timeout)
+            .connection_customizer(Box::new(SetUp { generic_plans }))
+            .build_unchecked(Manager {
+                inner: ConnectionManager::<DbConnection>::new(url.clone()),
+            })
     };
-    let pool = Pool::builder()
-        .max_size(size)
-        .min_idle(Some(0))
-        .connection_timeout(connect_timeout)
-        .connection_customizer(Box::new(SetUp))
-        .build_unchecked(manager);
     Ok(DbPool {
-        pool,
-        // One connection is left to the reader of gathered reads (`reads::ContextReader`).
-        turns: std::sync::Arc::new(tokio::sync::Semaphore::new((size as usize).saturating_sub(1).max(1))),
+        pool: build(size, false),
+        keyed: (!is_sqlite).then(|| build(KEYED_CONNECTIONS, true)),
+        // SQLite: one connection is left to the reader of gathered reads.
+        turns: std::sync::Arc::new(tokio::sync::Semaphore::new(if is_sqlite {
+            (size as usize).saturating_sub(1).max(1)
+        } else {
+            size as usize
+        })),
         wait: connect_timeout,
     })
 }
@@ -309,9 +336,26 @@ fn with_connection<T>(
 }
 
 /// Runs a database closure on a thread of its own that may block (not the async workers),
-/// outside the pool's turns: for a long-lived reader that gathers many requests' reads.
+/// outside the pool's turns, on a keyed connection: for a long-lived reader that gathers many
+/// requests' reads.
 fn run_here<T>(pool: &DbPool, f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>) -> Result<T, DbError> {
-    with_connection(&pool.pool, f)
+    with_connection(pool.keyed.as_ref().unwrap_or(&pool.pool), f)
+}
+
+/// Runs a blocking database closure of fixed shape on a keyed connection, on tokio's blocking
+/// pool, outside the pool's turns: for the audit writer, which makes one call at a time.
+/// (SQLite has no keyed connections: the call takes its turn in the pool.)
+pub async fn run_keyed<T, F>(pool: &DbPool, f: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+{
+    let Some(keyed) = pool.keyed.clone() else {
+        return run(pool, f).await;
+    };
+    tokio::task::spawn_blocking(move || with_connection(&keyed, f))
+        .await
+        .map_err(|e| DbError::Query(format!("database task failed: {e}")))?
 }
 
 /// Runs a blocking database closure on tokio's blocking pool.
