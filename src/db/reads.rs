@@ -135,8 +135,8 @@ enum Ask {
     Practice(String, Reply<Option<PracticeRecord>>),
     Identifier(PatientIdentifierSystem, String, Reply<Option<PatientRecord>>),
     ProxyRoles(NhsNumber, Reply<Vec<(ProxyRole, PatientContext)>>),
-    /// The open review of an account's access (patient id, account id): the review's id.
-    OpenReview(String, String, Reply<Option<String>>),
+    /// The open reviews of the accounts of the record holding this NHS number.
+    OpenReviews(NhsNumber, Reply<Vec<OpenReview>>),
 }
 
 impl Ask {
@@ -147,7 +147,7 @@ impl Ask {
             Self::Practice(_, r) => r.is_closed(),
             Self::Identifier(_, _, r) => r.is_closed(),
             Self::ProxyRoles(_, r) => r.is_closed(),
-            Self::OpenReview(_, _, r) => r.is_closed(),
+            Self::OpenReviews(_, r) => r.is_closed(),
         }
     }
 
@@ -181,13 +181,13 @@ impl Ask {
                 let roles = found.roles.iter().find(|(p, _)| *p == proxy).map(|(_, r)| r.clone());
                 drop(reply.send(Ok(roles.unwrap_or_default())));
             }
-            Self::OpenReview(patient, account, reply) => {
-                let hit = found
+            Self::OpenReviews(nhs, reply) => {
+                let hits = found
                     .reviews
                     .iter()
-                    .find(|r| r.patient_id == patient && r.account_id == account)
-                    .map(|r| r.id.clone());
-                drop(reply.send(Ok(hit)));
+                    .filter(|(n, _)| n == nhs.as_str())
+                    .map(|(_, r)| r.clone());
+                drop(reply.send(Ok(hits.collect())));
             }
         }
     }
@@ -199,7 +199,7 @@ impl Ask {
             Self::Practice(_, r) => drop(r.send(Err(e.clone()))),
             Self::Identifier(_, _, r) => drop(r.send(Err(e.clone()))),
             Self::ProxyRoles(_, r) => drop(r.send(Err(e.clone()))),
-            Self::OpenReview(_, _, r) => drop(r.send(Err(e.clone()))),
+            Self::OpenReviews(_, r) => drop(r.send(Err(e.clone()))),
         }
     }
 }
@@ -276,30 +276,45 @@ fn records_by_identifier(
     rows.into_iter().map(|(row, ods)| row.into_record(ods)).collect()
 }
 
-/// A review still open (`requested`), as `$my-access` shows it.
-struct OpenReview {
-    id: String,
-    patient_id: String,
-    account_id: String,
+/// A review of an account's access still open (`requested`), as `$my-access` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReview {
+    pub id: String,
+    pub patient_id: String,
+    pub account_id: String,
 }
 
-/// The open reviews of these patients' accounts, oldest first, in one query.
-fn open_reviews(conn: &mut DbConnection, patient_ids: &[&str]) -> Result<Vec<OpenReview>, DbError> {
-    if patient_ids.is_empty() {
+/// The open reviews of the accounts of the records holding these NHS numbers, oldest first,
+/// each with its NHS number, in one query.
+fn open_reviews(conn: &mut DbConnection, nhs_numbers: &[&NhsNumber]) -> Result<Vec<(String, OpenReview)>, DbError> {
+    if nhs_numbers.is_empty() {
         return Ok(vec![]);
     }
-    let rows: Vec<(String, String, String)> = native!(conn, |c| review_tasks::table
-        .filter(review_tasks::patient_id.eq_any(patient_ids))
+    let values: Vec<&str> = nhs_numbers.iter().map(|n| n.as_str()).collect();
+    let rows: Vec<(String, String, String, String)> = native!(conn, |c| review_tasks::table
+        .inner_join(patients::table.on(patients::id.eq(review_tasks::patient_id)))
+        .filter(patients::identifier_system.eq(PatientIdentifierSystem::NhsNumber.code()))
+        .filter(patients::identifier_value.eq_any(&values))
         .filter(review_tasks::status.eq("requested"))
         .order((review_tasks::created_at.asc(), review_tasks::id.asc()))
-        .select((review_tasks::id, review_tasks::patient_id, review_tasks::account_id))
+        .select((
+            patients::identifier_value,
+            review_tasks::id,
+            review_tasks::patient_id,
+            review_tasks::account_id,
+        ))
         .load(c))?;
     Ok(rows
         .into_iter()
-        .map(|(id, patient_id, account_id)| OpenReview {
-            id,
-            patient_id,
-            account_id,
+        .map(|(nhs, id, patient_id, account_id)| {
+            (
+                nhs,
+                OpenReview {
+                    id,
+                    patient_id,
+                    account_id,
+                },
+            )
         })
         .collect())
 }
@@ -312,7 +327,7 @@ struct Found {
     practices: Vec<PracticeRecord>,
     identified: Vec<PatientRecord>,
     roles: Vec<(NhsNumber, Vec<(ProxyRole, PatientContext)>)>,
-    reviews: Vec<OpenReview>,
+    reviews: Vec<(String, OpenReview)>,
 }
 
 fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
@@ -321,7 +336,7 @@ fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
     let mut codes: Vec<&str> = vec![];
     let mut identifiers: Vec<(PatientIdentifierSystem, &str)> = vec![];
     let mut proxies: Vec<&NhsNumber> = vec![];
-    let mut reviewed: Vec<&str> = vec![];
+    let mut reviewed: Vec<&NhsNumber> = vec![];
     for ask in batch {
         match ask {
             Ask::Patient(id, _) => ids.push(id.clone()),
@@ -329,7 +344,7 @@ fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
             Ask::Practice(ods, _) => codes.push(ods),
             Ask::Identifier(system, value, _) => identifiers.push((*system, value)),
             Ask::ProxyRoles(proxy, _) => proxies.push(proxy),
-            Ask::OpenReview(patient, _, _) => reviewed.push(patient),
+            Ask::OpenReviews(nhs, _) => reviewed.push(nhs),
         }
     }
     proxies.sort_unstable();
@@ -433,10 +448,10 @@ impl ContextReader {
         self.ask(|reply| Ask::ProxyRoles(proxy.clone(), reply)).await
     }
 
-    /// The id of the open review of this account's access, if there is one, read with others.
-    pub async fn open_review(&self, patient_id: &str, account_id: &str) -> Result<Option<String>, DbError> {
-        self.ask(|reply| Ask::OpenReview(patient_id.to_owned(), account_id.to_owned(), reply))
-            .await
+    /// The open reviews of the accounts of the record holding this NHS number, oldest first,
+    /// read with others.
+    pub async fn open_reviews(&self, nhs: &NhsNumber) -> Result<Vec<OpenReview>, DbError> {
+        self.ask(|reply| Ask::OpenReviews(nhs.clone(), reply)).await
     }
 
     /// What [`current_binding`] finds for this token, read with others.

@@ -172,30 +172,20 @@ fn entry_for(
 /// Everyone the caller may act for: themselves (when a practice record holds their NHS
 /// number) and the patients they are a proxy for.
 pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess>> {
-    let permit = access::authorize(core, caller, Action::MyAccess, Target::OwnRecord).await?;
+    // Who may ask at all is decided before anything is read. Then the decision about the
+    // caller's own record, the roles they hold as a proxy (each with its patient's context) and
+    // the open reviews of their own record's accounts are read together, each with other
+    // requests' reads: everything here is keyed by the caller's own NHS number.
+    access::authorize(core, caller, Action::MyAccess, Target::Pending).await?;
     let Principal::Patient(me) = &caller.principal else {
         return Err(Error::internal("my-access for a caller who is not a person"));
     };
+    let (permit, roles, reviews) = tokio::try_join!(
+        access::authorize(core, caller, Action::MyAccess, Target::OwnRecord),
+        async { Ok(core.reader.proxy_contexts(&me.nhs_number).await?) },
+        async { Ok(core.reader.open_reviews(&me.nhs_number).await?) },
+    )?;
     let today = core.clock.today();
-    // What the caller's own entry needs beyond the decision's load, and the roles they hold
-    // as a proxy with every patient's context: read together with other requests' reads.
-    let own = permit
-        .patient
-        .as_ref()
-        .map(|p| (p.id.clone(), permit.account.as_ref().map(|a| a.id.clone())));
-    let extra = async {
-        Ok::<_, Error>(match &own {
-            Some((id, None)) => {
-                let id = id.clone();
-                let earlier = db::run(&core.pool, move |c| db::accounts::all_for_patient(c, &id)).await?;
-                (earlier.into_iter().next(), None)
-            }
-            Some((id, Some(account))) => (None, core.reader.open_review(id, account).await?),
-            None => (None, None),
-        })
-    };
-    let roles = async { Ok::<_, Error>(core.reader.proxy_contexts(&me.nhs_number).await?) };
-    let (extra, roles) = tokio::try_join!(extra, roles)?;
     let acting_for = super::proxy::acting_for(roles, today);
     // A delegated token acts for one patient: that is all it may see.
     if let Some(delegated) = &me.delegated_for {
@@ -206,8 +196,21 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
     }
     let mut entries: Vec<PatientAccess> = vec![];
     if let Some(p) = permit.patient {
-        let (earlier, review) = extra;
-        let account = permit.account.or(earlier);
+        let (account, review) = match permit.account {
+            Some(a) => {
+                let review = reviews
+                    .into_iter()
+                    .find(|r| r.patient_id == p.id && r.account_id == a.id)
+                    .map(|r| r.id);
+                (Some(a), review)
+            }
+            None => {
+                // No account at their practice: the one they had at the practice they left.
+                let id = p.id.clone();
+                let earlier = db::run(&core.pool, move |c| db::accounts::all_for_patient(c, &id)).await?;
+                (earlier.into_iter().next(), None)
+            }
+        };
         entries.push(entry_for(
             p,
             permit.practice.as_ref(),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use gp_online_gateway::config::IssuerKind;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -493,6 +494,20 @@ async fn historic_record_access_waits_for_a_completed_review() {
     let (_, _, review) = app.get(&format!("/Task/{review_id}"), &token).await;
     assert_eq!(review["status"], "requested");
     assert_eq!(review["code"]["coding"][0]["code"], "record-review");
+    // The patient sees the open review in their own `$my-access` entry.
+    let grace = app.token_with(
+        IssuerKind::Patient,
+        json!({"sub": "nhslogin-sub-grace-okafor", "nhs_number": "9990000042",
+               "identity_proofing_level": "P9", "vot": "P9.Cp.Cd"}),
+    );
+    let (status, _, mine) = app.get("/$my-access", &grace).await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let own = &mine["parameter"][0]["part"];
+    let pending = own
+        .as_array()
+        .and_then(|p| p.iter().find(|x| x["name"] == "pendingReview"))
+        .map(|x| x["valueReference"]["reference"].clone());
+    assert_eq!(pending, Some(json!(format!("Task/{review_id}"))), "{mine}");
     let (_, _, tasks) = app.get("/Task?patient=Patient/patient-grace-okafor", &token).await;
     assert_eq!(tasks["total"], 2);
     let (_, _, open) = app
