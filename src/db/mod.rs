@@ -36,8 +36,9 @@ pub enum DbConnection {
 }
 
 /// The connection pool, and a turn for each of its connections (on SQLite, all but one, kept
-/// for the reader of gathered reads). A database call waits for its turn on the async side, so no more blocking threads run than there are connections: the
-/// rest do not queue on the pool's lock, where each would hold a thread and be woken in turn.
+/// for the reader of gathered reads). A database call waits for its turn on the async side, so
+/// no more blocking threads run than there are connections: the rest do not queue on the
+/// pool's lock, where each would hold a thread and be woken in turn.
 ///
 /// On PostgreSQL two more connections (`keyed`) serve the reader of gathered reads and the
 /// audit writer. Their statements have a fixed shape (rows found by key, events appended) and
