@@ -236,7 +236,7 @@ impl CustomizeConnection<Tracked, diesel::r2d2::Error> for SetUp {
 
 /// How many keyed connections PostgreSQL gets beside the pool: the reader of gathered reads
 /// and the audit writer, one each.
-pub const KEYED_CONNECTIONS: u32 = 2;
+const KEYED_CONNECTIONS: u32 = 2;
 
 /// Builds the pool. The first connection is made lazily so that a database that is down at
 /// start shows up in `/health/ready` rather than preventing start-up.

@@ -277,7 +277,7 @@ fn records_by_identifier(
 }
 
 /// A review of an account's access still open (`requested`), as `$my-access` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OpenReview {
     pub id: String,
     pub patient_id: String,

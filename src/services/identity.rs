@@ -183,7 +183,13 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
     let (permit, roles, reviews) = tokio::try_join!(
         access::authorize(core, caller, Action::MyAccess, Target::OwnRecord),
         async { Ok(core.reader.proxy_contexts(&me.nhs_number).await?) },
-        async { Ok(core.reader.open_reviews(&me.nhs_number).await?) },
+        async {
+            // A delegated token sees only the patient it acts for, never its own entry.
+            if me.delegated_for.is_some() {
+                return Ok(vec![]);
+            }
+            Ok(core.reader.open_reviews(&me.nhs_number).await?)
+        },
     )?;
     let today = core.clock.today();
     let acting_for = super::proxy::acting_for(roles, today);
