@@ -5,7 +5,8 @@
 //! patients (default 100,000) with online accounts, bindings made by the first call of each
 //! patient token, and a proxy acting for several patients; then drives each call from
 //! `BENCH_CONNECTIONS` connections (default 64) on loopback for `BENCH_SECONDS` (default 10),
-//! counting every response. Then it measures registration through the outbox to the supplier
+//! counting every response. The load comes from `wrk` when it is on the PATH, else from the
+//! harness's own reqwest loops (`BENCH_GENERATOR=wrk|builtin` chooses). Then it measures registration through the outbox to the supplier
 //! simulator, the opt-in job over the whole practice, and verifies the audit hash chain.
 //!
 //! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) must reach a
@@ -181,20 +182,88 @@ struct Outcome {
     p99_ms: f64,
 }
 
-/// `connections` loops sending `next(connection, n)` until the time is up; every response counted.
-async fn drive(
-    name: &str,
-    base: &str,
-    connections: usize,
-    seconds: u64,
-    next: Arc<dyn Fn(usize, usize) -> (String, String) + Send + Sync>,
-) -> Outcome {
+/// One call's requests: the harness cycles through them, pairing `paths[i % len]` with
+/// `tokens[i % len]` (either list may hold one entry, used for every request).
+struct Load {
+    name: &'static str,
+    paths: Vec<String>,
+    tokens: Vec<String>,
+}
+
+impl Load {
+    fn len(&self) -> usize {
+        self.paths.len().max(self.tokens.len())
+    }
+
+    fn request(&self, i: usize) -> (&str, &str) {
+        fn pick(v: &[String], i: usize) -> &str {
+            v.get(i % v.len().max(1)).map_or("", String::as_str)
+        }
+        (pick(&self.paths, i), pick(&self.tokens, i))
+    }
+}
+
+/// The load generator: `wrk` when it is installed (a light C generator, as the issue measured
+/// with), else the harness's own (reqwest), which costs the shared cores more per request.
+#[derive(Clone, Copy, PartialEq)]
+enum Generator {
+    Wrk,
+    Builtin,
+}
+
+impl Generator {
+    fn choose() -> Self {
+        let installed = || {
+            Command::new("wrk")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok()
+        };
+        match std::env::var("BENCH_GENERATOR").as_deref() {
+            Ok("builtin") => Self::Builtin,
+            Ok("wrk") => {
+                assert!(installed(), "BENCH_GENERATOR=wrk, but wrk is not on the PATH");
+                Self::Wrk
+            }
+            Ok(other) if !other.is_empty() => panic!("BENCH_GENERATOR is wrk or builtin, not {other}"),
+            _ if installed() => Self::Wrk,
+            _ => Self::Builtin,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Wrk => "wrk (2 threads)",
+            Self::Builtin => "the harness's reqwest generator",
+        }
+    }
+
+    async fn drive(self, load: &Load, base: &str, connections: usize, seconds: u64) -> Outcome {
+        match self {
+            Self::Wrk => drive_wrk(load, base, connections, seconds).await,
+            Self::Builtin => drive_builtin(load, base, connections, seconds).await,
+        }
+    }
+}
+
+/// `connections` loops, connection `c` sending request `c + connections * n` of the load until
+/// the time is up; every response counted.
+async fn drive_builtin(load: &Load, base: &str, connections: usize, seconds: u64) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let requests: Arc<Vec<(String, String)>> = Arc::new(
+        (0..load.len())
+            .map(|i| {
+                let (path, token) = load.request(i);
+                (format!("{base}{path}"), token.to_owned())
+            })
+            .collect(),
+    );
     let mut tasks = vec![];
     for conn in 0..connections {
-        let base = base.to_owned();
-        let next = next.clone();
+        let requests = requests.clone();
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -204,12 +273,12 @@ async fn drive(
             let (mut lat, mut bad) = (Vec::with_capacity(40_000), 0usize);
             let mut n = 0;
             while Instant::now() < deadline {
-                let (path, token) = next(conn, n);
+                let (url, token) = &requests[(conn + connections * n) % requests.len()];
                 n += 1;
                 let t = Instant::now();
-                let mut rb = client.get(format!("{base}{path}"));
+                let mut rb = client.get(url);
                 if !token.is_empty() {
-                    rb = rb.bearer_auth(&token);
+                    rb = rb.bearer_auth(token);
                 }
                 match rb.send().await {
                     Ok(r) => {
@@ -242,12 +311,132 @@ async fn drive(
             / 1000.0
     };
     Outcome {
-        name: name.to_owned(),
+        name: load.name.to_owned(),
         requests: all.len(),
         non_2xx,
         seconds,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
+    }
+}
+
+/// A Lua string literal (the paths and tokens are ASCII without quotes, but escape anyway).
+fn lua_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
+            c => out.push_str(&format!("\\{}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// wrk with a script that formats every request of the load once, then has thread `t` of `T`
+/// send request `t + T * n`. wrk counts a response of 400 or above as a status error, and its
+/// socket errors (connect, read, write, timeout) are counted here as failures too. Anything
+/// in 3xx would pass as success: none of the loads expects one.
+async fn drive_wrk(load: &Load, base: &str, connections: usize, seconds: u64) -> Outcome {
+    const THREADS: usize = 2;
+    let header = |token: &str| {
+        if token.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "wrk.headers[\"Authorization\"] = {}\n",
+                lua_string(&format!("Bearer {token}"))
+            )
+        }
+    };
+    // One request: wrk's own static request, as `wrk -H ... URL` would send it. Several: each
+    // formatted once, thread `t` of `T` sending request `t + T * n` (`thread_id` is set in
+    // each thread's state by `setup`).
+    let requests = if load.len() == 1 {
+        let (path, token) = load.request(0);
+        format!("wrk.path = {}\n{}", lua_string(path), header(token))
+    } else {
+        let list = |v: &[String]| v.iter().map(|s| lua_string(s)).collect::<Vec<_>>().join(",\n");
+        format!(
+            r#"local paths = {{ {paths} }}
+local tokens = {{ {tokens} }}
+local count = {count}
+local next_id = 0
+
+function setup(thread)
+  thread:set("thread_id", next_id)
+  next_id = next_id + 1
+end
+
+local requests = {{}}
+local n = 0
+
+function init(args)
+  for i = 0, count - 1 do
+    local headers = {{}}
+    if #tokens > 0 then
+      headers["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1]
+    end
+    requests[i] = wrk.format("GET", paths[(i % #paths) + 1], headers)
+  end
+  n = thread_id
+end
+
+function request()
+  local r = requests[n % count]
+  n = n + {THREADS}
+  return r
+end
+"#,
+            paths = list(&load.paths),
+            tokens = list(&load.tokens),
+            count = load.len(),
+        )
+    };
+    let script = format!(
+        r#"{requests}
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH %d %d %d %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    e.status, e.connect, e.read, e.write, e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"#
+    );
+    let file = tempfile::Builder::new().suffix(".lua").tempfile().expect("temp file");
+    std::fs::write(file.path(), script).expect("wrk script");
+    let args = [
+        "-t".to_owned(),
+        THREADS.to_string(),
+        "-c".to_owned(),
+        connections.to_string(),
+        "-d".to_owned(),
+        format!("{seconds}s"),
+        "-s".to_owned(),
+        file.path().display().to_string(),
+        base.to_owned(),
+    ];
+    let output = tokio::task::spawn_blocking(move || Command::new("wrk").args(args).output())
+        .await
+        .expect("the wrk task")
+        .expect("wrk runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH "))
+        .unwrap_or_else(|| panic!("wrk's summary: {stdout}{}", String::from_utf8_lossy(&output.stderr)));
+    let f: Vec<u64> = line.split_whitespace().map(|v| v.parse().expect("a count")).collect();
+    Outcome {
+        name: load.name.to_owned(),
+        requests: f[0] as usize,
+        non_2xx: f[2..7].iter().sum::<u64>() as usize,
+        seconds: f[1] as f64 / 1e6,
+        p50_ms: f[7] as f64 / 1000.0,
+        p99_ms: f[8] as f64 / 1000.0,
     }
 }
 
@@ -308,6 +497,8 @@ async fn run() {
 }
 
 async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, registrations: usize) {
+    let generator = Generator::choose();
+    eprintln!("load from {}", generator.name());
     let client = reqwest::Client::new();
     let mut gateway = start(url);
     wait_ready(&client, &gateway.base).await;
@@ -376,90 +567,52 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
         // Time to attach a profiler: `perf record -g -p <pid>`.
         tokio::time::sleep(Duration::from_secs(pause.parse().unwrap_or(5))).await;
     }
-    let mut results = vec![];
     let n = patients;
-    // BENCH_ONLY=staff (a part of a call's name) runs the load calls matching it, for profiling.
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let wanted = |name: &str| only.is_empty() || name.contains(&only) || name == "GET /metadata";
-    results.push(
-        drive(
-            "GET /metadata",
-            &base,
-            connections,
-            seconds,
-            Arc::new(|_, _| ("/metadata".into(), String::new())),
-        )
-        .await,
-    );
-    let s = staff.clone();
-    results.push(
-        drive(
-            "staff GET /Patient/{id}",
-            &base,
-            connections,
-            if wanted("staff GET /Patient/{id}") { seconds } else { 0 },
-            Arc::new(move |c, k| (format!("/Patient/bench-{:06}", (c * 7919 + k * 104_729) % n), s.clone())),
-        )
-        .await,
-    );
-    let tokens = Arc::new(patient_tokens);
-    let tk = tokens.clone();
-    results.push(
-        drive(
-            "patient GET /Patient/{id}",
-            &base,
-            connections,
-            if wanted("patient GET /Patient/{id}") {
-                seconds
-            } else {
-                0
-            },
-            Arc::new(move |c, _| {
-                let (id, t) = &tk[c % tk.len()];
-                (format!("/Patient/{id}"), t.clone())
-            }),
-        )
-        .await,
-    );
-    let s = staff.clone();
-    results.push(
-        drive(
-            "staff GET /Patient?identifier=",
-            &base,
-            connections,
-            if wanted("staff GET /Patient?identifier=") {
-                seconds
-            } else {
-                0
-            },
-            Arc::new(move |c, k| {
-                let i = (c * 7919 + k * 104_729) % n;
-                (
+    // Patients spread over the whole practice (104,729 is prime, so the sample has no repeats).
+    let spread: Vec<usize> = (0..n.min(8192)).map(|k| (k * 104_729 + 7919) % n).collect();
+    let loads = [
+        Load {
+            name: "GET /metadata",
+            paths: vec!["/metadata".into()],
+            tokens: vec![],
+        },
+        Load {
+            name: "staff GET /Patient/{id}",
+            paths: spread.iter().map(|i| format!("/Patient/bench-{i:06}")).collect(),
+            tokens: vec![staff.clone()],
+        },
+        Load {
+            name: "patient GET /Patient/{id}",
+            paths: patient_tokens.iter().map(|(id, _)| format!("/Patient/{id}")).collect(),
+            tokens: patient_tokens.iter().map(|(_, t)| t.clone()).collect(),
+        },
+        Load {
+            name: "staff GET /Patient?identifier=",
+            paths: spread
+                .iter()
+                .map(|i| {
                     format!(
                         "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
-                        nhs_number(i)
-                    ),
-                    s.clone(),
-                )
-            }),
-        )
-        .await,
-    );
-    let p = proxy.clone();
-    results.push(
-        drive(
-            "proxy GET /$my-access (6 patients)",
-            &base,
-            connections,
-            if wanted("proxy GET /$my-access (6 patients)") {
-                seconds
-            } else {
-                0
-            },
-            Arc::new(move |_, _| ("/$my-access".into(), p.clone())),
-        )
-        .await,
-    );
+                        nhs_number(*i)
+                    )
+                })
+                .collect(),
+            tokens: vec![staff.clone()],
+        },
+        Load {
+            name: "proxy GET /$my-access (6 patients)",
+            paths: vec!["/$my-access".into()],
+            tokens: vec![proxy.clone()],
+        },
+    ];
+    // BENCH_ONLY=staff (a part of a call's name) runs the load calls matching it, for profiling.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let mut results = vec![];
+    for load in &loads {
+        if only.is_empty() || load.name.contains(&only) || load.name == "GET /metadata" {
+            results.push(generator.drive(load, &base, connections, seconds).await);
+        }
+    }
     let (peak, now_rss) = peak_rss_mib(pid);
 
     // Registration through the outbox to the simulator.
@@ -573,7 +726,10 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
         .is_some_and(|x| x["valueBoolean"] == true);
 
     let metadata = results[0].requests as f64 / results[0].seconds;
-    println!("\n{patients} patients, {connections} connections, {seconds} s per call, PostgreSQL\n");
+    println!(
+        "\n{patients} patients, {connections} connections, {seconds} s per call, PostgreSQL, load from {}\n",
+        generator.name()
+    );
     println!("| call | req/s | ratio to /metadata | p50 ms | p99 ms | non-2xx |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for r in &results {
