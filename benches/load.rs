@@ -175,6 +175,10 @@ fn populate(url: &str, patients: usize) {
 
 struct Outcome {
     name: String,
+    /// CPU time per request of the gateway's process and of the whole machine, µs: steadier
+    /// than req/s when the machine's speed moves between rounds.
+    gateway_us: f64,
+    machine_us: f64,
     requests: usize,
     non_2xx: usize,
     seconds: f64,
@@ -240,11 +244,16 @@ impl Generator {
         }
     }
 
-    async fn drive(self, load: &Load, base: &str, connections: usize, seconds: u64) -> Outcome {
-        match self {
+    async fn drive(self, load: &Load, base: &str, connections: usize, seconds: u64, pid: u32) -> Outcome {
+        let before = (process_cpu_seconds(pid), machine_busy_seconds());
+        let mut outcome = match self {
             Self::Wrk => drive_wrk(load, base, connections, seconds).await,
             Self::Builtin => drive_builtin(load, base, connections, seconds).await,
-        }
+        };
+        let per_request = |s: f64| s * 1e6 / outcome.requests.max(1) as f64;
+        outcome.gateway_us = per_request(process_cpu_seconds(pid) - before.0);
+        outcome.machine_us = per_request(machine_busy_seconds() - before.1);
+        outcome
     }
 }
 
@@ -311,6 +320,8 @@ async fn drive_builtin(load: &Load, base: &str, connections: usize, seconds: u64
             / 1000.0
     };
     Outcome {
+        gateway_us: 0.0,
+        machine_us: 0.0,
         name: load.name.to_owned(),
         requests: all.len(),
         non_2xx,
@@ -431,6 +442,8 @@ end
         .unwrap_or_else(|| panic!("wrk's summary: {stdout}{}", String::from_utf8_lossy(&output.stderr)));
     let f: Vec<u64> = line.split_whitespace().map(|v| v.parse().expect("a count")).collect();
     Outcome {
+        gateway_us: 0.0,
+        machine_us: 0.0,
         name: load.name.to_owned(),
         requests: f[0] as usize,
         non_2xx: f[2..7].iter().sum::<u64>() as usize,
@@ -438,6 +451,39 @@ end
         p50_ms: f[7] as f64 / 1000.0,
         p99_ms: f[8] as f64 / 1000.0,
     }
+}
+
+/// The clock ticks of /proc (USER_HZ, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User and system CPU time of a process so far.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
+}
+
+/// CPU time the whole machine spent busy so far (every state but idle and iowait).
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    (total - idle) / TICKS_PER_SECOND
 }
 
 fn peak_rss_mib(pid: u32) -> (f64, f64) {
@@ -610,7 +656,7 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
     let mut results = vec![];
     for load in &loads {
         if only.is_empty() || load.name.contains(&only) || load.name == "GET /metadata" {
-            results.push(generator.drive(load, &base, connections, seconds).await);
+            results.push(generator.drive(load, &base, connections, seconds, pid).await);
         }
     }
     let (peak, now_rss) = peak_rss_mib(pid);
@@ -730,18 +776,22 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
         "\n{patients} patients, {connections} connections, {seconds} s per call, PostgreSQL, load from {}\n",
         generator.name()
     );
-    println!("| call | req/s | ratio to /metadata | p50 ms | p99 ms | non-2xx |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| call | req/s | ratio to /metadata | p50 ms | p99 ms | non-2xx | gateway CPU µs/req | machine CPU µs/req |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in &results {
         let rps = r.requests as f64 / r.seconds;
         println!(
-            "| {} | {:.0} | {:.2} | {:.1} | {:.1} | {} |",
+            "| {} | {:.0} | {:.2} | {:.1} | {:.1} | {} | {:.0} | {:.0} |",
             r.name,
             rps,
             rps / metadata,
             r.p50_ms,
             r.p99_ms,
-            r.non_2xx
+            r.non_2xx,
+            r.gateway_us,
+            r.machine_us
         );
     }
     println!("\n| measure | value |");
