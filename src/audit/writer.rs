@@ -19,42 +19,52 @@ use crate::db::{self, DbConnection, DbError, DbPool};
 const MAX_BATCH: usize = 500;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
 
+/// Whether `c` is stored as it is; anything else is written as `\u{..}`.
+fn stored_as_is(c: char, ascii_only: bool) -> bool {
+    let unsafe_char = crate::domain::text::forbidden_character(c.encode_utf8(&mut [0u8; 4])).is_some()
+        || (ascii_only && !(c.is_ascii_graphic() || c == ' '));
+    !(unsafe_char || (ascii_only && c == '\\'))
+}
+
 /// Escapes what a database or a log cannot take as it is (NUL, other control characters) and
-/// bounds each field, so the same text is stored the same way on both backends.
-fn escape(raw: &str, max_chars: usize, ascii_only: bool) -> String {
+/// bounds each field, so the same text is stored the same way on both backends. Text that
+/// needs neither (nearly all of it) is kept without a copy.
+fn escape(raw: String, max_chars: usize, ascii_only: bool) -> String {
+    let printable_ascii = |b: u8| (b' '..=b'~').contains(&b) && !(ascii_only && b == b'\\');
+    if raw.len() <= max_chars && raw.bytes().all(printable_ascii) {
+        return raw;
+    }
     let mut out = String::with_capacity(raw.len().min(max_chars));
     for (n, c) in raw.chars().enumerate() {
         if n >= max_chars {
             out.push('…');
             break;
         }
-        let unsafe_char = crate::domain::text::forbidden_character(c.encode_utf8(&mut [0u8; 4])).is_some()
-            || (ascii_only && !(c.is_ascii_graphic() || c == ' '));
-        if unsafe_char || (ascii_only && c == '\\') {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
+        if stored_as_is(c, ascii_only) {
             out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
         }
     }
     out
 }
 
 fn escape_record(mut r: AuditRecord, ascii_only: bool) -> AuditRecord {
-    let e = |s: &str, max: usize| escape(s, max, ascii_only);
-    let eo = |s: &Option<String>, max: usize| s.as_deref().map(|v| escape(v, max, ascii_only));
-    r.actor_kind = e(&r.actor_kind, 32);
-    r.actor = e(&r.actor, 512);
-    r.assurance = eo(&r.assurance, 32);
-    r.patient_id = eo(&r.patient_id, 128);
-    r.practice = eo(&r.practice, 16);
-    r.action = e(&r.action, 64);
-    r.rule = eo(&r.rule, 64);
-    r.code = eo(&r.code, 64);
-    r.reason = eo(&r.reason, 1000);
-    r.request_id = eo(&r.request_id, 64);
+    let e = |s: String, max: usize| escape(s, max, ascii_only);
+    let eo = |s: Option<String>, max: usize| s.map(|v| escape(v, max, ascii_only));
+    r.actor_kind = e(r.actor_kind, 32);
+    r.actor = e(r.actor, 512);
+    r.assurance = eo(r.assurance, 32);
+    r.patient_id = eo(r.patient_id, 128);
+    r.practice = eo(r.practice, 16);
+    r.action = e(r.action, 64);
+    r.rule = eo(r.rule, 64);
+    r.code = eo(r.code, 64);
+    r.reason = eo(r.reason, 1000);
+    r.request_id = eo(r.request_id, 64);
     r.snapshot = r.snapshot.map(|s| ActorSnapshot {
-        kind: e(&s.kind, 32),
-        facts: e(&s.facts, 8192),
+        kind: e(s.kind, 32),
+        facts: e(s.facts, 8192),
     });
     r
 }
@@ -644,10 +654,15 @@ mod tests {
 
     #[test]
     fn escaping_makes_text_safe_and_keeps_ordinary_text() {
-        assert_eq!(escape("Jane O'Brien-Zoë", 100, false), "Jane O'Brien-Zoë");
-        assert_eq!(escape("x\u{0}y", 100, false), "x\\u{0}y");
-        assert_eq!(escape("bell\u{7}\u{1b}", 100, false), "bell\\u{7}\\u{1b}");
-        assert_eq!(escape("Zoë", 100, true), "Zo\\u{eb}");
-        assert_eq!(escape(&"a".repeat(10), 4, false), "aaaa…");
+        assert_eq!(escape("Jane O'Brien-Zoë".into(), 100, false), "Jane O'Brien-Zoë");
+        assert_eq!(escape("x\u{0}y".into(), 100, false), "x\\u{0}y");
+        assert_eq!(escape("bell\u{7}\u{1b}".into(), 100, false), "bell\\u{7}\\u{1b}");
+        assert_eq!(escape("Zoë".into(), 100, true), "Zo\\u{eb}");
+        assert_eq!(escape("a".repeat(10), 4, false), "aaaa…");
+        assert_eq!(escape("abcd".into(), 4, false), "abcd");
+        assert_eq!(escape("a\tb".into(), 100, false), "a\tb");
+        assert_eq!(escape("a\tb".into(), 100, true), "a\\u{9}b");
+        assert_eq!(escape("C:\\x".into(), 100, false), "C:\\x");
+        assert_eq!(escape("C:\\x".into(), 100, true), "C:\\u{5c}x");
     }
 }

@@ -529,7 +529,7 @@ pub fn explanation(decision: &Decision) -> Parameters {
             vec![
                 Parameter::code("name", step.rule.name()),
                 Parameter::code("result", step.result.name()),
-                Parameter::string("detail", step.detail.clone()),
+                Parameter::string("detail", step.detail.as_ref()),
             ],
         ));
     }

@@ -1,7 +1,7 @@
 //! The one place access is decided: load the facts, ask the engine, put the decision on
 //! record, and hand the caller what was loaded so nothing is looked up twice.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::identity::{Resolved, resolve_binding};
 use super::{Caller, Core, Error, Result};
@@ -317,25 +317,63 @@ fn record(core: &Core, caller: &Caller, decision: &Decision, actor: &ActorFacts,
     }
 }
 
-/// The caller's facts as JSON, kept so `$explain-access` can replay a decision for them.
+/// The caller's facts as JSON, kept so `$explain-access` can replay a decision for them
+/// (`actor_from_snapshot` reads them back). Written straight from the facts, without building
+/// a JSON tree first: it is made for every decision.
 fn snapshot_of(principal: &Principal, actor: &ActorFacts) -> ActorSnapshot {
+    #[derive(serde::Serialize)]
+    struct Role<'a> {
+        organisation: &'a str,
+        role: &'a Option<String>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Facts<'a> {
+        Staff {
+            roles: Vec<Role<'a>>,
+        },
+        #[serde(rename_all = "camelCase")]
+        System {
+            client_id: &'a str,
+            scopes: &'a [String],
+        },
+        #[serde(rename_all = "camelCase")]
+        Person {
+            issuer: &'a str,
+            subject: &'a str,
+            nhs_number: &'a str,
+            proofing_level: &'a str,
+            vot: &'a Option<String>,
+        },
+        None {},
+    }
     let facts = match (principal, actor) {
-        (Principal::Staff(_), ActorFacts::Staff(s)) => json!({
-            "roles": s.roles.iter().map(|r| json!({"organisation": r.organisation.as_str(), "role": r.role})).collect::<Vec<_>>()
-        }),
-        (Principal::System(_), ActorFacts::System(s)) => json!({"clientId": s.client_id, "scopes": s.scopes}),
-        (Principal::Patient(p), ActorFacts::Person(person)) => json!({
-            "issuer": p.issuer,
-            "subject": p.subject,
-            "nhsNumber": person.nhs_number.as_str(),
-            "proofingLevel": person.proofing_level.as_str(),
-            "vot": person.vot,
-        }),
-        _ => json!({}),
+        (Principal::Staff(_), ActorFacts::Staff(s)) => Facts::Staff {
+            roles: s
+                .roles
+                .iter()
+                .map(|r| Role {
+                    organisation: r.organisation.as_str(),
+                    role: &r.role,
+                })
+                .collect(),
+        },
+        (Principal::System(_), ActorFacts::System(s)) => Facts::System {
+            client_id: &s.client_id,
+            scopes: &s.scopes,
+        },
+        (Principal::Patient(p), ActorFacts::Person(person)) => Facts::Person {
+            issuer: &p.issuer,
+            subject: &p.subject,
+            nhs_number: person.nhs_number.as_str(),
+            proofing_level: person.proofing_level.as_str(),
+            vot: &person.vot,
+        },
+        _ => Facts::None {},
     };
     ActorSnapshot {
         kind: actor.kind().to_owned(),
-        facts: facts.to_string(),
+        facts: serde_json::to_string(&facts).unwrap_or_else(|_| "{}".to_owned()),
     }
 }
 

@@ -1,5 +1,7 @@
 //! What the engine answers: allowed, or refused with a stable code, and every rule it consulted.
 
+use std::borrow::Cow;
+
 use super::Action;
 use crate::domain::AccountStatus;
 
@@ -141,7 +143,8 @@ impl StepResult {
 pub struct Step {
     pub rule: Rule,
     pub result: StepResult,
-    pub detail: String,
+    /// Most rules say something fixed; only those naming a role, a practice or a level format.
+    pub detail: Cow<'static, str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +176,6 @@ impl Decision {
             .iter()
             .rev()
             .find(|s| s.rule == self.rule && s.result != StepResult::NotApplicable)
-            .map_or("", |s| s.detail.as_str())
+            .map_or("", |s| &s.detail)
     }
 }

@@ -12,6 +12,7 @@ mod facts;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 pub use action::Service;
@@ -71,7 +72,7 @@ impl Trace {
         }
     }
 
-    fn pass(&mut self, rule: Rule, detail: impl Into<String>) {
+    fn pass(&mut self, rule: Rule, detail: impl Into<Cow<'static, str>>) {
         self.steps.push(Step {
             rule,
             result: StepResult::Passed,
@@ -79,7 +80,7 @@ impl Trace {
         });
     }
 
-    fn skip(&mut self, rule: Rule, detail: impl Into<String>) {
+    fn skip(&mut self, rule: Rule, detail: impl Into<Cow<'static, str>>) {
         self.steps.push(Step {
             rule,
             result: StepResult::NotApplicable,
@@ -87,7 +88,7 @@ impl Trace {
         });
     }
 
-    fn fail(&mut self, rule: Rule, refusal: Refusal, detail: impl Into<String>) -> Outcome {
+    fn fail(&mut self, rule: Rule, refusal: Refusal, detail: impl Into<Cow<'static, str>>) -> Outcome {
         self.steps.push(Step {
             rule,
             result: StepResult::Failed,
