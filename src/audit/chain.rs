@@ -55,38 +55,67 @@ impl ChainKey {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
+/// `%Y-%m-%dT%H:%M:%S%.6f`, as every stored hash was made with. Written out by hand for the
+/// years a clock gives (chrono parses the format string on every call); anything else goes
+/// through chrono.
 pub(super) fn timestamp(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    if !(1000..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
+        return t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    }
+    let mut out = String::with_capacity(26);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 1000
+    );
+    out
 }
 
 /// `sha256` over the event's fields, each length-prefixed so that moving characters between
 /// fields changes the hash. Fields added later are hashed only when present, so events written
 /// before they existed keep their hash.
 pub(super) fn event_hash(e: &AuditEntry) -> String {
-    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    fn opt(o: &Option<String>) -> &str {
+        o.as_deref().unwrap_or_default()
+    }
     let mut h = Sha256::new();
     let mut field = |f: &str| {
         h.update((f.len() as u64).to_be_bytes());
         h.update(f.as_bytes());
     };
+    let (seq, recorded_at) = (e.seq.to_string(), timestamp(e.recorded_at));
     for f in [
-        e.chain.clone(),
-        e.seq.to_string(),
-        timestamp(e.recorded_at),
-        e.actor_kind.clone(),
-        e.actor.clone(),
+        e.chain.as_str(),
+        &seq,
+        &recorded_at,
+        &e.actor_kind,
+        &e.actor,
         opt(&e.patient_id),
-        e.action.clone(),
-        e.outcome.clone(),
+        &e.action,
+        &e.outcome,
         opt(&e.assurance),
         opt(&e.reason),
         opt(&e.request_id),
-        e.prev_hash.clone(),
+        &e.prev_hash,
     ] {
-        field(&f);
+        field(f);
     }
     for (name, value) in [("practice", &e.practice), ("rule", &e.rule), ("code", &e.code)] {
         if let Some(v) = value {
@@ -344,4 +373,60 @@ pub(super) fn verify(conn: &mut DbConnection, key: &ChainKey) -> Result<Verifica
         events: total,
         first_broken: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").unwrap()
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        for s in [
+            "2026-12-02T13:42:22.123456",
+            "2026-01-01T00:00:00",
+            "1999-12-31T23:59:59.999999999",
+            "2026-06-30T08:05:09.000001",
+            "0999-03-04T05:06:07.5",
+        ] {
+            let t = at(s);
+            assert_eq!(timestamp(t), t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(), "{s}");
+        }
+    }
+
+    #[test]
+    fn hex_is_lower_case_and_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
+
+    /// Stored events keep their hash: the way fields are hashed never changes.
+    #[test]
+    fn an_event_hashes_as_it_always_has() {
+        let e = AuditEntry {
+            id: "id-1".into(),
+            chain: "chain-1".into(),
+            seq: 7,
+            recorded_at: at("2026-12-02T13:42:22.123456"),
+            actor_kind: "staff".into(),
+            actor: "staff|https://idp.example|sub".into(),
+            patient_id: Some("patient-1".into()),
+            practice: Some("A81001".into()),
+            action: "read-patient".into(),
+            outcome: "success".into(),
+            assurance: None,
+            rule: Some("staff-practice-role".into()),
+            code: None,
+            reason: Some("a role grants read".into()),
+            request_id: None,
+            prev_hash: "0".repeat(64),
+            hash: String::new(),
+        };
+        assert_eq!(
+            event_hash(&e),
+            "6e69e2f5ba3aab36598f3ed3917dbc4f32f9c385365cdac6085207aadada5fe3"
+        );
+    }
 }
