@@ -104,8 +104,11 @@ pub fn patient_contexts(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<P
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let mut rows: Vec<Row> = native!(conn, |c| context_query!(patients::id.eq_any(ids)).load(c))?;
-    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    // Ordered by the database, so a patient's rows are adjacent: sorting them here moved
+    // whole rows (a patient, a practice, an account) about on every gathered read.
+    let rows: Vec<Row> = native!(conn, |c| context_query!(patients::id.eq_any(ids))
+        .order(patients::id)
+        .load(c))?;
     let mut grouped: Vec<Vec<Row>> = vec![];
     for row in rows {
         match grouped.last_mut() {
@@ -214,7 +217,7 @@ fn current_bindings(conn: &mut DbConnection, keys: &[&BindingKey]) -> Result<Vec
     issuers.sort_unstable();
     issuers.dedup();
     let subjects: Vec<&str> = keys.iter().map(|k| k.subject.as_str()).collect();
-    let mut rows: Vec<LedRow<Binding>> = native!(conn, |c| {
+    let rows: Vec<LedRow<Binding>> = native!(conn, |c| {
         with_context!(
             identity_bindings::table.inner_join(
                 patients::table.on(patients::id
@@ -227,9 +230,9 @@ fn current_bindings(conn: &mut DbConnection, keys: &[&BindingKey]) -> Result<Vec
         .filter(identity_bindings::subject.eq_any(&subjects))
         .filter(patients::identifier_system.eq(crate::domain::PatientIdentifierSystem::NhsNumber.code()))
         .select((Binding::as_select(), context_columns!()))
+        .order((identity_bindings::issuer, identity_bindings::subject))
         .load(c)
     })?;
-    rows.sort_by(|a, b| (&a.0.issuer, &a.0.subject).cmp(&(&b.0.issuer, &b.0.subject)));
     let mut grouped: Vec<(Binding, Vec<Row>)> = vec![];
     for (binding, row) in rows {
         match grouped.last_mut() {

@@ -253,8 +253,11 @@ pub async fn idempotency(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
+    if !is_write {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
     let ids = req.extensions().get::<RequestIds>().cloned();
-    let (Some(ids), Some(state), true) = (ids, req.app_data::<web::Data<AppState>>().cloned(), is_write) else {
+    let (Some(ids), Some(state)) = (ids, req.app_data::<web::Data<AppState>>().cloned()) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     if !ids.client_supplied {
