@@ -207,8 +207,8 @@ impl Load {
     }
 }
 
-/// The load generator: `wrk` when it is installed (a light C generator, as the issue measured
-/// with), else the harness's own (reqwest), which costs the shared cores more per request.
+/// The load generator: `wrk` when it is installed (a light C generator, which costs the shared
+/// cores little), else the harness's own (reqwest), which costs them more per request.
 #[derive(Clone, Copy, PartialEq)]
 enum Generator {
     Wrk,
@@ -239,7 +239,7 @@ impl Generator {
 
     fn name(self) -> &'static str {
         match self {
-            Self::Wrk => "wrk (2 threads)",
+            Self::Wrk => "wrk",
             Self::Builtin => "the harness's reqwest generator",
         }
     }
@@ -342,7 +342,13 @@ fn lua_string(s: &str) -> String {
                 out.push(c);
             }
             c if c.is_ascii_graphic() || c == ' ' => out.push(c),
-            c => out.push_str(&format!("\\{}", c as u32)),
+            // Lua escapes bytes, as exactly three decimal digits so a digit after one is not
+            // read as part of it.
+            c => {
+                for b in c.encode_utf8(&mut [0u8; 4]).bytes() {
+                    out.push_str(&format!("\\{b:03}"));
+                }
+            }
         }
     }
     out.push('"');
@@ -354,7 +360,12 @@ fn lua_string(s: &str) -> String {
 /// socket errors (connect, read, write, timeout) are counted here as failures too. Anything
 /// in 3xx would pass as success: none of the loads expects one.
 async fn drive_wrk(load: &Load, base: &str, connections: usize, seconds: u64) -> Outcome {
-    const THREADS: usize = 2;
+    // wrk gives each thread connections / threads of them: two threads when that is exact.
+    let threads: usize = if connections >= 2 && connections.is_multiple_of(2) {
+        2
+    } else {
+        1
+    };
     let header = |token: &str| {
         if token.is_empty() {
             String::new()
@@ -400,7 +411,7 @@ end
 
 function request()
   local r = requests[n % count]
-  n = n + {THREADS}
+  n = n + {threads}
   return r
 end
 "#,
@@ -422,7 +433,7 @@ end
     std::fs::write(file.path(), script).expect("wrk script");
     let args = [
         "-t".to_owned(),
-        THREADS.to_string(),
+        threads.to_string(),
         "-c".to_owned(),
         connections.to_string(),
         "-d".to_owned(),
