@@ -176,7 +176,7 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
     };
     if let Target::None = target {
         let decision = decide(actor.clone(), TargetFacts::None);
-        return settle(core, caller, decision, &actor, Loaded::default(), resource).await;
+        return Box::pin(settle(core, caller, decision, &actor, Loaded::default(), resource)).await;
     }
     let first = decide(actor.clone(), TargetFacts::Pending);
     if !first.is_allowed() || matches!(target, Target::Pending) {
@@ -184,10 +184,12 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
             // Provisional: the caller may go on to name the target; nothing is recorded yet.
             return Ok(Permit::bare(first));
         }
-        return settle(core, caller, first, &actor, Loaded::default(), resource).await;
+        return Box::pin(settle(core, caller, first, &actor, Loaded::default(), resource)).await;
     }
     let who = Who::of(&caller.principal);
-    let gathered = gathered(core, &who, &target).await?;
+    // The reads' and the settling's futures are large (kilobytes, with what they load); boxed,
+    // this future stays small, and each layer above it moves a pointer rather than copying them.
+    let gathered = Box::pin(gathered(core, &who, &target)).await?;
     let loaded = match gathered {
         Some(loaded) => loaded,
         None => {
@@ -209,7 +211,7 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
             }
         });
     }
-    settle(core, caller, decision, &actor, loaded, resource).await
+    Box::pin(settle(core, caller, decision, &actor, loaded, resource)).await
 }
 
 /// Records the decision and turns it into the caller's answer.
