@@ -356,9 +356,8 @@ fn lua_string(s: &str) -> String {
 }
 
 /// wrk with a script that formats every request of the load once, then has thread `t` of `T`
-/// send request `t + T * n`. wrk counts a response of 400 or above as a status error, and its
-/// socket errors (connect, read, write, timeout) are counted here as failures too. Anything
-/// in 3xx would pass as success: none of the loads expects one.
+/// send request `t + T * n`. Every response outside 2xx is counted as a failure, and so are
+/// wrk's socket errors (connect, read, write, timeout).
 async fn drive_wrk(load: &Load, base: &str, connections: usize, seconds: u64) -> Outcome {
     // wrk gives each thread connections / threads of them: two threads when that is exact.
     let threads: usize = if connections >= 2 && connections.is_multiple_of(2) {
@@ -388,12 +387,6 @@ async fn drive_wrk(load: &Load, base: &str, connections: usize, seconds: u64) ->
             r#"local paths = {{ {paths} }}
 local tokens = {{ {tokens} }}
 local count = {count}
-local next_id = 0
-
-function setup(thread)
-  thread:set("thread_id", next_id)
-  next_id = next_id + 1
-end
 
 local requests = {{}}
 local n = 0
@@ -420,12 +413,33 @@ end
             count = load.len(),
         )
     };
+    // Every response outside 2xx is counted in its thread (wrk's own status count starts at
+    // 400), and summed over the threads at the end with the socket errors.
     let script = format!(
-        r#"{requests}
+        r#"local threads = {{}}
+
+function setup(thread)
+  thread:set("thread_id", #threads)
+  table.insert(threads, thread)
+end
+
+not_2xx = 0
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    not_2xx = not_2xx + 1
+  end
+end
+
+{requests}
 function done(summary, latency, requests)
   local e = summary.errors
+  local other = 0
+  for _, thread in ipairs(threads) do
+    other = other + thread:get("not_2xx")
+  end
   io.write(string.format("BENCH %d %d %d %d %d %d %d %d %d\n", summary.requests, summary.duration,
-    e.status, e.connect, e.read, e.write, e.timeout, latency:percentile(50), latency:percentile(99)))
+    other, e.connect, e.read, e.write, e.timeout, latency:percentile(50), latency:percentile(99)))
 end
 "#
     );
