@@ -421,7 +421,8 @@ pub async fn create_patient(
 }
 
 /// Update a patient record. With `If-Match` (`W/"3"`, or `*`) the update applies only to that
-/// version: a stale one is 412. Without it, the current version is replaced.
+/// version: a stale one is 412. Without it, the current version is replaced. A record moves
+/// practice only for a caller who may update records at the practice the body names.
 #[utoipa::path(
     tag = "Patient",
     request_body(content = Patient, content_type = "application/fhir+json"),
@@ -432,10 +433,11 @@ pub async fn create_patient(
     responses(
         (status = 200, description = "Updated", body = Patient, content_type = "application/fhir+json", headers(("ETag" = String))),
         (status = 400, description = "Invalid resource", body = OperationOutcome),
-        (status = 403, description = "Outside the caller's practice", body = OperationOutcome),
+        (status = 403, description = "Outside the caller's practice, or a move to a practice where the caller may not update records", body = OperationOutcome),
         (status = 404, description = "No such record", body = OperationOutcome),
         (status = 409, description = "Changed at the same moment by another request", body = OperationOutcome),
         (status = 412, description = "PRECONDITION_FAILED: If-Match names an older version", body = OperationOutcome),
+        (status = 422, description = "generalPractitioner names a practice the gateway does not know", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
@@ -452,7 +454,7 @@ pub async fn update_patient(
     let permit = access::authorize(&state.core, &caller, Action::UpdatePatient, Target::Patient(id)).await?;
     let expected = if_match(&req)?;
     let parsed = body.resource::<Patient>("Patient")?.parse(state.core.clock.today())?;
-    let record = patients::update(&state.core, permit, expected, parsed).await?;
+    let record = patients::update(&state.core, &caller, permit, expected, parsed).await?;
     Ok(patient_response(StatusCode::OK, &record))
 }
 

@@ -114,7 +114,15 @@ pub async fn create(
 }
 
 /// Replaces the permit's patient record. Requires the version the caller last saw (`If-Match`).
-pub async fn update(core: &Core, permit: Permit, if_match: Option<i64>, new: NewPatient) -> Result<PatientRecord> {
+/// A change of practice hands the record to another practice: the caller must also be one the
+/// engine lets update records there.
+pub async fn update(
+    core: &Core,
+    caller: &Caller,
+    permit: Permit,
+    if_match: Option<i64>,
+    new: NewPatient,
+) -> Result<PatientRecord> {
     let current = permit.patient()?.clone();
     // Without If-Match (or with `*`) the update applies to the current version.
     let expected = if_match.unwrap_or(current.version);
@@ -127,6 +135,13 @@ pub async fn update(core: &Core, permit: Permit, if_match: Option<i64>, new: New
     let practice = resolve_practice(core, new.practice)
         .await?
         .ok_or_else(unknown_practice)?;
+    if practice.id != current.practice_id {
+        let destination = Target::Practice(PracticeRef::Id(practice.id.clone()));
+        match access::authorize(core, caller, Action::UpdatePatient, destination).await {
+            Err(Error::Refused { refusal, .. }) if access::hides_target(&refusal) => return Err(unknown_practice()),
+            other => drop(other?),
+        }
+    }
     let details = new.details;
     let id = current.id.clone();
     let old_practice = permit.practice()?.clone();
@@ -199,7 +214,7 @@ pub async fn conditional_update(
         },
         (1, Some(found)) => {
             let permit = access::authorize(core, caller, Action::UpdatePatient, Target::Patient(found.id)).await?;
-            Ok(Upserted::Updated(update(core, permit, if_match, new).await?))
+            Ok(Upserted::Updated(update(core, caller, permit, if_match, new).await?))
         }
         _ => Err(Error::rejected(
             Reason::MultipleMatches,

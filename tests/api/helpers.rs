@@ -159,6 +159,19 @@ impl TestApp {
         self.idp.mint(realm, "gp-online-gateway", 300, &claims).unwrap()
     }
 
+    /// A practice administrator with a role at each of these practices (moving a record needs
+    /// one at both).
+    pub fn staff_at(&self, practices: &[&str]) -> String {
+        let roles: Vec<Value> = practices
+            .iter()
+            .map(|ods| json!({"org_code": ods, "role_code": "S8000:G8000:R8008", "role_name": "Admin/Clinical Support Access Role"}))
+            .collect();
+        self.token_with(
+            IssuerKind::Staff,
+            json!({"sub": format!("staff-at-{}", practices.join("-")), "name": "Pat Reid", "nhsid_nrbac_roles": roles}),
+        )
+    }
+
     /// Stops the server and its workers as a crash would: jobs in flight keep their claim.
     /// Returns the database and data directory for a restart.
     pub async fn kill(self) -> (TestDatabase, tempfile::TempDir) {

@@ -286,7 +286,7 @@ async fn the_binding_follows_the_patient_to_a_new_practice_and_old_access_ends()
     let token = app.token("patient-p9");
     my_access_when_active(&app, &token).await;
     // The patient registers at Moorland Surgery: the record moves.
-    let staff = app.token("staff-emis");
+    let staff = app.staff_at(&["A81001", "B82005"]);
     let (_, headers, mut record) = app.get("/Patient/patient-jane-smith", &staff).await;
     record["generalPractitioner"] = json!([{"reference": "Organization/practice-b82005"}]);
     let (status, _, moved) = send(
@@ -305,7 +305,7 @@ async fn the_binding_follows_the_patient_to_a_new_practice_and_old_access_ends()
     assert!(!service(me, "appointments"), "access at the old practice has ended");
     assert_eq!(entry_part(me, "recordAccess")["part"][0]["valueCode"], "none");
     // The old practice's staff no longer see the record; the new practice's do.
-    let (status, _, _) = app.get("/Patient/patient-jane-smith", &staff).await;
+    let (status, _, _) = app.get("/Patient/patient-jane-smith", &app.token("staff-emis")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = app.get("/Patient/patient-jane-smith", &app.token("staff-tpp")).await;
     assert_eq!(status, StatusCode::OK);

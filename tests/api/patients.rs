@@ -771,3 +771,47 @@ async fn concurrent_identifier_searches_each_find_their_own_record() {
     }
     assert_trail_verifies(&app).await;
 }
+
+#[tokio::test]
+async fn a_record_moves_only_to_a_practice_where_the_caller_may_update_records() {
+    let app = TestApp::spawn().await;
+    let moorland = app.token("staff-tpp");
+    let (_, headers, mut lily) = app.get("/Patient/patient-lily-jones", &moorland).await;
+    let version = lily["meta"]["versionId"].clone();
+    lily["generalPractitioner"] =
+        json!([{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A81001"}}]);
+    let put = |token: String, body: Value, etag: String| {
+        let app = &app;
+        async move {
+            send(
+                app.request(Method::PUT, "/Patient/patient-lily-jones", Some(&token))
+                    .header("content-type", "application/fhir+json")
+                    .header("if-match", etag)
+                    .body(body.to_string()),
+            )
+            .await
+        }
+    };
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    // Moorland's administrator holds no role at Riverside: the record stays where it is.
+    let (status, _, outcome) = put(moorland.clone(), lily.clone(), etag.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{outcome}");
+    let (status, _, unchanged) = app.get("/Patient/patient-lily-jones", &moorland).await;
+    assert_eq!(status, StatusCode::OK, "{unchanged}");
+    assert_eq!(unchanged["meta"]["versionId"], version);
+    assert_eq!(unchanged["generalPractitioner"][0]["identifier"]["value"], "B82005");
+    // A practice that does not exist is a problem with the body, as on create.
+    let mut nowhere = lily.clone();
+    nowhere["generalPractitioner"] =
+        json!([{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "Z99999"}}]);
+    let (status, _, outcome) = put(moorland.clone(), nowhere, etag.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{outcome}");
+    // Someone who may update records at both practices moves it.
+    let both = app.staff_at(&["B82005", "A81001"]);
+    let (status, _, moved) = put(both, lily, etag).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    let (status, _, seen) = app.get("/Patient/patient-lily-jones", &app.token("staff-emis")).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["generalPractitioner"][0]["identifier"]["value"], "A81001");
+    assert_trail_verifies(&app).await;
+}

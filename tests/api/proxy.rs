@@ -1124,7 +1124,8 @@ async fn a_supplier_outage_while_roles_are_linked_loses_and_duplicates_nothing()
 #[tokio::test]
 async fn moving_practice_ends_the_patients_roles_with_the_transfer_reason() {
     let app = TestApp::spawn().await;
-    let staff = app.token("staff-tpp");
+    // Moving a record needs a role at both practices.
+    let staff = app.staff_at(&["B82005", "A81001"]);
     wait_for_link(&app, "tpp", "9990000174", "9990000069", false).await;
     let (_, headers, mut lily) = app.get("/Patient/patient-lily-jones", &staff).await;
     lily["generalPractitioner"] =
