@@ -3,6 +3,10 @@
 //! record it points at. `ContextReader` answers the commonest of these for many requests at
 //! once.
 
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+
 use diesel::prelude::*;
 
 use super::accounts::AccountRow;
@@ -123,7 +127,7 @@ pub fn patient_contexts(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<P
 const MAX_GATHERED: usize = 64;
 
 /// A token's binding, as [`current_binding`] looks it up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BindingKey {
     pub issuer: String,
     pub subject: String,
@@ -155,20 +159,10 @@ impl Ask {
     }
 
     /// Sending fails only when the requester has gone (timed out): it needs no answer then.
-    fn answer(self, found: &Found) {
+    fn answer(self, found: &mut Found) {
         match self {
-            Self::Patient(id, reply) => {
-                drop(reply.send(Ok(found.patients.iter().find(|x| x.patient.id == id).cloned())))
-            }
-            Self::Binding(key, reply) => {
-                let hit = found.bindings.iter().find(|(b, ctx)| {
-                    b.issuer == key.issuer
-                        && b.subject == key.subject
-                        && b.nhs_number == key.nhs
-                        && ctx.patient.details.identifier.value() == key.nhs
-                });
-                drop(reply.send(Ok(hit.cloned())));
-            }
+            Self::Patient(id, reply) => drop(reply.send(Ok(found.patients.take(&id)))),
+            Self::Binding(key, reply) => drop(reply.send(Ok(found.bindings.take(&key)))),
             Self::Practice(ods, reply) => {
                 let hit = found.practices.iter().find(|p| p.ods_code.as_str() == ods);
                 drop(reply.send(Ok(hit.cloned())));
@@ -180,10 +174,7 @@ impl Ask {
                     .find(|r| r.details.identifier.system() == system && r.details.identifier.value() == value);
                 drop(reply.send(Ok(hit.cloned())));
             }
-            Self::ProxyRoles(proxy, reply) => {
-                let roles = found.roles.iter().find(|(p, _)| *p == proxy).map(|(_, r)| r.clone());
-                drop(reply.send(Ok(roles.unwrap_or_default())));
-            }
+            Self::ProxyRoles(proxy, reply) => drop(reply.send(Ok(found.roles.take(&proxy).unwrap_or_default()))),
             Self::OpenReviews(nhs, reply) => {
                 let hits = found
                     .reviews
@@ -323,18 +314,61 @@ fn open_reviews(conn: &mut DbConnection, nhs_numbers: &[&NhsNumber]) -> Result<V
 }
 
 /// What one batch of asks found: one query for each kind asked for (each proxy's roles are
-/// one query of their own, so that the row limit is the proxy's).
+/// one query of their own, so that the row limit is the proxy's). What was found for a patient,
+/// a token or a proxy is handed out by key.
 struct Found {
-    patients: Vec<PatientContext>,
-    bindings: Vec<(Binding, PatientContext)>,
+    patients: Answers<String, PatientContext>,
+    bindings: Answers<BindingKey, (Binding, PatientContext)>,
     practices: Vec<PracticeRecord>,
     identified: Vec<PatientRecord>,
-    roles: Vec<(NhsNumber, Vec<(ProxyRole, PatientContext)>)>,
+    roles: Answers<NhsNumber, Vec<(ProxyRole, PatientContext)>>,
     reviews: Vec<(String, OpenReview)>,
 }
 
+/// Found values by key, each with the number of asks still to answer: the last ask for a key
+/// takes the value and any others get a copy, so a read asked for once (nearly all of them) is
+/// moved to its requester rather than copied on the reader's thread.
+struct Answers<K, V>(HashMap<K, (usize, V)>);
+
+impl<K: Eq + Hash, V: Clone> Answers<K, V> {
+    /// `found` kept for the keys asked for, with how often each was asked; the first value
+    /// found for a key is its answer.
+    fn new(found: impl IntoIterator<Item = (K, V)>, asked: &HashMap<&K, usize>) -> Self {
+        let mut answers = HashMap::with_capacity(asked.len());
+        for (key, value) in found {
+            if let Some(&times) = asked.get(&key) {
+                answers.entry(key).or_insert((times, value));
+            }
+        }
+        Self(answers)
+    }
+
+    fn take<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (left, value) = self.0.get_mut(key)?;
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.0.remove(key).map(|(_, v)| v)
+        } else {
+            Some(value.clone())
+        }
+    }
+}
+
+/// How often each key appears among the asks.
+fn tally<'a, K: Eq + Hash>(keys: impl IntoIterator<Item = &'a K>) -> HashMap<&'a K, usize> {
+    let mut counts = HashMap::new();
+    for key in keys {
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
 fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
-    let mut ids: Vec<String> = vec![];
+    let mut ids: Vec<&String> = vec![];
     let mut keys: Vec<&BindingKey> = vec![];
     let mut codes: Vec<&str> = vec![];
     let mut identifiers: Vec<(PatientIdentifierSystem, &str)> = vec![];
@@ -342,7 +376,7 @@ fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
     let mut reviewed: Vec<&NhsNumber> = vec![];
     for ask in batch {
         match ask {
-            Ask::Patient(id, _) => ids.push(id.clone()),
+            Ask::Patient(id, _) => ids.push(id),
             Ask::Binding(key, _) => keys.push(key),
             Ask::Practice(ods, _) => codes.push(ods),
             Ask::Identifier(system, value, _) => identifiers.push((*system, value)),
@@ -350,24 +384,41 @@ fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
             Ask::OpenReviews(nhs, _) => reviewed.push(nhs),
         }
     }
-    proxies.sort_unstable();
-    proxies.dedup();
-    reviewed.sort_unstable();
-    reviewed.dedup();
-    let mut roles = Vec::with_capacity(proxies.len());
-    for proxy in proxies {
+    let (asked_ids, asked_keys, asked_proxies) = (tally(ids), tally(keys), tally(proxies));
+    let mut roles = Vec::with_capacity(asked_proxies.len());
+    for &proxy in asked_proxies.keys() {
         roles.push((proxy.clone(), proxy_contexts(c, proxy)?));
     }
+    let mut ids: Vec<String> = asked_ids.keys().map(|id| (*id).clone()).collect();
     ids.sort_unstable();
-    ids.dedup();
+    let mut keys: Vec<&BindingKey> = asked_keys.keys().copied().collect();
+    keys.sort_unstable_by(|a, b| (&a.issuer, &a.subject, &a.nhs).cmp(&(&b.issuer, &b.subject, &b.nhs)));
+    reviewed.sort_unstable();
+    reviewed.dedup();
     codes.sort_unstable();
     codes.dedup();
+    // A binding answers its token only while the record it points at still carries its NHS
+    // number.
+    let bindings = current_bindings(c, &keys)?
+        .into_iter()
+        .filter(|(b, ctx)| ctx.patient.details.identifier.value() == b.nhs_number)
+        .map(|(b, ctx)| {
+            let key = BindingKey {
+                issuer: b.issuer.clone(),
+                subject: b.subject.clone(),
+                nhs: b.nhs_number.clone(),
+            };
+            (key, (b, ctx))
+        });
+    let contexts = patient_contexts(c, &ids)?
+        .into_iter()
+        .map(|ctx| (ctx.patient.id.clone(), ctx));
     Ok(Found {
-        patients: patient_contexts(c, &ids)?,
-        bindings: current_bindings(c, &keys)?,
+        patients: Answers::new(contexts, &asked_ids),
+        bindings: Answers::new(bindings, &asked_keys),
         practices: practices_by_ods(c, &codes)?,
         identified: records_by_identifier(c, &identifiers)?,
-        roles,
+        roles: Answers::new(roles, &asked_proxies),
         reviews: open_reviews(c, &reviewed)?,
     })
 }
@@ -401,7 +452,7 @@ impl ContextReader {
                     // Asks whose requester has gone (timed out) need no answer.
                     batch.retain(|a| !a.abandoned());
                     match super::run_here(&pool, |c| read_batch(c, &batch)) {
-                        Ok(found) => batch.into_iter().for_each(|ask| ask.answer(&found)),
+                        Ok(mut found) => batch.into_iter().for_each(|ask| ask.answer(&mut found)),
                         Err(e) => batch.into_iter().for_each(|ask| ask.fail(&e)),
                     }
                 }
@@ -545,4 +596,30 @@ pub fn current_binding(
     };
     let context = assemble(rows.into_iter().map(|(_, row)| row).collect())?;
     Ok(context.map(|ctx| (binding, ctx)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ask_for_a_key_is_answered_and_unasked_finds_are_dropped() {
+        let (a, b, c) = ("a".to_owned(), "b".to_owned(), "c".to_owned());
+        let asked = tally([&a, &b, &a, &a]);
+        let found = [
+            (a.clone(), vec![1]),
+            (b.clone(), vec![2]),
+            (c.clone(), vec![3]),
+            (a.clone(), vec![9]),
+        ];
+        let mut answers = Answers::new(found, &asked);
+        assert!(answers.take("c").is_none(), "found but not asked for");
+        assert_eq!(answers.take("b"), Some(vec![2]));
+        assert_eq!(answers.take("b"), None, "asked for once, answered once");
+        // Three asks for `a`: each gets the first value found for it, the last by move.
+        for _ in 0..3 {
+            assert_eq!(answers.take("a"), Some(vec![1]));
+        }
+        assert!(answers.0.is_empty());
+    }
 }
