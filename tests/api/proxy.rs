@@ -1258,3 +1258,48 @@ async fn concurrent_my_access_calls_each_list_their_own_people() {
     }
     crate::helpers::assert_trail_verifies(&app).await;
 }
+
+#[tokio::test]
+async fn an_access_request_is_refused_unless_its_source_is_the_person_signed_in() {
+    let app = TestApp::spawn().await;
+    let body = example("mother-child");
+    let source = body["source"]["identifier"]["value"].as_str().unwrap().to_owned();
+    let someone_else = if source == "9000010063" {
+        "9000010020"
+    } else {
+        "9000010063"
+    };
+    let (status, _, outcome) = post(&app, "/QuestionnaireResponse", &person(&app, someone_else), &body).await;
+    assert_vrs(status, &outcome, 403, "FORBIDDEN");
+    // Nothing was asked for: no proposed role for the patient.
+    let staff = app.token("staff-vrs");
+    let patient = body["subject"]["identifier"]["value"].as_str().unwrap().to_owned();
+    let (_, _, roles) = app
+        .get(
+            &format!("/Consent?patient:identifier={patient}&status=proposed"),
+            &staff,
+        )
+        .await;
+    assert_eq!(roles["total"], 0, "{roles}");
+    // The refusal is on the audit trail.
+    let url = app.database_url().to_owned();
+    let denied = tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
+        diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'create-access-request' AND outcome = 'denied'",
+        )
+        .get_result::<N>(&mut conn)
+        .unwrap()
+        .n
+    })
+    .await
+    .unwrap();
+    assert_eq!(denied, 1);
+    crate::helpers::assert_trail_verifies(&app).await;
+}
