@@ -284,3 +284,23 @@ pub async fn assert_trail_verifies(app: &TestApp) {
         "{verified}"
     );
 }
+
+/// How many audit events match this SQL condition.
+pub async fn audit_rows(app: &TestApp, filter: &'static str) -> i64 {
+    let url = app.database_url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM audit_events WHERE {filter}"))
+            .get_result::<N>(&mut conn)
+            .unwrap()
+            .n
+    })
+    .await
+    .unwrap()
+}

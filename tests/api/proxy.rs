@@ -1282,24 +1282,7 @@ async fn an_access_request_is_refused_unless_its_source_is_the_person_signed_in(
         .await;
     assert_eq!(roles["total"], 0, "{roles}");
     // The refusal is on the audit trail.
-    let url = app.database_url().to_owned();
-    let denied = tokio::task::spawn_blocking(move || {
-        use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
-        diesel::sql_query(
-            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'create-access-request' AND outcome = 'denied'",
-        )
-        .get_result::<N>(&mut conn)
-        .unwrap()
-        .n
-    })
-    .await
-    .unwrap();
+    let denied = crate::helpers::audit_rows(&app, "action = 'create-access-request' AND outcome = 'denied'").await;
     assert_eq!(denied, 1);
     crate::helpers::assert_trail_verifies(&app).await;
 }
