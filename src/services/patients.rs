@@ -6,7 +6,7 @@ use crate::db::patients::PatientFilter;
 use crate::db::{self, DbError};
 use crate::domain::policy::Action;
 use crate::domain::proxy::StatusReason;
-use crate::domain::{NewPatient, OdsCode, PatientIdentifierSystem, PatientRecord, PracticeRecord, PracticeRef};
+use crate::domain::{NewPatient, OdsCode, PatientIdentifierSystem, PatientRecord, PracticeRef};
 use crate::identity::Principal;
 
 pub enum Created {
@@ -31,6 +31,15 @@ fn unknown_practice() -> Error {
     .at("Patient.generalPractitioner[0]")
 }
 
+/// The engine's decision about `action` at the practice a body names. A practice that does not
+/// exist is a problem with the body, not a refusal: practices are public directory information.
+async fn authorize_at(core: &Core, caller: &Caller, action: Action, practice: PracticeRef) -> Result<Permit> {
+    match access::authorize(core, caller, action, Target::Practice(practice)).await {
+        Err(Error::Refused { refusal, .. }) if access::hides_target(&refusal) => Err(unknown_practice()),
+        other => other,
+    }
+}
+
 /// Creates a patient record at the caller's own practice. With `if_none_exist`, an existing
 /// match is returned instead (FHIR conditional create); several matches are refused.
 pub async fn create(
@@ -39,13 +48,7 @@ pub async fn create(
     new: NewPatient,
     if_none_exist: Option<PatientFilter>,
 ) -> Result<Created> {
-    let reference = new.practice.clone();
-    let permit = match access::authorize(core, caller, Action::CreatePatient, Target::Practice(reference)).await {
-        // A practice that does not exist is a problem with the body, not a refusal: practices
-        // are public directory information.
-        Err(Error::Refused { refusal, .. }) if access::hides_target(&refusal) => return Err(unknown_practice()),
-        other => other?,
-    };
+    let permit = authorize_at(core, caller, Action::CreatePatient, new.practice.clone()).await?;
     let practice = permit.practice()?.clone();
     // The condition is a search the caller could make: within the practice they create at.
     let if_none_exist = if_none_exist.map(|f| PatientFilter {
@@ -132,19 +135,23 @@ pub async fn update(
     if current.version != expected {
         return Err(Error::stale_if_match());
     }
-    let practice = resolve_practice(core, new.practice)
-        .await?
-        .ok_or_else(unknown_practice)?;
-    if practice.id != current.practice_id {
-        let destination = Target::Practice(PracticeRef::Id(practice.id.clone()));
-        match access::authorize(core, caller, Action::UpdatePatient, destination).await {
-            Err(Error::Refused { refusal, .. }) if access::hides_target(&refusal) => return Err(unknown_practice()),
-            other => drop(other?),
-        }
-    }
+    let old_practice = permit.practice()?.clone();
+    let stays = match &new.practice {
+        PracticeRef::Id(id) => *id == old_practice.id,
+        PracticeRef::Ods(ods) => *ods == old_practice.ods_code,
+    };
+    // Moving the record hands it to another practice: the engine decides there too (and reads
+    // that practice).
+    let practice = if stays {
+        old_practice.clone()
+    } else {
+        authorize_at(core, caller, Action::UpdatePatient, new.practice)
+            .await?
+            .practice()?
+            .clone()
+    };
     let details = new.details;
     let id = current.id.clone();
-    let old_practice = permit.practice()?.clone();
     let settings = core.settings.suppliers.clone();
     let now = core.clock.now();
     let result = db::run(&core.pool, move |c| {
@@ -198,11 +205,7 @@ pub async fn conditional_update(
     if_match: Option<i64>,
     new: NewPatient,
 ) -> Result<Upserted> {
-    let reference = new.practice.clone();
-    let permit = match access::authorize(core, caller, Action::UpdatePatient, Target::Practice(reference)).await {
-        Err(Error::Refused { refusal, .. }) if access::hides_target(&refusal) => return Err(unknown_practice()),
-        other => other?,
-    };
+    let permit = authorize_at(core, caller, Action::UpdatePatient, new.practice.clone()).await?;
     let filter = PatientFilter {
         practice_id: Some(permit.practice()?.id.clone()),
         ..condition
@@ -246,14 +249,6 @@ pub async fn version(core: &Core, permit: &Permit, version: i64) -> Result<Optio
     }
     let id = current.id.clone();
     Ok(db::run(&core.pool, move |c| db::patients::version(c, &id, version)).await?)
-}
-
-async fn resolve_practice(core: &Core, reference: PracticeRef) -> Result<Option<PracticeRecord>> {
-    Ok(db::run(&core.pool, move |c| match &reference {
-        PracticeRef::Id(id) => db::practices::find(c, id),
-        PracticeRef::Ods(ods) => db::practices::find_by_ods(c, ods),
-    })
-    .await?)
 }
 
 pub use crate::db::patients::PatientSort;
