@@ -389,10 +389,9 @@ fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
     for &proxy in asked_proxies.keys() {
         roles.push((proxy.clone(), proxy_contexts(c, proxy)?));
     }
-    let mut ids: Vec<String> = asked_ids.keys().map(|id| (*id).clone()).collect();
-    ids.sort_unstable();
-    let mut keys: Vec<&BindingKey> = asked_keys.keys().copied().collect();
-    keys.sort_unstable_by(|a, b| (&a.issuer, &a.subject, &a.nhs).cmp(&(&b.issuer, &b.subject, &b.nhs)));
+    // Each key once; the queries order their rows themselves.
+    let ids: Vec<String> = asked_ids.keys().map(|id| (*id).clone()).collect();
+    let keys: Vec<&BindingKey> = asked_keys.keys().copied().collect();
     reviewed.sort_unstable();
     reviewed.dedup();
     codes.sort_unstable();
