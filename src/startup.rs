@@ -121,15 +121,14 @@ impl Application {
         if unfinished > 0 {
             tracing::info!(jobs = unfinished, "resuming unfinished provisioning jobs");
         }
-        let mut workers = provisioner.spawn_workers();
+        let workers = provisioner.spawn_workers();
 
-        let (audit, audit_writer) = crate::audit::AuditLog::start(
+        let audit = crate::audit::AuditLog::start(
             pool.clone(),
             audit_chain_key(&settings)?,
             settings.audit.queue_capacity,
             Duration::from_millis(settings.audit.commit_timeout_ms),
-        );
-        workers.push(audit_writer);
+        )?;
 
         let reader = Arc::new(crate::db::reads::ContextReader::start(pool.clone())?);
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;

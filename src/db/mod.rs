@@ -343,20 +343,19 @@ fn run_here<T>(pool: &DbPool, f: impl FnOnce(&mut DbConnection) -> Result<T, DbE
     with_connection(pool.keyed.as_ref().unwrap_or(&pool.pool), f)
 }
 
-/// Runs a blocking database closure of fixed shape on a keyed connection, on tokio's blocking
-/// pool, outside the pool's turns: for the audit writer, which makes one call at a time.
-/// (SQLite has no keyed connections: the call takes its turn in the pool.)
+/// Runs a database closure of fixed shape on a keyed connection, outside the pool's turns,
+/// blocking the calling thread: for the audit writer, which has a thread and a runtime of its
+/// own and makes one call at a time. (SQLite has no keyed connections: the call takes its
+/// turn in the pool, on the blocking pool.)
 pub async fn run_keyed<T, F>(pool: &DbPool, f: F) -> Result<T, DbError>
 where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
 {
-    let Some(keyed) = pool.keyed.clone() else {
-        return run(pool, f).await;
-    };
-    tokio::task::spawn_blocking(move || with_connection(&keyed, f))
-        .await
-        .map_err(|e| DbError::Query(format!("database task failed: {e}")))?
+    match &pool.keyed {
+        Some(keyed) => with_connection(keyed, f),
+        None => run(pool, f).await,
+    }
 }
 
 /// Runs a blocking database closure on tokio's blocking pool.
