@@ -476,7 +476,7 @@ fn identifier(nhs: &NhsNumber) -> Value {
 
 fn date_of(t: NaiveDateTime) -> String {
     if t.time() == chrono::NaiveTime::MIN {
-        t.format("%Y-%m-%d").to_string()
+        crate::fhir::date(t.date())
     } else {
         instant(t.and_utc())
     }
@@ -503,7 +503,7 @@ pub fn to_consent(role: &ProxyRole) -> Value {
         json!({"url": "recordAccess", "valueCode": role.grants.record_level.as_str()}),
     ];
     if let Some(from) = role.grants.record_from {
-        access.push(json!({"url": "recordAccessFrom", "valueDate": from.format("%Y-%m-%d").to_string()}));
+        access.push(json!({"url": "recordAccessFrom", "valueDate": crate::fhir::date(from)}));
     }
     extension.push(json!({"url": PROXY_ACCESS_URL, "extension": access}));
     let basis_system = if role.legal_basis == LegalBasis::Unknown {

@@ -34,7 +34,43 @@ pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 /// Base for the gateway's own extensions and code systems.
 pub const GATEWAY_FHIR_BASE: &str = "https://gp-online-gateway.nhs.uk/fhir";
 
+/// FHIR `date` (`YYYY-MM-DD`), written directly: a strftime pattern is parsed again on every
+/// call, and a record's answer carries a date or more.
+pub fn date(d: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    if !(0..=9999).contains(&d.year()) {
+        return d.format("%Y-%m-%d").to_string();
+    }
+    let mut out = String::with_capacity(10);
+    let _ = std::fmt::Write::write_fmt(
+        &mut out,
+        format_args!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
+    );
+    out
+}
+
 /// FHIR `instant` with millisecond precision and an explicit zone.
 pub fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    #[test]
+    fn a_date_is_written_as_strftime_writes_it() {
+        for (y, m, d) in [
+            (2026, 12, 2),
+            (1990, 4, 2),
+            (999, 1, 5),
+            (1, 10, 31),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+        ] {
+            let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(super::date(day), day.format("%Y-%m-%d").to_string());
+        }
+        assert_eq!(super::date(NaiveDate::from_ymd_opt(999, 1, 5).unwrap()), "0999-01-05");
+    }
 }

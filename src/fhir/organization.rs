@@ -79,7 +79,7 @@ impl Organization {
                     .into_iter()
                     .chain(s.prospective_go_live.map(|d| Extension {
                         url: "prospectiveAccessGoLive".into(),
-                        value_date: Some(d.format("%Y-%m-%d").to_string()),
+                        value_date: Some(crate::fhir::date(d)),
                         ..Default::default()
                     }))
                     .collect(),

@@ -99,7 +99,7 @@ impl Parameter {
     pub fn date(name: &str, v: chrono::NaiveDate) -> Self {
         Self {
             name: name.into(),
-            value_date: Some(v.format("%Y-%m-%d").to_string()),
+            value_date: Some(crate::fhir::date(v)),
             ..Default::default()
         }
     }

@@ -77,7 +77,7 @@ impl Patient {
                 })
                 .collect(),
             gender: Some(d.gender.as_str().into()),
-            birth_date: Some(d.birth_date.format("%Y-%m-%d").to_string()),
+            birth_date: Some(crate::fhir::date(d.birth_date)),
             general_practitioner: vec![Reference {
                 reference: Some(format!("Organization/{}", record.practice_id)),
                 type_: Some("Organization".into()),

@@ -33,7 +33,7 @@ pub fn related_person(role: &ProxyRole, patient: Option<&PatientRecord>) -> Valu
             name["given"] = json!(p.details.given);
         }
         person["name"] = json!([name]);
-        person["birthDate"] = json!(p.details.birth_date.format("%Y-%m-%d").to_string());
+        person["birthDate"] = json!(crate::fhir::date(p.details.birth_date));
     }
     person
 }

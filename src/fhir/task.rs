@@ -261,7 +261,7 @@ impl Task {
         let from = review
             .requested_access
             .record_from
-            .map(|d| d.format("%Y-%m-%d").to_string())
+            .map(crate::fhir::date)
             .unwrap_or_default();
         Self {
             resource_type: "Task".into(),

@@ -328,7 +328,7 @@ pub fn patient_entry(base: &str, nhs: &NhsNumber, record: Option<&PatientRecord>
             name["given"] = json!(r.details.given);
         }
         patient["name"] = json!([name]);
-        patient["birthDate"] = json!(r.details.birth_date.format("%Y-%m-%d").to_string());
+        patient["birthDate"] = json!(crate::fhir::date(r.details.birth_date));
         patient["generalPractitioner"] =
             json!([{"identifier": {"system": super::ODS_SYSTEM, "value": r.practice_ods.as_str()}}]);
     }

@@ -311,8 +311,8 @@ pub async fn letter(
         },
         account_id: letter.account_id.clone(),
         linkage_key: letter.linkage_key.clone(),
-        printed_on: letter.printed_on.format("%Y-%m-%d").to_string(),
-        expires_on: letter.expires_on.format("%Y-%m-%d").to_string(),
+        printed_on: crate::fhir::date(letter.printed_on),
+        expires_on: crate::fhir::date(letter.expires_on),
         guidance: crate::letter::GUIDANCE.iter().map(|g| (*g).to_owned()).collect(),
     };
     Ok(HttpResponse::Ok()

@@ -119,7 +119,7 @@ pub fn resource<T: Serialize>(
         builder.insert_header((header::ETAG, format!("W/\"{v}\"")));
     }
     if let Some(t) = last_updated {
-        builder.insert_header((header::LAST_MODIFIED, t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()));
+        builder.insert_header(header::LastModified(std::time::SystemTime::from(t).into()));
     }
     builder.json(body)
 }
@@ -170,5 +170,27 @@ impl Paging {
                 .ok_or_else(|| bad("_offset must be a whole number from 0 to 1000000"))?,
         };
         Ok(Self { count, offset })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header;
+    use chrono::TimeZone;
+
+    #[test]
+    fn last_modified_is_an_http_date() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 8, 49, 37).unwrap();
+        let response = super::resource(
+            actix_web::http::StatusCode::OK,
+            &serde_json::json!({}),
+            Some(3),
+            Some(t),
+        );
+        assert_eq!(
+            response.headers().get(header::LAST_MODIFIED).unwrap(),
+            "Wed, 02 Dec 2026 08:49:37 GMT"
+        );
+        assert_eq!(response.headers().get(header::ETAG).unwrap(), "W/\"3\"");
     }
 }
