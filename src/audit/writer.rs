@@ -257,7 +257,7 @@ async fn attempt(
         let mut e = AuditEntry {
             // Time-ordered, so that each insert lands at the right edge of the primary key's
             // index rather than on a random page of it.
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::domain::ids::time_ordered(now).to_string(),
             chain: chain.id.clone(),
             seq: chain.seq + i64::try_from(i).unwrap_or(0) + 1,
             recorded_at: now,

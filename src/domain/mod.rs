@@ -6,6 +6,7 @@ mod assurance;
 pub mod audit;
 mod identifiers;
 pub mod identity;
+pub mod ids;
 mod patient;
 pub mod policy;
 mod practice;

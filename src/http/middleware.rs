@@ -61,7 +61,7 @@ pub async fn request_context(
                 return Ok(error_response(req, ApiError::invalid("X-Request-ID must be a UUID")));
             }
         },
-        None => uuid::Uuid::new_v4().to_string(),
+        None => crate::domain::ids::random().to_string(),
     };
     let correlation_id = match correlation {
         Some(c) if c.len() <= 128 && c.bytes().all(|b| b.is_ascii_graphic()) => c,
