@@ -1,6 +1,6 @@
 //! Storage: one diesel `MultiConnection` over PostgreSQL and SQLite behind an r2d2 pool.
-//! Every query runs on a thread that may block (tokio's blocking pool, or the reader that gathers
-//! the hot reads in `reads`), never on the async workers.
+//! Every query runs on a thread that may block (tokio's blocking pool, the reader that gathers
+//! the hot reads in `reads`, or the audit writer's own thread), never on the async workers.
 
 pub mod access_codes;
 pub mod accounts;
