@@ -41,12 +41,7 @@ pub fn date(d: chrono::NaiveDate) -> String {
     if !(0..=9999).contains(&d.year()) {
         return d.format("%Y-%m-%d").to_string();
     }
-    let mut out = String::with_capacity(10);
-    let _ = std::fmt::Write::write_fmt(
-        &mut out,
-        format_args!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
-    );
-    out
+    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
 /// FHIR `instant` with millisecond precision and an explicit zone.
