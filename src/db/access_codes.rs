@@ -79,6 +79,7 @@ pub fn add_many(
     by: &str,
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
+    super::cache::changed();
     if patient_ids.is_empty() {
         return Ok(0);
     }
@@ -116,6 +117,7 @@ pub fn remove(
     by: &str,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
+    super::cache::changed();
     let n = diesel::update(
         record_access_codes::table
             .filter(record_access_codes::patient_id.eq(patient_id))

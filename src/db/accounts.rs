@@ -120,6 +120,7 @@ fn to_row(a: &OnlineAccount) -> Result<AccountRow, DbError> {
 }
 
 pub fn insert(conn: &mut DbConnection, a: &OnlineAccount) -> Result<(), DbError> {
+    super::cache::changed();
     diesel::insert_into(online_accounts::table)
         .values(to_row(a)?)
         .execute(conn)?;
@@ -133,6 +134,7 @@ struct SaveStatement;
 /// it to the next version. Returns false (and leaves `a` as it was) when another change got
 /// there first.
 pub fn save(conn: &mut DbConnection, a: &mut OnlineAccount) -> Result<bool, DbError> {
+    super::cache::changed();
     let read_at = (a.version, a.updated_at);
     a.version += 1;
     a.updated_at = super::now();
@@ -294,6 +296,7 @@ pub fn sealed_linkage_keys(conn: &mut DbConnection, after: &str, limit: i64) -> 
 /// value that was read (a key re-issued meanwhile is left as it is). The account's version is
 /// not moved: what it holds has not changed.
 pub fn reseal_linkage_key(conn: &mut DbConnection, id: &str, was: &str, now: &str) -> Result<bool, DbError> {
+    super::cache::changed();
     let n = diesel::update(
         online_accounts::table
             .filter(online_accounts::id.eq(id))

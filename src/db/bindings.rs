@@ -30,6 +30,7 @@ pub fn find(conn: &mut DbConnection, issuer: &str, subject: &str) -> Result<Opti
 }
 
 pub fn insert(conn: &mut DbConnection, b: &Binding) -> Result<(), DbError> {
+    super::cache::changed();
     diesel::insert_into(identity_bindings::table).values(b).execute(conn)?;
     Ok(())
 }
@@ -44,6 +45,7 @@ pub fn repoint(
     proofing_level: &str,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
+    super::cache::changed();
     diesel::update(identity_bindings::table.find((issuer, subject)))
         .set((
             identity_bindings::patient_id.eq(patient_id),

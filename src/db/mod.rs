@@ -6,6 +6,7 @@ pub mod access_codes;
 pub mod accounts;
 pub mod bindings;
 pub mod bulk_jobs;
+pub mod cache;
 pub mod events;
 pub mod idempotency;
 pub mod linkage_attempts;
@@ -52,6 +53,8 @@ pub struct DbPool {
     keyed: Option<Pool<Manager>>,
     turns: std::sync::Arc<tokio::sync::Semaphore>,
     wait: Duration,
+    /// Moved on whenever a write here may have changed what decisions are read from.
+    changes: std::sync::Arc<cache::Changes>,
 }
 
 /// Runs a query on the backend's own connection rather than through the `MultiConnection`.
@@ -276,7 +279,27 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
             size as usize
         })),
         wait: connect_timeout,
+        // Nothing is kept until the listener hears other writers (PostgreSQL only).
+        changes: cache::Changes::new(false),
     })
+}
+
+/// On PostgreSQL, starts the listener that hears writes by anyone to the tables decisions are
+/// read from ([`cache::listen`]); until it listens, reads are not kept. On SQLite nothing is
+/// kept: it has no way to tell another process's writes, and a second instance on the same
+/// file is allowed.
+pub fn listen_for_changes(url: &str, pool: &DbPool) -> Result<(), DbError> {
+    if url.starts_with("sqlite://") {
+        return Ok(());
+    }
+    let mut url = with_network_timeouts(&normalise_url(url)?, pool.wait);
+    // Named, so that an administrator can tell it in `pg_stat_activity`.
+    if !url.contains("application_name=") {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("application_name=gateway-facts-listener");
+    }
+    cache::listen(url, pool.changes.clone())
+        .map_err(|e| DbError::Unavailable(format!("cannot start the listener for changes: {e}")))
 }
 
 /// A PostgreSQL server that stops answering (a dead host, a dropped route) must not hold a
@@ -316,16 +339,32 @@ impl DbPool {
     pub fn wait(&self) -> Duration {
         self.wait
     }
+
+    /// Whether this is a PostgreSQL pool (which has keyed connections besides its own).
+    pub fn is_postgres(&self) -> bool {
+        self.keyed.is_some()
+    }
+
+    /// The generation of what decisions are read from, for keeping reads.
+    pub fn changes(&self) -> &std::sync::Arc<cache::Changes> {
+        &self.changes
+    }
 }
 
 /// Runs `f` on a connection from the pool, on the calling thread (one that may block), and
 /// notes what the outcome says about the connection.
 fn with_connection<T>(
     pool: &Pool<Manager>,
+    changes: &cache::Changes,
     f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
     let mut conn = pool.get()?;
+    cache::take_changed();
     let result = f(&mut conn);
+    // After the closure's transaction is over, before its caller hears back.
+    if cache::take_changed() {
+        changes.bump();
+    }
     match &result {
         // The connection itself failed: the pool closes it rather than hand it out again.
         // (SQLite's only "unavailable" is lock contention, which leaves the file usable.)
@@ -340,7 +379,7 @@ fn with_connection<T>(
 /// outside the pool's turns, on a keyed connection: for a long-lived reader that gathers many
 /// requests' reads.
 fn run_here<T>(pool: &DbPool, f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>) -> Result<T, DbError> {
-    with_connection(pool.keyed.as_ref().unwrap_or(&pool.pool), f)
+    with_connection(pool.keyed.as_ref().unwrap_or(&pool.pool), &pool.changes, f)
 }
 
 /// Runs a database closure of fixed shape on a keyed connection, outside the pool's turns,
@@ -353,7 +392,7 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
 {
     match &pool.keyed {
-        Some(keyed) => with_connection(keyed, f),
+        Some(keyed) => with_connection(keyed, &pool.changes, f),
         None => run(pool, f).await,
     }
 }
@@ -374,10 +413,10 @@ where
             )));
         }
     };
-    let pool = pool.pool.clone();
+    let (pool, changes) = (pool.pool.clone(), pool.changes.clone());
     tokio::task::spawn_blocking(move || {
         let _turn = turn;
-        with_connection(&pool, f)
+        with_connection(&pool, &changes, f)
     })
     .await
     .map_err(|e| DbError::Query(format!("database task failed: {e}")))?

@@ -87,6 +87,7 @@ pub fn insert(
     d: &PatientDetails,
     at: NaiveDateTime,
 ) -> Result<(), DbError> {
+    super::cache::changed();
     diesel::insert_into(patients::table)
         .values(PatientRow::new(id, practice_id, d, 1, at, at))
         .execute(conn)?;
@@ -265,6 +266,7 @@ pub fn update_if_version(
     d: &PatientDetails,
     at: NaiveDateTime,
 ) -> Result<bool, DbError> {
+    super::cache::changed();
     let row = PatientRow::new(id, practice_id, d, expected_version + 1, at, at);
     keep_version(conn, id, Some(expected_version), false)?;
     let n = diesel::update(
@@ -329,6 +331,7 @@ pub fn count_at_practice(conn: &mut DbConnection, practice_id: &str) -> Result<i
 
 /// Registration moved the patient to another practice.
 pub fn move_to(conn: &mut DbConnection, id: &str, practice_id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    super::cache::changed();
     keep_version(conn, id, None, false)?;
     let n = diesel::update(patients::table.find(id))
         .set((
@@ -342,6 +345,7 @@ pub fn move_to(conn: &mut DbConnection, id: &str, practice_id: &str, now: NaiveD
 
 /// The patient died on `day`.
 pub fn set_deceased(conn: &mut DbConnection, id: &str, day: NaiveDate, now: NaiveDateTime) -> Result<bool, DbError> {
+    super::cache::changed();
     keep_version(conn, id, None, true)?;
     let n = diesel::update(patients::table.find(id).filter(patients::deceased_on.is_null()))
         .set((
@@ -357,6 +361,7 @@ pub fn set_deceased(conn: &mut DbConnection, id: &str, day: NaiveDate, now: Naiv
 /// only while living when `living_only`: the same condition as the change). Called inside the
 /// change's transaction; a version kept already (a change that lost a race) is left as it is.
 fn keep_version(conn: &mut DbConnection, id: &str, version: Option<i64>, living_only: bool) -> Result<(), DbError> {
+    super::cache::changed();
     let current: Option<PatientRow> = patients::table
         .find(id)
         .select(PatientRow::as_select())

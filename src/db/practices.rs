@@ -35,6 +35,7 @@ impl PracticeRow {
 }
 
 pub fn insert(conn: &mut DbConnection, p: &PracticeRecord) -> Result<(), DbError> {
+    super::cache::changed();
     let at = p.last_updated.naive_utc();
     let row = PracticeRow {
         id: p.id.clone(),
@@ -109,6 +110,7 @@ pub fn update_if_version(
     settings: &OnlineServicesSettings,
     at: NaiveDateTime,
 ) -> Result<bool, DbError> {
+    super::cache::changed();
     let settings = serde_json::to_string(settings).map_err(|e| DbError::Query(e.to_string()))?;
     let n = diesel::update(
         practices::table
@@ -143,6 +145,7 @@ pub fn set_settings(
     settings: &OnlineServicesSettings,
     now: chrono::NaiveDateTime,
 ) -> Result<bool, DbError> {
+    super::cache::changed();
     let settings = serde_json::to_string(settings).map_err(|e| DbError::Query(e.to_string()))?;
     let n = diesel::update(practices::table.find(id))
         .set((

@@ -111,6 +111,7 @@ fn to_row(r: &ProxyRole) -> Result<RoleRow, DbError> {
 }
 
 pub fn insert(conn: &mut DbConnection, r: &ProxyRole) -> Result<(), DbError> {
+    super::cache::changed();
     diesel::insert_into(proxy_roles::table)
         .values(to_row(r)?)
         .execute(conn)?;
@@ -120,6 +121,7 @@ pub fn insert(conn: &mut DbConnection, r: &ProxyRole) -> Result<(), DbError> {
 /// Writes a changed role if the stored row is still at the version it was read at; false (and
 /// the role left as it was) when another change got there first.
 pub fn save(conn: &mut DbConnection, r: &mut ProxyRole) -> Result<bool, DbError> {
+    super::cache::changed();
     let read_at = (r.version, r.updated_at);
     r.version += 1;
     r.updated_at = super::now();
@@ -229,6 +231,7 @@ pub fn page_in_status(
 }
 
 pub fn set_supplier_ref(conn: &mut DbConnection, id: &str, link: Option<&str>) -> Result<(), DbError> {
+    super::cache::changed();
     diesel::update(proxy_roles::table.find(id))
         .set(proxy_roles::supplier_ref.eq(link))
         .execute(conn)?;
@@ -237,6 +240,7 @@ pub fn set_supplier_ref(conn: &mut DbConnection, id: &str, link: Option<&str>) -
 
 /// Notes that the role was used, at most once a day.
 pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<(), DbError> {
+    super::cache::changed();
     let start_of_day = now.date().and_hms_opt(0, 0, 0).unwrap_or(now);
     diesel::update(
         proxy_roles::table.find(id).filter(
@@ -265,6 +269,7 @@ struct RequestRow {
 }
 
 pub fn insert_request(conn: &mut DbConnection, r: &AccessRequest) -> Result<(), DbError> {
+    super::cache::changed();
     let row = RequestRow {
         id: r.id.clone(),
         reference: r.reference.clone(),
@@ -328,6 +333,7 @@ impl From<ReviewRow> for ProxyReview {
 }
 
 pub fn insert_review(conn: &mut DbConnection, r: &ProxyReview) -> Result<(), DbError> {
+    super::cache::changed();
     let row = ReviewRow {
         id: r.id.clone(),
         role_id: r.role_id.clone(),
@@ -371,6 +377,7 @@ pub fn close_reviews(
     note: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
+    super::cache::changed();
     Ok(diesel::update(
         proxy_reviews::table
             .filter(proxy_reviews::role_id.eq(role_id))

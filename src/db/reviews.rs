@@ -44,6 +44,7 @@ impl TryFrom<ReviewRow> for ReviewTask {
 }
 
 pub fn insert(conn: &mut DbConnection, t: &ReviewTask) -> Result<(), DbError> {
+    super::cache::changed();
     diesel::insert_into(review_tasks::table)
         .values(ReviewRow {
             id: t.id.clone(),
@@ -91,6 +92,7 @@ pub fn close(
     note: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
+    super::cache::changed();
     let n = diesel::update(
         review_tasks::table
             .filter(review_tasks::id.eq(id))

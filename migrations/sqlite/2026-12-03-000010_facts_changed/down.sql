@@ -1,0 +1,2 @@
+-- Nothing to drop (see up.sql).
+SELECT 1;
