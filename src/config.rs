@@ -80,6 +80,11 @@ pub struct DatabaseSettings {
     pub url: String,
     pub pool_size: u32,
     pub connect_timeout_seconds: u64,
+    /// Answers of the hot reads kept, per kind (records by id, tokens' bindings, proxies'
+    /// roles...); 0 keeps none.
+    pub read_cache_entries: usize,
+    /// The longest a kept answer is given out, whatever is heard of writes; 0 keeps none.
+    pub read_cache_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,6 +233,8 @@ impl Default for Settings {
                 url: "sqlite://data/gateway.db".into(),
                 pool_size: 8,
                 connect_timeout_seconds: 5,
+                read_cache_entries: 16_384,
+                read_cache_seconds: 5,
             },
             auth: AuthSettings {
                 client_id: "gp-online-gateway".into(),
@@ -425,6 +432,12 @@ impl Settings {
         }
         if self.database.connect_timeout_seconds == 0 {
             problems.push("database.connect_timeout_seconds must be at least 1".to_owned());
+        }
+        if self.database.read_cache_entries > 1_000_000 {
+            problems.push("database.read_cache_entries must be at most 1000000".to_owned());
+        }
+        if self.database.read_cache_seconds > 60 {
+            problems.push("database.read_cache_seconds must be at most 60".to_owned());
         }
         if self.auth.client_id.trim().is_empty() {
             problems.push("auth.client_id must not be empty".to_owned());

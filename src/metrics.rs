@@ -48,6 +48,13 @@ impl Metrics {
         }
     }
 
+    /// Adds metrics kept elsewhere (the reader's counts) to what is rendered.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(collector) {
+            tracing::warn!(error = %e, "a metric could not be registered");
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);

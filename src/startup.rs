@@ -130,7 +130,14 @@ impl Application {
             Duration::from_millis(settings.audit.commit_timeout_ms),
         )?;
 
-        let reader = Arc::new(crate::db::reads::ContextReader::start(pool.clone())?);
+        db::listen_for_changes(&settings.database.url, &pool)?;
+        let keeping = crate::db::reads::Keeping {
+            entries: settings.database.read_cache_entries,
+            lifetime: Duration::from_secs(settings.database.read_cache_seconds),
+        };
+        let reader = Arc::new(crate::db::reads::ContextReader::start(pool.clone(), keeping)?);
+        let metrics = Metrics::new();
+        metrics.register(Box::new(reader.answered()));
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
         let state = web::Data::new(AppState {
             rate_limiter: crate::ratelimit::RateLimiter::new(settings.http.rate_limit_per_minute),
@@ -147,7 +154,7 @@ impl Application {
             },
             verifier,
             base_url: base_url.clone(),
-            metrics: Metrics::new(),
+            metrics,
         });
 
         let openapi = http::openapi();

@@ -11,6 +11,7 @@ use diesel::prelude::*;
 
 use super::accounts::AccountRow;
 use super::bindings::Binding;
+use super::cache::Memo;
 use super::patients::PatientRow;
 use super::practices::PracticeRow;
 use super::proxy_roles::RoleRow;
@@ -428,13 +429,79 @@ fn read_batch(c: &mut DbConnection, batch: &[Ask]) -> Result<Found, DbError> {
 /// query per proxy). Under load this replaces a hand-off to the blocking pool and a round trip per
 /// request with one per batch; one read alone is one query, as before. The thread ends when the
 /// reader is dropped.
+///
+/// What it finds is kept for a moment ([`super::cache`]): a read whose answer is kept makes no
+/// round trip and does not wait for the reader's thread.
 pub struct ContextReader {
     asks: tokio::sync::mpsc::Sender<Ask>,
     wait: std::time::Duration,
+    kept: Kept,
+}
+
+/// The answers kept, by kind of read.
+struct Kept {
+    changes: std::sync::Arc<super::cache::Changes>,
+    /// Whether anything is kept at all (PostgreSQL, with entries and a lifetime).
+    on: bool,
+    lifetime: std::time::Duration,
+    /// Reads answered by kind of answer: `kept`, or `database`.
+    answered: prometheus::IntCounterVec,
+    from_kept: prometheus::IntCounter,
+    from_database: prometheus::IntCounter,
+    patients: Memo<String, Option<PatientContext>>,
+    bindings: Memo<BindingKey, Option<(Binding, PatientContext)>>,
+    practices: Memo<String, Option<PracticeRecord>>,
+    identified: Memo<(PatientIdentifierSystem, String), Option<PatientRecord>>,
+    roles: Memo<NhsNumber, Vec<(ProxyRole, PatientContext)>>,
+    reviews: Memo<NhsNumber, Vec<OpenReview>>,
+}
+
+/// Whether reads are kept between requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptReads {
+    /// Turned off, or SQLite.
+    Off,
+    /// Kept, for at most `lifetime` each; with the count of reads answered each way so far.
+    Keeping {
+        lifetime: std::time::Duration,
+        from_kept: u64,
+        from_database: u64,
+    },
+    /// PostgreSQL's listener for changes is not connected: everything is read from the database.
+    NotListening,
+}
+
+/// How many answers of each kind are kept, and for how long at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Keeping {
+    pub entries: usize,
+    pub lifetime: std::time::Duration,
 }
 
 impl ContextReader {
-    pub fn start(pool: super::DbPool) -> Result<Self, DbError> {
+    pub fn start(pool: super::DbPool, keeping: Keeping) -> Result<Self, DbError> {
+        let answered = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "gateway_context_reads_total",
+                "Reads of the facts access decisions are made from, by where the answer came from (kept or database)",
+            ),
+            &["from"],
+        )
+        .map_err(|e| DbError::Unavailable(format!("cannot count reads: {e}")))?;
+        let kept = Kept {
+            changes: pool.changes().clone(),
+            on: pool.is_postgres() && keeping.entries > 1 && !keeping.lifetime.is_zero(),
+            lifetime: keeping.lifetime,
+            from_kept: answered.with_label_values(&["kept"]),
+            from_database: answered.with_label_values(&["database"]),
+            answered,
+            patients: Memo::new(keeping.entries, keeping.lifetime),
+            bindings: Memo::new(keeping.entries, keeping.lifetime),
+            practices: Memo::new(keeping.entries, keeping.lifetime),
+            identified: Memo::new(keeping.entries, keeping.lifetime),
+            roles: Memo::new(keeping.entries, keeping.lifetime),
+            reviews: Memo::new(keeping.entries, keeping.lifetime),
+        };
         let (asks, mut waiting) = tokio::sync::mpsc::channel::<Ask>(4 * MAX_GATHERED);
         let wait = pool.wait();
         std::thread::Builder::new()
@@ -457,7 +524,52 @@ impl ContextReader {
                 }
             })
             .map_err(|e| DbError::Unavailable(format!("cannot start the context reader: {e}")))?;
-        Ok(Self { asks, wait })
+        Ok(Self { asks, wait, kept })
+    }
+
+    /// The answer kept for `key`, else the reader's, kept for the next ask. The generation is
+    /// taken before asking, so a write that lands meanwhile leaves the answer unused.
+    async fn ask_kept<K, T>(
+        &self,
+        memo: &Memo<K, T>,
+        key: K,
+        make: impl FnOnce(K, Reply<T>) -> Ask,
+    ) -> Result<T, DbError>
+    where
+        K: Eq + Hash + Clone,
+        T: Clone,
+    {
+        let generation = self.kept.changes.current().filter(|_| self.kept.on);
+        if let Some(g) = generation
+            && let Some(hit) = memo.get(&key, g)
+        {
+            self.kept.from_kept.inc();
+            return Ok(hit);
+        }
+        let found = self.ask(|reply| make(key.clone(), reply)).await?;
+        self.kept.from_database.inc();
+        if let Some(g) = generation {
+            memo.put(key, found.clone(), g);
+        }
+        Ok(found)
+    }
+
+    /// Whether reads are being kept now, for the readiness report.
+    pub fn keeping(&self) -> KeptReads {
+        match (self.kept.on, self.kept.changes.current()) {
+            (false, _) => KeptReads::Off,
+            (true, Some(_)) => KeptReads::Keeping {
+                lifetime: self.kept.lifetime,
+                from_kept: self.kept.from_kept.get(),
+                from_database: self.kept.from_database.get(),
+            },
+            (true, None) => KeptReads::NotListening,
+        }
+    }
+
+    /// The count of reads by where their answer came from, for the metrics registry.
+    pub fn answered(&self) -> prometheus::IntCounterVec {
+        self.kept.answered.clone()
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Ask) -> Result<T, DbError> {
@@ -479,12 +591,12 @@ impl ContextReader {
     /// The patient with this id, with their practice, account there and codes; given up as
     /// unavailable after the pool's wait.
     pub async fn patient_context(&self, id: &str) -> Result<Option<PatientContext>, DbError> {
-        self.ask(|reply| Ask::Patient(id.to_owned(), reply)).await
+        self.ask_kept(&self.kept.patients, id.to_owned(), Ask::Patient).await
     }
 
     /// The practice with this ODS code, read with others.
     pub async fn practice_by_ods(&self, ods: &str) -> Result<Option<PracticeRecord>, DbError> {
-        self.ask(|reply| Ask::Practice(ods.to_owned(), reply)).await
+        self.ask_kept(&self.kept.practices, ods.to_owned(), Ask::Practice).await
     }
 
     /// The record holding this identifier (unique across practices), read with others.
@@ -493,23 +605,28 @@ impl ContextReader {
         system: PatientIdentifierSystem,
         value: &str,
     ) -> Result<Option<PatientRecord>, DbError> {
-        self.ask(|reply| Ask::Identifier(system, value.to_owned(), reply)).await
+        self.ask_kept(
+            &self.kept.identified,
+            (system, value.to_owned()),
+            |(system, value), reply| Ask::Identifier(system, value, reply),
+        )
+        .await
     }
 
     /// What [`proxy_contexts`] finds for this proxy, read with others.
     pub async fn proxy_contexts(&self, proxy: &NhsNumber) -> Result<Vec<(ProxyRole, PatientContext)>, DbError> {
-        self.ask(|reply| Ask::ProxyRoles(proxy.clone(), reply)).await
+        self.ask_kept(&self.kept.roles, proxy.clone(), Ask::ProxyRoles).await
     }
 
     /// The open reviews of the accounts of the record holding this NHS number, oldest first,
     /// read with others.
     pub async fn open_reviews(&self, nhs: &NhsNumber) -> Result<Vec<OpenReview>, DbError> {
-        self.ask(|reply| Ask::OpenReviews(nhs.clone(), reply)).await
+        self.ask_kept(&self.kept.reviews, nhs.clone(), Ask::OpenReviews).await
     }
 
     /// What [`current_binding`] finds for this token, read with others.
     pub async fn current_binding(&self, key: BindingKey) -> Result<Option<(Binding, PatientContext)>, DbError> {
-        self.ask(|reply| Ask::Binding(key, reply)).await
+        self.ask_kept(&self.kept.bindings, key, Ask::Binding).await
     }
 }
 

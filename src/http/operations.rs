@@ -3,6 +3,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::identity::IssuerStatus;
+use crate::services::KeptReads;
 use crate::state::AppState;
 
 /// The server's CapabilityStatement (no token needed).
@@ -123,6 +124,30 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         component: "audit".into(),
         status: if audit_ok { "pass" } else { "fail" }.into(),
         detail: (!audit_ok).then(|| "the audit trail is not writing; requests that need it are refused".into()),
+    });
+    // Reported, never a reason to be unready: without kept reads everything is read afresh.
+    let (status, detail) = match crate::services::kept_reads(&state.core) {
+        KeptReads::Off => ("pass", "off: every read goes to the database".to_owned()),
+        KeptReads::Keeping {
+            lifetime,
+            from_kept,
+            from_database,
+        } => (
+            "pass",
+            format!(
+                "kept for up to {} s; {from_kept} reads answered from kept, {from_database} from the database",
+                lifetime.as_secs()
+            ),
+        ),
+        KeptReads::NotListening => (
+            "warn",
+            "not listening for changes: nothing is kept, every read goes to the database".to_owned(),
+        ),
+    };
+    checks.push(HealthCheck {
+        component: "kept_reads".into(),
+        status: status.into(),
+        detail: Some(detail),
     });
     for (name, kind, status) in state.verifier.status().await {
         let (s, detail) = match status {

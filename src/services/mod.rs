@@ -19,6 +19,8 @@ pub mod transitions;
 
 use std::sync::Arc;
 
+pub use crate::db::reads::KeptReads;
+
 pub use clock::Clock;
 pub use error::{Error, Reason, Result};
 
@@ -54,6 +56,11 @@ pub struct Caller {
     pub principal: Principal,
     pub trail: Trail,
     pub request_id: Option<String>,
+}
+
+/// Whether reads are kept between requests now (for readiness).
+pub fn kept_reads(core: &Core) -> KeptReads {
+    core.reader.keeping()
 }
 
 /// Whether the database answers (for readiness).
