@@ -7,6 +7,7 @@ mod auth;
 mod conformance;
 mod helpers;
 mod identity;
+mod kept_reads;
 mod migrations;
 mod openapi;
 mod operations;

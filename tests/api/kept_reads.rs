@@ -1,0 +1,302 @@
+//! Reads kept between requests (PostgreSQL): a write is seen by the next read on the instance
+//! that made it, and within moments on every other instance and after a statement made outside
+//! the gateway. On SQLite nothing is kept, and the same tests hold trivially.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use gp_online_gateway::identity::dev_idp::DevIdentityProvider;
+
+use crate::helpers::{TestApp, TestDatabase, health_check, send, shared_key_pem, stranger_key_pem, test_settings};
+
+/// Longer than the listener takes to hear another writer (a few milliseconds), far shorter
+/// than a kept answer's lifetime (seconds): a read after this must see the write.
+const HEARD_WITHIN: Duration = Duration::from_millis(250);
+
+fn postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
+}
+
+/// Two gateways on one database, each with its own port and data directory.
+async fn two_instances() -> (TestApp, TestApp) {
+    let (settings, db, data) = test_settings();
+    let first = TestApp::spawn_on(settings.clone(), db, data).await;
+    let second_data = tempfile::tempdir().unwrap();
+    std::fs::write(second_data.path().join("dev-idp-signing-key.pem"), shared_key_pem()).unwrap();
+    std::fs::copy(
+        settings.data_dir.join("linkage-key-encryption.key"),
+        second_data.path().join("linkage-key-encryption.key"),
+    )
+    .unwrap();
+    let mut second_settings = settings;
+    second_settings.data_dir = second_data.path().to_owned();
+    let second = TestApp::spawn_on(second_settings, TestDatabase::shared(), second_data).await;
+    (first, second)
+}
+
+/// A refusal that says nothing about whether the record exists.
+fn assert_refused(status: StatusCode, body: &Value) {
+    assert!(
+        matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+        "{status} {body}"
+    );
+}
+
+/// How many reads this gateway has answered from what it kept.
+async fn answered_from_kept(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("gateway_context_reads_total{from=\"kept\"} "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// On PostgreSQL reads are kept once the listener hears changes and the instance's own start-up
+/// writes (the dev profile's accounts going to the simulators) are over: a read asked again is
+/// then answered from what was kept. On SQLite nothing is.
+async fn assert_keeping(app: &TestApp, postgres: bool, read_again: impl AsyncFn()) {
+    let started = std::time::Instant::now();
+    loop {
+        let before = answered_from_kept(app).await;
+        read_again().await;
+        read_again().await;
+        let after = answered_from_kept(app).await;
+        let (_, _, health) = send(app.request(Method::GET, "/health/ready", None)).await;
+        let check = health_check(&health, "kept_reads").clone();
+        if !postgres {
+            assert_eq!(check["detail"], "off: every read goes to the database", "{check}");
+            assert_eq!(after, 0);
+            return;
+        }
+        if after > before {
+            assert_eq!(check["status"], "pass", "{check}");
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "repeated reads were never kept: {check}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn family(app: &TestApp, token: &str, id: &str) -> String {
+    let (status, _, patient) = app.get(&format!("/Patient/{id}"), token).await;
+    assert_eq!(status, StatusCode::OK, "{patient}");
+    patient["name"][0]["family"].as_str().unwrap().to_owned()
+}
+
+async fn rename(app: &TestApp, token: &str, id: &str, to: &str) {
+    let (_, _, mut patient) = app.get(&format!("/Patient/{id}"), token).await;
+    patient["name"][0]["family"] = json!(to);
+    let (status, _, body) = send(
+        app.request(Method::PUT, &format!("/Patient/{id}"), Some(token))
+            .header("content-type", "application/fhir+json")
+            .header("if-match", "*")
+            .body(patient.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// What a `$my-access` answer says of this patient (`accountStatus`: a role's status for a
+/// proxy), if it lists them.
+async fn listed_as(app: &TestApp, token: &str, patient: &str) -> Option<String> {
+    let (status, _, access) = app.get("/$my-access", token).await;
+    assert_eq!(status, StatusCode::OK, "{access}");
+    let part = |entry: &Value, name: &str| {
+        entry["part"]
+            .as_array()
+            .and_then(|parts| parts.iter().find(|p| p["name"] == name).cloned())
+    };
+    access["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "access")
+        .find(|e| part(e, "patient").is_some_and(|p| p["valueReference"]["reference"] == patient))
+        .and_then(|e| part(e, "accountStatus")?["valueCode"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_change_is_seen_by_the_next_read_here_and_within_moments_on_another_instance() {
+    let (first, second) = two_instances().await;
+    let (staff_a, staff_b) = (first.token("staff-emis"), second.token("staff-emis"));
+    let id = "patient-amir-khan";
+    let postgres = postgres();
+    // Both keep what they read (on PostgreSQL).
+    assert_keeping(&first, postgres, async || {
+        assert_eq!(family(&first, &staff_a, id).await, "Khan")
+    })
+    .await;
+    assert_keeping(&second, postgres, async || {
+        assert_eq!(family(&second, &staff_b, id).await, "Khan")
+    })
+    .await;
+
+    rename(&second, &staff_b, id, "Khan-Ahmed").await;
+    assert_eq!(
+        family(&second, &staff_b, id).await,
+        "Khan-Ahmed",
+        "the writer's own next read"
+    );
+    tokio::time::sleep(HEARD_WITHIN).await;
+    assert_eq!(family(&first, &staff_a, id).await, "Khan-Ahmed", "the other instance");
+
+    // A proxy's roles: ended on one instance, gone from the other's `$my-access`.
+    let (megan_a, megan_b) = (first.token("proxy-p9"), second.token("proxy-p9"));
+    let lily = "Patient/patient-lily-jones";
+    assert_keeping(&first, postgres, async || {
+        assert_eq!(listed_as(&first, &megan_a, lily).await.as_deref(), Some("active"));
+    })
+    .await;
+    let end = json!([
+        {"op": "replace", "path": "/status", "value": "inactive"},
+        {"op": "add", "path": "/extension/-", "value": [{
+            "url": "https://fhir.nhs.uk/England/StructureDefinition/Extension-England-Consent-Status-Reason",
+            "valueCodeableConcept": {"coding": [{
+                "system": "https://fhir.nhs.uk/England/CodeSystem/England-ConsentStatusReason",
+                "code": "ROLE_DEACTIVATED_PATIENT_REQUEST"
+            }]}
+        }]}
+    ]);
+    let (status, _, body) = send(
+        second
+            .request(
+                Method::PATCH,
+                "/Consent/1a7e0000-0000-4000-8000-000000000001",
+                Some(&megan_b),
+            )
+            .header("content-type", "application/json-patch+json")
+            .body(end.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(HEARD_WITHIN).await;
+    assert_eq!(listed_as(&first, &megan_a, lily).await.as_deref(), Some("inactive"));
+    // And the patient can no longer be reached through it.
+    let (status, _, body) = first.get("/Patient/patient-lily-jones", &megan_a).await;
+    assert_refused(status, &body);
+}
+
+#[tokio::test]
+async fn a_statement_made_outside_the_gateway_is_seen_within_moments() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    let id = "patient-amir-khan";
+    assert_keeping(&app, postgres(), async || {
+        assert_eq!(family(&app, &staff, id).await, "Khan")
+    })
+    .await;
+    // An administrator's statement: the record is no longer this practice's to read.
+    let url = app.database_url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
+        diesel::sql_query(
+            "UPDATE patients SET practice_id = (SELECT id FROM practices WHERE ods_code = 'B82005') \
+             WHERE id = 'patient-amir-khan'",
+        )
+        .execute(&mut conn)
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(HEARD_WITHIN).await;
+    let (status, _, body) = app.get(&format!("/Patient/{id}"), &staff).await;
+    assert_refused(status, &body);
+}
+
+#[tokio::test]
+async fn forged_and_foreign_tokens_are_refused_however_often_a_read_is_kept() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    let elsewhere = app.token("staff-tpp");
+    let id = "patient-amir-khan";
+    assert_keeping(&app, postgres(), async || {
+        assert_eq!(family(&app, &staff, id).await, "Khan")
+    })
+    .await;
+    let forged = {
+        let stranger = DevIdentityProvider::from_pem(stranger_key_pem(), &app.base).unwrap();
+        let persona = gp_online_gateway::dev::persona("staff-emis").unwrap();
+        stranger
+            .mint(persona.realm, "gp-online-gateway", 300, &persona.claims())
+            .unwrap()
+    };
+    let (status, _, _) = app.get(&format!("/Patient/{id}"), &forged).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = app.get(&format!("/Patient/{id}"), &elsewhere).await;
+    assert_refused(status, &body);
+    assert_eq!(family(&app, &staff, id).await, "Khan");
+}
+
+#[tokio::test]
+async fn nothing_is_kept_while_the_listener_is_lost_and_keeping_resumes_when_it_is_back() {
+    if !postgres() {
+        eprintln!("TEST_DATABASE_URL not set: the listener is PostgreSQL's");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    let id = "patient-amir-khan";
+    assert_keeping(&app, true, async || assert_eq!(family(&app, &staff, id).await, "Khan")).await;
+
+    // The listener's connection ends (a restarted server, a dropped route).
+    let url = app.database_url().to_owned();
+    let ended: i64 = tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Ended {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
+        diesel::sql_query(
+            "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE application_name = 'gateway-facts-listener' \
+             AND query = 'LISTEN gateway_facts_' || left(md5(current_schema()), 16)",
+        )
+        .get_result::<Ended>(&mut conn)
+        .unwrap()
+        .n
+    })
+    .await
+    .unwrap();
+    assert_eq!(ended, 1, "this gateway's listener");
+
+    // It is noticed within moments: reported, and nothing is kept meanwhile.
+    let started = std::time::Instant::now();
+    let mut seen_down = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        let (_, _, health) = send(app.request(Method::GET, "/health/ready", None)).await;
+        let check = health_check(&health, "kept_reads");
+        if check["status"] == "warn" {
+            seen_down = true;
+            let before = answered_from_kept(&app).await;
+            assert_eq!(family(&app, &staff, id).await, "Khan");
+            let (_, _, health) = send(app.request(Method::GET, "/health/ready", None)).await;
+            if health_check(&health, "kept_reads")["status"] == "warn" {
+                assert_eq!(
+                    answered_from_kept(&app).await,
+                    before,
+                    "a read was kept while not listening"
+                );
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(seen_down, "the lost listener was never reported");
+    // And it listens again by itself.
+    assert_keeping(&app, true, async || assert_eq!(family(&app, &staff, id).await, "Khan")).await;
+}
