@@ -193,6 +193,33 @@ impl TestApp {
             .1
     }
 
+    /// The body of an unauthenticated GET (metrics, documentation).
+    pub async fn text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// A second gateway on this one's database, with its own port and data directory (holding
+    /// the same keys): several instances behind one load balancer.
+    pub async fn spawn_beside(&self, settings: &Settings) -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        std::fs::write(data.path().join("dev-idp-signing-key.pem"), shared_key_pem()).expect("write key");
+        std::fs::copy(
+            settings.data_dir.join("linkage-key-encryption.key"),
+            data.path().join("linkage-key-encryption.key"),
+        )
+        .expect("copy the linkage key encryption key");
+        let mut second = settings.clone();
+        second.data_dir = data.path().to_owned();
+        Self::spawn_on(second, TestDatabase::shared(), data).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

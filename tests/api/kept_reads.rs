@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use gp_online_gateway::identity::dev_idp::DevIdentityProvider;
 
-use crate::helpers::{TestApp, TestDatabase, health_check, send, shared_key_pem, stranger_key_pem, test_settings};
+use crate::helpers::{TestApp, health_check, send, stranger_key_pem, test_settings};
 
 /// Longer than the listener takes to hear another writer (a few milliseconds), far shorter
 /// than a kept answer's lifetime (seconds): a read after this must see the write.
@@ -19,20 +19,11 @@ fn postgres() -> bool {
     std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
 }
 
-/// Two gateways on one database, each with its own port and data directory.
+/// Two gateways on one database.
 async fn two_instances() -> (TestApp, TestApp) {
     let (settings, db, data) = test_settings();
     let first = TestApp::spawn_on(settings.clone(), db, data).await;
-    let second_data = tempfile::tempdir().unwrap();
-    std::fs::write(second_data.path().join("dev-idp-signing-key.pem"), shared_key_pem()).unwrap();
-    std::fs::copy(
-        settings.data_dir.join("linkage-key-encryption.key"),
-        second_data.path().join("linkage-key-encryption.key"),
-    )
-    .unwrap();
-    let mut second_settings = settings;
-    second_settings.data_dir = second_data.path().to_owned();
-    let second = TestApp::spawn_on(second_settings, TestDatabase::shared(), second_data).await;
+    let second = first.spawn_beside(&settings).await;
     (first, second)
 }
 
@@ -46,15 +37,7 @@ fn assert_refused(status: StatusCode, body: &Value) {
 
 /// How many reads this gateway has answered from what it kept.
 async fn answered_from_kept(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     text.lines()
         .find_map(|l| l.strip_prefix("gateway_context_reads_total{from=\"kept\"} "))
         .map_or(0, |n| n.trim().parse().unwrap())

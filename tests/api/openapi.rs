@@ -38,14 +38,6 @@ async fn committed_spec_matches_the_code_and_the_served_document() {
     ] {
         assert!(committed["paths"].get(path).is_some(), "{path} is documented");
     }
-    let docs = app
-        .client
-        .get(app.url("/docs/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let docs = app.text("/docs/").await;
     assert!(docs.contains("swagger"), "Swagger UI is served from vendored assets");
 }

@@ -148,15 +148,7 @@ async fn health_and_metrics() {
 
     let token = app.token("staff-emis");
     app.get("/Patient/patient-jane-smith", &token).await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.text("/metrics").await;
     assert!(
         metrics.contains(r#"gateway_http_requests_total{method="GET",route="/Patient/{id}",status="200"} 1"#),
         "{metrics}"

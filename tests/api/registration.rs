@@ -939,17 +939,7 @@ async fn two_gateway_instances_share_the_outbox_without_doing_any_job_twice() {
     settings.suppliers.emis_url = Some(sim_url.clone());
     settings.suppliers.workers = 3;
     let first = TestApp::spawn_on(settings.clone(), db, data).await;
-    // The second instance uses the same database with its own data directory and port.
-    let second_data = tempfile::tempdir().unwrap();
-    std::fs::write(second_data.path().join("dev-idp-signing-key.pem"), shared_key_pem()).unwrap();
-    std::fs::copy(
-        settings.data_dir.join("linkage-key-encryption.key"),
-        second_data.path().join("linkage-key-encryption.key"),
-    )
-    .unwrap();
-    let mut second_settings = settings.clone();
-    second_settings.data_dir = second_data.path().to_owned();
-    let second = TestApp::spawn_on(second_settings, TestDatabase::shared(), second_data).await;
+    let second = first.spawn_beside(&settings).await;
 
     let token_a = first.token("staff-emis");
     let token_b = second.token("staff-emis");
