@@ -130,11 +130,13 @@ impl Application {
             Duration::from_millis(settings.audit.commit_timeout_ms),
         )?;
 
-        db::listen_for_changes(&settings.database.url, &pool)?;
         let keeping = crate::db::reads::Keeping {
             entries: settings.database.read_cache_entries,
             lifetime: Duration::from_secs(settings.database.read_cache_seconds),
         };
+        if keeping.is_on() {
+            db::listen_for_changes(&settings.database.url, &pool)?;
+        }
         let reader = Arc::new(crate::db::reads::ContextReader::start(pool.clone(), keeping)?);
         let metrics = Metrics::new();
         metrics.register(Box::new(reader.answered()));

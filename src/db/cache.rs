@@ -30,7 +30,9 @@ thread_local! {
     static CHANGED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Notes that the statement just run on this thread wrote a table decisions are read from.
+/// Notes that the statement just run on this thread wrote a table decisions are read from: the
+/// seven the `facts_changed` migration's triggers watch (practices, patients, online accounts,
+/// record access codes, identity bindings, proxy roles, review tasks).
 pub fn changed() {
     CHANGED.with(|c| c.set(true));
 }

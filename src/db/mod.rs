@@ -289,7 +289,7 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
 /// kept: it has no way to tell another process's writes, and a second instance on the same
 /// file is allowed.
 pub fn listen_for_changes(url: &str, pool: &DbPool) -> Result<(), DbError> {
-    if url.starts_with("sqlite://") {
+    if !pool.is_postgres() {
         return Ok(());
     }
     let mut url = with_network_timeouts(&normalise_url(url)?, pool.wait);

@@ -361,7 +361,6 @@ pub fn set_deceased(conn: &mut DbConnection, id: &str, day: NaiveDate, now: Naiv
 /// only while living when `living_only`: the same condition as the change). Called inside the
 /// change's transaction; a version kept already (a change that lost a race) is left as it is.
 fn keep_version(conn: &mut DbConnection, id: &str, version: Option<i64>, living_only: bool) -> Result<(), DbError> {
-    super::cache::changed();
     let current: Option<PatientRow> = patients::table
         .find(id)
         .select(PatientRow::as_select())

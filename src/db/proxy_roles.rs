@@ -269,7 +269,6 @@ struct RequestRow {
 }
 
 pub fn insert_request(conn: &mut DbConnection, r: &AccessRequest) -> Result<(), DbError> {
-    super::cache::changed();
     let row = RequestRow {
         id: r.id.clone(),
         reference: r.reference.clone(),
@@ -333,7 +332,6 @@ impl From<ReviewRow> for ProxyReview {
 }
 
 pub fn insert_review(conn: &mut DbConnection, r: &ProxyReview) -> Result<(), DbError> {
-    super::cache::changed();
     let row = ReviewRow {
         id: r.id.clone(),
         role_id: r.role_id.clone(),
@@ -377,7 +375,6 @@ pub fn close_reviews(
     note: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
-    super::cache::changed();
     Ok(diesel::update(
         proxy_reviews::table
             .filter(proxy_reviews::role_id.eq(role_id))

@@ -478,6 +478,13 @@ pub struct Keeping {
     pub lifetime: std::time::Duration,
 }
 
+impl Keeping {
+    /// Whether these settings keep anything at all (on PostgreSQL: SQLite keeps nothing).
+    pub fn is_on(&self) -> bool {
+        self.entries > 1 && !self.lifetime.is_zero()
+    }
+}
+
 impl ContextReader {
     pub fn start(pool: super::DbPool, keeping: Keeping) -> Result<Self, DbError> {
         let answered = prometheus::IntCounterVec::new(
@@ -490,7 +497,7 @@ impl ContextReader {
         .map_err(|e| DbError::Unavailable(format!("cannot count reads: {e}")))?;
         let kept = Kept {
             changes: pool.changes().clone(),
-            on: pool.is_postgres() && keeping.entries > 1 && !keeping.lifetime.is_zero(),
+            on: pool.is_postgres() && keeping.is_on(),
             lifetime: keeping.lifetime,
             from_kept: answered.with_label_values(&["kept"]),
             from_database: answered.with_label_values(&["database"]),
