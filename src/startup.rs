@@ -134,9 +134,8 @@ impl Application {
             entries: settings.database.read_cache_entries,
             lifetime: Duration::from_secs(settings.database.read_cache_seconds),
         };
-        if keeping.is_on() {
-            db::listen_for_changes(&settings.database.url, &pool)?;
-        }
+        // Started whether or not reads are kept: it also tells other instances of writes here.
+        db::listen_for_changes(&settings.database.url, &pool, keeping.is_on())?;
         let reader = Arc::new(crate::db::reads::ContextReader::start(pool.clone(), keeping)?);
         let metrics = Metrics::new();
         metrics.register(Box::new(reader.answered()));

@@ -9,11 +9,19 @@
 //!   connection's caller moves the [`Changes`] generation on once the statement's transaction
 //!   is over, before the write's caller hears back; answers kept under an earlier generation are
 //!   never given out again, so a write is seen by the next read on this instance;
-//! - a trigger on each of those tables notifies the schema's `gateway_facts_…` channel, whoever wrote
-//!   (another instance, an administrator's statement), and a listener moves the generation on
-//!   within a few milliseconds of the commit; while it is not listening (not yet connected, or
-//!   its connection lost) nothing is kept. This is PostgreSQL's: on SQLite nothing is kept;
+//! - every instance tells the others: on PostgreSQL a connection of its own ([`listen`])
+//!   notifies the schema's `gateway_facts_…` channel within a few milliseconds of such a commit,
+//!   and hears the other instances' notifications, moving the generation on. Writes by anyone
+//!   else (an administrator's statement, an instance that cannot announce) are notified by a
+//!   trigger on each of those tables. While the listener is not listening (not yet connected,
+//!   or its connection lost) nothing is kept. On SQLite nothing is kept;
 //! - whatever happens, an answer is given out for at most the configured lifetime.
+//!
+//! Why the gateway announces its own writes rather than leaving it to the triggers: PostgreSQL
+//! lets only one notifying transaction commit at a time across the whole database (the lock is
+//! held through the commit's flush), so a notification in every write transaction made writes
+//! queue behind each other. One notification from one connection, after the commits it covers,
+//! costs the writers nothing.
 //!
 //! A read keeps what it found under the generation it saw *before* it asked the database, so
 //! a write that lands while the read is under way leaves that answer unused.
@@ -22,7 +30,7 @@ use std::borrow::Borrow;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +59,11 @@ pub(super) fn take_changed() -> bool {
 pub struct Changes {
     /// Keeping only while the PostgreSQL listener hears other writers; never on SQLite.
     word: AtomicU64,
+    /// A write here that the other instances have not been told of yet.
+    unannounced: AtomicBool,
+    /// Whether the listener is connected and tells the other instances of writes here; while
+    /// it is not, this instance's connections leave it to the triggers.
+    announcing: AtomicBool,
 }
 
 const KEEPING: u64 = 1;
@@ -59,12 +72,26 @@ impl Changes {
     pub fn new(keeping: bool) -> Arc<Self> {
         Arc::new(Self {
             word: AtomicU64::new(if keeping { KEEPING } else { 0 }),
+            unannounced: AtomicBool::new(false),
+            announcing: AtomicBool::new(false),
         })
     }
 
     /// Something may have changed: every answer kept so far is stale.
     pub fn bump(&self) {
         self.word.fetch_add(2, Ordering::AcqRel);
+    }
+
+    /// A write here has committed: what is kept here is stale, and the other instances are to
+    /// be told.
+    pub fn wrote(&self) {
+        self.bump();
+        self.unannounced.store(true, Ordering::Release);
+    }
+
+    /// Whether writes here are announced by the listener, so that the triggers need not.
+    pub fn announcing(&self) -> bool {
+        self.announcing.load(Ordering::Acquire)
     }
 
     /// The generation answers read now may be kept under, or `None` when nothing may be kept.
@@ -171,28 +198,36 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
     }
 }
 
-/// The channel the PostgreSQL triggers notify for the tables of the connection's schema (as
-/// the migration names it).
-const CHANNEL_OF_SCHEMA: &str = "SELECT 'gateway_facts_' || left(md5(current_schema()), 16) AS channel";
+/// The channel of the connection's schema (as the migrations name it, from the schema, so that
+/// gateways on other schemas of one database do not hear each other), and the connection's
+/// own server process, whose notifications it need not hear.
+const CHANNEL_OF_SCHEMA: &str =
+    "SELECT 'gateway_facts_' || left(md5(current_schema()), 16) AS channel, pg_backend_pid() AS pid";
 
 #[derive(diesel::QueryableByName)]
 struct Channel {
     #[diesel(sql_type = diesel::sql_types::Text)]
     channel: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
 }
 
-/// How often the listener looks for notifications: the longest another instance's write may go
-/// unseen here, besides the notification's own delivery.
+/// The session setting a gateway connection carries while its instance announces its own
+/// writes: the triggers then leave the notification to the listener (the `facts_announced`
+/// migration).
+pub const ANNOUNCED: &str = "gateway.facts_announced";
+
+/// How often the listener announces writes here and looks for notifications: the longest a
+/// write may go unseen by another instance, besides the notification's own delivery.
 const LISTEN_EVERY: Duration = Duration::from_millis(5);
 
-/// Listens on PostgreSQL for writes by anyone to the tables decisions are read from, moving
-/// `changes` on for each batch heard, on a thread of its own. Nothing is kept until it listens;
-/// a lost connection stops keeping until it listens again. It ends once nothing else holds
-/// `changes`.
-pub fn listen(url: String, changes: Arc<Changes>) -> std::io::Result<()> {
-    use diesel::Connection;
-    use diesel::connection::SimpleConnection;
-
+/// On PostgreSQL, a connection of this instance's own, on a thread of its own, that tells the
+/// other instances of writes here ([`Changes::wrote`]) and, when `keep`, hears theirs and
+/// everyone else's, moving `changes` on for each batch heard. Nothing is kept until it listens;
+/// a lost connection stops keeping (and leaves this instance's notifications to the triggers)
+/// until it is back, when it announces once in case a write here went untold meanwhile. It ends
+/// once nothing else holds `changes`.
+pub fn listen(url: String, changes: Arc<Changes>, keep: bool) -> std::io::Result<()> {
     changes.set_keeping(false);
     // Held weakly: when the pool and the reader are gone, the listener ends and lets its
     // connection go.
@@ -203,49 +238,34 @@ pub fn listen(url: String, changes: Arc<Changes>) -> std::io::Result<()> {
             if changes.strong_count() == 0 {
                 return;
             }
-            let listening = diesel::PgConnection::establish(&url)
-                .map_err(|e| e.to_string())
-                .and_then(|mut c| {
-                    use diesel::RunQueryDsl;
-                    let Channel { channel } = diesel::sql_query(CHANNEL_OF_SCHEMA).get_result(&mut c).map_err(|e| e.to_string())?;
-                    // The name is made of letters, digits and an underscore.
-                    c.batch_execute(&format!("LISTEN {channel}")).map_err(|e| e.to_string())?;
-                    Ok(c)
-                });
-            match listening {
-                Ok(mut conn) => {
+            match connect(&url, keep) {
+                Ok((mut conn, Channel { channel, pid })) => {
                     retry = Duration::from_millis(250);
                     let Some(now) = changes.upgrade() else { return };
-                    now.set_keeping(true);
+                    now.unannounced.store(true, Ordering::Release);
+                    now.announcing.store(true, Ordering::Release);
+                    if keep {
+                        now.set_keeping(true);
+                    }
                     drop(now);
-                    tracing::debug!("listening for changes to the facts decisions are read from");
+                    tracing::debug!(keep, "announcing writes here and hearing others' to the facts decisions are read from");
                     let lost = loop {
                         std::thread::sleep(LISTEN_EVERY);
                         let Some(changes) = changes.upgrade() else { return };
-                        let mut heard = false;
-                        let mut failed = None;
-                        for n in conn.notifications_iter() {
-                            match n {
-                                Ok(_) => heard = true,
-                                Err(e) => {
-                                    failed = Some(e);
-                                    break;
-                                }
-                            }
+                        if let Err(e) = announce(&mut conn, &channel, &changes) {
+                            break e;
                         }
-                        if heard {
-                            changes.bump();
-                        }
-                        if let Some(e) = failed {
+                        if keep && let Err(e) = hear(&mut conn, pid, &changes) {
                             break e;
                         }
                     };
                     let Some(changes) = changes.upgrade() else { return };
+                    changes.announcing.store(false, Ordering::Release);
                     changes.set_keeping(false);
-                    tracing::warn!(error = %lost, "lost the connection that hears changes; nothing is kept until it is back");
+                    tracing::warn!(error = %lost, "lost the connection that announces and hears changes; nothing is kept until it is back");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for changes; nothing is kept until it can");
+                    tracing::warn!(error = %e, "cannot connect to announce and hear changes; nothing is kept until it can");
                 }
             }
             std::thread::sleep(retry);
@@ -253,6 +273,58 @@ pub fn listen(url: String, changes: Arc<Changes>) -> std::io::Result<()> {
         }
     })?;
     Ok(())
+}
+
+fn connect(url: &str, keep: bool) -> Result<(diesel::PgConnection, Channel), String> {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, RunQueryDsl};
+    let mut c = diesel::PgConnection::establish(url).map_err(|e| e.to_string())?;
+    let found: Channel = diesel::sql_query(CHANNEL_OF_SCHEMA)
+        .get_result(&mut c)
+        .map_err(|e| e.to_string())?;
+    if keep {
+        // The name is made of letters, digits and an underscore.
+        c.batch_execute(&format!("LISTEN {}", found.channel))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((c, found))
+}
+
+/// Tells the other instances, in a statement of its own after the commits it covers, that
+/// something here was written since the last time.
+fn announce(conn: &mut diesel::PgConnection, channel: &str, changes: &Changes) -> Result<(), String> {
+    use diesel::RunQueryDsl;
+    if !changes.unannounced.swap(false, Ordering::AcqRel) {
+        return Ok(());
+    }
+    // The name is made of letters, digits and an underscore; written into the statement so
+    // that `pg_stat_activity` shows which schema's listener this is.
+    diesel::sql_query(format!("SELECT pg_notify('{channel}', '')"))
+        .execute(conn)
+        .map(drop)
+        .map_err(|e| {
+            changes.unannounced.store(true, Ordering::Release);
+            e.to_string()
+        })
+}
+
+/// Moves `changes` on if anyone but this connection notified since the last look.
+fn hear(conn: &mut diesel::PgConnection, me: i32, changes: &Changes) -> Result<(), String> {
+    let mut heard = false;
+    let mut failed = None;
+    for n in conn.notifications_iter() {
+        match n {
+            Ok(n) => heard |= n.process_id != me,
+            Err(e) => {
+                failed = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    if heard {
+        changes.bump();
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

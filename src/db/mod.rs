@@ -115,6 +115,9 @@ pub struct Tracked {
     answered: Instant,
     /// A statement failed because the connection is gone: it is closed, not reused.
     lost: bool,
+    /// Whether the session carries [`cache::ANNOUNCED`] (PostgreSQL): its writes are then
+    /// announced by the listener rather than notified by the triggers.
+    announced: bool,
 }
 
 impl Deref for Tracked {
@@ -151,6 +154,7 @@ impl ManageConnection for Manager {
             conn: self.inner.connect()?,
             answered: Instant::now(),
             lost: false,
+            announced: false,
         })
     }
 
@@ -284,11 +288,11 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
     })
 }
 
-/// On PostgreSQL, starts the listener that hears writes by anyone to the tables decisions are
-/// read from ([`cache::listen`]); until it listens, reads are not kept. On SQLite nothing is
-/// kept: it has no way to tell another process's writes, and a second instance on the same
-/// file is allowed.
-pub fn listen_for_changes(url: &str, pool: &DbPool) -> Result<(), DbError> {
+/// On PostgreSQL, starts the listener ([`cache::listen`]) that announces this instance's writes
+/// to the tables decisions are read from and, when `keep`, hears everyone else's; until it
+/// listens, reads are not kept. On SQLite nothing is kept: it has no way to tell another
+/// process's writes, and a second instance on the same file is allowed.
+pub fn listen_for_changes(url: &str, pool: &DbPool, keep: bool) -> Result<(), DbError> {
     if !pool.is_postgres() {
         return Ok(());
     }
@@ -298,7 +302,7 @@ pub fn listen_for_changes(url: &str, pool: &DbPool) -> Result<(), DbError> {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str("application_name=gateway-facts-listener");
     }
-    cache::listen(url, pool.changes.clone())
+    cache::listen(url, pool.changes.clone(), keep)
         .map_err(|e| DbError::Unavailable(format!("cannot start the listener for changes: {e}")))
 }
 
@@ -360,10 +364,13 @@ fn with_connection<T>(
 ) -> Result<T, DbError> {
     let mut conn = pool.get()?;
     cache::take_changed();
-    let result = f(&mut conn);
+    let result = match announce_here(&mut conn, changes.announcing()) {
+        Ok(()) => f(&mut conn),
+        Err(e) => Err(e.into()),
+    };
     // After the closure's transaction is over, before its caller hears back.
     if cache::take_changed() {
-        changes.bump();
+        changes.wrote();
     }
     match &result {
         // The connection itself failed: the pool closes it rather than hand it out again.
@@ -373,6 +380,23 @@ fn with_connection<T>(
         _ => conn.answered = Instant::now(),
     }
     result
+}
+
+/// Brings the session's [`cache::ANNOUNCED`] in line with whether the listener announces this
+/// instance's writes; a round trip only when that has changed since the connection's last use.
+fn announce_here(conn: &mut Tracked, announcing: bool) -> diesel::QueryResult<()> {
+    if conn.announced == announcing {
+        return Ok(());
+    }
+    if let DbConnection::Postgres(c) = &mut conn.conn {
+        c.batch_execute(&format!(
+            "SET {} = {}",
+            cache::ANNOUNCED,
+            if announcing { "on" } else { "off" }
+        ))?;
+    }
+    conn.announced = announcing;
+    Ok(())
 }
 
 /// Runs a database closure on a thread of its own that may block (not the async workers),

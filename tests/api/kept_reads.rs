@@ -247,7 +247,7 @@ async fn nothing_is_kept_while_the_listener_is_lost_and_keeping_resumes_when_it_
         diesel::sql_query(
             "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
              WHERE application_name = 'gateway-facts-listener' \
-             AND query = 'LISTEN gateway_facts_' || left(md5(current_schema()), 16)",
+             AND position('gateway_facts_' || left(md5(current_schema()), 16) IN query) > 0",
         )
         .get_result::<Ended>(&mut conn)
         .unwrap()
@@ -282,4 +282,110 @@ async fn nothing_is_kept_while_the_listener_is_lost_and_keeping_resumes_when_it_
     assert!(seen_down, "the lost listener was never reported");
     // And it listens again by itself.
     assert_keeping(&app, true, async || assert_eq!(family(&app, &staff, id).await, "Khan")).await;
+}
+
+/// The notifications on the schema's channel within `window`, by the server process that sent
+/// each, heard on a connection of the test's own.
+fn notifiers(conn: &mut diesel::PgConnection, window: Duration) -> Vec<i32> {
+    std::thread::sleep(window);
+    conn.notifications_iter().map(|n| n.unwrap().process_id).collect()
+}
+
+#[tokio::test]
+async fn the_gateway_announces_its_own_writes_after_they_commit_and_the_triggers_tell_of_the_rest() {
+    if !postgres() {
+        eprintln!("TEST_DATABASE_URL not set: notifications are PostgreSQL's");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    let id = "patient-amir-khan";
+    assert_keeping(&app, true, async || assert_eq!(family(&app, &staff, id).await, "Khan")).await;
+    let url = app.database_url().to_owned();
+    let listening = tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        use diesel::connection::SimpleConnection;
+        #[derive(diesel::QueryableByName)]
+        struct Channel {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            channel: String,
+        }
+        let gp_online_gateway::db::DbConnection::Postgres(mut conn) = gp_online_gateway::db::connect(&url).unwrap()
+        else {
+            unreachable!("a PostgreSQL URL")
+        };
+        let Channel { channel } =
+            diesel::sql_query("SELECT 'gateway_facts_' || left(md5(current_schema()), 16) AS channel")
+                .get_result(&mut conn)
+                .unwrap();
+        conn.batch_execute(&format!("LISTEN {channel}")).unwrap();
+        conn
+    });
+    let mut conn = listening.await.unwrap();
+
+    // A write through the gateway is announced by its listener alone, not by the transaction
+    // that made it.
+    rename(&app, &staff, id, "Khan-Announced").await;
+    let (conn, heard) = tokio::task::spawn_blocking(move || {
+        let heard = notifiers(&mut conn, HEARD_WITHIN);
+        (conn, heard)
+    })
+    .await
+    .unwrap();
+    assert!(!heard.is_empty(), "the write was not announced");
+    let url = app.database_url().to_owned();
+    let (mut conn, listener) = tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        let mut other = gp_online_gateway::db::connect(&url).unwrap();
+        let Pid { pid } = diesel::sql_query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'gateway-facts-listener' \
+             AND position('gateway_facts_' || left(md5(current_schema()), 16) IN query) > 0",
+        )
+        .get_result(&mut other)
+        .unwrap();
+        (conn, pid)
+    })
+    .await
+    .unwrap();
+    assert!(
+        heard.iter().all(|p| *p == listener),
+        "notified by {heard:?}, the listener is {listener}"
+    );
+
+    // A statement from anyone else is notified by the trigger, in its own transaction; one that
+    // carries the gateway's setting is left to the gateway. (The test's connection hears its
+    // own notifications.)
+    let heard = tokio::task::spawn_blocking(move || {
+        use diesel::connection::SimpleConnection;
+        let me: i32 = {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Pid {
+                #[diesel(sql_type = diesel::sql_types::Integer)]
+                pid: i32,
+            }
+            diesel::sql_query("SELECT pg_backend_pid() AS pid")
+                .get_result::<Pid>(&mut conn)
+                .unwrap()
+                .pid
+        };
+        let update = "UPDATE patients SET family = family WHERE id = 'patient-amir-khan'";
+        conn.batch_execute(&format!("SET gateway.facts_announced = on; {update}"))
+            .unwrap();
+        let left_to_the_gateway = notifiers(&mut conn, Duration::from_millis(50));
+        conn.batch_execute(&format!("SET gateway.facts_announced = off; {update}"))
+            .unwrap();
+        let by_the_trigger = notifiers(&mut conn, Duration::from_millis(50));
+        (me, left_to_the_gateway, by_the_trigger)
+    })
+    .await
+    .unwrap();
+    let (me, left_to_the_gateway, by_the_trigger) = heard;
+    assert!(!left_to_the_gateway.contains(&me), "{left_to_the_gateway:?}");
+    assert!(by_the_trigger.contains(&me), "{by_the_trigger:?}");
 }

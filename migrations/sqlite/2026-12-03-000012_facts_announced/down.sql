@@ -1,0 +1,2 @@
+-- Nothing to change back (see up.sql).
+SELECT 1;
