@@ -15,6 +15,10 @@ use crate::helpers::{TestApp, health_check, send, stranger_key_pem, test_setting
 /// than a kept answer's lifetime (seconds): a read after this must see the write.
 const HEARD_WITHIN: Duration = Duration::from_millis(250);
 
+/// This schema's listener in `pg_stat_activity`: its last statement names the schema's channel.
+const THIS_LISTENER: &str = "application_name = 'gateway-facts-listener' \
+     AND position('gateway_facts_' || left(md5(current_schema()), 16) IN query) > 0";
+
 fn postgres() -> bool {
     std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
 }
@@ -244,11 +248,9 @@ async fn nothing_is_kept_while_the_listener_is_lost_and_keeping_resumes_when_it_
             n: i64,
         }
         let mut conn = gp_online_gateway::db::connect(&url).unwrap();
-        diesel::sql_query(
-            "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-             WHERE application_name = 'gateway-facts-listener' \
-             AND position('gateway_facts_' || left(md5(current_schema()), 16) IN query) > 0",
-        )
+        diesel::sql_query(format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE {THIS_LISTENER}"
+        ))
         .get_result::<Ended>(&mut conn)
         .unwrap()
         .n
@@ -342,12 +344,9 @@ async fn the_gateway_announces_its_own_writes_after_they_commit_and_the_triggers
             pid: i32,
         }
         let mut other = gp_online_gateway::db::connect(&url).unwrap();
-        let Pid { pid } = diesel::sql_query(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'gateway-facts-listener' \
-             AND position('gateway_facts_' || left(md5(current_schema()), 16) IN query) > 0",
-        )
-        .get_result(&mut other)
-        .unwrap();
+        let Pid { pid } = diesel::sql_query(format!("SELECT pid FROM pg_stat_activity WHERE {THIS_LISTENER}"))
+            .get_result(&mut other)
+            .unwrap();
         (conn, pid)
     })
     .await
