@@ -240,20 +240,11 @@ async fn nothing_is_kept_while_the_listener_is_lost_and_keeping_resumes_when_it_
 
     // The listener's connection ends (a restarted server, a dropped route).
     let url = app.database_url().to_owned();
-    let ended: i64 = tokio::task::spawn_blocking(move || {
-        use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Ended {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
-        diesel::sql_query(format!(
-            "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE {THIS_LISTENER}"
-        ))
-        .get_result::<Ended>(&mut conn)
-        .unwrap()
-        .n
+    let ended = tokio::task::spawn_blocking(move || {
+        number(
+            &mut pg(&url),
+            &format!("SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE {THIS_LISTENER}"),
+        )
     })
     .await
     .unwrap();
@@ -286,6 +277,25 @@ async fn nothing_is_kept_while_the_listener_is_lost_and_keeping_resumes_when_it_
     assert_keeping(&app, true, async || assert_eq!(family(&app, &staff, id).await, "Khan")).await;
 }
 
+/// A connection of the test's own to the gateway's schema.
+fn pg(url: &str) -> diesel::PgConnection {
+    match gp_online_gateway::db::connect(url).unwrap() {
+        gp_online_gateway::db::DbConnection::Postgres(c) => c,
+        _ => unreachable!("a PostgreSQL URL"),
+    }
+}
+
+/// The number a statement selects as `n`.
+fn number(conn: &mut diesel::PgConnection, sql: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Number {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql).get_result::<Number>(conn).unwrap().n
+}
+
 /// The notifications on the schema's channel within `window`, by the server process that sent
 /// each, heard on a connection of the test's own.
 fn notifiers(conn: &mut diesel::PgConnection, window: Duration) -> Vec<i32> {
@@ -312,10 +322,7 @@ async fn the_gateway_announces_its_own_writes_after_they_commit_and_the_triggers
             #[diesel(sql_type = diesel::sql_types::Text)]
             channel: String,
         }
-        let gp_online_gateway::db::DbConnection::Postgres(mut conn) = gp_online_gateway::db::connect(&url).unwrap()
-        else {
-            unreachable!("a PostgreSQL URL")
-        };
+        let mut conn = pg(&url);
         let Channel { channel } =
             diesel::sql_query("SELECT 'gateway_facts_' || left(md5(current_schema()), 16) AS channel")
                 .get_result(&mut conn)
@@ -328,31 +335,24 @@ async fn the_gateway_announces_its_own_writes_after_they_commit_and_the_triggers
     // A write through the gateway is announced by its listener alone, not by the transaction
     // that made it.
     rename(&app, &staff, id, "Khan-Announced").await;
-    let (conn, heard) = tokio::task::spawn_blocking(move || {
+    let (mut conn, heard) = tokio::task::spawn_blocking(move || {
         let heard = notifiers(&mut conn, HEARD_WITHIN);
         (conn, heard)
     })
     .await
     .unwrap();
     assert!(!heard.is_empty(), "the write was not announced");
-    let url = app.database_url().to_owned();
     let (mut conn, listener) = tokio::task::spawn_blocking(move || {
-        use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Pid {
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            pid: i32,
-        }
-        let mut other = gp_online_gateway::db::connect(&url).unwrap();
-        let Pid { pid } = diesel::sql_query(format!("SELECT pid FROM pg_stat_activity WHERE {THIS_LISTENER}"))
-            .get_result(&mut other)
-            .unwrap();
-        (conn, pid)
+        let listener = number(
+            &mut conn,
+            &format!("SELECT pid::bigint AS n FROM pg_stat_activity WHERE {THIS_LISTENER}"),
+        );
+        (conn, listener)
     })
     .await
     .unwrap();
     assert!(
-        heard.iter().all(|p| *p == listener),
+        heard.iter().all(|p| i64::from(*p) == listener),
         "notified by {heard:?}, the listener is {listener}"
     );
 
@@ -361,18 +361,7 @@ async fn the_gateway_announces_its_own_writes_after_they_commit_and_the_triggers
     // own notifications.)
     let heard = tokio::task::spawn_blocking(move || {
         use diesel::connection::SimpleConnection;
-        let me: i32 = {
-            use diesel::RunQueryDsl;
-            #[derive(diesel::QueryableByName)]
-            struct Pid {
-                #[diesel(sql_type = diesel::sql_types::Integer)]
-                pid: i32,
-            }
-            diesel::sql_query("SELECT pg_backend_pid() AS pid")
-                .get_result::<Pid>(&mut conn)
-                .unwrap()
-                .pid
-        };
+        let me = i32::try_from(number(&mut conn, "SELECT pg_backend_pid()::bigint AS n")).unwrap();
         let update = "UPDATE patients SET family = family WHERE id = 'patient-amir-khan'";
         conn.batch_execute(&format!("SET gateway.facts_announced = on; {update}"))
             .unwrap();
