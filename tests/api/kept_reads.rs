@@ -229,14 +229,10 @@ async fn forged_and_foreign_tokens_are_refused_however_often_a_read_is_kept() {
 
 #[tokio::test]
 async fn nothing_is_kept_while_the_listener_is_lost_and_keeping_resumes_when_it_is_back() {
-    if !postgres() {
-        eprintln!("TEST_DATABASE_URL not set: the listener is PostgreSQL's");
+    let Some((app, staff)) = keeping_on_postgres().await else {
         return;
-    }
-    let app = TestApp::spawn().await;
-    let staff = app.token("staff-emis");
-    let id = "patient-amir-khan";
-    assert_keeping(&app, true, async || assert_eq!(family(&app, &staff, id).await, "Khan")).await;
+    };
+    let id = KEPT;
 
     // The listener's connection ends (a restarted server, a dropped route).
     let url = app.database_url().to_owned();
@@ -277,6 +273,25 @@ async fn nothing_is_kept_while_the_listener_is_lost_and_keeping_resumes_when_it_
     assert_keeping(&app, true, async || assert_eq!(family(&app, &staff, id).await, "Khan")).await;
 }
 
+/// The record the tests below keep reads of.
+const KEPT: &str = "patient-amir-khan";
+
+/// A gateway on PostgreSQL once it keeps reads of [`KEPT`], with a staff token; `None` on
+/// SQLite, where the listener and notifications do not exist (the test is then skipped).
+async fn keeping_on_postgres() -> Option<(TestApp, String)> {
+    if !postgres() {
+        eprintln!("TEST_DATABASE_URL not set: the listener is PostgreSQL's");
+        return None;
+    }
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    assert_keeping(&app, true, async || {
+        assert_eq!(family(&app, &staff, KEPT).await, "Khan")
+    })
+    .await;
+    Some((app, staff))
+}
+
 /// A connection of the test's own to the gateway's schema.
 fn pg(url: &str) -> diesel::PgConnection {
     match gp_online_gateway::db::connect(url).unwrap() {
@@ -305,14 +320,10 @@ fn notifiers(conn: &mut diesel::PgConnection, window: Duration) -> Vec<i32> {
 
 #[tokio::test]
 async fn the_gateway_announces_its_own_writes_after_they_commit_and_the_triggers_tell_of_the_rest() {
-    if !postgres() {
-        eprintln!("TEST_DATABASE_URL not set: notifications are PostgreSQL's");
+    let Some((app, staff)) = keeping_on_postgres().await else {
         return;
-    }
-    let app = TestApp::spawn().await;
-    let staff = app.token("staff-emis");
-    let id = "patient-amir-khan";
-    assert_keeping(&app, true, async || assert_eq!(family(&app, &staff, id).await, "Khan")).await;
+    };
+    let id = KEPT;
     let url = app.database_url().to_owned();
     let listening = tokio::task::spawn_blocking(move || {
         use diesel::RunQueryDsl;
