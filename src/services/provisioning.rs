@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use diesel::Connection;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -166,33 +167,18 @@ impl Provisioner {
         if jobs.is_empty() {
             return Ok(false);
         }
-        let results = futures_util::future::join_all(jobs.into_iter().map(|job| self.process(worker, job))).await;
-        for r in results {
-            r?;
-        }
+        let results = futures_util::future::join_all(jobs.into_iter().map(|job| self.attempt(job))).await;
+        self.record(worker, results).await?;
         Ok(true)
     }
 
+    /// Calls the supplier for one job and decides what its outcome means for the job.
     #[tracing::instrument(skip_all, fields(job_id = %job.id, kind = job.kind.as_str(), attempt = job.attempts))]
-    async fn process(&self, worker: &str, job: OutboxJob) -> Result<(), DbError> {
-        let result = self.call_supplier(&job).await;
-        let now = db::now();
-        let worker = worker.to_owned();
-        let secrets = self.secrets.clone();
-        match result {
+    async fn attempt(&self, job: OutboxJob) -> Attempt {
+        let result = match self.call_supplier(&job).await {
             Ok(outcome) => {
                 tracing::info!("provisioning job completed");
-                db::run(&self.pool, move |c| {
-                    db::write_transaction(c, |c| {
-                        if !db::outbox::finish(c, &job.id, &worker, JobStatus::Completed, now, None, now)? {
-                            // The lease ran out and another worker owns the job now; it will
-                            // redo the call with the same idempotency key and record it.
-                            return Ok(());
-                        }
-                        apply_success(c, &job, outcome, &secrets)
-                    })
-                })
-                .await
+                Ok(outcome)
             }
             Err(e) => {
                 // The supplier's or a library's own words go to the log only; the Task and the
@@ -210,10 +196,10 @@ impl Provisioner {
                     );
                     (
                         JobStatus::Queued,
-                        now + chrono::Duration::milliseconds(i64::try_from(delay).unwrap_or(i64::MAX / 2)),
+                        db::now() + chrono::Duration::milliseconds(i64::try_from(delay).unwrap_or(i64::MAX / 2)),
                     )
                 } else {
-                    (JobStatus::Failed, now)
+                    (JobStatus::Failed, db::now())
                 };
                 let message = if e.is_retryable() && !retry {
                     format!("dead-lettered after {} attempts; last error {message}", job.attempts)
@@ -221,17 +207,52 @@ impl Provisioner {
                     message
                 };
                 tracing::warn!(code = e.code(), retry, "provisioning attempt failed");
-                db::run(&self.pool, move |c| {
-                    db::write_transaction(c, |c| {
-                        if !db::outbox::finish(c, &job.id, &worker, status, next, Some(&message), now)? {
-                            return Ok(());
-                        }
-                        record_failure(c, &job, &e, &message, status == JobStatus::Failed)
-                    })
+                Err(Failure {
+                    error: e,
+                    message,
+                    status,
+                    next,
                 })
-                .await
+            }
+        };
+        Attempt { job, result }
+    }
+
+    /// Records a batch's outcomes in one transaction, each job in a savepoint of its own, so
+    /// that a batch costs one commit rather than one per job. If that transaction cannot
+    /// commit (a deadlock with a request, a lost connection), each outcome is recorded in a
+    /// transaction of its own, so that one job's trouble does not leave the others to wait for
+    /// their leases to lapse.
+    async fn record(&self, worker: &str, attempts: Vec<Attempt>) -> Result<(), DbError> {
+        let attempts = Arc::new(attempts);
+        let (owner, secrets, all) = (worker.to_owned(), self.secrets.clone(), attempts.clone());
+        let together = db::run(&self.pool, move |c| {
+            db::write_transaction(c, |c| {
+                for a in all.iter() {
+                    if let Err(e) = c.transaction(|c| a.record(c, &owner, &secrets)) {
+                        tracing::warn!(job_id = %a.job.id, error = %e, "could not record a provisioning outcome");
+                    }
+                }
+                Ok::<_, DbError>(())
+            })
+        })
+        .await;
+        let Err(e) = together else {
+            return Ok(());
+        };
+        tracing::warn!(error = %e, "a batch of provisioning outcomes could not be recorded together; recording each alone");
+        let mut first = None;
+        for i in 0..attempts.len() {
+            let (owner, secrets, all) = (worker.to_owned(), self.secrets.clone(), attempts.clone());
+            let alone = db::run(&self.pool, move |c| {
+                db::write_transaction(c, |c| all[i].record(c, &owner, &secrets))
+            })
+            .await;
+            if let Err(e) = alone {
+                first.get_or_insert(e);
             }
         }
+        first.map_or(Ok(()), Err)
     }
 
     async fn call_supplier(&self, job: &OutboxJob) -> Result<Outcome, SupplierError> {
@@ -347,15 +368,52 @@ impl Provisioner {
     }
 }
 
+/// A job with what its supplier call came to.
+struct Attempt {
+    job: OutboxJob,
+    result: Result<Outcome, Failure>,
+}
+
+/// A failed supplier call and what it means for the job: tried again later, or not.
+struct Failure {
+    error: SupplierError,
+    message: String,
+    status: JobStatus,
+    next: chrono::NaiveDateTime,
+}
+
+impl Attempt {
+    /// Finishes the job as this worker's and applies its outcome. A job whose lease ran out
+    /// belongs to another worker now, which redoes the call with the same idempotency key and
+    /// records that.
+    fn record(&self, c: &mut db::DbConnection, worker: &str, secrets: &SecretBox) -> Result<(), DbError> {
+        let now = db::now();
+        let job = &self.job;
+        match &self.result {
+            Ok(outcome) => {
+                if db::outbox::finish(c, &job.id, worker, JobStatus::Completed, now, None, now)? {
+                    apply_success(c, job, outcome, secrets)?;
+                }
+            }
+            Err(f) => {
+                if db::outbox::finish(c, &job.id, worker, f.status, f.next, Some(&f.message), now)? {
+                    record_failure(c, job, &f.error, &f.message, f.status == JobStatus::Failed)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn apply_success(
     c: &mut db::DbConnection,
     job: &OutboxJob,
-    outcome: Outcome,
+    outcome: &Outcome,
     secrets: &SecretBox,
 ) -> Result<(), DbError> {
     if let Some(role_id) = &job.role_id {
         return match outcome {
-            Outcome::Linked(link) => db::proxy_roles::set_supplier_ref(c, role_id, Some(&link)),
+            Outcome::Linked(link) => db::proxy_roles::set_supplier_ref(c, role_id, Some(link)),
             _ if job.kind == JobKind::RevokeProxy => db::proxy_roles::set_supplier_ref(c, role_id, None),
             _ => Ok(()),
         };
@@ -364,7 +422,7 @@ fn apply_success(
         return Ok(());
     };
     let now = db::now();
-    let sealed = match &outcome {
+    let sealed = match outcome {
         Outcome::Credentials(creds) => Some(secrets.seal(&creds.linkage_key, account_id)),
         _ => None,
     };
@@ -372,7 +430,7 @@ fn apply_success(
         Ok(JobPayload::SetAccess { grant, .. }) => grant,
         _ => None,
     };
-    change_account(c, account_id, |account| match (job.kind, &outcome) {
+    change_account(c, account_id, |account| match (job.kind, outcome) {
         (JobKind::CreateAccount | JobKind::ResetLinkageKey, Outcome::Credentials(creds)) => {
             account.credentials_issued(
                 IssuedCredentials {

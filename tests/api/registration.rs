@@ -751,6 +751,101 @@ async fn an_outage_during_a_burst_loses_nothing_and_creates_nothing_twice() {
     }
 }
 
+/// Runs SQL on the test's database beside the gateway.
+async fn execute(app: &TestApp, sql: String) {
+    let url = app.database_url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
+    let app = TestApp::spawn_with(|s| {
+        fast_retries(s);
+        s.suppliers.timeout_seconds = 1;
+        s.suppliers.lease_seconds = 4;
+    })
+    .await;
+    let token = app.token("staff-emis");
+    let patients = create_patients(&app, &token, "A81001", 3, "Batch").await;
+    // The database refuses the supplier's answer for the middle patient only.
+    let when = format!(
+        "NEW.patient_id = '{}' AND NEW.supplier_account_id IS NOT NULL",
+        patients[1]
+    );
+    if app.database_url().starts_with("sqlite://") {
+        execute(
+            &app,
+            format!(
+                "CREATE TRIGGER refuse_outcome BEFORE UPDATE ON online_accounts WHEN {when} \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            ),
+        )
+        .await;
+    } else {
+        execute(
+            &app,
+            "CREATE FUNCTION refuse_outcome() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+                .to_owned(),
+        )
+        .await;
+        execute(
+            &app,
+            format!(
+                "CREATE TRIGGER refuse_outcome BEFORE UPDATE ON online_accounts FOR EACH ROW \
+                 WHEN ({when}) EXECUTE FUNCTION refuse_outcome()"
+            ),
+        )
+        .await;
+    }
+    // With the supplier down the three jobs wait together, and are claimed together when it
+    // comes back.
+    set_faults(&app, "emis", json!({"down": true})).await;
+    let mut tasks = Vec::new();
+    for p in &patients {
+        let (status, accepted) = register(&app, &token, p, &registration("nhs-login-p9", None, "summary", None)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        tasks.push(task_id(&accepted));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    set_faults(&app, "emis", json!({"down": false})).await;
+    for t in [&tasks[0], &tasks[2]] {
+        wait_for_task(&app, &token, t, "completed", Duration::from_secs(10)).await;
+    }
+    // Past the longest back-off: the held job has been tried and its outcome refused.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, _, held) = app.get(&format!("/Task/{}", tasks[1]), &token).await;
+    assert_eq!(held["status"], "in-progress", "{held}");
+    let (_, _, account) = app
+        .get(&format!("/Patient/{}/$online-account", patients[1]), &token)
+        .await;
+    assert_eq!(account_part(&account, "status")["valueCode"], "pending", "{account}");
+
+    // Once the database takes it, the held job is done again when its lease runs out, with
+    // the same idempotency key: the supplier creates nothing twice.
+    let drop = if app.database_url().starts_with("sqlite://") {
+        "DROP TRIGGER refuse_outcome"
+    } else {
+        "DROP TRIGGER refuse_outcome ON online_accounts"
+    };
+    execute(&app, drop.to_owned()).await;
+    wait_for_task(&app, &token, &tasks[1], "completed", Duration::from_secs(15)).await;
+    for p in &patients {
+        let (_, _, account) = app.get(&format!("/Patient/{p}/$online-account"), &token).await;
+        assert_eq!(account_part(&account, "status")["valueCode"], "active", "{account}");
+    }
+    for nhs in &BURST_NUMBERS[..patients.len()] {
+        sim_account(&app, "emis", nhs).await;
+    }
+    assert_no_duplicate_creations(app.simulator("emis")).await;
+}
+
 #[tokio::test]
 async fn jobs_dead_letter_after_the_limit_and_can_be_retried() {
     let app = TestApp::spawn_with(|s| {
