@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use diesel::Connection;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -218,28 +217,24 @@ impl Provisioner {
         Attempt { job, result }
     }
 
-    /// Records a batch's outcomes in one transaction, each job in a savepoint of its own, so
-    /// that a batch costs one commit rather than one per job. If that transaction cannot
-    /// commit (a deadlock with a request, a lost connection), each outcome is recorded in a
-    /// transaction of its own, so that one job's trouble does not leave the others to wait for
-    /// their leases to lapse.
+    /// Records a batch's outcomes in one transaction, so that a batch costs one commit rather
+    /// than one per job. If that transaction fails (an outcome the database refuses, a deadlock
+    /// with a request, a lost connection), each outcome is recorded in a transaction of its
+    /// own, so that one job's trouble holds back only that job: it stays claimed until its
+    /// lease runs out and is then done again.
     async fn record(&self, worker: &str, attempts: Vec<Attempt>) -> Result<(), DbError> {
         let attempts = Arc::new(attempts);
         let (owner, secrets, all) = (worker.to_owned(), self.secrets.clone(), attempts.clone());
         let together = db::run(&self.pool, move |c| {
-            db::write_transaction(c, |c| {
-                for a in all.iter() {
-                    if let Err(e) = c.transaction(|c| a.record(c, &owner, &secrets)) {
-                        tracing::warn!(job_id = %a.job.id, error = %e, "could not record a provisioning outcome");
-                    }
-                }
-                Ok::<_, DbError>(())
-            })
+            db::write_transaction(c, |c| all.iter().try_for_each(|a| a.record(c, &owner, &secrets)))
         })
         .await;
         let Err(e) = together else {
             return Ok(());
         };
+        if attempts.len() == 1 {
+            return Err(e);
+        }
         tracing::warn!(error = %e, "a batch of provisioning outcomes could not be recorded together; recording each alone");
         let mut first = None;
         for i in 0..attempts.len() {
@@ -249,6 +244,7 @@ impl Provisioner {
             })
             .await;
             if let Err(e) = alone {
+                tracing::warn!(job_id = %attempts[i].job.id, error = %e, "could not record a provisioning outcome");
                 first.get_or_insert(e);
             }
         }
