@@ -687,6 +687,9 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
     let (peak, now_rss) = peak_rss_mib(pid);
 
     // Registration through the outbox to the simulator.
+    // One connection for all the polls below: a new one every poll would be a new server
+    // process, on the cores being measured.
+    let mut poll = gp_online_gateway::db::connect(url).expect("connect");
     let started = Instant::now();
     let mut posts = vec![];
     let body = json!({"resourceType": "Parameters", "parameter": [
@@ -723,8 +726,8 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
         "{registrations} registrations answered in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let count_active = || {
-        let mut c = gp_online_gateway::db::connect(url).expect("connect");
+    let mut count_active = || {
+        let c = &mut poll;
         #[derive(diesel::QueryableByName)]
         struct N {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -734,7 +737,7 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
             "SELECT count(*) AS n FROM online_accounts WHERE practice_id = '{PRACTICE_ID}' AND status = 'active' \
              AND supplier_account_id IS NOT NULL"
         ))
-        .get_result::<N>(&mut c)
+        .get_result::<N>(c)
         .map(|r| r.n)
         .unwrap_or(0)
     };
