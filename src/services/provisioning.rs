@@ -166,8 +166,21 @@ impl Provisioner {
         if jobs.is_empty() {
             return Ok(false);
         }
-        let results = futures_util::future::join_all(jobs.into_iter().map(|job| self.attempt(job))).await;
-        self.record(worker, results).await?;
+        // Each supplier's jobs are recorded when that supplier has answered them all: one that
+        // is slow or timing out does not hold back the other's outcomes.
+        let mut by_supplier: Vec<Vec<OutboxJob>> = Vec::new();
+        for job in jobs {
+            match by_supplier.iter_mut().find(|g| g[0].supplier == job.supplier) {
+                Some(group) => group.push(job),
+                None => by_supplier.push(vec![job]),
+            }
+        }
+        let recorded = futures_util::future::join_all(by_supplier.into_iter().map(|group| async move {
+            let results = futures_util::future::join_all(group.into_iter().map(|job| self.attempt(job))).await;
+            self.record(worker, results).await
+        }))
+        .await;
+        recorded.into_iter().collect::<Result<Vec<()>, DbError>>()?;
         Ok(true)
     }
 

@@ -847,6 +847,35 @@ async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
 }
 
 #[tokio::test]
+async fn a_slow_supplier_does_not_hold_back_the_other_suppliers_outcomes() {
+    let app = TestApp::spawn_with(|s| {
+        fast_retries(s);
+        s.suppliers.workers = 1;
+    })
+    .await;
+    let (emis, tpp) = (app.token("staff-emis"), app.token("staff-tpp"));
+    let body = registration("vouching", Some("slow@example.org"), "summary", None);
+    let (_, _, created) = app
+        .post_fhir("/Patient", &tpp, &new_patient(BURST_NUMBERS[1], "Slow", "B82005"))
+        .await;
+    let slow = created["id"].as_str().expect("created").to_owned();
+    let fast = create_patients(&app, &emis, "A81001", 1, "Fast").await.remove(0);
+    set_faults(&app, "tpp", json!({"latency_ms": 1500})).await;
+    // The one worker is busy with a TPP-like call while the next two jobs are queued, so it
+    // claims those two together.
+    let (status, first) = register(&app, &tpp, "patient-tom-brown", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, slow_task) = register(&app, &tpp, &slow, &body).await;
+    let (_, fast_task) = register(&app, &emis, &fast, &body).await;
+    wait_for_task(&app, &emis, &task_id(&fast_task), "completed", Duration::from_secs(10)).await;
+    let (_, _, waiting) = app.get(&format!("/Task/{}", task_id(&slow_task)), &tpp).await;
+    assert_eq!(waiting["status"], "in-progress", "{waiting}");
+    wait_for_task(&app, &tpp, &task_id(&slow_task), "completed", Duration::from_secs(10)).await;
+    wait_for_task(&app, &tpp, &task_id(&first), "completed", Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
 async fn jobs_dead_letter_after_the_limit_and_can_be_retried() {
     let app = TestApp::spawn_with(|s| {
         fast_retries(s);
