@@ -312,6 +312,19 @@ pub async fn assert_trail_verifies(app: &TestApp) {
     );
 }
 
+/// Runs a statement on the test's database beside the gateway, as someone with access to the
+/// database would.
+pub async fn execute_sql(app: &TestApp, sql: String) {
+    let url = app.database_url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
 /// How many audit events match this SQL condition.
 pub async fn audit_rows(app: &TestApp, filter: &'static str) -> i64 {
     let url = app.database_url().to_owned();

@@ -506,20 +506,15 @@ async fn verify_linkage_reports_disabled_accounts_expired_keys_and_closed_practi
     wait_for_task(&app, &staff, &task, "completed", Duration::from_secs(10)).await;
 
     // Expired: the letter was printed more than 14 days ago.
-    let url = app.database_url().to_owned();
-    tokio::task::spawn_blocking(move || {
-        use diesel::RunQueryDsl;
-        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
-        let past = chrono::Utc::now().naive_utc() - chrono::Duration::days(1);
-        diesel::sql_query(
-            "UPDATE online_accounts SET letter_expires_at = $1 WHERE patient_id = 'patient-lucy-evans'"
-                .replace("$1", &format!("'{}'", past.format("%Y-%m-%d %H:%M:%S"))),
-        )
-        .execute(&mut conn)
-        .unwrap();
-    })
-    .await
-    .unwrap();
+    let past = chrono::Utc::now().naive_utc() - chrono::Duration::days(1);
+    execute_sql(
+        &app,
+        format!(
+            "UPDATE online_accounts SET letter_expires_at = '{}' WHERE patient_id = 'patient-lucy-evans'",
+            past.format("%Y-%m-%d %H:%M:%S")
+        ),
+    )
+    .await;
     let (status, _, outcome) = app.post_fhir("/$verify-linkage", &idp, &good).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(outcome_code(&outcome), "LINKAGE_KEY_EXPIRED");
@@ -612,16 +607,11 @@ async fn the_audit_trail_is_searchable_by_date_and_detects_tampering() {
     assert!(part(&verified, "events")["valueInteger"].as_i64().unwrap() >= 4);
 
     // Someone edits a row directly in the database.
-    let url = app.database_url().to_owned();
-    tokio::task::spawn_blocking(move || {
-        use diesel::RunQueryDsl;
-        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
-        diesel::sql_query("UPDATE audit_events SET reason = 'nothing to see here' WHERE seq = 2")
-            .execute(&mut conn)
-            .unwrap();
-    })
-    .await
-    .unwrap();
+    execute_sql(
+        &app,
+        "UPDATE audit_events SET reason = 'nothing to see here' WHERE seq = 2".to_owned(),
+    )
+    .await;
     let (_, _, verified) = app.get("/AuditEvent/$verify", &staff).await;
     assert_eq!(part(&verified, "valid")["valueBoolean"], false);
     let broken = part(&verified, "firstBroken");

@@ -751,18 +751,6 @@ async fn an_outage_during_a_burst_loses_nothing_and_creates_nothing_twice() {
     }
 }
 
-/// Runs SQL on the test's database beside the gateway.
-async fn execute(app: &TestApp, sql: String) {
-    let url = app.database_url().to_owned();
-    tokio::task::spawn_blocking(move || {
-        use diesel::RunQueryDsl;
-        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
-        diesel::sql_query(sql).execute(&mut conn).unwrap();
-    })
-    .await
-    .unwrap();
-}
-
 #[tokio::test]
 async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
     let app = TestApp::spawn_with(|s| {
@@ -779,7 +767,7 @@ async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
         patients[1]
     );
     if app.database_url().starts_with("sqlite://") {
-        execute(
+        execute_sql(
             &app,
             format!(
                 "CREATE TRIGGER refuse_outcome BEFORE UPDATE ON online_accounts WHEN {when} \
@@ -788,14 +776,14 @@ async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
         )
         .await;
     } else {
-        execute(
+        execute_sql(
             &app,
             "CREATE FUNCTION refuse_outcome() RETURNS trigger LANGUAGE plpgsql AS \
              $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
                 .to_owned(),
         )
         .await;
-        execute(
+        execute_sql(
             &app,
             format!(
                 "CREATE TRIGGER refuse_outcome BEFORE UPDATE ON online_accounts FOR EACH ROW \
@@ -834,7 +822,7 @@ async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
     } else {
         "DROP TRIGGER refuse_outcome ON online_accounts"
     };
-    execute(&app, drop.to_owned()).await;
+    execute_sql(&app, drop.to_owned()).await;
     wait_for_task(&app, &token, &tasks[1], "completed", Duration::from_secs(15)).await;
     for p in &patients {
         let (_, _, account) = app.get(&format!("/Patient/{p}/$online-account"), &token).await;
