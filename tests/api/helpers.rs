@@ -184,6 +184,12 @@ impl TestApp {
         &self.database_url
     }
 
+    /// Whether this gateway's database is SQLite (else PostgreSQL), for tests that write SQL
+    /// of their own.
+    pub fn on_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite://")
+    }
+
     pub fn simulator(&self, flavour: &str) -> &str {
         &self
             .simulators

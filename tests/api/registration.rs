@@ -766,7 +766,7 @@ async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
         "NEW.patient_id = '{}' AND NEW.supplier_account_id IS NOT NULL",
         patients[1]
     );
-    if app.database_url().starts_with("sqlite://") {
+    if app.on_sqlite() {
         execute_sql(
             &app,
             format!(
@@ -817,7 +817,7 @@ async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
 
     // Once the database takes it, the held job is done again when its lease runs out, with
     // the same idempotency key: the supplier creates nothing twice.
-    let drop = if app.database_url().starts_with("sqlite://") {
+    let drop = if app.on_sqlite() {
         "DROP TRIGGER refuse_outcome"
     } else {
         "DROP TRIGGER refuse_outcome ON online_accounts"

@@ -143,7 +143,7 @@ async fn a_write_abandoned_by_a_dead_instance_can_be_retried_within_seconds() {
         h.update(body);
         let fingerprint = format!("{:x}", h.finalize());
         let mut c = gp_online_gateway::db::connect(app.database_url()).unwrap();
-        if app.database_url().starts_with("sqlite") {
+        if app.on_sqlite() {
             // The gateway writes at the same time: wait for its lock rather than fail.
             diesel::sql_query("PRAGMA busy_timeout = 5000").execute(&mut c).unwrap();
         }
