@@ -92,8 +92,12 @@ pub struct DatabaseSettings {
 pub struct HttpSettings {
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
-    /// Requests per minute allowed per caller (token subject, or client address before auth).
+    /// Requests per minute allowed per client address.
     pub rate_limit_per_minute: u32,
+    /// Load balancers and reverse proxies in front of the gateway (addresses or CIDR ranges):
+    /// from these the client's address is read from `X-Forwarded-For`. Empty: the peer is the
+    /// client.
+    pub trusted_proxies: Vec<String>,
     /// Origins allowed for CORS. Empty means CORS is off.
     pub cors_allowed_origins: Vec<String>,
     /// How long a completed write is remembered for `X-Request-ID` replay.
@@ -247,6 +251,7 @@ impl Default for Settings {
             http: HttpSettings {
                 body_limit_bytes: 64 * 1024,
                 rate_limit_per_minute: 1200,
+                trusted_proxies: vec![],
                 cors_allowed_origins: vec![],
                 idempotency_ttl_hours: 24,
                 workers: 2,
@@ -482,6 +487,9 @@ impl Settings {
         }
         if self.http.rate_limit_per_minute == 0 {
             problems.push("http.rate_limit_per_minute must be at least 1".to_owned());
+        }
+        if let Err(e) = crate::ratelimit::forwarded::TrustedProxies::parse(&self.http.trusted_proxies) {
+            problems.push(format!("http.trusted_proxies: {e}"));
         }
         if !(1..=64).contains(&self.http.workers) {
             problems.push("http.workers must be between 1 and 64".to_owned());

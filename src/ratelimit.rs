@@ -1,5 +1,7 @@
 //! Per-client request budgets.
 
+pub mod forwarded;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};

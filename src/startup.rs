@@ -142,6 +142,8 @@ impl Application {
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
         let state = web::Data::new(AppState {
             rate_limiter: crate::ratelimit::RateLimiter::new(settings.http.rate_limit_per_minute),
+            trusted_proxies: crate::ratelimit::forwarded::TrustedProxies::parse(&settings.http.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("http.trusted_proxies: {e}"))?,
             core: Core {
                 policy: settings.policy(),
                 settings: settings.clone(),

@@ -1,6 +1,7 @@
 use crate::identity::TokenVerifier;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::ratelimit::forwarded::TrustedProxies;
 use crate::services::Core;
 
 /// Everything a request handler needs, built once in `Application::build` and shared through
@@ -13,4 +14,6 @@ pub struct AppState {
     pub base_url: String,
     pub metrics: Metrics,
     pub rate_limiter: RateLimiter,
+    /// Whose `X-Forwarded-For` names the client the rate limit counts.
+    pub trusted_proxies: TrustedProxies,
 }

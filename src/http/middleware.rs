@@ -83,10 +83,13 @@ pub async fn request_context(
     let method = req.method().clone();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let exempt = req.path().starts_with("/health/") || req.path() == "/metrics";
-    let peer = req.peer_addr().map(|a| a.ip());
+    // The rate limit's client: the peer, or the client a trusted proxy forwards for.
+    let client = (state.as_ref())
+        .zip(req.peer_addr())
+        .map(|(s, peer)| s.trusted_proxies.client(peer.ip(), req.headers()));
 
     let span = tracing::info_span!("request", request_id = %request_id, correlation_id = %correlation_id);
-    let mut response = match (&state, peer) {
+    let mut response = match (&state, client) {
         (Some(state), Some(ip)) if !exempt && !state.rate_limiter.allow(ip) => error_response(
             req,
             ApiError {

@@ -11,7 +11,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("crypto", &[]),
     ("metrics", &[]),
     ("ratelimit", &[]),
-    ("config", &["domain", "crypto"]),
+    ("config", &["domain", "crypto", "ratelimit"]),
     ("telemetry", &["config"]),
     ("fhir", &["domain"]),
     ("letter", &["domain"]),

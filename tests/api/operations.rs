@@ -189,6 +189,61 @@ async fn rate_limit_answers_429_with_retry_after() {
     );
 }
 
+/// Sends `n` requests as if forwarded for `client`; the statuses in order.
+async fn statuses_forwarded_for(app: &TestApp, client: &str, n: usize) -> Vec<StatusCode> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let r = app
+            .client
+            .get(app.url("/metadata"))
+            .header("X-Forwarded-For", client)
+            .send()
+            .await
+            .unwrap();
+        out.push(r.status());
+    }
+    out
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let app = TestApp::spawn_with(|s| {
+        s.http.rate_limit_per_minute = 3;
+        s.http.trusted_proxies = vec!["127.0.0.0/8".into(), "::1".into()];
+    })
+    .await;
+    let first = statuses_forwarded_for(&app, "198.51.100.1", 5).await;
+    assert_eq!(&first[..3], &[StatusCode::OK; 3], "{first:?}");
+    assert_eq!(first[4], StatusCode::TOO_MANY_REQUESTS, "{first:?}");
+    // Another client behind the same proxy is not held back by the first.
+    let second = statuses_forwarded_for(&app, "198.51.100.2", 1).await;
+    assert_eq!(second, [StatusCode::OK]);
+    // A client cannot escape its budget by writing its own entry first: the proxy appends.
+    let spoofed = statuses_forwarded_for(&app, "203.0.113.50, 198.51.100.1", 1).await;
+    assert_eq!(spoofed, [StatusCode::TOO_MANY_REQUESTS]);
+}
+
+#[tokio::test]
+async fn an_untrusted_peer_cannot_choose_its_budget_by_header() {
+    let app = TestApp::spawn_with(|s| s.http.rate_limit_per_minute = 3).await;
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        statuses.extend(statuses_forwarded_for(&app, &format!("198.51.100.{n}"), 1).await);
+    }
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_that_is_not_an_address_is_refused_at_start() {
+    let (mut settings, _db, _data) = test_settings();
+    settings.http.trusted_proxies = vec!["10.0.0.0/8".into(), "the-load-balancer".into()];
+    let err = gp_online_gateway::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("the-load-balancer"), "{err:#}");
+}
+
 #[tokio::test]
 async fn production_refuses_the_dev_profile() {
     let (mut settings, _db, _data) = test_settings();
