@@ -2,11 +2,6 @@
 //! thread's cryptographically secure generator, seeded from the operating system: `uuid`'s own
 //! generators ask the kernel for every identifier, a system call per request.
 
-/// A random (version 4) UUID.
-pub fn random() -> uuid::Uuid {
-    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
-}
-
 /// A time-ordered (version 7) UUID for something made at `at`: its milliseconds since the
 /// epoch, then random bits.
 pub fn time_ordered(at: chrono::NaiveDateTime) -> uuid::Uuid {
@@ -20,10 +15,6 @@ mod tests {
 
     #[test]
     fn identifiers_have_their_version_and_differ() {
-        let (a, b) = (random(), random());
-        assert_eq!(a.get_version_num(), 4);
-        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
-        assert_ne!(a, b);
         let at = chrono::DateTime::from_timestamp_millis(1_796_198_400_123)
             .unwrap()
             .naive_utc();

@@ -61,7 +61,9 @@ pub async fn request_context(
                 return Ok(error_response(req, ApiError::invalid("X-Request-ID must be a UUID")));
             }
         },
-        None => crate::domain::ids::random().to_string(),
+        // Time-ordered, so that the trail's index of request ids grows at its right edge (as
+        // its index of event ids does) instead of on a random page of it.
+        None => crate::domain::ids::time_ordered(chrono::Utc::now().naive_utc()).to_string(),
     };
     let correlation_id = match correlation {
         Some(c) if c.len() <= 128 && c.bytes().all(|b| b.is_ascii_graphic()) => c,

@@ -113,7 +113,12 @@ async fn ids_are_mirrored_generated_and_validated() {
         .unwrap();
     assert_eq!(response.headers()["x-correlation-id"], "practice-batch-42");
     let generated = response.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert!(uuid::Uuid::parse_str(&generated).is_ok());
+    let generated = uuid::Uuid::parse_str(&generated).expect("a UUID");
+    // Time-ordered (version 7), made just now: the trail's index of request ids grows at its end.
+    assert_eq!(generated.get_version_num(), 7, "{generated}");
+    let (secs, _) = generated.get_timestamp().expect("a v7 id carries its time").to_unix();
+    let now = chrono::Utc::now().timestamp().unsigned_abs();
+    assert!(secs.abs_diff(now) < 60, "{secs} is not about now ({now})");
 
     let (status, _, outcome) = send(
         app.client
