@@ -85,6 +85,10 @@ pub struct DatabaseSettings {
     pub read_cache_entries: usize,
     /// The longest a kept answer is given out, whatever is heard of writes; 0 keeps none.
     pub read_cache_seconds: u64,
+    /// PostgreSQL: each session of the gateway's asks the operating system to write out its
+    /// writes every so many kB (`backend_flush_after`), so that they do not go out in bursts
+    /// that stall commits; 0 leaves the server's setting.
+    pub backend_flush_after_kb: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,6 +243,7 @@ impl Default for Settings {
                 connect_timeout_seconds: 5,
                 read_cache_entries: 16_384,
                 read_cache_seconds: 5,
+                backend_flush_after_kb: 256,
             },
             auth: AuthSettings {
                 client_id: "gp-online-gateway".into(),
@@ -440,6 +445,9 @@ impl Settings {
         }
         if self.database.read_cache_entries > 1_000_000 {
             problems.push("database.read_cache_entries must be at most 1000000".to_owned());
+        }
+        if self.database.backend_flush_after_kb > 2048 {
+            problems.push("database.backend_flush_after_kb must be at most 2048 (PostgreSQL's limit, 2 MB)".to_owned());
         }
         if self.database.read_cache_seconds > 60 {
             problems.push("database.read_cache_seconds must be at most 60".to_owned());

@@ -74,6 +74,7 @@ impl Application {
             &settings.database.url,
             settings.database.pool_size,
             Duration::from_secs(settings.database.connect_timeout_seconds),
+            settings.database.backend_flush_after_kb,
         )?;
         let production = settings.env == Environment::Production;
         let supplier_settings = settings.suppliers.clone();

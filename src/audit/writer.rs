@@ -612,7 +612,7 @@ mod tests {
     async fn a_batch_whose_commit_went_unanswered_is_not_written_twice() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-        let pool = db::build_pool(&url, 2, Duration::from_secs(5)).unwrap();
+        let pool = db::build_pool(&url, 2, Duration::from_secs(5), 0).unwrap();
         db::run(&pool, |c| db::run_migrations(c).map(|_| ())).await.unwrap();
         let key = Arc::new(ChainKey::from_base64("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=").unwrap());
         let fresh = |id: &str| Chain {

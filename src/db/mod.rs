@@ -226,16 +226,32 @@ fn set_up(conn: &mut DbConnection) -> diesel::QueryResult<()> {
 struct SetUp {
     /// Keep one generic plan per prepared statement (the keyed connections).
     generic_plans: bool,
+    /// PostgreSQL's `backend_flush_after` for the session, in kB; 0 leaves the server's.
+    flush_after_kb: u32,
+}
+
+impl SetUp {
+    /// The PostgreSQL session settings, as one statement (one round trip per new connection).
+    fn postgres_settings(&self) -> String {
+        let mut sql = String::new();
+        if self.generic_plans {
+            sql.push_str("SET plan_cache_mode = force_generic_plan;");
+        }
+        if self.flush_after_kb > 0 {
+            sql.push_str(&format!("SET backend_flush_after = '{}kB';", self.flush_after_kb));
+        }
+        sql
+    }
 }
 
 impl CustomizeConnection<Tracked, diesel::r2d2::Error> for SetUp {
     fn on_acquire(&self, conn: &mut Tracked) -> Result<(), diesel::r2d2::Error> {
         set_up(&mut conn.conn).map_err(diesel::r2d2::Error::QueryError)?;
-        if self.generic_plans
+        let settings = self.postgres_settings();
+        if !settings.is_empty()
             && let DbConnection::Postgres(c) = &mut conn.conn
         {
-            c.batch_execute("SET plan_cache_mode = force_generic_plan")
-                .map_err(diesel::r2d2::Error::QueryError)?;
+            c.batch_execute(&settings).map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
@@ -247,7 +263,12 @@ const KEYED_CONNECTIONS: u32 = 2;
 
 /// Builds the pool. The first connection is made lazily so that a database that is down at
 /// start shows up in `/health/ready` rather than preventing start-up.
-pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbPool, DbError> {
+///
+/// `flush_after_kb` (PostgreSQL, `database.backend_flush_after_kb`): each session asks the
+/// operating system to write out what it has written every so many kB, rather than leave it to
+/// pile up in the page cache and go out in a burst that stalls the commits waiting on their
+/// flush; 0 leaves the server's setting.
+pub fn build_pool(url: &str, size: u32, connect_timeout: Duration, flush_after_kb: u32) -> Result<DbPool, DbError> {
     let is_sqlite = url.starts_with("sqlite://");
     let url = normalise_url(url)?;
     if is_sqlite
@@ -268,7 +289,10 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration) -> Result<DbP
             .max_size(size)
             .min_idle(Some(0))
             .connection_timeout(connect_timeout)
-            .connection_customizer(Box::new(SetUp { generic_plans }))
+            .connection_customizer(Box::new(SetUp {
+                generic_plans,
+                flush_after_kb: if is_sqlite { 0 } else { flush_after_kb },
+            }))
             .build_unchecked(Manager {
                 inner: ConnectionManager::<DbConnection>::new(url.clone()),
             })
@@ -580,7 +604,7 @@ mod tests {
     async fn a_call_waits_for_a_free_connection_at_most_the_pool_wait() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("turns.db").display());
-        let pool = build_pool(&url, 1, Duration::from_millis(200)).unwrap();
+        let pool = build_pool(&url, 1, Duration::from_millis(200), 0).unwrap();
         let busy = {
             let pool = pool.clone();
             tokio::spawn(async move {
@@ -607,7 +631,7 @@ mod tests {
     async fn lock_contention_on_sqlite_does_not_close_the_connection() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("lock.db").display());
-        let pool = build_pool(&url, 1, Duration::from_secs(5)).unwrap();
+        let pool = build_pool(&url, 1, Duration::from_secs(5), 0).unwrap();
         let r: Result<(), DbError> = run(&pool, |_| Err(DbError::Unavailable("database is locked".into()))).await;
         assert!(r.is_err());
         let state = pool.pool.state();
