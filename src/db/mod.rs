@@ -226,7 +226,8 @@ fn set_up(conn: &mut DbConnection) -> diesel::QueryResult<()> {
 struct SetUp {
     /// Keep one generic plan per prepared statement (the keyed connections).
     generic_plans: bool,
-    /// PostgreSQL's `backend_flush_after` for the session, in kB; 0 leaves the server's.
+    /// PostgreSQL's `backend_flush_after` for the session, in kB; 0 leaves the server's. (The
+    /// PostgreSQL settings are not applied to SQLite connections.)
     flush_after_kb: u32,
 }
 
@@ -291,7 +292,7 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration, flush_after_k
             .connection_timeout(connect_timeout)
             .connection_customizer(Box::new(SetUp {
                 generic_plans,
-                flush_after_kb: if is_sqlite { 0 } else { flush_after_kb },
+                flush_after_kb,
             }))
             .build_unchecked(Manager {
                 inner: ConnectionManager::<DbConnection>::new(url.clone()),
