@@ -96,6 +96,7 @@ pub fn capability_statement(base_url: &str, date: &str, routes: &[Route]) -> Val
                 "interaction": interaction,
             });
             if t == "Patient" {
+                resource["conditionalRead"] = json!("not-match");
                 resource["conditionalCreate"] = json!(true);
                 resource["conditionalUpdate"] = json!(has(&base, "put"));
                 resource["conditionalDelete"] = json!("not-supported");

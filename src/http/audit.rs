@@ -91,7 +91,9 @@ pub async fn audit(
 
     let status = response.status();
     let replayed = response.headers().contains_key(REPLAYED);
-    if trail.has_record() && !(status.is_success() || replayed) {
+    // 304: the read was answered, the caller's copy being current.
+    let answered = status.is_success() || status == actix_web::http::StatusCode::NOT_MODIFIED;
+    if trail.has_record() && !(answered || replayed) {
         let code = error_code(&response);
         let outcome = if status.is_server_error() {
             Outcome::Error

@@ -114,6 +114,17 @@ pub fn resource<T: Serialize>(
 ) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
     builder.content_type(FHIR_JSON);
+    describe(&mut builder, version, last_updated);
+    builder.json(body)
+}
+
+/// The headers that describe a resource's representation: its version, when it last changed,
+/// and that it is not to be kept by caches along the way.
+fn describe(
+    builder: &mut actix_web::HttpResponseBuilder,
+    version: Option<i64>,
+    last_updated: Option<chrono::DateTime<chrono::Utc>>,
+) {
     builder.insert_header((header::CACHE_CONTROL, "no-store"));
     if let Some(v) = version {
         builder.insert_header((header::ETAG, format!("W/\"{v}\"")));
@@ -121,7 +132,34 @@ pub fn resource<T: Serialize>(
     if let Some(t) = last_updated {
         builder.insert_header(header::LastModified(std::time::SystemTime::from(t).into()));
     }
-    builder.json(body)
+}
+
+/// Whether `If-None-Match` names the version a read is about to answer with (or is `*`): then
+/// the caller's copy is current and the answer is 304 Not Modified. Tags compare weakly
+/// (`W/"3"` and `"3"` are the same version); a tag that is not one of ours matches nothing.
+pub fn if_none_match(req: &HttpRequest, version: i64) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| {
+            tag == "*"
+                || tag
+                    .strip_prefix("W/")
+                    .unwrap_or(tag)
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .is_some_and(|v| v.parse::<i64>() == Ok(version))
+        })
+}
+
+/// 304 Not Modified for a read whose caller holds the current version: no body, and the
+/// headers the 200 would have carried that describe it (RFC 9110, section 15.4.5).
+pub fn not_modified(version: i64, last_updated: Option<chrono::DateTime<chrono::Utc>>) -> HttpResponse {
+    let mut builder = HttpResponse::NotModified();
+    describe(&mut builder, Some(version), last_updated);
+    builder.finish()
 }
 
 /// Reads `If-Match: W/"n"` (or `"n"`). A header that is present but malformed is a 400.

@@ -1,7 +1,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 
-use super::body::{Paging, RawBody, if_match, resource, resource_id};
+use super::body::{Paging, RawBody, if_match, if_none_match, not_modified, resource, resource_id};
 use super::error::{ApiError, ErrorCode};
 use super::search::{parse_query, searchset};
 use crate::domain::PatientIdentifierSystem;
@@ -187,9 +187,14 @@ fn elements(resource: serde_json::Value, keep: Option<&str>) -> serde_json::Valu
 /// Read a patient record.
 #[utoipa::path(
     tag = "Patient",
-    params(("id" = String, Path, description = "Logical id of the patient record")),
+    params(
+        ("id" = String, Path, description = "Logical id of the patient record"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag last read, e.g. W/\"1\": 304 if it is still current"),
+    ),
     responses(
         (status = 200, description = "The patient", body = Patient, content_type = "application/fhir+json",
+            headers(("ETag" = String, description = "W/\"version\""))),
+        (status = 304, description = "If-None-Match names the current version: the caller's copy is current",
             headers(("ETag" = String, description = "W/\"version\""))),
         (status = 401, description = "No valid bearer token", body = OperationOutcome),
         (status = 403, description = "Not allowed to see this record", body = OperationOutcome),
@@ -203,10 +208,15 @@ pub async fn read_patient(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = resource_id(&id)?;
+    // Decided and audited whether or not the caller's copy is current: a 304 is a read too.
     let permit = access::authorize(&state.core, &caller, Action::ReadPatient, Target::Patient(id)).await?;
     let record = permit.patient()?;
+    if if_none_match(&req, record.version) {
+        return Ok(not_modified(record.version, Some(record.last_updated)));
+    }
     Ok(patient_response(StatusCode::OK, record))
 }
 

@@ -332,8 +332,9 @@ pub async fn execute_sql(app: &TestApp, sql: String) {
 }
 
 /// How many audit events match this SQL condition.
-pub async fn audit_rows(app: &TestApp, filter: &'static str) -> i64 {
+pub async fn audit_rows(app: &TestApp, filter: impl Into<String>) -> i64 {
     let url = app.database_url().to_owned();
+    let filter = filter.into();
     tokio::task::spawn_blocking(move || {
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]

@@ -90,6 +90,69 @@ async fn create_read_update_lifecycle() {
 }
 
 #[tokio::test]
+async fn a_read_naming_the_current_etag_is_not_modified_and_still_audited() {
+    let app = TestApp::spawn().await;
+    let token = app.token("staff-emis");
+    let path = "/Patient/patient-jane-smith";
+    let (status, headers, _) = app.get(path, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let version = etag.trim_start_matches("W/").trim_matches('"').to_owned();
+    let conditional = |tag: String| {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let rb = app
+            .request(Method::GET, path, Some(&token))
+            .header("if-none-match", tag)
+            .header("x-request-id", &request_id);
+        async move { (rb.send().await.unwrap(), request_id) }
+    };
+
+    for tag in [
+        etag.clone(),
+        format!("\"{version}\""),
+        format!("W/\"999\", {etag}"),
+        "*".to_owned(),
+    ] {
+        let (r, request_id) = conditional(tag.clone()).await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "If-None-Match: {tag}");
+        assert_eq!(r.headers()["etag"].to_str().unwrap(), etag);
+        assert!(r.headers().contains_key("last-modified"));
+        assert!(r.bytes().await.unwrap().is_empty());
+        // Decided and audited as a successful read, like the 200 it stands for.
+        let rows = audit_rows(
+            &app,
+            format!("request_id = '{request_id}' AND action = 'read-patient' AND outcome = 'success'"),
+        )
+        .await;
+        assert_eq!(rows, 1, "If-None-Match: {tag}");
+    }
+
+    // Another version, or something that is not an ETag of ours: the record itself.
+    for tag in [
+        "W/\"0\"".to_owned(),
+        "\"not-a-version\"".to_owned(),
+        format!("W/{version}"),
+    ] {
+        let (r, _) = conditional(tag.clone()).await;
+        assert_eq!(r.status(), StatusCode::OK, "If-None-Match: {tag}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["id"], "patient-jane-smith");
+    }
+
+    // The decision comes first: naming the current ETag tells a caller who may not read the
+    // record nothing.
+    let (status, _, _) = send(
+        app.request(Method::GET, path, Some(&app.token("staff-tpp")))
+            .header("if-none-match", etag),
+    )
+    .await;
+    assert!(
+        status.is_client_error() && status != StatusCode::NOT_MODIFIED,
+        "{status}"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_updates_with_the_same_etag_let_exactly_one_win() {
     let app = TestApp::spawn().await;
     let token = app.token("staff-emis");
