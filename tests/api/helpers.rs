@@ -320,8 +320,9 @@ pub async fn assert_trail_verifies(app: &TestApp) {
 
 /// Runs a statement on the test's database beside the gateway, as someone with access to the
 /// database would.
-pub async fn execute_sql(app: &TestApp, sql: String) {
+pub async fn execute_sql(app: &TestApp, sql: impl Into<String>) {
     let url = app.database_url().to_owned();
+    let sql = sql.into();
     tokio::task::spawn_blocking(move || {
         use diesel::RunQueryDsl;
         let mut conn = gp_online_gateway::db::connect(&url).unwrap();

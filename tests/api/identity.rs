@@ -609,7 +609,7 @@ async fn the_audit_trail_is_searchable_by_date_and_detects_tampering() {
     // Someone edits a row directly in the database.
     execute_sql(
         &app,
-        "UPDATE audit_events SET reason = 'nothing to see here' WHERE seq = 2".to_owned(),
+        "UPDATE audit_events SET reason = 'nothing to see here' WHERE seq = 2",
     )
     .await;
     let (_, _, verified) = app.get("/AuditEvent/$verify", &staff).await;

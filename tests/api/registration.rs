@@ -779,8 +779,7 @@ async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
         execute_sql(
             &app,
             "CREATE FUNCTION refuse_outcome() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
-                .to_owned(),
+             $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
         )
         .await;
         execute_sql(
@@ -822,7 +821,7 @@ async fn an_outcome_that_cannot_be_recorded_holds_back_only_its_own_job() {
     } else {
         "DROP TRIGGER refuse_outcome ON online_accounts"
     };
-    execute_sql(&app, drop.to_owned()).await;
+    execute_sql(&app, drop).await;
     wait_for_task(&app, &token, &tasks[1], "completed", Duration::from_secs(15)).await;
     for p in &patients {
         let (_, _, account) = app.get(&format!("/Patient/{p}/$online-account"), &token).await;
