@@ -173,6 +173,8 @@ pub struct IdentitySettings {
     pub linkage_max_failures: u32,
     /// How long failures are counted, and how long a lock lasts.
     pub linkage_lockout_minutes: u64,
+    /// Proxy access requests (`POST /QuestionnaireResponse`) one person may submit in 24 hours.
+    pub access_requests_per_day: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,6 +298,7 @@ impl Default for Settings {
                     .collect(),
                 linkage_max_failures: 5,
                 linkage_lockout_minutes: 15,
+                access_requests_per_day: 10,
             },
             access: AccessSettings {
                 staff_roles: default_staff_roles(),
@@ -603,6 +606,9 @@ impl Settings {
         if self.identity.linkage_max_failures == 0 || self.identity.linkage_lockout_minutes == 0 {
             problems
                 .push("identity.linkage_max_failures and identity.linkage_lockout_minutes must be positive".to_owned());
+        }
+        if self.identity.access_requests_per_day == 0 {
+            problems.push("identity.access_requests_per_day must be positive".to_owned());
         }
         for (role, permissions) in &self.access.staff_roles {
             if role.trim().is_empty() || crate::domain::text::forbidden_character(role).is_some() {

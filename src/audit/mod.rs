@@ -190,7 +190,7 @@ impl AuditLog {
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub patient_id: Option<String>,
-    /// Only events about these practices, or about no practice at all.
+    /// Only events about these practices.
     pub practices: Option<Vec<String>>,
     pub from: Option<NaiveDateTime>,
     pub to: Option<NaiveDateTime>,
@@ -287,11 +287,7 @@ pub fn search(
             query = query.filter(audit_events::patient_id.eq(p.clone()));
         }
         if let Some(practices) = &q.practices {
-            query = query.filter(
-                audit_events::practice
-                    .eq_any(practices.clone())
-                    .or(audit_events::practice.is_null()),
-            );
+            query = query.filter(audit_events::practice.eq_any(practices.clone()));
         }
         if let Some(f) = q.from {
             query = query.filter(audit_events::recorded_at.ge(f));

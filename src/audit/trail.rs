@@ -53,6 +53,16 @@ impl Trail {
         }
     }
 
+    /// Whether a decision already recorded for this request names the patient.
+    pub fn names(&self, patient_id: &str) -> bool {
+        let state = self.state();
+        state
+            .held
+            .iter()
+            .chain(state.committed_allowed.iter())
+            .any(|r| r.patient_id.as_deref() == Some(patient_id))
+    }
+
     /// Whether anything was recorded for this request.
     pub fn has_record(&self) -> bool {
         self.state().recorded

@@ -91,14 +91,12 @@ struct IdRow {
 }
 
 // A job is due when it is queued and its time has come, or when the worker that claimed it has
-// let its lease run out (it crashed or was killed). Jobs of one account (or one proxy role) run
-// in order: a job waits while an earlier job of the same subject is unfinished. (Two NOT EXISTS,
-// not one with an OR, so that each finds earlier jobs through its own index instead of
-// comparing every due job with every unfinished one.)
-const IN_TURN: &str = "NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE e.account_id = j.account_id \
-        AND e.status IN ('queued', 'in-progress') \
-        AND (e.created_at < j.created_at OR (e.created_at = j.created_at AND e.id < j.id))) \
-     AND NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE e.role_id = j.role_id \
+// let its lease run out (it crashed or was killed). A patient's jobs run in the order they were
+// made, whichever account or proxy link they are for: a proxy link raised after the patient's
+// own access was raised reaches the supplier after it, and one lowered before it was lowered,
+// so the supplier never holds a proxy with more than the patient. Job ids are time-ordered, so
+// (created_at, id) is the order they were made even within one microsecond.
+const IN_TURN: &str = "NOT EXISTS (SELECT 1 FROM outbox_jobs e WHERE e.patient_id = j.patient_id \
         AND e.status IN ('queued', 'in-progress') \
         AND (e.created_at < j.created_at OR (e.created_at = j.created_at AND e.id < j.id)))";
 

@@ -9,7 +9,7 @@ pub use crate::domain::proxy::{AccessRequest, ProxyReview};
 use crate::domain::proxy::{
     Assessment, LegalBasis, ProxyGrants, ProxyRole, ReasonRecord, RelationshipCode, RoleStatus, StatusReason,
 };
-use crate::domain::{NhsNumber, OdsCode};
+use crate::domain::{AccessSettings, NhsNumber, OdsCode};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = proxy_roles)]
@@ -37,6 +37,7 @@ pub(super) struct RoleRow {
     version: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    sent_access: Option<String>,
 }
 
 fn corrupt(what: &str) -> DbError {
@@ -64,6 +65,11 @@ impl TryFrom<RoleRow> for ProxyRole {
                 .map_err(|_| corrupt("grantor"))?,
             grants: serde_json::from_str(&r.grants).map_err(|_| corrupt("grants"))?,
             assessment: serde_json::from_str(&r.assessment).map_err(|_| corrupt("assessment"))?,
+            sent_access: r
+                .sent_access
+                .map(|a| serde_json::from_str(&a))
+                .transpose()
+                .map_err(|_| corrupt("sent access"))?,
             id: r.id,
             patient_id: r.patient_id,
             practice_id: r.practice_id,
@@ -107,6 +113,11 @@ fn to_row(r: &ProxyRole) -> Result<RoleRow, DbError> {
         version: r.version,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        sent_access: r
+            .sent_access
+            .as_ref()
+            .map(|a| json(serde_json::to_string::<AccessSettings>(a)))
+            .transpose()?,
     })
 }
 
@@ -144,6 +155,7 @@ pub fn save(conn: &mut DbConnection, r: &mut ProxyRole) -> Result<bool, DbError>
         proxy_roles::grants.eq(row.grants),
         proxy_roles::assessment.eq(row.assessment),
         proxy_roles::reviewed_at.eq(row.reviewed_at),
+        proxy_roles::sent_access.eq(row.sent_access),
         proxy_roles::version.eq(row.version),
         proxy_roles::updated_at.eq(row.updated_at),
     ))
@@ -301,6 +313,35 @@ pub fn find_request(conn: &mut DbConnection, id: &str) -> Result<Option<AccessRe
             submitted_by: r.submitted_by,
             created_at: r.created_at,
         }))
+}
+
+/// How many access requests one person has submitted since `since` (the per-person limit).
+pub fn requests_submitted_since(
+    conn: &mut DbConnection,
+    submitted_by: &str,
+    since: NaiveDateTime,
+) -> Result<i64, DbError> {
+    Ok(access_requests::table
+        .filter(access_requests::submitted_by.eq(submitted_by))
+        .filter(access_requests::created_at.ge(since))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Whether an access request for this proxy and patient was made since `since`.
+pub fn request_for_pair_since(
+    conn: &mut DbConnection,
+    proxy: &NhsNumber,
+    patient: &NhsNumber,
+    since: NaiveDateTime,
+) -> Result<bool, DbError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        access_requests::table
+            .filter(access_requests::proxy_nhs_number.eq(proxy.as_str()))
+            .filter(access_requests::patient_nhs_number.eq(patient.as_str()))
+            .filter(access_requests::created_at.ge(since)),
+    ))
+    .get_result(conn)?)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -32,6 +32,18 @@ pub struct PatientContext {
     pub codes: CodeSet,
 }
 
+impl PatientContext {
+    /// What the entitlements model needs about the patient.
+    pub fn state(&self) -> crate::domain::entitlements::PatientState<'_> {
+        crate::domain::entitlements::PatientState {
+            patient: &self.patient,
+            practice: &self.practice,
+            account: self.account.as_ref(),
+            codes: &self.codes,
+        }
+    }
+}
+
 type Row = (PatientRow, PracticeRow, Option<AccountRow>, Option<String>);
 /// A context row led by the row that found the patient (a role, a binding).
 type LedRow<T> = (T, Row);

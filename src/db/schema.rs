@@ -219,6 +219,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        sent_access -> Nullable<Text>,
     }
 }
 

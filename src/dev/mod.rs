@@ -580,8 +580,14 @@ fn seed_account(
     );
     // The supplier is told the access with the practice's model applied, as for any account.
     let mut account = account;
-    let sent =
-        crate::services::record_access::effective(&practice, &patient, &Default::default(), &account, now.date());
+    let codes = Default::default();
+    let state = crate::domain::entitlements::PatientState {
+        patient: &patient,
+        practice: &practice,
+        account: Some(&account),
+        codes: &codes,
+    };
+    let sent = crate::domain::entitlements::for_supplier(&state, &account, &account.access, now.date());
     account.sent_access = Some(sent.clone());
     db::accounts::insert(conn, &account)?;
     let payload = create_payload(&patient, &practice, &account.email, &sent);

@@ -413,7 +413,7 @@ pub fn seed(conn: &mut DbConnection, suppliers: &SupplierSettings, now: NaiveDat
         role.reviewed_at = (role.status == Active).then_some(now);
         db::proxy_roles::insert(conn, &role)?;
         match role.status {
-            Active => crate::services::proxy::enqueue_link(conn, suppliers, &role, &patient, &practice)?,
+            Active => crate::services::proxy::enqueue_link(conn, suppliers, &mut role, now.date())?,
             Proposed => {
                 db::proxy_roles::insert_review(conn, &ProxyReview::requested(format!("review-{}", s.id), &role, now))?
             }
@@ -476,7 +476,9 @@ fn seed_access_request(conn: &mut DbConnection, now: NaiveDateTime) -> Result<()
             role_id: Some(role.id.clone()),
             body: ACCESS_REQUEST_BODY.to_owned(),
             submitted_by: "patient:9000010055".to_owned(),
-            created_at: now,
+            // Made (and withdrawn) when the example says, long before today: a new request for
+            // the pair is not a repeat.
+            created_at: role.date_time,
         },
     )
 }

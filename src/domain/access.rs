@@ -64,19 +64,13 @@ impl AccessSettings {
     }
 }
 
-/// One patient a person may act for, with what they may do (`$my-access`).
+/// One patient a person may act for, with what is in effect for them (`$my-access`).
 #[derive(Debug, Clone)]
 pub struct PatientAccess {
     pub patient: PatientRecord,
     /// `self`, or the proxy relationship.
     pub relationship: String,
-    /// active | pending | disabled | rejected | none | ended
-    pub status: String,
-    pub reason: Option<String>,
-    /// What is switched on now (all off unless the account is active at the current practice).
-    pub effective: AccessSettings,
-    /// The proxy role the caller acts through, for another patient.
-    pub role_id: Option<String>,
+    pub entitlements: super::entitlements::Entitlements,
     /// A record review (Task id) the practice has still to do before more access is on.
     pub pending_review: Option<String>,
 }

@@ -92,7 +92,8 @@ impl OutboxJob {
         now: chrono::NaiveDateTime,
     ) -> Self {
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered: a patient's jobs run in the order their ids sort (see the outbox).
+            id: uuid::Uuid::now_v7().to_string(),
             kind,
             account_id: match subject {
                 JobSubject::Account(a) => Some(a.to_owned()),

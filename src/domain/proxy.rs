@@ -341,6 +341,9 @@ pub struct ProxyRole {
     pub access_request_id: Option<String>,
     /// The supplier's handle for the proxy link, once linked.
     pub supplier_ref: Option<String>,
+    /// What the supplier was last told the link gives (the grants as in effect), so a change
+    /// in the patient's own access re-sends only the links it changes.
+    pub sent_access: Option<AccessSettings>,
     /// When the role was last used (at most once a day); roles unused for five years end.
     pub last_used_at: Option<NaiveDateTime>,
     /// When staff last confirmed the role (activation or reactivation): a review at the
@@ -378,6 +381,9 @@ pub const CHILD_CONSENT_AGE: u32 = 11;
 pub const ADULT_AGE: u32 = 16;
 /// Roles unused this long end.
 pub const UNUSED_YEARS: u32 = 5;
+/// An access request for the same proxy and patient is a repeat within this many days,
+/// whatever became of the first (which its requester may not know).
+pub const REQUEST_REPEAT_DAYS: i64 = 30;
 
 pub fn age_on(birth: NaiveDate, day: NaiveDate) -> u32 {
     day.years_since(birth).unwrap_or(0)
@@ -472,6 +478,27 @@ pub fn lapse(role: &ProxyRole, birth: NaiveDate, today: NaiveDate, review_age: u
     None
 }
 
+/// Why a role stored as active is not in force today, if it is not: its patient died or moved
+/// to another practice since it was made, or it lapsed (see [`lapse`]).
+pub fn ended_today(
+    role: &ProxyRole,
+    patient: &super::PatientRecord,
+    review_age: u8,
+    today: NaiveDate,
+) -> Option<ReasonRecord> {
+    if role.status != RoleStatus::Active {
+        return None;
+    }
+    let ended = |reason| Some(ReasonRecord { reason, text: None });
+    if patient.deceased_on.is_some() {
+        return ended(StatusReason::DeactivatedPatientDeceased);
+    }
+    if role.practice_id != patient.practice_id {
+        return ended(StatusReason::DeactivatedPatientGpTransferred);
+    }
+    lapse(role, patient.details.birth_date, today, review_age)
+}
+
 /// A role as a caller asks for it to be created (`POST /Consent`).
 #[derive(Debug, Clone)]
 pub struct RoleRequest {
@@ -529,6 +556,8 @@ pub enum Problem {
     InvalidPatient(String),
     /// A practice named by ODS code that the gateway does not serve.
     PracticeNotFound,
+    /// The person has made as many requests as they may for now.
+    Throttled(String),
 }
 
 impl Problem {
@@ -550,6 +579,7 @@ impl Problem {
             Self::AccessRequestNotFound => "QUESTIONNAIRE_RESPONSE_NOT_FOUND",
             Self::InvalidPatient(_) => "INVALID_PATIENT",
             Self::PracticeNotFound => "GP_PRACTICE_NOT_FOUND",
+            Self::Throttled(_) => "THROTTLED",
         }
     }
 
@@ -564,6 +594,7 @@ impl Problem {
             | Self::RuleNotMet(d)
             | Self::BadRequest(d)
             | Self::Forbidden(d)
+            | Self::Throttled(d)
             | Self::InvalidPatient(d) => Some(d),
             _ => None,
         }
@@ -631,6 +662,7 @@ impl ProxyRole {
             assessment: request.assessment.unwrap_or_default(),
             access_request_id: None,
             supplier_ref: None,
+            sent_access: None,
             last_used_at: None,
             reviewed_at: (request.status == RoleStatus::Active).then_some(now),
             version: 1,
@@ -855,6 +887,7 @@ mod tests {
             assessment: Assessment::default(),
             access_request_id: None,
             supplier_ref: None,
+            sent_access: None,
             last_used_at: None,
             reviewed_at: Some(t),
             version: 1,

@@ -9,6 +9,8 @@
 //! - at an opt-in practice, only what staff granted after the patient asked;
 //! - 1290331000000103 means no record access at all; a deceased patient has no access.
 
+use std::borrow::Cow;
+
 use chrono::NaiveDate;
 
 use super::proxy::{age_on, birthday};
@@ -111,27 +113,74 @@ pub fn automatic_from(f: &ModelFacts<'_>, today: NaiveDate) -> Option<NaiveDate>
 
 /// The access in effect: what was granted, with the model and the codes applied.
 pub fn effective(granted: &AccessSettings, f: &ModelFacts<'_>, today: NaiveDate) -> AccessSettings {
+    effective_with_reasons(granted, f, today).0
+}
+
+/// [`effective`], with why each part of the record access is what it is.
+pub fn effective_with_reasons(
+    granted: &AccessSettings,
+    f: &ModelFacts<'_>,
+    today: NaiveDate,
+) -> (AccessSettings, Vec<Cow<'static, str>>) {
     if f.deceased {
-        return AccessSettings::none();
+        return (AccessSettings::none(), vec!["the patient has died".into()]);
     }
     let mut access = granted.clone();
+    let mut why: Vec<Cow<'static, str>> = vec![format!("granted record access: {}", describe(granted)).into()];
     if f.codes.has(AccessCode::Declined) {
         access.record_level = RecordAccessLevel::None;
         access.record_from = None;
-        return access;
+        why.push(
+            format!(
+                "{} ({}) is on the record: no record access",
+                AccessCode::Declined.code(),
+                AccessCode::Declined.display()
+            )
+            .into(),
+        );
+        return (access, why);
     }
-    if let Some(from) = automatic_from(f, today) {
-        match access.record_level {
-            RecordAccessLevel::Full => {
-                access.record_from = Some(access.record_from.map_or(from, |granted| granted.min(from)));
-            }
-            _ => {
-                access.record_level = RecordAccessLevel::Full;
-                access.record_from = Some(from);
+    match automatic_from(f, today) {
+        Some(from) => {
+            why.push(
+                format!("opt-out practice: full prospective record access from {from} (16 or over, no review code)")
+                    .into(),
+            );
+            match access.record_level {
+                RecordAccessLevel::Full => {
+                    access.record_from = Some(access.record_from.map_or(from, |granted| granted.min(from)));
+                }
+                _ => {
+                    access.record_level = RecordAccessLevel::Full;
+                    access.record_from = Some(from);
+                }
             }
         }
+        None if f.settings.access_model == AccessModel::OptIn => {
+            why.push("opt-in practice: only the record access the practice granted".into());
+        }
+        None if age_on(f.birth_date, today) < OWN_ACCESS_AGE => {
+            why.push(format!("under {OWN_ACCESS_AGE}: no automatic record access").into());
+        }
+        None => {
+            why.push(
+                format!(
+                    "{} ({}) is on the record: no automatic prospective access",
+                    AccessCode::ReviewIndicated.code(),
+                    AccessCode::ReviewIndicated.display()
+                )
+                .into(),
+            );
+        }
     }
-    access
+    (access, why)
+}
+
+fn describe(a: &AccessSettings) -> String {
+    match a.record_from {
+        Some(from) => format!("{} from {from}", a.record_level.as_str()),
+        None => a.record_level.as_str().to_owned(),
+    }
 }
 
 /// Why a patient may not register themself with NHS login.

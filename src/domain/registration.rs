@@ -134,16 +134,46 @@ pub struct AccessPlan {
     pub after_review: Option<AccessSettings>,
 }
 
-/// Plans a change to `requested` from the record level the account has now (`current`):
-/// historic full access and a rise to detailed coded access wait for a record review.
+/// Whether `current` gives at least the record access `requested` asks for.
+fn has_already(current: &AccessSettings, requested: &AccessSettings) -> bool {
+    match (requested.record_level, current.record_level) {
+        (RecordAccessLevel::None, _) => true,
+        (RecordAccessLevel::Full, RecordAccessLevel::Full) => match (requested.record_from, current.record_from) {
+            (Some(wanted), Some(has)) => wanted >= has,
+            _ => false,
+        },
+        (RecordAccessLevel::Full, _) => false,
+        (wanted, has) => wanted <= has && requested.record_from.is_none(),
+    }
+}
+
+/// Plans a change to `requested` from the access the account has now (`current`): historic
+/// full access and a rise to detailed coded access wait for a record review. Record access
+/// the account already has (the same or less of the record, from the same day or later) is
+/// switched on at once: it was reviewed when it was first given.
 pub fn plan_access(
+    requested: &AccessSettings,
+    current: &AccessSettings,
+    method: VerificationMethod,
+    today: NaiveDate,
+) -> Result<AccessPlan, RuleViolation> {
+    if has_already(current, requested) {
+        return Ok(AccessPlan {
+            immediate: requested.clone(),
+            after_review: None,
+        });
+    }
+    plan_from(requested, current.record_level, method, today)
+}
+
+fn plan_from(
     requested: &AccessSettings,
     current: RecordAccessLevel,
     method: VerificationMethod,
     today: NaiveDate,
 ) -> Result<AccessPlan, RuleViolation> {
     if requested.record_level == RecordAccessLevel::DetailedCoded && current < RecordAccessLevel::DetailedCoded {
-        plan_access(requested, RecordAccessLevel::DetailedCoded, method, today)?;
+        plan_from(requested, RecordAccessLevel::DetailedCoded, method, today)?;
         // The coded record is checked for third-party and sensitive entries first.
         return Ok(AccessPlan {
             immediate: AccessSettings {
@@ -266,7 +296,7 @@ mod tests {
     }
 
     fn plan(r: &AccessSettings, m: VerificationMethod, today: NaiveDate) -> Result<AccessPlan, RuleViolation> {
-        plan_access(r, RecordAccessLevel::None, m, today)
+        plan_access(r, &AccessSettings::none(), m, today)
     }
 
     #[test]
@@ -278,12 +308,22 @@ mod tests {
         assert_eq!(p.after_review, Some(requested.clone()));
         let kept = plan_access(
             &requested,
-            RecordAccessLevel::DetailedCoded,
+            &access(RecordAccessLevel::DetailedCoded, None),
             VerificationMethod::NhsLoginP9,
             today,
         )
         .unwrap();
         assert_eq!(kept.after_review, None, "already has it");
+        let historic = access(RecordAccessLevel::Full, Some(day(2024, 1, 1)));
+        let same = plan_access(&historic, &historic, VerificationMethod::NhsLoginP9, today).unwrap();
+        assert_eq!(
+            (same.immediate, same.after_review),
+            (historic.clone(), None),
+            "historic access the account has keeps its date and needs no new review"
+        );
+        let earlier = access(RecordAccessLevel::Full, Some(day(2020, 1, 1)));
+        let more = plan_access(&earlier, &historic, VerificationMethod::NhsLoginP9, today).unwrap();
+        assert_eq!(more.after_review, Some(earlier), "more history waits for a review");
     }
 
     #[test]

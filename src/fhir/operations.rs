@@ -4,8 +4,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Coding, FhirError, Identifier, OperationOutcome, OperationOutcomeIssue, Parameter, Parameters, Reference};
+use crate::domain::entitlements::{Entitlements, Via};
 use crate::domain::identity::{IdentityAssertion, LinkageDetails};
-use crate::domain::policy::{Decision, Verdict};
+use crate::domain::policy::{Decision, Service, Verdict};
 use crate::domain::provisioning::OutboxJob;
 use crate::domain::record_access::{AccessChange, AccessCode, SNOMED};
 use crate::domain::registration::RegistrationRequest;
@@ -476,9 +477,9 @@ fn access_entry(e: &PatientAccess) -> Parameter {
         },
         Parameter::code("relationship", e.relationship.clone()),
         Parameter::string("practice", e.patient.practice_ods.as_str()),
-        Parameter::code("accountStatus", e.status.clone()),
+        Parameter::code("accountStatus", e.entitlements.standing.code()),
     ];
-    if let Some(id) = &e.role_id {
+    if let Some(id) = e.entitlements.role_id() {
         parts.push(Parameter {
             name: "role".into(),
             value_reference: Some(Reference {
@@ -488,7 +489,7 @@ fn access_entry(e: &PatientAccess) -> Parameter {
             ..Default::default()
         });
     }
-    parts.extend(access_parts(&e.effective));
+    parts.extend(access_parts(&e.entitlements.access));
     if let Some(id) = &e.pending_review {
         parts.push(Parameter {
             name: "pendingReview".into(),
@@ -499,10 +500,60 @@ fn access_entry(e: &PatientAccess) -> Parameter {
             ..Default::default()
         });
     }
-    if let Some(r) = &e.reason {
-        parts.push(Parameter::string("reason", r.clone()));
+    if !e.entitlements.standing.is_active()
+        && let Some(r) = e.entitlements.summary()
+    {
+        parts.push(Parameter::string("reason", r));
     }
+    parts.extend(
+        e.entitlements
+            .reasons
+            .iter()
+            .map(|r| Parameter::string("basis", r.as_ref())),
+    );
     Parameter::group("access", parts)
+}
+
+/// `$service-access`: the service in effect for the caller and the patient, how they reach it
+/// and, for the record, its level and `from` date; the same entitlements `$my-access` shows.
+pub fn service_access(patient_id: &str, service: Service, e: &Entitlements) -> Parameters {
+    let mut parameter = vec![
+        Parameter::code("service", service.name()),
+        Parameter {
+            name: "patient".into(),
+            value_reference: Some(Reference {
+                reference: Some(format!("Patient/{patient_id}")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Parameter::boolean("allowed", service.granted_by(&e.access)),
+        Parameter::code(
+            "through",
+            match e.via {
+                Via::Account(_) => "online-account",
+                Via::Role(_) => "proxy-role",
+            },
+        ),
+    ];
+    if let Some(id) = e.role_id() {
+        parameter.push(Parameter {
+            name: "role".into(),
+            value_reference: Some(Reference {
+                reference: Some(format!("Consent/{id}")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    if service == Service::Record {
+        parameter.push(Parameter::code("recordAccess", e.access.record_level.as_str()));
+        if let Some(from) = e.access.record_from {
+            parameter.push(Parameter::date("recordFrom", from));
+        }
+    }
+    parameter.extend(e.reasons.iter().map(|r| Parameter::string("basis", r.as_ref())));
+    Parameters::new(parameter)
 }
 
 /// `$explain-access`: the decision, its code and deciding rule, and every rule consulted.

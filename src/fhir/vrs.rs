@@ -258,6 +258,7 @@ impl VrsError {
                 "GP Practice could not be found - invalid resources cannot be retrieved",
                 "GP Practice could not be found",
             ),
+            Problem::Throttled(_) => Self::new(429, "THROTTLED", "throttled", "Too many requests.", detail("Too many requests.")),
             Problem::InvalidPatient(_) => Self::invalid(
                 422,
                 "INVALID_PATIENT",

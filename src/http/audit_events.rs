@@ -60,8 +60,9 @@ fn actions(name: &str, raw: &str) -> Result<Vec<String>, ApiError> {
 /// Search the audit trail (roles allowed to audit).
 ///
 /// With `patient`, the events about that patient (a role allowed to audit at their practice).
-/// Without it, events about the caller's practices and events about no practice, such as
-/// refused authentications. Combine `date` (repeatable, with prefixes), `outcome`, `action`,
+/// Without it, events about the practices where the caller may audit. Events about no
+/// practice (refused authentications, a person's own searches) are read by the service
+/// operator's system client (scope `audit:read`). Combine `date` (repeatable, with prefixes), `outcome`, `action`,
 /// `agent` and `request-id`.
 #[utoipa::path(
     tag = "AuditEvent",

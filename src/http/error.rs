@@ -50,13 +50,14 @@ pub enum ErrorCode {
     LinkageLocked,
     AccountDisabled,
     PatientNotRegistered,
+    PatientDeceased,
     TooManyRequests,
     ServiceUnavailable,
     InternalError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 41] = [
+    pub const ALL: [ErrorCode; 42] = [
         Self::InvalidRequest,
         Self::InvalidResource,
         Self::InvalidSearchParameter,
@@ -95,6 +96,7 @@ impl ErrorCode {
         Self::LinkageLocked,
         Self::AccountDisabled,
         Self::PatientNotRegistered,
+        Self::PatientDeceased,
         Self::TooManyRequests,
         Self::ServiceUnavailable,
         Self::InternalError,
@@ -140,6 +142,7 @@ impl ErrorCode {
             Self::LinkageLocked => "LINKAGE_LOCKED",
             Self::AccountDisabled => "ONLINE_ACCOUNT_DISABLED",
             Self::PatientNotRegistered => "PATIENT_NOT_REGISTERED",
+            Self::PatientDeceased => "PATIENT_DECEASED",
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
@@ -182,7 +185,8 @@ impl ErrorCode {
             | Self::RegistrationConditionNotMet
             | Self::PracticeNotEnabled
             | Self::LinkageDetailsInvalid
-            | Self::PatientNotRegistered => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::PatientNotRegistered
+            | Self::PatientDeceased => StatusCode::UNPROCESSABLE_ENTITY,
             Self::LinkageLocked => StatusCode::TOO_MANY_REQUESTS,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -206,7 +210,7 @@ impl ErrorCode {
             | Self::ServiceNotGranted
             | Self::IdentityMismatch
             | Self::AccountDisabled => "forbidden",
-            Self::LinkageDetailsInvalid | Self::PatientNotRegistered => "business-rule",
+            Self::LinkageDetailsInvalid | Self::PatientNotRegistered | Self::PatientDeceased => "business-rule",
             Self::LinkageLocked => "throttled",
             Self::ResourceNotFound => "not-found",
             Self::MethodNotAllowed | Self::NotAcceptable | Self::UnsupportedMediaType => "not-supported",
@@ -267,6 +271,7 @@ impl ErrorCode {
             Self::LinkageLocked => "Too many failed attempts for this Account ID; try again later",
             Self::AccountDisabled => "The online account is disabled",
             Self::PatientNotRegistered => "The patient is not registered at the practice",
+            Self::PatientDeceased => "The patient has died: online access has ended and cannot be changed",
             Self::TooManyRequests => "Too many requests",
             Self::ServiceUnavailable => "The service is temporarily unavailable",
             Self::InternalError => "An unexpected error occurred",
@@ -420,6 +425,7 @@ fn refusal_code(r: &Refusal) -> ErrorCode {
         Refusal::OutsideOwnPractice => ErrorCode::OutsideOwnPractice,
         Refusal::NoActiveAccount => ErrorCode::NoActiveOnlineAccount,
         Refusal::AccountDisabled => ErrorCode::AccountDisabled,
+        Refusal::PatientDeceased => ErrorCode::PatientDeceased,
         Refusal::ProxyRoleNotActive => ErrorCode::ProxyRoleNotActive,
         Refusal::ServiceNotGranted => ErrorCode::ServiceNotGranted,
     }
@@ -447,6 +453,7 @@ fn reason_code(r: Reason) -> ErrorCode {
         Reason::LinkageLocked { .. } => ErrorCode::LinkageLocked,
         Reason::PatientNotRegistered => ErrorCode::PatientNotRegistered,
         Reason::IdentityMismatch => ErrorCode::IdentityMismatch,
+        Reason::PatientDeceased => ErrorCode::PatientDeceased,
     }
 }
 

@@ -524,7 +524,7 @@ pub async fn conditional_update_patient(
         ("service" = String, Query, description = "appointments, prescriptions, messaging or record"),
     ),
     responses(
-        (status = 200, description = "Allowed: Parameters naming the service, how it is reached (own account or proxy role) and, for the record, the level", content_type = "application/fhir+json"),
+        (status = 200, description = "Allowed: Parameters naming the service, how it is reached (own account or proxy role), for the record the level in effect and its `from` date (`recordFrom`), and the `basis` the entitlements model gives for it", content_type = "application/fhir+json"),
         (status = 400, description = "No or an unknown service", body = OperationOutcome),
         (status = 403, description = "PROXY_ROLE_NOT_ACTIVE, SERVICE_NOT_GRANTED, NO_ACTIVE_ONLINE_ACCOUNT or an identity-assurance refusal", body = OperationOutcome),
         (status = 404, description = "No patient the caller may act for has this id", body = OperationOutcome),
@@ -553,32 +553,13 @@ pub async fn service_access(
     let id = resource_id(&id)?;
     let permit = access::authorize(&state.core, &caller, service.action(), Target::Patient(id)).await?;
     let patient = permit.patient()?;
-    let (through, access) = match &permit.role {
-        Some(role) => ("proxy-role", role.grants.as_access()),
-        None => (
-            "online-account",
-            permit
-                .account
-                .as_ref()
-                .map_or_else(crate::domain::AccessSettings::none, |a| a.access.clone()),
-        ),
-    };
-    let mut parameter = vec![
-        serde_json::json!({"name": "service", "valueCode": service.name()}),
-        serde_json::json!({"name": "patient", "valueReference": {"reference": format!("Patient/{}", patient.id)}}),
-        serde_json::json!({"name": "allowed", "valueBoolean": true}),
-        serde_json::json!({"name": "through", "valueCode": through}),
-    ];
-    if let Some(role) = &permit.role {
-        parameter
-            .push(serde_json::json!({"name": "role", "valueReference": {"reference": format!("Consent/{}", role.id)}}));
-    }
-    if service == crate::domain::policy::Service::Record {
-        parameter.push(serde_json::json!({"name": "recordAccess", "valueCode": access.record_level.as_str()}));
-    }
+    let entitlements = permit
+        .entitlements
+        .as_ref()
+        .ok_or_else(|| crate::services::Error::internal("a service decision without entitlements"))?;
     Ok(resource(
         StatusCode::OK,
-        &serde_json::json!({"resourceType": "Parameters", "parameter": parameter}),
+        &crate::fhir::operations::service_access(&patient.id, service, entitlements),
         None,
         None,
     ))

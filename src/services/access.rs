@@ -9,13 +9,13 @@ use crate::audit::{ActorSnapshot, AuditRecord, Outcome};
 use crate::db::bindings::Binding;
 use crate::db::reads::PatientContext;
 use crate::db::{self, DbConnection, DbError};
+use crate::domain::entitlements::{self, Entitlements, PatientState};
 use crate::domain::policy::{
-    self, AccountFacts, Action, ActorFacts, Decision, Facts, IdentityLink, PatientFacts, PersonFacts, PracticeFacts,
-    ProxyFacts, Refusal, Relationship, RoleAssignment, RoleFacts, RolePart, StaffFacts, SystemFacts, TargetFacts,
-    Verdict,
+    self, Action, ActorFacts, Decision, Facts, IdentityLink, PatientFacts, PersonFacts, PracticeFacts, ProxyFacts,
+    Refusal, Relationship, RoleAssignment, RoleFacts, RolePart, StaffFacts, SystemFacts, TargetFacts, Verdict,
 };
 use crate::domain::provisioning::OutboxJob;
-use crate::domain::proxy::{AccessRequest, ProxyReview, ProxyRole, RoleStatus, lapse};
+use crate::domain::proxy::{AccessRequest, ProxyReview, ProxyRole, RoleStatus};
 use crate::domain::review::ReviewTask;
 use crate::domain::{
     NhsNumber, OdsCode, OnlineAccount, PatientIdentifierSystem, PatientRecord, PracticeRecord, PracticeRef,
@@ -97,6 +97,8 @@ pub struct Permit {
     pub request: Option<AccessRequest>,
     /// The record-access codes on the target patient's record.
     pub codes: crate::domain::record_access::CodeSet,
+    /// What is in effect for the person acting on the target patient, as the decision saw it.
+    pub entitlements: Option<Entitlements>,
     _decided: Decided,
 }
 
@@ -116,6 +118,7 @@ impl Permit {
             role: None,
             request: None,
             codes: Default::default(),
+            entitlements: None,
             _decided: Decided,
         }
     }
@@ -186,6 +189,16 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
         }
         return Box::pin(settle(core, caller, first, &actor, Loaded::default(), resource)).await;
     }
+    // A delegated token acts for its patient: "my record" is theirs, reached through the role.
+    let target = match (&target, &caller.principal) {
+        (Target::OwnRecord, Principal::Patient(p)) if p.delegated_for.is_some() => Target::PatientNhs(
+            p.delegated_for
+                .as_ref()
+                .map(|d| d.nhs_number.clone())
+                .unwrap_or_else(|| p.nhs_number.clone()),
+        ),
+        _ => target,
+    };
     let who = Who::of(&caller.principal);
     // The reads' and the settling's futures are large (kilobytes, with what they load); boxed,
     // this future stays small, and each layer above it moves a pointer rather than copying them.
@@ -198,6 +211,7 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
         }
     };
     let (actor, facts) = loaded.facts(actor, &target, today);
+    let in_effect = loaded.entitlements(&facts);
     let decision = decide(actor.clone(), facts);
     if decision.is_allowed()
         && let Some(role) = loaded.acting_role()
@@ -211,7 +225,9 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
             }
         });
     }
-    Box::pin(settle(core, caller, decision, &actor, loaded, resource)).await
+    let mut permit = Box::pin(settle(core, caller, decision, &actor, loaded, resource)).await?;
+    permit.entitlements = in_effect;
+    Ok(permit)
 }
 
 /// Records the decision and turns it into the caller's answer.
@@ -258,6 +274,7 @@ async fn settle(
         role: loaded.role,
         request: loaded.request,
         codes: loaded.codes,
+        entitlements: None,
         _decided: Decided,
     })
 }
@@ -273,6 +290,19 @@ pub fn audit_actor(principal: Option<&Principal>) -> (String, String, Option<Str
         ),
         Some(p @ Principal::Staff(_)) => ("staff".into(), p.caller_key(), None),
         Some(p @ Principal::System(_)) => ("system".into(), p.caller_key(), None),
+    }
+}
+
+/// The practice an event about no practice or patient belongs to when a member of staff acts:
+/// theirs, when they hold roles at one practice only. Other events about no practice (refused
+/// authentications, a person's own searches) belong to the service operator.
+fn home_practice(principal: &Principal) -> Option<String> {
+    match principal {
+        Principal::Staff(s) => match s.organisations().as_slice() {
+            [only] => Some(only.as_str().to_owned()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -292,6 +322,34 @@ pub async fn conclude(core: &Core, caller: &Caller, patient: Option<&PatientReco
         .map_err(|_| Error::AuditUnavailable)
 }
 
+/// Puts on each patient's trail that their details were in this request's answer (a search
+/// result, an `_include`, an entry of `$my-access`): one event per patient, held until the
+/// answer leaves and committed before it does, like the request's own decision. A patient
+/// the request's decision already names is not repeated.
+pub fn disclosed<'a>(caller: &Caller, action: Action, patients: impl IntoIterator<Item = &'a PatientRecord>) {
+    let (actor_kind, actor, assurance) = audit_actor(Some(&caller.principal));
+    let mut seen = std::collections::BTreeSet::new();
+    for p in patients {
+        if !seen.insert(p.id.as_str()) || caller.trail.names(&p.id) {
+            continue;
+        }
+        caller.trail.hold(AuditRecord {
+            actor_kind: actor_kind.clone(),
+            actor: actor.clone(),
+            assurance: assurance.clone(),
+            patient_id: Some(p.id.clone()),
+            practice: Some(p.practice_ods.as_str().to_owned()),
+            action: action.name().to_owned(),
+            outcome: Outcome::Success,
+            rule: Some("disclosure".to_owned()),
+            code: None,
+            reason: Some("the patient's details are in the answer".to_owned()),
+            request_id: caller.request_id.clone(),
+            snapshot: None,
+        });
+    }
+}
+
 fn record(core: &Core, caller: &Caller, decision: &Decision, actor: &ActorFacts, loaded: &Loaded, hold: bool) {
     let (actor_kind, actor_key, assurance) = audit_actor(Some(&caller.principal));
     let (outcome, code) = match &decision.verdict {
@@ -303,7 +361,10 @@ fn record(core: &Core, caller: &Caller, decision: &Decision, actor: &ActorFacts,
         actor: actor_key,
         assurance,
         patient_id: loaded.audit_patient.clone(),
-        practice: loaded.audit_practice.clone(),
+        practice: loaded
+            .audit_practice
+            .clone()
+            .or_else(|| home_practice(&caller.principal)),
         action: decision.action.name().to_owned(),
         outcome,
         rule: Some(decision.rule.name().to_owned()),
@@ -463,7 +524,15 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
         },
         Who::Named { nhs_number } => {
             l.person = Some(nhs_number.clone());
-            match db::patients::find_by_identifier(c, PatientIdentifierSystem::NhsNumber, nhs_number.as_str())? {
+            // Only a record that is the target itself counts: whether the person is registered
+            // anywhere else is not the explaining practice's business, and is not told.
+            let about = match target {
+                Target::Patient(id) => Some(id.as_str()),
+                _ => None,
+            };
+            match db::patients::find_by_identifier(c, PatientIdentifierSystem::NhsNumber, nhs_number.as_str())?
+                .filter(|p| about == Some(p.id.as_str()))
+            {
                 Some(p) => {
                     l.identity = Some(IdentityLink::Bound {
                         patient_id: p.id.clone(),
@@ -685,6 +754,16 @@ impl Loaded {
         }
     }
 
+    /// What the gateway holds about the target patient, for the entitlements model.
+    fn state<'a>(&'a self, patient: &'a PatientRecord) -> Option<PatientState<'a>> {
+        Some(PatientState {
+            patient,
+            practice: self.practice.as_ref()?,
+            account: self.account.as_ref(),
+            codes: &self.codes,
+        })
+    }
+
     /// The engine's view of what was loaded.
     fn facts(&self, actor: ActorFacts, target: &Target, today: chrono::NaiveDate) -> (ActorFacts, TargetFacts) {
         let actor = match actor {
@@ -695,91 +774,80 @@ impl Loaded {
             other => other,
         };
         let person = matches!(actor, ActorFacts::Person(_));
+        let practice_facts = |ods: &OdsCode| PracticeFacts {
+            ods: ods.clone(),
+            online_services_enabled: self.practice.as_ref().is_some_and(|pr| pr.settings.enabled),
+        };
         let patient_facts = |p: &PatientRecord| -> Box<PatientFacts> {
-            let relationship = match (&self.own, person, self.acting_role()) {
-                (_, false, _) => Relationship::NotApplicable,
-                (Some(own), true, _) if own.id == p.id => Relationship::Own,
-                (_, true, Some(role)) => Relationship::Proxy(Box::new(self.proxy_facts(role, p, today))),
+            let relationship = match (&self.own, person, self.acting_role(), self.state(p)) {
+                (_, false, _, _) => Relationship::NotApplicable,
+                (Some(own), true, _, Some(state)) if own.id == p.id => {
+                    Relationship::Own(Box::new(entitlements::own(&state, today)))
+                }
+                (_, true, Some(role), Some(state)) => Relationship::Proxy(Box::new(ProxyFacts {
+                    role_id: role.id.clone(),
+                    relationship: role
+                        .relationships
+                        .first()
+                        .map_or_else(|| role.legal_basis.code().to_owned(), |r| r.code.clone()),
+                    entitlements: entitlements::proxy(&state, role, today),
+                })),
                 _ => Relationship::Unrelated,
             };
             Box::new(PatientFacts {
                 nhs_number: p.details.identifier.nhs_number(),
-                practice: PracticeFacts {
-                    ods: p.practice_ods.clone(),
-                    online_services_enabled: self.practice.as_ref().is_some_and(|pr| pr.settings.enabled),
-                },
+                practice: practice_facts(&p.practice_ods),
                 birth_date: p.details.birth_date,
-                account: self.account.as_ref().map(|a| AccountFacts {
-                    // A patient who has died has no online access, whatever the supplier says yet.
-                    status: if p.deceased_on.is_some() {
-                        crate::domain::AccountStatus::Disabled
-                    } else {
-                        a.status
-                    },
-                    at_current_practice: a.practice_id == p.practice_id,
-                    access: match &self.practice {
-                        Some(practice) => super::record_access::effective(practice, p, &self.codes, a, today),
-                        None => a.access.clone(),
-                    },
-                }),
                 relationship,
             })
         };
         let facts = match target {
             Target::None => TargetFacts::None,
             Target::Pending => TargetFacts::Pending,
-            Target::Practice(_) => TargetFacts::Practice(self.practice.as_ref().map(|p| PracticeFacts {
-                ods: p.ods_code.clone(),
-                online_services_enabled: p.settings.enabled,
-            })),
+            Target::Practice(_) => TargetFacts::Practice(self.practice.as_ref().map(|p| practice_facts(&p.ods_code))),
             Target::OwnRecord => TargetFacts::OwnRecord(self.patient.as_ref().map(patient_facts)),
             Target::Task(_) if matches!(self.task, Some(AnyTask::Bulk(_))) => {
-                TargetFacts::PracticeJob(self.practice.as_ref().map(|p| PracticeFacts {
-                    ods: p.ods_code.clone(),
-                    online_services_enabled: p.settings.enabled,
-                }))
+                TargetFacts::PracticeJob(self.practice.as_ref().map(|p| practice_facts(&p.ods_code)))
             }
             Target::Patient(_) | Target::Task(_) | Target::PatientNhs(_) => {
                 TargetFacts::Patient(self.patient.as_ref().map(patient_facts))
             }
-            Target::ProxyRole(_) | Target::AccessRequest(_) => {
-                TargetFacts::ProxyRole(match (&self.part, &self.patient) {
-                    (Some(_), Some(p)) => Some(Box::new(RoleFacts {
-                        practice: PracticeFacts {
-                            ods: p.practice_ods.clone(),
-                            online_services_enabled: self.practice.as_ref().is_some_and(|pr| pr.settings.enabled),
-                        },
-                        part: self.part.unwrap_or(RolePart::None),
-                    })),
-                    _ => None,
-                })
-            }
+            Target::ProxyRole(_) => TargetFacts::ProxyRole(match (&self.part, &self.role, &self.patient) {
+                (Some(part), Some(role), Some(p)) => Some(Box::new(RoleFacts {
+                    practice: Some(practice_facts(&p.practice_ods)),
+                    patient_nhs_number: role.patient_nhs_number.clone(),
+                    established: matches!(role.status, RoleStatus::Active | RoleStatus::Inactive),
+                    part: *part,
+                })),
+                _ => None,
+            }),
+            // An access request is its submitter's own, whether or not it names a patient the
+            // gateway knows: they see it the same way in both cases.
+            Target::AccessRequest(_) => TargetFacts::ProxyRole(match (&self.part, &self.request) {
+                (Some(part), Some(request)) => NhsNumber::parse(&request.patient_nhs_number).ok().map(|nhs| {
+                    Box::new(RoleFacts {
+                        practice: self.patient.as_ref().map(|p| practice_facts(&p.practice_ods)),
+                        patient_nhs_number: nhs,
+                        established: *part == RolePart::Proxy,
+                        part: *part,
+                    })
+                }),
+                _ => None,
+            }),
         };
         (actor, facts)
     }
 
-    /// A role as the engine sees it when its proxy acts: lapsed if its dates or the patient's
-    /// age say so, and granting no more of the record than the patient themself has.
-    fn proxy_facts(&self, role: &ProxyRole, patient: &PatientRecord, today: chrono::NaiveDate) -> ProxyFacts {
-        let review_age = self.practice.as_ref().map_or(13, |p| p.settings.proxy_review_age);
-        let own = self
-            .account
-            .as_ref()
-            .filter(|a| a.status == crate::domain::AccountStatus::Active && a.practice_id == patient.practice_id)
-            .map(|a| match &self.practice {
-                Some(practice) => super::record_access::effective(practice, patient, &self.codes, a, today),
-                None => a.access.clone(),
-            });
-        ProxyFacts {
-            role_id: role.id.clone(),
-            status: role.status,
-            lapsed: lapse(role, patient.details.birth_date, today, review_age)
-                .map(|r| r.text.unwrap_or_else(|| r.reason.display().to_owned())),
-            relationship: role
-                .relationships
-                .first()
-                .map_or_else(|| role.legal_basis.code().to_owned(), |r| r.code.clone()),
-            grants: role.grants.capped_by(own.as_ref()).as_access(),
+    /// What is in effect for the person acting, as the decision saw it.
+    fn entitlements(&self, facts: &TargetFacts) -> Option<Entitlements> {
+        let patient = match facts {
+            TargetFacts::Patient(Some(p)) | TargetFacts::OwnRecord(Some(p)) => p,
+            _ => return None,
+        };
+        match &patient.relationship {
+            Relationship::Own(e) => Some((**e).clone()),
+            Relationship::Proxy(p) => Some(p.entitlements.clone()),
+            Relationship::Unrelated | Relationship::NotApplicable => None,
         }
     }
 }

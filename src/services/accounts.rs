@@ -9,6 +9,7 @@ use super::provisioning::{self, JobPayload};
 use super::{Core, Error, Reason, Result};
 use crate::db::{self, DbError};
 use crate::domain::account::Letter;
+use crate::domain::entitlements::{self, PatientState};
 use crate::domain::provisioning::OutboxJob;
 use crate::domain::record_access::AccessChange;
 use crate::domain::registration::{self, AccessPlan, RegistrationRequest, RuleViolation};
@@ -66,6 +67,7 @@ pub fn create_payload(
 pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, by: &str) -> Result<Accepted> {
     let patient = permit.patient()?.clone();
     let practice = permit.practice()?.clone();
+    alive(&patient)?;
     if !practice.settings.enabled {
         return Err(Error::rejected(
             Reason::PracticeNotEnabled,
@@ -102,13 +104,8 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
     let AccessPlan {
         immediate,
         after_review,
-    } = registration::plan_access(
-        &input.access,
-        crate::domain::RecordAccessLevel::None,
-        input.verification.method,
-        today,
-    )
-    .map_err(condition)?;
+    } = registration::plan_access(&input.access, &AccessSettings::none(), input.verification.method, today)
+        .map_err(condition)?;
 
     let email = email.unwrap_or_default();
     let settings = core.settings.suppliers.clone();
@@ -139,7 +136,13 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
             );
             // The supplier is told the access with the practice's model applied.
             let codes = db::access_codes::active(c, &patient.id)?;
-            let sent = super::record_access::effective(&practice, &patient, &codes, &fresh, today);
+            let state = PatientState {
+                patient: &patient,
+                practice: &practice,
+                account: Some(&fresh),
+                codes: &codes,
+            };
+            let sent = entitlements::for_supplier(&state, &fresh, &fresh.access, today);
             fresh.sent_access = Some(sent.clone());
             let account = match existing {
                 Some(mut old) => {
@@ -179,6 +182,17 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
     Ok(result)
 }
 
+/// Death is terminal: nothing is registered, switched on or changed for a patient who has died.
+pub fn alive(patient: &PatientRecord) -> Result<()> {
+    match patient.deceased_on {
+        Some(died) => Err(Error::rejected(
+            Reason::PatientDeceased,
+            format!("the patient died on {died}: their online access has ended and cannot be changed"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The permit's patient's online account.
 pub fn account(permit: &Permit) -> Result<OnlineAccount> {
     permit.account.clone().ok_or_else(|| Error::NotFound {
@@ -215,6 +229,7 @@ async fn change_and_enqueue(
 ) -> Result<Accepted> {
     let settings = core.settings.suppliers.clone();
     let supplier = practice.supplier;
+    let today = core.clock.today();
     let mut attempt = 0;
     let accepted = loop {
         attempt += 1;
@@ -247,6 +262,9 @@ async fn change_and_enqueue(
                 if let Some(r) = &review {
                     db::reviews::insert(c, r)?;
                 }
+                // Disabling or enabling the account changes what the patient has in effect,
+                // and so what their proxies' links may give.
+                super::proxy::sync_links(c, &settings, &account.patient_id, today, super::proxy::Links::All)?;
                 Ok(Ok(Accepted {
                     account,
                     job: Some(job),
@@ -273,20 +291,29 @@ pub async fn set_access(core: &Core, permit: Permit, change: AccessChange, by: &
     let account = account(&permit)?;
     let patient = permit.patient()?.clone();
     let practice = permit.practice()?.clone();
+    alive(permit.patient()?)?;
     let requested = change.applied_to(account.latest_access());
     // The state is checked before the plan, so a refused change says why the account cannot
     // change rather than what was wrong with the new access.
     account.clone().change_access(requested.clone())?;
+    // A change that does not name the record leaves it exactly as it is: no new `from` date
+    // and no review, whatever the record access is.
     let AccessPlan {
         immediate,
         after_review,
-    } = registration::plan_access(
-        &requested,
-        account.access.record_level,
-        account.verification.method,
-        core.clock.today(),
-    )
-    .map_err(condition)?;
+    } = match change.record {
+        None => AccessPlan {
+            immediate: requested,
+            after_review: None,
+        },
+        Some(_) => registration::plan_access(
+            &requested,
+            account.latest_access(),
+            account.verification.method,
+            core.clock.today(),
+        )
+        .map_err(condition)?,
+    };
     let review = after_review.as_ref().map(|r| review_task(&account, r, by));
     let settings = core.settings.suppliers.clone();
     let today = core.clock.today();
@@ -329,6 +356,7 @@ pub async fn set_access(core: &Core, permit: Permit, change: AccessChange, by: &
 
 #[tracing::instrument(skip_all)]
 pub async fn reset(core: &Core, permit: Permit) -> Result<Accepted> {
+    alive(permit.patient()?)?;
     let account = account(&permit)?;
     change_and_enqueue(
         core,
@@ -343,6 +371,9 @@ pub async fn reset(core: &Core, permit: Permit) -> Result<Accepted> {
 
 #[tracing::instrument(skip_all)]
 pub async fn set_enabled(core: &Core, permit: Permit, enabled: bool, reason: Option<String>) -> Result<Accepted> {
+    if enabled {
+        alive(permit.patient()?)?;
+    }
     let account = account(&permit)?;
     let stored = reason.clone();
     change_and_enqueue(
@@ -364,6 +395,7 @@ pub async fn set_enabled(core: &Core, permit: Permit, enabled: bool, reason: Opt
 #[tracing::instrument(skip_all)]
 pub async fn letter(core: &Core, permit: Permit) -> Result<Letter> {
     let patient = permit.patient()?.clone();
+    alive(&patient)?;
     let practice = permit.practice()?.clone();
     let mut account = account(&permit)?;
     let now = core.clock.now();
@@ -456,6 +488,9 @@ pub async fn complete_review(
     }
     let account = account(&permit)?;
     let patient = permit.patient()?.clone();
+    if decision == ReviewDecision::Approve {
+        alive(&patient)?;
+    }
     let practice = permit.practice()?.clone();
     let by = by.to_owned();
     let requested = review.requested_access.clone();

@@ -62,6 +62,8 @@ pub enum Reason {
     },
     PatientNotRegistered,
     IdentityMismatch,
+    /// The patient has died: nothing more is switched on or changed for them.
+    PatientDeceased,
 }
 
 impl Error {

@@ -5,12 +5,10 @@
 use crate::db::bindings::Binding;
 use crate::db::reads::PatientContext;
 use crate::db::{self, DbConnection, DbError};
+use crate::domain::entitlements::{self, PatientState};
 use crate::domain::identity::{IdentityAssertion, LinkageDetails};
 use crate::domain::policy::Action;
-use crate::domain::{
-    AccessSettings, AccountStatus, NhsNumber, OnlineAccount, PatientAccess, PatientIdentifierSystem, PatientRecord,
-    PracticeRecord, ProofingLevel,
-};
+use crate::domain::{AccountStatus, NhsNumber, PatientAccess, PatientIdentifierSystem, PatientRecord, ProofingLevel};
 
 use super::access::{self, Target};
 use super::{Caller, Core, Error, Reason, Result};
@@ -113,64 +111,9 @@ pub(super) fn resolve_binding(
     }
 }
 
-/// The caller's own entry: the account at their practice with the practice's model applied,
-/// or the ended one at the practice they left. Record access needs P9 to be used, so a token
-/// of lower assurance is shown none.
-fn entry_for(
-    patient: PatientRecord,
-    practice: Option<&PracticeRecord>,
-    account: Option<OnlineAccount>,
-    codes: &crate::domain::record_access::CodeSet,
-    level: ProofingLevel,
-    pending_review: Option<String>,
-    today: chrono::NaiveDate,
-) -> PatientAccess {
-    let (status, reason, mut effective) = match account {
-        None => (
-            "none".to_owned(),
-            Some("no online account at this practice".to_owned()),
-            AccessSettings::none(),
-        ),
-        Some(a) if a.practice_id != patient.practice_id => (
-            "ended".to_owned(),
-            Some("the patient moved practice; access at the old practice has ended".to_owned()),
-            AccessSettings::none(),
-        ),
-        Some(_) if patient.deceased_on.is_some() => (
-            "ended".to_owned(),
-            Some("the patient has died".to_owned()),
-            AccessSettings::none(),
-        ),
-        Some(a) if a.status == AccountStatus::Active => {
-            let access = match practice {
-                Some(p) => super::record_access::effective(p, &patient, codes, &a, today),
-                None => a.access.clone(),
-            };
-            ("active".to_owned(), None, access)
-        }
-        Some(a) => (
-            a.status.as_str().to_owned(),
-            a.status_reason.clone(),
-            AccessSettings::none(),
-        ),
-    };
-    if level != ProofingLevel::P9 {
-        effective.record_level = crate::domain::RecordAccessLevel::None;
-        effective.record_from = None;
-    }
-    PatientAccess {
-        patient,
-        relationship: "self".to_owned(),
-        status,
-        reason,
-        effective,
-        role_id: None,
-        pending_review,
-    }
-}
-
-/// Everyone the caller may act for: themselves (when a practice record holds their NHS
-/// number) and the patients they are a proxy for.
+/// Everyone the caller may act for, with what is in effect for each: themselves (when a
+/// practice record holds their NHS number) and the patients they are a proxy for. A sign-in
+/// below the proofing level the services need shows the relationships with nothing in effect.
 pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess>> {
     // Who may ask at all is decided before anything is read. Then the decision about the
     // caller's own record, the roles they hold as a proxy (each with its patient's context) and
@@ -180,35 +123,34 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
     let Principal::Patient(me) = &caller.principal else {
         return Err(Error::internal("my-access for a caller who is not a person"));
     };
+    let today = core.clock.today();
+    let assured = me.proofing_level >= core.policy.minimum(crate::domain::AssurancePolicy::PatientRecord);
+    // A delegated token acts for one patient, through the proxy's role: that is all it sees.
+    if let Some(delegated) = &me.delegated_for {
+        access::authorize(core, caller, Action::MyAccess, Target::None).await?;
+        let roles = core.reader.proxy_contexts(&me.nhs_number).await?;
+        let entries: Vec<PatientAccess> = super::proxy::acting_for(roles, today)
+            .into_iter()
+            .filter(|a| a.patient.details.identifier.value() == delegated.nhs_number.as_str())
+            .map(|a| at_assurance(a, assured))
+            .collect();
+        access::disclosed(caller, Action::MyAccess, entries.iter().map(|e| &e.patient));
+        return Ok(entries);
+    }
     let (permit, roles, reviews) = tokio::try_join!(
         access::authorize(core, caller, Action::MyAccess, Target::OwnRecord),
         async { Ok(core.reader.proxy_contexts(&me.nhs_number).await?) },
-        async {
-            // A delegated token sees only the patient it acts for, never its own entry.
-            if me.delegated_for.is_some() {
-                return Ok(vec![]);
-            }
-            Ok(core.reader.open_reviews(&me.nhs_number).await?)
-        },
+        async { Ok(core.reader.open_reviews(&me.nhs_number).await?) },
     )?;
-    let today = core.clock.today();
-    let acting_for = super::proxy::acting_for(roles, today);
-    // A delegated token acts for one patient: that is all it may see.
-    if let Some(delegated) = &me.delegated_for {
-        return Ok(acting_for
-            .into_iter()
-            .filter(|a| a.patient.details.identifier.value() == delegated.nhs_number.as_str())
-            .collect());
-    }
     let mut entries: Vec<PatientAccess> = vec![];
-    if let Some(p) = permit.patient {
-        let (account, review) = match permit.account {
+    if let (Some(p), Some(practice)) = (&permit.patient, &permit.practice) {
+        let (account, review) = match &permit.account {
             Some(a) => {
                 let review = reviews
                     .into_iter()
                     .find(|r| r.patient_id == p.id && r.account_id == a.id)
                     .map(|r| r.id);
-                (Some(a), review)
+                (Some(a.clone()), review)
             }
             None => {
                 // No account at their practice: the one they had at the practice they left.
@@ -217,18 +159,31 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
                 (earlier.into_iter().next(), None)
             }
         };
-        entries.push(entry_for(
-            p,
-            permit.practice.as_ref(),
-            account,
-            &permit.codes,
-            me.proofing_level,
-            review,
-            today,
-        ));
+        let state = PatientState {
+            patient: p,
+            practice,
+            account: account.as_ref(),
+            codes: &permit.codes,
+        };
+        entries.push(PatientAccess {
+            entitlements: entitlements::own(&state, today).at_assurance(assured),
+            patient: p.clone(),
+            relationship: "self".to_owned(),
+            pending_review: review,
+        });
     }
+    let acting_for: Vec<PatientAccess> = super::proxy::acting_for(roles, today)
+        .into_iter()
+        .map(|a| at_assurance(a, assured))
+        .collect();
+    access::disclosed(caller, Action::MyAccess, acting_for.iter().map(|e| &e.patient));
     entries.extend(acting_for);
     Ok(entries)
+}
+
+fn at_assurance(mut a: PatientAccess, assured: bool) -> PatientAccess {
+    a.entitlements = a.entitlements.at_assurance(assured);
+    a
 }
 
 /// What a successful linkage verification tells the identity provider.

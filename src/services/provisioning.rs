@@ -237,9 +237,16 @@ impl Provisioner {
     /// lease runs out and is then done again.
     async fn record(&self, worker: &str, attempts: Vec<Attempt>) -> Result<(), DbError> {
         let attempts = Arc::new(attempts);
-        let (owner, secrets, all) = (worker.to_owned(), self.secrets.clone(), attempts.clone());
+        let (owner, secrets, settings, all) = (
+            worker.to_owned(),
+            self.secrets.clone(),
+            self.settings.clone(),
+            attempts.clone(),
+        );
         let together = db::run(&self.pool, move |c| {
-            db::write_transaction(c, |c| all.iter().try_for_each(|a| a.record(c, &owner, &secrets)))
+            db::write_transaction(c, |c| {
+                all.iter().try_for_each(|a| a.record(c, &owner, &secrets, &settings))
+            })
         })
         .await;
         let Err(e) = together else {
@@ -251,9 +258,14 @@ impl Provisioner {
         tracing::warn!(error = %e, "a batch of provisioning outcomes could not be recorded together; recording each alone");
         let mut first = None;
         for i in 0..attempts.len() {
-            let (owner, secrets, all) = (worker.to_owned(), self.secrets.clone(), attempts.clone());
+            let (owner, secrets, settings, all) = (
+                worker.to_owned(),
+                self.secrets.clone(),
+                self.settings.clone(),
+                attempts.clone(),
+            );
             let alone = db::run(&self.pool, move |c| {
-                db::write_transaction(c, |c| all[i].record(c, &owner, &secrets))
+                db::write_transaction(c, |c| all[i].record(c, &owner, &secrets, &settings))
             })
             .await;
             if let Err(e) = alone {
@@ -395,13 +407,29 @@ impl Attempt {
     /// Finishes the job as this worker's and applies its outcome. A job whose lease ran out
     /// belongs to another worker now, which redoes the call with the same idempotency key and
     /// records that.
-    fn record(&self, c: &mut db::DbConnection, worker: &str, secrets: &SecretBox) -> Result<(), DbError> {
+    fn record(
+        &self,
+        c: &mut db::DbConnection,
+        worker: &str,
+        secrets: &SecretBox,
+        settings: &SupplierSettings,
+    ) -> Result<(), DbError> {
         let now = db::now();
         let job = &self.job;
         match &self.result {
             Ok(outcome) => {
                 if db::outbox::finish(c, &job.id, worker, JobStatus::Completed, now, None, now)? {
                     apply_success(c, job, outcome, secrets)?;
+                    // An account that became active or had a change confirmed gives the patient
+                    // new access in effect, and with it what their proxies' links may give.
+                    if job.account_id.is_some()
+                        && matches!(
+                            job.kind,
+                            JobKind::CreateAccount | JobKind::SetAccess | JobKind::SetAccountStatus
+                        )
+                    {
+                        super::proxy::sync_links(c, settings, &job.patient_id, now.date(), super::proxy::Links::All)?;
+                    }
                 }
             }
             Err(f) => {

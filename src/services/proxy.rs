@@ -12,14 +12,15 @@ use super::provisioning::{self, JobPayload};
 use super::{Caller, Core, Error, Result};
 use crate::config::SupplierSettings;
 use crate::db::{self, DbConnection, DbError};
+use crate::domain::entitlements::{self, PatientState};
 use crate::domain::policy::{self, Action, ActorFacts, Facts, PracticeFacts, RoleFacts, RolePart, TargetFacts};
 use crate::domain::proxy::{
-    AccessRequest, AccessRequestForm, Changer, Problem, ProxyGrants, ProxyReview, ProxyRole, ReasonRecord, RoleChange,
-    RoleRequest, RoleStatus, StatusReason,
+    AccessRequest, AccessRequestForm, Changer, Problem, ProxyGrants, ProxyReview, ProxyRole, REQUEST_REPEAT_DAYS,
+    ReasonRecord, RoleChange, RoleRequest, RoleStatus, StatusReason,
 };
 use crate::domain::{
-    AccessSettings, AccountStatus, JobSubject, NhsNumber, OdsCode, PatientAccess, PatientIdentifierSystem,
-    PatientRecord, PracticeRecord,
+    AccessSettings, JobSubject, NhsNumber, OdsCode, PatientAccess, PatientIdentifierSystem, PatientRecord,
+    PracticeRecord,
 };
 use crate::identity::Principal;
 
@@ -46,76 +47,66 @@ fn find_patient(c: &mut DbConnection, nhs: &NhsNumber) -> std::result::Result<Op
 }
 
 /// The supplier jobs a change to a role needs: link it when it becomes active, revoke it when
-/// it stops being active, and send what it grants when that changes while it is active.
-fn jobs_for(
-    before: &ProxyRole,
-    after: &ProxyRole,
-    patient: &PatientRecord,
-    practice: &PracticeRecord,
-) -> Vec<JobPayload> {
-    let mut jobs = vec![];
+/// it stops being active, and send what it gives when that changes while it is active. What
+/// the supplier is sent is what is in effect through the role (never beyond the patient's own
+/// access); `after` keeps what was sent.
+fn jobs_for(before: &ProxyRole, after: &mut ProxyRole, state: &PatientState<'_>, today: NaiveDate) -> Vec<JobPayload> {
     let was_active = before.status == RoleStatus::Active;
     let is_active = after.status == RoleStatus::Active;
     if is_active && !was_active {
-        jobs.push(link_payload(after, patient, practice));
+        let access = entitlements::link_for_supplier(state, after, today);
+        after.sent_access = Some(access.clone());
+        vec![link_payload(after, state, access)]
     } else if was_active && !is_active {
-        jobs.push(JobPayload::RevokeProxy {
+        after.sent_access = None;
+        vec![JobPayload::RevokeProxy {
             reason: after.reason.reason.code().to_owned(),
-        });
-    } else if is_active && before.grants != after.grants {
-        jobs.push(JobPayload::SetProxyAccess {
-            access: after.grants.as_access(),
-        });
+        }]
+    } else if is_active {
+        resend(after, state, today).into_iter().collect()
+    } else {
+        vec![]
     }
-    jobs
 }
 
-fn link_payload(role: &ProxyRole, patient: &PatientRecord, practice: &PracticeRecord) -> JobPayload {
+/// The change to an active link the supplier needs, if what is in effect through the role is
+/// not what it was last told.
+fn resend(role: &mut ProxyRole, state: &PatientState<'_>, today: NaiveDate) -> Option<JobPayload> {
+    let access = entitlements::link_for_supplier(state, role, today);
+    if role.sent_access.as_ref() == Some(&access) {
+        return None;
+    }
+    role.sent_access = Some(access.clone());
+    Some(JobPayload::SetProxyAccess { access })
+}
+
+fn link_payload(role: &ProxyRole, state: &PatientState<'_>, access: AccessSettings) -> JobPayload {
     JobPayload::LinkProxy {
-        patient_identifier: patient.details.identifier.value().to_owned(),
+        patient_identifier: state.patient.details.identifier.value().to_owned(),
         proxy_nhs_number: role.proxy_nhs_number.as_str().to_owned(),
-        ods_code: practice.ods_code.as_str().to_owned(),
+        ods_code: state.practice.ods_code.as_str().to_owned(),
         relationship: role
             .relationships
             .first()
             .map_or_else(|| "Personal".to_owned(), |r| r.code.clone()),
-        access: role.grants.as_access(),
+        access,
         end_date: role.period_end.map(|e| e.date()),
     }
-}
-
-/// Links an active role at the patient's clinical system, through the outbox.
-pub fn enqueue_link(
-    c: &mut DbConnection,
-    settings: &SupplierSettings,
-    role: &ProxyRole,
-    patient: &PatientRecord,
-    practice: &PracticeRecord,
-) -> std::result::Result<(), DbError> {
-    enqueue(
-        c,
-        settings,
-        role,
-        patient,
-        practice,
-        vec![link_payload(role, patient, practice)],
-    )
 }
 
 fn enqueue(
     c: &mut DbConnection,
     settings: &SupplierSettings,
     role: &ProxyRole,
-    patient: &PatientRecord,
-    practice: &PracticeRecord,
+    state: &PatientState<'_>,
     jobs: Vec<JobPayload>,
 ) -> std::result::Result<(), DbError> {
     for payload in jobs {
         let job = provisioning::job(
             settings,
             JobSubject::Role(&role.id),
-            &patient.id,
-            practice.supplier,
+            &state.patient.id,
+            state.practice.supplier,
             &payload,
         );
         db::outbox::enqueue(c, &job)?;
@@ -123,24 +114,100 @@ fn enqueue(
     Ok(())
 }
 
-/// The patient's own access, which a proxy's record access may never go beyond.
-fn patient_access(
+/// Links a role stored as active at the patient's clinical system, through the outbox (a role
+/// made active outside [`update`], such as seed data). In the caller's transaction.
+pub fn enqueue_link(
     c: &mut DbConnection,
-    patient: &PatientRecord,
-) -> std::result::Result<Option<AccessSettings>, DbError> {
-    Ok(db::accounts::find_by_patient(c, &patient.id, &patient.practice_id)?
-        .filter(|a| a.status == AccountStatus::Active && a.practice_id == patient.practice_id)
-        .map(|a| a.access))
+    settings: &SupplierSettings,
+    role: &mut ProxyRole,
+    today: NaiveDate,
+) -> std::result::Result<(), DbError> {
+    let Some(ctx) = db::reads::patient_context(c, &role.patient_id)? else {
+        return Ok(());
+    };
+    let state = ctx.state();
+    let unlinked = ProxyRole {
+        status: RoleStatus::Proposed,
+        ..role.clone()
+    };
+    let jobs = jobs_for(&unlinked, role, &state, today);
+    if !db::proxy_roles::save(c, role)? {
+        return Err(DbError::Query("a proxy role changed while it was linked".into()));
+    }
+    enqueue(c, settings, role, &state, jobs)
 }
 
-fn within_patient(grants: &ProxyGrants, own: Option<&AccessSettings>) -> std::result::Result<(), Problem> {
-    if grants.capped_by(own) != *grants {
-        let own_level = own.map_or("none", |a| a.record_level.as_str());
-        return Err(Problem::RuleNotMet(format!(
-            "a proxy's record access cannot go beyond the patient's own ({own_level})"
-        )));
+/// Whether `a` gives nothing that `b` does not: no service `b` leaves off, no more of the record,
+/// no earlier history.
+fn gives_no_more(a: &AccessSettings, b: &AccessSettings) -> bool {
+    let services = (!a.services.appointments || b.services.appointments)
+        && (!a.services.prescriptions || b.services.prescriptions)
+        && (!a.services.messaging || b.services.messaging);
+    let history = match (a.record_level, a.record_from, b.record_from) {
+        (crate::domain::RecordAccessLevel::Full, Some(x), Some(y)) => x >= y,
+        _ => true,
+    };
+    services && a.record_level <= b.record_level && history
+}
+
+/// Which re-sent links a pass of [`sync_links`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Only links that now give less: sent before the patient's own access is lowered, so the
+    /// supplier never holds a proxy with more than the patient.
+    Lowered,
+    /// Every link whose effect changed.
+    All,
+}
+
+/// Tells the patient's clinical system again what each of their active proxy links gives,
+/// where that changed with the patient's own access (a change staff made, a code, the model, a
+/// birthday, a confirmation from the supplier). In the caller's transaction, as it reads the
+/// patient now; the outbox runs a patient's jobs in the order they were made. Returns how many
+/// links were sent.
+pub fn sync_links(
+    c: &mut DbConnection,
+    settings: &SupplierSettings,
+    patient_id: &str,
+    today: NaiveDate,
+    pass: Links,
+) -> std::result::Result<usize, DbError> {
+    let mut roles: Vec<ProxyRole> = db::proxy_roles::for_patient(c, patient_id)?
+        .into_iter()
+        .filter(|r| r.status == RoleStatus::Active)
+        .collect();
+    if roles.is_empty() {
+        return Ok(0);
     }
-    Ok(())
+    let Some(ctx) = db::reads::patient_context(c, patient_id)? else {
+        return Ok(0);
+    };
+    let state = ctx.state();
+    let mut sent = 0;
+    for role in &mut roles {
+        // A role that lapsed or whose patient moved is ended by the transitions or the event,
+        // which revoke its link; only links in force are re-sent here.
+        if !entitlements::proxy(&state, role, today).standing.is_active() {
+            continue;
+        }
+        if pass == Links::Lowered
+            && role
+                .sent_access
+                .as_ref()
+                .is_none_or(|sent| !gives_no_more(&entitlements::link_for_supplier(&state, role, today), sent))
+        {
+            continue;
+        }
+        let Some(job) = resend(role, &state, today) else {
+            continue;
+        };
+        if !db::proxy_roles::save(c, role)? {
+            return Err(DbError::Query("a proxy role changed while its link was re-sent".into()));
+        }
+        enqueue(c, settings, role, &state, vec![job])?;
+        sent += 1;
+    }
+    Ok(sent)
 }
 
 /// The practice attests, by making a role active, that coercion and safeguarding were
@@ -153,7 +220,13 @@ fn attest(role: &mut ProxyRole, by: &str, now: NaiveDateTime) {
 }
 
 /// `POST /QuestionnaireResponse`: a person asks for proxy access (or a patient nominates a
-/// proxy). Makes a proposed role and a review Task for the patient's practice.
+/// proxy). When the named patient is registered at a practice the gateway serves (and alive),
+/// it makes a proposed role and a review Task there.
+///
+/// The requester learns nothing about the patient they name: the answer is the same whether or
+/// not the NHS number is registered anywhere, and the proposed role stays out of their sight
+/// until the practice makes it active. What is refused is refused for the request itself (its
+/// form, a repeat, too many requests), never for what the gateway holds about the patient.
 pub async fn submit_request(
     core: &Core,
     caller: &Caller,
@@ -163,26 +236,49 @@ pub async fn submit_request(
     let Principal::Patient(me) = &caller.principal else {
         return Err(Error::internal("an access request from a caller who is not a person"));
     };
-    if me.nhs_number != form.source_nhs_number {
+    let refused = |p: Problem| async move {
         access::conclude(core, caller, None).await?;
-        return Err(problem(Problem::Forbidden(
+        Err(problem(p))
+    };
+    if me.nhs_number != form.source_nhs_number {
+        return refused(Problem::Forbidden(
             "the access request's source must be the person signed in".into(),
-        )));
+        ))
+        .await;
+    }
+    if form.proxy_nhs_number == form.patient_nhs_number {
+        return refused(Problem::BadRequest(
+            "a person cannot ask for proxy access to their own record".into(),
+        ))
+        .await;
     }
     let now = core.clock.now();
     let submitted_by = caller.principal.caller_key();
+    let per_day = i64::from(core.settings.identity.access_requests_per_day);
     let outcome = db::run(&core.pool, move |c| {
         db::write_transaction(c, |c| {
-            let Some(patient) = find_patient(c, &form.patient_nhs_number)? else {
-                return Ok(Err(Problem::RuleNotMet(
-                    "the patient is not registered at a practice that uses this service".into(),
-                )));
-            };
-            let existing = db::proxy_roles::search(c, Some(&form.proxy_nhs_number), Some(&form.patient_nhs_number))?;
-            if existing.iter().any(is_live) {
+            if db::proxy_roles::requests_submitted_since(c, &submitted_by, now - chrono::Duration::hours(24))?
+                >= per_day
+            {
+                return Ok(Err(Problem::Throttled(format!(
+                    "no more than {per_day} proxy access requests can be made in 24 hours"
+                ))));
+            }
+            // A repeat, as VRS has it: a role between the two is proposed or active (the
+            // requester is a party to it, so it tells them nothing about a stranger), or the same pair was asked for within the repeat window, whatever
+            // became of it (which the requester cannot see). For a number no practice here
+            // holds there is never a role, so the answer depends on the requester's own
+            // requests alone.
+            let live = db::proxy_roles::search(c, Some(&form.proxy_nhs_number), Some(&form.patient_nhs_number))?
+                .iter()
+                .any(is_live);
+            let since = now - chrono::Duration::days(REQUEST_REPEAT_DAYS);
+            if live
+                || db::proxy_roles::request_for_pair_since(c, &form.proxy_nhs_number, &form.patient_nhs_number, since)?
+            {
                 return Ok(Err(Problem::DuplicateRelationship));
             }
-            let request = RoleRequest {
+            let proposal = RoleRequest {
                 status: RoleStatus::Proposed,
                 reason: ReasonRecord {
                     reason: StatusReason::ApplicationSubmitted,
@@ -203,44 +299,52 @@ pub async fn submit_request(
                     ..Default::default()
                 }),
             };
-            let role_id = uuid::Uuid::new_v4().to_string();
-            let mut role = match ProxyRole::create(
-                role_id,
-                request,
-                &patient.id,
-                &patient.practice_id,
-                patient.details.birth_date,
-                now,
-            ) {
+            // Checked before the patient is looked up: what is wrong with a request does not
+            // depend on whom it names.
+            let mut role = match ProxyRole::create(uuid::Uuid::new_v4().to_string(), proposal, "", "", now.date(), now)
+            {
                 Ok(r) => r,
                 Err(p) => return Ok(Err(p)),
             };
             role.period_start = None;
-            let request = AccessRequest {
+            let mut request = AccessRequest {
                 id: uuid::Uuid::new_v4().to_string(),
                 reference: reference_code(),
                 proxy_nhs_number: form.proxy_nhs_number.as_str().to_owned(),
                 patient_nhs_number: form.patient_nhs_number.as_str().to_owned(),
-                patient_id: Some(patient.id.clone()),
-                role_id: Some(role.id.clone()),
+                patient_id: None,
+                role_id: None,
                 body,
                 submitted_by,
                 created_at: now,
             };
-            role.access_request_id = Some(request.id.clone());
-            db::proxy_roles::insert(c, &role)?;
+            // A patient who has died gets no new role; one the gateway does not know has no
+            // practice to review it. Either way the request is kept, and answered alike.
+            let patient = find_patient(c, &form.patient_nhs_number)?.filter(|p| p.deceased_on.is_none());
+            if let Some(patient) = &patient {
+                request.patient_id = Some(patient.id.clone());
+                role.patient_id = patient.id.clone();
+                role.practice_id = patient.practice_id.clone();
+                role.access_request_id = Some(request.id.clone());
+                request.role_id = Some(role.id.clone());
+                db::proxy_roles::insert(c, &role)?;
+                db::proxy_roles::insert_review(
+                    c,
+                    &ProxyReview::requested(uuid::Uuid::new_v4().to_string(), &role, now),
+                )?;
+            }
             db::proxy_roles::insert_request(c, &request)?;
-            db::proxy_roles::insert_review(c, &ProxyReview::requested(uuid::Uuid::new_v4().to_string(), &role, now))?;
             Ok(Ok((request, patient)))
         })
     })
     .await?;
     match outcome {
         Ok((request, patient)) => {
-            access::conclude(core, caller, Some(&patient)).await?;
+            // Audited against the patient it names, when there is one.
+            access::conclude(core, caller, patient.as_ref()).await?;
             Ok(request)
         }
-        Err(p) => Err(problem(p)),
+        Err(p) => refused(p).await,
     }
 }
 
@@ -262,10 +366,12 @@ fn visible(core: &Core, caller: &Caller, action: Action, role: &ProxyRole, patie
     };
     let target = TargetFacts::ProxyRole(patient.map(|p| {
         Box::new(RoleFacts {
-            practice: PracticeFacts {
+            practice: Some(PracticeFacts {
                 ods: p.practice_ods.clone(),
                 online_services_enabled: true,
-            },
+            }),
+            patient_nhs_number: role.patient_nhs_number.clone(),
+            established: matches!(role.status, RoleStatus::Active | RoleStatus::Inactive),
             part,
         })
     }));
@@ -302,23 +408,15 @@ fn proxy_record(c: &mut DbConnection, role: &ProxyRole) -> std::result::Result<O
 }
 
 /// The role as it stands today: an active role that has lapsed (end date, review age, 16,
-/// unused for five years) or whose patient moved practice is shown inactive with the reason,
-/// whether or not the change has been stored yet.
+/// unused for five years) or whose patient moved practice or died is shown inactive with the
+/// reason, whether or not the change has been stored yet.
 fn as_of_today(
     mut role: ProxyRole,
     patient: Option<&PatientRecord>,
     review_age: u8,
     today: chrono::NaiveDate,
 ) -> ProxyRole {
-    let Some(patient) = patient else {
-        return role;
-    };
-    if role.status == RoleStatus::Active && role.practice_id != patient.practice_id {
-        role.end(ReasonRecord {
-            reason: StatusReason::DeactivatedPatientGpTransferred,
-            text: None,
-        });
-    } else if let Some(reason) = crate::domain::proxy::lapse(&role, patient.details.birth_date, today, review_age) {
+    if let Some(reason) = patient.and_then(|p| crate::domain::proxy::ended_today(&role, p, review_age, today)) {
         role.end(reason);
     }
     role
@@ -356,6 +454,17 @@ async fn search_roles(
         .collect())
 }
 
+/// Each role shown names its patient, and its proxy where the gateway holds their record: their
+/// trails say who saw them.
+fn shown(caller: &Caller, action: Action, views: Vec<RoleView>) -> Vec<RoleView> {
+    access::disclosed(
+        caller,
+        action,
+        views.iter().flat_map(|v| v.patient.iter().chain(v.proxy.iter())),
+    );
+    views
+}
+
 /// `GET /RelatedPerson`: the relationships of a proxy, or of a proxy-patient pair.
 pub async fn related_persons(
     core: &Core,
@@ -364,7 +473,7 @@ pub async fn related_persons(
     patient: Option<NhsNumber>,
 ) -> Result<Vec<RoleView>> {
     let found = search_roles(core, caller, Action::SearchRelatedPersons, proxy, patient).await?;
-    Ok(found
+    let live = found
         .into_iter()
         .filter(|v| {
             matches!(
@@ -372,7 +481,8 @@ pub async fn related_persons(
                 RoleStatus::Proposed | RoleStatus::Active | RoleStatus::Inactive
             )
         })
-        .collect())
+        .collect();
+    Ok(shown(caller, Action::SearchRelatedPersons, live))
 }
 
 /// `GET /Consent`: roles by performer and/or patient, in any of `statuses`, at `practice`
@@ -394,7 +504,7 @@ pub async fn consents(
         }
     }
     let found = search_roles(core, caller, Action::SearchProxyRoles, performer, patient).await?;
-    Ok(found
+    let matching = found
         .into_iter()
         .filter(|v| statuses.as_ref().is_none_or(|s| s.contains(&v.role.status)))
         .filter(|v| v.role.status != RoleStatus::EnteredInError || statuses.is_some())
@@ -403,7 +513,8 @@ pub async fn consents(
                 .as_ref()
                 .is_none_or(|ods| v.patient.as_ref().is_some_and(|p| p.practice_ods == *ods))
         })
-        .collect())
+        .collect();
+    Ok(shown(caller, Action::SearchProxyRoles, matching))
 }
 
 /// The role a permit was given for; a role marked entered in error cannot be retrieved.
@@ -457,6 +568,11 @@ pub async fn create(core: &Core, caller: &Caller, request: RoleRequest) -> Resul
             practice.ods_code
         ))));
     }
+    if patient.deceased_on.is_some() {
+        return Err(problem(Problem::InvalidPatient(
+            "the patient has died: no proxy role can be made for them".into(),
+        )));
+    }
     let now = core.clock.now();
     let by = caller.principal.recorded_as();
     let settings = core.settings.suppliers.clone();
@@ -479,18 +595,31 @@ pub async fn create(core: &Core, caller: &Caller, request: RoleRequest) -> Resul
                 Ok(r) => r,
                 Err(p) => return Ok(Err(p)),
             };
+            // The patient as they are inside this transaction: their access decides the cap.
+            let Some(ctx) = db::reads::patient_context(c, &patient.id)? else {
+                return Ok(Err(Problem::InvalidPatient("the patient record has gone".into())));
+            };
+            let state = ctx.state();
             if let Some(g) = grants
-                && let Err(p) = within_patient(&g, patient_access(c, &patient)?.as_ref())
+                && let Err(why) = entitlements::within_patient(&g, &state, now.date())
             {
-                return Ok(Err(p));
+                return Ok(Err(Problem::RuleNotMet(why)));
             }
             if role.status == RoleStatus::Active {
                 attest(&mut role, &by, now);
             }
+            let jobs = jobs_for(
+                &ProxyRole {
+                    status: RoleStatus::Proposed,
+                    ..role.clone()
+                },
+                &mut role,
+                &state,
+                now.date(),
+            );
             db::proxy_roles::insert(c, &role)?;
             if role.status == RoleStatus::Active {
-                let link = link_payload(&role, &patient, &practice);
-                enqueue(c, &settings, &role, &patient, &practice, vec![link])?;
+                enqueue(c, &settings, &role, &state, jobs)?;
             } else {
                 db::proxy_roles::insert_review(
                     c,
@@ -528,23 +657,45 @@ pub async fn update(core: &Core, caller: &Caller, permit: Permit, changes: Vec<R
     let settings = core.settings.suppliers.clone();
     let outcome = db::run(&core.pool, move |c| {
         db::write_transaction(c, |c| {
-            // A role that lapsed since it was stored is changed from what it is today; its
-            // lapse is forwarded to the supplier first.
-            let stored = role.clone();
-            let before = as_of_today(role, Some(&patient), practice.settings.proxy_review_age, now.date());
-            let mut lapsed = jobs_for(&stored, &before, &patient, &practice);
+            let Some(ctx) = db::reads::patient_context(c, &patient.id)? else {
+                return Ok(Err(Problem::RoleNotFound));
+            };
+            let state = ctx.state();
+            // A role that lapsed (or whose patient moved or died) since it was stored is changed
+            // from what it is today; its end is forwarded to the supplier first.
+            let mut before = as_of_today(
+                role.clone(),
+                Some(&ctx.patient),
+                practice.settings.proxy_review_age,
+                now.date(),
+            );
+            let mut lapsed = jobs_for(&role, &mut before, &state, now.date());
             let mut after = before.clone();
-            if let Err(p) = after.apply(&changes, changer, patient.details.birth_date, now) {
-                return Ok(Err(p));
-            }
-            if after.grants != before.grants
-                && let Err(p) = within_patient(&after.grants, patient_access(c, &patient)?.as_ref())
-            {
+            if let Err(p) = after.apply(&changes, changer, ctx.patient.details.birth_date, now) {
                 return Ok(Err(p));
             }
             if after.status == RoleStatus::Active && before.status != RoleStatus::Active {
+                // Death is terminal, and a role ended by a move belongs to the practice the
+                // patient left: neither comes back.
+                if ctx.patient.deceased_on.is_some() {
+                    return Ok(Err(Problem::InvalidStateTransition(
+                        "the patient has died: the role cannot be made active again".into(),
+                    )));
+                }
+                if after.practice_id != ctx.patient.practice_id {
+                    return Ok(Err(Problem::InvalidStateTransition(
+                        "the patient moved practice: the role ended with the move; the new practice can make a new one"
+                            .into(),
+                    )));
+                }
                 attest(&mut after, &by, now);
             }
+            if after.grants != before.grants
+                && let Err(why) = entitlements::within_patient(&after.grants, &state, now.date())
+            {
+                return Ok(Err(Problem::RuleNotMet(why)));
+            }
+            lapsed.extend(jobs_for(&before, &mut after, &state, now.date()));
             if !db::proxy_roles::save(c, &mut after)? {
                 return Ok(Err(Problem::BadRequest(
                     "the role changed at the same time; read it again".into(),
@@ -553,8 +704,7 @@ pub async fn update(core: &Core, caller: &Caller, permit: Permit, changes: Vec<R
             if before.status == RoleStatus::Proposed && after.status != RoleStatus::Proposed {
                 db::proxy_roles::close_reviews(c, &after.id, "completed", &by, None, now)?;
             }
-            lapsed.extend(jobs_for(&before, &after, &patient, &practice));
-            enqueue(c, &settings, &after, &patient, &practice, lapsed)?;
+            enqueue(c, &settings, &after, &state, lapsed)?;
             Ok(Ok(after))
         })
     })
@@ -573,6 +723,14 @@ pub fn end_roles(
     reason: StatusReason,
     now: NaiveDateTime,
 ) -> std::result::Result<usize, DbError> {
+    let codes = crate::domain::record_access::CodeSet::default();
+    // Only revocations are sent, to the practice the roles were made at.
+    let state = PatientState {
+        patient,
+        practice,
+        account: None,
+        codes: &codes,
+    };
     let mut ended = 0;
     for role in db::proxy_roles::for_patient(c, &patient.id)? {
         if !matches!(
@@ -587,16 +745,10 @@ pub fn end_roles(
         let before = role.clone();
         let mut after = role;
         after.end(ReasonRecord { reason, text: None });
+        let jobs = jobs_for(&before, &mut after, &state, now.date());
         if db::proxy_roles::save(c, &mut after)? {
             db::proxy_roles::close_reviews(c, &after.id, "cancelled", "gateway", Some(reason.display()), now)?;
-            enqueue(
-                c,
-                settings,
-                &after,
-                patient,
-                practice,
-                jobs_for(&before, &after, patient, practice),
-            )?;
+            enqueue(c, settings, &after, &state, jobs)?;
             ended += 1;
         }
     }
@@ -637,16 +789,18 @@ pub async fn apply_lapses_as_of(core: &Core, now: NaiveDateTime) -> Result<usize
                 if today.status == role.status {
                     continue;
                 }
+                let codes = crate::domain::record_access::CodeSet::default();
+                // Only the revocation is sent, to the practice the role was made at.
+                let state = PatientState {
+                    patient: &patient,
+                    practice: &practice,
+                    account: None,
+                    codes: &codes,
+                };
+                let jobs = jobs_for(&role, &mut today, &state, now.date());
                 db::write_transaction(c, |c| {
                     if db::proxy_roles::save(c, &mut today)? {
-                        enqueue(
-                            c,
-                            &settings,
-                            &today,
-                            &patient,
-                            &practice,
-                            jobs_for(&role, &today, &patient, &practice),
-                        )?;
+                        enqueue(c, &settings, &today, &state, jobs.clone())?;
                         ended += 1;
                     }
                     Ok::<(), DbError>(())
@@ -668,52 +822,24 @@ pub async fn set_access(core: &Core, caller: &Caller, permit: Permit, grants: Pr
     update(core, caller, permit, vec![RoleChange::Grants(grants)]).await
 }
 
-/// The patients a person acts for as a proxy, with what each role lets them do today, from
-/// the roles read with each patient's context ([`db::reads::proxy_contexts`]). Rejected roles
-/// and roles entered in error are not shown.
+/// The patients a person acts for as a proxy, with what is in effect through each role today,
+/// from the roles read with each patient's context ([`db::reads::proxy_contexts`]). Only roles
+/// that have been in force are shown: a proposed role says nothing to its proxy about the
+/// patient it names, and rejected roles and roles entered in error are not shown.
 pub fn acting_for(found: Vec<(ProxyRole, db::reads::PatientContext)>, today: NaiveDate) -> Vec<PatientAccess> {
     found
         .into_iter()
-        .filter(|(role, _)| {
-            matches!(
-                role.status,
-                RoleStatus::Proposed | RoleStatus::Active | RoleStatus::Inactive
-            )
-        })
+        .filter(|(role, _)| matches!(role.status, RoleStatus::Active | RoleStatus::Inactive))
         .map(|(role, ctx)| {
-            let own = ctx
-                .account
-                .as_ref()
-                .filter(|a| a.status == AccountStatus::Active && a.practice_id == ctx.patient.practice_id)
-                .map(|a| super::record_access::effective(&ctx.practice, &ctx.patient, &ctx.codes, a, today));
-            let (patient, practice) = (ctx.patient, ctx.practice);
-            let review_age = practice.settings.proxy_review_age;
-            // The role as it stands today (lapsed or moved roles are inactive with their reason).
-            let role = as_of_today(role, Some(&patient), review_age, today);
-            let (reason, effective) = match role.status {
-                RoleStatus::Active => (None, role.grants.capped_by(own.as_ref()).as_access()),
-                _ => (
-                    Some(
-                        role.reason
-                            .text
-                            .clone()
-                            .unwrap_or_else(|| role.reason.reason.display().to_owned()),
-                    ),
-                    AccessSettings::none(),
-                ),
-            };
-            let status = role.status.code().to_owned();
+            let entitlements = entitlements::proxy(&ctx.state(), &role, today);
             PatientAccess {
                 relationship: role
                     .relationships
                     .first()
                     .map_or_else(|| "proxy".to_owned(), |r| r.code.clone()),
-                role_id: Some(role.id.clone()),
                 pending_review: None,
-                patient,
-                status,
-                reason,
-                effective,
+                patient: ctx.patient,
+                entitlements,
             }
         })
         .collect()

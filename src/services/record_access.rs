@@ -7,10 +7,12 @@ use chrono::NaiveDate;
 use super::access::Permit;
 use super::accounts::{Accepted, review_task};
 use super::provisioning::{self, JobPayload};
+use super::proxy::Links;
 use super::{Caller, Core, Error, Reason, Result};
 use crate::config::SupplierSettings;
 use crate::db::{self, DbConnection, DbError};
 use crate::domain::account::AccountSource;
+use crate::domain::entitlements::{self, PatientState};
 use crate::domain::provisioning::OutboxJob;
 use crate::domain::record_access::{self as rules, AccessCode, CodeSet, ModelFacts};
 use crate::domain::{
@@ -18,31 +20,24 @@ use crate::domain::{
     PracticeRecord, VerificationMethod,
 };
 
-/// The facts the practice's model needs about one account.
-pub fn facts<'a>(
-    practice: &'a PracticeRecord,
+/// Tells the supplier what the account should give now, and what each of the patient's proxy
+/// links gives with it (see [`sync_account`] and [`super::proxy::sync_links`]). In the caller's
+/// transaction. Answers the account's job, if one was needed.
+#[allow(clippy::too_many_arguments)]
+pub fn sync(
+    c: &mut DbConnection,
+    settings: &SupplierSettings,
     patient: &PatientRecord,
-    codes: &'a CodeSet,
-    account: &OnlineAccount,
-) -> ModelFacts<'a> {
-    ModelFacts {
-        settings: &practice.settings,
-        birth_date: patient.details.birth_date,
-        deceased: patient.deceased_on.is_some(),
-        codes,
-        account_created: account.created_at.date(),
-    }
-}
-
-/// The access an account gives today: what was granted and confirmed, with the model applied.
-pub fn effective(
     practice: &PracticeRecord,
-    patient: &PatientRecord,
+    account: &mut OnlineAccount,
     codes: &CodeSet,
-    account: &OnlineAccount,
     today: NaiveDate,
-) -> AccessSettings {
-    rules::effective(&account.access, &facts(practice, patient, codes, account), today)
+    grant: Option<AccessSettings>,
+) -> std::result::Result<Option<OutboxJob>, DbError> {
+    super::proxy::sync_links(c, settings, &patient.id, today, Links::Lowered)?;
+    let job = sync_account(c, settings, patient, practice, account, codes, today, grant)?;
+    super::proxy::sync_links(c, settings, &patient.id, today, Links::All)?;
+    Ok(job)
 }
 
 /// Tells the supplier what the account should give now (its latest grant with the model
@@ -51,7 +46,7 @@ pub fn effective(
 /// caller read it, the account is read again (and `grant` applied to it again) and the work
 /// redone, so no caller loses a change to a background job.
 #[allow(clippy::too_many_arguments)]
-pub fn sync(
+fn sync_account(
     c: &mut DbConnection,
     settings: &SupplierSettings,
     patient: &PatientRecord,
@@ -84,11 +79,13 @@ pub fn sync(
         {
             return Ok(None);
         }
-        let target = rules::effective(
-            account.latest_access(),
-            &facts(&practice, &patient, &codes, account),
-            today,
-        );
+        let state = PatientState {
+            patient: &patient,
+            practice: &practice,
+            account: Some(account),
+            codes: &codes,
+        };
+        let target = entitlements::for_supplier(&state, account, account.latest_access(), today);
         if grant.is_none() && account.sent_access.as_ref() == Some(&target) {
             return Ok(None);
         }
@@ -129,8 +126,14 @@ pub async fn account_view(core: &Core, permit: &Permit) -> Result<(OnlineAccount
         .filter_map(|r| AccessCode::parse(&r.code).map(|c| (c, r.added_by, r.added_at)))
         .collect();
     let codes = CodeSet::new(entries.iter().map(|(c, _, _)| *c));
-    let effective = effective(&practice, &patient, &codes, &account, core.clock.today());
-    Ok((account, effective, entries))
+    let state = PatientState {
+        patient: &patient,
+        practice: &practice,
+        account: Some(&account),
+        codes: &codes,
+    };
+    let in_effect = entitlements::own(&state, core.clock.today()).access;
+    Ok((account, in_effect, entries))
 }
 
 /// Adds or removes a record-access code, and tells the supplier what the account gives now.
@@ -239,7 +242,13 @@ pub async fn register_self(core: &Core, permit: Permit, caller: &Caller, email: 
                 now,
             );
             account.source = AccountSource::NhsLogin;
-            let access = rules::effective(&grant, &model, today);
+            let state = PatientState {
+                patient: &patient,
+                practice: &practice,
+                account: Some(&account),
+                codes: &codes,
+            };
+            let access = entitlements::for_supplier(&state, &account, &grant, today);
             account.sent_access = Some(access.clone());
             let account = match existing {
                 Some(mut old) => {
@@ -300,6 +309,7 @@ pub async fn request_record_access(
         )
     })?;
     let patient = permit.patient()?.clone();
+    super::accounts::alive(&patient)?;
     let codes = {
         let id = patient.id.clone();
         db::run(&core.pool, move |c| db::access_codes::active(c, &id)).await?

@@ -340,8 +340,13 @@ async fn the_role_table_is_configuration() {
 }
 
 /// The events the trail holds for one request id, as a role allowed to audit sees them.
+/// Every event of a request, read by the service operator's system client, which sees the
+/// whole trail (a practice's auditor sees only the events of their practice).
 async fn events_for(app: &TestApp, request_id: &str) -> Vec<Value> {
-    let auditor = app.token("clinician-emis");
+    let auditor = app.token_with(
+        IssuerKind::System,
+        json!({"sub": "operator", "client_id": "operator", "scope": "audit:read"}),
+    );
     let (status, _, bundle) = app.get(&format!("/AuditEvent?request-id={request_id}"), &auditor).await;
     assert_eq!(status, StatusCode::OK, "{bundle}");
     bundle["entry"]
@@ -517,8 +522,22 @@ async fn refused_authentications_and_other_events_are_found_without_a_patient() 
     app.get("/Patient/patient-jane-smith", &app.token("staff-emis")).await;
     let auditor = app.token("clinician-emis");
     let today = chrono::Utc::now().date_naive();
-    let (status, _, refused) = app
+    // A refused authentication belongs to no practice: a practice's auditor does not see it,
+    // the service operator's system client does.
+    let (status, _, theirs) = app
         .get(&format!("/AuditEvent?outcome=4&agent=unknown&date=ge{today}"), &auditor)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    assert_eq!(theirs["total"], 0, "{theirs}");
+    let operator = app.token_with(
+        IssuerKind::System,
+        json!({"sub": "operator", "client_id": "operator", "scope": "audit:read"}),
+    );
+    let (status, _, refused) = app
+        .get(
+            &format!("/AuditEvent?outcome=4&agent=unknown&date=ge{today}"),
+            &operator,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{refused}");
     let found = refused["entry"].as_array().unwrap();

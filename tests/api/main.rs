@@ -5,6 +5,7 @@ mod access;
 mod architecture;
 mod auth;
 mod conformance;
+mod entitlements;
 mod helpers;
 mod identity;
 mod kept_reads;

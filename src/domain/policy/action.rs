@@ -180,7 +180,7 @@ actions! {
     LinkIdentity => "link-identity", Execute, "bind an identity-provider subject to a patient record",
         staff: None, patient: None, system: Some("identity:link");
     SearchAudit => "search-audit", Read, "search the audit trail",
-        staff: Some(READ_AUDIT), patient: None, system: None;
+        staff: Some(READ_AUDIT), patient: None, system: Some("audit:read");
     VerifyAudit => "verify-audit", Execute, "verify the audit trail's hash chains",
         staff: Some(READ_AUDIT), patient: None, system: None;
     ExplainAccess => "explain-access", Read, "explain an access decision",
@@ -298,6 +298,20 @@ impl Action {
                 | Self::CreateAccessRequest
                 | Self::RecordRegistrationEvent
         )
+    }
+
+    /// What a person may only do signed in as themself, never through a delegated token that
+    /// acts for someone else.
+    pub fn acts_as_the_person(self) -> bool {
+        matches!(
+            self,
+            Self::CreateAccessRequest | Self::UpdateProxyRole | Self::RegisterSelf | Self::RequestRecordAccess
+        )
+    }
+
+    /// What only the patient may do about their own record, never a proxy for them.
+    pub fn patient_only(self) -> bool {
+        matches!(self, Self::RegisterSelf | Self::RequestRecordAccess)
     }
 
     /// The online service the action uses, if any.

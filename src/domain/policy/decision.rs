@@ -3,7 +3,6 @@
 use std::borrow::Cow;
 
 use super::Action;
-use crate::domain::AccountStatus;
 
 /// The rules the engine consults, by stable name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,7 +29,9 @@ pub enum Rule {
     PatientAccount,
     /// The proxy role is active today.
     ProxyRole,
-    /// The account or proxy role grants the service the action uses.
+    /// Why what is in effect is what it is (the entitlements model's reasons).
+    InEffect,
+    /// The account or proxy role gives the service the action uses, in effect now.
     Service,
     /// A delegated token acts for its own patient only.
     Delegation,
@@ -52,6 +53,7 @@ impl Rule {
             Self::PatientRelationship => "patient-relationship",
             Self::PatientAccount => "patient-account",
             Self::ProxyRole => "proxy-role",
+            Self::InEffect => "in-effect",
             Self::Service => "service",
             Self::Delegation => "delegation",
             Self::TargetExists => "target-exists",
@@ -81,6 +83,8 @@ pub enum Refusal {
     NoActiveAccount,
     /// The online account is disabled by the practice.
     AccountDisabled,
+    /// The patient has died: online access has ended for good.
+    PatientDeceased,
     /// The proxy role is proposed, inactive or lapsed.
     ProxyRoleNotActive,
     /// The account or proxy role does not grant the service.
@@ -100,15 +104,9 @@ impl Refusal {
             Self::OutsideOwnPractice => "OUTSIDE_OWN_PRACTICE",
             Self::NoActiveAccount => "NO_ACTIVE_ONLINE_ACCOUNT",
             Self::AccountDisabled => "ONLINE_ACCOUNT_DISABLED",
+            Self::PatientDeceased => "PATIENT_DECEASED",
             Self::ProxyRoleNotActive => "PROXY_ROLE_NOT_ACTIVE",
             Self::ServiceNotGranted => "SERVICE_NOT_GRANTED",
-        }
-    }
-
-    pub fn for_account(status: AccountStatus) -> Self {
-        match status {
-            AccountStatus::Disabled => Self::AccountDisabled,
-            _ => Self::NoActiveAccount,
         }
     }
 }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use super::{Action, Permission};
-use crate::domain::proxy::RoleStatus;
-use crate::domain::{AccessSettings, AccountStatus, AssurancePolicy, NhsNumber, OdsCode, ProofingLevel};
+use crate::domain::entitlements::Entitlements;
+use crate::domain::{AssurancePolicy, NhsNumber, OdsCode, ProofingLevel};
 
 /// The configured rules the engine applies: which roles grant which permissions, and the
 /// identity assurance patient tokens need.
@@ -136,8 +136,14 @@ pub enum TargetFacts {
 /// A proxy role as a target: where it belongs and how the person asking takes part in it.
 #[derive(Debug, Clone)]
 pub struct RoleFacts {
-    /// The patient's current practice.
-    pub practice: PracticeFacts,
+    /// The patient's current practice; `None` for an access request naming no patient the
+    /// gateway knows (which no practice sees).
+    pub practice: Option<PracticeFacts>,
+    /// The role's patient.
+    pub patient_nhs_number: NhsNumber,
+    /// Whether the role has been in force (active, or inactive after it was): until then its
+    /// proxy is a requester, who learns nothing about the patient from it.
+    pub established: bool,
     pub part: RolePart,
 }
 
@@ -162,9 +168,8 @@ pub struct PatientFacts {
     pub nhs_number: Option<NhsNumber>,
     pub practice: PracticeFacts,
     pub birth_date: NaiveDate,
-    /// The patient's online account at their current practice, if any.
-    pub account: Option<AccountFacts>,
-    /// How the person acting relates to this patient (only for person actors).
+    /// How the person acting relates to this patient (only for person actors), with what is in
+    /// effect for them through it.
     pub relationship: Relationship,
 }
 
@@ -175,31 +180,19 @@ impl PatientFacts {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct AccountFacts {
-    pub status: AccountStatus,
-    /// False when the account belongs to the practice the patient has left.
-    pub at_current_practice: bool,
-    pub access: AccessSettings,
-}
-
 /// A proxy role as the engine sees it when its proxy acts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyFacts {
     pub role_id: String,
-    pub status: RoleStatus,
-    /// Set when the role has lapsed today although its stored status says active (end date,
-    /// review age, 16, unused): why.
-    pub lapsed: Option<String>,
     pub relationship: String,
-    /// What the role grants, already capped by what the patient themself has.
-    pub grants: AccessSettings,
+    /// What is in effect through the role today (its standing says whether it is in force).
+    pub entitlements: Entitlements,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relationship {
-    /// The patient is the person themself.
-    Own,
+    /// The patient is the person themself, with what their own account gives them now.
+    Own(Box<Entitlements>),
     /// The person has a proxy role for this patient.
     Proxy(Box<ProxyFacts>),
     /// The person has no relationship with this patient that the gateway knows of.

@@ -19,11 +19,11 @@ pub use action::Service;
 pub use action::{Action, PatientRequirement, Permission, Requirement, Verb};
 pub use decision::{Decision, Refusal, Rule, Step, StepResult, Verdict};
 pub use facts::{
-    AccountFacts, ActorFacts, Facts, IdentityLink, PatientFacts, PersonFacts, Policy, PracticeFacts, ProxyFacts,
-    Relationship, RoleAssignment, RoleFacts, RolePart, StaffFacts, SystemFacts, TargetFacts,
+    ActorFacts, Facts, IdentityLink, PatientFacts, PersonFacts, Policy, PracticeFacts, ProxyFacts, Relationship,
+    RoleAssignment, RoleFacts, RolePart, StaffFacts, SystemFacts, TargetFacts,
 };
 
-use crate::domain::proxy::RoleStatus;
+use crate::domain::entitlements::{Entitlements, Standing};
 use crate::domain::{AccountStatus, OdsCode};
 
 /// Decides one request.
@@ -239,7 +239,14 @@ fn staff_rules(policy: &Policy, facts: &Facts, req: Requirement, staff: &StaffFa
         // A patient of another practice is answered exactly like one that does not exist.
         TargetFacts::Patient(Some(p)) => at_practice(&p.practice.ods, t, Refusal::NotVisible),
         TargetFacts::ProxyRole(None) => t.fail(Rule::StaffPractice, Refusal::NotVisible, "no proxy role has this id"),
-        TargetFacts::ProxyRole(Some(r)) => at_practice(&r.practice.ods, t, Refusal::NotVisible),
+        TargetFacts::ProxyRole(Some(r)) => match &r.practice {
+            Some(p) => at_practice(&p.ods, t, Refusal::NotVisible),
+            None => t.fail(
+                Rule::StaffPractice,
+                Refusal::NotVisible,
+                "the request names no patient at a practice the gateway serves",
+            ),
+        },
     }
 }
 
@@ -347,29 +354,39 @@ fn person_rules(policy: &Policy, facts: &Facts, req: Requirement, person: &Perso
         IdentityLink::Bound { .. } => t.pass(Rule::PatientIdentity, "bound to the practice record"),
     }
 
+    if let Some(delegated) = &person.delegated_for {
+        if action.acts_as_the_person() {
+            return t.fail(
+                Rule::Delegation,
+                Refusal::ActorKind,
+                format!(
+                    "a delegated token acts for its patient only; to {} the person signs in as themself",
+                    action.description()
+                ),
+            );
+        }
+        let about = match &facts.target {
+            TargetFacts::Patient(Some(p)) => p.nhs_number.as_ref(),
+            TargetFacts::ProxyRole(Some(r)) => Some(&r.patient_nhs_number),
+            _ => None,
+        };
+        match about {
+            Some(target) if target != delegated => {
+                return t.fail(
+                    Rule::Delegation,
+                    Refusal::NotVisible,
+                    "the delegated token acts for another patient",
+                );
+            }
+            Some(_) => t.pass(Rule::Delegation, "the delegated token acts for this patient"),
+            None => {}
+        }
+    }
+
     let patient = match &facts.target {
         TargetFacts::None | TargetFacts::Pending => return Ok(()),
         TargetFacts::Practice(_) | TargetFacts::PracticeJob(_) => return target_exists(&facts.target, t),
-        TargetFacts::ProxyRole(role) => {
-            return match role.as_deref().map(|r| r.part) {
-                Some(part @ (RolePart::Patient | RolePart::Proxy)) => {
-                    t.pass(
-                        Rule::PatientRelationship,
-                        if part == RolePart::Patient {
-                            "the caller is the role's patient"
-                        } else {
-                            "the caller is the role's proxy"
-                        },
-                    );
-                    Ok(())
-                }
-                _ => t.fail(
-                    Rule::PatientRelationship,
-                    Refusal::NotVisible,
-                    "no proxy role the caller is a party to has this id",
-                ),
-            };
-        }
+        TargetFacts::ProxyRole(role) => return role_party(role.as_deref(), t),
         TargetFacts::OwnRecord(None) => {
             t.pass(
                 Rule::PatientRelationship,
@@ -377,10 +394,7 @@ fn person_rules(policy: &Policy, facts: &Facts, req: Requirement, person: &Perso
             );
             return Ok(());
         }
-        TargetFacts::OwnRecord(Some(p)) => {
-            t.pass(Rule::PatientRelationship, "the caller's own record");
-            p
-        }
+        TargetFacts::OwnRecord(Some(p)) => p,
         TargetFacts::Patient(None) => {
             return t.fail(
                 Rule::PatientRelationship,
@@ -388,45 +402,60 @@ fn person_rules(policy: &Policy, facts: &Facts, req: Requirement, person: &Perso
                 "no patient the caller may act for has this id",
             );
         }
-        TargetFacts::Patient(Some(p)) => {
-            if let (Some(delegated), Some(target)) = (&person.delegated_for, &p.nhs_number) {
-                if delegated != target {
-                    return t.fail(
-                        Rule::Delegation,
-                        Refusal::NotVisible,
-                        "the delegated token acts for another patient",
-                    );
-                }
-                t.pass(Rule::Delegation, "the delegated token acts for this patient");
-            }
-            match &p.relationship {
-                Relationship::Own => {
-                    t.pass(Rule::PatientRelationship, "the caller's own record");
-                    p
-                }
-                Relationship::Proxy(role) => return proxy_rules(facts, role, t),
-                Relationship::Unrelated | Relationship::NotApplicable => {
-                    return t.fail(
-                        Rule::PatientRelationship,
-                        Refusal::NotVisible,
-                        "no patient the caller may act for has this id",
-                    );
-                }
-            }
+        TargetFacts::Patient(Some(p)) => p,
+    };
+    let own = match &patient.relationship {
+        Relationship::Own(own) => {
+            t.pass(Rule::PatientRelationship, "the caller's own record");
+            own
+        }
+        Relationship::Proxy(role) => return proxy_rules(facts, role, t),
+        Relationship::Unrelated | Relationship::NotApplicable => {
+            return t.fail(
+                Rule::PatientRelationship,
+                Refusal::NotVisible,
+                "no patient the caller may act for has this id",
+            );
         }
     };
     if !needs_account {
         t.skip(Rule::PatientAccount, "an online account is not needed for this");
         return Ok(());
     }
-    account_rule(patient, t)?;
-    match (facts.action.service(), &patient.account) {
-        (Some(service), Some(account)) => service_rule(service, &account.access, "the online account", t),
-        _ => Ok(()),
+    account_rule(patient, own, t)?;
+    match facts.action.service() {
+        Some(service) => service_rule(service, own, "the online account", t),
+        None => Ok(()),
     }
 }
 
-/// A proxy acting for a patient: through an active role, and for the services it grants.
+/// A person and a proxy role: they see it if they are its patient, or its proxy once the role
+/// has been in force. Until then the proxy is only a requester, and a role they asked for says
+/// nothing to them about the patient it names.
+fn role_party(role: Option<&RoleFacts>, t: &mut Trace) -> Outcome {
+    match role.map(|r| (r.part, r.established)) {
+        Some((RolePart::Patient, _)) => {
+            t.pass(Rule::PatientRelationship, "the caller is the role's patient");
+            Ok(())
+        }
+        Some((RolePart::Proxy, true)) => {
+            t.pass(Rule::PatientRelationship, "the caller is the role's proxy");
+            Ok(())
+        }
+        Some((RolePart::Proxy, false)) => t.fail(
+            Rule::PatientRelationship,
+            Refusal::NotVisible,
+            "the role has not been in force: until the practice makes it active, its proxy sees nothing of it",
+        ),
+        _ => t.fail(
+            Rule::PatientRelationship,
+            Refusal::NotVisible,
+            "no proxy role the caller is a party to has this id",
+        ),
+    }
+}
+
+/// A proxy acting for a patient: through a role in force, for what it grants in effect.
 fn proxy_rules(facts: &Facts, role: &ProxyFacts, t: &mut Trace) -> Outcome {
     t.pass(
         Rule::PatientRelationship,
@@ -435,23 +464,24 @@ fn proxy_rules(facts: &Facts, role: &ProxyFacts, t: &mut Trace) -> Outcome {
             role.relationship, role.role_id
         ),
     );
-    if role.status != RoleStatus::Active {
+    if facts.action.patient_only() {
         return t.fail(
-            Rule::ProxyRole,
-            Refusal::ProxyRoleNotActive,
-            format!("proxy role {} is {}", role.role_id, role.status.code()),
+            Rule::PatientRelationship,
+            Refusal::ActorKind,
+            format!("only the patient themself may {}", facts.action.description()),
         );
     }
-    if let Some(why) = &role.lapsed {
+    let e = &role.entitlements;
+    if !e.standing.is_active() {
         return t.fail(
             Rule::ProxyRole,
             Refusal::ProxyRoleNotActive,
-            format!("proxy role {} has lapsed: {why}", role.role_id),
+            e.summary().unwrap_or("the proxy role is not in force").to_owned(),
         );
     }
     t.pass(Rule::ProxyRole, format!("proxy role {} is active", role.role_id));
     match facts.action.service() {
-        Some(service) => service_rule(service, &role.grants, "the proxy role", t),
+        Some(service) => service_rule(service, e, "the proxy role", t),
         None => Ok(()),
     }
 }
@@ -476,42 +506,36 @@ fn target_exists(target: &TargetFacts, t: &mut Trace) -> Outcome {
     t.fail(Rule::TargetExists, Refusal::NotVisible, missing)
 }
 
-fn service_rule(service: Service, access: &crate::domain::AccessSettings, what: &str, t: &mut Trace) -> Outcome {
-    if service.granted_by(access) {
-        t.pass(Rule::Service, format!("{what} grants {}", service.name()));
+/// The service in effect through the account or role; the reasons it is what it is go on the
+/// trace.
+fn service_rule(service: Service, e: &Entitlements, what: &str, t: &mut Trace) -> Outcome {
+    for why in e.reasons.iter().skip(1) {
+        t.pass(Rule::InEffect, why.clone());
+    }
+    if service.granted_by(&e.access) {
+        t.pass(Rule::Service, format!("{what} gives {} now", service.name()));
         Ok(())
     } else {
         t.fail(
             Rule::Service,
             Refusal::ServiceNotGranted,
-            format!("{what} does not grant {}", service.name()),
+            format!("{what} does not give {} now", service.name()),
         )
     }
 }
 
-fn account_rule(patient: &PatientFacts, t: &mut Trace) -> Outcome {
-    match &patient.account {
-        None => t.fail(
-            Rule::PatientAccount,
-            Refusal::NoActiveAccount,
-            format!("no online account at {}", patient.practice.ods),
-        ),
-        Some(a) if !a.at_current_practice => t.fail(
-            Rule::PatientAccount,
-            Refusal::NoActiveAccount,
-            "online access ended when the patient moved practice; the new practice can register them",
-        ),
-        Some(a) if a.status == AccountStatus::Active => {
+fn account_rule(patient: &PatientFacts, own: &Entitlements, t: &mut Trace) -> Outcome {
+    let why = || own.summary().unwrap_or("no online account").to_owned();
+    match &own.standing {
+        Standing::Active => {
             t.pass(
                 Rule::PatientAccount,
                 format!("active online account at {}", patient.practice.ods),
             );
             Ok(())
         }
-        Some(a) => t.fail(
-            Rule::PatientAccount,
-            Refusal::for_account(a.status),
-            format!("the online account is {}", a.status.as_str()),
-        ),
+        Standing::Account(AccountStatus::Disabled) => t.fail(Rule::PatientAccount, Refusal::AccountDisabled, why()),
+        Standing::Deceased => t.fail(Rule::PatientAccount, Refusal::PatientDeceased, why()),
+        _ => t.fail(Rule::PatientAccount, Refusal::NoActiveAccount, why()),
     }
 }

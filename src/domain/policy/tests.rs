@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use super::*;
+use crate::domain::entitlements::{Entitlements, Standing, Via};
 use crate::domain::{AccessSettings, AccountStatus, AssurancePolicy, NhsNumber, OdsCode, ProofingLevel};
 
 fn ods(code: &str) -> OdsCode {
@@ -65,19 +66,36 @@ fn patient_at(practice: &str, account: Option<AccountStatus>, relationship: Rela
     TargetFacts::Patient(Some(Box::new(facts_at(practice, account, relationship))))
 }
 
+/// The patient themself; the account's standing is filled in by [`facts_at`].
+fn own() -> Relationship {
+    Relationship::Own(Box::new(own_entitlements(None)))
+}
+
+fn own_entitlements(account: Option<AccountStatus>) -> Entitlements {
+    Entitlements {
+        via: Via::Account(account.map(|_| "a1".to_owned())),
+        standing: match account {
+            None => Standing::NoAccount,
+            Some(AccountStatus::Active) => Standing::Active,
+            Some(s) => Standing::Account(s),
+        },
+        access: AccessSettings::none(),
+        reasons: vec!["the account as given".into()],
+    }
+}
+
 fn facts_at(practice: &str, account: Option<AccountStatus>, relationship: Relationship) -> PatientFacts {
+    let relationship = match relationship {
+        Relationship::Own(_) => Relationship::Own(Box::new(own_entitlements(account))),
+        other => other,
+    };
     PatientFacts {
-        nhs_number: None,
+        nhs_number: Some(NhsNumber::parse("9000000017").unwrap()),
         practice: PracticeFacts {
             ods: ods(practice),
             online_services_enabled: true,
         },
         birth_date: NaiveDate::from_ymd_opt(1980, 5, 1).unwrap(),
-        account: account.map(|status| AccountFacts {
-            status,
-            at_current_practice: true,
-            access: AccessSettings::none(),
-        }),
         relationship,
     }
 }
@@ -229,7 +247,7 @@ fn cases() -> Vec<Case> {
             name: "a P9 patient reads their own record",
             action: ReadPatient,
             actor: person("P9.Cp.Cd", bound()),
-            target: patient_at("A81001", active, Own),
+            target: patient_at("A81001", active, own()),
             refused: None,
             rule: Rule::PatientAccount,
         },
@@ -253,7 +271,7 @@ fn cases() -> Vec<Case> {
             name: "P5 is not enough for the record",
             action: ReadPatient,
             actor: person("P5.Cp.Cd", bound()),
-            target: patient_at("A81001", active, Own),
+            target: patient_at("A81001", active, own()),
             refused: Some("INSUFFICIENT_IDENTITY_ASSURANCE"),
             rule: Rule::PatientAssurance,
         },
@@ -261,7 +279,7 @@ fn cases() -> Vec<Case> {
             name: "P5 lists access",
             action: MyAccess,
             actor: person("P5.Cp.Cd", bound()),
-            target: TargetFacts::OwnRecord(Some(Box::new(facts_at("A81001", None, Own)))),
+            target: TargetFacts::OwnRecord(Some(Box::new(facts_at("A81001", None, own())))),
             refused: None,
             rule: Rule::PatientRelationship,
         },
@@ -293,7 +311,7 @@ fn cases() -> Vec<Case> {
             name: "a disabled account",
             action: ReadPatient,
             actor: person("P9.Cp.Cd", bound()),
-            target: patient_at("A81001", Some(AccountStatus::Disabled), Own),
+            target: patient_at("A81001", Some(AccountStatus::Disabled), own()),
             refused: Some("ONLINE_ACCOUNT_DISABLED"),
             rule: Rule::PatientAccount,
         },
@@ -301,7 +319,7 @@ fn cases() -> Vec<Case> {
             name: "a pending account",
             action: ReadPatient,
             actor: person("P9.Cp.Cd", bound()),
-            target: patient_at("A81001", Some(AccountStatus::Pending), Own),
+            target: patient_at("A81001", Some(AccountStatus::Pending), own()),
             refused: Some("NO_ACTIVE_ONLINE_ACCOUNT"),
             rule: Rule::PatientAccount,
         },
@@ -309,7 +327,7 @@ fn cases() -> Vec<Case> {
             name: "no account",
             action: SearchPatients,
             actor: person("P9.Cp.Cd", bound()),
-            target: TargetFacts::OwnRecord(Some(Box::new(facts_at("A81001", None, Own)))),
+            target: TargetFacts::OwnRecord(Some(Box::new(facts_at("A81001", None, own())))),
             refused: Some("NO_ACTIVE_ONLINE_ACCOUNT"),
             rule: Rule::PatientAccount,
         },
@@ -472,5 +490,93 @@ fn every_action_has_a_unique_name_and_someone_who_may_ask() {
         let r = a.requirement();
         assert!(r.staff.is_some() || r.patient.is_some() || r.system.is_some(), "{a:?}");
         assert_eq!(Action::parse(a.name()), Some(*a));
+    }
+}
+
+mod agrees_with_entitlements {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::RecordAccessLevel;
+
+    fn any_standing() -> impl Strategy<Value = Standing> {
+        prop_oneof![
+            Just(Standing::Active),
+            Just(Standing::NoAccount),
+            Just(Standing::Account(AccountStatus::Disabled)),
+            Just(Standing::Account(AccountStatus::Pending)),
+            Just(Standing::Moved),
+            Just(Standing::Deceased),
+            Just(Standing::PracticeNotEnabled),
+        ]
+    }
+
+    fn any_entitlements(via_role: bool) -> impl Strategy<Value = Entitlements> {
+        (any_standing(), any::<[bool; 4]>()).prop_map(move |(standing, on)| {
+            let active = standing.is_active();
+            Entitlements {
+                via: if via_role {
+                    Via::Role("r1".into())
+                } else {
+                    Via::Account(Some("a1".into()))
+                },
+                standing,
+                access: AccessSettings {
+                    services: crate::domain::Services {
+                        appointments: active && on[0],
+                        prescriptions: active && on[1],
+                        messaging: active && on[2],
+                    },
+                    record_level: if active && on[3] {
+                        RecordAccessLevel::Summary
+                    } else {
+                        RecordAccessLevel::None
+                    },
+                    record_from: None,
+                },
+                reasons: vec!["given".into()],
+            }
+        })
+    }
+
+    proptest! {
+        /// The engine allows a service exactly when the entitlements say it is in effect, for
+        /// the patient themself and for a proxy alike: `$service-access`, the decision and
+        /// `$my-access` cannot disagree.
+        #[test]
+        fn a_service_is_allowed_exactly_when_it_is_in_effect(
+            own in any_entitlements(false),
+            theirs in any_entitlements(true),
+            which in 0usize..4,
+        ) {
+            let service = [Service::Appointments, Service::Prescriptions, Service::Messaging, Service::Record][which];
+            for (relationship, e) in [
+                (Relationship::Own(Box::new(own.clone())), &own),
+                (
+                    Relationship::Proxy(Box::new(ProxyFacts {
+                        role_id: "r1".into(),
+                        relationship: "Personal".into(),
+                        entitlements: theirs.clone(),
+                    })),
+                    &theirs,
+                ),
+            ] {
+                let facts = Facts {
+                    action: service.action(),
+                    actor: person("P9.Cp.Cd", bound()),
+                    target: TargetFacts::Patient(Some(Box::new(PatientFacts {
+                        relationship,
+                        ..facts_at("A81001", None, Relationship::Unrelated)
+                    }))),
+                    today: today(),
+                };
+                let decision = decide(&policy(), &facts);
+                prop_assert_eq!(
+                    decision.is_allowed(),
+                    e.standing.is_active() && service.granted_by(&e.access),
+                    "{:?} for {:?}", decision.refusal(), e
+                );
+            }
+        }
     }
 }

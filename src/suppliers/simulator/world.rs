@@ -104,7 +104,10 @@ pub struct World {
     /// In creation order, for the admin listing.
     accounts: Vec<Account>,
     by_ref: HashMap<String, usize>,
-    by_patient: HashMap<String, usize>,
+    /// A patient's account at one practice, by (patient identifier, ODS code): like the real
+    /// systems, each practice holds its own accounts, so a patient who moves between two
+    /// practices on the same system gets a new account at the new one.
+    by_patient: HashMap<(String, String), usize>,
     by_account_id: HashMap<String, usize>,
     disabled_practices: HashSet<String>,
     patients: HashMap<String, PatientStatus>,
@@ -145,7 +148,9 @@ impl World {
         };
         for (i, a) in saved.accounts.iter().enumerate() {
             world.by_ref.insert(a.supplier_ref.clone(), i);
-            world.by_patient.insert(a.patient_identifier.clone(), i);
+            world
+                .by_patient
+                .insert((a.patient_identifier.clone(), a.ods_code.clone()), i);
             world.by_account_id.insert(a.account_id.clone(), i);
         }
         for (i, p) in saved.proxies.iter().enumerate() {
@@ -197,7 +202,10 @@ impl World {
         if today.years_since(new.birth_date).is_none_or(|age| age < minimum_age) {
             return Err(Refusal::UnderMinimumAge);
         }
-        if self.by_patient.contains_key(&patient_identifier) {
+        if self
+            .by_patient
+            .contains_key(&(patient_identifier.clone(), ods_code.clone()))
+        {
             return Err(Refusal::AccountExists);
         }
         let account_id = loop {
@@ -208,7 +216,8 @@ impl World {
         };
         let index = self.accounts.len();
         self.by_ref.insert(supplier_ref.clone(), index);
-        self.by_patient.insert(patient_identifier.clone(), index);
+        self.by_patient
+            .insert((patient_identifier.clone(), ods_code.clone()), index);
         self.by_account_id.insert(account_id.clone(), index);
         self.accounts.push(Account {
             supplier_ref,
@@ -317,7 +326,7 @@ impl World {
         {
             return Err(Refusal::ProxyLinkExists);
         }
-        self.check_within_patient(&patient, &new.access)?;
+        self.check_within_patient(&patient, &ods_code, &new.access)?;
         let index = self.proxies.len();
         self.by_link.insert(link_ref.clone(), index);
         self.proxies.push(ProxyLink {
@@ -334,10 +343,10 @@ impl World {
         Ok(&self.proxies[index])
     }
 
-    fn check_within_patient(&self, patient: &str, access: &AccessSettings) -> Result<(), Refusal> {
+    fn check_within_patient(&self, patient: &str, ods_code: &str, access: &AccessSettings) -> Result<(), Refusal> {
         let own = self
             .by_patient
-            .get(patient)
+            .get(&(patient.to_owned(), ods_code.to_owned()))
             .map_or(RecordAccessLevel::None, |&i| self.accounts[i].access.record_level);
         if access.record_level > own {
             return Err(Refusal::ProxyBeyondPatient);
@@ -353,8 +362,9 @@ impl World {
     }
 
     pub fn set_proxy_access(&mut self, link_ref: &str, access: AccessSettings) -> Result<(), Refusal> {
-        let patient = self.live_link(link_ref)?.patient_identifier.clone();
-        self.check_within_patient(&patient, &access)?;
+        let link = self.live_link(link_ref)?;
+        let (patient, ods_code) = (link.patient_identifier.clone(), link.ods_code.clone());
+        self.check_within_patient(&patient, &ods_code, &access)?;
         self.live_link(link_ref)?.access = access;
         Ok(())
     }
