@@ -115,6 +115,16 @@ impl VrsError {
         )
     }
 
+    /// A header the spec marks required was not sent.
+    pub fn missing_header(name: &str) -> Self {
+        Self::invalid(
+            400,
+            "MISSING_VALUE",
+            "Required parameter(s) are missing.",
+            format!("Invalid request with error - {name} header must be supplied to access this resource"),
+        )
+    }
+
     /// The VRS `OperationOutcome`: one issue with the code in the VRS (or Spine) code system.
     pub fn outcome(&self) -> Value {
         let mut coding = json!({"code": self.code, "display": self.display});

@@ -209,7 +209,7 @@ fn self_link(base: &str, path: &str, query: &str) -> String {
     ),
     responses(
         (status = 200, description = "Searchset Bundle of Consent (empty when nothing matches)", content_type = "application/fhir+json"),
-        (status = 400, description = "MISSING_IDENTIFIER_VALUE, or INVALID_VALUE for a malformed X-IM1-Connection-Params", body = OperationOutcome),
+        (status = 400, description = "MISSING_VALUE (no X-Request-ID), MISSING_IDENTIFIER_VALUE, or INVALID_VALUE for a malformed X-IM1-Connection-Params", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN", body = OperationOutcome),
         (status = 404, description = "GP_PRACTICE_NOT_FOUND: X-IM1-Connection-Params names a practice the gateway does not serve", body = OperationOutcome),
@@ -260,7 +260,7 @@ fn role_id(raw: &str) -> Result<String, VrsError> {
     ),
     responses(
         (status = 200, description = "Searchset Bundle with the Consent", content_type = "application/fhir+json"),
-        (status = 400, description = "INVALID_ID_VALUE: the id is not a UUID", body = OperationOutcome),
+        (status = 400, description = "INVALID_ID_VALUE: the id is not a UUID; MISSING_VALUE: no X-Request-ID", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: only staff and systems read roles by id", body = OperationOutcome),
         (status = 404, description = "RESOURCE_NOT_FOUND (no role the caller may see has this id) or INVALIDATED_RESOURCE (entered in error)", body = OperationOutcome),
@@ -310,7 +310,7 @@ pub async fn read(
     request_body(content = String, content_type = "application/fhir+json", description = "A Consent, as in the VRS examples"),
     responses(
         (status = 201, description = "Created: an informational OperationOutcome; `Location: /Consent/{id}`", body = OperationOutcome),
-        (status = 400, description = "BAD_REQUEST, MISSING_* (status, scope, category, patient, performer, dateTime, identifiers, status reason, grantor and its parts), MISSING_FREE_TEXT_FOR_OTHER, MISSING_STATUS_REASON", body = OperationOutcome),
+        (status = 400, description = "BAD_REQUEST, MISSING_* (status, scope, category, patient, performer, dateTime, identifiers, status reason, grantor and its parts), MISSING_FREE_TEXT_FOR_OTHER, MISSING_STATUS_REASON, MISSING_VALUE (no X-Request-ID)", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: only staff allowed to manage proxies, and systems with proxy:write", body = OperationOutcome),
         (status = 409, description = "DUPLICATE_RELATIONSHIP", body = OperationOutcome),
@@ -347,7 +347,7 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: RawBody) -
     request_body(content = String, content_type = "application/json-patch+json", description = "A JSON Patch document"),
     responses(
         (status = 200, description = "Changed: an informational OperationOutcome", body = OperationOutcome),
-        (status = 400, description = "INVALID_PATCH_FORMAT, INVALID_PATCH_PATH, MISSING_STATUS_REASON, MISSING_FREE_TEXT_FOR_OTHER, MISSING_GRANTOR (and its parts), INVALID_ID_VALUE", body = OperationOutcome),
+        (status = 400, description = "INVALID_PATCH_FORMAT, INVALID_PATCH_PATH, MISSING_STATUS_REASON, MISSING_FREE_TEXT_FOR_OTHER, MISSING_GRANTOR (and its parts), INVALID_ID_VALUE, MISSING_VALUE (no X-Request-ID)", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: a patient or proxy may only end a role that concerns them", body = OperationOutcome),
         (status = 404, description = "RESOURCE_NOT_FOUND or INVALIDATED_RESOURCE", body = OperationOutcome),
@@ -395,7 +395,7 @@ pub async fn update(
     })),
     responses(
         (status = 200, description = "The role as a Consent", content_type = "application/fhir+json"),
-        (status = 400, description = "The Parameters are malformed, or the access goes beyond the patient's own", body = OperationOutcome),
+        (status = 400, description = "The Parameters are malformed, or the access goes beyond the patient's own; MISSING_VALUE: no X-Request-ID", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: only staff allowed to manage proxies, and systems with proxy:write", body = OperationOutcome),
         (status = 404, description = "RESOURCE_NOT_FOUND or INVALIDATED_RESOURCE", body = OperationOutcome),
     ),

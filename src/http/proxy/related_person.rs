@@ -100,7 +100,7 @@ fn parse(query: &str) -> Result<Query, VrsError> {
     ),
     responses(
         (status = 200, description = "Searchset Bundle of RelatedPerson (empty when nothing matches)", content_type = "application/fhir+json"),
-        (status = 400, description = "MISSING_IDENTIFIER_VALUE, INVALID_IDENTIFIER_VALUE, INVALID_PATIENT_IDENTIFIER_VALUE or INVALID_IDENTIFIER_SYSTEM", body = OperationOutcome),
+        (status = 400, description = "MISSING_VALUE (no X-Request-ID), MISSING_IDENTIFIER_VALUE, INVALID_IDENTIFIER_VALUE, INVALID_PATIENT_IDENTIFIER_VALUE or INVALID_IDENTIFIER_SYSTEM", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: systems may not search relationships", body = OperationOutcome),
         (status = 422, description = "INVALID_PARAMETER: a parameter VRS does not have, or an unknown `_include`", body = OperationOutcome),
