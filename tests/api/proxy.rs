@@ -261,8 +261,8 @@ async fn every_vrs_request_example_gives_its_documented_result() {
     let (s, _, body) = send(app.request(Method::GET, read, Some(&staff))).await;
     assert_vrs(s, &body, 400, "MISSING_VALUE");
 
-    // Staff create roles. Sent without X-Request-ID, an example creates nothing (else the real
-    // creation below would be a duplicate).
+    // Staff create roles. Sent without X-Request-ID, or with a provision that is not a
+    // permit, an example creates nothing (else the real creation below would be a duplicate).
     for name in ["parent_child_proxy_creation", "adult_to_adult_proxy_creation"] {
         let (s, _, outcome) = send(
             app.request(Method::POST, "/Consent", Some(&staff))
@@ -271,6 +271,12 @@ async fn every_vrs_request_example_gives_its_documented_result() {
         )
         .await;
         assert_vrs(s, &outcome, 400, "MISSING_VALUE");
+        for kind in ["deny", "maybe"] {
+            let mut body = example(name);
+            body["provision"]["type"] = json!(kind);
+            let (s, _, outcome) = post(&app, "/Consent", &staff, &body).await;
+            assert_vrs(s, &outcome, 422, "INVALID_PROVISION");
+        }
     }
     for name in ["parent_child_proxy_creation", "adult_to_adult_proxy_creation"] {
         let (status, headers, outcome) = post(&app, "/Consent", &staff, &example(name)).await;
@@ -610,6 +616,17 @@ async fn consent_and_patch_bodies_are_checked_and_nothing_changes_on_error() {
             "MISSING_FREE_TEXT_FOR_OTHER",
         ),
         (with(&|v| v["status"] = json!("rejected")), 400, "BAD_REQUEST"),
+        // A proxy role is a permit; nothing else is stored.
+        (
+            with(&|v| v["provision"]["type"] = json!("maybe")),
+            422,
+            "INVALID_PROVISION",
+        ),
+        (
+            with(&|v| v["provision"]["type"] = json!("deny")),
+            422,
+            "INVALID_PROVISION",
+        ),
         (with(&|v| v["status"] = json!("done")), 422, "INVALID_STATUS"),
         (
             with(&|v| {

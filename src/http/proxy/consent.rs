@@ -315,7 +315,7 @@ pub async fn read(
         (status = 403, description = "FORBIDDEN: only staff allowed to manage proxies, and systems with proxy:write", body = OperationOutcome),
         (status = 409, description = "DUPLICATE_RELATIONSHIP", body = OperationOutcome),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = OperationOutcome),
-        (status = 422, description = "INVALID_* (identifier value or system, patient identifier value, patient, status, scope, category, dateTime, provision, extension, status reason, grantor value or system, legal basis code, end date)", body = OperationOutcome),
+        (status = 422, description = "INVALID_* (identifier value or system, patient identifier value, patient, status, scope, category, dateTime, extension, status reason, grantor value or system, legal basis code, end date); INVALID_PROVISION: `provision.type` other than `permit`, an actor other than the performer, or a malformed period", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
