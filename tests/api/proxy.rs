@@ -753,6 +753,26 @@ async fn consent_and_patch_bodies_are_checked_and_nothing_changes_on_error() {
             400,
             "MISSING_GRANTOR_REFERENCE",
         ),
+        // The proxy of a role is never patched: neither replaced, nor removed, nor alongside
+        // a change that would be allowed alone.
+        (
+            json!([{"op": "replace", "path": "/provision/actor", "value": [{"reference": {"type": "RelatedPerson", "identifier": {"system": NHS, "value": "9000000009"}}}]}]),
+            400,
+            "INVALID_PATCH_PATH",
+        ),
+        (
+            json!([{"op": "remove", "path": "/provision/actor"}]),
+            400,
+            "INVALID_PATCH_PATH",
+        ),
+        (
+            json!([
+                {"op": "add", "path": "/provision/period/end", "value": "2031-01-01"},
+                {"op": "add", "path": "/provision/actor", "value": {"reference": {"type": "RelatedPerson", "identifier": {"system": NHS, "value": "9000000009"}}}}
+            ]),
+            400,
+            "INVALID_PATCH_PATH",
+        ),
     ] {
         let (s, outcome) = patch(&app, id, &staff, &body).await;
         assert_vrs(s, &outcome, status, code);

@@ -334,7 +334,10 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: RawBody) -
 }
 
 /// Change a proxy role with a JSON Patch on `/status`, `/extension/-`,
-/// `/provision/period/end`, `/provision/actor` and `/policyRule`.
+/// `/provision/period/end` and `/policyRule`.
+///
+/// `/provision/actor` (who the proxy is) cannot be changed: a role for another proxy is a new
+/// role, with its own checks and its own link at the supplier.
 ///
 /// A status change carries a status-reason extension in the same patch (`OTHER` with free
 /// text). Allowed: proposed to active or rejected, active to inactive and back, anything to
@@ -347,7 +350,7 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: RawBody) -
     request_body(content = String, content_type = "application/json-patch+json", description = "A JSON Patch document"),
     responses(
         (status = 200, description = "Changed: an informational OperationOutcome", body = OperationOutcome),
-        (status = 400, description = "INVALID_PATCH_FORMAT, INVALID_PATCH_PATH, MISSING_STATUS_REASON, MISSING_FREE_TEXT_FOR_OTHER, MISSING_GRANTOR (and its parts), INVALID_ID_VALUE, MISSING_VALUE (no X-Request-ID)", body = OperationOutcome),
+        (status = 400, description = "INVALID_PATCH_FORMAT, INVALID_PATCH_PATH (a path outside the allowed ones, or any operation on /provision/actor), MISSING_STATUS_REASON, MISSING_FREE_TEXT_FOR_OTHER, MISSING_GRANTOR (and its parts), INVALID_ID_VALUE, MISSING_VALUE (no X-Request-ID)", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: a patient or proxy may only end a role that concerns them", body = OperationOutcome),
         (status = 404, description = "RESOURCE_NOT_FOUND or INVALIDATED_RESOURCE", body = OperationOutcome),
