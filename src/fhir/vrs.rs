@@ -108,7 +108,7 @@ impl VrsError {
     pub fn unsupported_media_type() -> Self {
         Self::new(
             415,
-            "UNSUPPORTED_MEDIA_TYPE",
+            "UNSUPPORTED_MEDIA",
             "not-supported",
             "Unsupported Media Type.",
             "Unsupported Media Type.",

@@ -690,7 +690,7 @@ async fn consent_and_patch_bodies_are_checked_and_nothing_changes_on_error() {
             .body(base.to_string()),
     )
     .await;
-    assert_vrs(s, &outcome, 415, "UNSUPPORTED_MEDIA_TYPE");
+    assert_vrs(s, &outcome, 415, "UNSUPPORTED_MEDIA");
     let (_, _, none) = app.get("/Consent?performer:identifier=9000010551", &staff).await;
     assert_eq!(none["total"], 0, "nothing was created: {none}");
 
@@ -783,7 +783,7 @@ async fn consent_and_patch_bodies_are_checked_and_nothing_changes_on_error() {
             .body("[]"),
     )
     .await;
-    assert_vrs(s, &outcome, 415, "UNSUPPORTED_MEDIA_TYPE");
+    assert_vrs(s, &outcome, 415, "UNSUPPORTED_MEDIA");
     let (s, outcome) = patch(&app, "60d09b82-f4bb-41f9-b41e-767999b4ac9b", &staff, &json!([])).await;
     assert_vrs(s, &outcome, 404, "RESOURCE_NOT_FOUND");
     assert_eq!(

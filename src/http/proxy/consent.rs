@@ -314,7 +314,7 @@ pub async fn read(
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: only staff allowed to manage proxies, and systems with proxy:write", body = OperationOutcome),
         (status = 409, description = "DUPLICATE_RELATIONSHIP", body = OperationOutcome),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = OperationOutcome),
+        (status = 415, description = "UNSUPPORTED_MEDIA: the body is not application/fhir+json", body = OperationOutcome),
         (status = 422, description = "INVALID_* (identifier value or system, patient identifier value, patient, status, scope, category, dateTime, extension, status reason, grantor value or system, legal basis code, end date); INVALID_PROVISION: `provision.type` other than `permit`, an actor other than the performer, or a malformed period", body = OperationOutcome),
     ),
     security(("bearer" = []))
@@ -355,7 +355,7 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: RawBody) -
         (status = 403, description = "FORBIDDEN: a patient or proxy may only end a role that concerns them", body = OperationOutcome),
         (status = 404, description = "RESOURCE_NOT_FOUND or INVALIDATED_RESOURCE", body = OperationOutcome),
         (status = 409, description = "DUPLICATE_PATCHES", body = OperationOutcome),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = OperationOutcome),
+        (status = 415, description = "UNSUPPORTED_MEDIA: the body is not application/json-patch+json", body = OperationOutcome),
         (status = 422, description = "INVALID_STATUS_CODE, INVALID_STATUS_REASON, INVALID_STATE_TRANSITION, INVALID_LEGAL_BASIS_CODE, INVALID_END_DATE, INVALID_GRANTOR_VALUE, INVALID_GRANTOR_SYSTEM, INVALID_EXTENSION", body = OperationOutcome),
     ),
     security(("bearer" = []))

@@ -26,7 +26,7 @@ use crate::state::AppState;
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: only people (P9) may ask, and only as the request's source", body = OperationOutcome),
         (status = 409, description = "DUPLICATE_RELATIONSHIP: the proxy already has a proposed, active or inactive role for the patient", body = OperationOutcome),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = OperationOutcome),
+        (status = 415, description = "UNSUPPORTED_MEDIA: the body is not application/fhir+json", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
