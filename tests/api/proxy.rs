@@ -371,21 +371,29 @@ async fn search_and_read_errors_have_the_vrs_codes() {
             400,
             "INVALID_IDENTIFIER_SYSTEM",
         ),
+        // The RelatedPerson table's invalid-parameter row is 400 INVALID_VALUE (it has no 422).
         (
             "/RelatedPerson?identifier=9000000017&_include=Patient:x",
-            422,
-            "INVALID_PARAMETER",
+            400,
+            "INVALID_VALUE",
         ),
+        ("/RelatedPerson?identifier=9000000017&_unknown=1", 400, "INVALID_VALUE"),
         ("/Consent", 400, "MISSING_IDENTIFIER_VALUE"),
         (
             "/Consent?performer:identifier=900000000",
             422,
             "INVALID_IDENTIFIER_VALUE",
         ),
+        // The Consent search's own table: a malformed identifier on either side.
         (
             "/Consent?patient:identifier=9000000012",
             422,
-            "INVALID_PATIENT_IDENTIFIER_VALUE",
+            "INVALID_IDENTIFIER_VALUE",
+        ),
+        (
+            "/Consent?patient:identifier=900000000&_include=Consent:patient",
+            422,
+            "INVALID_IDENTIFIER_VALUE",
         ),
         (
             "/Consent?performer:identifier=invalid%7C9000000017",
