@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".ci"))
 from devgateway import DevGateway, free_port  # noqa: E402
@@ -24,6 +25,9 @@ def call(base, method, path, token, body=None, headers=None, content_type=FHIR):
     request = urllib.request.Request(base + path, method=method, data=data)
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Accept", FHIR)
+    # The proxy (VRS) resources require a request id of the caller's own.
+    if path.split("?")[0].split("/")[1] in ("Consent", "RelatedPerson", "QuestionnaireResponse"):
+        request.add_header("X-Request-ID", str(uuid.uuid4()))
     if body is not None:
         request.add_header("Content-Type", content_type)
     for k, v in (headers or {}).items():

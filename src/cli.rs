@@ -195,8 +195,10 @@ pub async fn run() -> anyhow::Result<()> {
                     (persona.realm, persona.claims())
                 }
             };
-            if !(60..=86_400).contains(&lifetime) {
-                bail!("--lifetime must be between 60 and 86400 seconds");
+            // A longer token would be refused by the gateway it is minted for.
+            let max = settings.auth.max_token_lifetime_seconds;
+            if !(60..=i64::try_from(max).unwrap_or(i64::MAX)).contains(&lifetime) {
+                bail!("--lifetime must be between 60 and {max} seconds (auth.max_token_lifetime_seconds)");
             }
             if idp_url.is_none() && settings.bind.port() == 0 {
                 bail!("the gateway's port is chosen at start (port 0): pass --idp-url with the running gateway's URL");

@@ -64,6 +64,10 @@ pub struct AuthSettings {
     pub client_id: String,
     /// Clock skew allowed on `exp`, `iat` and `nbf`.
     pub leeway_seconds: u64,
+    /// The longest lifetime (`exp - iat`) a token may have, before the leeway is added. NHS
+    /// login issues one-hour access tokens: a token that claims to live for years was not
+    /// issued by a flow the gateway trusts, or would outlive any revocation.
+    pub max_token_lifetime_seconds: u64,
     /// A JWKS is refetched for an unknown `kid` at most once per this interval.
     pub jwks_min_refresh_seconds: u64,
     /// Discovery documents and key sets are refreshed after this long even without an unknown `kid`.
@@ -250,6 +254,7 @@ impl Default for Settings {
             auth: AuthSettings {
                 client_id: "gp-online-gateway".into(),
                 leeway_seconds: 30,
+                max_token_lifetime_seconds: 3600,
                 jwks_min_refresh_seconds: 30,
                 discovery_ttl_seconds: 3600,
                 http_timeout_seconds: 5,
@@ -460,6 +465,9 @@ impl Settings {
         }
         if self.auth.leeway_seconds > 300 {
             problems.push("auth.leeway_seconds must be at most 300".to_owned());
+        }
+        if !(60..=86_400).contains(&self.auth.max_token_lifetime_seconds) {
+            problems.push("auth.max_token_lifetime_seconds must be between 60 and 86400 (one day)".to_owned());
         }
         if self.auth.http_timeout_seconds == 0 || self.auth.http_timeout_seconds > 60 {
             problems.push("auth.http_timeout_seconds must be between 1 and 60".to_owned());
@@ -702,6 +710,7 @@ mod tests {
     fn every_bad_value_gets_its_own_message() {
         let mut s = Settings::default();
         s.database.pool_size = 0;
+        s.auth.max_token_lifetime_seconds = 10 * 365 * 24 * 3600;
         s.auth.issuers.push(IssuerSettings {
             name: "x".into(),
             kind: IssuerKind::Staff,
@@ -712,6 +721,7 @@ mod tests {
             panic!("accepted")
         };
         assert!(problems.iter().any(|p| p.contains("pool_size")));
+        assert!(problems.iter().any(|p| p.contains("auth.max_token_lifetime_seconds")));
         assert!(problems.iter().any(|p| p.contains("https")));
         assert!(problems.iter().any(|p| p.contains("\"HS256\"")));
         assert!(problems.iter().any(|p| p.contains("\"none\"")));

@@ -170,7 +170,10 @@ impl Application {
         }
         let server_state = state.clone();
         let cors_origins = settings.http.cors_allowed_origins.clone();
-        let dev_login = web::Data::new(dev::login::DevLogin::new(&settings.auth.client_id));
+        let dev_login = web::Data::new(dev::login::DevLogin::new(
+            &settings.auth.client_id,
+            settings.auth.max_token_lifetime_seconds,
+        ));
         let server = HttpServer::new(move || {
             let mut cors = actix_cors::Cors::default()
                 .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])

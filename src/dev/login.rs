@@ -19,6 +19,7 @@ use crate::config::IssuerKind;
 use crate::identity::dev_idp::DevIdentityProvider;
 
 const CODE_LIFETIME: Duration = Duration::from_secs(60);
+/// NHS login's access-token lifetime, unless the gateway accepts only shorter ones.
 const TOKEN_LIFETIME_SECONDS: i64 = 3600;
 /// Codes waiting to be exchanged; beyond this, sign-ins are refused until some expire.
 const MAX_PENDING: usize = 1000;
@@ -26,6 +27,7 @@ const MAX_PENDING: usize = 1000;
 /// The codes handed out and not yet exchanged, shared by every worker.
 pub struct DevLogin {
     audience: String,
+    token_lifetime_seconds: i64,
     pending: Mutex<HashMap<String, Grant>>,
 }
 
@@ -40,9 +42,12 @@ struct Grant {
 }
 
 impl DevLogin {
-    pub fn new(audience: &str) -> Self {
+    /// Tokens for `audience`, living an hour or the gateway's maximum lifetime if shorter.
+    pub fn new(audience: &str, max_token_lifetime_seconds: u64) -> Self {
+        let max = i64::try_from(max_token_lifetime_seconds).unwrap_or(i64::MAX);
         Self {
             audience: audience.to_owned(),
+            token_lifetime_seconds: TOKEN_LIFETIME_SECONDS.min(max),
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -263,13 +268,13 @@ async fn token(
         o.insert("client_id".into(), json!(grant.client_id));
         o.insert("scope".into(), json!(grant.scope));
     }
-    match idp.mint(grant.realm, &login.audience, TOKEN_LIFETIME_SECONDS, &claims) {
+    match idp.mint(grant.realm, &login.audience, login.token_lifetime_seconds, &claims) {
         Ok(access_token) => HttpResponse::Ok()
             .insert_header(("cache-control", "no-store"))
             .json(json!({
                 "access_token": access_token,
                 "token_type": "Bearer",
-                "expires_in": TOKEN_LIFETIME_SECONDS,
+                "expires_in": login.token_lifetime_seconds,
                 "scope": grant.scope,
             })),
         Err(e) => oauth_error(

@@ -526,7 +526,6 @@ pub enum RoleChange {
     Grantor(OdsCode),
     EndDate(Option<NaiveDateTime>),
     LegalBasis(LegalBasis),
-    Actor(NhsNumber),
     Assessment(Assessment),
     Grants(ProxyGrants),
 }
@@ -698,7 +697,6 @@ impl ProxyRole {
                 RoleChange::Grantor(g) => next.grantor = Some(g.clone()),
                 RoleChange::EndDate(d) => next.period_end = *d,
                 RoleChange::LegalBasis(b) => next.legal_basis = *b,
-                RoleChange::Actor(a) => next.proxy_nhs_number = a.clone(),
                 RoleChange::Assessment(a) => next.assessment = a.clone(),
                 RoleChange::Grants(g) => next.grants = g.clone(),
             }

@@ -409,6 +409,22 @@ pub fn role_request(body: &[u8]) -> Result<RoleRequest, VrsError> {
         Some(rule) => legal_basis(rule)?,
     };
     let provision = v.get("provision");
+    // A proxy role permits the proxy to act: a `deny` (or any other type) would be stored and
+    // enforced as the permit it is not. A provision without a type is a permit.
+    let permit = match provision {
+        None => true,
+        Some(Value::Object(p)) => p.get("type").is_none_or(|t| t.as_str() == Some("permit")),
+        Some(_) => false,
+    };
+    if !permit {
+        return Err(VrsError::invalid(
+            422,
+            "INVALID_PROVISION",
+            "Invalid provision.",
+            "provision.type must be 'permit': a proxy role permits the proxy to act for the patient",
+        )
+        .at("provision.type"));
+    }
     let period = provision.and_then(|p| p.get("period"));
     let when = |name: &str| -> Result<Option<NaiveDateTime>, VrsError> {
         match period.and_then(|p| p.get(name)) {
@@ -651,5 +667,42 @@ mod tests {
             "INVALID_LEGAL_BASIS_CODE"
         );
         assert_eq!(code_of(&json!("not a consent")), "BAD_REQUEST");
+    }
+
+    #[test]
+    fn only_a_permit_provision_is_a_proxy_role() {
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut v = example();
+            f(&mut v);
+            code_of(&v)
+        };
+        for kind in [
+            json!("maybe"),
+            json!("deny"),
+            json!("Permit"),
+            json!(""),
+            json!(1),
+            Value::Null,
+        ] {
+            assert_eq!(
+                with(&|v| v["provision"]["type"] = kind.clone()),
+                "INVALID_PROVISION",
+                "{kind}"
+            );
+        }
+        assert_eq!(with(&|v| v["provision"] = json!("permit")), "INVALID_PROVISION");
+        assert_eq!(
+            with(&|v| {
+                v["provision"].as_object_mut().unwrap().remove("type");
+            }),
+            "OK",
+            "a provision without a type is a permit"
+        );
+        assert_eq!(
+            with(&|v| {
+                v.as_object_mut().unwrap().remove("provision");
+            }),
+            "OK"
+        );
     }
 }

@@ -7,17 +7,14 @@ use serde_json::Value;
 
 use super::consent::{date_time, extensions, legal_basis};
 use super::vrs::VrsError;
-use crate::domain::NhsNumber;
 use crate::domain::proxy::{RoleChange, RoleStatus};
 
 /// The paths a Consent patch may touch.
-pub const PATHS: [&str; 5] = [
-    "/status",
-    "/extension/-",
-    "/provision/period/end",
-    "/provision/actor",
-    "/policyRule",
-];
+pub const PATHS: [&str; 4] = ["/status", "/extension/-", "/provision/period/end", "/policyRule"];
+
+/// The spec lists it among the patchable paths, but the actor is the proxy: a role for
+/// someone else is a new relationship, with its own checks and its own link at the supplier.
+const ACTOR: &str = "/provision/actor";
 
 fn format_error(why: &str) -> VrsError {
     VrsError::invalid(
@@ -52,6 +49,14 @@ pub fn role_changes(body: &[u8]) -> Result<Vec<RoleChange>, VrsError> {
         parsed.push((kind, path, op.get("value")));
     }
     if let Some((_, path, _)) = parsed.iter().find(|(_, p, _)| !PATHS.contains(p)) {
+        if *path == ACTOR {
+            return Err(VrsError::invalid(
+                400,
+                "INVALID_PATCH_PATH",
+                "Patch target is invalid.",
+                "provision.actor cannot be changed: the proxy of a role is fixed. End this role and create one for the new proxy.",
+            ));
+        }
         let shown = crate::domain::text::shown(path, 60);
         return Err(VrsError::invalid(
             400,
@@ -154,37 +159,6 @@ pub fn role_changes(body: &[u8]) -> Result<Vec<RoleChange>, VrsError> {
                 }
                 changes.push(RoleChange::LegalBasis(legal_basis(needs_value()?)?));
             }
-            "/provision/actor" => {
-                let actor = needs_value()?;
-                let first = match actor {
-                    Value::Array(list) if let [only] = list.as_slice() => only,
-                    Value::Object(_) => actor,
-                    _ => {
-                        return Err(VrsError::invalid(
-                            400,
-                            "INVALID_PATCH",
-                            "Invalid patch.",
-                            "provision.actor holds one actor.",
-                        ));
-                    }
-                };
-                let nhs = first
-                    .get("reference")
-                    .and_then(|r| r.get("identifier"))
-                    .and_then(|i| i.get("value"))
-                    .and_then(Value::as_str)
-                    .and_then(|v| NhsNumber::parse(v).ok())
-                    .ok_or_else(|| {
-                        VrsError::invalid(
-                            422,
-                            "INVALID_IDENTIFIER_VALUE",
-                            "Invalid identifier value.",
-                            "Actor identifier value is invalid",
-                        )
-                        .at("provision.actor.reference.identifier.value")
-                    })?;
-                changes.push(RoleChange::Actor(nhs));
-            }
             _ => unreachable!("paths were checked above"),
         }
     }
@@ -234,6 +208,27 @@ mod tests {
         assert_eq!(
             code(json!([{"op": "add", "path": "/provision/period/end", "value": "soon"}])),
             "INVALID_END_DATE"
+        );
+        // The proxy of a role is never patched, whatever the operation or value.
+        let actor = json!([{"reference": {"type": "RelatedPerson", "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}}}]);
+        for op in ["add", "replace", "remove"] {
+            let refused = role_changes(
+                json!([{"op": op, "path": "/provision/actor", "value": actor}])
+                    .to_string()
+                    .as_bytes(),
+            );
+            assert!(
+                refused.is_err_and(|e| e.code == "INVALID_PATCH_PATH" && e.status == 400),
+                "{op}"
+            );
+        }
+        assert_eq!(
+            code(json!([
+                {"op": "add", "path": "/provision/period/end", "value": "2030-01-01"},
+                {"op": "replace", "path": "/provision/actor", "value": actor}
+            ])),
+            "INVALID_PATCH_PATH",
+            "nothing of a patch that touches the actor is applied"
         );
         // Two additions to /extension/- are not duplicates; a list value adds each element.
         assert_eq!(

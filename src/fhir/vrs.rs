@@ -108,10 +108,20 @@ impl VrsError {
     pub fn unsupported_media_type() -> Self {
         Self::new(
             415,
-            "UNSUPPORTED_MEDIA_TYPE",
+            "UNSUPPORTED_MEDIA",
             "not-supported",
             "Unsupported Media Type.",
             "Unsupported Media Type.",
+        )
+    }
+
+    /// A header the spec marks required was not sent.
+    pub fn missing_header(name: &str) -> Self {
+        Self::invalid(
+            400,
+            "MISSING_VALUE",
+            "Required parameter(s) are missing.",
+            format!("Invalid request with error - {name} header must be supplied to access this resource"),
         )
     }
 

@@ -140,7 +140,12 @@ pub async fn search_audit(
                 let key = value.rsplit_once("/Id/caller|").map_or(value.as_str(), |(_, k)| k);
                 q.actor = Some(key.to_owned());
             }
-            "request-id" => q.request_id = Some(value.clone()),
+            // The trail keeps request ids in one spelling; an id quoted as its caller sent it
+            // (in capitals, say) finds the same events.
+            "request-id" => {
+                q.request_id =
+                    Some(uuid::Uuid::parse_str(value).map_or_else(|_| value.clone(), |u| u.hyphenated().to_string()));
+            }
             _ => {}
         }
         params.insert(name.clone(), value.clone());

@@ -18,24 +18,96 @@ use crate::db::{self, idempotency};
 use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
+/// The request id header as documents and messages spell it.
+pub const REQUEST_ID_HEADER: &str = "X-Request-ID";
 pub const CORRELATION_ID: &str = "x-correlation-id";
 pub const REPLAYED: &str = "x-idempotent-replay";
 
 /// The ids of the current request, available to handlers through request extensions.
 #[derive(Debug, Clone)]
 pub struct RequestIds {
+    /// The UUID in one spelling (lower case, hyphenated): what replay and the audit trail key
+    /// on, so an id sent in capitals is the same request as in lower case.
     pub request_id: String,
+    /// The request id exactly as the caller sent it, which is what the response echoes.
+    pub echoed_request_id: String,
     pub correlation_id: String,
     /// Whether the caller chose the request id (only then is a write replayable).
     pub client_supplied: bool,
 }
 
+/// Reads `X-Request-ID` and `X-Correlation-ID`, with the answer when they are refused. A
+/// refused request still gets ids of its own (generated), for its log line and for the caller
+/// to quote.
+fn request_ids(req: &ServiceRequest) -> (RequestIds, Option<HttpResponse>) {
+    // Time-ordered, so that the trail's index of request ids grows at its right edge (as its
+    // index of event ids does) instead of on a random page of it.
+    let generated = crate::domain::ids::time_ordered(chrono::Utc::now().naive_utc()).to_string();
+    // A header that is present but not text is refused like a malformed one, not taken as absent.
+    let header = |name: &str| match req.headers().get(name) {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(text) if text.trim().is_empty() => Ok(None),
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(_) => Err(()),
+        },
+    };
+    let correlation = match header(CORRELATION_ID) {
+        Ok(None) => Ok(None),
+        Ok(Some(c)) if c.len() <= 128 && c.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(c)),
+        _ => Err(()),
+    };
+    let refused = |correlation: Option<String>, response: HttpResponse| {
+        let ids = RequestIds {
+            request_id: generated.clone(),
+            echoed_request_id: generated.clone(),
+            correlation_id: correlation.unwrap_or_else(|| generated.clone()),
+            client_supplied: false,
+        };
+        (ids, Some(response))
+    };
+    let Ok(correlation) = correlation else {
+        let e = ApiError::invalid("X-Correlation-ID must be at most 128 visible ASCII characters");
+        return refused(None, refusal_response(req.path(), e));
+    };
+    let malformed_request_id = || refusal_response(req.path(), ApiError::invalid("X-Request-ID must be a UUID"));
+    let supplied = match header(REQUEST_ID) {
+        Ok(supplied) => supplied,
+        Err(()) => return refused(correlation, malformed_request_id()),
+    };
+    let (request_id, echoed_request_id) = match &supplied {
+        Some(id) => match uuid::Uuid::parse_str(id) {
+            Ok(u) => (u.hyphenated().to_string(), id.clone()),
+            Err(_) => return refused(correlation, malformed_request_id()),
+        },
+        // The VRS paths require the caller's own id, as the spec marks it; a CORS preflight
+        // never carries it and is answered by the CORS layer.
+        None if super::proxy::is_vrs(req.path()) && req.method() != Method::OPTIONS => {
+            let missing = crate::fhir::vrs::VrsError::missing_header(REQUEST_ID_HEADER).error_response();
+            return refused(correlation, missing);
+        }
+        None => (generated.clone(), generated.clone()),
+    };
+    let ids = RequestIds {
+        correlation_id: correlation.unwrap_or_else(|| echoed_request_id.clone()),
+        request_id,
+        echoed_request_id,
+        client_supplied: supplied.is_some(),
+    };
+    (ids, None)
+}
+
 fn error_response(req: ServiceRequest, e: ApiError) -> ServiceResponse<BoxBody> {
-    let response = match super::proxy::is_vrs(req.path()) {
+    let response = refusal_response(req.path(), e);
+    req.into_response(response)
+}
+
+/// A gateway error, in the VRS shape on the VRS paths.
+fn refusal_response(path: &str, e: ApiError) -> HttpResponse {
+    match super::proxy::is_vrs(path) {
         true => super::proxy::rendered(e.status_code(), &e).unwrap_or_else(|| e.error_response()),
         false => e.error_response(),
-    };
-    req.into_response(response)
+    }
 }
 
 /// Outermost layer: ids, rate limit, logging and metrics.
@@ -44,42 +116,13 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let supplied = header(REQUEST_ID);
-    let correlation = header(CORRELATION_ID);
-    let request_id = match &supplied {
-        Some(id) => match uuid::Uuid::parse_str(id) {
-            Ok(u) => u.hyphenated().to_string(),
-            Err(_) => {
-                return Ok(error_response(req, ApiError::invalid("X-Request-ID must be a UUID")));
-            }
-        },
-        // Time-ordered, so that the trail's index of request ids grows at its right edge (as
-        // its index of event ids does) instead of on a random page of it.
-        None => crate::domain::ids::time_ordered(chrono::Utc::now().naive_utc()).to_string(),
-    };
-    let correlation_id = match correlation {
-        Some(c) if c.len() <= 128 && c.bytes().all(|b| b.is_ascii_graphic()) => c,
-        Some(_) => {
-            return Ok(error_response(
-                req,
-                ApiError::invalid("X-Correlation-ID must be at most 128 visible ASCII characters"),
-            ));
-        }
-        None => request_id.clone(),
-    };
-    let ids = RequestIds {
-        request_id: request_id.clone(),
-        correlation_id: correlation_id.clone(),
-        client_supplied: supplied.is_some(),
-    };
+    let (ids, refusal) = request_ids(&req);
+    let RequestIds {
+        request_id,
+        correlation_id,
+        echoed_request_id,
+        ..
+    } = ids.clone();
     req.extensions_mut().insert(ids);
 
     let method = req.method().clone();
@@ -91,8 +134,9 @@ pub async fn request_context(
         .map(|(s, peer)| s.trusted_proxies.client(peer.ip(), req.headers()));
 
     let span = tracing::info_span!("request", request_id = %request_id, correlation_id = %correlation_id);
-    let mut response = match (&state, client) {
-        (Some(state), Some(ip)) if !exempt && !state.rate_limiter.allow(ip) => error_response(
+    let mut response = match (refusal, &state, client) {
+        (Some(refusal), _, _) => req.into_response(refusal),
+        (None, Some(state), Some(ip)) if !exempt && !state.rate_limiter.allow(ip) => error_response(
             req,
             ApiError {
                 retry_after_seconds: Some(1),
@@ -149,7 +193,7 @@ pub async fn request_context(
     let behind_tls = response.request().connection_info().scheme() == "https";
     let headers = response.headers_mut();
     security_headers(headers, path_is_docs, behind_tls);
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(&echoed_request_id) {
         headers.insert(HeaderName::from_static(REQUEST_ID), v);
     }
     if let Ok(v) = HeaderValue::from_str(&correlation_id) {

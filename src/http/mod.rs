@@ -126,8 +126,44 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
     document_common_responses(&mut api);
+    document_vrs_request_id(&mut api);
     attach_examples(&mut api);
     api
+}
+
+/// The VRS spec marks `X-Request-ID` required on its resources, and the gateway refuses a call
+/// there without one: each of their operations lists it.
+fn document_vrs_request_id(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, RefOr, Required, SchemaFormat, Type};
+
+    for (_, item) in api.paths.paths.iter_mut().filter(|(path, _)| proxy::is_vrs(path)) {
+        let operations = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for op in operations.into_iter().flatten() {
+            let request_id = ParameterBuilder::new()
+                .name("X-Request-ID")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(
+                    "A UUID for the request. Required on the proxy (VRS) resources: without it the \
+                     call is 400 MISSING_VALUE. Echoed exactly as sent; a completed write repeated \
+                     with the same id (in either case) returns the first response.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::Custom("uuid".into()))),
+                ))
+                .build();
+            op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(request_id));
+        }
+    }
 }
 
 /// Request and response examples captured from the running dev profile

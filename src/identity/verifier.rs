@@ -194,6 +194,7 @@ pub struct TokenVerifier {
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Verified>>,
     client_id: String,
     leeway: u64,
+    max_lifetime: u64,
     min_refresh: Duration,
     ttl: Duration,
     http: reqwest::Client,
@@ -246,6 +247,7 @@ impl TokenVerifier {
             verified: std::sync::Mutex::new(std::collections::HashMap::new()),
             client_id: settings.client_id.clone(),
             leeway: settings.leeway_seconds,
+            max_lifetime: settings.max_token_lifetime_seconds,
             min_refresh: Duration::from_secs(settings.jwks_min_refresh_seconds),
             ttl: Duration::from_secs(settings.discovery_ttl_seconds),
             http,
@@ -263,7 +265,7 @@ impl TokenVerifier {
             .get(v.issuer)?
             .generation
             .load(std::sync::atomic::Ordering::Acquire);
-        if now > v.exp + leeway
+        if now > v.exp.saturating_add(leeway)
             || v.nbf.is_some_and(|nbf| nbf > now + leeway)
             || v.generation != generation
             || v.at.elapsed() > self.ttl
@@ -388,12 +390,20 @@ impl TokenVerifier {
         let leeway = i64::try_from(self.leeway).unwrap_or(0);
         let number = |name: &str| claims.get(name).and_then(Value::as_i64);
         let exp = number("exp").ok_or_else(|| invalid("token has no expiry"))?;
-        if now > exp + leeway {
+        if now > exp.saturating_add(leeway) {
             return Err(invalid("token has expired"));
         }
         let iat = number("iat").ok_or_else(|| invalid("token has no issued-at time"))?;
         if iat > now + leeway {
             return Err(invalid("token is issued in the future"));
+        }
+        // An expiry years away would keep a leaked or stale token usable long after any issuer
+        // the gateway trusts would have let it lapse.
+        let max_lifetime = i64::try_from(self.max_lifetime).unwrap_or(i64::MAX);
+        if exp.saturating_sub(iat) > max_lifetime.saturating_add(leeway) {
+            return Err(invalid(format!(
+                "token lifetime (exp - iat) is longer than the {max_lifetime} seconds this service accepts"
+            )));
         }
         if let Some(nbf) = claims.get("nbf") {
             let nbf = nbf.as_i64().ok_or_else(|| invalid("token not-before is malformed"))?;
@@ -734,6 +744,50 @@ mod tests {
     fn verifier() -> TokenVerifier {
         let _ = rustls::crypto::ring::default_provider().install_default();
         TokenVerifier::new(&crate::config::Settings::default().auth).unwrap()
+    }
+
+    /// The registered-claims check on a token issued now and living `lifetime` seconds.
+    fn lifetime_check(verifier: &TokenVerifier, lifetime: i64) -> Result<(), AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({"aud": verifier.client_id, "iat": now, "exp": now + lifetime});
+        let Value::Object(claims) = claims else { unreachable!() };
+        verifier.check_registered_claims(&claims)
+    }
+
+    #[test]
+    fn a_token_may_live_an_hour_and_the_leeway_but_no_longer() {
+        let verifier = verifier();
+        assert!(lifetime_check(&verifier, 300).is_ok());
+        assert!(lifetime_check(&verifier, 3600).is_ok(), "NHS login's one-hour tokens");
+        assert!(lifetime_check(&verifier, 3600 + 30).is_ok(), "within the leeway");
+        assert!(lifetime_check(&verifier, 3600 + 31).is_err());
+        let ten_years = 10 * 365 * 24 * 3600;
+        assert!(
+            lifetime_check(&verifier, ten_years).is_err_and(|e| e.to_string().contains("lifetime")),
+            "a ten-year token is refused"
+        );
+    }
+
+    #[test]
+    fn the_maximum_lifetime_is_the_configured_one() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut settings = crate::config::Settings::default().auth;
+        settings.max_token_lifetime_seconds = 600;
+        settings.leeway_seconds = 0;
+        let verifier = TokenVerifier::new(&settings).unwrap();
+        assert!(lifetime_check(&verifier, 600).is_ok());
+        assert!(lifetime_check(&verifier, 601).is_err());
+        assert!(lifetime_check(&verifier, 3600).is_err());
+    }
+
+    #[test]
+    fn extreme_times_are_refused_without_overflowing() {
+        let verifier = verifier();
+        for (iat, exp) in [(i64::MIN, i64::MAX), (0, i64::MAX), (i64::MIN, 0)] {
+            let claims = serde_json::json!({"aud": verifier.client_id, "iat": iat, "exp": exp});
+            let Value::Object(claims) = claims else { unreachable!() };
+            assert!(verifier.check_registered_claims(&claims).is_err(), "{iat} {exp}");
+        }
     }
 
     fn part() -> impl Strategy<Value = String> {

@@ -90,6 +90,10 @@ fn forged_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
         ),
         ("no expiry", real(&without(good.clone(), "exp"))),
         (
+            "valid for ten years",
+            real(&with(good.clone(), "exp", json!(now() + TEN_YEARS))),
+        ),
+        (
             "wrong audience",
             real(&with(good.clone(), "aud", json!("another-service"))),
         ),
@@ -109,6 +113,39 @@ fn forged_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
         ("unknown key id", rs512(stranger_key_pem(), "unknown-kid", &good)),
         ("tampered claims", tampered),
     ]
+}
+
+const TEN_YEARS: i64 = 10 * 365 * 24 * 3600;
+
+/// A token from the dev provider living `seconds` from now.
+fn living(app: &TestApp, persona: &str, seconds: i64) -> String {
+    let p = gp_online_gateway::dev::persona(persona).unwrap();
+    app.idp
+        .mint(p.realm, "gp-online-gateway", seconds, &p.claims())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_may_live_as_long_as_an_nhs_login_token_and_no_longer() {
+    let app = TestApp::spawn().await;
+    for (persona, path) in [("patient-p9", "/$my-access"), ("staff-emis", "/Organization")] {
+        let (status, _, body) = app.get(path, &living(&app, persona, 3600)).await;
+        assert_eq!(status, StatusCode::OK, "{persona}, one hour: {body}");
+        let (status, _, body) = app.get(path, &living(&app, persona, TEN_YEARS)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{persona}, ten years: {body}");
+        assert_eq!(outcome_code(&body), "INVALID_ACCESS_TOKEN");
+        assert!(body.to_string().contains("lifetime"), "{body}");
+    }
+    // Within the leeway beyond the hour, as for the other times.
+    let (status, _, _) = app.get("/Organization", &living(&app, "staff-emis", 3600 + 20)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The maximum is the configured one.
+    let strict = TestApp::spawn_with(|s| s.auth.max_token_lifetime_seconds = 600).await;
+    let (status, _, _) = strict.get("/Organization", &living(&strict, "staff-emis", 600)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = strict.get("/Organization", &living(&strict, "staff-emis", 3600)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 
 fn rsa_public_pem() -> String {

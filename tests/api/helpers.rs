@@ -238,8 +238,24 @@ impl TestApp {
         rb
     }
 
+    /// A request to a VRS path (`/Consent`, `/RelatedPerson`, `/QuestionnaireResponse`) with a
+    /// fresh `X-Request-ID`, which the VRS spec requires of every call there.
+    pub fn vrs(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        self.request(method, path, token)
+            .header("x-request-id", uuid::Uuid::new_v4().to_string())
+    }
+
+    /// A request as a well-behaved client sends it: on the VRS paths, with a fresh request id.
+    fn client_request(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        if is_vrs(path) {
+            self.vrs(method, path, Some(token))
+        } else {
+            self.request(method, path, Some(token))
+        }
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        send(self.request(Method::GET, path, Some(token))).await
+        send(self.client_request(Method::GET, path, token)).await
     }
 
     pub async fn post_fhir(
@@ -249,12 +265,17 @@ impl TestApp {
         body: &Value,
     ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         send(
-            self.request(Method::POST, path, Some(token))
+            self.client_request(Method::POST, path, token)
                 .header("content-type", "application/fhir+json")
                 .body(body.to_string()),
         )
         .await
     }
+}
+
+/// Whether a path (with or without its query) is one of the VRS resources'.
+pub fn is_vrs(path: &str) -> bool {
+    gp_online_gateway::http::proxy::is_vrs(path.split('?').next().unwrap_or(path))
 }
 
 pub async fn send(rb: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {

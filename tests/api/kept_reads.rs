@@ -158,7 +158,7 @@ async fn a_change_is_seen_by_the_next_read_here_and_within_moments_on_another_in
     ]);
     let (status, _, body) = send(
         second
-            .request(
+            .vrs(
                 Method::PATCH,
                 "/Consent/1a7e0000-0000-4000-8000-000000000001",
                 Some(&megan_b),

@@ -757,3 +757,59 @@ async fn moves_and_deaths_end_access_and_roles_once() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
 }
+
+/// Suppliers retry: the same event id can arrive several times at once. One request applies it
+/// and every other answers what it did, on either database.
+#[tokio::test]
+async fn concurrent_repeats_of_one_event_apply_it_once_and_replay_it_to_the_rest() {
+    let app = TestApp::spawn().await;
+    let supplier = app.token("system-supplier");
+    let today = chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string();
+    // Megan Jones holds an online account and is Lily's proxy: her death ends both.
+    let died = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "eventId", "valueString": "evt-burst"},
+        {"name": "type", "valueCode": "deceased"},
+        {"name": "nhsNumber", "valueString": "9990000069"},
+        {"name": "date", "valueDate": today},
+    ]});
+    let answers =
+        futures_util::future::join_all((0..5).map(|_| app.post_fhir("/$registration-event", &supplier, &died))).await;
+    for (status, _, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let (first, repeats): (Vec<&Value>, Vec<&Value>) = answers
+        .iter()
+        .map(|(_, _, body)| body)
+        .partition(|body| part(body, "replayed")["valueBoolean"] == false);
+    assert_eq!(first.len(), 1, "exactly one request applies the event: {answers:?}");
+    let first = first[0];
+    assert_eq!(part(first, "outcome")["valueCode"], "applied", "{first}");
+    assert_eq!(int(first, "accountsEnded"), 1, "{first}");
+    assert!(int(first, "rolesEnded") >= 1, "{first}");
+    for repeat in repeats {
+        for name in ["eventId", "outcome", "patient", "accountsEnded", "rolesEnded"] {
+            assert_eq!(part(repeat, name), part(first, name), "{name}: {repeat}");
+        }
+    }
+    // Nothing was done twice: the account and the role were each ended once.
+    let (_, _, again) = app.post_fhir("/$registration-event", &supplier, &died).await;
+    assert_eq!(part(&again, "replayed")["valueBoolean"], true, "{again}");
+    assert_eq!(int(&again, "accountsEnded"), 1);
+
+    // A refused event keeps nothing, its id included: the corrected event is applied.
+    let moved = |ods: &str| {
+        json!({"resourceType": "Parameters", "parameter": [
+            {"name": "eventId", "valueString": "evt-corrected"},
+            {"name": "type", "valueCode": "transferred"},
+            {"name": "nhsNumber", "valueString": "9990000018"},
+            {"name": "odsCode", "valueString": ods},
+            {"name": "date", "valueDate": today},
+        ]})
+    };
+    let (status, _, refused) = app.post_fhir("/$registration-event", &supplier, &moved("Z99999")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let (status, _, applied) = app.post_fhir("/$registration-event", &supplier, &moved("B82005")).await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+    assert_eq!(part(&applied, "replayed")["valueBoolean"], false, "{applied}");
+    assert_eq!(part(&applied, "outcome")["valueCode"], "applied", "{applied}");
+}

@@ -29,7 +29,7 @@ fn examples() -> Value {
     serde_json::from_str(&text).expect("fixture JSON")
 }
 
-fn example(name: &str) -> Value {
+pub fn example(name: &str) -> Value {
     examples()[name].clone()
 }
 
@@ -61,7 +61,7 @@ async fn post(app: &TestApp, path: &str, token: &str, body: &Value) -> (StatusCo
 
 async fn patch(app: &TestApp, id: &str, token: &str, body: &Value) -> (StatusCode, Value) {
     let (s, _, b) = send(
-        app.request(Method::PATCH, &format!("/Consent/{id}"), Some(token))
+        app.vrs(Method::PATCH, &format!("/Consent/{id}"), Some(token))
             .header("content-type", "application/json-patch+json")
             .body(body.to_string()),
     )
@@ -246,7 +246,38 @@ async fn every_vrs_request_example_gives_its_documented_result() {
         "{tasks}"
     );
 
-    // Staff create roles.
+    // The spec's header examples: its X-Request-ID is in capitals, and both ids come back as
+    // sent. Without the id, a VRS call is refused.
+    let read = "/QuestionnaireResponse/156e1560-e532-4e2a-85ad-5aeff03dc43e";
+    let (s, headers, body) = send(
+        app.request(Method::GET, read, Some(&staff))
+            .header("X-Request-ID", "60E0B220-8136-4CA5-AE46-1D97EF59D068")
+            .header("X-Correlation-ID", "11C46F5F-CDEF-4865-94B2-0EE0EDCC26DA"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(headers["x-request-id"], "60E0B220-8136-4CA5-AE46-1D97EF59D068");
+    assert_eq!(headers["x-correlation-id"], "11C46F5F-CDEF-4865-94B2-0EE0EDCC26DA");
+    let (s, _, body) = send(app.request(Method::GET, read, Some(&staff))).await;
+    assert_vrs(s, &body, 400, "MISSING_VALUE");
+
+    // Staff create roles. Sent without X-Request-ID, or with a provision that is not a
+    // permit, an example creates nothing (else the real creation below would be a duplicate).
+    for name in ["parent_child_proxy_creation", "adult_to_adult_proxy_creation"] {
+        let (s, _, outcome) = send(
+            app.request(Method::POST, "/Consent", Some(&staff))
+                .header("content-type", "application/fhir+json")
+                .body(example(name).to_string()),
+        )
+        .await;
+        assert_vrs(s, &outcome, 400, "MISSING_VALUE");
+        for kind in ["deny", "maybe"] {
+            let mut body = example(name);
+            body["provision"]["type"] = json!(kind);
+            let (s, _, outcome) = post(&app, "/Consent", &staff, &body).await;
+            assert_vrs(s, &outcome, 422, "INVALID_PROVISION");
+        }
+    }
     for name in ["parent_child_proxy_creation", "adult_to_adult_proxy_creation"] {
         let (status, headers, outcome) = post(&app, "/Consent", &staff, &example(name)).await;
         assert_eq!(status, StatusCode::CREATED, "{name}: {outcome}");
@@ -340,21 +371,29 @@ async fn search_and_read_errors_have_the_vrs_codes() {
             400,
             "INVALID_IDENTIFIER_SYSTEM",
         ),
+        // The RelatedPerson table's invalid-parameter row is 400 INVALID_VALUE (it has no 422).
         (
             "/RelatedPerson?identifier=9000000017&_include=Patient:x",
-            422,
-            "INVALID_PARAMETER",
+            400,
+            "INVALID_VALUE",
         ),
+        ("/RelatedPerson?identifier=9000000017&_unknown=1", 400, "INVALID_VALUE"),
         ("/Consent", 400, "MISSING_IDENTIFIER_VALUE"),
         (
             "/Consent?performer:identifier=900000000",
             422,
             "INVALID_IDENTIFIER_VALUE",
         ),
+        // The Consent search's own table: a malformed identifier on either side.
         (
             "/Consent?patient:identifier=9000000012",
             422,
-            "INVALID_PATIENT_IDENTIFIER_VALUE",
+            "INVALID_IDENTIFIER_VALUE",
+        ),
+        (
+            "/Consent?patient:identifier=900000000&_include=Consent:patient",
+            422,
+            "INVALID_IDENTIFIER_VALUE",
         ),
         (
             "/Consent?performer:identifier=invalid%7C9000000017",
@@ -411,11 +450,11 @@ async fn search_and_read_errors_have_the_vrs_codes() {
         "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1"
     );
     // No token, a bad token, a method VRS does not have.
-    let (s, _, body) = send(app.request(Method::GET, "/Consent?performer:identifier=9000000017", None)).await;
+    let (s, _, body) = send(app.vrs(Method::GET, "/Consent?performer:identifier=9000000017", None)).await;
     assert_vrs(s, &body, 401, "ACCESS_DENIED");
     let (s, _, body) = app.get("/Consent?performer:identifier=9000000017", "not-a-token").await;
     assert_vrs(s, &body, 401, "ACCESS_DENIED");
-    let (s, _, body) = send(app.request(
+    let (s, _, body) = send(app.vrs(
         Method::DELETE,
         "/Consent/74eed847-ca25-4e76-8cf2-f2c2d7842a7a",
         Some(&staff),
@@ -424,13 +463,13 @@ async fn search_and_read_errors_have_the_vrs_codes() {
     assert_vrs(s, &body, 405, "METHOD_NOT_ALLOWED");
     // A known practice in X-IM1-Connection-Params narrows the search; an unknown one is 404.
     let (s, _, body) = send(
-        app.request(Method::GET, "/Consent?performer:identifier=9000000017", Some(&staff))
+        app.vrs(Method::GET, "/Consent?performer:identifier=9000000017", Some(&staff))
             .header("X-IM1-Connection-Params", "token;Z99999"),
     )
     .await;
     assert_vrs(s, &body, 404, "GP_PRACTICE_NOT_FOUND");
     let (s, _, body) = send(
-        app.request(Method::GET, "/Consent?performer:identifier=9000000017", Some(&staff))
+        app.vrs(Method::GET, "/Consent?performer:identifier=9000000017", Some(&staff))
             .header("X-IM1-Connection-Params", "token;G8101234"),
     )
     .await;
@@ -585,6 +624,17 @@ async fn consent_and_patch_bodies_are_checked_and_nothing_changes_on_error() {
             "MISSING_FREE_TEXT_FOR_OTHER",
         ),
         (with(&|v| v["status"] = json!("rejected")), 400, "BAD_REQUEST"),
+        // A proxy role is a permit; nothing else is stored.
+        (
+            with(&|v| v["provision"]["type"] = json!("maybe")),
+            422,
+            "INVALID_PROVISION",
+        ),
+        (
+            with(&|v| v["provision"]["type"] = json!("deny")),
+            422,
+            "INVALID_PROVISION",
+        ),
         (with(&|v| v["status"] = json!("done")), 422, "INVALID_STATUS"),
         (
             with(&|v| {
@@ -643,12 +693,12 @@ async fn consent_and_patch_bodies_are_checked_and_nothing_changes_on_error() {
         assert_vrs(s, &outcome, status, code);
     }
     let (s, _, outcome) = send(
-        app.request(Method::POST, "/Consent", Some(&staff))
+        app.vrs(Method::POST, "/Consent", Some(&staff))
             .header("content-type", "text/plain")
             .body(base.to_string()),
     )
     .await;
-    assert_vrs(s, &outcome, 415, "UNSUPPORTED_MEDIA_TYPE");
+    assert_vrs(s, &outcome, 415, "UNSUPPORTED_MEDIA");
     let (_, _, none) = app.get("/Consent?performer:identifier=9000010551", &staff).await;
     assert_eq!(none["total"], 0, "nothing was created: {none}");
 
@@ -711,17 +761,37 @@ async fn consent_and_patch_bodies_are_checked_and_nothing_changes_on_error() {
             400,
             "MISSING_GRANTOR_REFERENCE",
         ),
+        // The proxy of a role is never patched: neither replaced, nor removed, nor alongside
+        // a change that would be allowed alone.
+        (
+            json!([{"op": "replace", "path": "/provision/actor", "value": [{"reference": {"type": "RelatedPerson", "identifier": {"system": NHS, "value": "9000000009"}}}]}]),
+            400,
+            "INVALID_PATCH_PATH",
+        ),
+        (
+            json!([{"op": "remove", "path": "/provision/actor"}]),
+            400,
+            "INVALID_PATCH_PATH",
+        ),
+        (
+            json!([
+                {"op": "add", "path": "/provision/period/end", "value": "2031-01-01"},
+                {"op": "add", "path": "/provision/actor", "value": {"reference": {"type": "RelatedPerson", "identifier": {"system": NHS, "value": "9000000009"}}}}
+            ]),
+            400,
+            "INVALID_PATCH_PATH",
+        ),
     ] {
         let (s, outcome) = patch(&app, id, &staff, &body).await;
         assert_vrs(s, &outcome, status, code);
     }
     let (s, _, outcome) = send(
-        app.request(Method::PATCH, &format!("/Consent/{id}"), Some(&staff))
+        app.vrs(Method::PATCH, &format!("/Consent/{id}"), Some(&staff))
             .header("content-type", "application/fhir+json")
             .body("[]"),
     )
     .await;
-    assert_vrs(s, &outcome, 415, "UNSUPPORTED_MEDIA_TYPE");
+    assert_vrs(s, &outcome, 415, "UNSUPPORTED_MEDIA");
     let (s, outcome) = patch(&app, "60d09b82-f4bb-41f9-b41e-767999b4ac9b", &staff, &json!([])).await;
     assert_vrs(s, &outcome, 404, "RESOURCE_NOT_FOUND");
     assert_eq!(

@@ -1,6 +1,7 @@
 //! X-Request-ID replay of completed writes, and X-Correlation-ID mirroring.
 
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -192,4 +193,133 @@ async fn a_write_abandoned_by_a_dead_instance_can_be_retried_within_seconds() {
     let (status, _, outcome) = post(alive, body).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(outcome_code(&outcome), "REQUEST_IN_PROGRESS");
+}
+
+/// The VRS paths require `X-Request-ID`, as the VRS spec marks it; everywhere else the gateway
+/// generates one. Both ids come back exactly as sent (the spec's own example id is in
+/// capitals), while replay and the audit trail take an id in any case as the same id.
+#[tokio::test]
+async fn vrs_paths_require_a_request_id_and_ids_come_back_as_sent() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-vrs");
+    let role = "74eed847-ca25-4e76-8cf2-f2c2d7842a7a";
+    let create = crate::proxy::example("adult_to_adult_proxy_creation");
+    let end = json!([{"op": "add", "path": "/provision/period/end", "value": "2031-01-01"}]);
+    let access_request = crate::proxy::example("mother-child");
+    let grants = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "services", "part": [{"name": "appointments", "valueBoolean": true}]}
+    ]});
+    let fhir = "application/fhir+json";
+    for (method, path, body, content_type) in [
+        (
+            Method::GET,
+            "/RelatedPerson?identifier=9000000017".to_owned(),
+            None,
+            fhir,
+        ),
+        (
+            Method::GET,
+            "/Consent?performer:identifier=9000000017".to_owned(),
+            None,
+            fhir,
+        ),
+        (Method::GET, format!("/Consent/{role}"), None, fhir),
+        (Method::POST, "/Consent".to_owned(), Some(&create), fhir),
+        (
+            Method::PATCH,
+            format!("/Consent/{role}"),
+            Some(&end),
+            "application/json-patch+json",
+        ),
+        (
+            Method::POST,
+            format!("/Consent/{role}/$set-proxy-access"),
+            Some(&grants),
+            fhir,
+        ),
+        (
+            Method::POST,
+            "/QuestionnaireResponse".to_owned(),
+            Some(&access_request),
+            fhir,
+        ),
+        (
+            Method::GET,
+            "/QuestionnaireResponse/156e1560-e532-4e2a-85ad-5aeff03dc43e".to_owned(),
+            None,
+            fhir,
+        ),
+    ] {
+        let mut request = app.request(method.clone(), &path, Some(&staff));
+        if let Some(body) = body {
+            request = request.header("content-type", content_type).body(body.to_string());
+        }
+        let (status, headers, outcome) = send(request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {outcome}");
+        let coding = &outcome["issue"][0]["details"]["coding"][0];
+        assert_eq!(coding["code"], "MISSING_VALUE", "{method} {path}: {outcome}");
+        assert_eq!(
+            coding["system"], "https://fhir.nhs.uk/R4/CodeSystem/ValidatedRelationships-ErrorOrWarningCode",
+            "the VRS shape"
+        );
+        assert!(
+            outcome["issue"][0]["diagnostics"]
+                .as_str()
+                .unwrap()
+                .contains("X-Request-ID"),
+            "{outcome}"
+        );
+        // The refusal has an id of its own to quote.
+        assert!(uuid::Uuid::parse_str(headers["x-request-id"].to_str().unwrap()).is_ok());
+    }
+    // Nothing was done by the refused writes.
+    let pair = "/Consent?performer:identifier=9000000017&patient:identifier=9000010128";
+    let (_, _, none) = app.get(pair, &staff).await;
+    assert_eq!(none["total"], 0, "{none}");
+    let (_, _, unchanged) = app.get(&format!("/Consent/{role}"), &staff).await;
+    assert!(!unchanged.to_string().contains("2031-01-01"), "{unchanged}");
+
+    // Sent in capitals (the spec's examples), echoed in capitals; the same id in lower case is
+    // the same request, replayed.
+    let request_id = "60E0B220-8136-4CA5-AE46-1D97EF59D068";
+    let correlation_id = "11C46F5F-CDEF-4865-94B2-0EE0EDCC26DA";
+    let post = |id: String| {
+        send(
+            app.request(Method::POST, "/Consent", Some(&staff))
+                .header("content-type", fhir)
+                .header("X-Request-ID", id)
+                .header("X-Correlation-ID", correlation_id)
+                .body(create.to_string()),
+        )
+    };
+    let (status, headers, first) = post(request_id.to_owned()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(headers["x-request-id"], request_id);
+    assert_eq!(headers["x-correlation-id"], correlation_id);
+    let (status, replay_headers, again) = post(request_id.to_lowercase()).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(replay_headers["x-idempotent-replay"], "true");
+    assert_eq!(replay_headers["x-request-id"], request_id.to_lowercase().as_str());
+    assert_eq!(replay_headers["location"], headers["location"]);
+    let (_, _, one) = app.get(pair, &staff).await;
+    assert_eq!(one["total"], 1, "{one}");
+    // The trail finds the request by its id as the caller sent it.
+    let (status, _, events) = app.get(&format!("/AuditEvent?request-id={request_id}"), &staff).await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    assert!(events["entry"].as_array().is_some_and(|e| !e.is_empty()), "{events}");
+
+    // Elsewhere an id is still generated when absent, and a supplied one echoed as sent.
+    let (status, headers, _) = app.get("/Patient/patient-jane-smith", &app.token("staff-emis")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(uuid::Uuid::parse_str(headers["x-request-id"].to_str().unwrap()).is_ok());
+    let (_, headers, _) = send(
+        app.request(
+            Method::GET,
+            "/Patient/patient-jane-smith",
+            Some(&app.token("staff-emis")),
+        )
+        .header("X-Request-ID", request_id),
+    )
+    .await;
+    assert_eq!(headers["x-request-id"], request_id);
 }

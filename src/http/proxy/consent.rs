@@ -49,20 +49,19 @@ struct Search {
     includes: Includes,
 }
 
-fn token_error(side: Side, e: TokenError) -> VrsError {
-    match (side, e) {
-        (_, TokenError::System) => VrsError::invalid_parameter(
+/// The search's own error table (and its example) answers a malformed identifier on either
+/// side with `INVALID_IDENTIFIER_VALUE`; `INVALID_PATIENT_IDENTIFIER_VALUE` is for the patient
+/// named in a request body.
+fn token_error(e: TokenError) -> VrsError {
+    match e {
+        TokenError::System => VrsError::invalid_parameter(
             "Invalid request with error - performer:identifier or patient:identifier system parameter is invalid.",
         )
         .with_code("INVALID_IDENTIFIER_SYSTEM"),
-        (Side::Proxy, TokenError::Value) => VrsError::invalid_parameter(
+        TokenError::Value => VrsError::invalid_parameter(
             "Invalid request with error - performer:identifier or patient:identifier parameter is invalid.",
         )
         .with_code("INVALID_IDENTIFIER_VALUE"),
-        (Side::Patient, TokenError::Value) => {
-            VrsError::invalid_parameter("Invalid request with error - patient:identifier parameter is invalid.")
-                .with_code("INVALID_PATIENT_IDENTIFIER_VALUE")
-        }
     }
 }
 
@@ -90,7 +89,7 @@ fn parse_search(query: &str) -> Result<Search, VrsError> {
                 if slot.is_some() {
                     return Err(invalid_parameter(&name));
                 }
-                *slot = Some(vrs::nhs_token(value.trim()).map_err(|e| token_error(side, e))?);
+                *slot = Some(vrs::nhs_token(value.trim()).map_err(token_error)?);
             }
             "status" => {
                 let any: Vec<RoleStatus> = value
@@ -209,11 +208,11 @@ fn self_link(base: &str, path: &str, query: &str) -> String {
     ),
     responses(
         (status = 200, description = "Searchset Bundle of Consent (empty when nothing matches)", content_type = "application/fhir+json"),
-        (status = 400, description = "MISSING_IDENTIFIER_VALUE, or INVALID_VALUE for a malformed X-IM1-Connection-Params", body = OperationOutcome),
+        (status = 400, description = "MISSING_VALUE (no X-Request-ID), MISSING_IDENTIFIER_VALUE, or INVALID_VALUE for a malformed X-IM1-Connection-Params", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN", body = OperationOutcome),
         (status = 404, description = "GP_PRACTICE_NOT_FOUND: X-IM1-Connection-Params names a practice the gateway does not serve", body = OperationOutcome),
-        (status = 422, description = "INVALID_IDENTIFIER_VALUE, INVALID_PATIENT_IDENTIFIER_VALUE, INVALID_IDENTIFIER_SYSTEM or INVALID_PARAMETER", body = OperationOutcome),
+        (status = 422, description = "INVALID_IDENTIFIER_VALUE (a malformed performer:identifier or patient:identifier), INVALID_IDENTIFIER_SYSTEM or INVALID_PARAMETER", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
@@ -260,7 +259,7 @@ fn role_id(raw: &str) -> Result<String, VrsError> {
     ),
     responses(
         (status = 200, description = "Searchset Bundle with the Consent", content_type = "application/fhir+json"),
-        (status = 400, description = "INVALID_ID_VALUE: the id is not a UUID", body = OperationOutcome),
+        (status = 400, description = "INVALID_ID_VALUE: the id is not a UUID; MISSING_VALUE: no X-Request-ID", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: only staff and systems read roles by id", body = OperationOutcome),
         (status = 404, description = "RESOURCE_NOT_FOUND (no role the caller may see has this id) or INVALIDATED_RESOURCE (entered in error)", body = OperationOutcome),
@@ -310,12 +309,12 @@ pub async fn read(
     request_body(content = String, content_type = "application/fhir+json", description = "A Consent, as in the VRS examples"),
     responses(
         (status = 201, description = "Created: an informational OperationOutcome; `Location: /Consent/{id}`", body = OperationOutcome),
-        (status = 400, description = "BAD_REQUEST, MISSING_* (status, scope, category, patient, performer, dateTime, identifiers, status reason, grantor and its parts), MISSING_FREE_TEXT_FOR_OTHER, MISSING_STATUS_REASON", body = OperationOutcome),
+        (status = 400, description = "BAD_REQUEST, MISSING_* (status, scope, category, patient, performer, dateTime, identifiers, status reason, grantor and its parts), MISSING_FREE_TEXT_FOR_OTHER, MISSING_STATUS_REASON, MISSING_VALUE (no X-Request-ID)", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: only staff allowed to manage proxies, and systems with proxy:write", body = OperationOutcome),
         (status = 409, description = "DUPLICATE_RELATIONSHIP", body = OperationOutcome),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = OperationOutcome),
-        (status = 422, description = "INVALID_* (identifier value or system, patient identifier value, patient, status, scope, category, dateTime, provision, extension, status reason, grantor value or system, legal basis code, end date)", body = OperationOutcome),
+        (status = 415, description = "UNSUPPORTED_MEDIA: the body is not application/fhir+json", body = OperationOutcome),
+        (status = 422, description = "INVALID_* (identifier value or system, patient identifier value, patient, status, scope, category, dateTime, extension, status reason, grantor value or system, legal basis code, end date); INVALID_PROVISION: `provision.type` other than `permit`, an actor other than the performer, or a malformed period", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
@@ -334,7 +333,10 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: RawBody) -
 }
 
 /// Change a proxy role with a JSON Patch on `/status`, `/extension/-`,
-/// `/provision/period/end`, `/provision/actor` and `/policyRule`.
+/// `/provision/period/end` and `/policyRule`.
+///
+/// `/provision/actor` (who the proxy is) cannot be changed: a role for another proxy is a new
+/// role, with its own checks and its own link at the supplier.
 ///
 /// A status change carries a status-reason extension in the same patch (`OTHER` with free
 /// text). Allowed: proposed to active or rejected, active to inactive and back, anything to
@@ -347,12 +349,12 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: RawBody) -
     request_body(content = String, content_type = "application/json-patch+json", description = "A JSON Patch document"),
     responses(
         (status = 200, description = "Changed: an informational OperationOutcome", body = OperationOutcome),
-        (status = 400, description = "INVALID_PATCH_FORMAT, INVALID_PATCH_PATH, MISSING_STATUS_REASON, MISSING_FREE_TEXT_FOR_OTHER, MISSING_GRANTOR (and its parts), INVALID_ID_VALUE", body = OperationOutcome),
+        (status = 400, description = "INVALID_PATCH_FORMAT, INVALID_PATCH_PATH (a path outside the allowed ones, or any operation on /provision/actor), MISSING_STATUS_REASON, MISSING_FREE_TEXT_FOR_OTHER, MISSING_GRANTOR (and its parts), INVALID_ID_VALUE, MISSING_VALUE (no X-Request-ID)", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: a patient or proxy may only end a role that concerns them", body = OperationOutcome),
         (status = 404, description = "RESOURCE_NOT_FOUND or INVALIDATED_RESOURCE", body = OperationOutcome),
         (status = 409, description = "DUPLICATE_PATCHES", body = OperationOutcome),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = OperationOutcome),
+        (status = 415, description = "UNSUPPORTED_MEDIA: the body is not application/json-patch+json", body = OperationOutcome),
         (status = 422, description = "INVALID_STATUS_CODE, INVALID_STATUS_REASON, INVALID_STATE_TRANSITION, INVALID_LEGAL_BASIS_CODE, INVALID_END_DATE, INVALID_GRANTOR_VALUE, INVALID_GRANTOR_SYSTEM, INVALID_EXTENSION", body = OperationOutcome),
     ),
     security(("bearer" = []))
@@ -395,7 +397,7 @@ pub async fn update(
     })),
     responses(
         (status = 200, description = "The role as a Consent", content_type = "application/fhir+json"),
-        (status = 400, description = "The Parameters are malformed, or the access goes beyond the patient's own", body = OperationOutcome),
+        (status = 400, description = "The Parameters are malformed, or the access goes beyond the patient's own; MISSING_VALUE: no X-Request-ID", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: only staff allowed to manage proxies, and systems with proxy:write", body = OperationOutcome),
         (status = 404, description = "RESOURCE_NOT_FOUND or INVALIDATED_RESOURCE", body = OperationOutcome),
     ),
@@ -436,10 +438,9 @@ mod tests {
         let code = |q: &str| parse_search(q).map(|_| "OK").unwrap_or_else(|e| e.code);
         assert_eq!(code(""), "MISSING_IDENTIFIER_VALUE");
         assert_eq!(code("performer:identifier=900000000"), "INVALID_IDENTIFIER_VALUE");
-        assert_eq!(
-            code("patient:identifier=9000000012"),
-            "INVALID_PATIENT_IDENTIFIER_VALUE"
-        );
+        assert_eq!(code("patient:identifier=9000000012"), "INVALID_IDENTIFIER_VALUE");
+        assert_eq!(code("patient:identifier=900000000"), "INVALID_IDENTIFIER_VALUE");
+        assert!(parse_search("patient:identifier=9000000012").is_err_and(|e| e.status == 422));
         assert_eq!(
             code("performer:identifier=invalid%7C9000000009"),
             "INVALID_IDENTIFIER_SYSTEM"

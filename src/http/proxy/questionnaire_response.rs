@@ -22,11 +22,11 @@ use crate::state::AppState;
     request_body(content = String, content_type = "application/fhir+json", description = "A completed QuestionnaireResponse, as in the VRS examples"),
     responses(
         (status = 200, description = "Accepted: an informational OperationOutcome whose coding is the reference code; `Location: /QuestionnaireResponse/{id}`", body = OperationOutcome),
-        (status = 400, description = "BAD_REQUEST (not a valid access request), INVALID_IDENTIFIER_VALUE or INVALID_PATIENT_IDENTIFIER_VALUE", body = OperationOutcome),
+        (status = 400, description = "BAD_REQUEST (not a valid access request), INVALID_IDENTIFIER_VALUE, INVALID_PATIENT_IDENTIFIER_VALUE, or MISSING_VALUE (no X-Request-ID)", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: only people (P9) may ask, and only as the request's source", body = OperationOutcome),
         (status = 409, description = "DUPLICATE_RELATIONSHIP: the proxy already has a proposed, active or inactive role for the patient", body = OperationOutcome),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = OperationOutcome),
+        (status = 415, description = "UNSUPPORTED_MEDIA: the body is not application/fhir+json", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
@@ -51,7 +51,7 @@ pub async fn submit(state: web::Data<AppState>, caller: Caller, body: RawBody) -
     params(("id" = String, Path, description = "The access request id (a UUID)")),
     responses(
         (status = 200, description = "The QuestionnaireResponse", content_type = "application/fhir+json"),
-        (status = 400, description = "INVALID_IDENTIFIER_VALUE: the id is not a UUID", body = OperationOutcome),
+        (status = 400, description = "INVALID_IDENTIFIER_VALUE: the id is not a UUID; MISSING_VALUE: no X-Request-ID", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN", body = OperationOutcome),
         (status = 404, description = "QUESTIONNAIRE_RESPONSE_NOT_FOUND: no request the caller may see has this id", body = OperationOutcome),

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::{Value, json};
 
-use super::{Failure, invalid_parameter, ok, query_pairs};
+use super::{Failure, ok, query_pairs};
 use crate::domain::NhsNumber;
 use crate::domain::policy::Action;
 use crate::fhir::vrs::{self, Side, TokenError, VrsError};
@@ -46,6 +46,19 @@ fn token_error(side: Side, e: TokenError) -> VrsError {
     }
 }
 
+/// A parameter `GET /RelatedPerson` does not have, or a value it does not allow. Its error
+/// table has no `INVALID_PARAMETER` (the Consent search's 422): its invalid-parameter row is
+/// 400 `INVALID_VALUE`.
+fn invalid_value(name: &str) -> VrsError {
+    let shown = crate::domain::text::shown(name, 40);
+    VrsError::invalid(
+        400,
+        "INVALID_VALUE",
+        "Required parameter(s) are invalid.",
+        format!("Invalid request with error - {shown} parameter is invalid."),
+    )
+}
+
 fn parse(query: &str) -> Result<Query, VrsError> {
     let mut proxy = None;
     let mut patient = None;
@@ -58,14 +71,14 @@ fn parse(query: &str) -> Result<Query, VrsError> {
                 include_patient = true;
                 continue;
             }
-            _ => return Err(invalid_parameter(&name)),
+            _ => return Err(invalid_value(&name)),
         };
         let slot = if side == Side::Proxy { &mut proxy } else { &mut patient };
         if value.trim().is_empty() {
             continue;
         }
         if slot.is_some() {
-            return Err(invalid_parameter(&name));
+            return Err(invalid_value(&name));
         }
         *slot = Some(vrs::nhs_token(value.trim()).map_err(|e| token_error(side, e))?);
     }
@@ -100,10 +113,9 @@ fn parse(query: &str) -> Result<Query, VrsError> {
     ),
     responses(
         (status = 200, description = "Searchset Bundle of RelatedPerson (empty when nothing matches)", content_type = "application/fhir+json"),
-        (status = 400, description = "MISSING_IDENTIFIER_VALUE, INVALID_IDENTIFIER_VALUE, INVALID_PATIENT_IDENTIFIER_VALUE or INVALID_IDENTIFIER_SYSTEM", body = OperationOutcome),
+        (status = 400, description = "MISSING_VALUE (no X-Request-ID), MISSING_IDENTIFIER_VALUE, INVALID_IDENTIFIER_VALUE, INVALID_PATIENT_IDENTIFIER_VALUE, INVALID_IDENTIFIER_SYSTEM, or INVALID_VALUE: a parameter it does not have, a repeated identifier, or an `_include` other than RelatedPerson:patient", body = OperationOutcome),
         (status = 401, description = "ACCESS_DENIED", body = OperationOutcome),
         (status = 403, description = "FORBIDDEN: systems may not search relationships", body = OperationOutcome),
-        (status = 422, description = "INVALID_PARAMETER: a parameter VRS does not have, or an unknown `_include`", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
@@ -155,7 +167,17 @@ mod tests {
             parse("identifier=https://fhir.nhs.uk/Id/nhs-number/9730675929")
                 .is_err_and(|e| e.code == "INVALID_IDENTIFIER_SYSTEM")
         );
-        assert!(parse("identifier=9000000017&_include=Patient:x").is_err_and(|e| e.code == "INVALID_PARAMETER"));
+        for unsupported in [
+            "identifier=9000000017&_include=Patient:x",
+            "identifier=9000000017&_include=RelatedPerson:patient,Patient:x",
+            "identifier=9000000017&_unknown=1",
+            "identifier=9000000017&identifier=9000000009",
+        ] {
+            assert!(
+                parse(unsupported).is_err_and(|e| e.code == "INVALID_VALUE" && e.status == 400),
+                "{unsupported}"
+            );
+        }
         let q = parse("identifier=9000000017&patient:identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C9000000009&_include=RelatedPerson:patient")
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(q.include_patient && q.proxy.is_some() && q.patient.is_some());
