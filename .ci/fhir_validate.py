@@ -6,8 +6,10 @@ Exits non-zero on any failure. Stops the gateway on the way out.
 """
 import json
 import sys
+import time
 import urllib.request
 
+from fhir.resources.R4B.binary import Binary
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
@@ -54,6 +56,29 @@ def main():
             ("OperationOutcome (404)", OperationOutcome, fetch(f"{base}/Patient/unknown", token)),
             ("OperationOutcome (401)", OperationOutcome, fetch(f"{base}/Patient/unknown")),
         ]
+        # The GP record, as the patient reads it once her seeded account is active.
+        patient = gateway.token("patient-p9")
+        everything = json.dumps({"resourceType": "Parameters", "parameter": [
+            {"name": "patientNHSNumber", "valueIdentifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000018"}},
+            {"name": "includeAllergies", "part": [{"name": "includeResolvedAllergies", "valueBoolean": True}]},
+            {"name": "includeMedication"}, {"name": "includeConsultations"}, {"name": "includeProblems"},
+            {"name": "includeImmunisations"}, {"name": "includeInvestigations"}, {"name": "includeReferrals"},
+            {"name": "includeDocuments"},
+        ]}).encode()
+        deadline = time.monotonic() + 20
+        record = fetch(f"{base}/Patient/$gpc.getstructuredrecord", patient, "POST", everything)
+        while record.get("resourceType") != "Bundle" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            record = fetch(f"{base}/Patient/$gpc.getstructuredrecord", patient, "POST", everything)
+        checks.append(("Bundle (structured record)", Bundle, record))
+        for kind in ["AllergyIntolerance", "MedicationStatement", "MedicationRequest", "Condition", "Immunization",
+                     "Observation", "Encounter", "ServiceRequest", "DocumentReference"]:
+            checks.append((f"Bundle ({kind} search)", Bundle, fetch(f"{base}/{kind}?patient=patient-jane-smith", patient)))
+        documents = fetch(f"{base}/DocumentReference?patient=patient-jane-smith", patient)
+        for entry in documents.get("entry", []):
+            url = entry["resource"]["content"][0]["attachment"]["url"]
+            checks.append(("Binary", Binary, fetch(f"{base}/{url}", patient)))
+
         failed = 0
         for name, model, resource in checks:
             try:

@@ -137,6 +137,12 @@ pub struct SupplierSettings {
     pub tpp_url: Option<String>,
     /// Timeout for one supplier HTTP request.
     pub timeout_seconds: u64,
+    /// Timeout for a read made on a patient's request (the record): the answer is 504 after it.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_ms: u64,
+    /// The largest answer taken from a supplier for a read; a larger one is refused (502).
+    #[serde(default = "default_max_reply_bytes")]
+    pub max_reply_bytes: usize,
     /// Outbox workers per gateway instance.
     pub workers: usize,
     /// Attempts before a job is dead-lettered (it stays visible as a failed Task and can be retried).
@@ -154,6 +160,14 @@ pub struct SupplierSettings {
     /// Where the in-process TPP-like simulator listens when `tpp_url` is unset.
     #[serde(default = "default_tpp_simulator")]
     pub simulator_tpp_bind: SocketAddr,
+}
+
+fn default_read_timeout() -> u64 {
+    5000
+}
+
+fn default_max_reply_bytes() -> usize {
+    16 * 1024 * 1024
 }
 
 fn default_emis_simulator() -> SocketAddr {
@@ -276,6 +290,8 @@ impl Default for Settings {
                 emis_url: None,
                 tpp_url: None,
                 timeout_seconds: 10,
+                read_timeout_ms: default_read_timeout(),
+                max_reply_bytes: default_max_reply_bytes(),
                 workers: 2,
                 max_attempts: 12,
                 backoff_base_ms: 1000,
@@ -539,6 +555,12 @@ impl Settings {
         }
         if !(1..=120).contains(&sup.timeout_seconds) {
             problems.push("suppliers.timeout_seconds must be between 1 and 120".to_owned());
+        }
+        if !(100..=60_000).contains(&sup.read_timeout_ms) {
+            problems.push("suppliers.read_timeout_ms must be between 100 and 60000".to_owned());
+        }
+        if !(64 * 1024..=256 * 1024 * 1024).contains(&sup.max_reply_bytes) {
+            problems.push("suppliers.max_reply_bytes must be between 65536 and 268435456".to_owned());
         }
         if !(1..=32).contains(&sup.workers) {
             problems.push("suppliers.workers must be between 1 and 32".to_owned());

@@ -28,6 +28,8 @@ struct SealingKey {
     /// The first eight bytes of the key's SHA-256, in hex: names the key without revealing it.
     id: String,
     cipher: Aes256Gcm,
+    /// A second key derived from it, for opaque identifiers (never for sealing).
+    naming: [u8; 32],
 }
 
 impl SealingKey {
@@ -37,9 +39,13 @@ impl SealingKey {
             return Err(CryptoError::BadKey);
         }
         let digest = Sha256::digest(&bytes);
+        let mut naming = Sha256::new();
+        naming.update(b"gp-online-gateway opaque identifiers\0");
+        naming.update(&bytes);
         Ok(Self {
             id: digest[..8].iter().map(|b| format!("{b:02x}")).collect(),
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)),
+            naming: naming.finalize().into(),
         })
     }
 
@@ -89,6 +95,24 @@ impl SecretBox {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
         STANDARD.encode(key)
+    }
+
+    /// An identifier for `value` that says nothing about it: the same for the same `context` and
+    /// value while the key stands, and no one without the key can tell from it what it stands
+    /// for, or which values lie between two of them.
+    pub fn opaque(&self, context: &str, value: &str) -> String {
+        use hmac::Mac;
+        // HMAC takes a key of any length: the error case cannot happen.
+        let Ok(mut mac) = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.current.naming) else {
+            return String::new();
+        };
+        mac.update(context.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        mac.finalize().into_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The id of the key that seals, as sealed values name it.

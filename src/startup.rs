@@ -112,9 +112,14 @@ impl Application {
 
         let secrets = Arc::new(linkage_key_box(&settings)?);
         let (suppliers, simulators) = supplier_registry(&settings).await?;
+        if dev_profile {
+            for (supplier, handle) in &simulators {
+                dev::records::seed(*supplier, handle);
+            }
+        }
         let provisioner = Arc::new(Provisioner::new(
             pool.clone(),
-            suppliers,
+            suppliers.clone(),
             secrets.clone(),
             settings.suppliers.clone(),
         ));
@@ -153,6 +158,7 @@ impl Application {
                 secrets,
                 audit,
                 provisioner,
+                suppliers,
                 clock: Arc::new(Clock::default()),
                 instance: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
             },

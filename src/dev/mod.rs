@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod login;
 pub mod proxies;
+pub mod records;
 
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};

@@ -10,9 +10,11 @@ pub enum RecordAccessLevel {
     None,
     /// Summary information (allergies, medication, adverse reactions).
     Summary,
-    /// Detailed coded record: coded entries without free text or documents.
+    /// Detailed coded record: every coded entry, without free text or documents.
     DetailedCoded,
-    /// Full record including free text and documents, from a `from` date.
+    /// The detailed coded record and the practice's reviewed documents, without free text.
+    Documents,
+    /// Everything: documents and free text too.
     Full,
 }
 
@@ -22,6 +24,7 @@ impl RecordAccessLevel {
             "none" => Some(Self::None),
             "summary" => Some(Self::Summary),
             "detailed-coded" => Some(Self::DetailedCoded),
+            "documents" => Some(Self::Documents),
             "full" => Some(Self::Full),
             _ => None,
         }
@@ -32,6 +35,7 @@ impl RecordAccessLevel {
             Self::None => "none",
             Self::Summary => "summary",
             Self::DetailedCoded => "detailed-coded",
+            Self::Documents => "documents",
             Self::Full => "full",
         }
     }

@@ -4,6 +4,7 @@ mod access;
 pub mod account;
 mod assurance;
 pub mod audit;
+pub mod clinical;
 pub mod entitlements;
 mod identifiers;
 pub mod identity;

@@ -172,8 +172,12 @@ fn plan_from(
     method: VerificationMethod,
     today: NaiveDate,
 ) -> Result<AccessPlan, RuleViolation> {
-    if requested.record_level == RecordAccessLevel::DetailedCoded && current < RecordAccessLevel::DetailedCoded {
-        plan_from(requested, RecordAccessLevel::DetailedCoded, method, today)?;
+    if matches!(
+        requested.record_level,
+        RecordAccessLevel::DetailedCoded | RecordAccessLevel::Documents
+    ) && current < requested.record_level
+    {
+        plan_from(requested, requested.record_level, method, today)?;
         // The coded record is checked for third-party and sensitive entries first.
         return Ok(AccessPlan {
             immediate: AccessSettings {

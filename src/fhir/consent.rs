@@ -270,7 +270,7 @@ fn grants(e: &Value) -> Result<ProxyGrants, VrsError> {
             .ok_or_else(|| {
                 bad_extension(
                     PROXY_ACCESS_URL,
-                    "recordAccess is none, summary, detailed-coded or full",
+                    "recordAccess is none, summary, detailed-coded, documents or full",
                 )
             })?,
     };

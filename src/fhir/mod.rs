@@ -3,6 +3,7 @@
 mod audit_event;
 mod bundle;
 pub mod capability;
+pub mod clinical;
 pub mod consent;
 mod datatypes;
 mod error;

@@ -76,13 +76,13 @@ pub fn access(p: &Parameters) -> Result<AccessSettings, FhirError> {
             let level = g.part("level").and_then(|x| x.value_code.as_deref()).ok_or_else(|| {
                 condition(
                     "recordAccess.level",
-                    "recordAccess needs a level (none, summary, detailed-coded or full)",
+                    "recordAccess needs a level (none, summary, detailed-coded, documents or full)",
                 )
             })?;
             let level = RecordAccessLevel::parse(level).ok_or_else(|| {
                 condition(
                     "recordAccess.level",
-                    "level must be none, summary, detailed-coded or full",
+                    "level must be none, summary, detailed-coded, documents or full",
                 )
             })?;
             let from =

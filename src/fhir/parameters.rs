@@ -30,6 +30,12 @@ pub struct Parameter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_integer: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_positive_int: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_identifier: Option<super::Identifier>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_period: Option<Period>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value_reference: Option<Reference>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_coding: Option<super::Coding>,
@@ -39,6 +45,16 @@ pub struct Parameter {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(no_recursion)]
     pub part: Vec<Parameter>,
+}
+
+/// FHIR `Period`, as operation parameters carry it (dates or dateTimes, each end optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
 }
 
 impl Parameters {

@@ -72,6 +72,20 @@ pub fn action_for(method: &Method, pattern: &str) -> Option<Action> {
         ("POST", "/Organization/{id}/$apply-opt-in-model") => ApplyOptInModel,
         ("POST", "/$run-transitions") => RunTransitions,
         ("POST", "/$registration-event") => RecordRegistrationEvent,
+        ("POST", "/Patient/$gpc.getstructuredrecord") => ReadRecord,
+        (
+            "GET",
+            "/AllergyIntolerance"
+            | "/MedicationStatement"
+            | "/MedicationRequest"
+            | "/Condition"
+            | "/Immunization"
+            | "/Observation"
+            | "/Encounter"
+            | "/ServiceRequest"
+            | "/DocumentReference"
+            | "/Binary/{id}",
+        ) => ReadRecord,
         _ => return None,
     })
 }

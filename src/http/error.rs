@@ -54,10 +54,13 @@ pub enum ErrorCode {
     TooManyRequests,
     ServiceUnavailable,
     InternalError,
+    InvalidParameter,
+    SupplierFailed,
+    SupplierTimeout,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 42] = [
+    pub const ALL: [ErrorCode; 45] = [
         Self::InvalidRequest,
         Self::InvalidResource,
         Self::InvalidSearchParameter,
@@ -100,6 +103,9 @@ impl ErrorCode {
         Self::TooManyRequests,
         Self::ServiceUnavailable,
         Self::InternalError,
+        Self::InvalidParameter,
+        Self::SupplierFailed,
+        Self::SupplierTimeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -146,6 +152,9 @@ impl ErrorCode {
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
+            Self::InvalidParameter => "INVALID_PARAMETER",
+            Self::SupplierFailed => "SUPPLIER_ERROR",
+            Self::SupplierTimeout => "SUPPLIER_TIMEOUT",
         }
     }
 
@@ -191,6 +200,9 @@ impl ErrorCode {
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InvalidParameter => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::SupplierFailed => StatusCode::BAD_GATEWAY,
+            Self::SupplierTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -228,6 +240,9 @@ impl ErrorCode {
             Self::TooManyRequests => "throttled",
             Self::ServiceUnavailable => "transient",
             Self::InternalError => "exception",
+            Self::InvalidParameter => "invalid",
+            Self::SupplierFailed => "exception",
+            Self::SupplierTimeout => "timeout",
         }
     }
 
@@ -275,6 +290,9 @@ impl ErrorCode {
             Self::TooManyRequests => "Too many requests",
             Self::ServiceUnavailable => "The service is temporarily unavailable",
             Self::InternalError => "An unexpected error occurred",
+            Self::InvalidParameter => "A parameter is not one the operation takes, or its value is not valid",
+            Self::SupplierFailed => "The patient's clinical system failed or gave an answer that cannot be used",
+            Self::SupplierTimeout => "The patient's clinical system did not answer in time",
         }
     }
 }
@@ -496,6 +514,11 @@ impl From<Error> for ApiError {
                 "the audit trail cannot be written just now; nothing was done, try again shortly",
             ),
             Error::Unavailable => ApiError::new(ErrorCode::ServiceUnavailable, ErrorCode::ServiceUnavailable.display()),
+            Error::Supplier(code) => ApiError::new(
+                ErrorCode::SupplierFailed,
+                format!("{} ({code}); try again later", ErrorCode::SupplierFailed.display()),
+            ),
+            Error::SupplierTimedOut => ApiError::new(ErrorCode::SupplierTimeout, ErrorCode::SupplierTimeout.display()),
             Error::Internal => ApiError::new(ErrorCode::InternalError, ErrorCode::InternalError.display()),
         }
     }

@@ -12,6 +12,7 @@ mod operations;
 mod organizations;
 mod patients;
 pub mod proxy;
+mod record;
 mod record_access;
 mod search;
 
@@ -72,6 +73,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(operations::live)
         .service(operations::ready)
         .service(operations::metrics)
+        // Before the Patient routes: `$gpc.getstructuredrecord` is not a patient id.
+        .service(record::structured)
+        .service(record::allergies)
+        .service(record::medication_statements)
+        .service(record::medication_requests)
+        .service(record::conditions)
+        .service(record::immunizations)
+        .service(record::observations)
+        .service(record::encounters)
+        .service(record::service_requests)
+        .service(record::document_references)
+        .service(record::binary)
         .service(patients::search_patients)
         .service(patients::create_patient)
         .service(patients::read_patient)

@@ -327,27 +327,33 @@ pub async fn conclude(core: &Core, caller: &Caller, patient: Option<&PatientReco
 /// answer leaves and committed before it does, like the request's own decision. A patient
 /// the request's decision already names is not repeated.
 pub fn disclosed<'a>(caller: &Caller, action: Action, patients: impl IntoIterator<Item = &'a PatientRecord>) {
-    let (actor_kind, actor, assurance) = audit_actor(Some(&caller.principal));
     let mut seen = std::collections::BTreeSet::new();
     for p in patients {
         if !seen.insert(p.id.as_str()) || caller.trail.names(&p.id) {
             continue;
         }
-        caller.trail.hold(AuditRecord {
-            actor_kind: actor_kind.clone(),
-            actor: actor.clone(),
-            assurance: assurance.clone(),
-            patient_id: Some(p.id.clone()),
-            practice: Some(p.practice_ods.as_str().to_owned()),
-            action: action.name().to_owned(),
-            outcome: Outcome::Success,
-            rule: Some("disclosure".to_owned()),
-            code: None,
-            reason: Some("the patient's details are in the answer".to_owned()),
-            request_id: caller.request_id.clone(),
-            snapshot: None,
-        });
+        disclosure(caller, action, p, "the patient's details are in the answer".to_owned());
     }
+}
+
+/// Puts on the patient's trail what of their record this request's answer discloses: `what`
+/// says how much of which areas, and through which proxy role; never the content.
+pub fn disclosure(caller: &Caller, action: Action, patient: &PatientRecord, what: String) {
+    let (actor_kind, actor, assurance) = audit_actor(Some(&caller.principal));
+    caller.trail.hold(AuditRecord {
+        actor_kind,
+        actor,
+        assurance,
+        patient_id: Some(patient.id.clone()),
+        practice: Some(patient.practice_ods.as_str().to_owned()),
+        action: action.name().to_owned(),
+        outcome: Outcome::Success,
+        rule: Some("disclosure".to_owned()),
+        code: None,
+        reason: Some(what),
+        request_id: caller.request_id.clone(),
+        snapshot: None,
+    });
 }
 
 fn record(core: &Core, caller: &Caller, decision: &Decision, actor: &ActorFacts, loaded: &Loaded, hold: bool) {

@@ -31,6 +31,12 @@ pub enum Error {
     /// A dependency (the database) is unavailable; the cause is logged, never shown.
     #[error("a dependency is unavailable")]
     Unavailable,
+    /// The patient's clinical system failed or gave an answer the gateway cannot use (502).
+    #[error("the clinical system failed ({0})")]
+    Supplier(&'static str),
+    /// The patient's clinical system did not answer in time (504).
+    #[error("the clinical system did not answer in time")]
+    SupplierTimedOut,
     /// Something that should not happen; the cause is logged, never shown.
     #[error("internal error")]
     Internal,

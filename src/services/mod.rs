@@ -14,6 +14,7 @@ pub mod patients;
 pub mod practices;
 pub mod provisioning;
 pub mod proxy;
+pub mod record;
 pub mod record_access;
 pub mod transitions;
 
@@ -46,6 +47,8 @@ pub struct Core {
     pub audit: AuditLog,
     /// Outbox workers; woken after a job is committed.
     pub provisioner: Arc<Provisioner>,
+    /// The supplier adapters, for reads made on a request (the record).
+    pub suppliers: crate::suppliers::SupplierRegistry,
     pub clock: Arc<Clock>,
     /// This instance's name in leases, claims and heartbeats.
     pub instance: String,

@@ -12,8 +12,9 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::http::{http_client, scrub, transport_error};
-use super::{AccountCredentials, CreateAccount, LinkProxy, SupplierAdapter, SupplierError};
+use super::http::{body_within, http_client, scrub, transport_error, unreadable};
+use super::{AccountCredentials, CreateAccount, LinkProxy, Reads, SupplierAdapter, SupplierError, emis_record};
+use crate::domain::clinical::ClinicalRecord;
 use crate::domain::{AccessSettings, RecordAccessLevel, Supplier};
 
 pub struct EmisAdapter {
@@ -238,6 +239,38 @@ impl SupplierAdapter for EmisAdapter {
             .await?;
         Ok(())
     }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", ods_code = %ods_code))]
+    async fn record(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<ClinicalRecord, SupplierError> {
+        let practice: String = url::form_urlencoded::byte_serialize(ods_code.as_bytes()).collect();
+        let url = format!(
+            "{}/records/{}?NationalPracticeCode={practice}",
+            self.base_url,
+            path_segment(patient_identifier)?
+        );
+        let response = self
+            .http
+            .get(url)
+            .header("X-Request-ID", request_id)
+            .timeout(reads.timeout)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let body = body_within(response, reads.max_bytes).await?;
+        if !status.is_success() {
+            return Err(error_from_response(status, &body));
+        }
+        let reply: emis_record::RecordReply =
+            serde_json::from_slice(&body).map_err(|_| unreadable("medical record"))?;
+        emis_record::from_wire(reply).map_err(|_| unreadable("medical record"))
+    }
 }
 
 #[derive(Serialize)]
@@ -366,17 +399,19 @@ enum RecordAccessScheme {
     None,
     CoreSummaryCareRecord,
     DetailedCodedCareRecord,
+    FullCareRecord,
 }
 
-/// EMIS-like systems have no "full record" scheme: full access is the detailed coded record plus
-/// documents, from a date.
+/// Documents are a switch on top of the record scheme: the documents level is the detailed coded
+/// record with documents; full access is the full care record (free text too), from a date.
 impl From<&AccessSettings> for UserSettings {
     fn from(access: &AccessSettings) -> Self {
         let (scheme, documents, from) = match access.record_level {
             RecordAccessLevel::None => (RecordAccessScheme::None, false, None),
             RecordAccessLevel::Summary => (RecordAccessScheme::CoreSummaryCareRecord, false, None),
             RecordAccessLevel::DetailedCoded => (RecordAccessScheme::DetailedCodedCareRecord, false, None),
-            RecordAccessLevel::Full => (RecordAccessScheme::DetailedCodedCareRecord, true, access.record_from),
+            RecordAccessLevel::Documents => (RecordAccessScheme::DetailedCodedCareRecord, true, None),
+            RecordAccessLevel::Full => (RecordAccessScheme::FullCareRecord, true, access.record_from),
         };
         Self {
             effective_services: EffectiveServices {
@@ -550,8 +585,16 @@ mod tests {
         assert!(!coded.effective_services.documents_enabled);
         assert_eq!(coded.full_record_from, None);
 
+        let documents = settings(RecordAccessLevel::Documents);
+        assert_eq!(
+            documents.record_access_scheme,
+            RecordAccessScheme::DetailedCodedCareRecord
+        );
+        assert!(documents.effective_services.documents_enabled);
+        assert_eq!(documents.full_record_from, None);
+
         let full = settings(RecordAccessLevel::Full);
-        assert_eq!(full.record_access_scheme, RecordAccessScheme::DetailedCodedCareRecord);
+        assert_eq!(full.record_access_scheme, RecordAccessScheme::FullCareRecord);
         assert!(full.effective_services.documents_enabled);
         assert_eq!(full.full_record_from, from);
     }
@@ -576,7 +619,7 @@ mod tests {
                     "MessagingEnabled": false,
                     "DocumentsEnabled": true
                 },
-                "RecordAccessScheme": "DetailedCodedCareRecord",
+                "RecordAccessScheme": "FullCareRecord",
                 "FullRecordFrom": "2024-04-01"
             })
         );

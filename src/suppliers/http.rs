@@ -22,9 +22,10 @@ pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest:
 
 /// reqwest's own messages name the URL; a fixed description keeps the error short and stable.
 pub(crate) fn transport_error(error: reqwest::Error) -> SupplierError {
-    let what = if error.is_timeout() {
-        "the request timed out"
-    } else if error.is_connect() {
+    if error.is_timeout() {
+        return SupplierError::TimedOut;
+    }
+    let what = if error.is_connect() {
         "could not connect"
     } else if error.is_builder() {
         "the request could not be built"
@@ -32,6 +33,34 @@ pub(crate) fn transport_error(error: reqwest::Error) -> SupplierError {
         "the connection failed"
     };
     SupplierError::Unavailable(what.to_owned())
+}
+
+/// A reply's body, refused once it grows past `max` bytes (whatever its `Content-Length` says),
+/// so an oversized answer never fills the gateway's memory.
+pub(crate) async fn body_within(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, SupplierError> {
+    let too_large = || SupplierError::Rejected {
+        code: "REPLY_TOO_LARGE".to_owned(),
+        message: format!("the supplier's reply is larger than {max} bytes"),
+    };
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A reply that is not in the supplier's format.
+pub(crate) fn unreadable(what: &str) -> SupplierError {
+    SupplierError::Rejected {
+        code: "INVALID_REPLY".to_owned(),
+        message: format!("the supplier's {what} could not be read"),
+    }
 }
 
 /// Supplier messages end up in Task output: keep them short and mask anything that looks like an

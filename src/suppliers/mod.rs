@@ -2,6 +2,7 @@
 //! their own wire formats (EMIS-like JSON, TPP-like XML), and simulators of both.
 
 pub mod emis;
+pub mod emis_record;
 mod http;
 #[allow(
     clippy::expect_used,
@@ -9,12 +10,14 @@ mod http;
 )]
 pub mod simulator;
 pub mod tpp;
+pub mod tpp_record;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 
+use crate::domain::clinical::ClinicalRecord;
 use crate::domain::{AccessSettings, Supplier};
 
 /// What the gateway asks a supplier to create: an online account for a registered patient.
@@ -108,9 +111,12 @@ pub enum SupplierError {
     ProxyRefused,
     #[error("the details do not match the supplier's record")]
     InvalidDetails,
-    /// Down, timing out, 5xx, throttled: worth retrying.
+    /// Down, 5xx, throttled: worth retrying.
     #[error("the supplier is unavailable: {0}")]
     Unavailable(String),
+    /// No answer within the time allowed: worth retrying.
+    #[error("the supplier did not answer in time")]
+    TimedOut,
     /// A refusal the gateway cannot classify further; not retried.
     #[error("the supplier refused the request ({code}): {message}")]
     Rejected { code: String, message: String },
@@ -118,7 +124,7 @@ pub enum SupplierError {
 
 impl SupplierError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::TimedOut)
     }
 
     /// The gateway's own description of the failure, for Task output and the account's status
@@ -134,6 +140,7 @@ impl SupplierError {
             Self::ProxyRefused => "the supplier refused to link this proxy",
             Self::InvalidDetails => "the details do not match the supplier's record",
             Self::Unavailable(_) => "the supplier is unavailable",
+            Self::TimedOut => "the supplier did not answer in time",
             Self::Rejected { .. } => "the supplier refused the request",
         }
     }
@@ -164,9 +171,18 @@ impl SupplierError {
             Self::ProxyRefused => "SUPPLIER_PROXY_REFUSED",
             Self::InvalidDetails => "SUPPLIER_INVALID_DETAILS",
             Self::Unavailable(_) => "SUPPLIER_UNAVAILABLE",
+            Self::TimedOut => "SUPPLIER_TIMEOUT",
             Self::Rejected { .. } => "SUPPLIER_REJECTED",
         }
     }
+}
+
+/// A synchronous read made on a patient's request: its own time limit and the largest answer
+/// the gateway takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Reads {
+    pub timeout: std::time::Duration,
+    pub max_bytes: usize,
 }
 
 /// Every call carries an idempotency key, sent as `X-Request-ID` and reused on every retry of
@@ -222,6 +238,17 @@ pub trait SupplierAdapter: Send + Sync {
 
     /// Ends a proxy's access.
     async fn revoke_proxy(&self, idempotency_key: &str, link_ref: &str, reason: &str) -> Result<(), SupplierError>;
+
+    /// The patient's whole record at their practice, every entry with the flags that decide
+    /// whether it may be shown online, and the practice's restricted areas: the gateway filters
+    /// it. A read: `request_id` only traces it.
+    async fn record(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<ClinicalRecord, SupplierError>;
 }
 
 /// The adapters by supplier, built once at start.

@@ -12,8 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::http::{http_client, scrub, transport_error};
-use super::{AccountCredentials, CreateAccount, LinkProxy, SupplierAdapter, SupplierError};
+use super::http::{body_within, http_client, scrub, transport_error, unreadable};
+use super::{AccountCredentials, CreateAccount, LinkProxy, Reads, SupplierAdapter, SupplierError, tpp_record};
+use crate::domain::clinical::ClinicalRecord;
 use crate::domain::{AccessSettings, RecordAccessLevel, Services, Supplier};
 
 /// `ServiceAccess` bits.
@@ -23,6 +24,7 @@ pub const MEDICATION: u32 = 4;
 pub const SUMMARY_RECORD: u32 = 64;
 pub const DETAILED_CODED_RECORD: u32 = 128;
 pub const MESSAGING: u32 = 512;
+pub const DOCUMENTS: u32 = 1024;
 
 const APPLICATION_NAME: &str = "gp-online-gateway";
 const SESSION_INVALID: &str = "3";
@@ -33,7 +35,8 @@ pub fn service_access_flags(access: &AccessSettings) -> u32 {
         RecordAccessLevel::None => 0,
         RecordAccessLevel::Summary => SUMMARY_RECORD,
         RecordAccessLevel::DetailedCoded => SUMMARY_RECORD | DETAILED_CODED_RECORD,
-        RecordAccessLevel::Full => SUMMARY_RECORD | DETAILED_CODED_RECORD | FULL_RECORD,
+        RecordAccessLevel::Documents => SUMMARY_RECORD | DETAILED_CODED_RECORD | DOCUMENTS,
+        RecordAccessLevel::Full => SUMMARY_RECORD | DETAILED_CODED_RECORD | DOCUMENTS | FULL_RECORD,
     };
     let service = |enabled: bool, flag: u32| if enabled { flag } else { 0 };
     record
@@ -46,6 +49,8 @@ pub fn service_access_flags(access: &AccessSettings) -> u32 {
 pub fn access_from_flags(flags: u32, record_from: Option<NaiveDate>) -> AccessSettings {
     let record_level = if flags & FULL_RECORD != 0 {
         RecordAccessLevel::Full
+    } else if flags & DOCUMENTS != 0 {
+        RecordAccessLevel::Documents
     } else if flags & DETAILED_CODED_RECORD != 0 {
         RecordAccessLevel::DetailedCoded
     } else if flags & SUMMARY_RECORD != 0 {
@@ -110,16 +115,27 @@ impl TppAdapter {
         message_type: &str,
         message: &M,
     ) -> Result<R, SupplierError> {
+        self.exchange_within(idempotency_key, message_type, message, None).await
+    }
+
+    /// [`Self::exchange`], with a read's own time limit and largest answer.
+    async fn exchange_within<M: Serialize, R: DeserializeOwned>(
+        &self,
+        idempotency_key: &str,
+        message_type: &str,
+        message: &M,
+        reads: Option<Reads>,
+    ) -> Result<R, SupplierError> {
         let body = to_xml(message_type, message)?;
         let suid = self.session(idempotency_key).await?;
         let reply = match self
-            .post(idempotency_key, message_type, Some(&suid), body.clone())
+            .post(idempotency_key, message_type, Some(&suid), body.clone(), reads)
             .await
         {
             Err(Failure::SessionInvalid) => {
                 self.forget_session(&suid).await;
                 let suid = self.session(idempotency_key).await?;
-                self.post(idempotency_key, message_type, Some(&suid), body).await
+                self.post(idempotency_key, message_type, Some(&suid), body, reads).await
             }
             other => other,
         };
@@ -141,7 +157,7 @@ impl TppAdapter {
             application: APPLICATION_NAME,
         };
         let body = to_xml("CreateSession", &message)?;
-        let reply = match self.post(idempotency_key, "CreateSession", None, body).await {
+        let reply = match self.post(idempotency_key, "CreateSession", None, body, None).await {
             Ok(xml) => from_xml::<CreateSessionReply>("CreateSession", &xml)?,
             Err(Failure::SessionInvalid) => {
                 return Err(SupplierError::Unavailable(
@@ -168,6 +184,7 @@ impl TppAdapter {
         message_type: &str,
         suid: Option<&str>,
         body: String,
+        reads: Option<Reads>,
     ) -> Result<String, Failure> {
         let mut request = self
             .http
@@ -179,9 +196,16 @@ impl TppAdapter {
         if let Some(suid) = suid {
             request = request.header("suid", suid);
         }
+        if let Some(reads) = reads {
+            request = request.timeout(reads.timeout);
+        }
         let response = request.send().await?;
         let status = response.status();
-        let text = response.text().await?;
+        let text = match reads {
+            Some(reads) => String::from_utf8(body_within(response, reads.max_bytes).await?)
+                .map_err(|_| Failure::Supplier(unreadable("reply")))?,
+            None => response.text().await?,
+        };
         let retryable_status = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
         if let Some(error) = parse_error(&text) {
             if error.code == SESSION_INVALID {
@@ -325,6 +349,24 @@ impl SupplierAdapter for TppAdapter {
         let _: Empty = self.exchange(idempotency_key, "RevokeProxy", &message).await?;
         Ok(())
     }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %ods_code))]
+    async fn record(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<ClinicalRecord, SupplierError> {
+        let message = tpp_record::PatientRecord {
+            patient_id: patient_identifier.to_owned(),
+            unit_id: ods_code.to_owned(),
+        };
+        let reply: tpp_record::PatientRecordReply = self
+            .exchange_within(request_id, "PatientRecord", &message, Some(reads))
+            .await?;
+        tpp_record::from_wire(reply).map_err(|_| unreadable("patient record"))
+    }
 }
 
 #[derive(Serialize)]
@@ -366,6 +408,12 @@ struct RevokeProxy<'a> {
 enum Failure {
     SessionInvalid,
     Supplier(SupplierError),
+}
+
+impl From<SupplierError> for Failure {
+    fn from(error: SupplierError) -> Self {
+        Self::Supplier(error)
+    }
 }
 
 /// Transport failures come out of `?` in `post`.
@@ -597,7 +645,8 @@ mod tests {
         assert_eq!(flags(RecordAccessLevel::None), 0);
         assert_eq!(flags(RecordAccessLevel::Summary), 64);
         assert_eq!(flags(RecordAccessLevel::DetailedCoded), 64 | 128);
-        assert_eq!(flags(RecordAccessLevel::Full), 64 | 128 | 1);
+        assert_eq!(flags(RecordAccessLevel::Documents), 64 | 128 | 1024);
+        assert_eq!(flags(RecordAccessLevel::Full), 64 | 128 | 1024 | 1);
     }
 
     #[test]
@@ -609,7 +658,7 @@ mod tests {
         assert_eq!(flags(true, true, true), 2 | 4 | 512);
         assert_eq!(
             service_access_flags(&access(true, true, true, RecordAccessLevel::Full)),
-            1 | 2 | 4 | 64 | 128 | 512
+            1 | 2 | 4 | 64 | 128 | 512 | 1024
         );
     }
 
@@ -620,6 +669,7 @@ mod tests {
             RecordAccessLevel::None,
             RecordAccessLevel::Summary,
             RecordAccessLevel::DetailedCoded,
+            RecordAccessLevel::Documents,
             RecordAccessLevel::Full,
         ] {
             for bits in 0..8u8 {

@@ -17,6 +17,7 @@ mod outage;
 mod patients;
 mod practice_rules;
 mod proxy;
+mod record;
 mod registration;
 mod request_ids;
 mod suppliers;

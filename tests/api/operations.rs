@@ -26,12 +26,22 @@ async fn capability_statement_lists_what_is_supported() {
     assert_eq!(
         resources,
         [
+            "AllergyIntolerance",
             "AuditEvent",
+            "Binary",
+            "Condition",
             "Consent",
+            "DocumentReference",
+            "Encounter",
+            "Immunization",
+            "MedicationRequest",
+            "MedicationStatement",
+            "Observation",
             "Organization",
             "Patient",
             "QuestionnaireResponse",
             "RelatedPerson",
+            "ServiceRequest",
             "Task"
         ],
         "every resource type the server routes, and no other"

@@ -48,7 +48,7 @@ for_each_supplier!(
     under_minimum_age,
     supplier_down_is_unavailable,
     injected_errors_are_unavailable_and_create_nothing,
-    latency_beyond_the_timeout_is_unavailable,
+    latency_beyond_the_timeout_is_a_retryable_timeout,
     a_lost_response_is_recovered_by_retrying_with_the_same_key,
     admin_faults_are_partial_updates,
     admin_reset_clears_everything,
@@ -489,14 +489,15 @@ async fn injected_errors_are_unavailable_and_create_nothing(flavour: Supplier) {
     assert!(harness.stat("faults_injected").await >= 1);
 }
 
-async fn latency_beyond_the_timeout_is_unavailable(flavour: Supplier) {
+async fn latency_beyond_the_timeout_is_a_retryable_timeout(flavour: Supplier) {
     let harness = Harness::start_with_timeout(flavour, Duration::from_millis(200)).await;
     harness.set_faults(json!({"latency_ms": 1_000})).await;
 
     let started = std::time::Instant::now();
     let error = harness.create(&request()).await.unwrap_err();
 
-    assert!(matches!(error, SupplierError::Unavailable(_)), "{error:?}");
+    assert!(matches!(error, SupplierError::TimedOut), "{error:?}");
+    assert!(error.is_retryable(), "a timeout is tried again");
     assert!(
         started.elapsed() < Duration::from_millis(900),
         "{:?}",
@@ -550,7 +551,7 @@ async fn admin_faults_are_partial_updates(flavour: Supplier) {
 
     assert_eq!(
         harness.admin_get("/admin/faults").await,
-        json!({"latency_ms": 5, "error_rate": 0.25, "drop_response_rate": 0.0, "down": false})
+        json!({"latency_ms": 5, "error_rate": 0.25, "drop_response_rate": 0.0, "down": false, "malformed_rate": 0.0})
     );
     let out_of_range = harness.admin_put("/admin/faults", json!({"error_rate": 1.5})).await;
     assert_eq!(out_of_range.status(), 400);

@@ -6,8 +6,11 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use std::collections::BTreeSet;
+
 use super::world::PatientStatus;
 use super::{Simulator, State};
+use crate::domain::clinical::ClinicalRecord;
 use crate::domain::{RecordAccessLevel, Services};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
@@ -16,7 +19,10 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .route("/faults", web::get().to(get_faults))
         .route("/faults", web::put().to(put_faults))
         .route("/practices/{ods}", web::put().to(put_practice))
+        .route("/practices/{ods}/restrictions", web::put().to(put_restrictions))
         .route("/patients/{identifier}", web::put().to(put_patient))
+        .route("/records/{identifier}", web::put().to(put_record))
+        .route("/records/{identifier}", web::get().to(get_record))
         .route("/accounts", web::get().to(list_accounts))
         .route("/proxies", web::get().to(list_proxies))
         .route("/stats", web::get().to(get_stats))
@@ -37,6 +43,7 @@ struct FaultsUpdate {
     error_rate: Option<f64>,
     drop_response_rate: Option<f64>,
     down: Option<bool>,
+    malformed_rate: Option<f64>,
 }
 
 async fn get_faults(simulator: web::Data<Simulator>) -> HttpResponse {
@@ -45,7 +52,7 @@ async fn get_faults(simulator: web::Data<Simulator>) -> HttpResponse {
 
 async fn put_faults(simulator: web::Data<Simulator>, update: web::Json<FaultsUpdate>) -> HttpResponse {
     let is_rate = |rate: Option<f64>| rate.is_none_or(|r| (0.0..=1.0).contains(&r));
-    if !is_rate(update.error_rate) || !is_rate(update.drop_response_rate) {
+    if !is_rate(update.error_rate) || !is_rate(update.drop_response_rate) || !is_rate(update.malformed_rate) {
         return HttpResponse::BadRequest().json(json!({ "error": "rates must be between 0 and 1" }));
     }
     let mut state = simulator.lock();
@@ -61,6 +68,9 @@ async fn put_faults(simulator: web::Data<Simulator>, update: web::Json<FaultsUpd
     }
     if let Some(down) = update.down {
         faults.down = down;
+    }
+    if let Some(malformed_rate) = update.malformed_rate {
+        faults.malformed_rate = malformed_rate;
     }
     HttpResponse::Ok().json(&*faults)
 }
@@ -84,6 +94,47 @@ async fn put_practice(
 #[serde(deny_unknown_fields)]
 struct PatientUpdate {
     status: PatientStatus,
+}
+
+/// The clinical areas the practice does not share online (replaces the list).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Restrictions {
+    areas: BTreeSet<String>,
+}
+
+async fn put_restrictions(
+    simulator: web::Data<Simulator>,
+    ods_code: web::Path<String>,
+    update: web::Json<Restrictions>,
+) -> HttpResponse {
+    simulator
+        .lock()
+        .world
+        .set_restrictions(&ods_code, update.into_inner().areas);
+    HttpResponse::NoContent().finish()
+}
+
+/// A patient's record, in the gateway's canonical terms (replaces what was there).
+async fn put_record(
+    simulator: web::Data<Simulator>,
+    identifier: web::Path<String>,
+    record: web::Json<ClinicalRecord>,
+) -> HttpResponse {
+    let record = record.into_inner();
+    let mut ids = BTreeSet::new();
+    if let Some(e) = record.entries.iter().find(|e| !ids.insert(e.id.as_str())) {
+        return HttpResponse::BadRequest().json(json!({ "error": format!("entry id {} is used twice", e.id) }));
+    }
+    simulator.lock().world.set_record(&identifier, record);
+    HttpResponse::NoContent().finish()
+}
+
+async fn get_record(simulator: web::Data<Simulator>, identifier: web::Path<String>) -> HttpResponse {
+    match simulator.lock().world.stored_record(&identifier) {
+        Some(record) => HttpResponse::Ok().json(record),
+        None => HttpResponse::NotFound().json(json!({ "error": "no record is held for this patient" })),
+    }
 }
 
 async fn put_patient(

@@ -24,7 +24,31 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .route("/proxies/{guid}/settings", web::put().to(put_proxy_settings))
         .route("/proxies/{guid}/revocation", web::post().to(revoke_proxy))
         .route("/me/verifications", web::post().to(verifications))
-        .route("/me/applications", web::post().to(applications));
+        .route("/me/applications", web::post().to(applications))
+        .route("/records/{nhs}", web::get().to(record));
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecordQuery {
+    national_practice_code: String,
+}
+
+/// The patient's medical record at the practice, every event with its confidentiality policy.
+async fn record(
+    simulator: web::Data<Simulator>,
+    nhs: web::Path<String>,
+    query: web::Query<RecordQuery>,
+) -> HttpResponse {
+    simulator
+        .serve_read(
+            |_| None,
+            |world| match world.record(&nhs, &query.national_practice_code) {
+                Ok(record) => Reply::json(StatusCode::OK, &crate::suppliers::emis_record::to_wire(&record)),
+                Err(refusal) => refused(refusal),
+            },
+        )
+        .await
 }
 
 pub(super) fn unavailable() -> Reply {
@@ -159,18 +183,21 @@ enum RecordAccessScheme {
     None,
     CoreSummaryCareRecord,
     DetailedCodedCareRecord,
+    FullCareRecord,
 }
 
 /// The supplier's reading of its settings in the canonical terms the admin listing uses:
-/// documents on top of the detailed coded record is full access.
+/// documents on top of the detailed coded record is the documents level; the full care record
+/// is full access.
 impl From<UserSettings> for AccessSettings {
     fn from(settings: UserSettings) -> Self {
         let services = &settings.effective_services;
         let record_level = match settings.record_access_scheme {
             RecordAccessScheme::None => RecordAccessLevel::None,
             RecordAccessScheme::CoreSummaryCareRecord => RecordAccessLevel::Summary,
-            RecordAccessScheme::DetailedCodedCareRecord if services.documents_enabled => RecordAccessLevel::Full,
+            RecordAccessScheme::DetailedCodedCareRecord if services.documents_enabled => RecordAccessLevel::Documents,
             RecordAccessScheme::DetailedCodedCareRecord => RecordAccessLevel::DetailedCoded,
+            RecordAccessScheme::FullCareRecord => RecordAccessLevel::Full,
         };
         AccessSettings {
             services: Services {

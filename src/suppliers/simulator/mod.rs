@@ -44,6 +44,27 @@ impl SimulatorHandle {
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
+
+    /// Gives a patient a record unless the simulator holds one already (seed data that a
+    /// sandbox's own changes outlive).
+    pub fn seed_record(&self, patient_identifier: &str, record: crate::domain::clinical::ClinicalRecord) {
+        let mut state = self.simulator.lock();
+        if state.world.stored_record(patient_identifier).is_none() {
+            state.world.set_record(patient_identifier, record);
+            self.simulator.changed.store(true, Ordering::Release);
+        }
+    }
+
+    /// The clinical areas a practice does not share online, unless it has a list already.
+    pub fn seed_restrictions(&self, ods_code: &str, areas: &[&str]) {
+        let mut state = self.simulator.lock();
+        if !state.world.has_restrictions(ods_code) {
+            state
+                .world
+                .set_restrictions(ods_code, areas.iter().map(|a| (*a).to_owned()).collect());
+            self.simulator.changed.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl Drop for SimulatorHandle {
@@ -170,6 +191,8 @@ struct Faults {
     error_rate: f64,
     drop_response_rate: f64,
     down: bool,
+    /// Reads answered 200 with a body that is not the supplier's format.
+    malformed_rate: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -364,6 +387,45 @@ impl Simulator {
         if state.roll(drop_rate) {
             state.stats.faults_injected += 1;
             return self.unavailable();
+        }
+        reply.to_response()
+    }
+}
+
+impl Simulator {
+    /// Runs one read through the faults: slow, down, failing, and (for reads only) answering
+    /// 200 with a body that is not the supplier's format. Nothing is remembered for replay.
+    async fn serve_read(
+        &self,
+        guard: impl FnOnce(&World) -> Option<Reply>,
+        operation: impl FnOnce(&World) -> Reply,
+    ) -> HttpResponse {
+        let latency = {
+            let mut state = self.lock();
+            state.stats.requests += 1;
+            if state.faults.down {
+                state.stats.faults_injected += 1;
+                return self.unavailable();
+            }
+            state.faults.latency_ms
+        };
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
+        }
+        let mut guarded = self.lock();
+        let state = &mut *guarded;
+        let (error_rate, malformed_rate) = (state.faults.error_rate, state.faults.malformed_rate);
+        if state.roll(error_rate) {
+            state.stats.faults_injected += 1;
+            return self.unavailable();
+        }
+        if let Some(refusal) = guard(&state.world) {
+            return refusal.to_response();
+        }
+        let mut reply = operation(&state.world);
+        if reply.status.is_success() && state.roll(malformed_rate) {
+            state.stats.faults_injected += 1;
+            reply.body = b"<<not the supplier's format>>".to_vec();
         }
         reply.to_response()
     }

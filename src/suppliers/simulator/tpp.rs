@@ -116,32 +116,47 @@ async fn message(simulator: web::Data<Simulator>, request: HttpRequest, body: we
             .await;
     }
     let suid = header(&request, "suid");
+    let session = |world: &World| {
+        let open = suid.as_deref().is_some_and(|suid| world.sessions.contains(suid));
+        (!open).then(|| error(StatusCode::OK, SESSION_INVALID, "The session is not valid"))
+    };
+    if message_type == "PatientRecord" {
+        // A read: nothing to replay, and nothing kept per request.
+        return simulator
+            .serve_read(session, |world| patient_record(world, &body))
+            .await;
+    }
     let scope = request_id(&request).map(|id| format!("{id}\n{message_type}"));
     let minimum_age = simulator.minimum_age();
     simulator
-        .serve(
-            scope,
-            |world| {
-                let open = suid.as_deref().is_some_and(|suid| world.sessions.contains(suid));
-                (!open).then(|| error(StatusCode::OK, SESSION_INVALID, "The session is not valid"))
-            },
-            |world, rng| {
-                let outcome = match message_type.as_str() {
-                    "LinkAccount" => link_account(world, rng, &body, minimum_age),
-                    "LinkNhsLoginAccount" => link_nhs_login_account(world, rng, &body, minimum_age),
-                    "SetServiceAccess" => set_service_access(world, &body),
-                    "ResetPassphrase" => reset_passphrase(world, rng, &body),
-                    "SetAccountStatus" => set_account_status(world, &body),
-                    "VerifyLinkage" => verify_linkage(world, &body),
-                    "LinkProxy" => link_proxy(world, rng, &body),
-                    "SetProxyAccess" => set_proxy_access(world, &body),
-                    "RevokeProxy" => revoke_proxy(world, &body),
-                    _ => Err(invalid_request("Unknown message type")),
-                };
-                outcome.unwrap_or_else(|refusal| refusal)
-            },
-        )
+        .serve(scope, session, |world, rng| {
+            let outcome = match message_type.as_str() {
+                "LinkAccount" => link_account(world, rng, &body, minimum_age),
+                "LinkNhsLoginAccount" => link_nhs_login_account(world, rng, &body, minimum_age),
+                "SetServiceAccess" => set_service_access(world, &body),
+                "ResetPassphrase" => reset_passphrase(world, rng, &body),
+                "SetAccountStatus" => set_account_status(world, &body),
+                "VerifyLinkage" => verify_linkage(world, &body),
+                "LinkProxy" => link_proxy(world, rng, &body),
+                "SetProxyAccess" => set_proxy_access(world, &body),
+                "RevokeProxy" => revoke_proxy(world, &body),
+                _ => Err(invalid_request("Unknown message type")),
+            };
+            outcome.unwrap_or_else(|refusal| refusal)
+        })
         .await
+}
+
+/// The patient's record at the unit (practice), every item with its flags.
+fn patient_record(world: &World, body: &[u8]) -> Reply {
+    let request: crate::suppliers::tpp_record::PatientRecord = match parse(body) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    match world.record(&request.patient_id, &request.unit_id) {
+        Ok(record) => reply("PatientRecordReply", &crate::suppliers::tpp_record::to_wire(&record)),
+        Err(refusal) => refused(refusal),
+    }
 }
 
 fn random_hex(rng: &mut StdRng) -> String {

@@ -1,13 +1,14 @@
 //! What a supplier knows and the rules it applies, whatever its wire format. Each flavour spells
 //! the refusals in its own error codes and brings its own minimum age.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::clinical::ClinicalRecord;
 use crate::domain::{AccessSettings, RecordAccessLevel};
 
 /// Letters and digits without the look-alikes (O/0, I/1) patients mistype from a letter.
@@ -115,6 +116,10 @@ pub struct World {
     pub sessions: HashSet<String>,
     proxies: Vec<ProxyLink>,
     by_link: HashMap<String, usize>,
+    /// Each patient's record, by identifier, as the practice's clinical system holds it.
+    records: HashMap<String, ClinicalRecord>,
+    /// Clinical areas each practice does not share online, by ODS code.
+    restrictions: HashMap<String, BTreeSet<String>>,
 }
 
 /// What a simulator knows, as it is kept between runs (the indexes are rebuilt on load).
@@ -124,6 +129,10 @@ pub struct Saved {
     disabled_practices: Vec<String>,
     patients: Vec<(String, PatientStatus)>,
     proxies: Vec<ProxyLink>,
+    #[serde(default)]
+    records: Vec<(String, ClinicalRecord)>,
+    #[serde(default)]
+    restrictions: Vec<(String, BTreeSet<String>)>,
 }
 
 impl World {
@@ -132,11 +141,19 @@ impl World {
         disabled_practices.sort();
         let mut patients: Vec<(String, PatientStatus)> = self.patients.iter().map(|(k, v)| (k.clone(), *v)).collect();
         patients.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut records: Vec<(String, ClinicalRecord)> =
+            self.records.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut restrictions: Vec<(String, BTreeSet<String>)> =
+            self.restrictions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        restrictions.sort_by(|a, b| a.0.cmp(&b.0));
         Saved {
             accounts: self.accounts.clone(),
             disabled_practices,
             patients,
             proxies: self.proxies.clone(),
+            records,
+            restrictions,
         }
     }
 
@@ -144,6 +161,8 @@ impl World {
         let mut world = Self {
             disabled_practices: saved.disabled_practices.into_iter().collect(),
             patients: saved.patients.into_iter().collect(),
+            records: saved.records.into_iter().collect(),
+            restrictions: saved.restrictions.into_iter().collect(),
             ..Self::default()
         };
         for (i, a) in saved.accounts.iter().enumerate() {
@@ -176,6 +195,43 @@ impl World {
 
     pub fn set_patient_status(&mut self, patient_identifier: &str, status: PatientStatus) {
         self.patients.insert(normalise_identifier(patient_identifier), status);
+    }
+
+    /// Replaces a patient's record (the entries and their flags; restrictions are the practice's).
+    pub fn set_record(&mut self, patient_identifier: &str, mut record: ClinicalRecord) {
+        record.restricted.clear();
+        self.records.insert(normalise_identifier(patient_identifier), record);
+    }
+
+    pub fn stored_record(&self, patient_identifier: &str) -> Option<&ClinicalRecord> {
+        self.records.get(&normalise_identifier(patient_identifier))
+    }
+
+    pub fn has_restrictions(&self, ods_code: &str) -> bool {
+        self.restrictions.contains_key(&normalise_ods(ods_code))
+    }
+
+    pub fn set_restrictions(&mut self, ods_code: &str, areas: BTreeSet<String>) {
+        self.restrictions.insert(normalise_ods(ods_code), areas);
+    }
+
+    /// A patient's record as the practice serves it: every entry with its flags, and the
+    /// clinical areas the practice does not share online. A patient without entries has an
+    /// empty record; one the supplier does not hold is refused.
+    pub fn record(&self, patient_identifier: &str, ods_code: &str) -> Result<ClinicalRecord, Refusal> {
+        let ods_code = normalise_ods(ods_code);
+        let patient = normalise_identifier(patient_identifier);
+        if self.disabled_practices.contains(&ods_code) {
+            return Err(Refusal::PracticeNotEnabled);
+        }
+        match self.patients.get(&patient).copied().unwrap_or_default() {
+            PatientStatus::Registered => {}
+            PatientStatus::Unknown => return Err(Refusal::PatientNotFound),
+            PatientStatus::Archived => return Err(Refusal::Archived),
+        }
+        let mut record = self.records.get(&patient).cloned().unwrap_or_default();
+        record.restricted = self.restrictions.get(&ods_code).cloned().unwrap_or_default();
+        Ok(record)
     }
 
     /// `supplier_ref` is the flavour's own handle for the account, made by the caller because
