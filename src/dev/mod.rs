@@ -451,8 +451,8 @@ pub const ACCOUNTS: [SeedAccount; 4] = [
     SeedAccount {
         patient_id: "patient-jane-smith",
         services: Services {
-            appointments: true,
-            prescriptions: true,
+            appointments: crate::domain::ServiceLevel::Manage,
+            prescriptions: crate::domain::ServiceLevel::Manage,
             messaging: true,
         },
         record_level: RecordAccessLevel::Full,
@@ -461,8 +461,8 @@ pub const ACCOUNTS: [SeedAccount; 4] = [
     SeedAccount {
         patient_id: "patient-amir-khan",
         services: Services {
-            appointments: true,
-            prescriptions: true,
+            appointments: crate::domain::ServiceLevel::Manage,
+            prescriptions: crate::domain::ServiceLevel::Manage,
             messaging: false,
         },
         record_level: RecordAccessLevel::Summary,
@@ -471,8 +471,8 @@ pub const ACCOUNTS: [SeedAccount; 4] = [
     SeedAccount {
         patient_id: "patient-priya-patel",
         services: Services {
-            appointments: true,
-            prescriptions: false,
+            appointments: crate::domain::ServiceLevel::Manage,
+            prescriptions: crate::domain::ServiceLevel::None,
             messaging: false,
         },
         record_level: RecordAccessLevel::None,
@@ -481,8 +481,8 @@ pub const ACCOUNTS: [SeedAccount; 4] = [
     SeedAccount {
         patient_id: "patient-megan-jones",
         services: Services {
-            appointments: true,
-            prescriptions: true,
+            appointments: crate::domain::ServiceLevel::Manage,
+            prescriptions: crate::domain::ServiceLevel::Manage,
             messaging: true,
         },
         record_level: RecordAccessLevel::DetailedCoded,

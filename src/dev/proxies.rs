@@ -32,20 +32,20 @@ pub struct SeedRole {
 }
 
 const APPOINTMENTS_AND_PRESCRIPTIONS: Services = Services {
-    appointments: true,
-    prescriptions: true,
+    appointments: crate::domain::ServiceLevel::Manage,
+    prescriptions: crate::domain::ServiceLevel::Manage,
     messaging: false,
 };
 
 const ALL_SERVICES: Services = Services {
-    appointments: true,
-    prescriptions: true,
+    appointments: crate::domain::ServiceLevel::Manage,
+    prescriptions: crate::domain::ServiceLevel::Manage,
     messaging: true,
 };
 
 const PRESCRIPTIONS_ONLY: Services = Services {
-    appointments: false,
-    prescriptions: true,
+    appointments: crate::domain::ServiceLevel::None,
+    prescriptions: crate::domain::ServiceLevel::Manage,
     messaging: false,
 };
 

@@ -41,12 +41,86 @@ impl RecordAccessLevel {
     }
 }
 
+/// How far a transactional service goes (GP Connect Patient Facing User Permissions): `view`
+/// lists, `manage` also books, cancels or requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceLevel {
+    #[default]
+    None,
+    View,
+    Manage,
+}
+
+impl ServiceLevel {
+    pub const ALL: [Self; 3] = [Self::None, Self::View, Self::Manage];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == raw)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::View => "view",
+            Self::Manage => "manage",
+        }
+    }
+
+    /// A service switched on or off as a whole (before levels, and where a caller still says
+    /// it so): on is everything.
+    pub fn from_bool(on: bool) -> Self {
+        if on { Self::Manage } else { Self::None }
+    }
+
+    /// Whether the service is on at all.
+    pub fn is_on(self) -> bool {
+        self != Self::None
+    }
+}
+
+/// Stored access written before services had levels says `true` or `false`.
+impl<'de> Deserialize<'de> for ServiceLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Level(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(on) => Ok(Self::from_bool(on)),
+            Raw::Level(l) => {
+                Self::parse(&l).ok_or_else(|| serde::de::Error::custom(format!("{l} is not none, view or manage")))
+            }
+        }
+    }
+}
+
 /// Transactional online services.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Services {
-    pub appointments: bool,
-    pub prescriptions: bool,
+    pub appointments: ServiceLevel,
+    pub prescriptions: ServiceLevel,
     pub messaging: bool,
+}
+
+impl Services {
+    /// Everything each of `self` and `other` gives: the lower level of each service.
+    pub fn meet(&self, other: &Self) -> Self {
+        Self {
+            appointments: self.appointments.min(other.appointments),
+            prescriptions: self.prescriptions.min(other.prescriptions),
+            messaging: self.messaging && other.messaging,
+        }
+    }
+
+    /// Whether `self` gives nothing that `other` does not.
+    pub fn within(&self, other: &Self) -> bool {
+        self.appointments <= other.appointments
+            && self.prescriptions <= other.prescriptions
+            && (!self.messaging || other.messaging)
+    }
 }
 
 /// Everything an online account may do: the canonical model every supplier adapter maps from.

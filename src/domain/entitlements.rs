@@ -302,11 +302,7 @@ fn lower_record(a: &AccessSettings, b: &AccessSettings) -> AccessSettings {
         _ => None,
     };
     AccessSettings {
-        services: crate::domain::Services {
-            appointments: a.services.appointments && b.services.appointments,
-            prescriptions: a.services.prescriptions && b.services.prescriptions,
-            messaging: a.services.messaging && b.services.messaging,
-        },
+        services: a.services.meet(&b.services),
         record_level: level,
         record_from: from,
     }
@@ -397,8 +393,8 @@ mod tests {
     fn access(level: RecordAccessLevel, from: Option<NaiveDate>) -> AccessSettings {
         AccessSettings {
             services: Services {
-                appointments: true,
-                prescriptions: true,
+                appointments: crate::domain::ServiceLevel::Manage,
+                prescriptions: crate::domain::ServiceLevel::Manage,
                 messaging: false,
             },
             record_level: level,
@@ -440,8 +436,8 @@ mod tests {
     fn grants(level: RecordAccessLevel, from: Option<NaiveDate>) -> ProxyGrants {
         ProxyGrants {
             services: Services {
-                appointments: true,
-                prescriptions: true,
+                appointments: crate::domain::ServiceLevel::Manage,
+                prescriptions: crate::domain::ServiceLevel::Manage,
                 messaging: true,
             },
             record_level: level,
@@ -509,7 +505,7 @@ mod tests {
             RecordAccessLevel::None,
             "never beyond the patient"
         );
-        assert!(e.access.services.appointments, "services are the role's own");
+        assert!(e.access.services.appointments.is_on(), "services are the role's own");
         assert!(within_patient(&r.grants, &state, today).is_err());
     }
 
@@ -626,16 +622,22 @@ mod tests {
         ]
     }
 
+    fn any_service() -> impl Strategy<Value = crate::domain::ServiceLevel> {
+        proptest::sample::select(crate::domain::ServiceLevel::ALL.to_vec())
+    }
+
     fn any_access() -> impl Strategy<Value = AccessSettings> {
-        (any::<[bool; 3]>(), any_level(), any_day()).prop_map(|(s, level, from)| AccessSettings {
-            services: Services {
-                appointments: s[0],
-                prescriptions: s[1],
-                messaging: s[2],
+        (any_service(), any_service(), any::<bool>(), any_level(), any_day()).prop_map(
+            |(appointments, prescriptions, messaging, level, from)| AccessSettings {
+                services: Services {
+                    appointments,
+                    prescriptions,
+                    messaging,
+                },
+                record_level: level,
+                record_from: (level == RecordAccessLevel::Full).then_some(from),
             },
-            record_level: level,
-            record_from: (level == RecordAccessLevel::Full).then_some(from),
-        })
+        )
     }
 
     fn any_status() -> impl Strategy<Value = AccountStatus> {

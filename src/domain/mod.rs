@@ -20,7 +20,7 @@ pub mod registration;
 pub mod review;
 pub mod text;
 
-pub use access::{AccessSettings, PatientAccess, RecordAccessLevel, Services};
+pub use access::{AccessSettings, PatientAccess, RecordAccessLevel, ServiceLevel, Services};
 pub use account::OnlineAccount;
 pub use assurance::{AssurancePolicy, ProofingLevel, vot_is_well_formed, vot_level};
 pub use identifiers::{IdentifierError, NhsNumber, OdsCode, PatientIdentifier, PatientIdentifierSystem};

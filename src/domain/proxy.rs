@@ -272,8 +272,8 @@ impl ProxyGrants {
     pub fn default_for_new_role() -> Self {
         Self {
             services: Services {
-                appointments: true,
-                prescriptions: true,
+                appointments: crate::domain::ServiceLevel::Manage,
+                prescriptions: crate::domain::ServiceLevel::Manage,
                 messaging: false,
             },
             record_level: RecordAccessLevel::None,

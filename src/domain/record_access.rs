@@ -225,8 +225,8 @@ pub fn may_self_register(f: &ModelFacts<'_>, today: NaiveDate) -> Result<(), Sel
 pub fn self_registered_grant() -> AccessSettings {
     AccessSettings {
         services: Services {
-            appointments: true,
-            prescriptions: true,
+            appointments: crate::domain::ServiceLevel::Manage,
+            prescriptions: crate::domain::ServiceLevel::Manage,
             messaging: false,
         },
         record_level: RecordAccessLevel::None,
@@ -237,8 +237,8 @@ pub fn self_registered_grant() -> AccessSettings {
 /// A change to an account's access: only the parts given change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessChange {
-    pub appointments: Option<bool>,
-    pub prescriptions: Option<bool>,
+    pub appointments: Option<crate::domain::ServiceLevel>,
+    pub prescriptions: Option<crate::domain::ServiceLevel>,
     pub messaging: Option<bool>,
     /// The record level and its `from` date, changed together.
     pub record: Option<(RecordAccessLevel, Option<NaiveDate>)>,
@@ -433,8 +433,8 @@ mod tests {
     fn changes_touch_only_what_they_name() {
         let current = AccessSettings {
             services: Services {
-                appointments: true,
-                prescriptions: true,
+                appointments: crate::domain::ServiceLevel::Manage,
+                prescriptions: crate::domain::ServiceLevel::Manage,
                 messaging: true,
             },
             record_level: RecordAccessLevel::Full,
@@ -445,7 +445,7 @@ mod tests {
             ..AccessChange::default()
         };
         let after = change.applied_to(&current);
-        assert!(!after.services.messaging && after.services.appointments);
+        assert!(!after.services.messaging && after.services.appointments.is_on());
         assert_eq!(after.record_level, RecordAccessLevel::Full, "record access untouched");
     }
 }

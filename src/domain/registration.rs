@@ -286,8 +286,8 @@ mod tests {
     fn access(level: RecordAccessLevel, from: Option<NaiveDate>) -> AccessSettings {
         AccessSettings {
             services: Services {
-                appointments: true,
-                prescriptions: true,
+                appointments: crate::domain::ServiceLevel::Manage,
+                prescriptions: crate::domain::ServiceLevel::Manage,
                 messaging: false,
             },
             record_level: level,

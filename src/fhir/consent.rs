@@ -13,7 +13,7 @@ use super::{NHS_NUMBER_SYSTEM, ODS_SYSTEM, instant};
 use crate::domain::proxy::{
     Assessment, ChildConsent, LegalBasis, ProxyGrants, ProxyRole, ReasonRecord, RoleRequest, RoleStatus, StatusReason,
 };
-use crate::domain::{NhsNumber, OdsCode, RecordAccessLevel, Services};
+use crate::domain::{NhsNumber, OdsCode, RecordAccessLevel, ServiceLevel, Services};
 
 fn missing(code: &'static str, field: &str) -> VrsError {
     VrsError::invalid(
@@ -283,10 +283,28 @@ fn grants(e: &Value) -> Result<ProxyGrants, VrsError> {
                 .ok_or_else(|| bad_extension(PROXY_ACCESS_URL, "recordAccessFrom needs valueDate"))?,
         ),
     };
+    // A level (none, view, manage), or on and off as before levels: on is manage.
+    let level = |name: &str| -> Result<ServiceLevel, VrsError> {
+        match sub(e, &format!("{name}Level")).or_else(|| sub(e, name)) {
+            None => Ok(ServiceLevel::None),
+            Some(x) => match (
+                x.get("valueBoolean").and_then(Value::as_bool),
+                x.get("valueCode").and_then(Value::as_str),
+            ) {
+                (Some(on), None) => Ok(ServiceLevel::from_bool(on)),
+                (None, Some(code)) => ServiceLevel::parse(code)
+                    .ok_or_else(|| bad_extension(PROXY_ACCESS_URL, &format!("{name} is none, view or manage"))),
+                _ => Err(bad_extension(
+                    PROXY_ACCESS_URL,
+                    &format!("{name} needs valueCode none, view or manage (or valueBoolean)"),
+                )),
+            },
+        }
+    };
     Ok(ProxyGrants {
         services: Services {
-            appointments: flag("appointments")?,
-            prescriptions: flag("prescriptions")?,
+            appointments: level("appointments")?,
+            prescriptions: level("prescriptions")?,
             messaging: flag("messaging")?,
         },
         record_level,
@@ -513,8 +531,10 @@ pub fn to_consent(role: &ProxyRole) -> Value {
         );
     }
     let mut access = vec![
-        json!({"url": "appointments", "valueBoolean": role.grants.services.appointments}),
-        json!({"url": "prescriptions", "valueBoolean": role.grants.services.prescriptions}),
+        json!({"url": "appointments", "valueBoolean": role.grants.services.appointments.is_on()}),
+        json!({"url": "prescriptions", "valueBoolean": role.grants.services.prescriptions.is_on()}),
+        json!({"url": "appointmentsLevel", "valueCode": role.grants.services.appointments.as_str()}),
+        json!({"url": "prescriptionsLevel", "valueCode": role.grants.services.prescriptions.as_str()}),
         json!({"url": "messaging", "valueBoolean": role.grants.services.messaging}),
         json!({"url": "recordAccess", "valueCode": role.grants.record_level.as_str()}),
     ];

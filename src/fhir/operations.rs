@@ -13,7 +13,7 @@ use crate::domain::registration::RegistrationRequest;
 use crate::domain::review::{ReviewDecision, ReviewTask};
 use crate::domain::{
     AccessSettings, IdentityVerification, NhsNumber, OdsCode, OnlineAccount, PatientAccess, ProofingLevel,
-    RecordAccessLevel, Services, VerificationMethod,
+    RecordAccessLevel, ServiceLevel, Services, VerificationMethod,
 };
 
 /// The body of every operation is a `Parameters` resource.
@@ -49,14 +49,38 @@ pub fn access(p: &Parameters) -> Result<AccessSettings, FhirError> {
                 .ok_or_else(|| condition(&format!("services.{name}"), "needs valueBoolean")),
         }
     };
+    // A level (none, view, manage), or on and off as before levels: on is manage.
+    let level = |group: &Parameter, name: &str| -> Result<ServiceLevel, FhirError> {
+        match group.part(&format!("{name}Level")).or_else(|| group.part(name)) {
+            None => Ok(ServiceLevel::None),
+            Some(x) => match (x.value_boolean, x.value_code.as_deref()) {
+                (Some(on), None) => Ok(ServiceLevel::from_bool(on)),
+                (None, Some(code)) => ServiceLevel::parse(code).ok_or_else(|| {
+                    condition(
+                        &format!("services.{name}"),
+                        "is none, view or manage (valueCode), or valueBoolean",
+                    )
+                }),
+                _ => Err(condition(
+                    &format!("services.{name}"),
+                    "needs valueCode none, view or manage (or valueBoolean)",
+                )),
+            },
+        }
+    };
     let services = match p.get("services") {
         None => Services::default(),
         Some(g) => {
-            if let Some(unknown) = g
-                .part
-                .iter()
-                .find(|x| !["appointments", "prescriptions", "messaging"].contains(&x.name.as_str()))
-            {
+            if let Some(unknown) = g.part.iter().find(|x| {
+                ![
+                    "appointments",
+                    "appointmentsLevel",
+                    "prescriptions",
+                    "prescriptionsLevel",
+                    "messaging",
+                ]
+                .contains(&x.name.as_str())
+            }) {
                 let name: String = unknown.name.chars().take(40).collect();
                 return Err(condition(
                     &format!("services.{name}"),
@@ -64,8 +88,8 @@ pub fn access(p: &Parameters) -> Result<AccessSettings, FhirError> {
                 ));
             }
             Services {
-                appointments: flag(g, "appointments")?,
-                prescriptions: flag(g, "prescriptions")?,
+                appointments: level(g, "appointments")?,
+                prescriptions: level(g, "prescriptions")?,
                 messaging: flag(g, "messaging")?,
             }
         }
@@ -106,7 +130,11 @@ pub fn access(p: &Parameters) -> Result<AccessSettings, FhirError> {
 /// left out of `services` keeps its setting; leaving out `recordAccess` keeps the record access.
 pub fn access_change(p: &Parameters) -> Result<AccessChange, FhirError> {
     let full = access(p)?;
-    let named = |name: &str| p.get("services").and_then(|g| g.part(name)).is_some();
+    let named = |name: &str| {
+        p.get("services")
+            .and_then(|g| g.part(name).or_else(|| g.part(&format!("{name}Level"))))
+            .is_some()
+    };
     let change = AccessChange {
         appointments: named("appointments").then_some(full.services.appointments),
         prescriptions: named("prescriptions").then_some(full.services.prescriptions),
@@ -304,9 +332,12 @@ fn access_parts(a: &AccessSettings) -> Vec<Parameter> {
         Parameter::group(
             "services",
             vec![
-                Parameter::boolean("appointments", a.services.appointments),
-                Parameter::boolean("prescriptions", a.services.prescriptions),
+                Parameter::boolean("appointments", a.services.appointments.is_on()),
+                Parameter::boolean("prescriptions", a.services.prescriptions.is_on()),
                 Parameter::boolean("messaging", a.services.messaging),
+                // How far each goes: `view` lists, `manage` also books, cancels or requests.
+                Parameter::code("appointmentsLevel", a.services.appointments.as_str()),
+                Parameter::code("prescriptionsLevel", a.services.prescriptions.as_str()),
             ],
         ),
         Parameter::group("recordAccess", record),
@@ -545,6 +576,10 @@ pub fn service_access(patient_id: &str, service: Service, e: &Entitlements) -> P
             }),
             ..Default::default()
         });
+    }
+    if matches!(service, Service::Appointments | Service::Prescriptions) {
+        // `view` lists; `manage` also books, cancels or requests.
+        parameter.push(Parameter::code("level", service.level_in(&e.access).as_str()));
     }
     if service == Service::Record {
         parameter.push(Parameter::code("recordAccess", e.access.record_level.as_str()));

@@ -249,8 +249,8 @@ pub fn access_request(body: &[u8]) -> Result<(AccessRequestForm, Value), VrsErro
         relationships,
         requested: ProxyGrants {
             services: Services {
-                appointments: asked("APPT"),
-                prescriptions: asked("PRESCR"),
+                appointments: crate::domain::ServiceLevel::from_bool(asked("APPT")),
+                prescriptions: crate::domain::ServiceLevel::from_bool(asked("PRESCR")),
                 messaging: false,
             },
             record_level: RecordAccessLevel::None,

@@ -140,9 +140,7 @@ pub fn enqueue_link(
 /// Whether `a` gives nothing that `b` does not: no service `b` leaves off, no more of the record,
 /// no earlier history.
 fn gives_no_more(a: &AccessSettings, b: &AccessSettings) -> bool {
-    let services = (!a.services.appointments || b.services.appointments)
-        && (!a.services.prescriptions || b.services.prescriptions)
-        && (!a.services.messaging || b.services.messaging);
+    let services = a.services.within(&b.services);
     let history = match (a.record_level, a.record_from, b.record_from) {
         (crate::domain::RecordAccessLevel::Full, Some(x), Some(y)) => x >= y,
         _ => true,

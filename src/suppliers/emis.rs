@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::http::{body_within, http_client, scrub, transport_error, unreadable};
 use super::{AccountCredentials, CreateAccount, LinkProxy, Reads, SupplierAdapter, SupplierError, emis_record};
 use crate::domain::clinical::ClinicalRecord;
-use crate::domain::{AccessSettings, RecordAccessLevel, Supplier};
+use crate::domain::{AccessSettings, RecordAccessLevel, ServiceLevel, Supplier};
 
 pub struct EmisAdapter {
     http: reqwest::Client,
@@ -388,8 +388,12 @@ struct UserSettings {
 #[derive(Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct EffectiveServices {
+    /// Seeing appointments; booking and cancelling is a second switch on top.
     appointments_enabled: bool,
+    appointment_booking_enabled: bool,
+    /// Seeing repeat medication; requesting it is a second switch on top.
     prescribing_enabled: bool,
+    repeat_requests_enabled: bool,
     messaging_enabled: bool,
     documents_enabled: bool,
 }
@@ -415,8 +419,10 @@ impl From<&AccessSettings> for UserSettings {
         };
         Self {
             effective_services: EffectiveServices {
-                appointments_enabled: access.services.appointments,
-                prescribing_enabled: access.services.prescriptions,
+                appointments_enabled: access.services.appointments.is_on(),
+                appointment_booking_enabled: access.services.appointments == ServiceLevel::Manage,
+                prescribing_enabled: access.services.prescriptions.is_on(),
+                repeat_requests_enabled: access.services.prescriptions == ServiceLevel::Manage,
                 messaging_enabled: access.services.messaging,
                 documents_enabled: documents,
             },
@@ -561,8 +567,8 @@ mod tests {
     fn record_levels_map_to_schemes() {
         let from = NaiveDate::from_ymd_opt(2024, 4, 1);
         let services = Services {
-            appointments: true,
-            prescriptions: false,
+            appointments: crate::domain::ServiceLevel::Manage,
+            prescriptions: crate::domain::ServiceLevel::None,
             messaging: true,
         };
         let settings = |record_level| {
@@ -603,8 +609,8 @@ mod tests {
     fn settings_serialise_in_the_wire_shape() {
         let access = AccessSettings {
             services: Services {
-                appointments: true,
-                prescriptions: true,
+                appointments: crate::domain::ServiceLevel::Manage,
+                prescriptions: crate::domain::ServiceLevel::Manage,
                 messaging: false,
             },
             record_level: RecordAccessLevel::Full,
@@ -615,7 +621,9 @@ mod tests {
             json!({
                 "EffectiveServices": {
                     "AppointmentsEnabled": true,
+                    "AppointmentBookingEnabled": true,
                     "PrescribingEnabled": true,
+                    "RepeatRequestsEnabled": true,
                     "MessagingEnabled": false,
                     "DocumentsEnabled": true
                 },

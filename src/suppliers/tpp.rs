@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use super::http::{body_within, http_client, scrub, transport_error, unreadable};
 use super::{AccountCredentials, CreateAccount, LinkProxy, Reads, SupplierAdapter, SupplierError, tpp_record};
 use crate::domain::clinical::ClinicalRecord;
-use crate::domain::{AccessSettings, RecordAccessLevel, Services, Supplier};
+use crate::domain::{AccessSettings, RecordAccessLevel, ServiceLevel, Services, Supplier};
 
 /// `ServiceAccess` bits.
 pub const FULL_RECORD: u32 = 1;
@@ -25,6 +25,10 @@ pub const SUMMARY_RECORD: u32 = 64;
 pub const DETAILED_CODED_RECORD: u32 = 128;
 pub const MESSAGING: u32 = 512;
 pub const DOCUMENTS: u32 = 1024;
+/// Booking and cancelling appointments, on top of seeing them (`APPOINTMENTS`).
+pub const BOOK_APPOINTMENTS: u32 = 2048;
+/// Requesting repeat medication, on top of seeing it (`MEDICATION`).
+pub const REQUEST_MEDICATION: u32 = 4096;
 
 const APPLICATION_NAME: &str = "gp-online-gateway";
 const SESSION_INVALID: &str = "3";
@@ -39,10 +43,25 @@ pub fn service_access_flags(access: &AccessSettings) -> u32 {
         RecordAccessLevel::Full => SUMMARY_RECORD | DETAILED_CODED_RECORD | DOCUMENTS | FULL_RECORD,
     };
     let service = |enabled: bool, flag: u32| if enabled { flag } else { 0 };
+    let level = |level: ServiceLevel, view: u32, manage: u32| match level {
+        ServiceLevel::None => 0,
+        ServiceLevel::View => view,
+        ServiceLevel::Manage => view | manage,
+    };
     record
-        | service(access.services.appointments, APPOINTMENTS)
-        | service(access.services.prescriptions, MEDICATION)
+        | level(access.services.appointments, APPOINTMENTS, BOOK_APPOINTMENTS)
+        | level(access.services.prescriptions, MEDICATION, REQUEST_MEDICATION)
         | service(access.services.messaging, MESSAGING)
+}
+
+fn level_from(flags: u32, view: u32, manage: u32) -> ServiceLevel {
+    if flags & view == 0 {
+        ServiceLevel::None
+    } else if flags & manage == 0 {
+        ServiceLevel::View
+    } else {
+        ServiceLevel::Manage
+    }
 }
 
 /// The highest record bit decides the level; the date only means something for full access.
@@ -60,8 +79,8 @@ pub fn access_from_flags(flags: u32, record_from: Option<NaiveDate>) -> AccessSe
     };
     AccessSettings {
         services: Services {
-            appointments: flags & APPOINTMENTS != 0,
-            prescriptions: flags & MEDICATION != 0,
+            appointments: level_from(flags, APPOINTMENTS, BOOK_APPOINTMENTS),
+            prescriptions: level_from(flags, MEDICATION, REQUEST_MEDICATION),
             messaging: flags & MESSAGING != 0,
         },
         record_level,
@@ -630,13 +649,31 @@ mod tests {
     ) -> AccessSettings {
         AccessSettings {
             services: Services {
-                appointments,
-                prescriptions,
+                appointments: ServiceLevel::from_bool(appointments),
+                prescriptions: ServiceLevel::from_bool(prescriptions),
                 messaging,
             },
             record_level,
             record_from: None,
         }
+    }
+
+    #[test]
+    fn seeing_a_service_and_acting_in_it_are_two_bits() {
+        for (appointments, prescriptions) in [
+            (ServiceLevel::None, ServiceLevel::View),
+            (ServiceLevel::View, ServiceLevel::Manage),
+            (ServiceLevel::Manage, ServiceLevel::None),
+        ] {
+            let mut a = access(false, false, false, RecordAccessLevel::None);
+            a.services.appointments = appointments;
+            a.services.prescriptions = prescriptions;
+            let flags = service_access_flags(&a);
+            assert_eq!(access_from_flags(flags, None), a, "{flags}");
+        }
+        let mut view = access(false, false, false, RecordAccessLevel::None);
+        view.services.appointments = ServiceLevel::View;
+        assert_eq!(service_access_flags(&view), APPOINTMENTS);
     }
 
     #[test]
@@ -652,13 +689,14 @@ mod tests {
     #[test]
     fn services_have_their_own_bits() {
         let flags = |a, p, m| service_access_flags(&access(a, p, m, RecordAccessLevel::None));
-        assert_eq!(flags(true, false, false), 2);
-        assert_eq!(flags(false, true, false), 4);
+        // A service switched on whole is seen and acted in: two bits each.
+        assert_eq!(flags(true, false, false), 2 | 2048);
+        assert_eq!(flags(false, true, false), 4 | 4096);
         assert_eq!(flags(false, false, true), 512);
-        assert_eq!(flags(true, true, true), 2 | 4 | 512);
+        assert_eq!(flags(true, true, true), 2 | 2048 | 4 | 4096 | 512);
         assert_eq!(
             service_access_flags(&access(true, true, true, RecordAccessLevel::Full)),
-            1 | 2 | 4 | 64 | 128 | 512 | 1024
+            1 | 2 | 4 | 64 | 128 | 512 | 1024 | 2048 | 4096
         );
     }
 
@@ -696,11 +734,14 @@ mod tests {
         let coded = access_from_flags(DETAILED_CODED_RECORD, from);
         assert_eq!(coded.record_level, RecordAccessLevel::DetailedCoded);
         assert_eq!(coded.record_from, None);
-        assert_eq!(access_from_flags(SUMMARY_RECORD | APPOINTMENTS, None), {
-            let mut expected = access(true, false, false, RecordAccessLevel::Summary);
-            expected.record_from = None;
-            expected
-        });
+        assert_eq!(
+            access_from_flags(SUMMARY_RECORD | APPOINTMENTS | BOOK_APPOINTMENTS, None),
+            {
+                let mut expected = access(true, false, false, RecordAccessLevel::Summary);
+                expected.record_from = None;
+                expected
+            }
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Everything a caller can ask the gateway to do, and who may ever ask for it.
 
-use crate::domain::AssurancePolicy;
+use crate::domain::{AssurancePolicy, ServiceLevel};
 
 /// What staff roles can be allowed to do. Which CIS2-like role codes grant which permission is
 /// configuration (`Policy::staff_roles`).
@@ -265,14 +265,20 @@ impl Service {
         }
     }
 
-    /// Whether these settings switch the service on.
-    pub fn granted_by(self, access: &crate::domain::AccessSettings) -> bool {
+    /// How far these settings switch the service on (messaging and the record are on or off:
+    /// their levels are the record's own).
+    pub fn level_in(self, access: &crate::domain::AccessSettings) -> ServiceLevel {
         match self {
             Self::Appointments => access.services.appointments,
             Self::Prescriptions => access.services.prescriptions,
-            Self::Messaging => access.services.messaging,
-            Self::Record => access.record_level != crate::domain::RecordAccessLevel::None,
+            Self::Messaging => ServiceLevel::from_bool(access.services.messaging),
+            Self::Record => ServiceLevel::from_bool(access.record_level != crate::domain::RecordAccessLevel::None),
         }
+    }
+
+    /// Whether these settings switch the service on at all.
+    pub fn granted_by(self, access: &crate::domain::AccessSettings) -> bool {
+        self.level_in(access).is_on()
     }
 }
 
@@ -312,6 +318,12 @@ impl Action {
     /// What only the patient may do about their own record, never a proxy for them.
     pub fn patient_only(self) -> bool {
         matches!(self, Self::RegisterSelf | Self::RequestRecordAccess)
+    }
+
+    /// How far the service the action uses must be switched on: seeing is `view`; booking,
+    /// cancelling and requesting are `manage`.
+    pub fn service_level(self) -> ServiceLevel {
+        ServiceLevel::View
     }
 
     /// The online service the action uses, if any.

@@ -24,7 +24,7 @@ pub use facts::{
 };
 
 use crate::domain::entitlements::{Entitlements, Standing};
-use crate::domain::{AccountStatus, OdsCode};
+use crate::domain::{AccountStatus, OdsCode, ServiceLevel};
 
 /// Decides one request.
 pub fn decide(policy: &Policy, facts: &Facts) -> Decision {
@@ -424,7 +424,7 @@ fn person_rules(policy: &Policy, facts: &Facts, req: Requirement, person: &Perso
     }
     account_rule(patient, own, t)?;
     match facts.action.service() {
-        Some(service) => service_rule(service, own, "the online account", t),
+        Some(service) => service_rule(service, facts.action.service_level(), own, "the online account", t),
         None => Ok(()),
     }
 }
@@ -481,7 +481,7 @@ fn proxy_rules(facts: &Facts, role: &ProxyFacts, t: &mut Trace) -> Outcome {
     }
     t.pass(Rule::ProxyRole, format!("proxy role {} is active", role.role_id));
     match facts.action.service() {
-        Some(service) => service_rule(service, e, "the proxy role", t),
+        Some(service) => service_rule(service, facts.action.service_level(), e, "the proxy role", t),
         None => Ok(()),
     }
 }
@@ -508,13 +508,28 @@ fn target_exists(target: &TargetFacts, t: &mut Trace) -> Outcome {
 
 /// The service in effect through the account or role; the reasons it is what it is go on the
 /// trace.
-fn service_rule(service: Service, e: &Entitlements, what: &str, t: &mut Trace) -> Outcome {
+fn service_rule(service: Service, needed: ServiceLevel, e: &Entitlements, what: &str, t: &mut Trace) -> Outcome {
     for why in e.reasons.iter().skip(1) {
         t.pass(Rule::InEffect, why.clone());
     }
-    if service.granted_by(&e.access) {
-        t.pass(Rule::Service, format!("{what} gives {} now", service.name()));
+    let has = service.level_in(&e.access);
+    if has >= needed && has.is_on() {
+        t.pass(
+            Rule::Service,
+            format!("{what} gives {} now ({})", service.name(), has.as_str()),
+        );
         Ok(())
+    } else if has.is_on() {
+        t.fail(
+            Rule::Service,
+            Refusal::ServiceNotGranted,
+            format!(
+                "{what} gives {} to {} only; this needs {}",
+                service.name(),
+                has.as_str(),
+                needed.as_str()
+            ),
+        )
     } else {
         t.fail(
             Rule::Service,

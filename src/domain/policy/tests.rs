@@ -523,8 +523,8 @@ mod agrees_with_entitlements {
                 standing,
                 access: AccessSettings {
                     services: crate::domain::Services {
-                        appointments: active && on[0],
-                        prescriptions: active && on[1],
+                        appointments: crate::domain::ServiceLevel::from_bool(active && on[0]),
+                        prescriptions: crate::domain::ServiceLevel::from_bool(active && on[1]),
                         messaging: active && on[2],
                     },
                     record_level: if active && on[3] {

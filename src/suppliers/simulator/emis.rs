@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::world::{LetterDetails, NewAccount, NewProxyLink, Refusal};
 use super::{Reply, Simulator, request_id};
-use crate::domain::{AccessSettings, RecordAccessLevel, Services};
+use crate::domain::{AccessSettings, RecordAccessLevel, ServiceLevel, Services};
 
 pub(super) const MINIMUM_AGE: u32 = 16;
 
@@ -173,7 +173,11 @@ struct UserSettings {
 #[serde(rename_all = "PascalCase")]
 struct EffectiveServices {
     appointments_enabled: bool,
+    #[serde(default)]
+    appointment_booking_enabled: bool,
     prescribing_enabled: bool,
+    #[serde(default)]
+    repeat_requests_enabled: bool,
     messaging_enabled: bool,
     documents_enabled: bool,
 }
@@ -184,6 +188,15 @@ enum RecordAccessScheme {
     CoreSummaryCareRecord,
     DetailedCodedCareRecord,
     FullCareRecord,
+}
+
+/// Seeing a service, and acting in it on top.
+fn level(enabled: bool, acting: bool) -> ServiceLevel {
+    match (enabled, acting) {
+        (true, true) => ServiceLevel::Manage,
+        (true, false) => ServiceLevel::View,
+        (false, _) => ServiceLevel::None,
+    }
 }
 
 /// The supplier's reading of its settings in the canonical terms the admin listing uses:
@@ -201,8 +214,8 @@ impl From<UserSettings> for AccessSettings {
         };
         AccessSettings {
             services: Services {
-                appointments: services.appointments_enabled,
-                prescriptions: services.prescribing_enabled,
+                appointments: level(services.appointments_enabled, services.appointment_booking_enabled),
+                prescriptions: level(services.prescribing_enabled, services.repeat_requests_enabled),
                 messaging: services.messaging_enabled,
             },
             record_level,
