@@ -190,8 +190,8 @@ fn request_for(patient: &str) -> CreateAccount {
         birth_date: adult_birth_date(),
         access: access(
             Services {
-                appointments: true,
-                prescriptions: true,
+                appointments: gp_online_gateway::domain::ServiceLevel::Manage,
+                prescriptions: gp_online_gateway::domain::ServiceLevel::Manage,
                 messaging: false,
             },
             RecordAccessLevel::Summary,
@@ -226,7 +226,7 @@ async fn create_account_round_trip(flavour: Supplier) {
     assert_eq!(account["enabled"], true);
     assert_eq!(
         account["services"],
-        json!({"appointments": true, "prescriptions": true, "messaging": false})
+        json!({"appointments": true, "prescriptions": true, "messaging": false, "appointments_level": "manage", "prescriptions_level": "manage"})
     );
     assert_eq!(account["record_level"], "summary");
     assert_eq!(account["record_from"], Value::Null);
@@ -242,8 +242,8 @@ async fn set_access_changes_are_visible(flavour: Supplier) {
     let credentials = harness.create(&request()).await.unwrap();
     let from = NaiveDate::from_ymd_opt(2024, 4, 1);
     let messaging_only = Services {
-        appointments: false,
-        prescriptions: false,
+        appointments: gp_online_gateway::domain::ServiceLevel::None,
+        prescriptions: gp_online_gateway::domain::ServiceLevel::None,
         messaging: true,
     };
 
@@ -257,7 +257,7 @@ async fn set_access_changes_are_visible(flavour: Supplier) {
     let account = harness.only_account().await;
     assert_eq!(
         account["services"],
-        json!({"appointments": false, "prescriptions": false, "messaging": true})
+        json!({"appointments": false, "prescriptions": false, "messaging": true, "appointments_level": "none", "prescriptions_level": "none"})
     );
     assert_eq!(account["record_level"], "full");
     assert_eq!(account["record_from"], "2024-04-01");
@@ -274,7 +274,7 @@ async fn set_access_changes_are_visible(flavour: Supplier) {
     assert_eq!(account["record_from"], Value::Null);
     assert_eq!(
         account["services"],
-        json!({"appointments": false, "prescriptions": false, "messaging": false})
+        json!({"appointments": false, "prescriptions": false, "messaging": false, "appointments_level": "none", "prescriptions_level": "none"})
     );
 }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use super::world::PatientStatus;
 use super::{Simulator, State};
 use crate::domain::clinical::ClinicalRecord;
-use crate::domain::{RecordAccessLevel, Services};
+use crate::domain::{RecordAccessLevel, ServiceLevel, Services};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config
@@ -146,6 +146,28 @@ async fn put_patient(
     HttpResponse::NoContent().finish()
 }
 
+/// Services as the listing shows them: on or off as before levels, and each level beside.
+#[derive(Serialize)]
+struct ServicesView {
+    appointments: bool,
+    prescriptions: bool,
+    messaging: bool,
+    appointments_level: ServiceLevel,
+    prescriptions_level: ServiceLevel,
+}
+
+impl ServicesView {
+    fn of(s: &Services) -> Self {
+        Self {
+            appointments: s.appointments.is_on(),
+            prescriptions: s.prescriptions.is_on(),
+            messaging: s.messaging,
+            appointments_level: s.appointments,
+            prescriptions_level: s.prescriptions,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct AccountView<'a> {
     supplier_ref: &'a str,
@@ -154,7 +176,7 @@ struct AccountView<'a> {
     ods_code: &'a str,
     enabled: bool,
     reason: Option<&'a str>,
-    services: Services,
+    services: ServicesView,
     record_level: RecordAccessLevel,
     record_from: Option<NaiveDate>,
     linkage_key_resets: u32,
@@ -173,7 +195,7 @@ async fn list_accounts(simulator: web::Data<Simulator>) -> HttpResponse {
             ods_code: &account.ods_code,
             enabled: account.enabled,
             reason: account.reason.as_deref(),
-            services: account.access.services,
+            services: ServicesView::of(&account.access.services),
             record_level: account.access.record_level,
             record_from: account.access.record_from,
             linkage_key_resets: account.linkage_key_resets,
@@ -189,7 +211,7 @@ struct ProxyView<'a> {
     proxy_identifier: &'a str,
     ods_code: &'a str,
     relationship: &'a str,
-    services: Services,
+    services: ServicesView,
     record_level: RecordAccessLevel,
     end_date: Option<NaiveDate>,
     revoked: bool,
@@ -208,7 +230,7 @@ async fn list_proxies(simulator: web::Data<Simulator>) -> HttpResponse {
             proxy_identifier: &p.proxy_identifier,
             ods_code: &p.ods_code,
             relationship: &p.relationship,
-            services: p.access.services,
+            services: ServicesView::of(&p.access.services),
             record_level: p.access.record_level,
             end_date: p.end_date,
             revoked: p.revoked,
