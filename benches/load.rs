@@ -57,9 +57,51 @@ fn nhs_number(i: usize) -> String {
     unreachable!("two consecutive prefixes cannot both lack a check digit")
 }
 
+/// Entries in each benchmark patient's record.
+const RECORD_ENTRIES: usize = 500;
+
+/// A realistic record of `n` entries for patient `i`: every kind of entry over ten years, some
+/// in consultations, some marked not for online, a draft, unfiled results and unreviewed
+/// documents, so the gateway's filter has work to do.
+fn record_of(i: usize, n: usize) -> Value {
+    let kinds = [
+        json!({"kind": "allergy", "reaction": "Rash", "resolved": false}),
+        json!({"kind": "medication", "prescription": "repeat", "dosage": "One tablet daily", "quantity": "28 tablet"}),
+        json!({"kind": "problem", "active": true, "major": false}),
+        json!({"kind": "immunisation"}),
+        json!({"kind": "consultation", "draft": false, "clinician": "Dr Bench"}),
+        json!({"kind": "test-result", "value": "5.2 mmol/L", "filed": true}),
+        json!({"kind": "referral", "to": "Cardiology"}),
+        json!({"kind": "document", "title": "Clinic letter", "reviewed": true, "content_type": "text/plain", "content": "TGV0dGVyLg=="}),
+        json!({"kind": "note"}),
+    ];
+    let entries: Vec<Value> = (0..n)
+        .map(|k| {
+            let detail = kinds[k % kinds.len()].clone();
+            let recorded = format!("{}-{:02}-{:02}", 2016 + (k % 10), 1 + (k % 12), 1 + (k % 28));
+            let mut e = json!({
+                "id": format!("p{i}-e{k}"),
+                "recorded": recorded,
+                "code": {"system": "http://snomed.info/sct", "code": format!("{}", 100000 + k), "display": format!("Entry {k}")},
+                "text": format!("Free text of entry {k}, as a clinician would write it in a consultation."),
+                "not_for_online": k % 37 == 0,
+                "detail": detail,
+            });
+            if k % 9 != 4 && k >= 4 {
+                // Recorded in the consultation before it.
+                e["consultation"] = json!(format!("p{i}-e{}", k - (k % 9) + 4 - if k % 9 < 4 { 9 } else { 0 }));
+            }
+            e
+        })
+        .collect();
+    json!({"entries": entries})
+}
+
 struct Gateway {
     child: Child,
     base: String,
+    /// The in-process EMIS-like simulator the benchmark practice's records come from.
+    emis: String,
     data: tempfile::TempDir,
 }
 
@@ -80,6 +122,7 @@ fn free_port() -> u16 {
 fn start(url: &str) -> Gateway {
     let data = tempfile::tempdir().expect("temp dir");
     let port = free_port();
+    let emis_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_gp-online-gateway"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .env("GATEWAY_DATABASE__URL", url)
@@ -88,7 +131,10 @@ fn start(url: &str) -> Gateway {
             std::env::var("BENCH_POOL_SIZE").unwrap_or_else(|_| "16".into()),
         )
         .env("GATEWAY_DATA_DIR", data.path())
-        .env("GATEWAY_SUPPLIERS__SIMULATOR_EMIS_BIND", "127.0.0.1:0")
+        .env(
+            "GATEWAY_SUPPLIERS__SIMULATOR_EMIS_BIND",
+            format!("127.0.0.1:{emis_port}"),
+        )
         .env("GATEWAY_SUPPLIERS__SIMULATOR_TPP_BIND", "127.0.0.1:0")
         .env(
             "GATEWAY_LOG__FILTER",
@@ -106,6 +152,7 @@ fn start(url: &str) -> Gateway {
     Gateway {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        emis: format!("http://127.0.0.1:{emis_port}"),
         data,
     }
 }
@@ -199,6 +246,8 @@ struct Load {
     name: &'static str,
     paths: Vec<String>,
     tokens: Vec<String>,
+    /// `POST` with a FHIR JSON body instead of `GET`: request `i` sends `bodies[i % len]`.
+    bodies: Vec<String>,
 }
 
 impl Load {
@@ -207,11 +256,25 @@ impl Load {
     }
 
     fn request(&self, i: usize) -> (&str, &str) {
-        fn pick(v: &[String], i: usize) -> &str {
-            v.get(i % v.len().max(1)).map_or("", String::as_str)
-        }
         (pick(&self.paths, i), pick(&self.tokens, i))
     }
+
+    fn body(&self, i: usize) -> Option<&str> {
+        (!self.bodies.is_empty()).then(|| pick(&self.bodies, i))
+    }
+
+    fn get(name: &'static str, paths: Vec<String>, tokens: Vec<String>) -> Self {
+        Self {
+            name,
+            paths,
+            tokens,
+            bodies: vec![],
+        }
+    }
+}
+
+fn pick(v: &[String], i: usize) -> &str {
+    v.get(i % v.len().max(1)).map_or("", String::as_str)
 }
 
 /// The load generator: `wrk` when it is installed (a light C generator, which costs the shared
@@ -269,11 +332,15 @@ impl Generator {
 async fn drive_builtin(load: &Load, base: &str, connections: usize, seconds: u64) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
-    let requests: Arc<Vec<(String, String)>> = Arc::new(
-        (0..load.len())
+    let requests: Arc<Vec<(String, String, Option<String>)>> = Arc::new(
+        (0..load.len().max(load.bodies.len()))
             .map(|i| {
                 let (path, token) = load.request(i);
-                (format!("{base}{path}"), token.to_owned())
+                (
+                    format!("{base}{path}"),
+                    token.to_owned(),
+                    load.body(i).map(str::to_owned),
+                )
             })
             .collect(),
     );
@@ -289,10 +356,16 @@ async fn drive_builtin(load: &Load, base: &str, connections: usize, seconds: u64
             let (mut lat, mut bad) = (Vec::with_capacity(40_000), 0usize);
             let mut n = 0;
             while Instant::now() < deadline {
-                let (url, token) = &requests[(conn + connections * n) % requests.len()];
+                let (url, token, body) = &requests[(conn + connections * n) % requests.len()];
                 n += 1;
                 let t = Instant::now();
-                let mut rb = client.get(url);
+                let mut rb = match body {
+                    Some(b) => client
+                        .post(url)
+                        .header("content-type", "application/fhir+json")
+                        .body(b.clone()),
+                    None => client.get(url),
+                };
                 if !token.is_empty() {
                     rb = rb.bearer_auth(token);
                 }
@@ -385,7 +458,7 @@ async fn drive_wrk(load: &Load, base: &str, connections: usize, seconds: u64) ->
     // One request: wrk's own static request, as `wrk -H ... URL` would send it. Several: each
     // formatted once, thread `t` of `T` sending request `t + T * n` (`thread_id` is set in
     // each thread's state by `setup`).
-    let requests = if load.len() == 1 {
+    let requests = if load.len() == 1 && load.bodies.is_empty() {
         let (path, token) = load.request(0);
         format!("wrk.path = {}\n{}", lua_string(path), header(token))
     } else {
@@ -393,6 +466,7 @@ async fn drive_wrk(load: &Load, base: &str, connections: usize, seconds: u64) ->
         format!(
             r#"local paths = {{ {paths} }}
 local tokens = {{ {tokens} }}
+local bodies = {{ {bodies} }}
 local count = {count}
 
 local requests = {{}}
@@ -404,7 +478,12 @@ function init(args)
     if #tokens > 0 then
       headers["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1]
     end
-    requests[i] = wrk.format("GET", paths[(i % #paths) + 1], headers)
+    if #bodies > 0 then
+      headers["Content-Type"] = "application/fhir+json"
+      requests[i] = wrk.format("POST", paths[(i % #paths) + 1], headers, bodies[(i % #bodies) + 1])
+    else
+      requests[i] = wrk.format("GET", paths[(i % #paths) + 1], headers)
+    end
   end
   n = thread_id
 end
@@ -417,7 +496,8 @@ end
 "#,
             paths = list(&load.paths),
             tokens = list(&load.tokens),
-            count = load.len(),
+            bodies = list(&load.bodies),
+            count = load.len().max(load.bodies.len()),
         )
     };
     // Every response outside 2xx is counted in its thread (wrk's own status count starts at
@@ -649,24 +729,20 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
     // Patients spread over the whole practice (104,729 is prime, so the sample has no repeats).
     let spread: Vec<usize> = (0..n.min(8192)).map(|k| (k * 104_729 + 7919) % n).collect();
     let loads = [
-        Load {
-            name: "GET /metadata",
-            paths: vec!["/metadata".into()],
-            tokens: vec![],
-        },
-        Load {
-            name: "staff GET /Patient/{id}",
-            paths: spread.iter().map(|i| format!("/Patient/bench-{i:06}")).collect(),
-            tokens: vec![staff.clone()],
-        },
-        Load {
-            name: "patient GET /Patient/{id}",
-            paths: patient_tokens.iter().map(|(id, _)| format!("/Patient/{id}")).collect(),
-            tokens: patient_tokens.iter().map(|(_, t)| t.clone()).collect(),
-        },
-        Load {
-            name: "staff GET /Patient?identifier=",
-            paths: spread
+        Load::get("GET /metadata", vec!["/metadata".into()], vec![]),
+        Load::get(
+            "staff GET /Patient/{id}",
+            spread.iter().map(|i| format!("/Patient/bench-{i:06}")).collect(),
+            vec![staff.clone()],
+        ),
+        Load::get(
+            "patient GET /Patient/{id}",
+            patient_tokens.iter().map(|(id, _)| format!("/Patient/{id}")).collect(),
+            patient_tokens.iter().map(|(_, t)| t.clone()).collect(),
+        ),
+        Load::get(
+            "staff GET /Patient?identifier=",
+            spread
                 .iter()
                 .map(|i| {
                     format!(
@@ -675,13 +751,13 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
                     )
                 })
                 .collect(),
-            tokens: vec![staff.clone()],
-        },
-        Load {
-            name: "proxy GET /$my-access (6 patients)",
-            paths: vec!["/$my-access".into()],
-            tokens: vec![proxy.clone()],
-        },
+            vec![staff.clone()],
+        ),
+        Load::get(
+            "proxy GET /$my-access (6 patients)",
+            vec!["/$my-access".into()],
+            vec![proxy.clone()],
+        ),
     ];
     // BENCH_ONLY=staff (a part of a call's name) runs the load calls matching it, for profiling.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
@@ -690,6 +766,47 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
         if only.is_empty() || load.name.contains(&only) || load.name == "GET /metadata" {
             results.push(generator.drive(load, &base, connections, seconds, pid).await);
         }
+    }
+    // The GP record: a 500-entry record for each patient with a token, read through the
+    // gateway and straight from the simulator, so the gateway's share is the difference.
+    let mut record_added = None;
+    if only.is_empty() || "record".contains(&only) || only.contains("record") {
+        for (i, (_, _)) in patient_tokens.iter().enumerate() {
+            let r = client
+                .put(format!("{}/admin/records/{}", gateway.emis, nhs_number(100 + i)))
+                .json(&record_of(100 + i, RECORD_ENTRIES))
+                .send()
+                .await
+                .expect("seed a record");
+            assert!(r.status().is_success(), "seeding a record: {}", r.status());
+        }
+        let everything = |i: usize| {
+            json!({"resourceType": "Parameters", "parameter": [
+                {"name": "patientNHSNumber", "valueIdentifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number(100 + i)}},
+                {"name": "includeAllergies", "part": [{"name": "includeResolvedAllergies", "valueBoolean": true}]},
+                {"name": "includeMedication"}, {"name": "includeConsultations"}, {"name": "includeProblems"},
+                {"name": "includeImmunisations"}, {"name": "includeInvestigations"}, {"name": "includeReferrals"},
+                {"name": "includeDocuments"}]})
+            .to_string()
+        };
+        let own = Load::get(
+            "simulator GET /records/{nhs} (500 entries)",
+            (0..patient_tokens.len())
+                .map(|i| format!("/records/{}?NationalPracticeCode={PRACTICE_ODS}", nhs_number(100 + i)))
+                .collect(),
+            vec![],
+        );
+        let through = Load {
+            name: "patient POST /Patient/$gpc.getstructuredrecord (500 entries)",
+            paths: vec!["/Patient/$gpc.getstructuredrecord".into()],
+            tokens: patient_tokens.iter().map(|(_, t)| t.clone()).collect(),
+            bodies: (0..patient_tokens.len()).map(everything).collect(),
+        };
+        let sim = generator.drive(&own, &gateway.emis, connections, seconds, pid).await;
+        let gw = generator.drive(&through, &base, connections, seconds, pid).await;
+        record_added = Some((sim.p99_ms, gw.p99_ms));
+        results.push(sim);
+        results.push(gw);
     }
     let (peak, now_rss) = peak_rss_mib(pid);
 
@@ -831,6 +948,12 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
     }
     println!("\n| measure | value |");
     println!("| --- | ---: |");
+    if let Some((sim, gw)) = record_added {
+        println!(
+            "| GP record p99 added by the gateway (500 entries) | {:.1} ms ({gw:.1} through the gateway, {sim:.1} at the simulator) |",
+            gw - sim
+        );
+    }
     println!("| gateway peak RSS under load | {peak:.0} MiB (now {now_rss:.0} MiB) |");
     println!(
         "| registration to supplier account | {registrations} in {registration_seconds:.1} s = {:.0} accounts/s ({refused} refused) |",

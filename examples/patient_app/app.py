@@ -229,6 +229,7 @@ class Access:
     practice: Optional[str]
     account_status: str
     role: Optional[str] = None
+    role_status: Optional[str] = None
     services: dict = field(default_factory=dict)
     record_access: dict = field(default_factory=dict)
     pending_review: Optional[str] = None
@@ -275,6 +276,7 @@ def parse_my_access(parameters):
             practice=parts.get("practice"),
             account_status=parts["accountStatus"],
             role=role.get("reference") if isinstance(role, dict) else None,
+            role_status=parts.get("roleStatus"),
             services=parts.get("services") if isinstance(parts.get("services"), dict) else {},
             record_access=parts.get("recordAccess") if isinstance(parts.get("recordAccess"), dict) else {},
             pending_review=review.get("reference") if isinstance(review, dict) else None,
@@ -283,16 +285,23 @@ def parse_my_access(parameters):
     return entries
 
 
+def standing(entry):
+    """How the person reaches the patient now: their role's status for a proxy, the patient's
+    own account otherwise."""
+    return entry.role_status or entry.account_status
+
+
 def describe(entry):
     who = f"{entry.display}" + (f" (NHS number {entry.nhs_number})" if entry.nhs_number else "")
     how = RELATIONSHIPS.get(entry.relationship, f"as {entry.relationship}")
     lines = [f"  {who}, {how}" + (f", at practice {entry.practice}" if entry.practice else "")]
-    lines.append(f"    online access: {entry.account_status}"
+    lines.append(f"    online access: {standing(entry)}"
                  + (f" (through proxy role {entry.role})" if entry.role else "")
                  + (f" ({entry.reason})" if entry.reason else ""))
     if entry.services:
+        # On and off; the `...Level` parts beside them say how far (view or manage).
         may = [name for name, on in entry.services.items() if on is True]
-        may_not = [name for name, on in entry.services.items() if on is not True]
+        may_not = [name for name, on in entry.services.items() if on is False]
         lines.append("    services: " + (", ".join(may) if may else "none")
                      + (f" (not {', '.join(may_not)})" if may and may_not else ""))
     level = entry.record_access.get("level")
@@ -361,11 +370,11 @@ def run(base, nhs_number, port=0):
     for entry in entries:
         print(describe(entry))
 
-    readable = [e for e in entries if e.account_status == "active"]
+    readable = [e for e in entries if standing(e) == "active"]
     print("\nRecords:")
     for entry in entries:
-        if entry.account_status != "active":
-            print(f"  not read Patient/{entry.patient_id}: online access is {entry.account_status}"
+        if standing(entry) != "active":
+            print(f"  not read Patient/{entry.patient_id}: online access is {standing(entry)}"
                   + (f" ({entry.reason})" if entry.reason else ""))
     for entry in readable:
         print(f"  read Patient/{entry.patient_id}: {summary(read_patient(base, access_token, entry))}")

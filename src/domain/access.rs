@@ -149,6 +149,8 @@ pub struct PatientAccess {
     /// `self`, or the proxy relationship.
     pub relationship: String,
     pub entitlements: super::entitlements::Entitlements,
+    /// The patient's own online account (for a proxy's entry, theirs, not the role's).
+    pub account: super::entitlements::Standing,
     /// A record review (Task id) the practice has still to do before more access is on.
     pub pending_review: Option<String>,
 }

@@ -508,8 +508,12 @@ fn access_entry(e: &PatientAccess) -> Parameter {
         },
         Parameter::code("relationship", e.relationship.clone()),
         Parameter::string("practice", e.patient.practice_ods.as_str()),
-        Parameter::code("accountStatus", e.entitlements.standing.code()),
+        // The patient's own account; for a proxy's entry the role's standing is `roleStatus`.
+        Parameter::code("accountStatus", e.account.code()),
     ];
+    if e.entitlements.role_id().is_some() {
+        parts.push(Parameter::code("roleStatus", e.entitlements.standing.code()));
+    }
     if let Some(id) = e.entitlements.role_id() {
         parts.push(Parameter {
             name: "role".into(),

@@ -165,8 +165,10 @@ pub async fn my_access(core: &Core, caller: &Caller) -> Result<Vec<PatientAccess
             account: account.as_ref(),
             codes: &permit.codes,
         };
+        let own = entitlements::own(&state, today);
         entries.push(PatientAccess {
-            entitlements: entitlements::own(&state, today).at_assurance(assured),
+            account: own.standing.clone(),
+            entitlements: own.at_assurance(assured),
             patient: p.clone(),
             relationship: "self".to_owned(),
             pending_review: review,

@@ -830,7 +830,9 @@ pub fn acting_for(found: Vec<(ProxyRole, db::reads::PatientContext)>, today: Nai
         .filter(|(role, _)| matches!(role.status, RoleStatus::Active | RoleStatus::Inactive))
         .map(|(role, ctx)| {
             let entitlements = entitlements::proxy(&ctx.state(), &role, today);
+            let account = entitlements::own(&ctx.state(), today).standing;
             PatientAccess {
+                account,
                 relationship: role
                     .relationships
                     .first()

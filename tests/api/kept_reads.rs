@@ -95,8 +95,8 @@ async fn rename(app: &TestApp, token: &str, id: &str, to: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// What a `$my-access` answer says of this patient (`accountStatus`: a role's status for a
-/// proxy), if it lists them.
+/// What a `$my-access` answer says of this patient (`roleStatus`, the role's status, for a
+/// proxy's entry), if it lists them.
 async fn listed_as(app: &TestApp, token: &str, patient: &str) -> Option<String> {
     let (status, _, access) = app.get("/$my-access", token).await;
     assert_eq!(status, StatusCode::OK, "{access}");
@@ -111,7 +111,7 @@ async fn listed_as(app: &TestApp, token: &str, patient: &str) -> Option<String> 
         .iter()
         .filter(|p| p["name"] == "access")
         .find(|e| part(e, "patient").is_some_and(|p| p["valueReference"]["reference"] == patient))
-        .and_then(|e| part(e, "accountStatus")?["valueCode"].as_str().map(str::to_owned))
+        .and_then(|e| part(e, "roleStatus")?["valueCode"].as_str().map(str::to_owned))
 }
 
 #[tokio::test]

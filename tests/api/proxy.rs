@@ -896,7 +896,12 @@ async fn a_proxy_reaches_a_patient_only_through_an_active_role_and_only_for_what
         part(lily, "patient")["valueReference"]["reference"],
         "Patient/patient-lily-jones"
     );
-    assert_eq!(part(lily, "accountStatus")["valueCode"], "active");
+    assert_eq!(part(lily, "roleStatus")["valueCode"], "active");
+    assert_eq!(
+        part(lily, "accountStatus")["valueCode"],
+        "none",
+        "a seven-year-old has no online account of her own"
+    );
     assert_eq!(
         part(lily, "role")["valueReference"]["reference"],
         "Consent/1a7e0000-0000-4000-8000-000000000001"
@@ -970,7 +975,7 @@ async fn a_proxy_reaches_a_patient_only_through_an_active_role_and_only_for_what
         .find(|e| part(e, "relationship")["valueCode"] == "MTH")
         .unwrap()
         .clone();
-    assert_eq!(part(&lily, "accountStatus")["valueCode"], "inactive");
+    assert_eq!(part(&lily, "roleStatus")["valueCode"], "inactive");
     // And the supplier revokes the link.
     wait_for_link(&app, "tpp", "9990000174", "9990000069", true).await;
 }
