@@ -366,8 +366,13 @@ async fn heartbeat(state: web::Data<AppState>, instance: String) {
     loop {
         tick.tick().await;
         let (me, now) = (instance.clone(), db::now());
-        if let Err(e) = db::run(&state.core.pool, move |c| db::idempotency::heartbeat(c, &me, now)).await {
-            tracing::warn!(error = %e, "could not record this instance's heartbeat");
+        match db::run(&state.core.pool, move |c| db::idempotency::heartbeat(c, &me, now)).await {
+            Ok(_) => {}
+            // An outage is said once by the database watcher.
+            Err(e @ db::DbError::Unavailable(_)) => {
+                tracing::debug!(error = %e, "could not record this instance's heartbeat")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record this instance's heartbeat"),
         }
     }
 }

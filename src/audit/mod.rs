@@ -69,6 +69,10 @@ pub enum AuditFailure {
     Stopped,
     #[error("the audit event was not committed in time")]
     TimedOut,
+    /// The database is known to be away: the event stays queued and is written once it is
+    /// back, but nobody waits for that.
+    #[error("the database is unreachable")]
+    DatabaseAway,
 }
 
 /// Waits for one event's commit.
@@ -116,6 +120,7 @@ pub struct AuditLog {
     health: Arc<WriterHealth>,
     timeout: Duration,
     key: Arc<ChainKey>,
+    availability: Arc<crate::db::availability::Availability>,
 }
 
 impl AuditLog {
@@ -130,6 +135,7 @@ impl AuditLog {
             .enable_time()
             .build()
             .map_err(|e| DbError::Unavailable(format!("cannot start the audit writer: {e}")))?;
+        let availability = pool.availability().clone();
         let (writer_key, writer_health) = (key.clone(), health.clone());
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -140,6 +146,7 @@ impl AuditLog {
             health,
             timeout,
             key,
+            availability,
         })
     }
 
@@ -161,8 +168,14 @@ impl AuditLog {
     }
 
     /// Waits for a receipt, for at most the configured time.
+    /// Gives up at once when the database is found away.
     pub async fn confirm(&self, receipt: Receipt) -> Result<(), AuditFailure> {
-        match tokio::time::timeout(self.timeout, receipt.0).await {
+        let mut availability = self.availability.subscribe();
+        let confirmed = tokio::select! {
+            confirmed = tokio::time::timeout(self.timeout, receipt.0) => confirmed,
+            _ = availability.wait_for(|up| !*up) => return Err(AuditFailure::DatabaseAway),
+        };
+        match confirmed {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) if self.tx.is_closed() => Err(AuditFailure::Stopped),
             Ok(Err(_)) => Err(AuditFailure::Full),

@@ -262,10 +262,10 @@ pub fn listen(url: String, changes: Arc<Changes>, keep: bool) -> std::io::Result
                     let Some(changes) = changes.upgrade() else { return };
                     changes.announcing.store(false, Ordering::Release);
                     changes.set_keeping(false);
-                    tracing::warn!(error = %lost, "lost the connection that announces and hears changes; nothing is kept until it is back");
+                    tracing::debug!(error = %lost, "lost the connection that announces and hears changes; nothing is kept until it is back");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot connect to announce and hear changes; nothing is kept until it can");
+                    tracing::debug!(error = %e, "cannot connect to announce and hear changes; nothing is kept until it can");
                 }
             }
             std::thread::sleep(retry);

@@ -4,6 +4,7 @@
 
 pub mod access_codes;
 pub mod accounts;
+pub mod availability;
 pub mod bindings;
 pub mod bulk_jobs;
 pub mod cache;
@@ -55,6 +56,8 @@ pub struct DbPool {
     wait: Duration,
     /// Moved on whenever a write here may have changed what decisions are read from.
     changes: std::sync::Arc<cache::Changes>,
+    /// Whether the database answers, as the watcher and the pool's connection attempts tell.
+    availability: std::sync::Arc<availability::Availability>,
 }
 
 /// Runs a query on the backend's own connection rather than through the `MultiConnection`.
@@ -143,6 +146,7 @@ const RECENTLY_ANSWERED: Duration = Duration::from_secs(1);
 /// idle connections are tested and replaced as before.
 pub struct Manager {
     inner: ConnectionManager<DbConnection>,
+    url: String,
 }
 
 impl ManageConnection for Manager {
@@ -151,7 +155,7 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<Tracked, Self::Error> {
         Ok(Tracked {
-            conn: self.inner.connect()?,
+            conn: establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?,
             answered: Instant::now(),
             lost: false,
             announced: false,
@@ -208,6 +212,31 @@ impl From<diesel::result::Error> for DbError {
 impl From<diesel::r2d2::PoolError> for DbError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
         Self::Unavailable(e.to_string())
+    }
+}
+
+/// Connects with the backend the URL names. (The `MultiConnection`'s own `establish` tries
+/// each backend in turn and, when the database is down, reports only that the URL suits none
+/// of them, hiding the cause.)
+fn establish(url: &str) -> diesel::ConnectionResult<DbConnection> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        diesel::PgConnection::establish(url).map(DbConnection::Postgres)
+    } else {
+        diesel::SqliteConnection::establish(url).map(DbConnection::Sqlite)
+    }
+}
+
+/// The pool's failed connection attempts, told to [`availability::Availability`] (which logs
+/// once per change of state) rather than logged one by one.
+#[derive(Debug)]
+struct ReportFailures(std::sync::Weak<availability::Availability>);
+
+impl diesel::r2d2::HandleError<diesel::r2d2::Error> for ReportFailures {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        match self.0.upgrade() {
+            Some(a) => a.failed(&error.to_string()),
+            None => tracing::debug!(%error, "a database connection could not be made"),
+        }
     }
 }
 
@@ -285,19 +314,37 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration, flush_after_k
     } else {
         with_network_timeouts(&url, connect_timeout)
     };
+    let availability = availability::Availability::new();
     let build = |size: u32, generic_plans: bool| {
         Pool::builder()
             .max_size(size)
             .min_idle(Some(0))
             .connection_timeout(connect_timeout)
+            .error_handler(Box::new(ReportFailures(std::sync::Arc::downgrade(&availability))))
             .connection_customizer(Box::new(SetUp {
                 generic_plans,
                 flush_after_kb,
             }))
             .build_unchecked(Manager {
                 inner: ConnectionManager::<DbConnection>::new(url.clone()),
+                url: url.clone(),
             })
     };
+    // The watcher's questions must come back quickly or count as unanswered: the shortest
+    // connection timeout libpq allows, and unacknowledged data given up on after a second.
+    let watched = if is_sqlite {
+        url.clone()
+    } else {
+        with_network_timeouts(
+            &format!(
+                "{url}{}tcp_user_timeout=1000",
+                if url.contains('?') { '&' } else { '?' }
+            ),
+            Duration::from_secs(2),
+        )
+    };
+    availability::watch(&availability, move || establish(&watched).map_err(|e| e.to_string()))
+        .map_err(|e| DbError::Unavailable(format!("cannot start the database watcher: {e}")))?;
     Ok(DbPool {
         pool: build(size, false),
         keyed: (!is_sqlite).then(|| build(KEYED_CONNECTIONS, true)),
@@ -310,6 +357,7 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration, flush_after_k
         wait: connect_timeout,
         // Nothing is kept until the listener hears other writers (PostgreSQL only).
         changes: cache::Changes::new(false),
+        availability,
     })
 }
 
@@ -341,6 +389,9 @@ fn with_network_timeouts(url: &str, connect_timeout: Duration) -> String {
         ("keepalives_idle", "10".to_owned()),
         ("keepalives_interval", "5".to_owned()),
         ("keepalives_count", "3".to_owned()),
+        // A statement sent on a connection whose route was cut fails once its data has gone
+        // unacknowledged this long, rather than waiting for the keepalives.
+        ("tcp_user_timeout", connect_timeout.as_millis().max(1000).to_string()),
     ];
     let mut out = url.to_owned();
     for (name, value) in defaults {
@@ -378,6 +429,19 @@ impl DbPool {
     pub fn changes(&self) -> &std::sync::Arc<cache::Changes> {
         &self.changes
     }
+
+    /// Whether the database answers.
+    pub fn availability(&self) -> &std::sync::Arc<availability::Availability> {
+        &self.availability
+    }
+
+    /// The error for a call not made because the database is known to be away.
+    fn away(&self) -> DbError {
+        DbError::Unavailable(format!(
+            "the database is unreachable: {}",
+            self.availability.cause().unwrap_or_else(|| "no answer".into())
+        ))
+    }
 }
 
 /// Runs `f` on a connection from the pool, on the calling thread (one that may block), and
@@ -387,7 +451,20 @@ fn with_connection<T>(
     changes: &cache::Changes,
     f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
+    with_connection_if(pool, changes, || true, f)
+}
+
+/// As [`with_connection`], running `f` only if `go` still says so once a connection is had.
+fn with_connection_if<T>(
+    pool: &Pool<Manager>,
+    changes: &cache::Changes,
+    go: impl FnOnce() -> bool,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
     let mut conn = pool.get()?;
+    if !go() {
+        return Err(DbError::Unavailable("given up: the database went away".into()));
+    }
     cache::take_changed();
     let result = match announce_here(&mut conn, changes.announcing()) {
         Ok(()) => f(&mut conn),
@@ -452,23 +529,59 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
 {
-    let turn = match tokio::time::timeout(pool.wait, pool.turns.clone().acquire_owned()).await {
-        Ok(Ok(turn)) => turn,
-        Ok(Err(_)) => return Err(DbError::Unavailable("the connection pool is closed".into())),
-        Err(_) => {
-            return Err(DbError::Unavailable(format!(
-                "no database connection free within {} ms",
-                pool.wait.as_millis()
-            )));
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const WAITING: u8 = 0;
+    const RUNNING: u8 = 1;
+    const ABANDONED: u8 = 2;
+    // A database known to be away is not waited for.
+    if !pool.availability.is_up() {
+        return Err(pool.away());
+    }
+    let mut availability = pool.availability.subscribe();
+    let away = async move {
+        let _ = availability.wait_for(|up| !*up).await;
+    };
+    tokio::pin!(away);
+    let turn = tokio::select! {
+        turn = tokio::time::timeout(pool.wait, pool.turns.clone().acquire_owned()) => match turn {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(_)) => return Err(DbError::Unavailable("the connection pool is closed".into())),
+            Err(_) => {
+                return Err(DbError::Unavailable(format!(
+                    "no database connection free within {} ms",
+                    pool.wait.as_millis()
+                )));
+            }
+        },
+        () = &mut away => return Err(pool.away()),
+    };
+    // Waiting for a connection is given up when the database is found away; a call that has
+    // its connection runs to its end (its statements are bounded by the network timeouts), so
+    // that whether a change was made is never left to chance.
+    let state = std::sync::Arc::new(AtomicU8::new(WAITING));
+    let (inner, changes, here) = (pool.pool.clone(), pool.changes.clone(), state.clone());
+    let task = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        let go = || {
+            here.compare_exchange(WAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        };
+        with_connection_if(&inner, &changes, go, f)
+    });
+    tokio::pin!(task);
+    let joined = tokio::select! {
+        joined = &mut task => joined,
+        () = &mut away => {
+            if state
+                .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Err(pool.away());
+            }
+            task.await
         }
     };
-    let (pool, changes) = (pool.pool.clone(), pool.changes.clone());
-    tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        with_connection(&pool, &changes, f)
-    })
-    .await
-    .map_err(|e| DbError::Query(format!("database task failed: {e}")))?
+    joined.map_err(|e| DbError::Query(format!("database task failed: {e}")))?
 }
 
 /// Applies pending migrations for whichever backend the connection is.
@@ -536,7 +649,7 @@ pub fn ping(conn: &mut DbConnection) -> Result<(), DbError> {
 /// One connection outside the pool (commands and tests), set up as the pool's are.
 pub fn connect(url: &str) -> Result<DbConnection, DbError> {
     let url = normalise_url(url)?;
-    let mut conn = DbConnection::establish(&url).map_err(|e| DbError::Unavailable(e.to_string()))?;
+    let mut conn = establish(&url).map_err(|e| DbError::Unavailable(e.to_string()))?;
     set_up(&mut conn).map_err(|e| DbError::Unavailable(e.to_string()))?;
     Ok(conn)
 }
@@ -586,8 +699,10 @@ mod tests {
     #[test]
     fn the_pool_tests_only_idle_connections_and_closes_lost_ones() {
         let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool.db").to_string_lossy().into_owned();
         let manager = Manager {
-            inner: ConnectionManager::new(dir.path().join("pool.db").to_string_lossy().into_owned()),
+            inner: ConnectionManager::new(path.clone()),
+            url: path,
         };
         let mut c = manager.connect().unwrap();
         assert!(manager.is_valid(&mut c).is_ok() && !manager.has_broken(&mut c));
@@ -644,7 +759,7 @@ mod tests {
         let url = with_network_timeouts("postgres://db/gw", Duration::from_secs(5));
         assert_eq!(
             url,
-            "postgres://db/gw?connect_timeout=5&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3"
+            "postgres://db/gw?connect_timeout=5&keepalives=1&keepalives_idle=10&keepalives_interval=5&keepalives_count=3&tcp_user_timeout=5000"
         );
         let url = with_network_timeouts(
             "postgres://db/gw?connect_timeout=2&sslmode=require",

@@ -126,7 +126,8 @@ impl From<DbError> for Error {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
+                // The outage itself is logged by the database watcher, once per change of state.
+                tracing::debug!(error = %cause, "database unavailable");
                 Self::Unavailable
             }
             DbError::UniqueViolation => Self::rejected(Reason::Duplicate, "the resource already exists"),

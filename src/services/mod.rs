@@ -65,8 +65,3 @@ pub struct Caller {
 pub fn kept_reads(core: &Core) -> KeptReads {
     core.reader.keeping()
 }
-
-/// Whether the database answers (for readiness).
-pub async fn database_reachable(core: &Core) -> bool {
-    crate::db::run(&core.pool, crate::db::ping).await.is_ok()
-}

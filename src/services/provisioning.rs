@@ -148,6 +148,8 @@ impl Provisioner {
             match self.run_once(&worker).await {
                 Ok(true) => continue,
                 Ok(false) => {}
+                // An outage is said once by the database watcher, not by every worker's poll.
+                Err(e @ DbError::Unavailable(_)) => tracing::debug!(error = %e, "outbox worker could not claim jobs"),
                 Err(e) => tracing::warn!(error = %e, "outbox worker could not claim jobs"),
             }
             let _ = tokio::time::timeout(idle, self.wake.notified()).await;
