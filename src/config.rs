@@ -407,6 +407,13 @@ pub const SUPPORTED_ALGORITHMS: [&str; 9] = [
 ];
 
 impl Settings {
+    /// How long a request may go unanswered while the database is away: the larger of the
+    /// connection and audit commit timeouts. Past it, a request still waiting is answered 503.
+    pub fn outage_answer_within(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.database.connect_timeout_seconds)
+            .max(std::time::Duration::from_millis(self.audit.commit_timeout_ms))
+    }
+
     /// Loads from the layered sources described at the top of this module.
     pub fn load() -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));

@@ -175,6 +175,7 @@ impl Application {
             db::run(&state.core.pool, move |c| db::idempotency::heartbeat(c, &me, now)).await?;
         }
         let server_state = state.clone();
+        let claims = web::Data::new(http::middleware::ClaimsHere::default());
         let cors_origins = settings.http.cors_allowed_origins.clone();
         let dev_login = web::Data::new(dev::login::DevLogin::new(
             &settings.auth.client_id,
@@ -193,6 +194,7 @@ impl Application {
             let dev_login = dev_login.clone();
             App::new()
                 .app_data(server_state.clone())
+                .app_data(claims.clone())
                 .configure(|cfg| {
                     if let Some(idp) = dev_idp {
                         cfg.app_data(idp);

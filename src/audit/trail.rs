@@ -13,6 +13,8 @@ struct State {
     /// A decision that allowed the request and was committed before it acted.
     committed_allowed: Option<AuditRecord>,
     pending: Vec<Receipt>,
+    /// The patient a change will make, named by its decision before it is made.
+    intended_patient: Option<String>,
 }
 
 /// Shared by the audit middleware (which creates it for each request) and the services (which
@@ -43,6 +45,42 @@ impl Trail {
         let mut state = self.state();
         state.recorded = true;
         state.held.push(record);
+    }
+
+    /// Says which patient the change about to be decided will make (a new record's id), so
+    /// that its decision, committed before the change, names them.
+    pub fn will_make(&self, patient_id: &str) {
+        self.state().intended_patient = Some(patient_id.to_owned());
+    }
+
+    /// The patient a change will make, if the service said so.
+    pub fn intended_patient(&self) -> Option<String> {
+        self.state().intended_patient.clone()
+    }
+
+    /// After a change whose decision was committed before it was made: the patient the change
+    /// turned out to be about, put on record in a second event when the decision did not
+    /// already name them. Committed with the trail.
+    pub fn found_patient(&self, log: &AuditLog, patient_id: &str, practice: &str) {
+        if !self.state().held.is_empty() {
+            self.name_patient(patient_id, practice);
+            return;
+        }
+        let mut state = self.state();
+        let Some(allowed) = &state.committed_allowed else {
+            return;
+        };
+        if allowed.patient_id.as_deref() == Some(patient_id) {
+            return;
+        }
+        let mut found = allowed.clone();
+        found.patient_id = Some(patient_id.to_owned());
+        found.practice = Some(practice.to_owned());
+        found.reason = Some("the change allowed by the decision before it was made concerned this patient".into());
+        found.snapshot = None;
+        let receipt = log.submit(found.clone());
+        state.pending.push(receipt);
+        state.committed_allowed = Some(found);
     }
 
     /// Names the patient an operation found on the held decisions that name none yet.

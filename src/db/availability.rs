@@ -171,9 +171,13 @@ pub fn watch(
 }
 
 fn ask(c: &mut DbConnection) -> Result<(), String> {
-    super::native!(c, |c| diesel::sql_query("SELECT 1").execute(c))
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    match super::native!(c, |c| diesel::sql_query("SELECT 1").execute(c)) {
+        Ok(_) => Ok(()),
+        // SQLite busy with another connection's write answered all the same: contention, not
+        // an outage.
+        Err(e) if matches!(c, DbConnection::Sqlite(_)) && e.to_string().contains("locked") => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -233,9 +233,11 @@ struct ReportFailures(std::sync::Weak<availability::Availability>);
 
 impl diesel::r2d2::HandleError<diesel::r2d2::Error> for ReportFailures {
     fn handle_error(&self, error: diesel::r2d2::Error) {
+        let cause = error.to_string();
         match self.0.upgrade() {
-            Some(a) => a.failed(&error.to_string()),
-            None => tracing::debug!(%error, "a database connection could not be made"),
+            // SQLite busy with another connection: contention, not an outage.
+            Some(a) if !cause.contains("database is locked") => a.failed(&cause),
+            _ => tracing::debug!(%error, "a database connection could not be made"),
         }
     }
 }
@@ -343,8 +345,16 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration, flush_after_k
             Duration::from_secs(2),
         )
     };
-    availability::watch(&availability, move || establish(&watched).map_err(|e| e.to_string()))
-        .map_err(|e| DbError::Unavailable(format!("cannot start the database watcher: {e}")))?;
+    availability::watch(&availability, move || {
+        let mut conn = establish(&watched).map_err(|e| e.to_string())?;
+        // SQLite: only a wait for locks; the file's settings are the pool's to make.
+        if let DbConnection::Sqlite(c) = &mut conn {
+            c.batch_execute("PRAGMA busy_timeout = 1000;")
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(conn)
+    })
+    .map_err(|e| DbError::Unavailable(format!("cannot start the database watcher: {e}")))?;
     Ok(DbPool {
         pool: build(size, false),
         keyed: (!is_sqlite).then(|| build(KEYED_CONNECTIONS, true)),
@@ -465,6 +475,9 @@ fn with_connection_if<T>(
     if !go() {
         return Err(DbError::Unavailable("given up: the database went away".into()));
     }
+    // A transaction on this thread whose commit goes unanswered asks this pool how it ended.
+    let _reconciler = Reconciler::set(pool);
+    CONNECTION_LOST.with(|l| l.set(false));
     cache::take_changed();
     let result = match announce_here(&mut conn, changes.announcing()) {
         Ok(()) => f(&mut conn),
@@ -474,7 +487,9 @@ fn with_connection_if<T>(
     if cache::take_changed() {
         changes.wrote();
     }
+    let lost = CONNECTION_LOST.with(|l| l.replace(false));
     match &result {
+        _ if lost => conn.lost = true,
         // The connection itself failed: the pool closes it rather than hand it out again.
         // (SQLite's only "unavailable" is lock contention, which leaves the file usable.)
         Err(DbError::Unavailable(_)) if matches!(conn.conn, DbConnection::Postgres(_)) => conn.lost = true,
@@ -660,6 +675,79 @@ pub fn now() -> chrono::NaiveDateTime {
     chrono::DurationRound::duration_trunc(now, chrono::Duration::microseconds(1)).unwrap_or(now)
 }
 
+thread_local! {
+    /// The pool of the call running on this thread, for finding out how a transaction whose
+    /// commit went unanswered ended.
+    static RECONCILER: std::cell::RefCell<Option<Pool<Manager>>> = const { std::cell::RefCell::new(None) };
+    /// Set when a statement on this thread's connection went unanswered, whatever the call
+    /// made of it: the connection is not used again.
+    static CONNECTION_LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets [`RECONCILER`] for as long as it is held.
+struct Reconciler(Option<Pool<Manager>>);
+
+impl Reconciler {
+    fn set(pool: &Pool<Manager>) -> Self {
+        Self(RECONCILER.with(|r| r.replace(Some(pool.clone()))))
+    }
+}
+
+impl Drop for Reconciler {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        RECONCILER.with(|r| *r.borrow_mut() = previous);
+    }
+}
+
+/// How long a transaction whose commit went unanswered is looked for before it is given up as
+/// in doubt. Its request's answer does not wait for this (the caller was answered 503 when the
+/// database went away); its `X-Request-ID` claim does, so that a retry is replayed or run
+/// according to what really happened.
+const RECONCILE_FOR: Duration = Duration::from_secs(60);
+
+/// Whether a failed COMMIT leaves the transaction's fate unknown: the request may or may not
+/// have reached the server. An error the server itself answered is a definite failure.
+fn commit_in_doubt(e: &diesel::result::Error) -> bool {
+    !matches!(e, diesel::result::Error::DatabaseError(kind, _)
+        if !matches!(kind, DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand))
+}
+
+/// Asks the server, on another connection, whether transaction `xid` committed: `Some(true)`
+/// or `Some(false)` once it knows, `None` if no answer came within [`RECONCILE_FOR`].
+fn committed(xid: i64) -> Option<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Status {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        status: Option<String>,
+    }
+    let pool = RECONCILER.with(|r| r.borrow().clone())?;
+    let until = Instant::now() + RECONCILE_FOR;
+    while Instant::now() < until {
+        let asked = pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+            let DbConnection::Postgres(pg) = &mut c.conn else {
+                return Err("not PostgreSQL".to_owned());
+            };
+            let found = diesel::sql_query("SELECT txid_status($1)::text AS status")
+                .bind::<diesel::sql_types::BigInt, _>(xid)
+                .get_result::<Status>(pg);
+            if found.is_err() {
+                c.lost = true;
+            }
+            found.map_err(|e| e.to_string())
+        });
+        match asked.as_ref().map(|s| s.status.as_deref()) {
+            Ok(Some("committed")) => return Some(true),
+            Ok(Some("aborted")) => return Some(false),
+            // Unknown to the server: it never got as far as being given its id on disk.
+            Ok(None) => return Some(false),
+            // In progress: the server has not yet noticed that its client went away.
+            Ok(Some(_)) | Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+    None
+}
+
 /// Runs `f` in a transaction that takes the write lock up front. On SQLite a deferred
 /// transaction that reads before it writes can fail at once with SQLITE_BUSY when another
 /// connection wrote in between; `BEGIN IMMEDIATE` makes it wait its turn instead.
@@ -689,7 +777,62 @@ where
             }
         };
     }
-    conn.transaction(f)
+    let DbConnection::Postgres(c) = conn else {
+        unreachable!("SQLite is handled above")
+    };
+    let outermost = matches!(
+        AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+        Ok(None)
+    );
+    if !outermost {
+        return conn.transaction(f);
+    }
+    // The transaction's id, so that a commit whose answer is lost can be looked up: the change
+    // is then reported as made if it was, and as failed only if it was not.
+    #[derive(diesel::QueryableByName)]
+    struct Xid {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        xid: i64,
+    }
+    AnsiTransactionManager::begin_transaction(c)?;
+    let xid = match diesel::sql_query("SELECT txid_current() AS xid").get_result::<Xid>(c) {
+        Ok(x) => x.xid,
+        Err(e) => {
+            let _ = AnsiTransactionManager::rollback_transaction(c);
+            return Err(e.into());
+        }
+    };
+    let result = f(conn);
+    let DbConnection::Postgres(c) = conn else {
+        unreachable!("the connection does not change backend")
+    };
+    match result {
+        Ok(v) => match AnsiTransactionManager::commit_transaction(c) {
+            Ok(()) => Ok(v),
+            Err(e) if commit_in_doubt(&e) => {
+                CONNECTION_LOST.with(|l| l.set(true));
+                match committed(xid) {
+                    Some(true) => {
+                        tracing::info!(xid, "a transaction whose commit went unanswered was found committed");
+                        Ok(v)
+                    }
+                    Some(false) => Err(e.into()),
+                    None => {
+                        tracing::error!(xid, "a transaction whose commit went unanswered could not be found out");
+                        Err(e.into())
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = AnsiTransactionManager::rollback_transaction(c);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = AnsiTransactionManager::rollback_transaction(c);
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -147,9 +147,37 @@ pub async fn request_context(
             Err(e) => error_response(req, e),
             Ok(()) => {
                 // A panicking handler answers 500 (counted) instead of dropping the connection.
-                let answer = std::panic::AssertUnwindSafe(next.call(req).instrument(span.clone()));
-                match futures_util::FutureExt::catch_unwind(answer).await {
-                    Ok(r) => r?.map_into_boxed_body(),
+                let answer = std::panic::AssertUnwindSafe(futures_util::FutureExt::map(
+                    next.call(req).instrument(span.clone()),
+                    |r| r.map(ServiceResponse::map_into_boxed_body),
+                ));
+                let answered = match &state {
+                    Some(state) if !exempt => {
+                        within_an_outage(state, futures_util::FutureExt::catch_unwind(answer)).await
+                    }
+                    _ => Some(futures_util::FutureExt::catch_unwind(answer).await),
+                };
+                let Some(answered) = answered else {
+                    // The request went on without its caller: the server answers this error.
+                    span.in_scope(|| {
+                        tracing::info!(
+                            method = %method,
+                            status = 503,
+                            latency_ms = started.elapsed().as_millis() as f64,
+                            "request answered 503 while the database is away; it runs on to its end"
+                        );
+                    });
+                    let error = ApiError {
+                        retry_after_seconds: Some(RETRY_AFTER_SECONDS.parse().unwrap_or(2)),
+                        ..ApiError::new(
+                            ErrorCode::ServiceUnavailable,
+                            "the database is unavailable; a change this request asked for is made at most once: retry with the same X-Request-ID",
+                        )
+                    };
+                    return Err(error.into());
+                };
+                match answered {
+                    Ok(r) => r?,
                     Err(_) => {
                         tracing::error!(request_id = %request_id, "a handler panicked");
                         if let Some(s) = &state {
@@ -168,6 +196,15 @@ pub async fn request_context(
     };
 
     let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(actix_web::http::header::RETRY_AFTER)
+    {
+        // Every 503 says when to come back.
+        response.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
     // Route patterns (e.g. /Patient/{id}) keep identifiers out of logs and metric labels.
     let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
     let elapsed = started.elapsed();
@@ -200,6 +237,40 @@ pub async fn request_context(
         headers.insert(HeaderName::from_static(CORRELATION_ID), v);
     }
     Ok(response)
+}
+
+/// When a 503 tells the caller to try again.
+const RETRY_AFTER_SECONDS: &str = "2";
+
+/// Runs a request, giving up on it (`None`: its caller is answered 503) if it is still going
+/// once the outage allowance ([`crate::config::Settings::outage_answer_within`]) has passed
+/// with the database away.
+/// The request itself runs on to its end, apart from its caller: a change it makes is put on
+/// record, and its `X-Request-ID` claim settled, whatever the caller was told. A request that
+/// is slow for another reason (a supplier's record) is not cut short.
+async fn within_an_outage<T: 'static>(
+    state: &AppState,
+    answer: impl std::future::Future<Output = T> + 'static,
+) -> Option<T> {
+    let allowance = state.core.settings.outage_answer_within();
+    // A little before the allowance, so that the answer is out within it.
+    let deadline =
+        Instant::now() + allowance.saturating_sub((allowance / 10).min(std::time::Duration::from_millis(300)));
+    let availability = state.core.pool.availability().clone();
+    let mut running = actix_web::rt::spawn(answer);
+    loop {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .max(std::time::Duration::from_millis(100));
+        match tokio::time::timeout(wait, &mut running).await {
+            Ok(Ok(answered)) => return Some(answered),
+            Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the server is stopping.
+            Ok(Err(_)) => return None,
+            Err(_) if Instant::now() >= deadline && availability.problem().is_some() => return None,
+            Err(_) => {}
+        }
+    }
 }
 
 /// Headers every response carries: no content sniffing, no framing, no referrer; a content
@@ -268,19 +339,73 @@ fn acceptable(req: &ServiceRequest) -> Result<(), ApiError> {
 
 const REPLAYED_HEADERS: [&str; 5] = ["content-type", "etag", "location", "last-modified", "cache-control"];
 /// A claim older than this without a stored response belongs to a request that died, whatever
-/// its instance says.
+/// its instance says. (Another instance's claim: this instance knows its own.)
 const ABANDONED_CLAIM_SECONDS: i64 = 60;
 /// An instance that has not beaten for this long is gone: its claims can be taken over.
 pub const HEARTBEAT_LAPSE_SECONDS: i64 = 6;
+/// How long a claim this instance could not settle (the database was away) is kept for settling
+/// once it is back.
+const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// How a finished request leaves its claim: answered (replayable) or released (a retry runs).
+#[derive(Debug, Clone)]
+pub enum Settlement {
+    Release,
+    Complete { status: i32, headers: String, body: String },
+}
+
+#[derive(Debug)]
+enum Here {
+    /// The request is being carried out on this instance (perhaps after its caller was
+    /// answered 503 during an outage).
+    Running,
+    /// It finished, but what it left could not be stored yet.
+    Unsettled(Settlement),
+}
+
+/// The claims this instance holds, by caller and request id. With it, a retry that reaches this
+/// instance knows at once whether the first request is still running here; one that is not is
+/// never answered "in progress", and one that finished while the database was away is replayed
+/// (or run again, if it was released) as soon as the database is back, without waiting for the
+/// claim to age.
+#[derive(Debug, Default)]
+pub struct ClaimsHere(std::sync::Mutex<std::collections::HashMap<(String, String), Here>>);
+
+impl ClaimsHere {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), Here>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Marks the key as running here; `Err` if it already is. What a finished request left
+    /// unsettled under the key is handed over, for the caller to settle first.
+    fn begin(&self, key: &(String, String)) -> Result<Option<Settlement>, ()> {
+        let mut map = self.map();
+        match map.insert(key.clone(), Here::Running) {
+            None => Ok(None),
+            Some(Here::Unsettled(s)) => Ok(Some(s)),
+            Some(Here::Running) => Err(()),
+        }
+    }
+
+    fn end(&self, key: &(String, String)) {
+        self.map().remove(key);
+    }
+
+    fn unsettled(&self, key: &(String, String), settlement: Settlement) {
+        self.map().insert(key.clone(), Here::Unsettled(settlement));
+    }
+}
 
 /// A claim without a response whose request cannot finish: its instance stopped beating (it
-/// died), or it is older than any request runs.
+/// died), or it is older than any request runs. A claim of this instance's own is abandoned
+/// unless the request is running here, which the caller has already ruled out.
 fn abandoned(
     c: &mut db::DbConnection,
     old: &idempotency::IdempotencyRecord,
     now: chrono::NaiveDateTime,
+    me: &str,
 ) -> Result<bool, db::DbError> {
-    if (now - old.created_at).num_seconds() > ABANDONED_CLAIM_SECONDS {
+    if old.owner.as_deref() == Some(me) || (now - old.created_at).num_seconds() > ABANDONED_CLAIM_SECONDS {
         return Ok(true);
     }
     match &old.owner {
@@ -289,6 +414,21 @@ fn abandoned(
             idempotency::silent_since(c, owner, since)
         }
         None => Ok(false),
+    }
+}
+
+/// Stores what a request left under its claim.
+fn apply_settlement(
+    c: &mut db::DbConnection,
+    caller: &str,
+    request_id: &str,
+    settlement: &Settlement,
+) -> Result<(), db::DbError> {
+    match settlement {
+        Settlement::Release => idempotency::release(c, caller, request_id),
+        Settlement::Complete { status, headers, body } => {
+            idempotency::complete(c, caller, request_id, *status, headers, body)
+        }
     }
 }
 
@@ -346,21 +486,49 @@ pub async fn idempotency(
         created_at: db::now(),
         owner: Some(state.core.instance.clone()),
     };
+    let key = (record.caller.clone(), record.request_id.clone());
+    // One per server (registered in `startup`).
+    let claims = req
+        .app_data::<web::Data<ClaimsHere>>()
+        .cloned()
+        .unwrap_or_else(|| web::Data::new(ClaimsHere::default()));
+    let in_progress = || {
+        ApiError::new(
+            ErrorCode::RequestInProgress,
+            "a request with this X-Request-ID is still being processed",
+        )
+    };
+    let Ok(left) = claims.begin(&key) else {
+        return Ok(error_response(req, in_progress()));
+    };
     let claim = {
-        let record = record.clone();
-        db::run(&state.core.pool, move |c| match idempotency::claim(c, &record)? {
-            idempotency::Claim::Existing(old)
-                if old.status.is_none()
-                    && old.fingerprint == record.fingerprint
-                    && abandoned(c, &old, record.created_at)? =>
-            {
-                idempotency::release(c, &record.caller, &record.request_id)?;
-                idempotency::claim(c, &record)
+        let (record, left, me) = (record.clone(), left.clone(), state.core.instance.clone());
+        db::run(&state.core.pool, move |c| {
+            // What an earlier request with this id left here is stored first: its answer is
+            // then replayed, or its claim is gone and this request runs.
+            if let Some(settlement) = &left {
+                apply_settlement(c, &record.caller, &record.request_id, settlement)?;
             }
-            other => Ok(other),
+            match idempotency::claim(c, &record)? {
+                idempotency::Claim::Existing(old)
+                    if old.status.is_none()
+                        && old.fingerprint == record.fingerprint
+                        && abandoned(c, &old, record.created_at, &me)? =>
+                {
+                    idempotency::release(c, &record.caller, &record.request_id)?;
+                    idempotency::claim(c, &record)
+                }
+                other => Ok(other),
+            }
         })
         .await
     };
+    if !matches!(claim, Ok(idempotency::Claim::Started)) {
+        match (&claim, left) {
+            (Err(_), Some(left)) => claims.unsettled(&key, left),
+            _ => claims.end(&key),
+        }
+    }
     match claim {
         Err(e) => return Ok(error_response(req, crate::services::Error::from(e).into())),
         Ok(idempotency::Claim::Existing(old)) => {
@@ -393,10 +561,7 @@ pub async fn idempotency(
                 let response = replay(status, old.response_headers.as_deref(), body);
                 return Ok(req.into_response(response));
             } else {
-                ApiError::new(
-                    ErrorCode::RequestInProgress,
-                    "a request with this X-Request-ID is still being processed",
-                )
+                in_progress()
             };
             return Ok(error_response(req, e));
         }
@@ -407,14 +572,14 @@ pub async fn idempotency(
     let response = match result {
         Ok(r) => r,
         Err(e) => {
-            release(&state, &record).await;
+            settle(&state, &claims, key, Settlement::Release).await;
             return Err(e);
         }
     };
     let status = response.status();
     if status.is_server_error() {
         // Nothing was completed: let a retry run again.
-        release(&state, &record).await;
+        settle(&state, &claims, key, Settlement::Release).await;
         return Ok(response.map_into_boxed_body());
     }
     let (http_req, http_res) = response.into_parts();
@@ -430,33 +595,82 @@ pub async fn idempotency(
                 .map(|v| ((*name).to_owned(), serde_json::Value::String(v.to_owned())))
         })
         .collect();
-    match std::str::from_utf8(&bytes) {
-        Ok(text) => {
-            let (caller, request_id, text, headers) = (
-                record.caller.clone(),
-                record.request_id.clone(),
-                text.to_owned(),
-                serde_json::Value::Object(headers).to_string(),
-            );
-            let stored = db::run(&state.core.pool, move |c| {
-                idempotency::complete(c, &caller, &request_id, i32::from(status.as_u16()), &headers, &text)
-            })
-            .await;
-            if let Err(e) = stored {
-                tracing::warn!(error = %e, "could not remember the response for replay");
-            }
-        }
-        Err(_) => release(&state, &record).await,
-    }
+    let settlement = match std::str::from_utf8(&bytes) {
+        Ok(text) => Settlement::Complete {
+            status: i32::from(status.as_u16()),
+            headers: serde_json::Value::Object(headers).to_string(),
+            body: text.to_owned(),
+        },
+        Err(_) => Settlement::Release,
+    };
+    settle(&state, &claims, key, settlement).await;
     let http_res = http_res.set_body(BoxBody::new(bytes));
     Ok(ServiceResponse::new(http_req, http_res))
 }
 
-async fn release(state: &AppState, record: &idempotency::IdempotencyRecord) {
-    let (caller, request_id) = (record.caller.clone(), record.request_id.clone());
-    if let Err(e) = db::run(&state.core.pool, move |c| idempotency::release(c, &caller, &request_id)).await {
-        tracing::warn!(error = %e, "could not release a request-id claim");
+/// Stores what a finished request leaves under its claim. While the database is away this is
+/// kept here and stored as soon as it is back (or by a retry of the request, whichever comes
+/// first), so that the retry is replayed or run, never told the request is still in progress.
+async fn settle(
+    state: &web::Data<AppState>,
+    claims: &web::Data<ClaimsHere>,
+    key: (String, String),
+    settlement: Settlement,
+) {
+    let stored = {
+        let (key, settlement) = (key.clone(), settlement.clone());
+        db::run(&state.core.pool, move |c| {
+            apply_settlement(c, &key.0, &key.1, &settlement)
+        })
+        .await
+    };
+    if stored.is_ok() {
+        claims.end(&key);
+        return;
     }
+    claims.unsettled(&key, settlement);
+    let (state, claims) = (state.clone(), claims.clone());
+    tokio::spawn(async move {
+        let until = Instant::now() + SETTLE_FOR;
+        let mut availability = state.core.pool.availability().subscribe();
+        while Instant::now() < until {
+            let back = matches!(
+                tokio::time::timeout(SETTLE_FOR, availability.wait_for(|up| *up)).await,
+                Ok(Ok(_))
+            );
+            if !back {
+                break;
+            }
+            // Taken over, unless a retry of the request took it first.
+            let settlement = match claims.begin(&key) {
+                Ok(Some(settlement)) => settlement,
+                // Settled already (the mark just made is taken off again)...
+                Ok(None) => {
+                    claims.end(&key);
+                    return;
+                }
+                // ...or a retry of the request is running here and settles it itself.
+                Err(()) => return,
+            };
+            let stored = {
+                let (key, settlement) = (key.clone(), settlement.clone());
+                db::run(&state.core.pool, move |c| {
+                    apply_settlement(c, &key.0, &key.1, &settlement)
+                })
+                .await
+            };
+            if stored.is_ok() {
+                claims.end(&key);
+                return;
+            }
+            claims.unsettled(&key, settlement);
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        tracing::warn!("a request-id claim could not be settled; it is taken over once it ages");
+        if let Ok(None | Some(_)) = claims.begin(&key) {
+            claims.end(&key);
+        }
+    });
 }
 
 fn replay(status: i32, headers: Option<&str>, body: String) -> HttpResponse {

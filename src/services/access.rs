@@ -239,9 +239,11 @@ async fn settle(
     loaded: Loaded,
     resource: &'static str,
 ) -> Result<Permit> {
-    // A change is on record before it is made. Anything else is held until its result is
-    // known (a read that then fails says so) and committed before the answer leaves.
-    let commit_now = decision.action.changes_state() && !decision.action.finds_its_patient();
+    // A change is on record before it is made, on every path: one that finds its patient by
+    // being carried out names them in a second event afterwards ([`conclude`]). Anything else
+    // is held until its result is known (a read that then fails says so) and committed before
+    // the answer leaves.
+    let commit_now = decision.action.changes_state();
     record(
         core,
         caller,
@@ -306,15 +308,15 @@ fn home_practice(principal: &Principal) -> Option<String> {
     }
 }
 
-/// For an action that finds its patient: names the patient on the decision's record and
-/// commits it. Called right after the action is carried out.
+/// For an action that finds its patient: puts the patient it found on record beside the
+/// decision (committed before the action was carried out) and commits it. Called right after
+/// the action is carried out.
 pub async fn conclude(core: &Core, caller: &Caller, patient: Option<&PatientRecord>) -> Result<()> {
-    // Without a patient the operation failed: its decision is completed with the failure and
-    // committed as the answer leaves.
+    // Without a patient the operation failed: a follow-up event says so as the answer leaves.
     let Some(p) = patient else {
         return Ok(());
     };
-    caller.trail.name_patient(&p.id, p.practice_ods.as_str());
+    caller.trail.found_patient(&core.audit, &p.id, p.practice_ods.as_str());
     caller
         .trail
         .commit(&core.audit)
@@ -366,7 +368,11 @@ fn record(core: &Core, caller: &Caller, decision: &Decision, actor: &ActorFacts,
         actor_kind,
         actor: actor_key,
         assurance,
-        patient_id: loaded.audit_patient.clone(),
+        patient_id: loaded.audit_patient.clone().or_else(|| {
+            (decision.is_allowed())
+                .then(|| caller.trail.intended_patient())
+                .flatten()
+        }),
         practice: loaded
             .audit_practice
             .clone()

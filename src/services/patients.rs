@@ -48,6 +48,10 @@ pub async fn create(
     new: NewPatient,
     if_none_exist: Option<PatientFilter>,
 ) -> Result<Created> {
+    // The new record's id is chosen first, so that the decision committed before it is made
+    // names it.
+    let id = uuid::Uuid::new_v4().to_string();
+    caller.trail.will_make(&id);
     let permit = authorize_at(core, caller, Action::CreatePatient, new.practice.clone()).await?;
     let practice = permit.practice()?.clone();
     // The condition is a search the caller could make: within the practice they create at.
@@ -55,7 +59,6 @@ pub async fn create(
         practice_id: Some(practice.id.clone()),
         ..f
     });
-    let id = uuid::Uuid::new_v4().to_string();
     let details = new.details;
     enum Outcome {
         Inserted(PatientRecord),

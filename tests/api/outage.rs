@@ -1,7 +1,9 @@
 //! PostgreSQL going away under the gateway and coming back: answers are 503 within a bounded
-//! time while it is away, nothing is half-written, and service returns by itself. The outage
-//! is made by a TCP relay between the gateway and PostgreSQL that drops every connection and
-//! refuses new ones, which is what a stopped server looks like from the gateway.
+//! time while it is away, nothing is half-written, every change is on record before it is
+//! made, and service returns by itself. The outage is made by a TCP relay between the gateway
+//! and PostgreSQL: cut (every connection dropped where it is, new ones refused), or crashed
+//! (the server ends the gateway's sessions, as a server that dies does, and new connections
+//! are refused until it is back).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +21,9 @@ struct Relay {
     port: u16,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    /// The local ports of the relay's connections to the server, by which the server knows
+    /// the gateway's sessions.
+    upstream: Arc<std::sync::Mutex<Vec<u16>>>,
 }
 
 impl Relay {
@@ -28,6 +33,8 @@ impl Relay {
         let up = Arc::new(AtomicBool::new(true));
         let (cut, cuts) = watch::channel(0u64);
         let accepting = up.clone();
+        let upstream = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ports = upstream.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !accepting.load(Ordering::SeqCst) {
@@ -37,10 +44,14 @@ impl Relay {
                 }
                 let mut cuts = cuts.clone();
                 let target = target.clone();
+                let ports = ports.clone();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(&target).await else {
                         return;
                     };
+                    if let Ok(local) = server.local_addr() {
+                        ports.lock().unwrap().push(local.port());
+                    }
                     cuts.borrow_and_update();
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
@@ -49,7 +60,35 @@ impl Relay {
                 });
             }
         });
-        Self { port, up, cut }
+        Self {
+            port,
+            up,
+            cut,
+            upstream,
+        }
+    }
+
+    /// The server "crashes": new connections are refused and the server itself ends every
+    /// session the gateway has through the relay, whatever it was doing (a commit included).
+    async fn crash(&self, admin_url: &str) {
+        self.up.store(false, Ordering::SeqCst);
+        let ports: Vec<String> = self.upstream.lock().unwrap().iter().map(u16::to_string).collect();
+        if ports.is_empty() {
+            return;
+        }
+        let (url, ports) = (admin_url.to_owned(), ports.join(","));
+        tokio::task::spawn_blocking(move || {
+            use diesel::RunQueryDsl;
+            let mut conn = gp_online_gateway::db::connect(&url).unwrap();
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE client_addr = '127.0.0.1' AND client_port IN ({ports}) AND pid <> pg_backend_pid()"
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        })
+        .await
+        .unwrap();
     }
 
     fn stop(&self) {
@@ -210,4 +249,334 @@ async fn a_database_outage_is_503_while_it_lasts_and_service_returns_by_itself()
     assert_eq!(found["total"], 1, "{found}");
     // The trail is whole: every refusal during the outage that was recorded, and no gap.
     assert_trail_verifies(&app).await;
+}
+
+/// How the database goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outage {
+    Crash,
+    Cut,
+}
+
+/// A valid NHS number not in the seed data, the `n`th of a range kept for this test.
+fn nhs_number(n: u32) -> Option<String> {
+    let body = format!("99951{n:04}");
+    let digits: Vec<u32> = body.chars().filter_map(|c| c.to_digit(10)).collect();
+    let sum: u32 = digits.iter().enumerate().map(|(i, d)| d * (10 - i as u32)).sum();
+    match 11 - sum % 11 {
+        11 => Some(format!("{body}0")),
+        10 => None,
+        check => Some(format!("{body}{check}")),
+    }
+}
+
+/// The gateway error code of an answer, if it is an OperationOutcome.
+fn code_of(answer: &Value) -> String {
+    answer["issue"][0]["details"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// One answer a client loop saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    status: u16,
+    took: Duration,
+    /// When the answer came, from the test's start.
+    at: Duration,
+    code: String,
+    retry_after: bool,
+}
+
+/// Writes in flight when the database goes away: patient creates and updates with
+/// `X-Request-ID`, each retried with its id until it is answered, beside reads and readiness
+/// checks. Every answer while the database is away is 503 within the allowance; readiness
+/// answers within a second and follows the database; each write is made exactly once and
+/// answered (made, or replayed) as soon as the database is back; every patient created has its
+/// decision on record from before the record was made.
+async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
+    let (mut settings, db, data) = test_settings();
+    if !db.is_postgres() {
+        return;
+    }
+    let target_url = settings.database.url.clone();
+    let (_, target) = through(&target_url, 1);
+    let relay = Relay::start(target).await;
+    settings.database.url = through(&target_url, relay.port).0;
+    settings.database.connect_timeout_seconds = 1;
+    settings.audit.commit_timeout_ms = 1500;
+    let allowance = settings.outage_answer_within();
+    // What a loaded test machine adds to an answer's own time.
+    let slack = Duration::from_millis(700);
+    let app = TestApp::spawn_on(settings, db, data).await;
+    let staff = app.token("staff-emis");
+    let (status, _, jane) = app.get("/Patient/patient-jane-smith", &staff).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let start = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let numbers = Arc::new(std::sync::Mutex::new((0..2000).filter_map(nhs_number)));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Writers: each sends a write, then retries it with the same id until it is answered.
+    let mut writers = tokio::task::JoinSet::new();
+    for worker in 0..4 {
+        let (client, base, token, stop, numbers, jane) = (
+            client.clone(),
+            app.base.clone(),
+            staff.clone(),
+            stop.clone(),
+            numbers.clone(),
+            jane.clone(),
+        );
+        writers.spawn(async move {
+            let mut writes = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let request_id = uuid::Uuid::new_v4().to_string();
+                let (method, path, body) = if worker == 3 {
+                    (Method::PUT, "/Patient/patient-jane-smith".to_owned(), jane.clone())
+                } else {
+                    let nhs = numbers.lock().unwrap().next().expect("enough NHS numbers");
+                    (
+                        Method::POST,
+                        "/Patient".to_owned(),
+                        new_patient(&nhs, "Inflight", "A81001"),
+                    )
+                };
+                let mut answers: Vec<Seen> = Vec::new();
+                let created = loop {
+                    let sent = Instant::now();
+                    let response = client
+                        .request(method.clone(), format!("{base}{path}"))
+                        .bearer_auth(&token)
+                        .header("content-type", "application/fhir+json")
+                        .header("x-request-id", &request_id)
+                        .body(body.to_string())
+                        .send()
+                        .await
+                        .expect("answered");
+                    let status = response.status().as_u16();
+                    let retry_after = response.headers().contains_key("retry-after");
+                    let replayed = response.headers().contains_key("x-idempotent-replay");
+                    let answer: Value = response.json().await.unwrap_or(Value::Null);
+                    answers.push(Seen {
+                        status,
+                        took: sent.elapsed(),
+                        at: start.elapsed(),
+                        code: code_of(&answer),
+                        retry_after,
+                    });
+                    if status == 503 || (status == 409 && code_of(&answer) == "REQUEST_IN_PROGRESS") {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    break (answer["id"].as_str().map(str::to_owned), replayed);
+                };
+                writes.push((method.clone(), request_id, answers, created));
+            }
+            writes
+        });
+    }
+    // A reader, and readiness.
+    let reader = {
+        let (client, base, token, stop) = (client.clone(), app.base.clone(), staff.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let sent = Instant::now();
+                let response = client
+                    .get(format!("{base}/Patient/patient-jane-smith"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("answered");
+                let status = response.status().as_u16();
+                let retry_after = response.headers().contains_key("retry-after");
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                seen.push(Seen {
+                    status,
+                    took: sent.elapsed(),
+                    at: start.elapsed(),
+                    code: code_of(&answer),
+                    retry_after,
+                });
+            }
+            seen
+        })
+    };
+    let readiness = {
+        let (client, base, stop) = (client.clone(), app.base.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let sent = Instant::now();
+                let response = client
+                    .get(format!("{base}/health/ready"))
+                    .send()
+                    .await
+                    .expect("answered");
+                let status = response.status().as_u16();
+                let health: Value = response.json().await.unwrap_or(Value::Null);
+                let database = health_check(&health, "database")["status"] == "pass";
+                seen.push((start.elapsed(), sent.elapsed(), status, database));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        })
+    };
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let went = start.elapsed();
+    match outage {
+        Outage::Crash => relay.crash(&target_url).await,
+        Outage::Cut => relay.stop(),
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let back = start.elapsed();
+    relay.start_again();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut writes = Vec::new();
+    while let Some(w) = writers.join_next().await {
+        writes.extend(w.unwrap());
+    }
+    let reads = reader.await.unwrap();
+    let ready = readiness.await.unwrap();
+
+    // Every 503 came within the allowance and said when to come back.
+    let answers = writes.iter().flat_map(|(_, _, a, _)| a.iter()).chain(reads.iter());
+    let mut unavailable = 0;
+    for seen in answers {
+        assert!(
+            [200, 201, 503].contains(&seen.status) || (seen.status == 409 && seen.code == "REQUEST_IN_PROGRESS"),
+            "{outage:?}: unexpected answer {seen:?}"
+        );
+        if seen.status == 503 {
+            unavailable += 1;
+            assert!(seen.took <= allowance + slack, "{outage:?}: a 503 took {seen:?}");
+            assert!(seen.retry_after, "{outage:?}: a 503 without Retry-After: {seen:?}");
+        }
+        // In progress only while the request could still be running: not once the database
+        // has been back for longer than a request takes.
+        if seen.status == 409 {
+            assert!(
+                seen.at < back + allowance + slack,
+                "{outage:?}: still in progress at {seen:?}"
+            );
+        }
+    }
+    assert!(unavailable > 0, "{outage:?}: the outage was not seen");
+    assert!(
+        reads.iter().any(|r| r.status == 200 && r.at > back),
+        "{outage:?}: reads did not return"
+    );
+
+    // Readiness answered within a second, failed while the database was away, and followed its
+    // return within a second.
+    for (at, took, _, _) in &ready {
+        assert!(
+            *took < Duration::from_secs(1),
+            "{outage:?}: readiness took {took:?} at {at:?}"
+        );
+    }
+    assert!(
+        ready
+            .iter()
+            .any(|(at, _, status, database)| *at > went && *at < back && *status == 503 && !database),
+        "{outage:?}: readiness did not say the database failed: {ready:?}"
+    );
+    let returned = ready
+        .iter()
+        .find(|(at, _, status, _)| *at > back && *status == 200)
+        .map(|(at, ..)| *at)
+        .expect("ready again");
+    assert!(
+        returned - back < Duration::from_secs(1) + Duration::from_millis(300),
+        "{outage:?}: ready {:?} after the database returned",
+        returned - back
+    );
+
+    let slowest = writes
+        .iter()
+        .flat_map(|(_, _, a, _)| a.iter())
+        .chain(reads.iter())
+        .filter(|s| s.status == 503)
+        .map(|s| s.took)
+        .max();
+    let slowest_ready = ready.iter().map(|(_, took, ..)| *took).max();
+    eprintln!(
+        "{outage:?}: {unavailable} answers 503, the slowest in {slowest:?} (allowance {allowance:?}); readiness answered within {slowest_ready:?} and was ready {:?} after the database returned",
+        returned - back
+    );
+
+    // Each write was answered in the end, as made or as a replay of its making.
+    let mut created = std::collections::BTreeSet::new();
+    for (method, request_id, answers, (id, _)) in &writes {
+        let last = answers.last().unwrap();
+        let expected = if *method == Method::POST { 201 } else { 200 };
+        assert_eq!(last.status, expected, "{outage:?}: {request_id} ended {answers:?}");
+        if *method == Method::POST {
+            assert!(
+                created.insert(id.clone().expect("an id")),
+                "{outage:?}: one record for two writes"
+            );
+        }
+    }
+    assert!(
+        writes
+            .iter()
+            .any(|(_, _, answers, _)| answers.iter().any(|a| a.status == 503)),
+        "{outage:?}: no write was in flight at the outage"
+    );
+
+    // Made exactly once each, and each on record before it was made.
+    let rows = {
+        let url = target_url.clone();
+        tokio::task::spawn_blocking(move || {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Row {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                id: String,
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                audited_first: i64,
+            }
+            let mut conn = gp_online_gateway::db::connect(&url).unwrap();
+            diesel::sql_query(
+                "SELECT p.id, (SELECT COUNT(*) FROM audit_events e WHERE e.action = 'create-patient' \
+                 AND e.outcome = 'success' AND e.patient_id = p.id AND e.recorded_at <= p.created_at) AS audited_first \
+                 FROM patients p WHERE p.family = 'Inflight'",
+            )
+            .load::<Row>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.audited_first))
+            .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap()
+    };
+    let stored: std::collections::BTreeSet<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(stored, created, "{outage:?}: the records made are the records answered");
+    for (id, audited_first) in &rows {
+        assert!(
+            *audited_first >= 1,
+            "{outage:?}: {id} was made before its decision was on record"
+        );
+    }
+    assert_trail_verifies(&app).await;
+}
+
+#[tokio::test]
+async fn writes_in_flight_at_a_crash_are_made_once_after_their_audit_event() {
+    writes_in_flight_when_the_database_goes_away(Outage::Crash).await;
+}
+
+#[tokio::test]
+async fn writes_in_flight_at_a_cut_are_made_once_after_their_audit_event() {
+    writes_in_flight_when_the_database_goes_away(Outage::Cut).await;
 }

@@ -292,20 +292,6 @@ impl Action {
         self.verb() != Verb::Read
     }
 
-    /// The patient is found by carrying the action out (a new record, or the record that
-    /// letter details or an identity assertion name): the decision is put on record, naming
-    /// that patient, right after it is carried out and before the answer leaves.
-    pub fn finds_its_patient(self) -> bool {
-        matches!(
-            self,
-            Self::CreatePatient
-                | Self::VerifyLinkage
-                | Self::LinkIdentity
-                | Self::CreateAccessRequest
-                | Self::RecordRegistrationEvent
-        )
-    }
-
     /// What a person may only do signed in as themself, never through a delegated token that
     /// acts for someone else.
     pub fn acts_as_the_person(self) -> bool {
