@@ -178,6 +178,18 @@ async fn write(
     }
 }
 
+/// Waits `delay` before the next attempt, or less if the database comes back meanwhile: the
+/// trail is writing again (and readiness says so) as soon as it can be.
+async fn pause(pool: &DbPool, delay: Duration) {
+    let availability = pool.availability();
+    if availability.is_up() {
+        tokio::time::sleep(delay).await;
+        return;
+    }
+    let mut changes = availability.subscribe();
+    let _ = tokio::time::timeout(delay, changes.wait_for(|up| *up)).await;
+}
+
 async fn write_until_reachable(
     pool: &DbPool,
     key: &Arc<ChainKey>,
@@ -207,7 +219,7 @@ async fn write_until_reachable(
                 Ok(false) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "the audit chain's head cannot be read yet");
-                    tokio::time::sleep(delay).await;
+                    pause(pool, delay).await;
                     delay = (delay * 2).min(MAX_RETRY_DELAY);
                     continue;
                 }
@@ -229,7 +241,7 @@ async fn write_until_reachable(
                 if !health.failing.swap(true, Ordering::Relaxed) {
                     tracing::error!(error = %e, "the audit trail cannot be written; requests that need it are refused until it can");
                 }
-                tokio::time::sleep(delay).await;
+                pause(pool, delay).await;
                 delay = (delay * 2).min(MAX_RETRY_DELAY);
             }
         }

@@ -448,6 +448,8 @@ pub struct ContextReader {
     asks: tokio::sync::mpsc::Sender<Ask>,
     wait: std::time::Duration,
     kept: Kept,
+    /// A read is not waited for while the database is away.
+    availability: std::sync::Arc<super::availability::Availability>,
 }
 
 /// The answers kept, by kind of read.
@@ -523,6 +525,7 @@ impl ContextReader {
         };
         let (asks, mut waiting) = tokio::sync::mpsc::channel::<Ask>(4 * MAX_GATHERED);
         let wait = pool.wait();
+        let availability = pool.availability().clone();
         std::thread::Builder::new()
             .name("context-reader".into())
             .spawn(move || {
@@ -543,7 +546,12 @@ impl ContextReader {
                 }
             })
             .map_err(|e| DbError::Unavailable(format!("cannot start the context reader: {e}")))?;
-        Ok(Self { asks, wait, kept })
+        Ok(Self {
+            asks,
+            wait,
+            kept,
+            availability,
+        })
     }
 
     /// The answer kept for `key`, else the reader's, kept for the next ask. The generation is
@@ -598,12 +606,20 @@ impl ContextReader {
             self.asks.send(make(reply)).await.map_err(|_| stopped())?;
             answer.await.map_err(|_| stopped())?
         };
-        match tokio::time::timeout(self.wait, asked).await {
-            Ok(answered) => answered,
-            Err(_) => Err(DbError::Unavailable(format!(
-                "no read answered within {} ms",
-                self.wait.as_millis()
-            ))),
+        let away = || DbError::Unavailable("the database is unreachable".into());
+        if !self.availability.is_up() {
+            return Err(away());
+        }
+        let mut availability = self.availability.subscribe();
+        tokio::select! {
+            answered = tokio::time::timeout(self.wait, asked) => match answered {
+                Ok(answered) => answered,
+                Err(_) => Err(DbError::Unavailable(format!(
+                    "no read answered within {} ms",
+                    self.wait.as_millis()
+                ))),
+            },
+            _ = availability.wait_for(|up| !*up) => Err(away()),
         }
     }
 

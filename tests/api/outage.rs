@@ -306,6 +306,8 @@ async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
     settings.database.url = through(&target_url, relay.port).0;
     settings.database.connect_timeout_seconds = 1;
     settings.audit.commit_timeout_ms = 1500;
+    // The loops below are paced, not limited.
+    settings.http.rate_limit_per_minute = 1_000_000;
     let allowance = settings.outage_answer_within();
     // What a loaded test machine adds to an answer's own time.
     let slack = Duration::from_millis(700);
@@ -316,7 +318,7 @@ async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
 
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let numbers = Arc::new(std::sync::Mutex::new((0..2000).filter_map(nhs_number)));
+    let numbers = Arc::new(std::sync::Mutex::new((0..10_000).filter_map(nhs_number)));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -376,6 +378,7 @@ async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
                     break (answer["id"].as_str().map(str::to_owned), replayed);
                 };
                 writes.push((method.clone(), request_id, answers, created));
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             writes
         });
@@ -403,6 +406,7 @@ async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
                     code: code_of(&answer),
                     retry_after,
                 });
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             seen
         })
