@@ -39,12 +39,18 @@ struct State {
 pub struct Availability {
     state: Mutex<State>,
     up: tokio::sync::watch::Sender<bool>,
+    /// Dropped with this: the watcher, waiting between questions, ends at once.
+    _watched: Mutex<std::sync::mpsc::Sender<()>>,
+    ended: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl Availability {
     pub fn new() -> Arc<Self> {
         let now = Instant::now();
+        let (watched, ended) = std::sync::mpsc::channel();
         Arc::new(Self {
+            _watched: Mutex::new(watched),
+            ended: Mutex::new(Some(ended)),
             state: Mutex::new(State {
                 down: None,
                 last_answer: now,
@@ -138,6 +144,12 @@ pub fn watch(
     availability: &Arc<Availability>,
     connect: impl Fn() -> Result<DbConnection, String> + Send + 'static,
 ) -> std::io::Result<()> {
+    let ended = availability
+        .ended
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .ok_or_else(|| std::io::Error::other("the database is watched already"))?;
     let availability: Weak<Availability> = Arc::downgrade(availability);
     std::thread::Builder::new()
         .name("database-watcher".into())
@@ -164,7 +176,11 @@ pub fn watch(
                     }
                 }
                 drop(availability);
-                std::thread::sleep(ASK_EVERY.saturating_sub(started.elapsed()));
+                if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) =
+                    ended.recv_timeout(ASK_EVERY.saturating_sub(started.elapsed()))
+                {
+                    return;
+                }
             }
         })?;
     Ok(())
