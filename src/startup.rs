@@ -384,8 +384,11 @@ async fn bulk_worker(state: web::Data<AppState>, instance: String) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if let Err(e) = crate::services::bulk::work(&state.core, &instance).await {
-            tracing::warn!(error = %e, "bulk job worker");
+        match crate::services::bulk::work(&state.core, &instance).await {
+            Ok(_) => {}
+            // An outage is said once by the database watcher.
+            Err(e @ crate::services::Error::Unavailable) => tracing::debug!(error = %e, "bulk job worker"),
+            Err(e) => tracing::warn!(error = %e, "bulk job worker"),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! - a database call made while the database is known to be away fails at once (503) instead
 //!   of waiting out the connection timeout, and a request waiting on one gives up as soon as
 //!   the database is found away;
-//! - the log says why once when the database goes away, again every
+//! - the log says why once when the database goes away, again (with the latest cause) every
 //!   [`STILL_DOWN_EVERY`] while it stays away, and once when it is back: not once per failed
 //!   attempt.
 
@@ -122,9 +122,10 @@ impl Availability {
             }
             Some((since, last_cause)) => {
                 let since = *since;
-                let changed = last_cause != cause;
+                // The latest cause is kept for readiness; the log says it every so often only,
+                // however many attempts fail or however their messages vary.
                 *last_cause = cause.to_owned();
-                if changed || state.last_said.elapsed() >= STILL_DOWN_EVERY {
+                if state.last_said.elapsed() >= STILL_DOWN_EVERY {
                     tracing::error!(
                         cause,
                         down_for_s = since.elapsed().as_secs(),

@@ -289,8 +289,8 @@ struct Seen {
     retry_after: bool,
 }
 
-/// Writes in flight when the database goes away: patient creates and updates with
-/// `X-Request-ID`, each retried with its id until it is answered, beside reads and readiness
+/// Writes in flight when the database goes away: patient creates, registrations for online
+/// services and updates with `X-Request-ID`, each retried with its id until it is answered, beside reads and readiness
 /// checks. Every answer while the database is away is 503 within the allowance; readiness
 /// answers within a second and follows the database; each write is made exactly once and
 /// answered (made, or replayed) as soon as the database is back; every patient created has its
@@ -336,10 +336,18 @@ async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
         );
         writers.spawn(async move {
             let mut writes = Vec::new();
+            // The last patient this worker created, to register for online services next.
+            let mut to_register: Option<String> = None;
             while !stop.load(Ordering::SeqCst) {
                 let request_id = uuid::Uuid::new_v4().to_string();
                 let (method, path, body) = if worker == 3 {
                     (Method::PUT, "/Patient/patient-jane-smith".to_owned(), jane.clone())
+                } else if let Some(patient) = to_register.take() {
+                    (
+                        Method::POST,
+                        format!("/Patient/{patient}/$register-online-services"),
+                        crate::registration::registration("nhs-login-p9", None, "summary", None),
+                    )
                 } else {
                     let nhs = numbers.lock().unwrap().next().expect("enough NHS numbers");
                     (
@@ -377,7 +385,10 @@ async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
                     }
                     break (answer["id"].as_str().map(str::to_owned), replayed);
                 };
-                writes.push((method.clone(), request_id, answers, created));
+                if worker == 2 && path == "/Patient" {
+                    to_register = created.0.clone();
+                }
+                writes.push((path, request_id, answers, created));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             writes
@@ -456,7 +467,7 @@ async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
     let mut unavailable = 0;
     for seen in answers {
         assert!(
-            [200, 201, 503].contains(&seen.status) || (seen.status == 409 && seen.code == "REQUEST_IN_PROGRESS"),
+            [200, 201, 202, 503].contains(&seen.status) || (seen.status == 409 && seen.code == "REQUEST_IN_PROGRESS"),
             "{outage:?}: unexpected answer {seen:?}"
         );
         if seen.status == 503 {
@@ -519,11 +530,18 @@ async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
 
     // Each write was answered in the end, as made or as a replay of its making.
     let mut created = std::collections::BTreeSet::new();
-    for (method, request_id, answers, (id, _)) in &writes {
+    for (path, request_id, answers, (id, _)) in &writes {
         let last = answers.last().unwrap();
-        let expected = if *method == Method::POST { 201 } else { 200 };
-        assert_eq!(last.status, expected, "{outage:?}: {request_id} ended {answers:?}");
-        if *method == Method::POST {
+        let expected = match path.as_str() {
+            "/Patient" => 201,
+            p if p.ends_with("$register-online-services") => 202,
+            _ => 200,
+        };
+        assert_eq!(
+            last.status, expected,
+            "{outage:?}: {path} {request_id} ended {answers:?}"
+        );
+        if path == "/Patient" {
             assert!(
                 created.insert(id.clone().expect("an id")),
                 "{outage:?}: one record for two writes"
