@@ -147,13 +147,26 @@ const RECENTLY_ANSWERED: Duration = Duration::from_secs(1);
 pub struct Manager {
     inner: ConnectionManager<DbConnection>,
     url: String,
+    /// While the database is known to be away, a new connection waits for its return rather
+    /// than fail and leave the pool to back off (by up to half its wait) before trying again:
+    /// the pool then connects the moment the watcher hears the database back.
+    availability: std::sync::Weak<availability::Availability>,
 }
+
+/// How long a new connection waits for the database's return before trying regardless.
+const AWAIT_RETURN: Duration = Duration::from_secs(30);
 
 impl ManageConnection for Manager {
     type Connection = Tracked;
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<Tracked, Self::Error> {
+        if let Some(availability) = self.availability.upgrade() {
+            let until = Instant::now() + AWAIT_RETURN;
+            while !availability.is_up() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         Ok(Tracked {
             conn: establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?,
             answered: Instant::now(),
@@ -330,6 +343,7 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration, flush_after_k
             .build_unchecked(Manager {
                 inner: ConnectionManager::<DbConnection>::new(url.clone()),
                 url: url.clone(),
+                availability: std::sync::Arc::downgrade(&availability),
             })
     };
     // The watcher's questions must come back quickly or count as unanswered: the shortest
@@ -846,6 +860,7 @@ mod tests {
         let manager = Manager {
             inner: ConnectionManager::new(path.clone()),
             url: path,
+            availability: std::sync::Weak::new(),
         };
         let mut c = manager.connect().unwrap();
         assert!(manager.is_valid(&mut c).is_ok() && !manager.has_broken(&mut c));
