@@ -913,6 +913,34 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_whose_commit_went_unanswered_is_looked_up_by_its_id() {
+        // PostgreSQL only: SQLite's commits are never in doubt.
+        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+            return;
+        };
+        #[derive(diesel::QueryableByName)]
+        struct Xid {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            xid: i64,
+        }
+        let pool = build_pool(&url, 2, Duration::from_secs(2), 0).unwrap();
+        let _reconciler = Reconciler::set(&pool.pool);
+        let mut conn = connect(&url).unwrap();
+        let mut ended = |how: &str| {
+            conn.batch_execute("BEGIN").unwrap();
+            let xid = diesel::sql_query("SELECT txid_current() AS xid")
+                .get_result::<Xid>(&mut conn)
+                .unwrap()
+                .xid;
+            conn.batch_execute(how).unwrap();
+            xid
+        };
+        let (made, undone) = (ended("COMMIT"), ended("ROLLBACK"));
+        assert_eq!(committed(made), Some(true));
+        assert_eq!(committed(undone), Some(false));
+    }
+
+    #[test]
     fn postgres_urls_get_network_timeouts_unless_they_set_their_own() {
         let url = with_network_timeouts("postgres://db/gw", Duration::from_secs(5));
         assert_eq!(
