@@ -241,16 +241,17 @@ fn establish(url: &str) -> diesel::ConnectionResult<DbConnection> {
 
 /// The pool's failed connection attempts, told to [`availability::Availability`] (which logs
 /// once per change of state) rather than logged one by one.
+/// (PostgreSQL only: a SQLite connection that fails to open or set up is most often one that
+/// met another's write, which is contention, not an outage; the watcher tells a SQLite file
+/// that cannot be used.)
 #[derive(Debug)]
-struct ReportFailures(std::sync::Weak<availability::Availability>);
+struct ReportFailures(Option<std::sync::Weak<availability::Availability>>);
 
 impl diesel::r2d2::HandleError<diesel::r2d2::Error> for ReportFailures {
     fn handle_error(&self, error: diesel::r2d2::Error) {
-        let cause = error.to_string();
-        match self.0.upgrade() {
-            // SQLite busy with another connection: contention, not an outage.
-            Some(a) if !cause.contains("database is locked") => a.failed(&cause),
-            _ => tracing::debug!(%error, "a database connection could not be made"),
+        match self.0.as_ref().and_then(std::sync::Weak::upgrade) {
+            Some(a) => a.failed(&error.to_string()),
+            None => tracing::debug!(%error, "a database connection could not be made"),
         }
     }
 }
@@ -335,7 +336,9 @@ pub fn build_pool(url: &str, size: u32, connect_timeout: Duration, flush_after_k
             .max_size(size)
             .min_idle(Some(0))
             .connection_timeout(connect_timeout)
-            .error_handler(Box::new(ReportFailures(std::sync::Arc::downgrade(&availability))))
+            .error_handler(Box::new(ReportFailures(
+                (!is_sqlite).then(|| std::sync::Arc::downgrade(&availability)),
+            )))
             .connection_customizer(Box::new(SetUp {
                 generic_plans,
                 flush_after_kb,
