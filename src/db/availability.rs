@@ -106,6 +106,21 @@ impl Availability {
         }
     }
 
+    /// The pool could not make a connection, for `cause`. Taken as an outage unless the
+    /// watcher heard the database answer a moment ago: an attempt begun before the database
+    /// came back may fail after it did, and must not take it away again.
+    pub fn connection_failed(&self, cause: &str) {
+        let recent = {
+            let state = self.state();
+            state.down.is_none() && state.last_answer.elapsed() < 2 * ASK_EVERY
+        };
+        if recent {
+            tracing::debug!(cause, "a database connection could not be made");
+        } else {
+            self.failed(cause);
+        }
+    }
+
     /// A connection could not be made or the database did not answer, for `cause`.
     pub fn failed(&self, cause: &str) {
         let mut state = self.state();
@@ -206,6 +221,9 @@ mod tests {
         let a = Availability::new();
         let mut changes = a.subscribe();
         assert!(a.is_up() && a.problem().is_none());
+        // The watcher heard it a moment ago: one failed connection is not an outage.
+        a.connection_failed("connection refused");
+        assert!(a.is_up());
         a.failed("connection refused");
         a.failed("connection refused");
         assert!(!a.is_up());

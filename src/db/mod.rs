@@ -250,7 +250,7 @@ struct ReportFailures(Option<std::sync::Weak<availability::Availability>>);
 impl diesel::r2d2::HandleError<diesel::r2d2::Error> for ReportFailures {
     fn handle_error(&self, error: diesel::r2d2::Error) {
         match self.0.as_ref().and_then(std::sync::Weak::upgrade) {
-            Some(a) => a.failed(&error.to_string()),
+            Some(a) => a.connection_failed(&error.to_string()),
             None => tracing::debug!(%error, "a database connection could not be made"),
         }
     }

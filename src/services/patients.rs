@@ -49,9 +49,12 @@ pub async fn create(
     if_none_exist: Option<PatientFilter>,
 ) -> Result<Created> {
     // The new record's id is chosen first, so that the decision committed before it is made
-    // names it.
+    // names it. A conditional create may find a record instead: its decision names none, and
+    // the record made or found is named right after.
     let id = uuid::Uuid::new_v4().to_string();
-    caller.trail.will_make(&id);
+    if if_none_exist.is_none() {
+        caller.trail.will_make(&id);
+    }
     let permit = authorize_at(core, caller, Action::CreatePatient, new.practice.clone()).await?;
     let practice = permit.practice()?.clone();
     // The condition is a search the caller could make: within the practice they create at.
