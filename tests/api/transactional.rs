@@ -433,3 +433,51 @@ async fn a_supplier_that_fails_is_a_clear_error() {
     let (s, _, b) = app.get("/Appointment", &jane).await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{b}");
 }
+
+#[tokio::test]
+async fn a_proxy_whose_role_ends_between_listing_and_booking_books_nothing() {
+    let app = TestApp::spawn().await;
+    let megan = app.token("proxy-p9");
+    active(&app, &megan).await;
+    let (s, _, slots) = app
+        .get(&format!("/Slot?patient=Patient/patient-lily-jones&{}", week()), &megan)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{slots}");
+    let slot = entries(&slots)[0]["id"].as_str().unwrap().to_owned();
+    // The practice ends the role (a safeguarding concern) while Megan chooses.
+    let (s, _, b) = send(
+        app.vrs(
+            Method::PATCH,
+            "/Consent/1a7e0000-0000-4000-8000-000000000001",
+            Some(&app.token("staff-tpp")),
+        )
+        .header("content-type", "application/json-patch+json")
+        .body(
+            json!([
+                {"op": "replace", "path": "/status", "value": "inactive"},
+                {"op": "add", "path": "/extension/-", "value": {
+                    "url": "https://fhir.nhs.uk/England/StructureDefinition/Extension-England-Consent-Status-Reason",
+                    "valueCodeableConcept": {"coding": [{
+                        "system": "https://fhir.nhs.uk/England/CodeSystem/England-ConsentStatusReason",
+                        "code": "ROLE_DEACTIVATED_SAFEGUARDING"}]}}}
+            ])
+            .to_string(),
+        ),
+    )
+    .await;
+    assert!(s.is_success(), "{s} {b}");
+    let (s, b) = book_with_id(
+        &app,
+        &megan,
+        &booking(&slot, Some("patient-lily-jones"), Some("Ear ache")),
+        "3b6e5a3c-1d2f-4c55-9a77-000000000001",
+    )
+    .await;
+    assert!(s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND, "{s} {b}");
+    // Nothing was booked: the slot is still offered to Lily's practice.
+    let (_, _, again) = app.get(&format!("/Slot?{}", week()), &megan).await;
+    assert!(
+        entries(&again).iter().any(|s| s["id"] == slot.as_str()),
+        "the slot was not booked: {again}"
+    );
+}

@@ -9,7 +9,7 @@ use rand::RngCore;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::world::Refusal;
+use super::refusal::Refusal;
 use crate::domain::transactional::{
     Appointment, AppointmentStatus, Booking, Cancellation, DayRange, Order, PrescriptionRequest, PrescriptionStatus,
     RepeatMedication, RequestedItem, Slot,

@@ -5,6 +5,7 @@
 mod admin;
 mod desk;
 mod emis;
+mod refusal;
 mod tpp;
 mod world;
 
