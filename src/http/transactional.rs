@@ -35,8 +35,19 @@ fn private(status: actix_web::http::StatusCode, body: &Value) -> HttpResponse {
         .json(body)
 }
 
+/// An R4 `instant` (the suppliers' times are UTC), written directly: a format string is
+/// parsed on every call, and a slot search writes hundreds of these.
 fn instant(at: NaiveDateTime) -> String {
-    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -77,18 +88,21 @@ fn flat(params: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, String> {
     params.iter().map(|(k, v)| (k.clone(), v.join(","))).collect()
 }
 
-fn page(
+/// One page of a search: only the resources on the page are built.
+fn page<T>(
     state: &AppState,
     resource_type: &str,
     params: &BTreeMap<String, Vec<String>>,
-    resources: Vec<(String, Value)>,
+    items: &[T],
+    resource: impl Fn(&T) -> Vec<(String, Value)>,
 ) -> Result<HttpResponse, ApiError> {
     let paging = Paging::parse(first(params, "_count"), first(params, "_offset"))?;
-    let total = i64::try_from(resources.len()).unwrap_or(i64::MAX);
-    let shown = resources
-        .into_iter()
+    let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    let shown = items
+        .iter()
         .skip(usize::try_from(paging.offset).unwrap_or(usize::MAX))
         .take(usize::try_from(paging.count).unwrap_or(0))
+        .flat_map(resource)
         .collect();
     let bundle = searchset(&state.base_url, resource_type, &flat(params), &paging, total, shown);
     Ok(private(
@@ -269,12 +283,9 @@ pub async fn search_slots(
     let range = day_range(&params)?;
     let who = whose(first(&params, "patient"), "patient")?;
     let (_, slots) = desk::slots(&state.core, &caller, who, range).await?;
-    page(
-        &state,
-        "Slot",
-        &params,
-        slots.iter().map(|s| (s.id.clone(), slot_resource(s))).collect(),
-    )
+    page(&state, "Slot", &params, &slots, |s| {
+        vec![(s.id.clone(), slot_resource(s))]
+    })
 }
 
 /// The patient's appointments, upcoming and past, booked and cancelled, by start.
@@ -305,14 +316,9 @@ pub async fn search_appointments(
     let params = query(&req, &["patient", "_count", "_offset"], &[])?;
     let who = whose(first(&params, "patient"), "patient")?;
     let (d, list) = desk::appointments(&state.core, &caller, who).await?;
-    page(
-        &state,
-        "Appointment",
-        &params,
-        list.iter()
-            .map(|a| (appointment_id(&d, a), appointment_resource(&d, a)))
-            .collect(),
-    )
+    page(&state, "Appointment", &params, &list, |a| {
+        vec![(appointment_id(&d, a), appointment_resource(&d, a))]
+    })
 }
 
 fn resource_error(message: impl Into<String>, at: &str) -> ApiError {
@@ -503,21 +509,14 @@ pub async fn search_medication_requests(
     match intent.as_str() {
         "plan" => {
             let (d, list) = desk::repeats(&state.core, &caller, who).await?;
-            page(
-                &state,
-                "MedicationRequest",
-                &params,
-                list.iter().map(|r| (r.id.clone(), plan_resource(&d, r))).collect(),
-            )
+            page(&state, "MedicationRequest", &params, &list, |r| {
+                vec![(r.id.clone(), plan_resource(&d, r))]
+            })
         }
         "order" => {
             let (d, list) = desk::requests(&state.core, &caller, who).await?;
-            page(
-                &state,
-                "MedicationRequest",
-                &params,
-                list.iter().flat_map(|r| order_resources(&d, r)).collect(),
-            )
+            // Paged by request: a request's items stay together.
+            page(&state, "MedicationRequest", &params, &list, |r| order_resources(&d, r))
         }
         _ => Err(invalid("intent is plan (repeats that may be requested) or order (requests made)").at("intent")),
     }
