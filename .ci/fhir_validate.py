@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 
+from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.binary import Binary
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
@@ -78,6 +79,25 @@ def main():
         for entry in documents.get("entry", []):
             url = entry["resource"]["content"][0]["attachment"]["url"]
             checks.append(("Binary", Binary, fetch(f"{base}/{url}", patient)))
+
+        # Appointments and repeat prescriptions: searches, a booking and a request.
+        today = time.strftime("%Y-%m-%d")
+        later = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 10 * 86400))
+        slots = fetch(f"{base}/Slot?start=ge{today}&start=le{later}&_count=5", patient)
+        checks.append(("Bundle (Slot search)", Bundle, slots))
+        if slots.get("entry"):
+            slot = slots["entry"][0]["resource"]["id"]
+            booking = json.dumps({"resourceType": "Appointment", "status": "booked",
+                                  "slot": [{"reference": f"Slot/{slot}"}],
+                                  "participant": [{"status": "accepted"}]}).encode()
+            checks.append(("Appointment (booked)", Appointment, fetch(f"{base}/Appointment", patient, "POST", booking)))
+        checks.append(("Bundle (Appointment search)", Bundle, fetch(f"{base}/Appointment", patient)))
+        checks.append(("Bundle (repeats)", Bundle, fetch(f"{base}/MedicationRequest?intent=plan", patient)))
+        order = json.dumps({"resourceType": "MedicationRequest", "intent": "order", "status": "active",
+                            "basedOn": [{"reference": "MedicationRequest/rpt-jane-salbutamol"}],
+                            "note": [{"text": "Running low"}]}).encode()
+        checks.append(("Bundle (repeat request)", Bundle, fetch(f"{base}/MedicationRequest", patient, "POST", order)))
+        checks.append(("Bundle (requests)", Bundle, fetch(f"{base}/MedicationRequest?intent=order", patient)))
 
         failed = 0
         for name, model, resource in checks:

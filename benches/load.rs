@@ -6,7 +6,10 @@
 //! patient token, and a proxy acting for several patients; then drives each call from
 //! `BENCH_CONNECTIONS` connections (default 64) on loopback for `BENCH_SECONDS` (default 10),
 //! counting every response. The load comes from `wrk` when it is on the PATH, else from the
-//! harness's own reqwest loops (`BENCH_GENERATOR=wrk|builtin` chooses). Then it measures registration through the outbox to the supplier
+//! harness's own reqwest loops (`BENCH_GENERATOR=wrk|builtin` chooses). The GP record, slot
+//! search and booking are each driven through the gateway and straight at the supplier
+//! simulator, so what the gateway adds is the difference (`BENCH_ONLY=record`, `slot` or `book`
+//! runs just those). Then it measures registration through the outbox to the supplier
 //! simulator, the opt-in job over the whole practice, and verifies the audit hash chain.
 //!
 //! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) must reach a
@@ -411,6 +414,71 @@ async fn drive_builtin(load: &Load, base: &str, connections: usize, seconds: u64
     }
 }
 
+/// One booking: where it goes, as whom, and what it books.
+struct Booking {
+    url: String,
+    token: Option<String>,
+    body: String,
+}
+
+/// Sends every booking once, `connections` at a time, each with its own `X-Request-ID`; every
+/// answer counts, and one that is not a 201 is a failure, not throughput.
+async fn book_all(name: &str, bookings: Vec<Booking>, connections: usize) -> Outcome {
+    let client = reqwest::Client::new();
+    let sem = Arc::new(tokio::sync::Semaphore::new(connections));
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for b in bookings {
+        let (client, sem) = (client.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire().await;
+            let t = Instant::now();
+            let mut rb = client
+                .post(&b.url)
+                .header("content-type", "application/fhir+json")
+                .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
+                .body(b.body);
+            if let Some(token) = &b.token {
+                rb = rb.bearer_auth(token);
+            }
+            let ok = match rb.send().await {
+                Ok(r) => {
+                    let created = r.status() == reqwest::StatusCode::CREATED;
+                    let _ = r.bytes().await;
+                    created
+                }
+                Err(_) => false,
+            };
+            (t.elapsed().as_micros() as u32, ok)
+        }));
+    }
+    let mut lat = vec![];
+    let mut non_2xx = 0;
+    for t in tasks {
+        let (us, ok) = t.await.expect("booking task");
+        lat.push(us);
+        non_2xx += usize::from(!ok);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    Outcome {
+        gateway_us: 0.0,
+        machine_us: 0.0,
+        name: name.to_owned(),
+        requests: lat.len(),
+        non_2xx,
+        seconds,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
 /// A Lua string literal (the paths and tokens are ASCII without quotes, but escape anyway).
 fn lua_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -808,6 +876,79 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
         results.push(sim);
         results.push(gw);
     }
+    // Appointments: a week of free slots through the gateway and straight from the simulator,
+    // then bookings of distinct free slots, the same number each way at the same concurrency,
+    // so the gateway's share is the difference.
+    let mut slots_added = None;
+    let mut booking_added = None;
+    if only.is_empty() || only.contains("slot") || only.contains("book") {
+        let today = chrono::Utc::now().date_naive();
+        let (from, to) = (today + chrono::Duration::days(1), today + chrono::Duration::days(7));
+        let own = Load::get(
+            "simulator GET /appointments/slots (7 days)",
+            vec![format!(
+                "/appointments/slots?NationalPracticeCode={PRACTICE_ODS}&From={from}&To={to}"
+            )],
+            vec![],
+        );
+        let through = Load::get(
+            "patient GET /Slot (7 days)",
+            vec![format!("/Slot?start=ge{from}&start=le{to}&_count=50")],
+            patient_tokens.iter().map(|(_, t)| t.clone()).collect(),
+        );
+        let sim = generator.drive(&own, &gateway.emis, connections, seconds, pid).await;
+        let gw = generator.drive(&through, &base, connections, seconds, pid).await;
+        slots_added = Some((sim.p99_ms, gw.p99_ms));
+        results.push(sim);
+        results.push(gw);
+
+        let listed: Value = client
+            .get(format!(
+                "{}/appointments/slots?NationalPracticeCode={PRACTICE_ODS}&From={from}&To={}",
+                gateway.emis,
+                today + chrono::Duration::days(30)
+            ))
+            .send()
+            .await
+            .expect("slots")
+            .json()
+            .await
+            .expect("slots json");
+        let free: Vec<String> = listed["Slots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["SlotId"].as_str().map(str::to_owned))
+            .collect();
+        let half = free.len() / 2;
+        let direct: Vec<Booking> = free[..half]
+            .iter()
+            .enumerate()
+            .map(|(k, slot)| Booking {
+                url: format!("{}/appointments", gateway.emis),
+                token: None,
+                body: json!({"SlotId": slot, "PatientNhsNumber": nhs_number(100 + k % connections),
+                    "NationalPracticeCode": PRACTICE_ODS})
+                .to_string(),
+            })
+            .collect();
+        let gatewayed: Vec<Booking> = free[half..2 * half]
+            .iter()
+            .enumerate()
+            .map(|(k, slot)| Booking {
+                url: format!("{base}/Appointment"),
+                token: Some(patient_tokens[k % patient_tokens.len()].1.clone()),
+                body: json!({"resourceType": "Appointment", "status": "booked",
+                    "slot": [{"reference": format!("Slot/{slot}")}], "participant": [{"status": "accepted"}]})
+                .to_string(),
+            })
+            .collect();
+        let sim = book_all("simulator POST /appointments", direct, connections).await;
+        let gw = book_all("patient POST /Appointment", gatewayed, connections).await;
+        booking_added = Some((sim.p99_ms, gw.p99_ms, half));
+        results.push(sim);
+        results.push(gw);
+    }
     let (peak, now_rss) = peak_rss_mib(pid);
 
     // Registration through the outbox to the simulator.
@@ -951,6 +1092,18 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
     if let Some((sim, gw)) = record_added {
         println!(
             "| GP record p99 added by the gateway (500 entries) | {:.1} ms ({gw:.1} through the gateway, {sim:.1} at the simulator) |",
+            gw - sim
+        );
+    }
+    if let Some((sim, gw)) = slots_added {
+        println!(
+            "| slot search p99 added by the gateway (7 days) | {:.1} ms ({gw:.1} through the gateway, {sim:.1} at the simulator) |",
+            gw - sim
+        );
+    }
+    if let Some((sim, gw, n)) = booking_added {
+        println!(
+            "| booking p99 added by the gateway ({n} bookings each way) | {:.1} ms ({gw:.1} through the gateway, {sim:.1} at the simulator) |",
             gw - sim
         );
     }

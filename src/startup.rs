@@ -115,6 +115,7 @@ impl Application {
         if dev_profile {
             for (supplier, handle) in &simulators {
                 dev::records::seed(*supplier, handle);
+                dev::records::seed_repeats(*supplier, handle, chrono::Utc::now().date_naive());
             }
         }
         let provisioner = Arc::new(Provisioner::new(

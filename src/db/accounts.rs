@@ -201,6 +201,28 @@ pub fn find_by_patient(
         .transpose()
 }
 
+/// The account, read so that a concurrent change waits for the caller's transaction instead of
+/// losing the optimistic race to it: on PostgreSQL a row lock; SQLite writes one at a time.
+/// For the request paths that change an account; background jobs re-read and retry instead.
+pub fn find_locked(conn: &mut DbConnection, id: &str) -> Result<Option<OnlineAccount>, DbError> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT 1 FROM online_accounts WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(pg)?;
+    }
+    find(conn, id)
+}
+
+/// Locks every account the patient holds (see [`find_locked`]), before a change reads them.
+pub fn lock_for_patient(conn: &mut DbConnection, patient_id: &str) -> Result<(), DbError> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT 1 FROM online_accounts WHERE patient_id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(patient_id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Every account the patient has had, at any practice, newest first.
 pub fn all_for_patient(conn: &mut DbConnection, patient_id: &str) -> Result<Vec<OnlineAccount>, DbError> {
     online_accounts::table

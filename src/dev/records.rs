@@ -7,7 +7,8 @@ use chrono::NaiveDate;
 
 use crate::domain::Supplier;
 use crate::domain::clinical::{ClinicalRecord, Code, Detail, Entry, Prescription};
-use crate::suppliers::simulator::SimulatorHandle;
+use crate::domain::transactional::RepeatMedication;
+use crate::suppliers::simulator::{AppointmentRules, SimulatorHandle};
 
 /// The clinical area A81001 does not share online for anyone.
 pub const RESTRICTED_AREA: &str = "sexual-health";
@@ -363,6 +364,162 @@ pub fn seed(supplier: Supplier, simulator: &SimulatorHandle) {
         Supplier::Tpp => {
             simulator.seed_record("9990000069", megan());
             simulator.seed_record("9990000174", lily());
+        }
+    }
+}
+
+/// A repeat template as the seeds write it: review `review_in_days` from `today` (negative: past
+/// its review date already).
+fn repeat(
+    today: NaiveDate,
+    id: &str,
+    name: &str,
+    dosage: &str,
+    quantity: &str,
+    review_in_days: i64,
+    issuable_online: bool,
+) -> RepeatMedication {
+    RepeatMedication {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        dosage: dosage.to_owned(),
+        quantity: quantity.to_owned(),
+        review_date: Some(today + chrono::Duration::days(review_in_days)),
+        issuable_online,
+        last_issued: Some(today - chrono::Duration::days(28)),
+    }
+}
+
+/// Gives seeded patients repeat templates (once): each list has one that may be requested and,
+/// for some, one past its review date or not issuable online, which the gateway leaves out.
+pub fn seed_repeats(supplier: Supplier, simulator: &SimulatorHandle, today: NaiveDate) {
+    let r = |id: &str, name: &str, dosage: &str, quantity: &str, review: i64, online: bool| {
+        repeat(today, id, name, dosage, quantity, review, online)
+    };
+    match supplier {
+        Supplier::Emis => {
+            simulator.seed_repeats(
+                "9990000018",
+                vec![
+                    r(
+                        "rpt-jane-salbutamol",
+                        "Salbutamol 100micrograms/dose inhaler",
+                        "Two puffs when required",
+                        "1 inhaler",
+                        180,
+                        true,
+                    ),
+                    r(
+                        "rpt-jane-sertraline",
+                        "Sertraline 50mg tablets",
+                        "One tablet daily",
+                        "28 tablets",
+                        -14,
+                        true,
+                    ),
+                    r(
+                        "rpt-jane-diazepam",
+                        "Diazepam 2mg tablets",
+                        "One tablet at night when required",
+                        "7 tablets",
+                        90,
+                        false,
+                    ),
+                ],
+            );
+            simulator.seed_repeats(
+                "9990000034",
+                vec![
+                    r(
+                        "rpt-amir-ramipril",
+                        "Ramipril 5mg capsules",
+                        "One capsule daily",
+                        "28 capsules",
+                        200,
+                        true,
+                    ),
+                    r(
+                        "rpt-amir-atorvastatin",
+                        "Atorvastatin 20mg tablets",
+                        "One tablet at night",
+                        "28 tablets",
+                        200,
+                        true,
+                    ),
+                    r(
+                        "rpt-amir-metformin",
+                        "Metformin 500mg tablets",
+                        "One tablet twice daily with food",
+                        "56 tablets",
+                        120,
+                        true,
+                    ),
+                ],
+            );
+            simulator.seed_repeats(
+                "9990000204",
+                vec![r(
+                    "rpt-edith-donepezil",
+                    "Donepezil 5mg tablets",
+                    "One tablet at night",
+                    "28 tablets",
+                    150,
+                    true,
+                )],
+            );
+        }
+        Supplier::Tpp => {
+            // B82005 asks what each appointment is for.
+            simulator.set_appointment_rules(
+                "B82005",
+                AppointmentRules {
+                    reason_required: true,
+                    ..AppointmentRules::default()
+                },
+            );
+            simulator.seed_repeats(
+                "9990000069",
+                vec![r(
+                    "rpt-megan-levothyroxine",
+                    "Levothyroxine 75microgram tablets",
+                    "One tablet each morning",
+                    "28 tablets",
+                    240,
+                    true,
+                )],
+            );
+            simulator.seed_repeats(
+                "9990000050",
+                vec![
+                    r(
+                        "rpt-william-amlodipine",
+                        "Amlodipine 5mg tablets",
+                        "One tablet daily",
+                        "28 tablets",
+                        160,
+                        true,
+                    ),
+                    r(
+                        "rpt-william-omeprazole",
+                        "Omeprazole 20mg capsules",
+                        "One capsule daily",
+                        "28 capsules",
+                        -3,
+                        true,
+                    ),
+                ],
+            );
+            simulator.seed_repeats(
+                "9990000174",
+                vec![r(
+                    "rpt-lily-cetirizine",
+                    "Cetirizine 1mg/ml oral solution",
+                    "5ml once daily",
+                    "150ml",
+                    90,
+                    true,
+                )],
+            );
         }
     }
 }

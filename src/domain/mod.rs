@@ -19,6 +19,7 @@ mod records;
 pub mod registration;
 pub mod review;
 pub mod text;
+pub mod transactional;
 
 pub use access::{AccessSettings, PatientAccess, RecordAccessLevel, ServiceLevel, Services};
 pub use account::OnlineAccount;

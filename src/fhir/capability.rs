@@ -19,7 +19,7 @@ fn resource_of(path: &str) -> Option<&str> {
 
 fn param_type(name: &str) -> &'static str {
     match name {
-        "birthdate" | "date" => "date",
+        "birthdate" | "date" | "start" | "end" => "date",
         "_count" | "_offset" => "number",
         "organization" | "patient" | "general-practitioner" => "reference",
         "family" | "given" | "name" | "family:exact" => "string",

@@ -73,6 +73,10 @@ pub fn action_for(method: &Method, pattern: &str) -> Option<Action> {
         ("POST", "/$run-transitions") => RunTransitions,
         ("POST", "/$registration-event") => RecordRegistrationEvent,
         ("POST", "/Patient/$gpc.getstructuredrecord") => ReadRecord,
+        ("GET", "/Slot" | "/Appointment") => ReadAppointments,
+        ("POST", "/Appointment") => BookAppointment,
+        ("PUT", "/Appointment/{id}") => CancelAppointment,
+        ("POST", "/MedicationRequest") => RequestPrescription,
         (
             "GET",
             "/AllergyIntolerance"

@@ -57,10 +57,14 @@ pub enum ErrorCode {
     InvalidParameter,
     SupplierFailed,
     SupplierTimeout,
+    SlotUnavailable,
+    CancellationNotAllowed,
+    ReasonRequired,
+    NotRequestable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 45] = [
+    pub const ALL: [ErrorCode; 49] = [
         Self::InvalidRequest,
         Self::InvalidResource,
         Self::InvalidSearchParameter,
@@ -106,6 +110,10 @@ impl ErrorCode {
         Self::InvalidParameter,
         Self::SupplierFailed,
         Self::SupplierTimeout,
+        Self::SlotUnavailable,
+        Self::CancellationNotAllowed,
+        Self::ReasonRequired,
+        Self::NotRequestable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -155,6 +163,10 @@ impl ErrorCode {
             Self::InvalidParameter => "INVALID_PARAMETER",
             Self::SupplierFailed => "SUPPLIER_ERROR",
             Self::SupplierTimeout => "SUPPLIER_TIMEOUT",
+            Self::SlotUnavailable => "SLOT_UNAVAILABLE",
+            Self::CancellationNotAllowed => "CANCELLATION_NOT_ALLOWED",
+            Self::ReasonRequired => "REASON_REQUIRED",
+            Self::NotRequestable => "MEDICATION_NOT_REQUESTABLE",
         }
     }
 
@@ -203,6 +215,10 @@ impl ErrorCode {
             Self::InvalidParameter => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SupplierFailed => StatusCode::BAD_GATEWAY,
             Self::SupplierTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::SlotUnavailable => StatusCode::CONFLICT,
+            Self::CancellationNotAllowed | Self::ReasonRequired | Self::NotRequestable => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
         }
     }
 
@@ -243,6 +259,9 @@ impl ErrorCode {
             Self::InvalidParameter => "invalid",
             Self::SupplierFailed => "exception",
             Self::SupplierTimeout => "timeout",
+            Self::SlotUnavailable => "conflict",
+            Self::CancellationNotAllowed | Self::NotRequestable => "business-rule",
+            Self::ReasonRequired => "required",
         }
     }
 
@@ -293,6 +312,10 @@ impl ErrorCode {
             Self::InvalidParameter => "A parameter is not one the operation takes, or its value is not valid",
             Self::SupplierFailed => "The patient's clinical system failed or gave an answer that cannot be used",
             Self::SupplierTimeout => "The patient's clinical system did not answer in time",
+            Self::SlotUnavailable => "The slot does not exist or is no longer free",
+            Self::CancellationNotAllowed => "The practice does not let this appointment be cancelled online",
+            Self::ReasonRequired => "The practice asks for a reason when booking",
+            Self::NotRequestable => "The medication is not a current repeat the patient may request online",
         }
     }
 }
@@ -472,6 +495,10 @@ fn reason_code(r: Reason) -> ErrorCode {
         Reason::PatientNotRegistered => ErrorCode::PatientNotRegistered,
         Reason::IdentityMismatch => ErrorCode::IdentityMismatch,
         Reason::PatientDeceased => ErrorCode::PatientDeceased,
+        Reason::SlotUnavailable => ErrorCode::SlotUnavailable,
+        Reason::CancellationNotAllowed => ErrorCode::CancellationNotAllowed,
+        Reason::ReasonRequired => ErrorCode::ReasonRequired,
+        Reason::NotRequestable => ErrorCode::NotRequestable,
     }
 }
 

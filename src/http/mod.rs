@@ -15,6 +15,7 @@ pub mod proxy;
 mod record;
 mod record_access;
 mod search;
+mod transactional;
 
 use actix_web::{App, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -43,6 +44,8 @@ Errors are OperationOutcome resources with a stable code from the gateway's Code
         (name = "Patient access", description = "For patient apps presenting an NHS login-like token"),
         (name = "Identity provider", description = "For NHS login-like identity providers (system tokens)"),
         (name = "Proxy access", description = "Proxy relationships, wire-compatible with NHS England's Validated Relationships Service: access requests (QuestionnaireResponse), relationships (RelatedPerson) and proxy roles (Consent). Errors use the VRS codes and OperationOutcome shape."),
+        (name = "Appointments", description = "Free slots, booking and cancelling, for the patient and their proxies (GP Connect Appointment Management, in R4)"),
+        (name = "Prescriptions", description = "Repeat medications that may be requested, and requests made (GP Connect Prescriptions, in R4)"),
         (name = "AuditEvent", description = "The hash-chained audit trail"),
         (name = "Conformance", description = "What the server supports"),
         (name = "Operations", description = "Health and metrics"),
@@ -77,7 +80,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(record::structured)
         .service(record::allergies)
         .service(record::medication_statements)
-        .service(record::medication_requests)
+        .service(transactional::search_medication_requests)
+        .service(transactional::request_repeats)
+        .service(transactional::search_slots)
+        .service(transactional::search_appointments)
+        .service(transactional::book_appointment)
+        .service(transactional::cancel_appointment)
         .service(record::conditions)
         .service(record::immunizations)
         .service(record::observations)

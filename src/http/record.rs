@@ -273,7 +273,7 @@ fn patient_param(params: &BTreeMap<String, String>) -> Result<String, ApiError> 
 }
 
 /// One search over the record: the resources of one type for one patient, paged.
-async fn search(
+pub(super) async fn search(
     state: &AppState,
     caller: &Caller,
     req: &HttpRequest,
@@ -365,7 +365,6 @@ macro_rules! record_searches {
 record_searches! {
     allergies => "/AllergyIntolerance", "AllergyIntolerance";
     medication_statements => "/MedicationStatement", "MedicationStatement";
-    medication_requests => "/MedicationRequest", "MedicationRequest";
     conditions => "/Condition", "Condition";
     immunizations => "/Immunization", "Immunization";
     observations => "/Observation", "Observation";

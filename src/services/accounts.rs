@@ -113,6 +113,7 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
     let verification = input.verification.clone();
     let result = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
+            db::accounts::lock_for_patient(c, &patient.id)?;
             let existing = db::accounts::find_by_patient(c, &patient.id, &practice.id)?;
             if existing.as_ref().is_some_and(|a| !a.can_register_again()) {
                 return Ok(Err(Error::rejected(
@@ -242,7 +243,7 @@ async fn change_and_enqueue(
         );
         let result = db::run(&core.pool, move |c| {
             db::write_transaction::<_, DbError, _>(c, |c| {
-                let Some(mut account) = db::accounts::find(c, &id)? else {
+                let Some(mut account) = db::accounts::find_locked(c, &id)? else {
                     return Ok(Err(Error::not_found("Patient")));
                 };
                 if let Err(e) = change(&mut account) {
@@ -321,7 +322,7 @@ pub async fn set_access(core: &Core, permit: Permit, change: AccessChange, by: &
     let accepted = db::run(&core.pool, move |c| {
         db::write_transaction::<_, DbError, _>(c, |c| {
             // The account as stored: a job may have confirmed something since it was read.
-            let Some(mut account) = db::accounts::find(c, &id)? else {
+            let Some(mut account) = db::accounts::find_locked(c, &id)? else {
                 return Ok(Err(Error::not_found("Patient")));
             };
             if let Err(e) = account.change_access(immediate.clone()) {
@@ -558,7 +559,7 @@ pub async fn retry_job(core: &Core, permit: Permit) -> Result<OutboxJob> {
                 && let Some(job) = db::outbox::find(c, &id)?
                 && job.kind == crate::domain::JobKind::CreateAccount
                 && let Some(account_id) = &job.account_id
-                && let Some(mut account) = db::accounts::find(c, account_id)?
+                && let Some(mut account) = db::accounts::find_locked(c, account_id)?
                 && account.can_register_again()
             {
                 account.creation_retried();

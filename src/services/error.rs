@@ -70,6 +70,14 @@ pub enum Reason {
     IdentityMismatch,
     /// The patient has died: nothing more is switched on or changed for them.
     PatientDeceased,
+    /// The slot does not exist or is no longer free.
+    SlotUnavailable,
+    /// The practice's rules no longer let the appointment be cancelled online.
+    CancellationNotAllowed,
+    /// The practice asks for a reason when booking.
+    ReasonRequired,
+    /// Not a current repeat the patient may request online.
+    NotRequestable,
 }
 
 impl Error {

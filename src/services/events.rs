@@ -149,6 +149,9 @@ fn apply(
     let Some(old) = db::practices::find(c, &patient.practice_id)? else {
         return Err(DbError::Query("patient without a practice".into()));
     };
+    // A job confirming something on the account waits for the event, rather than the event
+    // failing on the job's change.
+    db::accounts::lock_for_patient(c, &patient.id)?;
     let mut outcome = EventOutcome {
         event_id: event.event_id.clone(),
         outcome: "no-change".into(),

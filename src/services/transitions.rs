@@ -52,6 +52,7 @@ fn practice_pass(
                     let Some(practice) = db::practices::find_locked(c, &practice.id)? else {
                         return Ok((false, false));
                     };
+                    db::accounts::lock_for_patient(c, &patient_id)?;
                     let Some(ctx) = db::reads::patient_context(c, &patient_id)? else {
                         return Ok((false, false));
                     };

@@ -13,8 +13,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::http::{body_within, http_client, scrub, transport_error, unreadable};
-use super::{AccountCredentials, CreateAccount, LinkProxy, Reads, SupplierAdapter, SupplierError, emis_record};
+use super::{
+    AccountCredentials, CreateAccount, LinkProxy, Reads, SupplierAdapter, SupplierError, emis_desk, emis_record,
+};
 use crate::domain::clinical::ClinicalRecord;
+use crate::domain::transactional::{
+    Appointment, Booking, Cancellation, DayRange, Order, PrescriptionRequest, RepeatMedication, Slot,
+};
 use crate::domain::{AccessSettings, RecordAccessLevel, ServiceLevel, Supplier};
 
 pub struct EmisAdapter {
@@ -271,6 +276,197 @@ impl SupplierAdapter for EmisAdapter {
             serde_json::from_slice(&body).map_err(|_| unreadable("medical record"))?;
         emis_record::from_wire(reply).map_err(|_| unreadable("medical record"))
     }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", ods_code = %ods_code))]
+    async fn slots(
+        &self,
+        request_id: &str,
+        ods_code: &str,
+        range: DayRange,
+        reads: Reads,
+    ) -> Result<Vec<Slot>, SupplierError> {
+        let path = format!(
+            "/appointments/slots?NationalPracticeCode={}&From={}&To={}",
+            query_value(ods_code),
+            range.from,
+            range.to
+        );
+        let reply: emis_desk::SlotsReply = self
+            .desk::<(), _>(Method::GET, &path, request_id, None, reads, "slots")
+            .await?;
+        reply
+            .slots
+            .into_iter()
+            .map(|w| emis_desk::slot_from_wire(w).map_err(|_| unreadable("slots")))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", ods_code = %ods_code))]
+    async fn appointments(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<Vec<Appointment>, SupplierError> {
+        let path = format!("/appointments?{}", patient_query(patient_identifier, ods_code));
+        let reply: emis_desk::AppointmentsReply = self
+            .desk::<(), _>(Method::GET, &path, request_id, None, reads, "appointments")
+            .await?;
+        reply
+            .appointments
+            .into_iter()
+            .map(|w| emis_desk::appointment_from_wire(w).map_err(|_| unreadable("appointments")))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", ods_code = %booking.ods_code))]
+    async fn book(&self, idempotency_key: &str, booking: &Booking, reads: Reads) -> Result<Appointment, SupplierError> {
+        let body = emis_desk::BookRequest {
+            slot_id: booking.slot_id.clone(),
+            patient_nhs_number: booking.patient_identifier.clone(),
+            national_practice_code: booking.ods_code.clone(),
+            booking_reason: booking.reason.clone(),
+        };
+        let reply: emis_desk::AppointmentWire = self
+            .desk(
+                Method::POST,
+                "/appointments",
+                idempotency_key,
+                Some(&body),
+                reads,
+                "booking",
+            )
+            .await?;
+        emis_desk::appointment_from_wire(reply).map_err(|_| unreadable("booking"))
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", ods_code = %cancellation.ods_code))]
+    async fn cancel(
+        &self,
+        idempotency_key: &str,
+        cancellation: &Cancellation,
+        reads: Reads,
+    ) -> Result<Appointment, SupplierError> {
+        let path = format!(
+            "/appointments/{}/cancellation",
+            path_segment(&cancellation.appointment_id)?
+        );
+        let body = emis_desk::CancelRequest {
+            patient_nhs_number: cancellation.patient_identifier.clone(),
+            national_practice_code: cancellation.ods_code.clone(),
+            cancellation_reason: cancellation.reason.clone(),
+        };
+        let reply: emis_desk::AppointmentWire = self
+            .desk(Method::POST, &path, idempotency_key, Some(&body), reads, "cancellation")
+            .await?;
+        emis_desk::appointment_from_wire(reply).map_err(|_| unreadable("cancellation"))
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", ods_code = %ods_code))]
+    async fn repeats(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<Vec<RepeatMedication>, SupplierError> {
+        let path = format!("/prescriptions/courses?{}", patient_query(patient_identifier, ods_code));
+        let reply: emis_desk::CoursesReply = self
+            .desk::<(), _>(Method::GET, &path, request_id, None, reads, "medication courses")
+            .await?;
+        Ok(reply.courses.into_iter().map(emis_desk::course_from_wire).collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", ods_code = %ods_code))]
+    async fn prescription_requests(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<Vec<PrescriptionRequest>, SupplierError> {
+        let path = format!(
+            "/prescriptions/requests?{}",
+            patient_query(patient_identifier, ods_code)
+        );
+        let reply: emis_desk::RequestsReply = self
+            .desk::<(), _>(Method::GET, &path, request_id, None, reads, "prescription requests")
+            .await?;
+        reply
+            .requests
+            .into_iter()
+            .map(|w| emis_desk::request_from_wire(w).map_err(|_| unreadable("prescription requests")))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "emis", ods_code = %order.ods_code))]
+    async fn request_repeats(
+        &self,
+        idempotency_key: &str,
+        order: &Order,
+        reads: Reads,
+    ) -> Result<PrescriptionRequest, SupplierError> {
+        let body = emis_desk::NewRequest {
+            patient_nhs_number: order.patient_identifier.clone(),
+            national_practice_code: order.ods_code.clone(),
+            medication_course_guids: order.repeat_ids.clone(),
+            request_comment: order.message.clone(),
+        };
+        let reply: emis_desk::RequestWire = self
+            .desk(
+                Method::POST,
+                "/prescriptions/requests",
+                idempotency_key,
+                Some(&body),
+                reads,
+                "prescription request",
+            )
+            .await?;
+        emis_desk::request_from_wire(reply).map_err(|_| unreadable("prescription request"))
+    }
+}
+
+fn query_value(raw: &str) -> String {
+    url::form_urlencoded::byte_serialize(raw.as_bytes()).collect()
+}
+
+fn patient_query(patient_identifier: &str, ods_code: &str) -> String {
+    format!(
+        "NhsNumber={}&NationalPracticeCode={}",
+        query_value(patient_identifier),
+        query_value(ods_code)
+    )
+}
+
+impl EmisAdapter {
+    /// One appointments or prescriptions call, made on a patient's request: its own time limit
+    /// and largest answer, the key sent as `X-Request-ID`.
+    async fn desk<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<&B>,
+        reads: Reads,
+        what: &str,
+    ) -> Result<R, SupplierError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .header("X-Request-ID", key)
+            .timeout(reads.timeout);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        let body = body_within(response, reads.max_bytes).await?;
+        if !status.is_success() {
+            return Err(error_from_response(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|_| unreadable(what))
+    }
 }
 
 #[derive(Serialize)]
@@ -351,6 +547,11 @@ fn map_error(key: &str, message: &str) -> SupplierError {
         "4031030" => SupplierError::PracticeNotEnabled,
         "4091111" => SupplierError::ProxyExists,
         "4001561" | "4001562" => SupplierError::ProxyRefused,
+        "4091201" => SupplierError::SlotUnavailable,
+        "4041202" => SupplierError::ItemNotFound,
+        "4001203" => SupplierError::TooLateToCancel,
+        "4001204" => SupplierError::ReasonRequired,
+        "4001205" => SupplierError::NotRequestable,
         _ => SupplierError::Rejected {
             code: key.to_owned(),
             message: scrub(message),

@@ -2,6 +2,7 @@
 //! their own wire formats (EMIS-like JSON, TPP-like XML), and simulators of both.
 
 pub mod emis;
+pub mod emis_desk;
 pub mod emis_record;
 mod http;
 #[allow(
@@ -10,6 +11,7 @@ mod http;
 )]
 pub mod simulator;
 pub mod tpp;
+pub mod tpp_desk;
 pub mod tpp_record;
 
 use std::collections::HashMap;
@@ -18,6 +20,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use crate::domain::clinical::ClinicalRecord;
+use crate::domain::transactional::{
+    Appointment, Booking, Cancellation, DayRange, Order, PrescriptionRequest, RepeatMedication, Slot,
+};
 use crate::domain::{AccessSettings, Supplier};
 
 /// What the gateway asks a supplier to create: an online account for a registered patient.
@@ -111,6 +116,21 @@ pub enum SupplierError {
     ProxyRefused,
     #[error("the details do not match the supplier's record")]
     InvalidDetails,
+    /// The slot was booked by someone else, or is no longer offered.
+    #[error("the slot is not free")]
+    SlotUnavailable,
+    /// No slot, appointment or repeat of this patient has the id given.
+    #[error("the supplier holds no such item for the patient")]
+    ItemNotFound,
+    /// The practice's rules no longer let this appointment be cancelled online.
+    #[error("the appointment can no longer be cancelled online")]
+    TooLateToCancel,
+    /// The practice asks for a reason when booking.
+    #[error("the practice asks for a reason when booking")]
+    ReasonRequired,
+    /// The medication is not a repeat the patient may request online now.
+    #[error("the medication cannot be requested online")]
+    NotRequestable,
     /// Down, 5xx, throttled: worth retrying.
     #[error("the supplier is unavailable: {0}")]
     Unavailable(String),
@@ -139,6 +159,11 @@ impl SupplierError {
             Self::ProxyExists => "the supplier already links this proxy to the patient",
             Self::ProxyRefused => "the supplier refused to link this proxy",
             Self::InvalidDetails => "the details do not match the supplier's record",
+            Self::SlotUnavailable => "the slot is not free",
+            Self::ItemNotFound => "the supplier holds no such item for the patient",
+            Self::TooLateToCancel => "the appointment can no longer be cancelled online",
+            Self::ReasonRequired => "the practice asks for a reason when booking",
+            Self::NotRequestable => "the medication cannot be requested online",
             Self::Unavailable(_) => "the supplier is unavailable",
             Self::TimedOut => "the supplier did not answer in time",
             Self::Rejected { .. } => "the supplier refused the request",
@@ -170,6 +195,11 @@ impl SupplierError {
             Self::ProxyExists => "SUPPLIER_PROXY_EXISTS",
             Self::ProxyRefused => "SUPPLIER_PROXY_REFUSED",
             Self::InvalidDetails => "SUPPLIER_INVALID_DETAILS",
+            Self::SlotUnavailable => "SUPPLIER_SLOT_UNAVAILABLE",
+            Self::ItemNotFound => "SUPPLIER_ITEM_NOT_FOUND",
+            Self::TooLateToCancel => "SUPPLIER_TOO_LATE_TO_CANCEL",
+            Self::ReasonRequired => "SUPPLIER_REASON_REQUIRED",
+            Self::NotRequestable => "SUPPLIER_NOT_REQUESTABLE",
             Self::Unavailable(_) => "SUPPLIER_UNAVAILABLE",
             Self::TimedOut => "SUPPLIER_TIMEOUT",
             Self::Rejected { .. } => "SUPPLIER_REJECTED",
@@ -249,6 +279,61 @@ pub trait SupplierAdapter: Send + Sync {
         ods_code: &str,
         reads: Reads,
     ) -> Result<ClinicalRecord, SupplierError>;
+
+    /// The free slots at the practice in the days given.
+    async fn slots(
+        &self,
+        request_id: &str,
+        ods_code: &str,
+        range: DayRange,
+        reads: Reads,
+    ) -> Result<Vec<Slot>, SupplierError>;
+
+    /// The patient's appointments at the practice, booked and cancelled, past and upcoming.
+    async fn appointments(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<Vec<Appointment>, SupplierError>;
+
+    /// Books a free slot. The key makes a repeat of the same booking answer the first.
+    async fn book(&self, idempotency_key: &str, booking: &Booking, reads: Reads) -> Result<Appointment, SupplierError>;
+
+    /// Cancels one of the patient's appointments, within the practice's rules.
+    async fn cancel(
+        &self,
+        idempotency_key: &str,
+        cancellation: &Cancellation,
+        reads: Reads,
+    ) -> Result<Appointment, SupplierError>;
+
+    /// The patient's repeat medication templates, each with whether it may be requested.
+    async fn repeats(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<Vec<RepeatMedication>, SupplierError>;
+
+    /// The patient's repeat requests and their status.
+    async fn prescription_requests(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<Vec<PrescriptionRequest>, SupplierError>;
+
+    /// Requests one or more repeats. The key makes a repeat of the same request answer the first.
+    async fn request_repeats(
+        &self,
+        idempotency_key: &str,
+        order: &Order,
+        reads: Reads,
+    ) -> Result<PrescriptionRequest, SupplierError>;
 }
 
 /// The adapters by supplier, built once at start.

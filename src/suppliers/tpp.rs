@@ -13,8 +13,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::http::{body_within, http_client, scrub, transport_error, unreadable};
-use super::{AccountCredentials, CreateAccount, LinkProxy, Reads, SupplierAdapter, SupplierError, tpp_record};
+use super::{
+    AccountCredentials, CreateAccount, LinkProxy, Reads, SupplierAdapter, SupplierError, tpp_desk, tpp_record,
+};
 use crate::domain::clinical::ClinicalRecord;
+use crate::domain::transactional::{
+    Appointment, Booking, Cancellation, DayRange, Order, PrescriptionRequest, RepeatMedication, Slot,
+};
 use crate::domain::{AccessSettings, RecordAccessLevel, ServiceLevel, Services, Supplier};
 
 /// `ServiceAccess` bits.
@@ -386,6 +391,145 @@ impl SupplierAdapter for TppAdapter {
             .await?;
         tpp_record::from_wire(reply).map_err(|_| unreadable("patient record"))
     }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %ods_code))]
+    async fn slots(
+        &self,
+        request_id: &str,
+        ods_code: &str,
+        range: DayRange,
+        reads: Reads,
+    ) -> Result<Vec<Slot>, SupplierError> {
+        let message = tpp_desk::ListSlots {
+            unit_id: ods_code.to_owned(),
+            start_date: range.from,
+            end_date: range.to,
+        };
+        let reply: tpp_desk::ListSlotsReply = self
+            .exchange_within(request_id, "ListSlots", &message, Some(reads))
+            .await?;
+        reply
+            .slot
+            .into_iter()
+            .map(|w| tpp_desk::slot_from_wire(w).map_err(|_| unreadable("slots")))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %ods_code))]
+    async fn appointments(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<Vec<Appointment>, SupplierError> {
+        let message = at_unit(patient_identifier, ods_code);
+        let reply: tpp_desk::ListAppointmentsReply = self
+            .exchange_within(request_id, "ListAppointments", &message, Some(reads))
+            .await?;
+        reply
+            .appointment
+            .into_iter()
+            .map(|w| tpp_desk::appointment_from_wire(w).map_err(|_| unreadable("appointments")))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %booking.ods_code))]
+    async fn book(&self, idempotency_key: &str, booking: &Booking, reads: Reads) -> Result<Appointment, SupplierError> {
+        let message = tpp_desk::BookAppointment {
+            patient_id: booking.patient_identifier.clone(),
+            unit_id: booking.ods_code.clone(),
+            slot_id: booking.slot_id.clone(),
+            reason: booking.reason.clone(),
+        };
+        let reply: tpp_desk::AppointmentReply = self
+            .exchange_within(idempotency_key, "BookAppointment", &message, Some(reads))
+            .await?;
+        tpp_desk::appointment_from_wire(reply.appointment).map_err(|_| unreadable("booking"))
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %cancellation.ods_code))]
+    async fn cancel(
+        &self,
+        idempotency_key: &str,
+        cancellation: &Cancellation,
+        reads: Reads,
+    ) -> Result<Appointment, SupplierError> {
+        let message = tpp_desk::CancelAppointment {
+            patient_id: cancellation.patient_identifier.clone(),
+            unit_id: cancellation.ods_code.clone(),
+            appointment_id: cancellation.appointment_id.clone(),
+            reason: cancellation.reason.clone(),
+        };
+        let reply: tpp_desk::AppointmentReply = self
+            .exchange_within(idempotency_key, "CancelAppointment", &message, Some(reads))
+            .await?;
+        tpp_desk::appointment_from_wire(reply.appointment).map_err(|_| unreadable("cancellation"))
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %ods_code))]
+    async fn repeats(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<Vec<RepeatMedication>, SupplierError> {
+        let message = at_unit(patient_identifier, ods_code);
+        let reply: tpp_desk::ListRepeatMedicationReply = self
+            .exchange_within(request_id, "ListRepeatMedication", &message, Some(reads))
+            .await?;
+        reply
+            .repeat
+            .into_iter()
+            .map(|w| tpp_desk::repeat_from_wire(w).map_err(|_| unreadable("repeat medication")))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %ods_code))]
+    async fn prescription_requests(
+        &self,
+        request_id: &str,
+        patient_identifier: &str,
+        ods_code: &str,
+        reads: Reads,
+    ) -> Result<Vec<PrescriptionRequest>, SupplierError> {
+        let message = at_unit(patient_identifier, ods_code);
+        let reply: tpp_desk::ListMedicationRequestsReply = self
+            .exchange_within(request_id, "ListMedicationRequests", &message, Some(reads))
+            .await?;
+        reply
+            .request
+            .into_iter()
+            .map(|w| tpp_desk::request_from_wire(w).map_err(|_| unreadable("medication requests")))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(supplier = "tpp", ods_code = %order.ods_code))]
+    async fn request_repeats(
+        &self,
+        idempotency_key: &str,
+        order: &Order,
+        reads: Reads,
+    ) -> Result<PrescriptionRequest, SupplierError> {
+        let message = tpp_desk::RequestMedication {
+            patient_id: order.patient_identifier.clone(),
+            unit_id: order.ods_code.clone(),
+            repeat_id: order.repeat_ids.clone(),
+            message: order.message.clone(),
+        };
+        let reply: tpp_desk::RequestMedicationReply = self
+            .exchange_within(idempotency_key, "RequestMedication", &message, Some(reads))
+            .await?;
+        tpp_desk::request_from_wire(reply.request).map_err(|_| unreadable("medication request"))
+    }
+}
+
+fn at_unit(patient_identifier: &str, ods_code: &str) -> tpp_desk::PatientAtUnit {
+    tpp_desk::PatientAtUnit {
+        patient_id: patient_identifier.to_owned(),
+        unit_id: ods_code.to_owned(),
+    }
 }
 
 #[derive(Serialize)]
@@ -458,6 +602,11 @@ fn map_error(code: &str, message: &str) -> SupplierError {
         "2009" => SupplierError::InvalidDetails,
         "2011" => SupplierError::ProxyExists,
         "2012" | "2014" => SupplierError::ProxyRefused,
+        "2020" => SupplierError::SlotUnavailable,
+        "2021" => SupplierError::ItemNotFound,
+        "2022" => SupplierError::TooLateToCancel,
+        "2023" => SupplierError::ReasonRequired,
+        "2024" => SupplierError::NotRequestable,
         "5" => SupplierError::Unavailable("the supplier's service is unavailable".to_owned()),
         "6" => SupplierError::Unavailable("the supplier timed out".to_owned()),
         // Only reached when a renewed session is refused too.

@@ -21,3 +21,4 @@ mod record;
 mod registration;
 mod request_ids;
 mod suppliers;
+mod transactional;

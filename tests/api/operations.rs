@@ -27,6 +27,7 @@ async fn capability_statement_lists_what_is_supported() {
         resources,
         [
             "AllergyIntolerance",
+            "Appointment",
             "AuditEvent",
             "Binary",
             "Condition",
@@ -42,6 +43,7 @@ async fn capability_statement_lists_what_is_supported() {
             "QuestionnaireResponse",
             "RelatedPerson",
             "ServiceRequest",
+            "Slot",
             "Task"
         ],
         "every resource type the server routes, and no other"

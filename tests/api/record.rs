@@ -39,7 +39,7 @@ async fn structured(app: &TestApp, token: &str, body: &Value) -> (StatusCode, re
 }
 
 /// Waits until the person's own account is active (seeded accounts go through the outbox).
-async fn active(app: &TestApp, token: &str) {
+pub(crate) async fn active(app: &TestApp, token: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (_, _, mine) = app.get("/$my-access", token).await;

@@ -189,6 +189,16 @@ actions! {
         staff: None, patient: Some(RECORD), system: None;
     UsePrescriptions => "use-prescriptions", Read, "order repeat prescriptions",
         staff: None, patient: Some(RECORD), system: None;
+    ReadAppointments => "read-appointments", Read, "see free slots and appointments",
+        staff: None, patient: Some(RECORD), system: None;
+    BookAppointment => "book-appointment", Create, "book an appointment",
+        staff: None, patient: Some(RECORD), system: None;
+    CancelAppointment => "cancel-appointment", Update, "cancel an appointment",
+        staff: None, patient: Some(RECORD), system: None;
+    ReadPrescriptions => "read-prescriptions", Read, "see repeat medications and requests",
+        staff: None, patient: Some(RECORD), system: None;
+    RequestPrescription => "request-prescription", Create, "request repeat medication",
+        staff: None, patient: Some(RECORD), system: None;
     UseMessaging => "use-messaging", Read, "message the practice",
         staff: None, patient: Some(RECORD), system: None;
     ReadRecord => "read-record", Read, "see the GP record",
@@ -309,14 +319,21 @@ impl Action {
     /// How far the service the action uses must be switched on: seeing is `view`; booking,
     /// cancelling and requesting are `manage`.
     pub fn service_level(self) -> ServiceLevel {
-        ServiceLevel::View
+        match self {
+            Self::BookAppointment | Self::CancelAppointment | Self::RequestPrescription => ServiceLevel::Manage,
+            _ => ServiceLevel::View,
+        }
     }
 
     /// The online service the action uses, if any.
     pub fn service(self) -> Option<Service> {
         match self {
-            Self::UseAppointments => Some(Service::Appointments),
-            Self::UsePrescriptions => Some(Service::Prescriptions),
+            Self::UseAppointments | Self::ReadAppointments | Self::BookAppointment | Self::CancelAppointment => {
+                Some(Service::Appointments)
+            }
+            Self::UsePrescriptions | Self::ReadPrescriptions | Self::RequestPrescription => {
+                Some(Service::Prescriptions)
+            }
             Self::UseMessaging => Some(Service::Messaging),
             Self::ReadRecord => Some(Service::Record),
             _ => None,

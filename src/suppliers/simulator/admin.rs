@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use super::world::PatientStatus;
 use super::{Simulator, State};
 use crate::domain::clinical::ClinicalRecord;
+use crate::domain::transactional::{PrescriptionStatus, RepeatMedication};
 use crate::domain::{RecordAccessLevel, ServiceLevel, Services};
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
@@ -23,6 +24,13 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .route("/patients/{identifier}", web::put().to(put_patient))
         .route("/records/{identifier}", web::put().to(put_record))
         .route("/records/{identifier}", web::get().to(get_record))
+        .route(
+            "/practices/{ods}/appointment-rules",
+            web::put().to(put_appointment_rules),
+        )
+        .route("/repeats/{identifier}", web::put().to(put_repeats))
+        .route("/repeats/{identifier}", web::get().to(get_repeats))
+        .route("/prescription-requests/{id}", web::put().to(put_prescription_request))
         .route("/accounts", web::get().to(list_accounts))
         .route("/proxies", web::get().to(list_proxies))
         .route("/stats", web::get().to(get_stats))
@@ -134,6 +142,67 @@ async fn get_record(simulator: web::Data<Simulator>, identifier: web::Path<Strin
     match simulator.lock().world.stored_record(&identifier) {
         Some(record) => HttpResponse::Ok().json(record),
         None => HttpResponse::NotFound().json(json!({ "error": "no record is held for this patient" })),
+    }
+}
+
+/// A practice's rules for online appointments: `{"reasonRequired": bool,
+/// "cancellationCutoffMinutes": n}`.
+async fn put_appointment_rules(
+    simulator: web::Data<Simulator>,
+    ods_code: web::Path<String>,
+    rules: web::Json<super::desk::AppointmentRules>,
+) -> HttpResponse {
+    let ods_code = super::world::normalise_ods(&ods_code);
+    simulator.lock().world.desk.set_rules(&ods_code, rules.into_inner());
+    simulator.changed.store(true, std::sync::atomic::Ordering::Release);
+    HttpResponse::NoContent().finish()
+}
+
+/// A patient's repeat medication templates (replaces what was there).
+async fn put_repeats(
+    simulator: web::Data<Simulator>,
+    identifier: web::Path<String>,
+    repeats: web::Json<Vec<RepeatMedication>>,
+) -> HttpResponse {
+    let repeats = repeats.into_inner();
+    let mut ids = BTreeSet::new();
+    if let Some(r) = repeats.iter().find(|r| !ids.insert(r.id.as_str())) {
+        return HttpResponse::BadRequest().json(json!({ "error": format!("repeat id {} is used twice", r.id) }));
+    }
+    let patient = super::world::normalise_identifier(&identifier);
+    simulator.lock().world.desk.set_repeats(&patient, repeats);
+    simulator.changed.store(true, std::sync::atomic::Ordering::Release);
+    HttpResponse::NoContent().finish()
+}
+
+async fn get_repeats(simulator: web::Data<Simulator>, identifier: web::Path<String>) -> HttpResponse {
+    let patient = super::world::normalise_identifier(&identifier);
+    HttpResponse::Ok().json(simulator.lock().world.desk.repeats(&patient))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestStatus {
+    status: String,
+}
+
+/// Moves a repeat request on as the practice would: `{"status": "approved" | "rejected" |
+/// "issued" | "requested"}`.
+async fn put_prescription_request(
+    simulator: web::Data<Simulator>,
+    id: web::Path<String>,
+    update: web::Json<RequestStatus>,
+) -> HttpResponse {
+    let Some(status) = PrescriptionStatus::parse(&update.status) else {
+        return HttpResponse::BadRequest()
+            .json(json!({ "error": "status is requested, approved, rejected or issued" }));
+    };
+    match simulator.lock().world.desk.set_request_status(&id, status) {
+        Ok(()) => {
+            simulator.changed.store(true, std::sync::atomic::Ordering::Release);
+            HttpResponse::NoContent().finish()
+        }
+        Err(_) => HttpResponse::NotFound().json(json!({ "error": "no such request" })),
     }
 }
 

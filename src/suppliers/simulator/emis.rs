@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::world::{LetterDetails, NewAccount, NewProxyLink, Refusal};
 use super::{Reply, Simulator, request_id};
+use crate::domain::transactional::{Booking, Cancellation, DayRange, Order};
 use crate::domain::{AccessSettings, RecordAccessLevel, ServiceLevel, Services};
+use crate::suppliers::emis_desk;
 
 pub(super) const MINIMUM_AGE: u32 = 16;
 
@@ -25,7 +27,14 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         .route("/proxies/{guid}/revocation", web::post().to(revoke_proxy))
         .route("/me/verifications", web::post().to(verifications))
         .route("/me/applications", web::post().to(applications))
-        .route("/records/{nhs}", web::get().to(record));
+        .route("/records/{nhs}", web::get().to(record))
+        .route("/appointments/slots", web::get().to(slots))
+        .route("/appointments", web::get().to(appointments))
+        .route("/appointments", web::post().to(book))
+        .route("/appointments/{id}/cancellation", web::post().to(cancel))
+        .route("/prescriptions/courses", web::get().to(courses))
+        .route("/prescriptions/requests", web::get().to(prescription_requests))
+        .route("/prescriptions/requests", web::post().to(request_repeats));
 }
 
 #[derive(Deserialize)]
@@ -46,6 +55,223 @@ async fn record(
             |world| match world.record(&nhs, &query.national_practice_code) {
                 Ok(record) => Reply::json(StatusCode::OK, &crate::suppliers::emis_record::to_wire(&record)),
                 Err(refusal) => refused(refusal),
+            },
+        )
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SlotQuery {
+    national_practice_code: String,
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+fn now() -> chrono::NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+/// The practice's free slots between two days.
+async fn slots(simulator: web::Data<Simulator>, query: Option<web::Query<SlotQuery>>) -> HttpResponse {
+    let Some(query) = query else {
+        return error(StatusCode::BAD_REQUEST, 1100, "The request is not valid").to_response();
+    };
+    let Ok(range) = DayRange::new(query.from, query.to) else {
+        return error(StatusCode::BAD_REQUEST, 1100, "The date range is not valid").to_response();
+    };
+    let now = now();
+    {
+        let mut state = simulator.lock();
+        if let Ok(ods) = state.world.enabled_practice(&query.national_practice_code) {
+            state.world.desk.open_book(&ods, now);
+        }
+    }
+    simulator
+        .serve_read(
+            |_| None,
+            |world| match world.enabled_practice(&query.national_practice_code) {
+                Ok(ods) => {
+                    let slots = world
+                        .desk
+                        .slots(&ods, range, now)
+                        .iter()
+                        .map(emis_desk::slot_to_wire)
+                        .collect();
+                    Reply::json(StatusCode::OK, &emis_desk::SlotsReply { slots })
+                }
+                Err(refusal) => refused(refusal),
+            },
+        )
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PatientQuery {
+    nhs_number: String,
+    national_practice_code: String,
+}
+
+async fn appointments(simulator: web::Data<Simulator>, query: Option<web::Query<PatientQuery>>) -> HttpResponse {
+    let Some(query) = query else {
+        return error(StatusCode::BAD_REQUEST, 1100, "The request is not valid").to_response();
+    };
+    simulator
+        .serve_read(
+            |_| None,
+            |world| match world.registered(&query.nhs_number, &query.national_practice_code) {
+                Ok((patient, ods)) => {
+                    let appointments = world
+                        .desk
+                        .appointments(&patient, &ods)
+                        .iter()
+                        .map(emis_desk::appointment_to_wire)
+                        .collect();
+                    Reply::json(StatusCode::OK, &emis_desk::AppointmentsReply { appointments })
+                }
+                Err(refusal) => refused(refusal),
+            },
+        )
+        .await
+}
+
+async fn book(simulator: web::Data<Simulator>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, rng| {
+                let wire: emis_desk::BookRequest = match parse(&body) {
+                    Ok(b) => b,
+                    Err(reply) => return reply,
+                };
+                let (patient, ods) = match world.registered(&wire.patient_nhs_number, &wire.national_practice_code) {
+                    Ok(found) => found,
+                    Err(refusal) => return refused(refusal),
+                };
+                let booking = Booking {
+                    patient_identifier: patient,
+                    ods_code: ods,
+                    slot_id: wire.slot_id,
+                    reason: wire.booking_reason,
+                };
+                match world.desk.book(&booking, rng, now()) {
+                    Ok(a) => Reply::json(StatusCode::CREATED, &emis_desk::appointment_to_wire(&a)),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
+
+async fn cancel(
+    simulator: web::Data<Simulator>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, _| {
+                let wire: emis_desk::CancelRequest = match parse(&body) {
+                    Ok(b) => b,
+                    Err(reply) => return reply,
+                };
+                let (patient, ods) = match world.registered(&wire.patient_nhs_number, &wire.national_practice_code) {
+                    Ok(found) => found,
+                    Err(refusal) => return refused(refusal),
+                };
+                let cancellation = Cancellation {
+                    patient_identifier: patient,
+                    ods_code: ods,
+                    appointment_id: id.into_inner(),
+                    reason: wire.cancellation_reason,
+                };
+                match world.desk.cancel(&cancellation, now()) {
+                    Ok(a) => Reply::json(StatusCode::OK, &emis_desk::appointment_to_wire(&a)),
+                    Err(refusal) => refused(refusal),
+                }
+            },
+        )
+        .await
+}
+
+async fn courses(simulator: web::Data<Simulator>, query: Option<web::Query<PatientQuery>>) -> HttpResponse {
+    let Some(query) = query else {
+        return error(StatusCode::BAD_REQUEST, 1100, "The request is not valid").to_response();
+    };
+    simulator
+        .serve_read(
+            |_| None,
+            |world| match world.registered(&query.nhs_number, &query.national_practice_code) {
+                Ok((patient, _)) => {
+                    let courses = world
+                        .desk
+                        .repeats(&patient)
+                        .iter()
+                        .map(emis_desk::course_to_wire)
+                        .collect();
+                    Reply::json(StatusCode::OK, &emis_desk::CoursesReply { courses })
+                }
+                Err(refusal) => refused(refusal),
+            },
+        )
+        .await
+}
+
+async fn prescription_requests(
+    simulator: web::Data<Simulator>,
+    query: Option<web::Query<PatientQuery>>,
+) -> HttpResponse {
+    let Some(query) = query else {
+        return error(StatusCode::BAD_REQUEST, 1100, "The request is not valid").to_response();
+    };
+    simulator
+        .serve_read(
+            |_| None,
+            |world| match world.registered(&query.nhs_number, &query.national_practice_code) {
+                Ok((patient, ods)) => {
+                    let requests = world
+                        .desk
+                        .requests(&patient, &ods)
+                        .iter()
+                        .map(emis_desk::request_to_wire)
+                        .collect();
+                    Reply::json(StatusCode::OK, &emis_desk::RequestsReply { requests })
+                }
+                Err(refusal) => refused(refusal),
+            },
+        )
+        .await
+}
+
+async fn request_repeats(simulator: web::Data<Simulator>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    simulator
+        .serve(
+            scope(&request),
+            |_| None,
+            |world, rng| {
+                let wire: emis_desk::NewRequest = match parse(&body) {
+                    Ok(b) => b,
+                    Err(reply) => return reply,
+                };
+                let (patient, ods) = match world.registered(&wire.patient_nhs_number, &wire.national_practice_code) {
+                    Ok(found) => found,
+                    Err(refusal) => return refused(refusal),
+                };
+                let order = Order {
+                    patient_identifier: patient,
+                    ods_code: ods,
+                    repeat_ids: wire.medication_course_guids,
+                    message: wire.request_comment,
+                };
+                match world.desk.request(&order, rng, now()) {
+                    Ok(r) => Reply::json(StatusCode::CREATED, &emis_desk::request_to_wire(&r)),
+                    Err(refusal) => refused(refusal),
+                }
             },
         )
         .await
@@ -97,6 +323,23 @@ fn refused(refusal: Refusal) -> Reply {
             "Proxy record access cannot exceed the patient's own",
         ),
         Refusal::NoSuchProxyLink => (StatusCode::NOT_FOUND, 1405, "No such proxy link"),
+        Refusal::SlotTaken => (StatusCode::CONFLICT, 1201, "The slot is no longer available"),
+        Refusal::NoSuchItem => (
+            StatusCode::NOT_FOUND,
+            1202,
+            "No such slot, appointment or medication course",
+        ),
+        Refusal::TooLateToCancel => (
+            StatusCode::BAD_REQUEST,
+            1203,
+            "The appointment is too soon to be cancelled online",
+        ),
+        Refusal::ReasonRequired => (StatusCode::BAD_REQUEST, 1204, "A booking reason is required"),
+        Refusal::NotRequestable => (
+            StatusCode::BAD_REQUEST,
+            1205,
+            "The medication course cannot be requested online",
+        ),
     };
     error(status, code, message)
 }

@@ -3,7 +3,9 @@
 //! The dev profile, the tests and the benchmarks run the adapters against them.
 
 mod admin;
+mod desk;
 mod emis;
+mod refusal;
 mod tpp;
 mod world;
 
@@ -22,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::domain::Supplier;
+pub use desk::AppointmentRules;
 use world::World;
 
 /// Fault rolls come from a fixed seed so a benchmark run can be repeated request for request.
@@ -64,6 +67,23 @@ impl SimulatorHandle {
                 .set_restrictions(ods_code, areas.iter().map(|a| (*a).to_owned()).collect());
             self.simulator.changed.store(true, Ordering::Release);
         }
+    }
+}
+
+impl SimulatorHandle {
+    /// Gives a patient repeat medication templates unless they have some already.
+    pub fn seed_repeats(&self, patient_identifier: &str, repeats: Vec<crate::domain::transactional::RepeatMedication>) {
+        let mut state = self.simulator.lock();
+        if state.world.desk.repeats(patient_identifier).is_empty() {
+            state.world.desk.set_repeats(patient_identifier, repeats);
+            self.simulator.changed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Sets a practice's rules for online appointments.
+    pub fn set_appointment_rules(&self, ods_code: &str, rules: AppointmentRules) {
+        self.simulator.lock().world.desk.set_rules(ods_code, rules);
+        self.simulator.changed.store(true, Ordering::Release);
     }
 }
 

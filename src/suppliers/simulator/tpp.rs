@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::world::{Account, LetterDetails, NewAccount, NewProxyLink, Refusal, World};
 use super::{Reply, Simulator, request_id};
+use crate::domain::transactional::{Booking, Cancellation, DayRange, Order};
 use crate::suppliers::tpp::access_from_flags;
+use crate::suppliers::tpp_desk;
 
 pub(super) const MINIMUM_AGE: u32 = 11;
 
@@ -60,6 +62,11 @@ fn refused(refusal: Refusal) -> Reply {
         Refusal::ProxyIsPatient => (2012, "A patient cannot be their own proxy"),
         Refusal::NoSuchProxyLink => (2013, "No such proxy link"),
         Refusal::ProxyBeyondPatient => (2014, "Proxy access cannot exceed the patient's own"),
+        Refusal::SlotTaken => (2020, "The slot is no longer available"),
+        Refusal::NoSuchItem => (2021, "No such slot, appointment or repeat"),
+        Refusal::TooLateToCancel => (2022, "The appointment is too soon to cancel online"),
+        Refusal::ReasonRequired => (2023, "The unit asks for a reason when booking"),
+        Refusal::NotRequestable => (2024, "The medication cannot be requested online"),
     };
     error(StatusCode::OK, code, message)
 }
@@ -126,6 +133,22 @@ async fn message(simulator: web::Data<Simulator>, request: HttpRequest, body: we
             .serve_read(session, |world| patient_record(world, &body))
             .await;
     }
+    if message_type == "ListSlots"
+        && let Ok(list) = parse::<tpp_desk::ListSlots>(&body)
+    {
+        let mut state = simulator.lock();
+        if let Ok(unit) = state.world.enabled_practice(&list.unit_id) {
+            state.world.desk.open_book(&unit, now());
+        }
+    }
+    if matches!(
+        message_type.as_str(),
+        "ListSlots" | "ListAppointments" | "ListRepeatMedication" | "ListMedicationRequests"
+    ) {
+        return simulator
+            .serve_read(session, |world| desk_read(world, &message_type, &body))
+            .await;
+    }
     let scope = request_id(&request).map(|id| format!("{id}\n{message_type}"));
     let minimum_age = simulator.minimum_age();
     simulator
@@ -140,11 +163,142 @@ async fn message(simulator: web::Data<Simulator>, request: HttpRequest, body: we
                 "LinkProxy" => link_proxy(world, rng, &body),
                 "SetProxyAccess" => set_proxy_access(world, &body),
                 "RevokeProxy" => revoke_proxy(world, &body),
+                "BookAppointment" => book_appointment(world, rng, &body),
+                "CancelAppointment" => cancel_appointment(world, &body),
+                "RequestMedication" => request_medication(world, rng, &body),
                 _ => Err(invalid_request("Unknown message type")),
             };
             outcome.unwrap_or_else(|refusal| refusal)
         })
         .await
+}
+
+fn now() -> chrono::NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+/// The front desk's reads: slots, appointments, repeats and requests.
+fn desk_read(world: &World, message_type: &str, body: &[u8]) -> Reply {
+    if message_type == "ListSlots" {
+        let list: tpp_desk::ListSlots = match parse(body) {
+            Ok(l) => l,
+            Err(reply) => return reply,
+        };
+        let Ok(range) = DayRange::new(list.start_date, list.end_date) else {
+            return invalid_request("The date range is not valid");
+        };
+        return match world.enabled_practice(&list.unit_id) {
+            Ok(unit) => reply(
+                "ListSlotsReply",
+                &tpp_desk::ListSlotsReply {
+                    slot: world
+                        .desk
+                        .slots(&unit, range, now())
+                        .iter()
+                        .map(tpp_desk::slot_to_wire)
+                        .collect(),
+                },
+            ),
+            Err(refusal) => refused(refusal),
+        };
+    }
+    let at: tpp_desk::PatientAtUnit = match parse(body) {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    let (patient, unit) = match world.registered(&at.patient_id, &at.unit_id) {
+        Ok(found) => found,
+        Err(refusal) => return refused(refusal),
+    };
+    match message_type {
+        "ListAppointments" => reply(
+            "ListAppointmentsReply",
+            &tpp_desk::ListAppointmentsReply {
+                appointment: world
+                    .desk
+                    .appointments(&patient, &unit)
+                    .iter()
+                    .map(tpp_desk::appointment_to_wire)
+                    .collect(),
+            },
+        ),
+        "ListRepeatMedication" => reply(
+            "ListRepeatMedicationReply",
+            &tpp_desk::ListRepeatMedicationReply {
+                repeat: world
+                    .desk
+                    .repeats(&patient)
+                    .iter()
+                    .map(tpp_desk::repeat_to_wire)
+                    .collect(),
+            },
+        ),
+        _ => reply(
+            "ListMedicationRequestsReply",
+            &tpp_desk::ListMedicationRequestsReply {
+                request: world
+                    .desk
+                    .requests(&patient, &unit)
+                    .iter()
+                    .map(tpp_desk::request_to_wire)
+                    .collect(),
+            },
+        ),
+    }
+}
+
+fn book_appointment(world: &mut World, rng: &mut StdRng, body: &[u8]) -> Result<Reply, Reply> {
+    let wire: tpp_desk::BookAppointment = parse(body)?;
+    let (patient, unit) = world.registered(&wire.patient_id, &wire.unit_id).map_err(refused)?;
+    let booking = Booking {
+        patient_identifier: patient,
+        ods_code: unit,
+        slot_id: wire.slot_id,
+        reason: wire.reason,
+    };
+    let appointment = world.desk.book(&booking, rng, now()).map_err(refused)?;
+    Ok(reply(
+        "BookAppointmentReply",
+        &tpp_desk::AppointmentReply {
+            appointment: tpp_desk::appointment_to_wire(&appointment),
+        },
+    ))
+}
+
+fn cancel_appointment(world: &mut World, body: &[u8]) -> Result<Reply, Reply> {
+    let wire: tpp_desk::CancelAppointment = parse(body)?;
+    let (patient, unit) = world.registered(&wire.patient_id, &wire.unit_id).map_err(refused)?;
+    let cancellation = Cancellation {
+        patient_identifier: patient,
+        ods_code: unit,
+        appointment_id: wire.appointment_id,
+        reason: wire.reason,
+    };
+    let appointment = world.desk.cancel(&cancellation, now()).map_err(refused)?;
+    Ok(reply(
+        "CancelAppointmentReply",
+        &tpp_desk::AppointmentReply {
+            appointment: tpp_desk::appointment_to_wire(&appointment),
+        },
+    ))
+}
+
+fn request_medication(world: &mut World, rng: &mut StdRng, body: &[u8]) -> Result<Reply, Reply> {
+    let wire: tpp_desk::RequestMedication = parse(body)?;
+    let (patient, unit) = world.registered(&wire.patient_id, &wire.unit_id).map_err(refused)?;
+    let order = Order {
+        patient_identifier: patient,
+        ods_code: unit,
+        repeat_ids: wire.repeat_id,
+        message: wire.message,
+    };
+    let request = world.desk.request(&order, rng, now()).map_err(refused)?;
+    Ok(reply(
+        "RequestMedicationReply",
+        &tpp_desk::RequestMedicationReply {
+            request: tpp_desk::request_to_wire(&request),
+        },
+    ))
 }
 
 /// The patient's record at the unit (practice), every item with its flags.

@@ -8,6 +8,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use super::desk::Desk;
 use crate::domain::clinical::ClinicalRecord;
 use crate::domain::{AccessSettings, RecordAccessLevel};
 
@@ -25,25 +26,7 @@ pub enum PatientStatus {
     Archived,
 }
 
-/// Why the supplier says no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    PracticeNotEnabled,
-    PatientNotFound,
-    Archived,
-    UnderMinimumAge,
-    AccountExists,
-    InvalidDetails,
-    AccountDisabled,
-    NoSuchAccount,
-    /// An unrevoked link for this proxy and patient already exists.
-    ProxyLinkExists,
-    /// A patient cannot be their own proxy.
-    ProxyIsPatient,
-    /// A proxy may not see more of the record than the patient can.
-    ProxyBeyondPatient,
-    NoSuchProxyLink,
-}
+pub use super::refusal::Refusal;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Account {
@@ -120,6 +103,8 @@ pub struct World {
     records: HashMap<String, ClinicalRecord>,
     /// Clinical areas each practice does not share online, by ODS code.
     restrictions: HashMap<String, BTreeSet<String>>,
+    /// Appointment books and repeat prescriptions.
+    pub desk: Desk,
 }
 
 /// What a simulator knows, as it is kept between runs (the indexes are rebuilt on load).
@@ -133,6 +118,8 @@ pub struct Saved {
     records: Vec<(String, ClinicalRecord)>,
     #[serde(default)]
     restrictions: Vec<(String, BTreeSet<String>)>,
+    #[serde(default)]
+    desk: Desk,
 }
 
 impl World {
@@ -154,6 +141,7 @@ impl World {
             proxies: self.proxies.clone(),
             records,
             restrictions,
+            desk: self.desk.clone(),
         }
     }
 
@@ -163,6 +151,7 @@ impl World {
             patients: saved.patients.into_iter().collect(),
             records: saved.records.into_iter().collect(),
             restrictions: saved.restrictions.into_iter().collect(),
+            desk: saved.desk,
             ..Self::default()
         };
         for (i, a) in saved.accounts.iter().enumerate() {
@@ -213,6 +202,30 @@ impl World {
 
     pub fn set_restrictions(&mut self, ods_code: &str, areas: BTreeSet<String>) {
         self.restrictions.insert(normalise_ods(ods_code), areas);
+    }
+
+    /// The practice and patient as the supplier files them, if the practice is enabled and holds
+    /// the patient.
+    pub fn registered(&self, patient_identifier: &str, ods_code: &str) -> Result<(String, String), Refusal> {
+        let ods_code = normalise_ods(ods_code);
+        let patient = normalise_identifier(patient_identifier);
+        if self.disabled_practices.contains(&ods_code) {
+            return Err(Refusal::PracticeNotEnabled);
+        }
+        match self.patients.get(&patient).copied().unwrap_or_default() {
+            PatientStatus::Registered => Ok((patient, ods_code)),
+            PatientStatus::Unknown => Err(Refusal::PatientNotFound),
+            PatientStatus::Archived => Err(Refusal::Archived),
+        }
+    }
+
+    /// The practice as the supplier files it, if it is enabled.
+    pub fn enabled_practice(&self, ods_code: &str) -> Result<String, Refusal> {
+        let ods_code = normalise_ods(ods_code);
+        if self.disabled_practices.contains(&ods_code) {
+            return Err(Refusal::PracticeNotEnabled);
+        }
+        Ok(ods_code)
     }
 
     /// A patient's record as the practice serves it: every entry with its flags, and the
@@ -439,11 +452,11 @@ fn random_letter_code(rng: &mut StdRng, len: usize) -> String {
         .collect()
 }
 
-fn normalise_ods(ods_code: &str) -> String {
+pub(super) fn normalise_ods(ods_code: &str) -> String {
     ods_code.trim().to_ascii_uppercase()
 }
 
-fn normalise_identifier(identifier: &str) -> String {
+pub(super) fn normalise_identifier(identifier: &str) -> String {
     identifier.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
