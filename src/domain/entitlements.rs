@@ -162,7 +162,14 @@ pub fn own(state: &PatientState<'_>, today: NaiveDate) -> Entitlements {
             .unwrap_or_else(|| format!("the online account is {}", account.status.as_str()));
         return Entitlements::off(via, Standing::Account(account.status), why);
     }
-    let (access, reasons) = in_effect(&account.access, state, account, today);
+    // What the supplier has confirmed, except that anything a pending change takes away is
+    // gone at once: a practice that lowers access is obeyed on the next request, while what a
+    // change adds waits for the supplier.
+    let granted = match &account.pending_access {
+        Some(pending) => lower_record(&account.access, pending),
+        None => account.access.clone(),
+    };
+    let (access, reasons) = in_effect(&granted, state, account, today);
     Entitlements {
         via,
         standing: Standing::Active,
@@ -580,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lowered_access_waiting_for_the_supplier_holds_proxies_at_once() {
+    fn a_lowered_access_holds_at_once_and_a_raised_one_waits_for_the_supplier() {
         let p = patient(day(1980, 1, 1));
         let pr = practice(OnlineServicesSettings {
             access_model: AccessModel::OptIn,
@@ -589,24 +596,41 @@ mod tests {
         let mut a = account(access(RecordAccessLevel::DetailedCoded, None), day(2024, 1, 10));
         a.change_access(access(RecordAccessLevel::Summary, None)).unwrap();
         let codes = CodeSet::default();
-        let state = PatientState {
-            patient: &p,
-            practice: &pr,
-            account: Some(&a),
-            codes: &codes,
-        };
         let today = day(2026, 12, 1);
-        assert_eq!(
-            own(&state, today).access.record_level,
-            RecordAccessLevel::DetailedCoded,
-            "confirmed"
-        );
         let r = role(
             grants(RecordAccessLevel::DetailedCoded, None),
             LegalBasis::Consent,
             day(2025, 1, 1),
         );
-        assert_eq!(proxy(&state, &r, today).access.record_level, RecordAccessLevel::Summary);
+        {
+            let state = PatientState {
+                patient: &p,
+                practice: &pr,
+                account: Some(&a),
+                codes: &codes,
+            };
+            assert_eq!(
+                own(&state, today).access.record_level,
+                RecordAccessLevel::Summary,
+                "what a pending change takes away is gone at once"
+            );
+            assert_eq!(proxy(&state, &r, today).access.record_level, RecordAccessLevel::Summary);
+        }
+        let mut raised = account(access(RecordAccessLevel::Summary, None), day(2024, 1, 10));
+        raised
+            .change_access(access(RecordAccessLevel::DetailedCoded, None))
+            .unwrap();
+        let state = PatientState {
+            patient: &p,
+            practice: &pr,
+            account: Some(&raised),
+            codes: &codes,
+        };
+        assert_eq!(
+            own(&state, today).access.record_level,
+            RecordAccessLevel::Summary,
+            "what it adds waits for the supplier"
+        );
     }
 
     fn any_day() -> impl Strategy<Value = NaiveDate> {
@@ -785,7 +809,9 @@ mod tests {
             prop_assert!(within_patient(&held, &state, w.today).is_ok(), "held grants are within the patient");
             prop_assert_eq!(link_for_supplier(&state, &r, w.today), theirs.access.clone());
             if let Some(a) = &acc && mine.standing.is_active() {
-                prop_assert_eq!(for_supplier(&state, a, &a.access, w.today), mine.access.clone());
+                // In effect: the confirmed access, lowered by whatever a pending change takes away.
+                let granted = a.pending_access.as_ref().map_or_else(|| a.access.clone(), |p| lower_record(&a.access, p));
+                prop_assert_eq!(for_supplier(&state, a, &granted, w.today), mine.access.clone());
             }
         }
     }
