@@ -134,6 +134,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_checkpoints (chain) {
+        chain -> Text,
+        seq -> BigInt,
+        hash -> Text,
+        verified_at -> Timestamp,
+        signature -> Text,
+    }
+}
+
+diesel::table! {
     actor_snapshots (caller_key) {
         caller_key -> Text,
         kind -> Text,
