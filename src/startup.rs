@@ -310,7 +310,7 @@ pub(crate) fn linkage_key_box(settings: &Settings) -> anyhow::Result<SecretBox> 
 }
 
 /// The key that signs audit chain anchors and heads (shared by every instance).
-fn audit_chain_key(settings: &Settings) -> anyhow::Result<crate::audit::ChainKey> {
+pub(crate) fn audit_chain_key(settings: &Settings) -> anyhow::Result<crate::audit::ChainKey> {
     let key = secret_key(
         settings,
         settings.secrets.audit_chain_key.as_ref(),

@@ -43,7 +43,7 @@ impl ChainKey {
         hex(&mac.finalize().into_bytes())
     }
 
-    fn verify(&self, parts: &[&str], expected: &str) -> bool {
+    pub(super) fn verify(&self, parts: &[&str], expected: &str) -> bool {
         let actual = self.mac(parts);
         actual.len() == expected.len()
             && actual
@@ -287,6 +287,44 @@ fn on_snapshot<T>(
     Ok(value)
 }
 
+/// By chain: the last sequence number and hash of its archived and dropped events.
+pub(super) type Floors = HashMap<String, (i64, String)>;
+
+/// Where each chain's retained events start: after the ranges that were archived and dropped.
+/// Every archive record is checked against its signature.
+pub(super) fn floors(
+    conn: &mut DbConnection,
+    key: &ChainKey,
+) -> Result<Result<Floors, Broken>, DbError> {
+    let rows = super::archive::ranges(conn)?;
+    let mut floors = Floors::new();
+    for r in &rows {
+        if !r.signed_by(key) {
+            return Ok(Err(Broken {
+                event: None,
+                chain: r.chain.clone(),
+                seq: r.first_seq,
+                reason: "a record of an archived range of this chain is not signed by this gateway".into(),
+            }));
+        }
+        if r.dropped_at.is_none() {
+            continue;
+        }
+        let (seq, hash) = floors.entry(r.chain.clone()).or_insert_with(|| (0, GENESIS.to_owned()));
+        if r.first_seq != *seq + 1 || r.anchor != *hash {
+            return Ok(Err(Broken {
+                event: None,
+                chain: r.chain.clone(),
+                seq: r.first_seq,
+                reason: "the archived ranges dropped from this chain do not join up".into(),
+            }));
+        }
+        *seq = r.last_seq;
+        hash.clone_from(&r.last_hash);
+    }
+    Ok(Ok(floors))
+}
+
 /// Checks each chain's signed anchor and head, and recomputes its events: in the incremental
 /// mode from its last signed checkpoint, in the full mode from its start. Events archived and
 /// dropped are not in the database; the remainder is checked from where they end.
@@ -327,7 +365,13 @@ fn verify_snapshot(conn: &mut DbConnection, key: &ChainKey, mode: VerifyMode) ->
         v.verified_heads.clear();
         Ok(v)
     };
-    let floors: HashMap<String, (i64, String)> = HashMap::new();
+    let floors = match floors(conn, key)? {
+        Ok(f) => f,
+        Err(b) => {
+            v.first_broken = Some(b);
+            return Ok(v);
+        }
+    };
     let checkpoints: HashMap<String, (i64, String, NaiveDateTime, String)> = match mode {
         VerifyMode::Full => HashMap::new(),
         VerifyMode::Incremental => audit_checkpoints::table

@@ -12,6 +12,7 @@
 //! queued, a batch the database refuses is written event by event, and an event refused on its
 //! own is stored with its text escaped.
 
+pub mod archive;
 mod chain;
 mod trail;
 mod writer;

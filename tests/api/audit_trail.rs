@@ -159,3 +159,130 @@ async fn the_event_a_checkpoint_names_cannot_be_changed_or_deleted_unnoticed() {
         "{verified}"
     );
 }
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// Runs `audit export` for `[from, to)` as it would run on `today`.
+async fn export(
+    app: &TestApp,
+    (from, to, on): (chrono::NaiveDate, chrono::NaiveDate, chrono::NaiveDate),
+    out: &std::path::Path,
+) -> anyhow::Result<gp_online_gateway::audit::archive::ExportReport> {
+    let (settings, out) = (app.command_settings(), out.to_owned());
+    tokio::task::spawn_blocking(move || gp_online_gateway::cli::audit_export(&settings, from, to, &out, on))
+        .await
+        .unwrap()
+}
+
+/// Exports today's events as if the day had ended.
+async fn export_today(
+    app: &TestApp,
+    out: &std::path::Path,
+) -> anyhow::Result<gp_online_gateway::audit::archive::ExportReport> {
+    let day = chrono::Duration::days(1);
+    export(app, (today(), today() + day, today() + day), out).await
+}
+
+async fn event_count(app: &TestApp) -> i64 {
+    audit_rows(app, "1 = 1").await
+}
+
+#[tokio::test]
+async fn a_closed_period_is_archived_and_verified_offline_and_edits_to_it_are_found() {
+    let app = TestApp::spawn().await;
+    some_reads(&app, 4).await;
+    let stored = event_count(&app).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("2026-12");
+    let settings = app.command_settings();
+    let report = export_today(&app, &out).await.unwrap();
+    assert_eq!(report.manifest.segments.len(), 1);
+    let segment = &report.manifest.segments[0];
+    assert_eq!((segment.first_seq, segment.events), (1, stored));
+    assert_eq!(segment.anchor, "0".repeat(64));
+
+    // Offline: a copy of the archive and the key, no database.
+    let mut offline = settings.clone();
+    offline.database.url = "postgres://nowhere.invalid/none".into();
+    let checked = gp_online_gateway::cli::audit_verify_archives(&offline, std::slice::from_ref(&out)).unwrap();
+    assert_eq!(usize::try_from(stored).unwrap(), checked.events);
+
+    // Each line is a FHIR AuditEvent.
+    let file = out.join(&segment.file);
+    let text = gunzip(&std::fs::read(&file).unwrap());
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["resourceType"], "AuditEvent");
+
+    // Someone edits an event in the archive (and compresses it again).
+    let edited = text.replacen("\"outcome\":\"0\"", "\"outcome\":\"4\"", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&file, gzip(&edited)).unwrap();
+    let err = gp_online_gateway::cli::audit_verify_archives(&offline, std::slice::from_ref(&out)).unwrap_err();
+    assert!(err.to_string().contains("line"), "{err}");
+
+    // The same period again into the same directory is refused; into another it is a copy.
+    let err = export_today(&app, &out).await.unwrap_err();
+    assert!(err.to_string().contains("already holds an archive"), "{err}");
+}
+
+#[tokio::test]
+async fn an_export_of_a_period_the_wrong_way_round_or_not_yet_ended_is_refused() {
+    let app = TestApp::spawn().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let day = chrono::Duration::days(1);
+    let err = export(&app, (today(), today() - day, today()), tmp.path())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("wrong way round"), "{err}");
+    let err = export(&app, (today(), today() + day, today()), tmp.path())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has not ended"), "{err}");
+    assert!(!tmp.path().join("manifest.json").exists());
+}
+
+#[tokio::test]
+async fn a_broken_chain_is_never_archived() {
+    let app = TestApp::spawn().await;
+    some_reads(&app, 3).await;
+    execute_sql(&app, "UPDATE audit_events SET reason = 'edited' WHERE seq = 2").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let err = export_today(&app, tmp.path()).await.unwrap_err();
+    assert!(err.to_string().contains("broken at seq 2"), "{err}");
+    assert!(!tmp.path().join("manifest.json").exists());
+}
+
+#[tokio::test]
+async fn a_forged_archive_record_fails_the_check() {
+    let app = TestApp::spawn().await;
+    some_reads(&app, 2).await;
+    let tmp = tempfile::tempdir().unwrap();
+    export_today(&app, tmp.path()).await.unwrap();
+    assert!(valid(&verify(&app, "").await));
+    execute_sql(&app, "UPDATE audit_archives SET last_seq = last_seq + 100").await;
+    let verified = verify(&app, "").await;
+    assert!(!valid(&verified), "{verified}");
+    assert!(
+        broken_part(&verified, "reason")["valueString"]
+            .as_str()
+            .unwrap()
+            .contains("archived range"),
+        "{verified}"
+    );
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes).read_to_string(&mut text).unwrap();
+    text
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}

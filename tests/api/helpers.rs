@@ -180,6 +180,17 @@ impl TestApp {
         (self._db, self._data)
     }
 
+    /// Settings for a command run beside this gateway: its database and data directory (where
+    /// the dev profile keeps its keys).
+    pub fn command_settings(&self) -> Settings {
+        let mut settings = Settings {
+            data_dir: self._data.path().to_owned(),
+            ..Settings::default()
+        };
+        settings.database.url = self.database_url.clone();
+        settings
+    }
+
     pub fn database_url(&self) -> &str {
         &self.database_url
     }
