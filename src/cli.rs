@@ -111,6 +111,14 @@ enum AuditCommand {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Drop from the database the events older than the months kept (--months, else
+    /// audit.retention_months; counted back from the start of this month), once they are
+    /// archived, their archives still verify and the database still holds what was archived.
+    /// Refuses, dropping nothing, if any of them is not archived.
+    Retain {
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1200))]
+        months: Option<u32>,
+    },
 }
 
 pub async fn run() -> anyhow::Result<()> {
@@ -182,6 +190,15 @@ pub async fn run() -> anyhow::Result<()> {
                             "  {} seq {}..{} ({} events)",
                             s.chain, s.first_seq, s.last_seq, s.events
                         );
+                    }
+                }
+                AuditCommand::Retain { months } => {
+                    let today = chrono::Utc::now().date_naive();
+                    let report = tokio::task::spawn_blocking(move || audit_retain(&settings, months, today)).await??;
+                    let cutoff = report.cutoff.map(|c| c.date().to_string()).unwrap_or_default();
+                    println!("dropped {} archived events recorded before {cutoff}", report.events());
+                    for (chain, through, events) in &report.chains {
+                        println!("  {chain}: {events} events, now kept from seq {}", through + 1);
                     }
                 }
                 AuditCommand::VerifyArchive { dirs } => {
@@ -355,6 +372,30 @@ pub fn audit_export(
     let key = crate::startup::audit_chain_key(settings)?;
     let mut conn = db::connect(&settings.database.url)?;
     Ok(crate::audit::archive::export(&mut conn, &key, from, to, today, out)?)
+}
+
+/// `audit retain`: keeps `months` (or `audit.retention_months`) months before the one `today`
+/// is in.
+pub fn audit_retain(
+    settings: &Settings,
+    months: Option<u32>,
+    today: NaiveDate,
+) -> anyhow::Result<crate::audit::retention::RetentionReport> {
+    use crate::audit::retention::{RetentionError, cutoff};
+    let months = months
+        .or(settings.audit.retention_months)
+        .ok_or(RetentionError::NotConfigured)?;
+    audit_drop_before(settings, cutoff(today, months))
+}
+
+/// Drops the archived events recorded before `cutoff` (see `audit_retain`).
+pub fn audit_drop_before(
+    settings: &Settings,
+    cutoff: chrono::NaiveDateTime,
+) -> anyhow::Result<crate::audit::retention::RetentionReport> {
+    let key = crate::startup::audit_chain_key(settings)?;
+    let mut conn = db::connect(&settings.database.url)?;
+    Ok(crate::audit::retention::drop_before(&mut conn, &key, cutoff)?)
 }
 
 /// `audit verify-archive`: needs the audit chain key and nothing else.

@@ -292,10 +292,7 @@ pub(super) type Floors = HashMap<String, (i64, String)>;
 
 /// Where each chain's retained events start: after the ranges that were archived and dropped.
 /// Every archive record is checked against its signature.
-pub(super) fn floors(
-    conn: &mut DbConnection,
-    key: &ChainKey,
-) -> Result<Result<Floors, Broken>, DbError> {
+pub(super) fn floors(conn: &mut DbConnection, key: &ChainKey) -> Result<Result<Floors, Broken>, DbError> {
     let rows = super::archive::ranges(conn)?;
     let mut floors = Floors::new();
     for r in &rows {

@@ -14,6 +14,7 @@
 
 pub mod archive;
 mod chain;
+pub mod retention;
 mod trail;
 mod writer;
 

@@ -52,7 +52,7 @@ async fn verify_goes_on_from_the_last_checkpoint_and_the_full_check_from_the_sta
     let next = verify(&app, "").await;
     assert!(valid(&next), "{next}");
     assert_eq!(integer(&next, "fromCheckpoint"), 1, "{next}");
-    // The two reads and the check before them: what was written since the checkpoint.
+    // The two reads and this check (on record before it runs): what was written since.
     assert_eq!(integer(&next, "events"), 3, "{next}");
 
     let full = verify(&app, "?mode=full").await;
@@ -285,4 +285,135 @@ fn gzip(text: &str) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::default());
     gz.write_all(text.as_bytes()).unwrap();
     gz.finish().unwrap()
+}
+
+/// Runs `audit retain` as it would run on `today`.
+async fn retain(
+    app: &TestApp,
+    settings: gp_online_gateway::config::Settings,
+    months: Option<u32>,
+    on: chrono::NaiveDate,
+) -> anyhow::Result<gp_online_gateway::audit::retention::RetentionReport> {
+    let _ = app;
+    tokio::task::spawn_blocking(move || gp_online_gateway::cli::audit_retain(&settings, months, on))
+        .await
+        .unwrap()
+}
+
+async fn drop_before(
+    app: &TestApp,
+    cutoff: chrono::NaiveDateTime,
+) -> anyhow::Result<gp_online_gateway::audit::retention::RetentionReport> {
+    let settings = app.command_settings();
+    tokio::task::spawn_blocking(move || gp_online_gateway::cli::audit_drop_before(&settings, cutoff))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn retention_drops_only_what_is_archived_and_what_remains_still_verifies() {
+    let app = TestApp::spawn().await;
+    some_reads(&app, 4).await;
+    let before = event_count(&app).await;
+
+    // Nothing is archived yet: retention is refused, and nothing is dropped.
+    let err = drop_before(&app, chrono::Utc::now().naive_utc()).await.unwrap_err();
+    assert!(err.to_string().contains("export the period first"), "{err}");
+    assert_eq!(event_count(&app).await, before);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+    let archived = export_today(&app, &first).await.unwrap();
+    let through = archived.manifest.segments[0].last_seq;
+    let cutoff = chrono::Utc::now().naive_utc();
+    let report = drop_before(&app, cutoff).await.unwrap();
+    assert_eq!(report.events(), usize::try_from(through).unwrap());
+    assert_eq!(event_count(&app).await, 0);
+
+    // The chain goes on from the archived part, and both checks start where it ends.
+    some_reads(&app, 3).await;
+    assert_eq!(audit_rows(&app, format!("seq = {}", through + 1)).await, 1);
+    assert_trail_verifies(&app).await;
+    let full = verify(&app, "?mode=full").await;
+    // Every retained event, this check's own included (a check is on record before it runs).
+    assert_eq!(integer(&full, "events"), event_count(&app).await, "{full}");
+
+    // The rest archived later joins the first archive with nothing missing between.
+    let later = export_today(&app, &second).await.unwrap();
+    assert_eq!(later.manifest.segments[0].first_seq, through + 1);
+    assert_eq!(
+        later.manifest.segments[0].anchor,
+        archived.manifest.segments[0].last_hash
+    );
+    let checked =
+        gp_online_gateway::cli::audit_verify_archives(&app.command_settings(), &[first.clone(), second.clone()])
+            .unwrap();
+    assert_eq!(checked.segments, 2);
+
+    // Someone removes the record of what was dropped: the retained events no longer explain
+    // themselves.
+    execute_sql(&app, "DELETE FROM audit_archives WHERE dropped_at IS NOT NULL").await;
+    let verified = verify(&app, "?mode=full").await;
+    assert!(!valid(&verified), "{verified}");
+    assert_eq!(broken_part(&verified, "seq")["valueInteger"], through + 1, "{verified}");
+}
+
+#[tokio::test]
+async fn a_retention_beyond_what_is_archived_is_refused_and_drops_nothing() {
+    let app = TestApp::spawn().await;
+    some_reads(&app, 3).await;
+    let tmp = tempfile::tempdir().unwrap();
+    export_today(&app, tmp.path()).await.unwrap();
+    some_reads(&app, 2).await;
+    let before = event_count(&app).await;
+
+    let mut settings = app.command_settings();
+    let err = retain(&app, settings.clone(), None, today()).await.unwrap_err();
+    assert!(err.to_string().contains("no retention is configured"), "{err}");
+
+    // Two months on, keeping one month would drop today's events, only some of them archived.
+    settings.audit.retention_months = Some(1);
+    let later = today() + chrono::Duration::days(62);
+    let err = retain(&app, settings.clone(), None, later).await.unwrap_err();
+    assert!(err.to_string().contains("archives reach only seq"), "{err}");
+    assert_eq!(event_count(&app).await, before);
+
+    // Keeping more than has passed drops nothing and is not an error.
+    let report = retain(&app, settings, Some(12), later).await.unwrap();
+    assert_eq!(report.events(), 0);
+    assert_eq!(event_count(&app).await, before);
+    assert_trail_verifies(&app).await;
+}
+
+#[tokio::test]
+async fn nothing_is_dropped_when_its_archive_no_longer_verifies() {
+    let app = TestApp::spawn().await;
+    some_reads(&app, 3).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let report = export_today(&app, tmp.path()).await.unwrap();
+    let cutoff = chrono::Utc::now().naive_utc();
+    let before = event_count(&app).await;
+    std::fs::remove_file(tmp.path().join(&report.manifest.segments[0].file)).unwrap();
+    let err = drop_before(&app, cutoff).await.unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    assert_eq!(event_count(&app).await, before);
+}
+
+#[tokio::test]
+async fn a_chain_anchored_to_a_dropped_chain_still_verifies_after_a_restart() {
+    let (settings, db, data) = test_settings();
+    let app = TestApp::spawn_on(settings.clone(), db, data).await;
+    some_reads(&app, 3).await;
+    let tmp = tempfile::tempdir().unwrap();
+    export_today(&app, tmp.path()).await.unwrap();
+    let cutoff = chrono::Utc::now().naive_utc();
+    assert!(drop_before(&app, cutoff).await.unwrap().events() > 0);
+    let (db, data) = app.kill().await;
+
+    // The next instance's chain is anchored to the head of the one whose events were dropped.
+    let app = TestApp::spawn_on(settings, db, data).await;
+    some_reads(&app, 2).await;
+    assert_trail_verifies(&app).await;
+    let full = verify(&app, "?mode=full").await;
+    assert_eq!(integer(&full, "chains"), 2, "{full}");
 }
