@@ -40,7 +40,7 @@ enum Command {
     /// `secrets.previous_linkage_key_encryption_keys`). Safe to run while the gateway serves, and
     /// again after an interruption; once it reports nothing left, the previous keys can go.
     ReencryptSecrets,
-    /// Keep the audit trail: seal closed periods into archives and check them.
+    /// Keep the audit trail: seal closed periods into archives, check them, drop what is archived.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,

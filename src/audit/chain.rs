@@ -538,14 +538,25 @@ fn verify_snapshot(conn: &mut DbConnection, key: &ChainKey, mode: VerifyMode) ->
     }
 
     // Every chain of events is registered: the writer registers chains from before registration
-    // existed when it starts, so an unregistered chain was not written by the gateway.
-    let stray: Option<String> = audit_events::table
+    // existed when it starts, so an unregistered chain was not written by the gateway. The
+    // incremental check looks among the events recorded since the oldest checkpoint (by index);
+    // the full check looks at every row, whatever time it claims.
+    let since = match mode {
+        VerifyMode::Full => None,
+        VerifyMode::Incremental if rows.iter().all(|r| checkpoints.contains_key(&r.chain)) => {
+            checkpoints.values().map(|c| c.2).min()
+        }
+        VerifyMode::Incremental => None,
+    };
+    let mut strays = audit_events::table
         .filter(diesel::dsl::not(diesel::dsl::exists(
             audit_chains::table.filter(audit_chains::chain.eq(audit_events::chain)),
         )))
-        .select(audit_events::chain)
-        .first(conn)
-        .optional()?;
+        .into_boxed();
+    if let Some(since) = since {
+        strays = strays.filter(audit_events::recorded_at.ge(since));
+    }
+    let stray: Option<String> = strays.select(audit_events::chain).first(conn).optional()?;
     if let Some(name) = stray {
         let (id, seq): (String, i64) = audit_events::table
             .filter(audit_events::chain.eq(&name))

@@ -417,3 +417,92 @@ async fn a_chain_anchored_to_a_dropped_chain_still_verifies_after_a_restart() {
     let full = verify(&app, "?mode=full").await;
     assert_eq!(integer(&full, "chains"), 2, "{full}");
 }
+
+/// Events written through the gateway's own writer, then checked: the incremental check
+/// recomputes what was written since the last one, whatever the size of the trail. The volume
+/// is `AUDIT_VOLUME` events (a few thousand by default); each check's time is printed.
+#[tokio::test]
+async fn the_incremental_check_recomputes_only_what_was_written_since_the_last() {
+    use gp_online_gateway::audit::{AuditLog, AuditRecord, ChainKey, Outcome, VerifyMode};
+    use gp_online_gateway::db;
+    let volume: usize = std::env::var("AUDIT_VOLUME")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000);
+    let (_guard, url) = TestDatabase::create();
+    let pool = db::build_pool(&url, 3, std::time::Duration::from_secs(10), 0).unwrap();
+    db::run(&pool, |c| db::run_migrations(c).map(|_| ())).await.unwrap();
+    let key = || ChainKey::from_base64("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=").unwrap();
+    let log = AuditLog::start(pool.clone(), key(), 20_000, std::time::Duration::from_secs(60)).unwrap();
+    let write = async |n: usize| {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
+            let receipts: Vec<_> = chunk
+                .iter()
+                .map(|i| {
+                    log.submit(AuditRecord {
+                        actor_kind: "staff".into(),
+                        actor: format!("staff|https://idp.example|{}", i % 97),
+                        assurance: None,
+                        patient_id: Some(format!("patient-{}", i % 1000)),
+                        practice: Some("A81001".into()),
+                        action: "read-patient".into(),
+                        outcome: Outcome::Success,
+                        rule: Some("staff-practice-role".into()),
+                        code: None,
+                        reason: Some("a role grants read".into()),
+                        request_id: None,
+                        snapshot: None,
+                    })
+                })
+                .collect();
+            for r in receipts {
+                log.confirm(r).await.unwrap();
+            }
+        }
+    };
+    let check = async |mode: VerifyMode| {
+        let log = log.clone();
+        let started = std::time::Instant::now();
+        let v = db::run(&pool, move |c| log.verify(c, mode)).await.unwrap();
+        assert!(v.first_broken.is_none(), "{:?}", v.first_broken);
+        eprintln!(
+            "{} check: {} events in {:?}",
+            mode.as_str(),
+            v.events,
+            started.elapsed()
+        );
+        v
+    };
+    write(volume).await;
+    assert_eq!(check(VerifyMode::Full).await.events, volume);
+    write(100).await;
+    let incremental = check(VerifyMode::Incremental).await;
+    assert_eq!((incremental.events, incremental.from_checkpoint), (100, 1));
+    assert_eq!(check(VerifyMode::Incremental).await.events, 0);
+    assert_eq!(check(VerifyMode::Full).await.events, volume + 100);
+}
+
+#[tokio::test]
+async fn events_of_a_chain_the_gateway_never_started_are_found() {
+    let app = TestApp::spawn().await;
+    some_reads(&app, 2).await;
+    assert!(valid(&verify(&app, "").await));
+    execute_sql(
+        &app,
+        format!(
+            "INSERT INTO audit_events (id, chain, seq, recorded_at, actor_kind, actor, action, outcome, prev_hash, hash) \
+             VALUES ('forged-1', 'forged-chain', 1, '2100-01-01 00:00:00', 'staff', 'staff|x', 'read-patient', 'success', '{0}', '{0}')",
+            "0".repeat(64)
+        ),
+    )
+    .await;
+    for query in ["", "?mode=full"] {
+        let verified = verify(&app, query).await;
+        assert!(!valid(&verified), "{verified}");
+        assert_eq!(
+            broken_part(&verified, "chain")["valueString"],
+            "forged-chain",
+            "{verified}"
+        );
+    }
+}
