@@ -400,6 +400,18 @@ async fn housekeeping(state: web::Data<AppState>, instance: String) {
         if let Err(e) = crate::services::proxy::apply_lapses(&state.core).await {
             tracing::warn!(error = %e, "ending lapsed proxy roles failed");
         }
+        // The audit trail's partitions for this month and the next two (PostgreSQL), made long
+        // before the writer needs them.
+        let today = chrono::Utc::now().date_naive();
+        match db::run(&state.core.pool, move |c| {
+            db::audit_partitions::create_ahead(c, today, 2)
+        })
+        .await
+        {
+            Ok(created) if !created.is_empty() => tracing::info!(?created, "created audit trail partitions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "creating the audit trail's next partitions failed"),
+        }
         // Once a day, on one instance: 16th birthdays, expired letters (and lapses again).
         if let Err(e) = crate::services::transitions::run_daily(&state.core, &instance).await {
             tracing::warn!(error = %e, "the daily transitions failed");

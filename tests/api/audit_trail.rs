@@ -1,5 +1,6 @@
 //! The audit trail at volume: incremental verification from signed checkpoints.
 
+use chrono::Datelike;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -505,4 +506,51 @@ async fn events_of_a_chain_the_gateway_never_started_are_found() {
             "{verified}"
         );
     }
+}
+
+/// PostgreSQL: the trail is partitioned by month, the gateway makes the coming months'
+/// partitions, and events land in the current month's.
+#[tokio::test]
+async fn on_postgres_the_trail_is_partitioned_by_month_ahead_of_time() {
+    let app = TestApp::spawn().await;
+    if app.on_sqlite() {
+        return;
+    }
+    some_reads(&app, 2).await;
+    let url = app.database_url().to_owned();
+    let (created, partitions, in_default) = tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Name {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+        }
+        let mut conn = gp_online_gateway::db::connect(&url).unwrap();
+        let later = today() + chrono::Duration::days(200);
+        let created = gp_online_gateway::db::audit_partitions::create_ahead(&mut conn, later, 1).unwrap();
+        let partitions: Vec<String> = diesel::sql_query(
+            "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'audit_events' \
+             AND p.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) ORDER BY 1",
+        )
+        .load::<Name>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+        let in_default: Vec<Name> = diesel::sql_query("SELECT id AS name FROM audit_events_default")
+            .load(&mut conn)
+            .unwrap();
+        (created, partitions, in_default.len())
+    })
+    .await
+    .unwrap();
+    let month = |d: chrono::NaiveDate| d.format("audit_events_%Y_%m").to_string();
+    let next = today().with_day(1).unwrap() + chrono::Months::new(2);
+    for p in [month(today()), month(next)] {
+        assert!(partitions.contains(&p), "{p} in {partitions:?}");
+    }
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert_eq!(in_default, 0);
+    assert_trail_verifies(&app).await;
 }
