@@ -442,6 +442,7 @@ fn verify_snapshot(conn: &mut DbConnection, key: &ChainKey, mode: VerifyMode) ->
         }
 
         // The events after that link up, one page at a time.
+        let checked_from = last_seq;
         let mut last_event: Option<String> = None;
         loop {
             let page: Vec<EventRow> = audit_events::table
@@ -501,6 +502,22 @@ fn verify_snapshot(conn: &mut DbConnection, key: &ChainKey, mode: VerifyMode) ->
                 name,
                 last_seq,
                 "the chain's last event is not its signed head",
+            );
+        }
+        // A second row under a sequence number already checked (PostgreSQL's partitioned
+        // trail cannot refuse one by itself) is found by counting.
+        let stored: i64 = audit_events::table
+            .filter(audit_events::chain.eq(name))
+            .filter(audit_events::seq.gt(checked_from))
+            .count()
+            .get_result(conn)?;
+        if stored != last_seq - checked_from {
+            return broken(
+                v,
+                None,
+                name,
+                checked_from + 1,
+                "a sequence number of this chain was written more than once",
             );
         }
         if let Some((anchor_chain, anchor_seq, anchor_hash)) = &anchor {

@@ -554,3 +554,24 @@ async fn on_postgres_the_trail_is_partitioned_by_month_ahead_of_time() {
     assert_eq!(in_default, 0);
     assert_trail_verifies(&app).await;
 }
+
+#[tokio::test]
+async fn an_event_written_twice_under_one_sequence_number_is_found() {
+    let app = TestApp::spawn().await;
+    some_reads(&app, 3).await;
+    if app.on_sqlite() {
+        // SQLite's unique (chain, seq) refuses the copy outright.
+        return;
+    }
+    // A copy of an event with another time: PostgreSQL's partitioned trail takes it.
+    execute_sql(
+        &app,
+        "INSERT INTO audit_events (id, chain, seq, recorded_at, actor_kind, actor, patient_id, action, outcome, \
+         assurance, reason, request_id, prev_hash, hash, practice, rule, code) \
+         SELECT id || '-copy', chain, seq, recorded_at + interval '1 second', actor_kind, actor, patient_id, action, \
+         outcome, assurance, reason, request_id, prev_hash, hash, practice, rule, code FROM audit_events WHERE seq = 2",
+    )
+    .await;
+    let verified = verify(&app, "?mode=full").await;
+    assert!(!valid(&verified), "{verified}");
+}
