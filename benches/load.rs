@@ -1049,7 +1049,7 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
     // Every decision was audited: the chains verify.
     let started = Instant::now();
     let verify: Value = client
-        .get(format!("{base}/AuditEvent/$verify"))
+        .get(format!("{base}/AuditEvent/$verify?mode=full"))
         .bearer_auth(&staff)
         .timeout(Duration::from_secs(600))
         .send()

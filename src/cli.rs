@@ -1,8 +1,10 @@
 //! Command-line entry points. `anyhow` is used here and in start-up only.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
@@ -38,6 +40,11 @@ enum Command {
     /// `secrets.previous_linkage_key_encryption_keys`). Safe to run while the gateway serves, and
     /// again after an interruption; once it reports nothing left, the previous keys can go.
     ReencryptSecrets,
+    /// Keep the audit trail: seal closed periods into archives, check them, drop what is archived.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run an EMIS-like or TPP-like supplier simulator on its own (with fault injection).
     SimSupplier {
         #[arg(long, value_parser = ["emis", "tpp"])]
@@ -82,6 +89,35 @@ enum Command {
         /// defaults to the gateway's own URL.
         #[arg(long)]
         idp_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Seal the closed period [--from, --to) (UTC dates): each chain's events recorded in it,
+    /// as gzip-compressed NDJSON of FHIR AuditEvents with a signed manifest, in --out. The
+    /// archive is read back and checked before it is recorded as archived.
+    Export {
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check archives with no database: each manifest's signature, every event, and that the
+    /// archives of one chain join up with none missing between them. Exits 1 on a problem.
+    VerifyArchive {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+    /// Drop from the database the events older than the months kept (--months, else
+    /// audit.retention_months; counted back from the start of this month), once they are
+    /// archived, their archives still verify and the database still holds what was archived.
+    /// Refuses, dropping nothing, if any of them is not archived.
+    Retain {
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1200))]
+        months: Option<u32>,
     },
 }
 
@@ -135,6 +171,44 @@ pub async fn run() -> anyhow::Result<()> {
                 "linkage keys: {} sealed again with key {}, {} already current, {} changed meanwhile (left as they are)",
                 report.resealed, report.key_id, report.current, report.skipped
             );
+        }
+        Command::Audit { command } => {
+            telemetry::init(&settings.log);
+            match command {
+                AuditCommand::Export { from, to, out } => {
+                    let today = chrono::Utc::now().date_naive();
+                    let report =
+                        tokio::task::spawn_blocking(move || audit_export(&settings, from, to, &out, today)).await??;
+                    let events: i64 = report.manifest.segments.iter().map(|s| s.events).sum();
+                    println!(
+                        "archived {events} events of {} chains from {from} to {to} in {}",
+                        report.manifest.segments.len(),
+                        report.dir.display()
+                    );
+                    for s in &report.manifest.segments {
+                        println!(
+                            "  {} seq {}..{} ({} events)",
+                            s.chain, s.first_seq, s.last_seq, s.events
+                        );
+                    }
+                }
+                AuditCommand::Retain { months } => {
+                    let today = chrono::Utc::now().date_naive();
+                    let report = tokio::task::spawn_blocking(move || audit_retain(&settings, months, today)).await??;
+                    let cutoff = report.cutoff.map(|c| c.date().to_string()).unwrap_or_default();
+                    println!("dropped {} archived events recorded before {cutoff}", report.events());
+                    for (chain, through, events) in &report.chains {
+                        println!("  {chain}: {events} events, now kept from seq {}", through + 1);
+                    }
+                }
+                AuditCommand::VerifyArchive { dirs } => {
+                    let report = audit_verify_archives(&settings, &dirs)?;
+                    println!(
+                        "{} archives verified: {} segments of {} chains, {} events",
+                        report.archives, report.segments, report.chains, report.events
+                    );
+                }
+            }
         }
         Command::Openapi => {
             println!("{}", crate::http::openapi().to_pretty_json()?);
@@ -285,6 +359,52 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// `audit export`: seals `[from, to)` into `out`; `today` says which periods are closed.
+pub fn audit_export(
+    settings: &Settings,
+    from: NaiveDate,
+    to: NaiveDate,
+    out: &Path,
+    today: NaiveDate,
+) -> anyhow::Result<crate::audit::archive::ExportReport> {
+    let key = crate::startup::audit_chain_key(settings)?;
+    let mut conn = db::connect(&settings.database.url)?;
+    Ok(crate::audit::archive::export(&mut conn, &key, from, to, today, out)?)
+}
+
+/// `audit retain`: keeps `months` (or `audit.retention_months`) months before the one `today`
+/// is in.
+pub fn audit_retain(
+    settings: &Settings,
+    months: Option<u32>,
+    today: NaiveDate,
+) -> anyhow::Result<crate::audit::retention::RetentionReport> {
+    use crate::audit::retention::{RetentionError, cutoff};
+    let months = months
+        .or(settings.audit.retention_months)
+        .ok_or(RetentionError::NotConfigured)?;
+    audit_drop_before(settings, cutoff(today, months))
+}
+
+/// Drops the archived events recorded before `cutoff` (see `audit_retain`).
+pub fn audit_drop_before(
+    settings: &Settings,
+    cutoff: chrono::NaiveDateTime,
+) -> anyhow::Result<crate::audit::retention::RetentionReport> {
+    let key = crate::startup::audit_chain_key(settings)?;
+    let mut conn = db::connect(&settings.database.url)?;
+    Ok(crate::audit::retention::drop_before(&mut conn, &key, cutoff)?)
+}
+
+/// `audit verify-archive`: needs the audit chain key and nothing else.
+pub fn audit_verify_archives(
+    settings: &Settings,
+    dirs: &[PathBuf],
+) -> anyhow::Result<crate::audit::archive::ArchiveReport> {
+    let key = crate::startup::audit_chain_key(settings)?;
+    Ok(crate::audit::archive::verify_archives(dirs, &key)?)
 }
 
 pub struct ReencryptReport {

@@ -212,6 +212,10 @@ pub struct AuditSettings {
     pub commit_timeout_ms: u64,
     /// Events waiting to be written; beyond this, requests are refused with 503 at once.
     pub queue_capacity: usize,
+    /// Months of the trail kept in the database besides the current one; `audit retain` drops
+    /// older events once they are archived. Unset: everything is kept.
+    #[serde(default)]
+    pub retention_months: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -327,6 +331,7 @@ impl Default for Settings {
             audit: AuditSettings {
                 commit_timeout_ms: 5000,
                 queue_capacity: 10_000,
+                retention_months: None,
             },
         }
     }
@@ -665,6 +670,9 @@ impl Settings {
         }
         if !(100..=1_000_000).contains(&self.audit.queue_capacity) {
             problems.push("audit.queue_capacity must be between 100 and 1000000".to_owned());
+        }
+        if self.audit.retention_months.is_some_and(|m| !(1..=1200).contains(&m)) {
+            problems.push("audit.retention_months must be between 1 and 1200".to_owned());
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             problems.push(format!("log.filter is not a valid filter: {e}"));

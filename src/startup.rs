@@ -312,7 +312,7 @@ pub(crate) fn linkage_key_box(settings: &Settings) -> anyhow::Result<SecretBox> 
 }
 
 /// The key that signs audit chain anchors and heads (shared by every instance).
-fn audit_chain_key(settings: &Settings) -> anyhow::Result<crate::audit::ChainKey> {
+pub(crate) fn audit_chain_key(settings: &Settings) -> anyhow::Result<crate::audit::ChainKey> {
     let key = secret_key(
         settings,
         settings.secrets.audit_chain_key.as_ref(),
@@ -409,6 +409,18 @@ async fn housekeeping(state: web::Data<AppState>, instance: String) {
         // revoked at the supplier; access decisions already treat them as ended.
         if let Err(e) = crate::services::proxy::apply_lapses(&state.core).await {
             tracing::warn!(error = %e, "ending lapsed proxy roles failed");
+        }
+        // The audit trail's partitions for this month and the next two (PostgreSQL), made long
+        // before the writer needs them.
+        let today = chrono::Utc::now().date_naive();
+        match db::run(&state.core.pool, move |c| {
+            db::audit_partitions::create_ahead(c, today, 2)
+        })
+        .await
+        {
+            Ok(created) if !created.is_empty() => tracing::info!(?created, "created audit trail partitions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "creating the audit trail's next partitions failed"),
         }
         // Once a day, on one instance: 16th birthdays, expired letters (and lapses again).
         if let Err(e) = crate::services::transitions::run_daily(&state.core, &instance).await {

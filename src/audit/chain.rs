@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::{AuditEntry, EventRow};
-use crate::db::schema::{audit_chains, audit_events};
+use crate::db::schema::{audit_chains, audit_checkpoints, audit_events};
 use crate::db::{DbConnection, DbError};
 
 pub(super) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -43,7 +43,7 @@ impl ChainKey {
         hex(&mac.finalize().into_bytes())
     }
 
-    fn verify(&self, parts: &[&str], expected: &str) -> bool {
+    pub(super) fn verify(&self, parts: &[&str], expected: &str) -> bool {
         let actual = self.mac(parts);
         actual.len() == expected.len()
             && actual
@@ -198,13 +198,43 @@ struct ChainRow {
     head_mac: String,
 }
 
-/// The result of checking the whole trail.
+/// How much of the trail a check recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyMode {
+    /// Each chain from its last signed checkpoint: the cost follows what was written since.
+    #[default]
+    Incremental,
+    /// Every event still in the database, from the start of each chain (or from where the
+    /// archived and dropped part of it ends).
+    Full,
+}
+
+impl VerifyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incremental => "incremental",
+            Self::Full => "full",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Incremental, Self::Full].into_iter().find(|m| m.as_str() == raw)
+    }
+}
+
+/// The result of checking the trail.
 #[derive(Debug, Clone)]
 pub struct Verification {
+    pub mode: VerifyMode,
     pub chains: usize,
+    /// Events recomputed by this check (in the incremental mode, those after the checkpoints).
     pub events: usize,
+    /// Chains checked on from a signed checkpoint rather than from their start.
+    pub from_checkpoint: usize,
     /// The first problem found: the event (or chain) at fault, its sequence number and why.
     pub first_broken: Option<Broken>,
+    /// Where each chain was found whole: the next checkpoints.
+    pub(super) verified_heads: Vec<(String, i64, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -215,9 +245,92 @@ pub struct Broken {
     pub reason: String,
 }
 
-/// Recomputes every chain from its start and checks each chain's anchor and signed head.
-pub(super) fn verify(conn: &mut DbConnection, key: &ChainKey) -> Result<Verification, DbError> {
-    let rows: Vec<ChainRow> = audit_chains::table
+/// Events read per query, so a check holds one page of a chain in memory, not the trail.
+const PAGE: i64 = 10_000;
+
+pub(super) fn checkpoint_parts<'a>(chain: &'a str, seq: &'a str, hash: &'a str, verified_at: &'a str) -> [&'a str; 5] {
+    ["audit-checkpoint", chain, seq, hash, verified_at]
+}
+
+/// The stored hash of one event, if it is there.
+fn hash_at(conn: &mut DbConnection, chain: &str, seq: i64) -> Result<Option<String>, DbError> {
+    Ok(audit_events::table
+        .filter(audit_events::chain.eq(chain))
+        .filter(audit_events::seq.eq(seq))
+        .select(audit_events::hash)
+        .first(conn)
+        .optional()?)
+}
+
+/// Runs `f` on one consistent view of the database: a chain's head and its events are read as
+/// they were at the same moment, though the writer goes on appending meanwhile.
+fn on_snapshot<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let begin = |conn: &mut DbConnection| match conn {
+        DbConnection::Postgres(pg) => {
+            AnsiTransactionManager::begin_transaction_sql(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        }
+        DbConnection::Sqlite(lite) => AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN DEFERRED"),
+    };
+    begin(conn)?;
+    let result = f(conn);
+    // Nothing was written: ending it either way is the same.
+    let ended = match conn {
+        DbConnection::Postgres(pg) => AnsiTransactionManager::rollback_transaction(pg),
+        DbConnection::Sqlite(lite) => AnsiTransactionManager::rollback_transaction(lite),
+    };
+    let value = result?;
+    ended?;
+    Ok(value)
+}
+
+/// By chain: the last sequence number and hash of its archived and dropped events.
+pub(super) type Floors = HashMap<String, (i64, String)>;
+
+/// Where each chain's retained events start: after the ranges that were archived and dropped.
+/// Every archive record is checked against its signature.
+pub(super) fn floors(conn: &mut DbConnection, key: &ChainKey) -> Result<Result<Floors, Broken>, DbError> {
+    let rows = super::archive::ranges(conn)?;
+    let mut floors = Floors::new();
+    for r in &rows {
+        if !r.signed_by(key) {
+            return Ok(Err(Broken {
+                event: None,
+                chain: r.chain.clone(),
+                seq: r.first_seq,
+                reason: "a record of an archived range of this chain is not signed by this gateway".into(),
+            }));
+        }
+        if r.dropped_at.is_none() {
+            continue;
+        }
+        let (seq, hash) = floors.entry(r.chain.clone()).or_insert_with(|| (0, GENESIS.to_owned()));
+        if r.first_seq != *seq + 1 || r.anchor != *hash {
+            return Ok(Err(Broken {
+                event: None,
+                chain: r.chain.clone(),
+                seq: r.first_seq,
+                reason: "the archived ranges dropped from this chain do not join up".into(),
+            }));
+        }
+        *seq = r.last_seq;
+        hash.clone_from(&r.last_hash);
+    }
+    Ok(Ok(floors))
+}
+
+/// Checks each chain's signed anchor and head, and recomputes its events: in the incremental
+/// mode from its last signed checkpoint, in the full mode from its start. Events archived and
+/// dropped are not in the database; the remainder is checked from where they end.
+pub(super) fn verify(conn: &mut DbConnection, key: &ChainKey, mode: VerifyMode) -> Result<Verification, DbError> {
+    on_snapshot(conn, |conn| verify_snapshot(conn, key, mode))
+}
+
+fn verify_snapshot(conn: &mut DbConnection, key: &ChainKey, mode: VerifyMode) -> Result<Verification, DbError> {
+    let mut rows: Vec<ChainRow> = audit_chains::table
         .select((
             audit_chains::chain,
             audit_chains::started_at,
@@ -230,55 +343,53 @@ pub(super) fn verify(conn: &mut DbConnection, key: &ChainKey) -> Result<Verifica
             audit_chains::head_mac,
         ))
         .load(conn)?;
-    let events: Vec<AuditEntry> = audit_events::table
-        .order((audit_events::chain.asc(), audit_events::seq.asc()))
-        .select(EventRow::as_select())
-        .load::<EventRow>(conn)?
-        .into_iter()
-        .map(AuditEntry::from)
-        .collect();
-    let total = events.len();
-    let mut by_chain: HashMap<&str, Vec<&AuditEntry>> = HashMap::new();
-    for e in &events {
-        by_chain.entry(e.chain.as_str()).or_default().push(e);
-    }
-    let broken = |event: Option<&AuditEntry>, chain: &str, seq: i64, reason: &str| Verification {
-        chains: by_chain.len().max(rows.len()),
-        events: total,
-        first_broken: Some(Broken {
-            event: event.map(|e| e.id.clone()),
+    rows.sort_by(|a, b| a.chain.cmp(&b.chain));
+    let mut v = Verification {
+        mode,
+        chains: rows.len(),
+        events: 0,
+        from_checkpoint: 0,
+        first_broken: None,
+        verified_heads: Vec::with_capacity(rows.len()),
+    };
+    let broken = |mut v: Verification, event: Option<String>, chain: &str, seq: i64, reason: &str| {
+        v.first_broken = Some(Broken {
+            event,
             chain: chain.to_owned(),
             seq,
             reason: reason.to_owned(),
-        }),
+        });
+        v.verified_heads.clear();
+        Ok(v)
     };
-
-    // Every event chain links up from its genesis.
-    let mut chain_names: Vec<&str> = by_chain.keys().copied().collect();
-    chain_names.sort_unstable();
-    for name in &chain_names {
-        let mut expected_prev = GENESIS.to_owned();
-        for (i, e) in by_chain[name].iter().enumerate() {
-            let expected_seq = i64::try_from(i).unwrap_or(i64::MAX - 1) + 1;
-            let why = if e.seq != expected_seq {
-                Some("an event is missing before this one")
-            } else if e.prev_hash != expected_prev {
-                Some("the link to the previous event does not match")
-            } else if event_hash(e) != e.hash {
-                Some("the event was changed after it was written")
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Ok(broken(Some(e), name, e.seq, why));
-            }
-            expected_prev = e.hash.clone();
+    let floors = match floors(conn, key)? {
+        Ok(f) => f,
+        Err(b) => {
+            v.first_broken = Some(b);
+            return Ok(v);
         }
-    }
+    };
+    let checkpoints: HashMap<String, (i64, String, NaiveDateTime, String)> = match mode {
+        VerifyMode::Full => HashMap::new(),
+        VerifyMode::Incremental => audit_checkpoints::table
+            .select((
+                audit_checkpoints::chain,
+                audit_checkpoints::seq,
+                audit_checkpoints::hash,
+                audit_checkpoints::verified_at,
+                audit_checkpoints::signature,
+            ))
+            .load::<(String, i64, String, NaiveDateTime, String)>(conn)?
+            .into_iter()
+            .map(|(c, s, h, at, sig)| (c, (s, h, at, sig)))
+            .collect(),
+    };
+    let heads: std::collections::HashSet<&str> = rows.iter().map(|r| r.chain.as_str()).collect();
+    let genesis = (0, GENESIS.to_owned());
 
-    // Every registered chain is whole, signed and anchored to a chain that still exists.
-    let heads: HashMap<&str, &ChainRow> = rows.iter().map(|r| (r.chain.as_str(), r)).collect();
     for row in &rows {
+        let name = row.chain.as_str();
+        // Every registered chain is signed, anchored to a chain that still exists, and whole.
         let started = timestamp(row.started_at);
         let anchor = match (&row.anchor_chain, row.anchor_seq, &row.anchor_hash) {
             (Some(c), Some(s), Some(h)) => Some((c.clone(), s, h.clone())),
@@ -286,92 +397,235 @@ pub(super) fn verify(conn: &mut DbConnection, key: &ChainKey) -> Result<Verifica
         };
         let anchor_seq = anchor.as_ref().map(|a| a.1.to_string()).unwrap_or_default();
         if !key.verify(
-            &anchor_parts(&row.chain, &started, anchor.as_ref(), &anchor_seq),
+            &anchor_parts(name, &started, anchor.as_ref(), &anchor_seq),
             &row.anchor_mac,
         ) {
-            return Ok(broken(
-                None,
-                &row.chain,
-                0,
-                "the chain's anchor is not signed by this gateway",
-            ));
+            return broken(v, None, name, 0, "the chain's anchor is not signed by this gateway");
         }
         let head_seq = row.head_seq.to_string();
-        if !key.verify(&head_parts(&row.chain, &head_seq, &row.head_hash), &row.head_mac) {
-            return Ok(broken(
+        if !key.verify(&head_parts(name, &head_seq, &row.head_hash), &row.head_mac) {
+            return broken(
+                v,
                 None,
-                &row.chain,
+                name,
                 row.head_seq,
                 "the chain's head is not signed by this gateway",
-            ));
+            );
         }
-        let chain_events = by_chain.get(row.chain.as_str()).map_or(&[][..], |v| v.as_slice());
-        let last = chain_events.last();
-        let (last_seq, last_hash) = last.map_or((0, GENESIS), |e| (e.seq, e.hash.as_str()));
+
+        let floor = floors.get(name).unwrap_or(&genesis);
+        let (mut last_seq, mut last_hash) = floor.clone();
+        if let Some((seq, hash, at, signature)) = checkpoints.get(name) {
+            let seq_text = seq.to_string();
+            if !key.verify(&checkpoint_parts(name, &seq_text, hash, &timestamp(*at)), signature) {
+                return broken(
+                    v,
+                    None,
+                    name,
+                    *seq,
+                    "the chain's checkpoint is not signed by this gateway (check the whole trail with mode=full)",
+                );
+            }
+            if *seq > last_seq {
+                if hash_at(conn, name, *seq)?.as_deref() != Some(hash.as_str()) {
+                    return broken(
+                        v,
+                        None,
+                        name,
+                        *seq,
+                        "the event the chain's checkpoint names is missing or changed",
+                    );
+                }
+                (last_seq, last_hash) = (*seq, hash.clone());
+                v.from_checkpoint += 1;
+            }
+        }
+
+        // The events after that link up, one page at a time.
+        let checked_from = last_seq;
+        let mut last_event: Option<String> = None;
+        loop {
+            let page: Vec<EventRow> = audit_events::table
+                .filter(audit_events::chain.eq(name))
+                .filter(audit_events::seq.gt(last_seq))
+                .order(audit_events::seq.asc())
+                .limit(PAGE)
+                .select(EventRow::as_select())
+                .load(conn)?;
+            let full_page = i64::try_from(page.len()).unwrap_or(0) == PAGE;
+            for e in page.into_iter().map(AuditEntry::from) {
+                let why = if e.seq != last_seq + 1 {
+                    Some("an event is missing before this one")
+                } else if e.prev_hash != last_hash {
+                    Some("the link to the previous event does not match")
+                } else if event_hash(&e) != e.hash {
+                    Some("the event was changed after it was written")
+                } else if e.seq > row.head_seq {
+                    return broken(
+                        v,
+                        Some(e.id),
+                        name,
+                        row.head_seq + 1,
+                        "events were added after the chain's signed head",
+                    );
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return broken(v, Some(e.id), name, e.seq, why);
+                }
+                v.events += 1;
+                (last_seq, last_hash) = (e.seq, e.hash);
+                last_event = Some(e.id);
+            }
+            if !full_page {
+                break;
+            }
+        }
         if last_seq < row.head_seq {
-            return Ok(broken(
-                last.copied(),
-                &row.chain,
+            return broken(
+                v,
+                last_event,
+                name,
                 last_seq + 1,
                 if last_seq == 0 {
                     "every event of this chain was deleted"
                 } else {
                     "events were deleted from the end of this chain"
                 },
-            ));
-        }
-        if last_seq > row.head_seq {
-            return Ok(broken(
-                chain_events.get(usize::try_from(row.head_seq).unwrap_or(0)).copied(),
-                &row.chain,
-                row.head_seq + 1,
-                "events were added after the chain's signed head",
-            ));
+            );
         }
         if last_seq == row.head_seq && last_hash != row.head_hash {
-            return Ok(broken(
-                last.copied(),
-                &row.chain,
+            return broken(
+                v,
+                last_event,
+                name,
                 last_seq,
                 "the chain's last event is not its signed head",
-            ));
+            );
+        }
+        // A second row under a sequence number already checked (PostgreSQL's partitioned
+        // trail cannot refuse one by itself) is found by counting.
+        let stored: i64 = audit_events::table
+            .filter(audit_events::chain.eq(name))
+            .filter(audit_events::seq.gt(checked_from))
+            .count()
+            .get_result(conn)?;
+        if stored != last_seq - checked_from {
+            return broken(
+                v,
+                None,
+                name,
+                checked_from + 1,
+                "a sequence number of this chain was written more than once",
+            );
         }
         if let Some((anchor_chain, anchor_seq, anchor_hash)) = &anchor {
-            let Some(_) = heads.get(anchor_chain.as_str()) else {
-                return Ok(broken(
+            if !heads.contains(anchor_chain.as_str()) {
+                return broken(
+                    v,
                     None,
                     anchor_chain,
                     *anchor_seq,
                     "a chain this one is anchored to was deleted",
-                ));
-            };
-            let anchored = match by_chain.get(anchor_chain.as_str()) {
-                _ if *anchor_seq == 0 => anchor_hash == GENESIS,
-                Some(list) => list
-                    .get(usize::try_from(*anchor_seq - 1).unwrap_or(usize::MAX))
-                    .is_some_and(|e| &e.hash == anchor_hash),
-                None => false,
+                );
+            }
+            let dropped = floors.get(anchor_chain.as_str()).unwrap_or(&genesis);
+            let anchored = if *anchor_seq == 0 {
+                anchor_hash == GENESIS
+            } else if *anchor_seq < dropped.0 {
+                // Archived and dropped: the archive holds it, and `audit verify-archive` checks it.
+                true
+            } else if *anchor_seq == dropped.0 {
+                anchor_hash == &dropped.1
+            } else {
+                hash_at(conn, anchor_chain, *anchor_seq)?.as_deref() == Some(anchor_hash.as_str())
             };
             if !anchored {
-                return Ok(broken(
+                return broken(
+                    v,
                     None,
                     anchor_chain,
                     *anchor_seq,
                     "the event another chain is anchored to is missing or changed",
-                ));
+                );
             }
         }
+        v.verified_heads.push((row.chain.clone(), last_seq, last_hash));
     }
+
     // Every chain of events is registered: the writer registers chains from before registration
-    // existed when it starts, so an unregistered chain was not written by the gateway.
-    if let Some(name) = chain_names.iter().find(|c| !heads.contains_key(**c)) {
-        let first = by_chain[name].first().copied();
-        return Ok(broken(first, name, 1, "this chain was not written by the gateway"));
+    // existed when it starts, so an unregistered chain was not written by the gateway. The
+    // incremental check looks among the events recorded since the oldest checkpoint (by index);
+    // the full check looks at every row, whatever time it claims.
+    let since = match mode {
+        VerifyMode::Full => None,
+        VerifyMode::Incremental if rows.iter().all(|r| checkpoints.contains_key(&r.chain)) => {
+            checkpoints.values().map(|c| c.2).min()
+        }
+        VerifyMode::Incremental => None,
+    };
+    let mut strays = audit_events::table
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            audit_chains::table.filter(audit_chains::chain.eq(audit_events::chain)),
+        )))
+        .into_boxed();
+    if let Some(since) = since {
+        strays = strays.filter(audit_events::recorded_at.ge(since));
     }
-    Ok(Verification {
-        chains: by_chain.len().max(rows.len()),
-        events: total,
-        first_broken: None,
+    let stray: Option<String> = strays.select(audit_events::chain).first(conn).optional()?;
+    if let Some(name) = stray {
+        let (id, seq): (String, i64) = audit_events::table
+            .filter(audit_events::chain.eq(&name))
+            .order(audit_events::seq.asc())
+            .select((audit_events::id, audit_events::seq))
+            .first(conn)?;
+        v.chains += 1;
+        return broken(v, Some(id), &name, seq, "this chain was not written by the gateway");
+    }
+    Ok(v)
+}
+
+/// Records where each chain was found whole, signed, so the next incremental check starts
+/// there. A checkpoint only moves forward.
+pub(super) fn save_checkpoints(
+    conn: &mut DbConnection,
+    key: &ChainKey,
+    heads: &[(String, i64, String)],
+) -> Result<(), DbError> {
+    let now = crate::db::now();
+    let at = timestamp(now);
+    crate::db::write_transaction(conn, |c| {
+        for (chain, seq, hash) in heads {
+            let seq_text = seq.to_string();
+            let signature = key.mac(&checkpoint_parts(chain, &seq_text, hash, &at));
+            let moved = diesel::update(
+                audit_checkpoints::table
+                    .filter(audit_checkpoints::chain.eq(chain))
+                    .filter(audit_checkpoints::seq.lt(seq)),
+            )
+            .set((
+                audit_checkpoints::seq.eq(seq),
+                audit_checkpoints::hash.eq(hash),
+                audit_checkpoints::verified_at.eq(now),
+                audit_checkpoints::signature.eq(&signature),
+            ))
+            .execute(c)?;
+            if moved == 0 {
+                let insert = diesel::insert_into(audit_checkpoints::table).values((
+                    audit_checkpoints::chain.eq(chain),
+                    audit_checkpoints::seq.eq(seq),
+                    audit_checkpoints::hash.eq(hash),
+                    audit_checkpoints::verified_at.eq(now),
+                    audit_checkpoints::signature.eq(&signature),
+                ));
+                match c {
+                    DbConnection::Postgres(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+                    DbConnection::Sqlite(lite) => insert.on_conflict_do_nothing().execute(lite)?,
+                };
+            }
+        }
+        Ok::<_, DbError>(())
     })
 }
 

@@ -12,7 +12,9 @@
 //! queued, a batch the database refuses is written event by event, and an event refused on its
 //! own is stored with its text escaped.
 
+pub mod archive;
 mod chain;
+pub mod retention;
 mod trail;
 mod writer;
 
@@ -24,7 +26,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-pub use chain::{ChainKey, Verification};
+pub use chain::{Broken, ChainKey, Verification, VerifyMode};
 pub use trail::Trail;
 
 use crate::db::schema::{actor_snapshots, audit_events};
@@ -193,9 +195,15 @@ impl AuditLog {
         &self.health
     }
 
-    /// Recomputes every chain and checks every anchor and head.
-    pub fn verify(&self, conn: &mut DbConnection) -> Result<Verification, DbError> {
-        chain::verify(conn, &self.key)
+    /// Checks every chain's anchor and head and recomputes its events (from its last checkpoint,
+    /// or all of them); when all is well, moves each chain's checkpoint to where it was found
+    /// whole.
+    pub fn verify(&self, conn: &mut DbConnection, mode: VerifyMode) -> Result<Verification, DbError> {
+        let v = chain::verify(conn, &self.key, mode)?;
+        if v.first_broken.is_none() {
+            chain::save_checkpoints(conn, &self.key, &v.verified_heads)?;
+        }
+        Ok(v)
     }
 }
 

@@ -659,7 +659,9 @@ mod tests {
             .await
             .ok()
             .unwrap();
-        let verified = db::run(&pool, move |c| chain::verify(c, &key)).await.unwrap();
+        let verified = db::run(&pool, move |c| chain::verify(c, &key, chain::VerifyMode::Full))
+            .await
+            .unwrap();
         assert!(verified.first_broken.is_none(), "{:?}", verified.first_broken);
         assert_eq!(verified.events, 3);
     }

@@ -4,6 +4,7 @@
 
 pub mod access_codes;
 pub mod accounts;
+pub mod audit_partitions;
 pub mod availability;
 pub mod bindings;
 pub mod bulk_jobs;
@@ -637,6 +638,7 @@ pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<Vec<String>, DbE
 }
 
 /// Tables and their columns as the live database reports them, sorted, for comparing backends.
+/// PostgreSQL's partitions (of the audit trail) are parts of their table, not tables of their own.
 pub fn describe_tables(conn: &mut DbConnection) -> Result<Vec<(String, Vec<String>)>, DbError> {
     #[derive(diesel::QueryableByName)]
     struct Col {
@@ -649,7 +651,10 @@ pub fn describe_tables(conn: &mut DbConnection) -> Result<Vec<(String, Vec<Strin
         DbConnection::Postgres(c) => diesel::sql_query(
             "SELECT table_name::text AS table_name, column_name::text AS column_name \
              FROM information_schema.columns WHERE table_schema = current_schema() \
-             AND table_name <> '__diesel_schema_migrations'",
+             AND table_name <> '__diesel_schema_migrations' \
+             AND table_name NOT IN (SELECT c.relname FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relispartition AND n.nspname = current_schema())",
         )
         .load(c)?,
         DbConnection::Sqlite(c) => diesel::sql_query(

@@ -134,6 +134,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_checkpoints (chain) {
+        chain -> Text,
+        seq -> BigInt,
+        hash -> Text,
+        verified_at -> Timestamp,
+        signature -> Text,
+    }
+}
+
+diesel::table! {
+    audit_archives (chain, first_seq) {
+        chain -> Text,
+        first_seq -> BigInt,
+        last_seq -> BigInt,
+        anchor -> Text,
+        last_hash -> Text,
+        events -> BigInt,
+        location -> Text,
+        archived_at -> Timestamp,
+        dropped_at -> Nullable<Timestamp>,
+        signature -> Text,
+    }
+}
+
+diesel::table! {
     actor_snapshots (caller_key) {
         caller_key -> Text,
         kind -> Text,

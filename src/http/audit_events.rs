@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use super::body::{Paging, resource, resource_id};
 use super::error::{ApiError, ErrorCode};
 use super::search::{DatePrefix, parse_date_param, parse_pairs, searchset};
-use crate::audit::{AuditQuery, Outcome};
+use crate::audit::{AuditQuery, Outcome, VerifyMode};
 use crate::domain::NhsNumber;
 use crate::domain::policy::{Action, Verb};
 use crate::fhir::{AuditEvent, Bundle, OperationOutcome, Parameter, Parameters, operations};
@@ -172,20 +172,40 @@ pub async fn search_audit(
     ))
 }
 
-/// Recompute every audit hash chain, check each chain's signed anchor and head, and report the
-/// first break, if any (roles allowed to audit).
+/// Check the audit hash chains and report the first break, if any (roles allowed to audit).
+///
+/// Each chain's signed anchor and head are checked, and its events recomputed from the last
+/// signed checkpoint, so the cost follows what was written since the last check. With
+/// `mode=full`, every event still in the database is recomputed from the start of its chain
+/// (or from where its archived and dropped part ends). A check that finds the trail whole moves
+/// each chain's checkpoint to its head.
 #[utoipa::path(
     tag = "AuditEvent",
+    params(
+        ("mode" = Option<String>, Query, description = "incremental (the default: from each chain's last checkpoint) or full (every event)"),
+    ),
     responses(
-        (status = 200, description = "valid, chains, events, and firstBroken when the trail was altered", body = Parameters),
+        (status = 200, description = "valid, mode, chains, events (recomputed by this check), fromCheckpoint (chains checked on from a checkpoint), and firstBroken when the trail was altered", body = Parameters),
+        (status = 400, description = "Bad parameter", body = OperationOutcome),
         (status = 403, description = "The caller's role may not read the audit trail", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]
 #[get("/AuditEvent/$verify")]
 #[tracing::instrument(skip_all)]
-pub async fn verify_audit(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let v = audit::verify(&state.core, &caller).await?;
+pub async fn verify_audit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    // Whether the caller may verify at all is decided before the query is read.
+    access::authorize(&state.core, &caller, Action::VerifyAudit, Target::Pending).await?;
+    let params = super::search::parse_query(req.query_string(), &["mode"])?;
+    let mode = match params.get("mode") {
+        None => VerifyMode::Incremental,
+        Some(m) => VerifyMode::parse(m).ok_or_else(|| bad("mode", "mode is incremental or full"))?,
+    };
+    let v = audit::verify(&state.core, &caller, mode).await?;
     let integer = |name: &str, n: usize| Parameter {
         name: name.into(),
         value_integer: Some(i64::try_from(n).unwrap_or(i64::MAX)),
@@ -193,8 +213,10 @@ pub async fn verify_audit(state: web::Data<AppState>, caller: Caller) -> Result<
     };
     let mut parameter = vec![
         Parameter::boolean("valid", v.first_broken.is_none()),
+        Parameter::string("mode", v.mode.as_str()),
         integer("chains", v.chains),
         integer("events", v.events),
+        integer("fromCheckpoint", v.from_checkpoint),
     ];
     if let Some(b) = v.first_broken {
         let mut parts = vec![];

@@ -2,7 +2,7 @@
 
 use super::access::{self, Target};
 use super::{Caller, Core, Result};
-use crate::audit::{AuditEntry, AuditQuery, Verification};
+use crate::audit::{AuditEntry, AuditQuery, Verification, VerifyMode};
 use crate::db;
 use crate::domain::policy::{self, Action, Permission};
 
@@ -36,9 +36,10 @@ pub async fn search(
     Ok(db::run(&core.pool, move |c| crate::audit::search(c, &q, offset, count)).await?)
 }
 
-/// Recomputes every chain and checks every anchor and signed head.
-pub async fn verify(core: &Core, caller: &Caller) -> Result<Verification> {
+/// Checks every chain's anchor and signed head and recomputes its events, from its last
+/// checkpoint or (`VerifyMode::Full`) from its start.
+pub async fn verify(core: &Core, caller: &Caller, mode: VerifyMode) -> Result<Verification> {
     access::authorize(core, caller, Action::VerifyAudit, Target::None).await?;
     let log = core.audit.clone();
-    Ok(db::run(&core.pool, move |c| log.verify(c)).await?)
+    Ok(db::run(&core.pool, move |c| log.verify(c, mode)).await?)
 }

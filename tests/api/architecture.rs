@@ -17,7 +17,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("letter", &["domain"]),
     ("db", &["domain"]),
     ("identity", &["config", "domain"]),
-    ("audit", &["db", "domain"]),
+    // Archives of the trail are NDJSON of the FHIR AuditEvents the search returns, so the
+    // trail renders them itself (fhir depends on domain alone).
+    ("audit", &["db", "domain", "fhir"]),
     ("suppliers", &["domain", "config"]),
     (
         "services",

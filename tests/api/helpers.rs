@@ -180,6 +180,17 @@ impl TestApp {
         (self._db, self._data)
     }
 
+    /// Settings for a command run beside this gateway: its database and data directory (where
+    /// the dev profile keeps its keys).
+    pub fn command_settings(&self) -> Settings {
+        let mut settings = Settings {
+            data_dir: self._data.path().to_owned(),
+            ..Settings::default()
+        };
+        settings.database.url = self.database_url.clone();
+        settings
+    }
+
     pub fn database_url(&self) -> &str {
         &self.database_url
     }
@@ -328,15 +339,18 @@ pub fn health_check<'a>(health: &'a Value, component: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {component} check in {health}"))
 }
 
-/// The audit trail's hash chains verify (as a clinician at Riverside sees them).
+/// The audit trail's hash chains verify (as a clinician at Riverside sees them), from the last
+/// checkpoint and from the start.
 pub async fn assert_trail_verifies(app: &TestApp) {
-    let (status, _, verified) = app.get("/AuditEvent/$verify", &app.token("clinician-emis")).await;
-    assert_eq!(status, StatusCode::OK, "{verified}");
-    assert_eq!(
-        crate::registration::part(&verified, "valid")["valueBoolean"],
-        true,
-        "{verified}"
-    );
+    for path in ["/AuditEvent/$verify", "/AuditEvent/$verify?mode=full"] {
+        let (status, _, verified) = app.get(path, &app.token("clinician-emis")).await;
+        assert_eq!(status, StatusCode::OK, "{verified}");
+        assert_eq!(
+            crate::registration::part(&verified, "valid")["valueBoolean"],
+            true,
+            "{path}: {verified}"
+        );
+    }
 }
 
 /// Runs a statement on the test's database beside the gateway, as someone with access to the
