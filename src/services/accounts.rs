@@ -329,7 +329,7 @@ pub async fn set_access(core: &Core, permit: Permit, change: AccessChange, by: &
                 return Ok(Err(Error::from(e)));
             }
             let codes = db::access_codes::active(c, &patient.id)?;
-            let job = super::record_access::sync(
+            let job = super::supplier_sync::sync(
                 c,
                 &settings,
                 &patient,
@@ -517,7 +517,7 @@ pub async fn complete_review(
                         return Ok(Err(e.into()));
                     }
                     let codes = db::access_codes::active(c, &patient.id)?;
-                    super::record_access::sync(
+                    super::supplier_sync::sync(
                         c,
                         &settings,
                         &patient,

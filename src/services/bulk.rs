@@ -135,7 +135,7 @@ fn batch(
                 continue;
             };
             let patient_codes = codes.get(&id).unwrap_or(&none);
-            if super::record_access::sync(
+            if super::supplier_sync::sync(
                 c,
                 settings,
                 &patient,

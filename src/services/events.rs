@@ -194,7 +194,7 @@ fn apply(
                 // The supplier that sent it is told what the account gives now.
                 if let Some(mut account) = db::accounts::find_by_patient(c, &patient.id, &old.id)? {
                     let codes = db::access_codes::active(c, &patient.id)?;
-                    super::record_access::sync(c, settings, &patient, &old, &mut account, &codes, now.date(), None)?;
+                    super::supplier_sync::sync(c, settings, &patient, &old, &mut account, &codes, now.date(), None)?;
                 }
             }
             (None, None)

@@ -16,6 +16,7 @@ pub mod provisioning;
 pub mod proxy;
 pub mod record;
 pub mod record_access;
+pub mod supplier_sync;
 pub mod transactional;
 pub mod transitions;
 

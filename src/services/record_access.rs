@@ -1,115 +1,15 @@
 //! Record access as the practice's rules give it: record-access codes, the opt-in/opt-out
-//! model applied to each account, keeping the supplier told what each account should give,
-//! self-registration with NHS login, and a patient asking for record access.
-
-use chrono::NaiveDate;
+//! model applied to each account, self-registration with NHS login, and a patient asking for record access.
 
 use super::access::Permit;
 use super::accounts::{Accepted, review_task};
 use super::provisioning::{self, JobPayload};
-use super::proxy::Links;
 use super::{Caller, Core, Error, Reason, Result};
-use crate::config::SupplierSettings;
-use crate::db::{self, DbConnection, DbError};
+use crate::db::{self, DbError};
 use crate::domain::account::AccountSource;
 use crate::domain::entitlements::{self, PatientState};
-use crate::domain::provisioning::OutboxJob;
 use crate::domain::record_access::{self as rules, AccessCode, CodeSet, ModelFacts};
-use crate::domain::{
-    AccessSettings, AccountStatus, Attestation, IdentityVerification, JobSubject, OnlineAccount, PatientRecord,
-    PracticeRecord, VerificationMethod,
-};
-
-/// Tells the supplier what the account should give now, and what each of the patient's proxy
-/// links gives with it (see [`sync_account`] and [`super::proxy::sync_links`]). In the caller's
-/// transaction. Answers the account's job, if one was needed.
-#[allow(clippy::too_many_arguments)]
-pub fn sync(
-    c: &mut DbConnection,
-    settings: &SupplierSettings,
-    patient: &PatientRecord,
-    practice: &PracticeRecord,
-    account: &mut OnlineAccount,
-    codes: &CodeSet,
-    today: NaiveDate,
-    grant: Option<AccessSettings>,
-) -> std::result::Result<Option<OutboxJob>, DbError> {
-    super::proxy::sync_links(c, settings, &patient.id, today, Links::Lowered)?;
-    let job = sync_account(c, settings, patient, practice, account, codes, today, grant)?;
-    super::proxy::sync_links(c, settings, &patient.id, today, Links::All)?;
-    Ok(job)
-}
-
-/// Tells the supplier what the account should give now (its latest grant with the model
-/// applied) when that differs from what it was last told, or when `grant` is a change staff
-/// made. Saves the account. In the caller's transaction. When a job saved the account since the
-/// caller read it, the account is read again (and `grant` applied to it again) and the work
-/// redone, so no caller loses a change to a background job.
-#[allow(clippy::too_many_arguments)]
-fn sync_account(
-    c: &mut DbConnection,
-    settings: &SupplierSettings,
-    patient: &PatientRecord,
-    practice: &PracticeRecord,
-    account: &mut OnlineAccount,
-    codes: &CodeSet,
-    today: NaiveDate,
-    grant: Option<AccessSettings>,
-) -> std::result::Result<Option<OutboxJob>, DbError> {
-    // What the caller read; replaced by a fresh read when a concurrent change wins the race.
-    let (mut patient, mut practice, mut codes) = (patient.clone(), practice.clone(), codes.clone());
-    for attempt in 0..3 {
-        if attempt > 0 {
-            let Some(mut fresh) = db::accounts::find(c, &account.id)? else {
-                return Ok(None);
-            };
-            let Some(ctx) = db::reads::patient_context(c, &fresh.patient_id)? else {
-                return Ok(None);
-            };
-            if let Some(g) = &grant
-                && fresh.change_access(g.clone()).is_err()
-            {
-                return Ok(None);
-            }
-            *account = fresh;
-            (patient, practice, codes) = (ctx.patient, ctx.practice, ctx.codes);
-        }
-        if account.practice_id != practice.id
-            || !matches!(account.status, AccountStatus::Pending | AccountStatus::Active)
-        {
-            return Ok(None);
-        }
-        let state = PatientState {
-            patient: &patient,
-            practice: &practice,
-            account: Some(account),
-            codes: &codes,
-        };
-        let target = entitlements::for_supplier(&state, account, account.latest_access(), today);
-        if grant.is_none() && account.sent_access.as_ref() == Some(&target) {
-            return Ok(None);
-        }
-        account.sent_access = Some(target.clone());
-        if !db::accounts::save(c, account)? {
-            continue;
-        }
-        let job = provisioning::job(
-            settings,
-            JobSubject::Account(&account.id),
-            &account.patient_id,
-            practice.supplier,
-            &JobPayload::SetAccess {
-                access: target,
-                grant: grant.clone(),
-            },
-        );
-        db::outbox::enqueue(c, &job)?;
-        return Ok(Some(job));
-    }
-    Err(DbError::Query(
-        "online account changed while its access was sent".into(),
-    ))
-}
+use crate::domain::{AccessSettings, Attestation, IdentityVerification, JobSubject, OnlineAccount, VerificationMethod};
 
 /// A code on a record: which, who added it, when.
 pub type CodeEntry = (AccessCode, String, chrono::NaiveDateTime);
@@ -161,7 +61,7 @@ pub async fn codes_after(
             };
             if changed && let Some(mut account) = account {
                 let codes = db::access_codes::active(c, &patient.id)?;
-                sync(c, &settings, &patient, &practice, &mut account, &codes, today, None)?;
+                super::supplier_sync::sync(c, &settings, &patient, &practice, &mut account, &codes, today, None)?;
             }
             Ok((changed, db::access_codes::active_rows(c, &patient.id)?))
         })

@@ -76,7 +76,7 @@ fn practice_pass(
                         }
                         changed.1 = true;
                     }
-                    let job = super::record_access::sync(
+                    let job = super::supplier_sync::sync(
                         c,
                         settings,
                         &ctx.patient,
