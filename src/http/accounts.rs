@@ -365,7 +365,7 @@ const TASK_STATUSES: [&str; 5] = ["requested", "in-progress", "completed", "fail
     params(
         ("patient" = String, Query, description = "Patient/{id} or {id} (required)"),
         ("status" = Option<String>, Query, description = "requested | in-progress | completed | failed | cancelled"),
-        ("_count" = Option<i64>, Query),
+        ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query),
     ),
     responses(
@@ -406,6 +406,7 @@ pub async fn search_tasks(
     let paging = Paging::parse(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
+        super::search::strict_handling(&req),
     )?;
     let permit = access::authorize(&state.core, &caller, Action::SearchTasks, Target::Patient(patient)).await?;
     let mut tasks: Vec<Task> = accounts::tasks_for(&state.core, &permit)

@@ -74,7 +74,7 @@ fn actions(name: &str, raw: &str) -> Result<Vec<String>, ApiError> {
         ("subtype" = Option<String>, Query, description = "A gateway action code"),
         ("agent" = Option<String>, Query, description = "The caller as the trail names it (staff|issuer|subject, unknown, ...)"),
         ("request-id" = Option<String>, Query, description = "The X-Request-ID of the request"),
-        ("_count" = Option<i64>, Query),
+        ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query),
     ),
     responses(
@@ -153,6 +153,7 @@ pub async fn search_audit(
     let paging = Paging::parse(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
+        super::search::strict_handling(&req),
     )?;
     let (total, events) = audit::search(&state.core, &caller, q, paging.offset, paging.count).await?;
     let entries = events
