@@ -27,6 +27,21 @@ const AUDIT_PARAMS: [&str; 10] = [
     "_offset",
 ];
 
+/// The `action` of `$explain-access` as the OpenAPI document shows it: a string enum of every
+/// action code, taken from [`Action::ALL`] so it cannot fall behind the engine.
+pub struct ActionCode;
+
+impl utoipa::PartialSchema for ActionCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Action::ALL.iter().map(|a| a.name())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ActionCode {}
+
 fn bad(name: &str, message: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidSearchParameter, message.to_owned()).at(name.to_owned())
 }
@@ -249,7 +264,7 @@ pub async fn verify_audit(
     tag = "AuditEvent",
     params(
         ("patient" = String, Query, description = "Patient/{id} or {id}"),
-        ("action" = String, Query, description = "A gateway action code: read-patient, register-online-services, my-access, ..."),
+        ("action" = inline(ActionCode), Query, description = "The gateway action code to explain, as the audit trail names it (`AuditEvent.subtype`)"),
         ("actor" = Option<String>, Query, description = "Who: an NHS number, an audit-trail caller key, or left out for the caller"),
         ("vot" = Option<String>, Query, description = "For a person named by NHS number: the vector of trust of their token"),
     ),
