@@ -241,6 +241,12 @@ pub struct RegistrationLetter {
     pub practice_name: String,
     /// The practice's ODS code.
     pub practice_id: String,
+    /// The practice's address as printed: street lines, town, postcode (empty if not recorded).
+    pub practice_address: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub practice_telephone: Option<String>,
+    /// What the account gives now, in the words the letter prints.
+    pub switched_on: Vec<String>,
     pub patient_name: String,
     pub patient_identifier: LetterIdentifier,
     pub account_id: String,
@@ -303,6 +309,9 @@ pub async fn letter(
     let body = RegistrationLetter {
         practice_name: letter.practice_name.clone(),
         practice_id: letter.ods_code.clone(),
+        practice_address: crate::letter::address_lines(&letter),
+        practice_telephone: letter.practice_telephone.as_ref().map(|t| t.as_str().to_owned()),
+        switched_on: crate::letter::switched_on(&letter.access),
         patient_name: letter.patient_name.clone(),
         patient_identifier: LetterIdentifier {
             system: letter.patient_identifier.system().uri().into(),

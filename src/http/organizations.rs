@@ -109,7 +109,9 @@ pub async fn search_organizations(
     ))
 }
 
-/// Update a practice's name and online-services settings (staff of that practice).
+/// Update a practice's name, address, telephone and online-services settings (staff of that
+/// practice with `edit-practice`). As with any FHIR update, the body replaces the practice: an
+/// address or telephone left out is removed.
 #[utoipa::path(
     tag = "Organization",
     request_body(content = Organization, content_type = "application/fhir+json"),
@@ -151,8 +153,8 @@ pub async fn update_organization(
             "Organization.id",
         ));
     }
-    let (name, settings) = body.parse_update(permit.practice()?)?;
-    let record = practices::update(&state.core, permit, expected, name, settings).await?;
+    let changes = body.parse_update(permit.practice()?)?;
+    let record = practices::update(&state.core, permit, expected, changes).await?;
     Ok(resource(
         StatusCode::OK,
         &Organization::from_record(&record),
