@@ -4,8 +4,8 @@ SMART on FHIR Python client (fhirclient).
 Starts the debug binary's dev profile on a free loopback port with a throwaway data directory,
 signs every call with a staff-emis token (practice staff at A81001 who may create and update
 patients), and checks what each client gets back against FHIR R4 (http.html, search.html):
-create, read, update, search with paging, by identifier, `_sort`, `_count`, conditional create
-with `If-None-Exist`, and the CapabilityStatement. Every check asserts on the answer (ids,
+create, read, update, search with paging, by identifier, `_sort`, `_count`, the audit trail in
+large pages, conditional create with `If-None-Exist`, and the CapabilityStatement. Every check asserts on the answer (ids,
 versions, counts, names, status codes); where the server answers differently from R4 in a way a
 client trips on, the check fails and prints the exact request and response.
 
@@ -289,6 +289,22 @@ def fhirpy_checks(checks, base, token):
                f"_count=0 gave {len(zero.get('entry', []))} entries, total {zero.get('total')}")
         return f"_count=1: 1 entry of {one['total']}, next link; _count=0: total {zero['total']}, no entries"
 
+    def audit_trail_large_pages():
+        # Clients ask for large pages; R4 lets the server return fewer, and the self link says
+        # how many it used. More than one page of events first, so that fetch_all pages on.
+        for _ in range(110):
+            client.resources("Patient").search(family="smith").limit(1).fetch_raw()
+        first = client.resources("AuditEvent").limit(500).fetch_raw()
+        own = [link["url"] for link in first["link"] if link["relation"] == "self"]
+        expect(own and "_count=100" in own[0] and "_count=500" not in own[0], f"self link {own}")
+        expect(len(first.get("entry", [])) == min(first["total"], 100),
+               f"{len(first.get('entry', []))} entries of {first['total']}")
+        events = client.resources("AuditEvent").limit(500).fetch_all()
+        # Reading the trail adds to it, so it holds at least what the first page counted.
+        expect(len(events) >= first["total"] > 100, f"fetch_all gave {len(events)} of {first['total']}")
+        expect(all(e["resourceType"] == "AuditEvent" for e in events), "not every entry is an AuditEvent")
+        return f"_count=500 taken as 100 (self link says so); fetch_all walked {len(events)} events in pages of 100"
+
     def searchset_count():
         smiths = need("smiths")
         try:
@@ -400,6 +416,7 @@ def fhirpy_checks(checks, base, token):
     checks.run("fhirpy: search by identifier", by_identifier)
     checks.run("fhirpy: _sort", sort)
     checks.run("fhirpy: _count", count)
+    checks.run("fhirpy: the audit trail in large pages (limit(500), fetch_all)", audit_trail_large_pages)
     checks.run("fhirpy: SearchSet.count()", searchset_count)
     # fhirpy's own SearchSet.get_or_create() puts the condition in the query string
     # (POST /Patient?identifier=...), which is not R4's conditional create: R4 puts it in

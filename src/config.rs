@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -406,6 +406,80 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
+const ENV_PREFIX: &str = "GATEWAY_";
+const ENV_SEPARATOR: &str = "__";
+
+/// One value that could not be read, named as the operator wrote it: the environment variable,
+/// or the key and the file.
+fn describe(figment: &Figment, error: &figment::Error) -> String {
+    let path = &error.path;
+    let key = path.join(".");
+    let kind = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => format!("unknown setting `{field}`"),
+        kind => kind.to_string(),
+    };
+    let env_name = Env::prefixed(ENV_PREFIX).metadata().name;
+    match figment.find_metadata(&key) {
+        Some(m) if m.name == env_name => {
+            let var = path
+                .iter()
+                .map(|k| k.to_ascii_uppercase())
+                .collect::<Vec<_>>()
+                .join(ENV_SEPARATOR);
+            format!("{ENV_PREFIX}{var} ({key}): {kind}")
+        }
+        Some(figment::Metadata {
+            source: Some(figment::Source::File(file)),
+            ..
+        }) => format!("{key} in {}: {kind}", file.display()),
+        _ if key.is_empty() => kind,
+        _ => format!("{key}: {kind}"),
+    }
+}
+
+/// Puts the value an error is about back to its default, or removes it when it is unknown; a
+/// value with no default of its own (inside a list, a new map entry) takes its nearest
+/// ancestor's. Returns whether anything changed.
+fn repair(value: &mut figment::value::Value, defaults: &figment::value::Value, error: &figment::Error) -> bool {
+    use figment::value::Value;
+    fn dict_at<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut figment::value::Dict> {
+        let mut at = value;
+        for key in path {
+            at = match at {
+                Value::Dict(_, dict) => dict.get_mut(key)?,
+                _ => return None,
+            };
+        }
+        match at {
+            Value::Dict(_, dict) => Some(dict),
+            _ => None,
+        }
+    }
+    // The path of an unknown key ends with the key itself.
+    if let figment::error::Kind::UnknownField(field, _) = &error.kind
+        && let Some((_, parent)) = error.path.split_last()
+        && let Some(dict) = dict_at(value, parent)
+        && dict.remove(field).is_some()
+    {
+        return true;
+    }
+    for depth in (1..=error.path.len()).rev() {
+        let (parent, last) = error.path[..depth].split_at(depth - 1);
+        let Some(default) = defaults.find_ref(&error.path[..depth].join(".")) else {
+            continue;
+        };
+        let Some(dict) = dict_at(value, parent) else {
+            continue;
+        };
+        if dict.get(&last[0]) == Some(default) {
+            continue;
+        }
+        dict.insert(last[0].clone(), default.clone());
+        return true;
+    }
+    false
+}
+
 /// Algorithms an asymmetric issuer may be configured with.
 pub const SUPPORTED_ALGORITHMS: [&str; 9] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
@@ -434,24 +508,56 @@ impl Settings {
             None if Path::new("gateway.toml").exists() => figment = figment.merge(Toml::file("gateway.toml")),
             None => {}
         }
-        figment = figment.merge(
-            Env::prefixed("GATEWAY_")
-                .ignore(&["CONFIG"])
-                .split("__")
-                .map(|k| match k.as_str() {
+        figment =
+            figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).split(ENV_SEPARATOR).map(
+                |k| match k.as_str() {
                     // Friendly flat aliases for the most common settings.
                     "database_url" => "database.url".into(),
                     _ => k.into(),
-                }),
-        );
+                },
+            ));
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(("database.url", url));
         }
-        let settings: Settings = figment
-            .extract()
-            .map_err(|e| ConfigError::Invalid(e.into_iter().map(|e| e.to_string()).collect()))?;
-        settings.validate()?;
-        Ok(settings)
+        Self::from_figment(&figment)
+    }
+
+    /// Extracts and validates the settings, reporting every bad value at once: serde stops at
+    /// the first value it cannot read, so each one it stops at is put back to its default (or
+    /// dropped, if the key is unknown) and the reading goes on, and the values that could be
+    /// read are then validated as usual.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let mut value = figment.find_value("").map_err(|e| ConfigError::Load(e.to_string()))?;
+        let defaults = Figment::from(Serialized::defaults(Settings::default()))
+            .find_value("")
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let mut problems = Vec::new();
+        let settings = loop {
+            match Figment::from(Serialized::defaults(&value)).extract::<Settings>() {
+                Ok(settings) => break Some(settings),
+                Err(errors) => {
+                    let mut repaired = false;
+                    for error in errors {
+                        problems.push(describe(figment, &error));
+                        repaired |= repair(&mut value, &defaults, &error);
+                    }
+                    // Every pass repairs at least one value, so this ends; a value that cannot
+                    // be repaired ends it early with what has been found so far.
+                    if !repaired || problems.len() > 100 {
+                        break None;
+                    }
+                }
+            }
+        };
+        if let Some(settings) = &settings
+            && let Err(ConfigError::Invalid(more)) = settings.validate()
+        {
+            problems.extend(more);
+        }
+        match settings {
+            Some(settings) if problems.is_empty() => Ok(settings),
+            _ => Err(ConfigError::Invalid(problems)),
+        }
     }
 
     /// With no trusted issuer configured, the gateway runs its development profile.
@@ -741,6 +847,66 @@ mod tests {
         };
         assert!(problems.iter().any(|p| p.contains("dev profile")));
         assert!(problems.iter().any(|p| p.contains("PostgreSQL")));
+    }
+
+    fn from_toml(toml: &str) -> Result<Settings, ConfigError> {
+        Settings::from_figment(&Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn every_unreadable_value_gets_its_own_message_with_the_valid_ones_checked_too() {
+        let Err(ConfigError::Invalid(problems)) = from_toml(
+            r#"
+            bind = "nonsense"
+            [http]
+            workers = "abc"
+            worker = 3
+            [audit]
+            commit_timeout_ms = -5
+            [database]
+            pool_size = 0
+            "#,
+        ) else {
+            panic!("accepted")
+        };
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems.iter().any(|p| p.starts_with("bind:")), "{problems:#?}");
+        assert!(problems.iter().any(|p| p.starts_with("http.workers:")), "{problems:#?}");
+        assert!(
+            problems.iter().any(|p| p.starts_with("http.worker: unknown setting")),
+            "{problems:#?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("audit.commit_timeout_ms:")),
+            "{problems:#?}"
+        );
+        assert!(problems.iter().any(|p| p.contains("pool_size")), "{problems:#?}");
+    }
+
+    #[test]
+    fn an_unreadable_entry_in_a_list_is_reported_and_the_rest_still_read() {
+        let Err(ConfigError::Invalid(problems)) = from_toml(
+            r#"
+            [[auth.issuers]]
+            name = "x"
+            kind = "nurse"
+            issuer = "https://idp.example.org"
+            [log]
+            format = "xml"
+            "#,
+        ) else {
+            panic!("accepted")
+        };
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("nurse")), "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("xml")), "{problems:#?}");
+    }
+
+    #[test]
+    fn good_values_load() {
+        let s = from_toml("bind = \"127.0.0.1:9000\"\n[http]\nworkers = 4\n").expect("valid");
+        assert_eq!(s.http.workers, 4);
+        assert_eq!(s.bind.port(), 9000);
     }
 
     #[test]

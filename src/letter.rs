@@ -2,6 +2,7 @@
 //! Helvetica) and the plain-language guidance both the PDF and the JSON form carry.
 
 use crate::domain::account::Letter;
+use crate::domain::{AccessSettings, RecordAccessLevel, ServiceLevel};
 
 pub const GUIDANCE: [&str; 7] = [
     "To start, open the NHS App or your chosen GP online services app, log in with NHS login and choose to link your GP practice using registration details. Enter the Practice ID, Account ID and Linkage Key exactly as shown.",
@@ -12,6 +13,57 @@ pub const GUIDANCE: [&str; 7] = [
     "If you lose your phone or think someone else knows your login details, change your password and tell the practice.",
     "These registration details stop working after the date shown. After that, ask the practice for a new letter.",
 ];
+
+/// The practice's address as printed: its lines, then the town, then the postcode.
+pub fn address_lines(letter: &Letter) -> Vec<String> {
+    letter
+        .practice_address
+        .iter()
+        .flat_map(|a| {
+            a.lines
+                .iter()
+                .cloned()
+                .chain(a.city.clone())
+                .chain(a.postal_code.clone())
+        })
+        .collect()
+}
+
+/// What the patient will find switched on once they link their login, in plain words.
+pub fn switched_on(access: &AccessSettings) -> Vec<String> {
+    let mut out = Vec::new();
+    let s = &access.services;
+    match s.appointments {
+        ServiceLevel::Manage => out.push("Appointments: see, book and cancel".to_owned()),
+        ServiceLevel::View => out.push("Appointments: see your appointments".to_owned()),
+        ServiceLevel::None => {}
+    }
+    match s.prescriptions {
+        ServiceLevel::Manage => out.push("Repeat prescriptions: see and order".to_owned()),
+        ServiceLevel::View => out.push("Repeat prescriptions: see your repeat medicines".to_owned()),
+        ServiceLevel::None => {}
+    }
+    if s.messaging {
+        out.push("Messages to and from the practice".to_owned());
+    }
+    let record = match access.record_level {
+        RecordAccessLevel::None => None,
+        RecordAccessLevel::Summary => Some("summary information (allergies, medicines and reactions)"),
+        RecordAccessLevel::DetailedCoded => Some("the detailed coded record (without notes or documents)"),
+        RecordAccessLevel::Documents => Some("the detailed coded record and documents"),
+        RecordAccessLevel::Full => Some("the full record, including notes and documents"),
+    };
+    if let Some(record) = record {
+        out.push(match access.record_from {
+            Some(from) => format!("Your GP record: {record}, for entries from {}", long_date(from)),
+            None => format!("Your GP record: {record}"),
+        });
+    }
+    if out.is_empty() {
+        out.push("Nothing is switched on yet: the practice will tell you when it is.".to_owned());
+    }
+    out
+}
 
 fn long_date(d: chrono::NaiveDate) -> String {
     d.format("%-d %B %Y").to_string()
@@ -72,10 +124,18 @@ pub fn render_pdf(letter: &Letter) -> Vec<u8> {
             pdf_text(text)
         ));
     };
-    put(10.0, false, 400.0, y, &letter.practice_name);
-    y -= 14.0;
+    put(10.0, true, 400.0, y, &letter.practice_name);
+    y -= 13.0;
+    for line in address_lines(letter) {
+        put(10.0, false, 400.0, y, &line);
+        y -= 13.0;
+    }
+    if let Some(phone) = &letter.practice_telephone {
+        put(10.0, false, 400.0, y, &format!("Telephone: {}", phone.as_str()));
+        y -= 13.0;
+    }
     put(10.0, false, 400.0, y, &format!("Practice ID: {}", letter.ods_code));
-    y -= 40.0;
+    y -= 34.0;
     put(18.0, true, 56.0, y, "Your GP online services registration");
     y -= 28.0;
     put(11.0, false, 56.0, y, &format!("Dear {},", letter.patient_name));
@@ -103,7 +163,14 @@ pub fn render_pdf(letter: &Letter) -> Vec<u8> {
         put(12.0, true, 260.0, y, &value);
         y -= 22.0;
     }
-    y -= 12.0;
+    y -= 6.0;
+    put(13.0, true, 56.0, y, "What is switched on for you");
+    y -= 18.0;
+    for item in switched_on(&letter.access) {
+        put(10.0, false, 56.0, y, &format!("- {item}"));
+        y -= 13.0;
+    }
+    y -= 10.0;
     put(13.0, true, 56.0, y, "Keeping your access safe");
     y -= 20.0;
     for point in GUIDANCE {
@@ -167,6 +234,53 @@ mod tests {
         assert_eq!(pdf_text("Zoë"), "Zo\\353");
         assert_eq!(pdf_text("O\u{2019}Neill"), "O'Neill");
         assert_eq!(pdf_text("名"), "?");
+    }
+
+    #[test]
+    fn the_longest_letter_still_fits_on_one_page() {
+        use crate::domain::{NhsNumber, PatientIdentifier, PracticeAddress, Services, Telephone};
+        let letter = Letter {
+            practice_name: "Validated Relationships Example Practice".into(),
+            ods_code: "G8101234".into(),
+            practice_address: Some(
+                PracticeAddress::parse(
+                    &[
+                        "Unit 4".into(),
+                        "The Old Mill".into(),
+                        "22 Station Road".into(),
+                        "Moorside".into(),
+                    ],
+                    Some("Newcastle upon Tyne"),
+                    Some("NE1 5DL"),
+                )
+                .unwrap(),
+            ),
+            practice_telephone: Some(Telephone::parse("0191 498 0001").unwrap()),
+            access: AccessSettings {
+                services: Services {
+                    appointments: ServiceLevel::Manage,
+                    prescriptions: ServiceLevel::Manage,
+                    messaging: true,
+                },
+                record_level: RecordAccessLevel::Full,
+                record_from: chrono::NaiveDate::from_ymd_opt(2026, 12, 7),
+            },
+            patient_name: "Alexandra Montgomery-Fitzwilliam".into(),
+            patient_identifier: PatientIdentifier::nhs(&NhsNumber::parse("9990000018").unwrap()),
+            account_id: "1234567890".into(),
+            linkage_key: "ABCDEFGHIJKLMNOP".into(),
+            printed_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
+            expires_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 21).unwrap(),
+        };
+        let pdf = String::from_utf8_lossy(&render_pdf(&letter)).into_owned();
+        let lowest = pdf
+            .lines()
+            .filter_map(|l| l.strip_prefix("BT /"))
+            .filter_map(|l| l.split(" Td").next()?.split_whitespace().last()?.parse::<f32>().ok())
+            .fold(f32::MAX, f32::min);
+        // A4 is 842 points high; printers leave about half an inch unprinted.
+        assert!((36.0..200.0).contains(&lowest), "the last line is at {lowest}pt");
+        assert!(pdf.contains("Telephone: 0191 498 0001") && pdf.contains("NE1 5DL"));
     }
 
     #[test]

@@ -3,7 +3,9 @@ use diesel::prelude::*;
 
 use super::schema::practices;
 use super::{DbConnection, DbError};
-use crate::domain::{OdsCode, OnlineServicesSettings, PracticeRecord, Supplier};
+use crate::domain::{
+    OdsCode, OnlineServicesSettings, PracticeAddress, PracticeChanges, PracticeRecord, Supplier, Telephone,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = practices)]
@@ -16,6 +18,8 @@ pub struct PracticeRow {
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub address: Option<String>,
+    pub telephone: Option<String>,
 }
 
 impl PracticeRow {
@@ -26,6 +30,18 @@ impl PracticeRow {
                 .ok_or_else(|| DbError::Query(format!("stored supplier {:?} unknown", self.supplier)))?,
             settings: serde_json::from_str::<OnlineServicesSettings>(&self.settings)
                 .map_err(|e| DbError::Query(format!("stored practice settings: {e}")))?,
+            address: self
+                .address
+                .as_deref()
+                .map(serde_json::from_str::<PracticeAddress>)
+                .transpose()
+                .map_err(|e| DbError::Query(format!("stored practice address: {e}")))?,
+            telephone: self
+                .telephone
+                .as_deref()
+                .map(Telephone::parse)
+                .transpose()
+                .map_err(|e| DbError::Query(format!("stored practice telephone: {e}")))?,
             last_updated: Utc.from_utc_datetime(&self.updated_at),
             id: self.id,
             name: self.name,
@@ -46,9 +62,18 @@ pub fn insert(conn: &mut DbConnection, p: &PracticeRecord) -> Result<(), DbError
         version: p.version,
         created_at: at,
         updated_at: at,
+        address: address_json(p.address.as_ref())?,
+        telephone: p.telephone.as_ref().map(|t| t.as_str().to_owned()),
     };
     diesel::insert_into(practices::table).values(&row).execute(conn)?;
     Ok(())
+}
+
+fn address_json(address: Option<&PracticeAddress>) -> Result<Option<String>, DbError> {
+    address
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| DbError::Query(e.to_string()))
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<PracticeRecord>, DbError> {
@@ -100,25 +125,26 @@ pub fn search(
     ))
 }
 
-/// Writes new name and settings if the stored version is still `expected_version`.
-/// Returns false when someone else changed the practice first.
+/// Writes new name, contact details and settings if the stored version is still
+/// `expected_version`. Returns false when someone else changed the practice first.
 pub fn update_if_version(
     conn: &mut DbConnection,
     id: &str,
     expected_version: i64,
-    name: &str,
-    settings: &OnlineServicesSettings,
+    changes: &PracticeChanges,
     at: NaiveDateTime,
 ) -> Result<bool, DbError> {
     super::cache::changed();
-    let settings = serde_json::to_string(settings).map_err(|e| DbError::Query(e.to_string()))?;
+    let settings = serde_json::to_string(&changes.settings).map_err(|e| DbError::Query(e.to_string()))?;
     let n = diesel::update(
         practices::table
             .filter(practices::id.eq(id))
             .filter(practices::version.eq(expected_version)),
     )
     .set((
-        practices::name.eq(name),
+        practices::name.eq(&changes.name),
+        practices::address.eq(address_json(changes.address.as_ref())?),
+        practices::telephone.eq(changes.telephone.as_ref().map(Telephone::as_str)),
         practices::settings.eq(settings),
         practices::version.eq(expected_version + 1),
         practices::updated_at.eq(at),

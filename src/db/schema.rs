@@ -10,6 +10,8 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        address -> Nullable<Text>,
+        telephone -> Nullable<Text>,
     }
 }
 

@@ -15,7 +15,8 @@ use crate::db::accounts::OnlineAccount;
 use crate::db::{self, DbConnection, DbError};
 use crate::domain::{
     AccessModel, AccessSettings, Attestation, Gender, IdentityVerification, NhsNumber, OdsCode, OnlineServicesSettings,
-    PatientDetails, PatientIdentifier, PracticeRecord, RecordAccessLevel, Services, Supplier, VerificationMethod,
+    PatientDetails, PatientIdentifier, PracticeAddress, PracticeRecord, RecordAccessLevel, Services, Supplier,
+    Telephone, VerificationMethod,
 };
 use crate::services::accounts::create_payload;
 use crate::services::provisioning;
@@ -26,6 +27,10 @@ pub struct SeedPractice {
     pub name: &'static str,
     pub supplier: Supplier,
     pub access_model: AccessModel,
+    /// Street lines, town and postcode.
+    pub address: (&'static [&'static str], &'static str, &'static str),
+    /// From the ranges Ofcom keeps for drama, so no real line is ever rung.
+    pub telephone: &'static str,
 }
 
 pub const PRACTICES: [SeedPractice; 3] = [
@@ -35,6 +40,8 @@ pub const PRACTICES: [SeedPractice; 3] = [
         name: "Riverside Medical Centre",
         supplier: Supplier::Emis,
         access_model: AccessModel::OptOut,
+        address: (&["1 Riverside Walk"], "Leeds", "LS1 4AP"),
+        telephone: "0113 496 0000",
     },
     SeedPractice {
         id: "practice-b82005",
@@ -42,6 +49,8 @@ pub const PRACTICES: [SeedPractice; 3] = [
         name: "Moorland Surgery",
         supplier: Supplier::Tpp,
         access_model: AccessModel::OptIn,
+        address: (&["Moorland House", "22 Station Road"], "Newcastle upon Tyne", "NE1 5DL"),
+        telephone: "0191 498 0001",
     },
     SeedPractice {
         id: "practice-g8101234",
@@ -49,6 +58,8 @@ pub const PRACTICES: [SeedPractice; 3] = [
         name: "Validated Relationships Example Practice",
         supplier: Supplier::Emis,
         access_model: AccessModel::OptOut,
+        address: (&["3 Example Lane"], "Bristol", "BS1 6QH"),
+        telephone: "0117 496 0002",
     },
 ];
 
@@ -511,6 +522,15 @@ pub fn seed(conn: &mut DbConnection, suppliers: &SupplierSettings) -> Result<boo
                         access_model: p.access_model,
                         ..Default::default()
                     },
+                    address: Some(
+                        PracticeAddress::parse(
+                            &p.address.0.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>(),
+                            Some(p.address.1),
+                            Some(p.address.2),
+                        )
+                        .expect("seed address is valid"),
+                    ),
+                    telephone: Some(Telephone::parse(p.telephone).expect("seed telephone is valid")),
                     version: 1,
                     last_updated: now.and_utc(),
                 },

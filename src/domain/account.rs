@@ -271,6 +271,11 @@ impl OnlineAccount {
 pub struct Letter {
     pub practice_name: String,
     pub ods_code: String,
+    pub practice_address: Option<super::PracticeAddress>,
+    pub practice_telephone: Option<super::Telephone>,
+    /// What the account gives now, the practice's access model applied: what the patient will
+    /// find once they have linked their login.
+    pub access: super::AccessSettings,
     pub patient_name: String,
     pub patient_identifier: super::PatientIdentifier,
     pub account_id: String,

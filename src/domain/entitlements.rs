@@ -347,6 +347,8 @@ mod tests {
             name: "Practice".into(),
             supplier: Supplier::Emis,
             settings,
+            address: None,
+            telephone: None,
             version: 1,
             last_updated: utc(day(2020, 1, 1)),
         }

@@ -26,7 +26,10 @@ pub use account::OnlineAccount;
 pub use assurance::{AssurancePolicy, ProofingLevel, vot_is_well_formed, vot_level};
 pub use identifiers::{IdentifierError, NhsNumber, OdsCode, PatientIdentifier, PatientIdentifierSystem};
 pub use patient::{Gender, NewPatient, PatientDetails, PatientDetailsError, is_plausible_email};
-pub use practice::{AccessModel, OnlineServicesSettings, PracticeRef, Supplier};
+pub use practice::{
+    AccessModel, OnlineServicesSettings, PracticeAddress, PracticeChanges, PracticeContactError, PracticeRef, Supplier,
+    Telephone,
+};
 pub use provisioning::{JobKind, JobStatus, JobSubject};
 pub use records::{PatientRecord, PracticeRecord};
 pub use registration::{AccountStatus, Attestation, IdentityVerification, VerificationMethod};

@@ -10,6 +10,8 @@ pub struct PracticeRecord {
     pub name: String,
     pub supplier: Supplier,
     pub settings: OnlineServicesSettings,
+    pub address: Option<super::PracticeAddress>,
+    pub telephone: Option<super::Telephone>,
     pub version: i64,
     pub last_updated: DateTime<Utc>,
 }

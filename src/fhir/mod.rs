@@ -21,7 +21,9 @@ pub mod vrs;
 pub use audit_event::{AuditAgent, AuditEntity, AuditEntityDetail, AuditEvent, AuditSource};
 pub use bundle::{Bundle, BundleEntry, BundleLink, BundleSearch};
 pub use capability::capability_statement;
-pub use datatypes::{CodeableConcept, Coding, ContactPoint, Extension, HumanName, Identifier, Meta, Reference};
+pub use datatypes::{
+    Address, CodeableConcept, Coding, ContactPoint, Extension, HumanName, Identifier, Meta, Reference,
+};
 pub use error::{FhirError, from_json};
 pub use organization::Organization;
 pub use outcome::{ERROR_CODE_SYSTEM, OperationOutcome, OperationOutcomeIssue};

@@ -2,8 +2,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::FhirError;
-use super::{Extension, GATEWAY_FHIR_BASE, Identifier, Meta, ODS_SYSTEM, instant};
-use crate::domain::{AccessModel, OnlineServicesSettings, PracticeRecord, Supplier};
+use super::{Address, ContactPoint, Extension, GATEWAY_FHIR_BASE, Identifier, Meta, ODS_SYSTEM, instant};
+use crate::domain::{AccessModel, PracticeAddress, PracticeChanges, PracticeRecord, Supplier, Telephone};
 
 pub fn supplier_extension_url() -> String {
     format!("{GATEWAY_FHIR_BASE}/StructureDefinition/gp-system-supplier")
@@ -13,8 +13,8 @@ pub fn online_services_extension_url() -> String {
     format!("{GATEWAY_FHIR_BASE}/StructureDefinition/online-services-settings")
 }
 
-/// FHIR R4 `Organization` for a GP practice: ODS code, name, the clinical system supplier and
-/// the practice's online-services settings (as extensions).
+/// FHIR R4 `Organization` for a GP practice: ODS code, name, address and telephone, the clinical
+/// system supplier and the practice's online-services settings (as extensions).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Organization {
@@ -32,6 +32,10 @@ pub struct Organization {
     pub active: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub telecom: Vec<ContactPoint>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address: Vec<Address>,
 }
 
 impl Organization {
@@ -93,12 +97,74 @@ impl Organization {
             }],
             active: Some(true),
             name: Some(p.name.clone()),
+            telecom: p
+                .telephone
+                .iter()
+                .map(|t| ContactPoint {
+                    system: Some("phone".into()),
+                    value: Some(t.as_str().into()),
+                    use_: Some("work".into()),
+                })
+                .collect(),
+            address: p
+                .address
+                .iter()
+                .map(|a| Address {
+                    use_: Some("work".into()),
+                    type_: Some("both".into()),
+                    line: a.lines.clone(),
+                    city: a.city.clone(),
+                    postal_code: a.postal_code.clone(),
+                    ..Default::default()
+                })
+                .collect(),
         }
     }
 
-    /// Reads the parts of an Organization a practice may change: its name and its settings.
-    /// The ODS code and supplier identify the practice and cannot change through an update.
-    pub fn parse_update(&self, current: &PracticeRecord) -> Result<(String, OnlineServicesSettings), FhirError> {
+    /// The practice's address and telephone from an update: at most one of each, replacing
+    /// what was there (an update without them removes them, as a FHIR update replaces).
+    fn parse_contact(&self) -> Result<(Option<PracticeAddress>, Option<Telephone>), FhirError> {
+        let address = match self.address.as_slice() {
+            [] => None,
+            [a] => {
+                if a.district.is_some() || a.text.is_some() || a.country.as_deref().is_some_and(|c| c != "GB") {
+                    return Err(FhirError::resource(
+                        "the address takes line, city and postalCode (country GB)",
+                        "Organization.address",
+                    ));
+                }
+                Some(
+                    PracticeAddress::parse(&a.line, a.city.as_deref(), a.postal_code.as_deref())
+                        .map_err(|e| FhirError::resource(e.to_string(), "Organization.address"))?,
+                )
+            }
+            _ => {
+                return Err(FhirError::resource(
+                    "a practice has one address",
+                    "Organization.address",
+                ));
+            }
+        };
+        let telephone = match self.telecom.as_slice() {
+            [] => None,
+            [t] if t.system.as_deref() == Some("phone") => Some(
+                Telephone::parse(t.value.as_deref().unwrap_or_default())
+                    .map_err(|e| FhirError::resource(e.to_string(), "Organization.telecom"))?,
+            ),
+            _ => {
+                return Err(FhirError::resource(
+                    "telecom may hold one telephone number (system phone) and nothing else",
+                    "Organization.telecom",
+                ));
+            }
+        };
+        Ok((address, telephone))
+    }
+
+    /// Reads the parts of an Organization a practice may change: its name, address, telephone
+    /// and settings. The ODS code and supplier identify the practice and cannot change through
+    /// an update.
+    pub fn parse_update(&self, current: &PracticeRecord) -> Result<PracticeChanges, FhirError> {
         if self.resource_type != "Organization" {
             return Err(FhirError::resource(
                 "resourceType must be Organization",
@@ -179,6 +245,12 @@ impl Organization {
         settings
             .validate()
             .map_err(|m| FhirError::resource(m, "Organization.extension"))?;
-        Ok((name, settings))
+        let (address, telephone) = self.parse_contact()?;
+        Ok(PracticeChanges {
+            name,
+            address,
+            telephone,
+            settings,
+        })
     }
 }

@@ -241,6 +241,12 @@ pub struct RegistrationLetter {
     pub practice_name: String,
     /// The practice's ODS code.
     pub practice_id: String,
+    /// The practice's address as printed: street lines, town, postcode (empty if not recorded).
+    pub practice_address: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub practice_telephone: Option<String>,
+    /// What the account gives now, in the words the letter prints.
+    pub switched_on: Vec<String>,
     pub patient_name: String,
     pub patient_identifier: LetterIdentifier,
     pub account_id: String,
@@ -303,6 +309,9 @@ pub async fn letter(
     let body = RegistrationLetter {
         practice_name: letter.practice_name.clone(),
         practice_id: letter.ods_code.clone(),
+        practice_address: crate::letter::address_lines(&letter),
+        practice_telephone: letter.practice_telephone.as_ref().map(|t| t.as_str().to_owned()),
+        switched_on: crate::letter::switched_on(&letter.access),
         patient_name: letter.patient_name.clone(),
         patient_identifier: LetterIdentifier {
             system: letter.patient_identifier.system().uri().into(),
@@ -365,7 +374,7 @@ const TASK_STATUSES: [&str; 5] = ["requested", "in-progress", "completed", "fail
     params(
         ("patient" = String, Query, description = "Patient/{id} or {id} (required)"),
         ("status" = Option<String>, Query, description = "requested | in-progress | completed | failed | cancelled"),
-        ("_count" = Option<i64>, Query),
+        ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query),
     ),
     responses(
@@ -406,6 +415,7 @@ pub async fn search_tasks(
     let paging = Paging::parse(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
+        super::search::strict_handling(&req),
     )?;
     let permit = access::authorize(&state.core, &caller, Action::SearchTasks, Target::Patient(patient)).await?;
     let mut tasks: Vec<Task> = accounts::tasks_for(&state.core, &permit)

@@ -27,6 +27,21 @@ const AUDIT_PARAMS: [&str; 10] = [
     "_offset",
 ];
 
+/// The `action` of `$explain-access` as the OpenAPI document shows it: a string enum of every
+/// action code, taken from [`Action::ALL`] so it cannot fall behind the engine.
+pub struct ActionCode;
+
+impl utoipa::PartialSchema for ActionCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Action::ALL.iter().map(|a| a.name())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ActionCode {}
+
 fn bad(name: &str, message: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidSearchParameter, message.to_owned()).at(name.to_owned())
 }
@@ -74,7 +89,7 @@ fn actions(name: &str, raw: &str) -> Result<Vec<String>, ApiError> {
         ("subtype" = Option<String>, Query, description = "A gateway action code"),
         ("agent" = Option<String>, Query, description = "The caller as the trail names it (staff|issuer|subject, unknown, ...)"),
         ("request-id" = Option<String>, Query, description = "The X-Request-ID of the request"),
-        ("_count" = Option<i64>, Query),
+        ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query),
     ),
     responses(
@@ -153,6 +168,7 @@ pub async fn search_audit(
     let paging = Paging::parse(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
+        super::search::strict_handling(&req),
     )?;
     let (total, events) = audit::search(&state.core, &caller, q, paging.offset, paging.count).await?;
     let entries = events
@@ -248,7 +264,7 @@ pub async fn verify_audit(
     tag = "AuditEvent",
     params(
         ("patient" = String, Query, description = "Patient/{id} or {id}"),
-        ("action" = String, Query, description = "A gateway action code: read-patient, register-online-services, my-access, ..."),
+        ("action" = inline(ActionCode), Query, description = "The gateway action code to explain, as the audit trail names it (`AuditEvent.subtype`)"),
         ("actor" = Option<String>, Query, description = "Who: an NHS number, an audit-trail caller key, or left out for the caller"),
         ("vot" = Option<String>, Query, description = "For a person named by NHS number: the vector of trust of their token"),
     ),

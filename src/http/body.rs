@@ -189,15 +189,22 @@ pub const DEFAULT_COUNT: i64 = 20;
 pub const MAX_COUNT: i64 = 100;
 
 impl Paging {
-    pub fn parse(count: Option<&str>, offset: Option<&str>) -> Result<Self, ApiError> {
+    /// A `_count` above [`MAX_COUNT`] is taken as the maximum, as R4 lets a server return
+    /// fewer than asked (clients ask for large pages to get as much as is allowed), and the
+    /// Bundle's `self` link says the count used; with `Prefer: handling=strict` it is refused.
+    pub fn parse(count: Option<&str>, offset: Option<&str>, strict: bool) -> Result<Self, ApiError> {
         let bad = |m: &str| ApiError::new(ErrorCode::InvalidSearchParameter, m.to_owned());
-        let count = match count {
+        let count = match count.map(|c| c.parse::<i64>()) {
             None => DEFAULT_COUNT,
-            Some(c) => c
-                .parse::<i64>()
-                .ok()
-                .filter(|c| (0..=MAX_COUNT).contains(c))
-                .ok_or_else(|| bad("_count must be a whole number from 0 to 100"))?,
+            Some(Ok(c)) if (0..=MAX_COUNT).contains(&c) => c,
+            Some(Ok(c)) if c > MAX_COUNT && !strict => MAX_COUNT,
+            Some(Ok(c)) if c > MAX_COUNT => {
+                return Err(bad(
+                    "_count must be at most 100 (without Prefer: handling=strict a larger _count is taken as 100)",
+                )
+                .at("_count"));
+            }
+            Some(_) => return Err(bad("_count must be a whole number from 0 to 100").at("_count")),
         };
         let offset = match offset {
             None => 0,
@@ -205,7 +212,7 @@ impl Paging {
                 .parse::<i64>()
                 .ok()
                 .filter(|o| (0..=1_000_000).contains(o))
-                .ok_or_else(|| bad("_offset must be a whole number from 0 to 1000000"))?,
+                .ok_or_else(|| bad("_offset must be a whole number from 0 to 1000000").at("_offset"))?,
         };
         Ok(Self { count, offset })
     }
@@ -230,5 +237,17 @@ mod tests {
             "Wed, 02 Dec 2026 08:49:37 GMT"
         );
         assert_eq!(response.headers().get(header::ETAG).unwrap(), "W/\"3\"");
+    }
+
+    #[test]
+    fn a_count_above_the_maximum_is_capped_unless_strict() {
+        use super::{MAX_COUNT, Paging};
+        assert_eq!(Paging::parse(Some("500"), None, false).unwrap().count, MAX_COUNT);
+        assert_eq!(Paging::parse(Some("7"), None, false).unwrap().count, 7);
+        assert_eq!(Paging::parse(None, None, true).unwrap().count, super::DEFAULT_COUNT);
+        assert!(Paging::parse(Some("500"), None, true).is_err());
+        assert!(Paging::parse(Some("-1"), None, false).is_err());
+        assert!(Paging::parse(Some("many"), None, false).is_err());
+        assert!(Paging::parse(Some("99999999999999999999"), None, false).is_err());
     }
 }

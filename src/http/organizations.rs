@@ -52,7 +52,7 @@ pub async fn read_organization(
     tag = "Organization",
     params(
         ("identifier" = Option<String>, Query, description = "ODS code: https://fhir.nhs.uk/Id/ods-organization-code|A81001 or A81001"),
-        ("_count" = Option<i64>, Query, description = "Page size (0 to 100, default 20)"),
+        ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query, description = "Results to skip"),
     ),
     responses(
@@ -89,6 +89,7 @@ pub async fn search_organizations(
     let paging = Paging::parse(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
+        super::search::strict_handling(&req),
     )?;
     let (total, records) = practices::search(&state.core, ods, paging.offset, paging.count).await?;
     let resources = records
@@ -108,7 +109,9 @@ pub async fn search_organizations(
     ))
 }
 
-/// Update a practice's name and online-services settings (staff of that practice).
+/// Update a practice's name, address, telephone and online-services settings (staff of that
+/// practice with `edit-practice`). As with any FHIR update, the body replaces the practice: an
+/// address or telephone left out is removed.
 #[utoipa::path(
     tag = "Organization",
     request_body(content = Organization, content_type = "application/fhir+json"),
@@ -150,8 +153,8 @@ pub async fn update_organization(
             "Organization.id",
         ));
     }
-    let (name, settings) = body.parse_update(permit.practice()?)?;
-    let record = practices::update(&state.core, permit, expected, name, settings).await?;
+    let changes = body.parse_update(permit.practice()?)?;
+    let record = practices::update(&state.core, permit, expected, changes).await?;
     Ok(resource(
         StatusCode::OK,
         &Organization::from_record(&record),

@@ -318,7 +318,7 @@ pub async fn history_patient(
         ("birthdate" = Option<String>, Query, description = "Date of birth with an optional prefix eq, ne, lt, gt, le, ge, sa, eb (YYYY, YYYY-MM or YYYY-MM-DD); repeat for a range"),
         ("organization" = Option<String>, Query, description = "Registered practice: Organization/{id}, {id} or ODS code (also general-practitioner)"),
         ("_sort" = Option<String>, Query, description = "family, given, birthdate, _lastUpdated or _id, comma-separated; - for descending"),
-        ("_count" = Option<i64>, Query, description = "Page size (0 to 100, default 20)"),
+        ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query, description = "Results to skip (from a next link)"),
         ("_total" = Option<String>, Query, description = "none, estimate or accurate (the total is always exact)"),
         ("_summary" = Option<String>, Query, description = "count: the total only; true, text, data, false: the whole resources"),
@@ -355,6 +355,7 @@ pub async fn search_patients(
             params.get("_count").map(String::as_str)
         },
         params.get("_offset").map(String::as_str),
+        super::search::strict_handling(&req),
     )?;
     let (total, records) = patients::search(&state.core, &caller, query, paging.offset, paging.count).await?;
     let keep = params.get("_elements").map(String::as_str);

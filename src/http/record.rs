@@ -297,6 +297,7 @@ pub(super) async fn search(
     let paging = Paging::parse(
         params.get("_count").map(String::as_str),
         params.get("_offset").map(String::as_str),
+        strict_handling(req),
     )?;
     let patient = patient_param(&params)?;
     let areas = areas_for(resource_type).unwrap_or_default();
@@ -340,7 +341,7 @@ macro_rules! record_searches {
                 tag = "GP record",
                 params(
                     ("patient" = String, Query, description = "Patient/{id}: the caller's own record or one they act for"),
-                    ("_count" = Option<i64>, Query, description = "Page size"),
+                    ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
                     ("_offset" = Option<i64>, Query, description = "Where the page starts"),
                 ),
                 responses(

@@ -91,12 +91,13 @@ fn flat(params: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, String> {
 /// One page of a search: only the resources on the page are built.
 fn page<T>(
     state: &AppState,
+    req: &HttpRequest,
     resource_type: &str,
     params: &BTreeMap<String, Vec<String>>,
     items: &[T],
     resource: impl Fn(&T) -> Vec<(String, Value)>,
 ) -> Result<HttpResponse, ApiError> {
-    let paging = Paging::parse(first(params, "_count"), first(params, "_offset"))?;
+    let paging = Paging::parse(first(params, "_count"), first(params, "_offset"), strict_handling(req))?;
     let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
     let shown = items
         .iter()
@@ -258,7 +259,7 @@ fn order_resources(d: &Desk, r: &PrescriptionRequest) -> Vec<(String, Value)> {
         ("patient" = Option<String>, Query, description = "Patient/{id}: the caller's own record (the default) or one they act for"),
         ("start" = String, Query, description = "ge{date} and le{date}: the first and last day to search (at most 31 days)"),
         ("end" = Option<String>, Query, description = "le{date}: the last day, as GP Connect sends it"),
-        ("_count" = Option<i64>, Query, description = "Page size"),
+        ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query, description = "Where the page starts"),
     ),
     responses(
@@ -283,7 +284,7 @@ pub async fn search_slots(
     let range = day_range(&params)?;
     let who = whose(first(&params, "patient"), "patient")?;
     let (_, slots) = desk::slots(&state.core, &caller, who, range).await?;
-    page(&state, "Slot", &params, &slots, |s| {
+    page(&state, &req, "Slot", &params, &slots, |s| {
         vec![(s.id.clone(), slot_resource(s))]
     })
 }
@@ -293,7 +294,7 @@ pub async fn search_slots(
     tag = "Appointments",
     params(
         ("patient" = Option<String>, Query, description = "Patient/{id}: the caller's own record (the default) or one they act for"),
-        ("_count" = Option<i64>, Query, description = "Page size"),
+        ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query, description = "Where the page starts"),
     ),
     responses(
@@ -316,7 +317,7 @@ pub async fn search_appointments(
     let params = query(&req, &["patient", "_count", "_offset"], &[])?;
     let who = whose(first(&params, "patient"), "patient")?;
     let (d, list) = desk::appointments(&state.core, &caller, who).await?;
-    page(&state, "Appointment", &params, &list, |a| {
+    page(&state, &req, "Appointment", &params, &list, |a| {
         vec![(appointment_id(&d, a), appointment_resource(&d, a))]
     })
 }
@@ -477,7 +478,7 @@ pub async fn cancel_appointment(
     params(
         ("patient" = Option<String>, Query, description = "Patient/{id}: the caller's own record or one they act for (required without intent)"),
         ("intent" = Option<String>, Query, description = "plan: requestable repeats; order: requests made; absent: the GP record's medication"),
-        ("_count" = Option<i64>, Query, description = "Page size"),
+        ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query, description = "Where the page starts"),
     ),
     responses(
@@ -509,14 +510,16 @@ pub async fn search_medication_requests(
     match intent.as_str() {
         "plan" => {
             let (d, list) = desk::repeats(&state.core, &caller, who).await?;
-            page(&state, "MedicationRequest", &params, &list, |r| {
+            page(&state, &req, "MedicationRequest", &params, &list, |r| {
                 vec![(r.id.clone(), plan_resource(&d, r))]
             })
         }
         "order" => {
             let (d, list) = desk::requests(&state.core, &caller, who).await?;
             // Paged by request: a request's items stay together.
-            page(&state, "MedicationRequest", &params, &list, |r| order_resources(&d, r))
+            page(&state, &req, "MedicationRequest", &params, &list, |r| {
+                order_resources(&d, r)
+            })
         }
         _ => Err(invalid("intent is plan (repeats that may be requested) or order (requests made)").at("intent")),
     }

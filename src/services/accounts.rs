@@ -432,9 +432,22 @@ pub async fn letter(core: &Core, permit: Permit) -> Result<Letter> {
     let linkage_key = core.secrets.open(&sealed, &account.id).map_err(Error::internal)?;
     let printed = account.letter_printed_at.unwrap_or(now);
     let expires = account.letter_expires_at.unwrap_or(now);
+    let access = entitlements::own(
+        &PatientState {
+            patient: &patient,
+            practice: &practice,
+            account: Some(&account),
+            codes: &permit.codes,
+        },
+        now.date(),
+    )
+    .access;
     Ok(Letter {
         practice_name: practice.name,
         ods_code: practice.ods_code.as_str().to_owned(),
+        practice_address: practice.address,
+        practice_telephone: practice.telephone,
+        access,
         patient_name: format!("{} {}", patient.details.given.join(" "), patient.details.family)
             .trim()
             .to_owned(),

@@ -3,7 +3,7 @@
 use super::access::Permit;
 use super::{Core, Error, Result};
 use crate::db;
-use crate::domain::{OdsCode, OnlineServicesSettings, PracticeRecord};
+use crate::domain::{OdsCode, PracticeChanges, PracticeRecord};
 
 pub async fn search(core: &Core, ods: Option<OdsCode>, offset: i64, count: i64) -> Result<(i64, Vec<PracticeRecord>)> {
     Ok(db::run(&core.pool, move |c| {
@@ -12,13 +12,13 @@ pub async fn search(core: &Core, ods: Option<OdsCode>, offset: i64, count: i64) 
     .await?)
 }
 
-/// Changes the permit's practice's name and settings, if it is still at the caller's version.
+/// Changes the permit's practice's name, contact details and settings, if it is still at the
+/// caller's version.
 pub async fn update(
     core: &Core,
     permit: Permit,
     if_match: Option<i64>,
-    name: String,
-    settings: OnlineServicesSettings,
+    changes: PracticeChanges,
 ) -> Result<PracticeRecord> {
     let current = permit.practice()?.clone();
     // Without If-Match (or with `*`) the update applies to the current version.
@@ -27,11 +27,12 @@ pub async fn update(
         return Err(Error::stale_if_match());
     }
     let id = current.id.clone();
+    let settings = &changes.settings;
     let model_changed = settings.access_model != current.settings.access_model
         || settings.prospective_go_live != current.settings.prospective_go_live
         || settings.enabled != current.settings.enabled;
     let updated = db::run(&core.pool, move |c| {
-        let ok = db::practices::update_if_version(c, &id, expected, &name, &settings, db::now())?;
+        let ok = db::practices::update_if_version(c, &id, expected, &changes, db::now())?;
         Ok(if ok { db::practices::find(c, &id)? } else { None })
     })
     .await?

@@ -356,6 +356,37 @@ async fn events_for(app: &TestApp, request_id: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn a_client_asking_the_audit_trail_for_a_large_page_gets_the_largest_allowed() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    for _ in 0..3 {
+        app.get("/Patient/patient-jane-smith", &staff).await;
+    }
+    let auditor = app.token("clinician-emis");
+    let (status, _, bundle) = app.get("/AuditEvent?_count=500", &auditor).await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    assert!(bundle["total"].as_i64().unwrap() >= 3, "{bundle}");
+    let own = bundle["link"][0]["url"].as_str().unwrap();
+    assert!(own.contains("_count=100"), "{own}");
+    // Paging on from the link a client is given walks the same trail.
+    let (status, _, small) = app.get("/AuditEvent?_count=1", &auditor).await;
+    assert_eq!(status, StatusCode::OK, "{small}");
+    let next = small["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next");
+    assert!(next.is_some(), "{small}");
+    let (status, _, outcome) = send(
+        app.request(Method::GET, "/AuditEvent?_count=500", Some(&auditor))
+            .header("prefer", "handling=strict"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{outcome}");
+    assert_eq!(outcome_code(&outcome), "INVALID_SEARCH_PARAMETER");
+}
+
+#[tokio::test]
 async fn every_endpoint_leaves_an_audit_event_with_its_request_id() {
     let app = TestApp::spawn().await;
     let staff = app.token("staff-emis");

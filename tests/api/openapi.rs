@@ -41,3 +41,28 @@ async fn committed_spec_matches_the_code_and_the_served_document() {
     let docs = app.text("/docs/").await;
     assert!(docs.contains("swagger"), "Swagger UI is served from vendored assets");
 }
+
+#[test]
+fn explain_access_lists_every_action_code_it_takes() {
+    let spec: Value = serde_json::to_value(gp_online_gateway::http::openapi()).unwrap();
+    let params = spec["paths"]["/$explain-access"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let action = params
+        .iter()
+        .find(|p| p["name"] == "action")
+        .expect("action is documented");
+    assert_eq!(action["required"], true);
+    let listed: Vec<&str> = action["schema"]["enum"]
+        .as_array()
+        .expect("action is an enum")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let known: Vec<&str> = gp_online_gateway::domain::policy::Action::ALL
+        .iter()
+        .map(|a| a.name())
+        .collect();
+    assert_eq!(listed, known);
+    assert!(listed.contains(&"read-patient") && listed.contains(&"my-access"));
+}

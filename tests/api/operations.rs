@@ -266,3 +266,42 @@ async fn production_refuses_the_dev_profile() {
         .expect("refused");
     assert!(err.to_string().contains("dev profile"), "{err}");
 }
+
+#[test]
+fn every_bad_setting_in_the_environment_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gp-online-gateway"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("GATEWAY_HTTP__WORKERS", "abc")
+        .env("GATEWAY_BIND", "nonsense")
+        .env("GATEWAY_AUDIT__COMMIT_TIMEOUT_MS", "-5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the gateway did not stop on bad settings");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let messages: Vec<&str> = stderr.lines().filter(|l| l.trim_start().starts_with("- ")).collect();
+    assert_eq!(messages.len(), 3, "{stderr}");
+    for var in [
+        "GATEWAY_HTTP__WORKERS",
+        "GATEWAY_BIND",
+        "GATEWAY_AUDIT__COMMIT_TIMEOUT_MS",
+    ] {
+        assert!(messages.iter().any(|m| m.contains(var)), "{var} not named: {stderr}");
+    }
+}

@@ -72,3 +72,71 @@ async fn only_the_practices_own_staff_change_its_settings() {
     let (status, _, _) = put(&emis, "W/\"2\"", &bad).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn practice_staff_with_edit_practice_keep_the_address_and_telephone() {
+    let app = TestApp::spawn().await;
+    let admin = app.token("staff-emis");
+    let (_, _, mut org) = app.get("/Organization/practice-a81001", &admin).await;
+    assert_eq!(org["telecom"][0]["system"], "phone");
+    assert_eq!(org["telecom"][0]["value"], "0113 496 0000");
+    assert_eq!(org["address"][0]["line"][0], "1 Riverside Walk");
+    assert_eq!(org["address"][0]["city"], "Leeds");
+    assert_eq!(org["address"][0]["postalCode"], "LS1 4AP");
+
+    org["address"] = json!([{"line": ["Riverside House", "2 Quay Street"], "city": "Leeds", "postalCode": "ls11aa"}]);
+    org["telecom"] = json!([{"system": "phone", "value": "0113 496 0999", "use": "work"}]);
+    let put = |token: &str, etag: &str, body: &serde_json::Value| {
+        send(
+            app.request(Method::PUT, "/Organization/practice-a81001", Some(token))
+                .header("content-type", "application/fhir+json")
+                .header("if-match", etag)
+                .body(body.to_string()),
+        )
+    };
+    // A receptionist's role does not edit the practice; a GP's (R8000) neither.
+    for persona in ["reception-emis", "clinician-emis"] {
+        let (status, _, body) = put(&app.token(persona), "W/\"1\"", &org).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{persona}: {body}");
+    }
+    let (status, _, updated) = put(&admin, "W/\"1\"", &org).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        updated["address"][0]["line"],
+        json!(["Riverside House", "2 Quay Street"])
+    );
+    assert_eq!(updated["address"][0]["postalCode"], "LS1 1AA", "stored as printed");
+    assert_eq!(updated["telecom"][0]["value"], "0113 496 0999");
+    let (_, _, read) = app.get("/Organization/practice-a81001", &admin).await;
+    assert_eq!(read["address"], updated["address"]);
+    assert_eq!(read["telecom"], updated["telecom"]);
+
+    for (field, value) in [
+        ("telecom", json!([{"system": "phone", "value": "call us"}])),
+        ("telecom", json!([{"system": "email", "value": "x@example.org"}])),
+        (
+            "address",
+            json!([{"line": ["1 Street"], "postalCode": "not a postcode"}]),
+        ),
+        ("address", json!([{"city": "Leeds"}])),
+        ("address", json!([{"line": ["a"]}, {"line": ["b"]}])),
+    ] {
+        let mut bad = updated.clone();
+        bad[field] = value.clone();
+        let (status, _, body) = put(&admin, "W/\"2\"", &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field} {value}: {body}");
+        assert_eq!(
+            body["issue"][0]["expression"][0],
+            format!("Organization.{field}"),
+            "{body}"
+        );
+    }
+
+    // An update replaces the practice: what it leaves out is removed.
+    let mut without = updated.clone();
+    without.as_object_mut().unwrap().remove("telecom");
+    let (status, _, cleared) = put(&admin, "W/\"2\"", &without).await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert!(cleared.get("telecom").is_none(), "{cleared}");
+    assert_eq!(cleared["address"], updated["address"]);
+}

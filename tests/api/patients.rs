@@ -504,7 +504,7 @@ async fn search_by_each_parameter_with_paging() {
 
     for bad in [
         "/Patient?birthdate=yesterday",
-        "/Patient?_count=1000",
+        "/Patient?_count=-1",
         "/Patient?identifier=http://x|1",
         "/Patient?family=a&family=b",
     ] {
@@ -756,6 +756,24 @@ async fn unsupported_search_parameters_are_ignored_unless_strict_handling_is_ask
     // Names and values are checked either way.
     let (status, _, _) = app.get("/Patient?fam%00ily=smith", &staff).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_count_above_the_maximum_is_capped_and_the_self_link_says_so_unless_strict() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("staff-emis");
+    let (status, _, bundle) = app.get("/Patient?organization=A81001&_count=500", &staff).await;
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    let own = bundle["link"][0]["url"].as_str().unwrap();
+    assert_eq!(bundle["link"][0]["relation"], "self");
+    assert!(own.contains("_count=100") && !own.contains("_count=500"), "{own}");
+    let (status, _, outcome) = send(
+        app.request(Method::GET, "/Patient?organization=A81001&_count=500", Some(&staff))
+            .header("prefer", "handling=strict"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{outcome}");
+    assert_eq!(outcome_code(&outcome), "INVALID_SEARCH_PARAMETER");
 }
 
 #[tokio::test]

@@ -197,6 +197,24 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
     let expires = chrono::NaiveDate::parse_from_str(letter["expiresOn"].as_str().unwrap(), "%Y-%m-%d").unwrap();
     assert_eq!(expires, chrono::Utc::now().date_naive() + chrono::Duration::days(14));
     assert!(letter["guidance"].as_array().unwrap().len() >= 5);
+    assert_eq!(
+        letter["practiceAddress"],
+        json!(["1 Riverside Walk", "Leeds", "LS1 4AP"])
+    );
+    assert_eq!(letter["practiceTelephone"], "0113 496 0000");
+    // What is in effect, the practice's model applied: summary was asked for, but A81001 is
+    // opt-out, so an adult has the full record from the day the account was made.
+    let on: Vec<&str> = letter["switchedOn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(on.iter().any(|s| s.starts_with("Appointments")), "{on:?}");
+    assert!(
+        on.iter().any(|s| s.starts_with("Your GP record: the full record")),
+        "{on:?}"
+    );
 
     let pdf = app
         .request(
@@ -219,6 +237,11 @@ async fn register_print_and_read_the_letter_at_an_emis_like_practice() {
         "A81001",
         "999 000 0158",
         "Keeping your access safe",
+        "1 Riverside Walk",
+        "LS1 4AP",
+        "Telephone: 0113 496 0000",
+        "What is switched on for you",
+        "Appointments",
     ] {
         assert!(text.contains(needle), "the PDF shows {needle}");
     }

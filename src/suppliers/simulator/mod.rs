@@ -119,7 +119,15 @@ pub async fn spawn_persistent(
 
 async fn start(flavour: Supplier, bind: SocketAddr, state_file: Option<PathBuf>) -> std::io::Result<SimulatorHandle> {
     let listener = TcpListener::bind(bind)?;
-    let address = listener.local_addr()?;
+    let mut address = listener.local_addr()?;
+    // Listening on every interface (in a container, so the host can reach it): the gateway
+    // beside it still calls it on loopback.
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
     let mut simulator = Simulator::new(flavour);
     if let Some(path) = &state_file {
         match std::fs::read(path) {

@@ -1,0 +1,2 @@
+ALTER TABLE practices DROP COLUMN telephone;
+ALTER TABLE practices DROP COLUMN address;
