@@ -116,7 +116,15 @@ async fn codes_and_the_opt_out_model_decide_record_access_and_reach_the_supplier
     let staff = app.token("staff-emis");
     // Amir Khan (A81001, opt-out, 70) was granted summary; the model gives him full prospective access.
     wait_for_level(&app, "emis", "9990000034", "full").await;
-    let (_, _, view) = app.get("/Patient/patient-amir-khan/$online-account", &staff).await;
+    // The supplier holds the account; the gateway records its answer a moment later.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let view = loop {
+        let (_, _, view) = app.get("/Patient/patient-amir-khan/$online-account", &staff).await;
+        if account_part(&view, "status")["valueCode"] == "active" || tokio::time::Instant::now() > deadline {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(effective_level(&view), "full", "{view}");
     assert_eq!(
         account_part(&view, "recordAccess")["part"][0]["valueCode"],
