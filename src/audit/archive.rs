@@ -21,7 +21,7 @@ use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::chain::{ChainKey, GENESIS, event_hash, timestamp};
+use super::hashing::{ChainKey, GENESIS, event_hash, timestamp};
 use super::{AuditEntry, EventRow};
 use crate::db::schema::{audit_archives, audit_chains, audit_events};
 use crate::db::{self, DbConnection, DbError};

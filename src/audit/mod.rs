@@ -14,6 +14,7 @@
 
 pub mod archive;
 mod chain;
+mod hashing;
 pub mod retention;
 mod trail;
 mod writer;
@@ -26,7 +27,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-pub use chain::{Broken, ChainKey, Verification, VerifyMode};
+pub use chain::{Broken, Verification, VerifyMode};
+pub use hashing::ChainKey;
 pub use trail::Trail;
 
 use crate::db::schema::{actor_snapshots, audit_events};
