@@ -111,11 +111,12 @@ impl Application {
         }
 
         let secrets = Arc::new(linkage_key_box(&settings)?);
+        let clock = Arc::new(Clock::default());
         let (suppliers, simulators) = supplier_registry(&settings).await?;
         if dev_profile {
             for (supplier, handle) in &simulators {
                 dev::records::seed(*supplier, handle);
-                dev::records::seed_repeats(*supplier, handle, chrono::Utc::now().date_naive());
+                dev::records::seed_repeats(*supplier, handle, clock.today());
             }
         }
         let provisioner = Arc::new(Provisioner::new(
@@ -160,7 +161,7 @@ impl Application {
                 audit,
                 provisioner,
                 suppliers,
-                clock: Arc::new(Clock::default()),
+                clock,
                 instance: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
             },
             verifier,

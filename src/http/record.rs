@@ -266,7 +266,7 @@ fn patient_param(params: &BTreeMap<String, String>) -> Result<String, ApiError> 
         .at("patient")
     })?;
     let id = raw.strip_prefix("Patient/").unwrap_or(raw);
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+    if !crate::domain::text::is_resource_id(id) {
         return Err(ApiError::new(ErrorCode::InvalidSearchParameter, "patient must be Patient/{id}").at("patient"));
     }
     Ok(id.to_owned())

@@ -14,6 +14,7 @@ use super::body::{Paging, RawBody};
 use super::error::{ApiError, ErrorCode};
 use super::search::{parse_pairs_with, searchset, strict_handling};
 use crate::domain::policy::Action;
+use crate::domain::text::is_resource_id;
 use crate::domain::transactional::{
     self, Appointment, AppointmentStatus, DayRange, PrescriptionRequest, PrescriptionStatus, RepeatMedication, Slot,
 };
@@ -77,7 +78,7 @@ fn whose(raw: Option<&str>, at: &str) -> Result<Whose, ApiError> {
         return Ok(Whose::Own);
     };
     let id = raw.strip_prefix("Patient/").unwrap_or(raw);
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+    if !is_resource_id(id) {
         return Err(invalid(format!("{at} must be Patient/{{id}}")).at(at.to_owned()));
     }
     Ok(Whose::Id(id.to_owned()))
@@ -365,7 +366,7 @@ pub async fn book_appointment(
         .pointer("/slot/0/reference")
         .and_then(Value::as_str)
         .and_then(|r| r.strip_prefix("Slot/"))
-        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .filter(|id| is_resource_id(id))
         .ok_or_else(|| {
             resource_error(
                 "slot[0] must reference the free Slot to book: Slot/{id}",
@@ -427,7 +428,7 @@ pub async fn cancel_appointment(
     access::authorize(&state.core, &caller, Action::CancelAppointment, Target::Pending).await?;
     let not_found = || ApiError::new(ErrorCode::ResourceNotFound, "Appointment not found");
     let (patient, appointment) = id.split_once('.').ok_or_else(not_found)?;
-    if patient.is_empty() || appointment.is_empty() || id.len() > 64 {
+    if !is_resource_id(&id) || !is_resource_id(patient) || !is_resource_id(appointment) {
         return Err(not_found());
     }
     let resource: Value = body.resource("Appointment")?;
@@ -566,7 +567,7 @@ pub async fn request_repeats(
             .get("reference")
             .and_then(Value::as_str)
             .and_then(|r| r.strip_prefix("MedicationRequest/"))
-            .filter(|id| !id.is_empty() && id.len() <= 64)
+            .filter(|id| is_resource_id(id))
             .ok_or_else(|| {
                 resource_error(
                     "each basedOn must reference a repeat: MedicationRequest/{id}",

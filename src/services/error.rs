@@ -101,6 +101,17 @@ impl Error {
         }
     }
 
+    /// A supplier failure on a call made on a patient's request: 504 when it did not answer in
+    /// time, else 502 with the normalised code. The supplier's own words go to the log (scrubbed),
+    /// never to the caller.
+    pub fn from_supplier(e: &crate::suppliers::SupplierError) -> Self {
+        tracing::warn!(error = %e.summary(), "the clinical system could not answer");
+        match e {
+            crate::suppliers::SupplierError::TimedOut => Self::SupplierTimedOut,
+            other => Self::Supplier(other.code()),
+        }
+    }
+
     pub fn not_found(resource: &'static str) -> Self {
         Self::NotFound {
             resource,

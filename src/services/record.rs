@@ -11,7 +11,7 @@ use crate::domain::clinical::{self, Query, Visible};
 use crate::domain::entitlements::Via;
 use crate::domain::policy::Action;
 use crate::domain::{AccessSettings, PatientRecord, PracticeRecord};
-use crate::suppliers::{Reads, SupplierError};
+use crate::suppliers::Reads;
 
 /// Whose record: by the gateway's patient id, or by NHS number (GP Connect names the patient
 /// so).
@@ -67,7 +67,7 @@ pub async fn read(core: &Core, caller: &Caller, whose: Whose, query: Query) -> R
             reads,
         )
         .await
-        .map_err(|e| supplier_error(&e))?;
+        .map_err(|e| Error::from_supplier(&e))?;
     let visible = clinical::visible(&record, &entitlements.access, &query);
     access::disclosure(
         caller,
@@ -104,12 +104,4 @@ fn describe(visible: &Visible, via: &Via) -> String {
         },
         visible.entries.len()
     )
-}
-
-fn supplier_error(e: &SupplierError) -> Error {
-    tracing::warn!(error = %e.summary(), "the clinical system could not give the record");
-    match e {
-        SupplierError::TimedOut => Error::SupplierTimedOut,
-        other => Error::Supplier(other.code()),
-    }
 }

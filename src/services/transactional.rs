@@ -9,6 +9,7 @@ use super::access::{self, Target};
 use super::{Caller, Core, Error, Reason, Result};
 use crate::domain::entitlements::Via;
 use crate::domain::policy::Action;
+use crate::domain::text::is_resource_id;
 use crate::domain::transactional::{
     self, Appointment, Booking, Cancellation, DayRange, Order, PrescriptionRequest, RepeatMedication, Slot,
 };
@@ -122,7 +123,7 @@ pub async fn slots(core: &Core, caller: &Caller, whose: Whose, range: DayRange) 
         .slots(&desk.key, &desk.ods(), range, desk.reads)
         .await
         .map_err(|e| supplier_error(&e))?;
-    let slots: Vec<Slot> = slots.into_iter().filter(|s| s.free && fhir_safe(&s.id)).collect();
+    let slots: Vec<Slot> = slots.into_iter().filter(|s| s.free && is_resource_id(&s.id)).collect();
     desk.note(
         caller,
         Action::ReadAppointments,
@@ -139,7 +140,7 @@ pub async fn appointments(core: &Core, caller: &Caller, whose: Whose) -> Result<
         .appointments(&desk.key, &desk.identifier(), &desk.ods(), desk.reads)
         .await
         .map_err(|e| supplier_error(&e))?;
-    let list: Vec<Appointment> = list.into_iter().filter(|a| fhir_safe(&a.id)).collect();
+    let list: Vec<Appointment> = list.into_iter().filter(|a| is_resource_id(&a.id)).collect();
     desk.note(
         caller,
         Action::ReadAppointments,
@@ -217,7 +218,7 @@ pub async fn repeats(core: &Core, caller: &Caller, whose: Whose) -> Result<(Desk
         .map_err(|e| supplier_error(&e))?;
     let list: Vec<RepeatMedication> = list
         .into_iter()
-        .filter(|r| r.requestable(today) && fhir_safe(&r.id))
+        .filter(|r| r.requestable(today) && is_resource_id(&r.id))
         .collect();
     desk.note(
         caller,
@@ -235,7 +236,7 @@ pub async fn requests(core: &Core, caller: &Caller, whose: Whose) -> Result<(Des
         .prescription_requests(&desk.key, &desk.identifier(), &desk.ods(), desk.reads)
         .await
         .map_err(|e| supplier_error(&e))?;
-    let list: Vec<PrescriptionRequest> = list.into_iter().filter(|r| fhir_safe(&r.id)).collect();
+    let list: Vec<PrescriptionRequest> = list.into_iter().filter(|r| is_resource_id(&r.id)).collect();
     desk.note(
         caller,
         Action::ReadPrescriptions,
@@ -252,6 +253,8 @@ pub async fn request(
     repeat_ids: Vec<String>,
     message: Option<String>,
 ) -> Result<(Desk, PrescriptionRequest)> {
+    // Decided first: a patient the caller may not act for is not found, whatever the order says.
+    let desk = open(core, caller, Action::RequestPrescription, whose).await?;
     if repeat_ids.is_empty() {
         return Err(Error::rejected(Reason::InvalidRequest, "name at least one repeat to request").at("basedOn"));
     }
@@ -265,7 +268,6 @@ pub async fn request(
         )
         .at("basedOn"));
     }
-    let desk = open(core, caller, Action::RequestPrescription, whose).await?;
     let order = Order {
         patient_identifier: desk.identifier(),
         ods_code: desk.ods(),
@@ -285,11 +287,6 @@ pub async fn request(
         ),
     );
     Ok((desk, requested))
-}
-
-/// Supplier ids become FHIR ids: one that cannot be is left out rather than mangled.
-fn fhir_safe(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// The supplier's refusals the caller can act on keep their meaning; failures are 502 or 504.
@@ -323,13 +320,6 @@ fn supplier_error(e: &SupplierError) -> Error {
             Reason::PracticeNotEnabled,
             "the practice's clinical system does not offer this service online",
         ),
-        SupplierError::TimedOut => {
-            tracing::warn!(error = %e.summary(), "the clinical system did not answer in time");
-            Error::SupplierTimedOut
-        }
-        other => {
-            tracing::warn!(error = %other.summary(), "the clinical system failed");
-            Error::Supplier(other.code())
-        }
+        other => Error::from_supplier(other),
     }
 }

@@ -210,6 +210,19 @@ impl TestApp {
             .1
     }
 
+    /// Sets a simulator's faults (`down`, `latency_ms`, `error_rate`, `drop_response_rate`,
+    /// `malformed_rate`); fields left out stay as they are.
+    pub async fn faults(&self, flavour: &str, faults: Value) {
+        let r = self
+            .client
+            .put(format!("{}/admin/faults", self.simulator(flavour)))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "setting faults: {}", r.status());
+    }
+
     /// The body of an unauthenticated GET (metrics, documentation).
     pub async fn text(&self, path: &str) -> String {
         self.client

@@ -300,31 +300,19 @@ async fn a_supplier_that_fails_is_a_clear_error_and_discloses_nothing() {
     .await;
     let jane = app.token("patient-p9");
     active(&app, &jane).await;
-    let faults = |f: Value| {
-        let app = &app;
-        async move {
-            let r = app
-                .client
-                .put(format!("{}/admin/faults", app.simulator("emis")))
-                .json(&f)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-        }
-    };
-    faults(json!({"down": true})).await;
+    app.faults("emis", json!({"down": true})).await;
     let (s, _, b) = structured(&app, &jane, &everything("9990000018")).await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{b}");
     assert_eq!(outcome_code(&b), "SUPPLIER_ERROR");
-    faults(json!({"down": false, "latency_ms": 800})).await;
+    app.faults("emis", json!({"down": false, "latency_ms": 800})).await;
     let (s, _, b) = structured(&app, &jane, &everything("9990000018")).await;
     assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{b}");
     assert_eq!(outcome_code(&b), "SUPPLIER_TIMEOUT");
-    faults(json!({"latency_ms": 0, "malformed_rate": 1.0})).await;
+    app.faults("emis", json!({"latency_ms": 0, "malformed_rate": 1.0}))
+        .await;
     let (s, _, b) = structured(&app, &jane, &everything("9990000018")).await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{b}");
-    faults(json!({"malformed_rate": 0.0})).await;
+    app.faults("emis", json!({"malformed_rate": 0.0})).await;
     // An answer larger than the gateway takes.
     let big = json!({"entries": (0..400).map(|i| json!({
         "id": format!("n{i}"), "recorded": "2024-06-01", "text": "x".repeat(400), "detail": {"kind": "note"}

@@ -229,22 +229,9 @@ async fn one_slot_is_booked_once_whoever_races_or_retries() {
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
 
     // A booking whose answer was lost at the supplier is found again, not booked twice.
-    let faults = |f: Value| {
-        let app = &app;
-        async move {
-            let r = app
-                .client
-                .put(format!("{}/admin/faults", app.simulator("emis")))
-                .json(&f)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-        }
-    };
     let (_, _, slots) = app.get(&format!("/Slot?{}", week()), &jane).await;
     let slot = entries(&slots)[0]["id"].as_str().unwrap().to_owned();
-    faults(json!({"drop_response_rate": 0.5})).await;
+    app.faults("emis", json!({"drop_response_rate": 0.5})).await;
     let mut outcomes = Vec::new();
     for _ in 0..4 {
         let (s, b) = book_with_id(
@@ -259,7 +246,7 @@ async fn one_slot_is_booked_once_whoever_races_or_retries() {
             break;
         }
     }
-    faults(json!({"drop_response_rate": 0.0})).await;
+    app.faults("emis", json!({"drop_response_rate": 0.0})).await;
     assert!(outcomes.iter().any(|(s, _)| *s == StatusCode::CREATED), "{outcomes:?}");
     assert!(outcomes.iter().all(|(s, _)| *s != StatusCode::CONFLICT), "{outcomes:?}");
     let (_, _, mine) = app.get("/Appointment", &jane).await;
@@ -402,34 +389,22 @@ async fn a_supplier_that_fails_is_a_clear_error() {
     let app = TestApp::spawn_with(|s| s.suppliers.read_timeout_ms = 300).await;
     let jane = app.token("patient-p9");
     active(&app, &jane).await;
-    let faults = |f: Value| {
-        let app = &app;
-        async move {
-            let r = app
-                .client
-                .put(format!("{}/admin/faults", app.simulator("emis")))
-                .json(&f)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-        }
-    };
-    faults(json!({"down": true})).await;
+    app.faults("emis", json!({"down": true})).await;
     let (s, _, b) = app.get(&format!("/Slot?{}", week()), &jane).await;
     assert_eq!(
         (s, outcome_code(&b)),
         (StatusCode::BAD_GATEWAY, "SUPPLIER_ERROR"),
         "{b}"
     );
-    faults(json!({"down": false, "latency_ms": 800})).await;
+    app.faults("emis", json!({"down": false, "latency_ms": 800})).await;
     let (s, _, b) = app.get("/MedicationRequest?intent=plan", &jane).await;
     assert_eq!(
         (s, outcome_code(&b)),
         (StatusCode::GATEWAY_TIMEOUT, "SUPPLIER_TIMEOUT"),
         "{b}"
     );
-    faults(json!({"latency_ms": 0, "malformed_rate": 1.0})).await;
+    app.faults("emis", json!({"latency_ms": 0, "malformed_rate": 1.0}))
+        .await;
     let (s, _, b) = app.get("/Appointment", &jane).await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{b}");
 }
