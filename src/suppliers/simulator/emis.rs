@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::world::{LetterDetails, NewAccount, NewProxyLink, Refusal};
+use super::world::{LetterDetails, NewAccount, NewProxyLink, Refusal, World};
 use super::{Reply, Simulator, request_id};
 use crate::domain::transactional::{Booking, Cancellation, DayRange, Order};
 use crate::domain::{AccessSettings, RecordAccessLevel, ServiceLevel, Services};
@@ -113,7 +113,14 @@ struct PatientQuery {
     national_practice_code: String,
 }
 
-async fn appointments(simulator: web::Data<Simulator>, query: Option<web::Query<PatientQuery>>) -> HttpResponse {
+/// A read about one patient at a practice: refused as the supplier refuses (practice not
+/// enabled, patient unknown or archived), else `answer` with the patient's identifier and
+/// practice as the supplier files them.
+async fn patient_read(
+    simulator: web::Data<Simulator>,
+    query: Option<web::Query<PatientQuery>>,
+    answer: impl FnOnce(&World, &str, &str) -> Reply,
+) -> HttpResponse {
     let Some(query) = query else {
         return error(StatusCode::BAD_REQUEST, 1100, "The request is not valid").to_response();
     };
@@ -121,19 +128,24 @@ async fn appointments(simulator: web::Data<Simulator>, query: Option<web::Query<
         .serve_read(
             |_| None,
             |world| match world.registered(&query.nhs_number, &query.national_practice_code) {
-                Ok((patient, ods)) => {
-                    let appointments = world
-                        .desk
-                        .appointments(&patient, &ods)
-                        .iter()
-                        .map(emis_desk::appointment_to_wire)
-                        .collect();
-                    Reply::json(StatusCode::OK, &emis_desk::AppointmentsReply { appointments })
-                }
+                Ok((patient, ods)) => answer(world, &patient, &ods),
                 Err(refusal) => refused(refusal),
             },
         )
         .await
+}
+
+async fn appointments(simulator: web::Data<Simulator>, query: Option<web::Query<PatientQuery>>) -> HttpResponse {
+    patient_read(simulator, query, |world, patient, ods| {
+        let appointments = world
+            .desk
+            .appointments(patient, ods)
+            .iter()
+            .map(emis_desk::appointment_to_wire)
+            .collect();
+        Reply::json(StatusCode::OK, &emis_desk::AppointmentsReply { appointments })
+    })
+    .await
 }
 
 async fn book(simulator: web::Data<Simulator>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
@@ -200,52 +212,32 @@ async fn cancel(
 }
 
 async fn courses(simulator: web::Data<Simulator>, query: Option<web::Query<PatientQuery>>) -> HttpResponse {
-    let Some(query) = query else {
-        return error(StatusCode::BAD_REQUEST, 1100, "The request is not valid").to_response();
-    };
-    simulator
-        .serve_read(
-            |_| None,
-            |world| match world.registered(&query.nhs_number, &query.national_practice_code) {
-                Ok((patient, _)) => {
-                    let courses = world
-                        .desk
-                        .repeats(&patient)
-                        .iter()
-                        .map(emis_desk::course_to_wire)
-                        .collect();
-                    Reply::json(StatusCode::OK, &emis_desk::CoursesReply { courses })
-                }
-                Err(refusal) => refused(refusal),
-            },
-        )
-        .await
+    patient_read(simulator, query, |world, patient, _| {
+        let courses = world
+            .desk
+            .repeats(patient)
+            .iter()
+            .map(emis_desk::course_to_wire)
+            .collect();
+        Reply::json(StatusCode::OK, &emis_desk::CoursesReply { courses })
+    })
+    .await
 }
 
 async fn prescription_requests(
     simulator: web::Data<Simulator>,
     query: Option<web::Query<PatientQuery>>,
 ) -> HttpResponse {
-    let Some(query) = query else {
-        return error(StatusCode::BAD_REQUEST, 1100, "The request is not valid").to_response();
-    };
-    simulator
-        .serve_read(
-            |_| None,
-            |world| match world.registered(&query.nhs_number, &query.national_practice_code) {
-                Ok((patient, ods)) => {
-                    let requests = world
-                        .desk
-                        .requests(&patient, &ods)
-                        .iter()
-                        .map(emis_desk::request_to_wire)
-                        .collect();
-                    Reply::json(StatusCode::OK, &emis_desk::RequestsReply { requests })
-                }
-                Err(refusal) => refused(refusal),
-            },
-        )
-        .await
+    patient_read(simulator, query, |world, patient, ods| {
+        let requests = world
+            .desk
+            .requests(patient, ods)
+            .iter()
+            .map(emis_desk::request_to_wire)
+            .collect();
+        Reply::json(StatusCode::OK, &emis_desk::RequestsReply { requests })
+    })
+    .await
 }
 
 async fn request_repeats(simulator: web::Data<Simulator>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
