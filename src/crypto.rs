@@ -101,18 +101,19 @@ impl SecretBox {
     /// value while the key stands, and no one without the key can tell from it what it stands
     /// for, or which values lie between two of them.
     pub fn opaque(&self, context: &str, value: &str) -> String {
+        self.namer(context).name(value)
+    }
+
+    /// Names many values of one context: the key and the context are hashed once, and each
+    /// name costs only its own value (a record names every entry it shows).
+    pub fn namer(&self, context: &str) -> Namer {
         use hmac::Mac;
-        // HMAC takes a key of any length: the error case cannot happen.
-        let Ok(mut mac) = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.current.naming) else {
-            return String::new();
-        };
+        #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
+        let mut mac =
+            <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.current.naming).expect("HMAC takes any key length");
         mac.update(context.as_bytes());
         mac.update(b"\0");
-        mac.update(value.as_bytes());
-        mac.finalize().into_bytes()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Namer(mac)
     }
 
     /// The id of the key that seals, as sealed values name it.
@@ -172,9 +173,47 @@ impl SecretBox {
     }
 }
 
+/// [`SecretBox::opaque`] for one context, with the context already hashed in.
+#[derive(Clone)]
+pub struct Namer(hmac::Hmac<Sha256>);
+
+impl Namer {
+    /// The same name [`SecretBox::opaque`] gives `value` in this context.
+    pub fn name(&self, value: &str) -> String {
+        use hmac::Mac;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.0.clone();
+        mac.update(value.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut name = String::with_capacity(32);
+        for b in &digest[..16] {
+            name.push(char::from(HEX[usize::from(b >> 4)]));
+            name.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_the_first_half_of_the_keyed_hash_of_context_and_value_in_hex() {
+        use hmac::Mac;
+        let b = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&b.current.naming).unwrap();
+        mac.update(b"record:p1\0entry-7");
+        let expected: String = mac.finalize().into_bytes()[..16]
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        assert_eq!(b.opaque("record:p1", "entry-7"), expected);
+        let namer = b.namer("record:p1");
+        assert_eq!(namer.name("entry-7"), expected);
+        assert_ne!(namer.name("entry-8"), expected);
+        assert_ne!(b.opaque("record:p2", "entry-7"), expected, "the context counts");
+    }
 
     #[test]
     fn round_trip_and_binding() {

@@ -3,11 +3,20 @@
 //! Ids are opaque: each is a keyed hash of the supplier's id for the entry, so they show neither
 //! the supplier's numbering nor where something withheld would have been. References point only
 //! at entries that are shown too (the filter has removed the others).
+//!
+//! A full record is hundreds of resources, so they are typed views that borrow from the entries
+//! and are written straight to JSON: each entry is named once, and nothing is built only to be
+//! serialised.
 
-use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Serialize, Serializer};
 
 use super::organization::Organization;
 use super::patient::Patient;
+use crate::crypto::Namer;
 use crate::domain::clinical::{Area, Detail, Entry, Prescription, Visible};
 use crate::domain::{PatientRecord, PracticeRecord};
 
@@ -29,72 +38,500 @@ pub fn types_of(entry: &Entry) -> &'static [&'static str] {
     }
 }
 
-/// Builds resources for one patient's visible record; `opaque` names an entry by its
-/// supplier id.
-pub struct Resources<'a> {
-    pub patient: &'a PatientRecord,
-    pub opaque: &'a dyn Fn(&str) -> String,
+/// Writes a value through its `Display`, with no string built on the way.
+struct Shown<T>(T);
+
+impl<T: fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
 }
 
-impl Resources<'_> {
-    fn subject(&self) -> Value {
-        json!({"reference": format!("Patient/{}", self.patient.id)})
-    }
+/// A FHIR `date`, or with `midnight` a `dateTime` at the start of that day (UTC).
+#[derive(Clone, Copy)]
+struct Day {
+    day: NaiveDate,
+    midnight: bool,
+}
 
-    /// The id a resource of `resource_type` has for the entry with this supplier id.
-    pub fn id(&self, resource_type: &str, entry_id: &str) -> String {
-        let opaque = (self.opaque)(entry_id);
-        match resource_type {
-            // One entry, two resources: the statement and the plan keep apart.
-            "MedicationRequest" => format!("plan-{opaque}"),
-            _ => opaque,
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.day;
+        if (0..=9999).contains(&d.year()) {
+            write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())?;
+        } else {
+            write!(f, "{}", d.format("%Y-%m-%d"))?;
+        }
+        if self.midnight {
+            f.write_str("T00:00:00Z")?;
+        }
+        Ok(())
+    }
+}
+
+fn day(day: NaiveDate) -> Shown<Day> {
+    Shown(Day { day, midnight: false })
+}
+
+/// The id a resource of one type has for one entry: the entry's name, and for the plan a
+/// medication entry is also served as, `plan-` before it (one entry, two resources).
+#[derive(Clone, Copy)]
+struct Id<'a> {
+    plan: bool,
+    name: &'a str,
+}
+
+impl fmt::Display for Id<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.plan {
+            f.write_str("plan-")?;
+        }
+        f.write_str(self.name)
+    }
+}
+
+/// `{kind}/{id}`, or a full URL with a base before it.
+#[derive(Clone, Copy)]
+struct Path<'a> {
+    base: Option<&'a str>,
+    kind: &'a str,
+    id: Id<'a>,
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(base) = self.base {
+            write!(f, "{base}/")?;
+        }
+        write!(f, "{}/{}", self.kind, self.id)
+    }
+}
+
+#[derive(Serialize)]
+struct Reference<'a> {
+    reference: Shown<Path<'a>>,
+}
+
+#[derive(Serialize)]
+struct Profile {
+    profile: [Shown<ProfileUrl>; 1],
+}
+
+struct ProfileUrl(&'static str);
+
+impl fmt::Display for ProfileUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{UK_CORE}{}", self.0)
+    }
+}
+
+fn profile(resource_type: &'static str) -> Profile {
+    Profile {
+        profile: [Shown(ProfileUrl(resource_type))],
+    }
+}
+
+#[derive(Serialize)]
+struct Coding<'a> {
+    system: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Concept<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coding: Option<[Coding<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+}
+
+fn coded<'a>(system: &'a str, code: &'a str) -> Concept<'a> {
+    Concept {
+        coding: Some([Coding {
+            system,
+            code,
+            display: None,
+        }]),
+        text: None,
+    }
+}
+
+fn coded_shown<'a>(system: &'a str, code: &'a str, display: &'a str) -> Concept<'a> {
+    Concept {
+        coding: Some([Coding {
+            system,
+            code,
+            display: Some(display),
+        }]),
+        text: None,
+    }
+}
+
+#[derive(Serialize)]
+struct Text<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct Reaction<'a> {
+    manifestation: [Text<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Evidence<'a> {
+    detail: [Reference<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Individual<'a> {
+    individual: Text2<'a>,
+}
+
+#[derive(Serialize)]
+struct Text2<'a> {
+    display: &'a str,
+}
+
+#[derive(Serialize)]
+struct When {
+    start: Shown<Day>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<Shown<Day>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Attachment<'a> {
+    content_type: &'a str,
+    url: Shown<BinaryUrl<'a>>,
+    title: &'a str,
+    creation: Shown<Day>,
+}
+
+#[derive(Serialize)]
+struct Content<'a> {
+    attachment: Attachment<'a>,
+}
+
+/// `context`: a MedicationStatement's is its encounter; a DocumentReference's holds a list of
+/// them.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Context<'a> {
+    Encounter(Reference<'a>),
+    Document { encounter: [Reference<'a>; 1] },
+}
+
+/// `type`: an Encounter's is a list, a DocumentReference's one concept.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Kind<'a> {
+    List([Concept<'a>; 1]),
+    One(Concept<'a>),
+}
+
+/// One clinical resource of any of the types the record is served as; only the fields of its
+/// type are set.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClinicalResource<'a> {
+    resource_type: &'static str,
+    id: Shown<Id<'a>>,
+    meta: Profile,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    intent: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clinical_status: Option<Concept<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification_status: Option<Concept<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<[Concept<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<Coding<'a>>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<Kind<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<Concept<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    medication_codeable_concept: Option<Concept<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vaccine_code: Option<Concept<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patient: Option<Reference<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<Reference<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    participant: Option<[Individual<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period: Option<When>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effective_period: Option<When>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effective_date_time: Option<Shown<Day>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    occurrence_date_time: Option<Shown<Day>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primary_source: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded_date: Option<Shown<Day>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authored_on: Option<Shown<Day>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date_asserted: Option<Shown<Day>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date: Option<Shown<Day>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    course_of_therapy_type: Option<Concept<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dosage_instruction: Option<[Text<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dosage: Option<[Text<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    based_on: Option<[Reference<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reaction: Option<[Reaction<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_string: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    performer: Option<[Text2<'a>; 1]>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    evidence: Vec<Evidence<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reason_reference: Vec<Reference<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<[Content<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encounter: Option<Reference<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<Context<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<[Text<'a>; 1]>,
+}
+
+impl<'a> ClinicalResource<'a> {
+    fn new(resource_type: &'static str, id: Id<'a>) -> Self {
+        Self {
+            resource_type,
+            id: Shown(id),
+            meta: profile(resource_type),
+            status: None,
+            intent: None,
+            clinical_status: None,
+            verification_status: None,
+            category: None,
+            class: None,
+            kind: None,
+            code: None,
+            medication_codeable_concept: None,
+            vaccine_code: None,
+            patient: None,
+            subject: None,
+            participant: None,
+            period: None,
+            effective_period: None,
+            effective_date_time: None,
+            occurrence_date_time: None,
+            primary_source: None,
+            recorded_date: None,
+            authored_on: None,
+            date_asserted: None,
+            date: None,
+            description: None,
+            course_of_therapy_type: None,
+            dosage_instruction: None,
+            dosage: None,
+            based_on: None,
+            reaction: None,
+            value_string: None,
+            performer: None,
+            evidence: Vec::new(),
+            reason_reference: Vec::new(),
+            content: None,
+            encounter: None,
+            context: None,
+            note: None,
+        }
+    }
+}
+
+/// A document's content.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Binary<'a> {
+    resource_type: &'static str,
+    id: Shown<BinaryId<'a>>,
+    content_type: &'a str,
+    data: &'a str,
+}
+
+/// `{patient id}.{entry name}`: a Binary names its patient, so it can be read back (and
+/// decided) without the gateway keeping anything.
+#[derive(Clone, Copy)]
+struct BinaryId<'a> {
+    patient: &'a str,
+    name: &'a str,
+}
+
+impl fmt::Display for BinaryId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.patient, self.name)
+    }
+}
+
+#[derive(Serialize)]
+struct ListItem<'a> {
+    item: Reference<'a>,
+}
+
+/// The list of one area's entries shown: exactly what follows it in the Bundle.
+#[derive(Serialize)]
+struct List<'a> {
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    id: &'a str,
+    meta: Profile,
+    status: &'static str,
+    mode: &'static str,
+    title: &'static str,
+    code: Text<'static>,
+    subject: Reference<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entry: Vec<ListItem<'a>>,
+}
+
+/// One visible entry with its name.
+struct Named<'a> {
+    entry: &'a Entry,
+    name: String,
+}
+
+/// Builds resources for one patient's visible record: every entry is named once, and found by
+/// its supplier id without a search.
+pub struct Resources<'a> {
+    patient_id: &'a str,
+    visible: &'a Visible,
+    named: HashMap<&'a str, Named<'a>>,
+}
+
+impl<'a> Resources<'a> {
+    /// `namer` names the patient's entries (its context is the patient's record).
+    pub fn new(patient: &'a PatientRecord, visible: &'a Visible, namer: &Namer) -> Self {
+        let named = visible
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.id.as_str(),
+                    Named {
+                        entry: e,
+                        name: namer.name(&e.id),
+                    },
+                )
+            })
+            .collect();
+        Self {
+            patient_id: &patient.id,
+            visible,
+            named,
         }
     }
 
-    /// The Binary that holds a document's content: it names its patient, so it can be read
-    /// back (and decided) without the gateway keeping anything.
-    pub fn binary_id(&self, entry_id: &str) -> String {
-        format!("{}.{}", self.patient.id, (self.opaque)(entry_id))
+    fn subject(&self) -> Reference<'a> {
+        Reference {
+            reference: Shown(Path {
+                base: None,
+                kind: "Patient",
+                id: Id {
+                    plan: false,
+                    name: self.patient_id,
+                },
+            }),
+        }
     }
 
-    fn reference(&self, target: &Entry) -> Value {
-        let kind = types_of(target).first().copied().unwrap_or("Basic");
-        json!({"reference": format!("{kind}/{}", self.id(kind, &target.id))})
+    fn name(&self, entry: &Entry) -> &str {
+        self.named.get(entry.id.as_str()).map_or("", |n| n.name.as_str())
+    }
+
+    fn id_of(&self, resource_type: &str, entry: &Entry) -> Id<'_> {
+        Id {
+            plan: resource_type == "MedicationRequest",
+            name: self.name(entry),
+        }
+    }
+
+    /// The id a resource of `resource_type` has for this entry.
+    pub fn id(&self, resource_type: &str, entry: &Entry) -> String {
+        self.id_of(resource_type, entry).to_string()
+    }
+
+    /// The entry of the visible record with this name, if any.
+    pub fn named(&self, name: &str) -> Option<&'a Entry> {
+        self.named.values().find(|n| n.name == name).map(|n| n.entry)
+    }
+
+    /// A visible entry, by its supplier id.
+    fn find(&self, id: &str) -> Option<&Named<'a>> {
+        self.named.get(id)
+    }
+
+    fn reference_to<'s>(&'s self, target: &'s Named<'a>) -> Reference<'s> {
+        let kind = types_of(target.entry).first().copied().unwrap_or("Basic");
+        Reference {
+            reference: Shown(Path {
+                base: None,
+                kind,
+                id: Id {
+                    plan: kind == "MedicationRequest",
+                    name: &target.name,
+                },
+            }),
+        }
+    }
+
+    fn binary_id(&self, entry: &Entry) -> BinaryId<'_> {
+        BinaryId {
+            patient: self.patient_id,
+            name: self.name(entry),
+        }
     }
 
     /// One entry as the resource of `resource_type` (one of [`types_of`] for it).
-    pub fn resource(&self, entry: &Entry, resource_type: &str, visible: &Visible) -> Value {
-        let find = |id: &str| visible.entries.iter().find(|e| e.id == id);
-        let mut r = Map::new();
-        r.insert("resourceType".into(), json!(resource_type));
-        r.insert("id".into(), json!(self.id(resource_type, &entry.id)));
-        r.insert("meta".into(), json!({"profile": [format!("{UK_CORE}{resource_type}")]}));
-        let code = concept(entry);
-        let note = entry.text.as_ref().map(|t| json!([{"text": t}]));
-        let encounter = entry.consultation.as_deref().and_then(find).map(|c| self.reference(c));
-        let date = super::date(entry.recorded);
+    pub fn resource(&self, entry: &'a Entry, resource_type: &'static str) -> ClinicalResource<'_> {
+        let mut r = ClinicalResource::new(resource_type, self.id_of(resource_type, entry));
+        let code = || concept(entry);
+        let encounter = || {
+            entry
+                .consultation
+                .as_deref()
+                .and_then(|c| self.find(c))
+                .map(|c| self.reference_to(c))
+        };
+        let date = day(entry.recorded);
         match (&entry.detail, resource_type) {
             (Detail::Allergy { reaction, resolved }, _) => {
-                r.insert(
-                    "clinicalStatus".into(),
-                    coded(
-                        "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                        if *resolved { "resolved" } else { "active" },
-                    ),
-                );
-                r.insert(
-                    "verificationStatus".into(),
-                    coded(
-                        "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                        "confirmed",
-                    ),
-                );
-                r.insert("code".into(), code);
-                r.insert("patient".into(), self.subject());
-                r.insert("recordedDate".into(), json!(date));
-                if let Some(reaction) = reaction {
-                    r.insert("reaction".into(), json!([{"manifestation": [{"text": reaction}]}]));
-                }
+                r.clinical_status = Some(coded(
+                    "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    if *resolved { "resolved" } else { "active" },
+                ));
+                r.verification_status = Some(coded(
+                    "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                    "confirmed",
+                ));
+                r.code = Some(code());
+                r.patient = Some(self.subject());
+                r.recorded_date = Some(date);
+                r.reaction = reaction.as_deref().map(|text| {
+                    [Reaction {
+                        manifestation: [Text { text }],
+                    }]
+                });
             }
             (
                 Detail::Medication {
@@ -105,165 +542,133 @@ impl Resources<'_> {
                 },
                 "MedicationRequest",
             ) => {
-                r.insert(
-                    "status".into(),
-                    json!(if ended.is_some() { "completed" } else { "active" }),
-                );
-                r.insert("intent".into(), json!("plan"));
-                r.insert("medicationCodeableConcept".into(), code);
-                r.insert("subject".into(), self.subject());
-                r.insert("authoredOn".into(), json!(date));
-                r.insert(
-                    "courseOfTherapyType".into(),
-                    coded(
-                        "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy",
-                        match prescription {
-                            Prescription::Acute => "acute",
-                            Prescription::Repeat => "continuous",
-                        },
-                    ),
-                );
-                r.insert("dosageInstruction".into(), json!([{"text": dosage}]));
-                if let Some(e) = encounter {
-                    r.insert("encounter".into(), e);
-                }
+                r.status = Some(if ended.is_some() { "completed" } else { "active" });
+                r.intent = Some("plan");
+                r.medication_codeable_concept = Some(code());
+                r.subject = Some(self.subject());
+                r.authored_on = Some(date);
+                r.course_of_therapy_type = Some(coded(
+                    "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy",
+                    match prescription {
+                        Prescription::Acute => "acute",
+                        Prescription::Repeat => "continuous",
+                    },
+                ));
+                r.dosage_instruction = Some([Text { text: dosage }]);
+                r.encounter = encounter();
             }
             (Detail::Medication { dosage, ended, .. }, _) => {
-                r.insert(
-                    "status".into(),
-                    json!(if ended.is_some() { "completed" } else { "active" }),
-                );
-                r.insert("medicationCodeableConcept".into(), code);
-                r.insert("subject".into(), self.subject());
-                let mut period = json!({"start": date});
-                if let Some(end) = ended {
-                    period["end"] = json!(super::date(*end));
-                }
-                r.insert("effectivePeriod".into(), period);
-                r.insert("dateAsserted".into(), json!(date));
-                r.insert(
-                    "basedOn".into(),
-                    json!([{"reference": format!("MedicationRequest/{}", self.id("MedicationRequest", &entry.id))}]),
-                );
-                r.insert("dosage".into(), json!([{"text": dosage}]));
-                if let Some(e) = encounter {
-                    r.insert("context".into(), e);
-                }
+                r.status = Some(if ended.is_some() { "completed" } else { "active" });
+                r.medication_codeable_concept = Some(code());
+                r.subject = Some(self.subject());
+                r.effective_period = Some(When {
+                    start: day(entry.recorded),
+                    end: ended.map(day),
+                });
+                r.date_asserted = Some(date);
+                r.based_on = Some([Reference {
+                    reference: Shown(Path {
+                        base: None,
+                        kind: "MedicationRequest",
+                        id: self.id_of("MedicationRequest", entry),
+                    }),
+                }]);
+                r.dosage = Some([Text { text: dosage }]);
+                r.context = encounter().map(Context::Encounter);
             }
             (Detail::Problem { active, .. }, _) => {
-                r.insert(
-                    "clinicalStatus".into(),
-                    coded(
-                        "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                        if *active { "active" } else { "inactive" },
-                    ),
-                );
-                r.insert(
-                    "verificationStatus".into(),
-                    coded(
-                        "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                        "confirmed",
-                    ),
-                );
-                r.insert(
-                    "category".into(),
-                    json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "problem-list-item", "display": "Problem List Item"}]}]),
-                );
-                r.insert("code".into(), code);
-                r.insert("subject".into(), self.subject());
-                r.insert("recordedDate".into(), json!(date));
-                if let Some(e) = encounter {
-                    r.insert("encounter".into(), e);
-                }
-                let evidence: Vec<Value> = entry
+                r.clinical_status = Some(coded(
+                    "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    if *active { "active" } else { "inactive" },
+                ));
+                r.verification_status = Some(coded(
+                    "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "confirmed",
+                ));
+                r.category = Some([coded_shown(
+                    "http://terminology.hl7.org/CodeSystem/condition-category",
+                    "problem-list-item",
+                    "Problem List Item",
+                )]);
+                r.code = Some(code());
+                r.subject = Some(self.subject());
+                r.recorded_date = Some(date);
+                r.encounter = encounter();
+                r.evidence = entry
                     .related
                     .iter()
-                    .filter_map(|id| find(id))
-                    .map(|t| json!({"detail": [self.reference(t)]}))
+                    .filter_map(|id| self.find(id))
+                    .map(|t| Evidence {
+                        detail: [self.reference_to(t)],
+                    })
                     .collect();
-                if !evidence.is_empty() {
-                    r.insert("evidence".into(), json!(evidence));
-                }
             }
             (Detail::Immunisation, _) => {
-                r.insert("status".into(), json!("completed"));
-                r.insert("vaccineCode".into(), code);
-                r.insert("patient".into(), self.subject());
-                r.insert("occurrenceDateTime".into(), json!(date));
-                r.insert("primarySource".into(), json!(true));
-                if let Some(e) = encounter {
-                    r.insert("encounter".into(), e);
-                }
+                r.status = Some("completed");
+                r.vaccine_code = Some(code());
+                r.patient = Some(self.subject());
+                r.occurrence_date_time = Some(date);
+                r.primary_source = Some(true);
+                r.encounter = encounter();
             }
             (Detail::Consultation { clinician, .. }, _) => {
-                r.insert("status".into(), json!("finished"));
-                r.insert(
-                    "class".into(),
-                    json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"}),
-                );
+                r.status = Some("finished");
+                r.class = Some(Coding {
+                    system: "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    code: "AMB",
+                    display: Some("ambulatory"),
+                });
                 if entry.code.is_some() {
-                    r.insert("type".into(), json!([code]));
+                    r.kind = Some(Kind::List([code()]));
                 }
-                r.insert("subject".into(), self.subject());
-                if let Some(c) = clinician {
-                    r.insert("participant".into(), json!([{"individual": {"display": c}}]));
-                }
-                r.insert("period".into(), json!({"start": date}));
+                r.subject = Some(self.subject());
+                r.participant = clinician.as_deref().map(|display| {
+                    [Individual {
+                        individual: Text2 { display },
+                    }]
+                });
+                r.period = Some(When { start: date, end: None });
             }
             (Detail::TestResult { value, .. }, _) => {
-                r.insert("status".into(), json!("final"));
-                r.insert(
-                    "category".into(),
-                    json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory", "display": "Laboratory"}]}]),
-                );
-                r.insert("code".into(), code);
-                r.insert("subject".into(), self.subject());
-                r.insert("effectiveDateTime".into(), json!(date));
-                if let Some(v) = value {
-                    r.insert("valueString".into(), json!(v));
-                }
-                if let Some(e) = encounter {
-                    r.insert("encounter".into(), e);
-                }
+                r.status = Some("final");
+                r.category = Some([coded_shown(
+                    "http://terminology.hl7.org/CodeSystem/observation-category",
+                    "laboratory",
+                    "Laboratory",
+                )]);
+                r.code = Some(code());
+                r.subject = Some(self.subject());
+                r.effective_date_time = Some(date);
+                r.value_string = value.as_deref();
+                r.encounter = encounter();
             }
             (Detail::Note, _) => {
-                r.insert("status".into(), json!("final"));
-                r.insert(
-                    "code".into(),
-                    json!({"coding": [{"system": SNOMED, "code": "371531000", "display": "Report of clinical encounter"}], "text": "Consultation note"}),
-                );
-                r.insert("subject".into(), self.subject());
-                r.insert("effectiveDateTime".into(), json!(date));
+                r.status = Some("final");
+                r.code = Some(Concept {
+                    text: Some("Consultation note"),
+                    ..coded_shown(SNOMED, "371531000", "Report of clinical encounter")
+                });
+                r.subject = Some(self.subject());
+                r.effective_date_time = Some(date);
                 // The note is the free text itself: only full access shows it, and the filter
                 // leaves a note out below that.
-                if let Some(t) = &entry.text {
-                    r.insert("valueString".into(), json!(t));
-                }
-                if let Some(e) = encounter {
-                    r.insert("encounter".into(), e);
-                }
+                r.value_string = entry.text.as_deref();
+                r.encounter = encounter();
             }
             (Detail::Referral { to }, _) => {
-                r.insert("status".into(), json!("active"));
-                r.insert("intent".into(), json!("order"));
-                r.insert("code".into(), code);
-                r.insert("subject".into(), self.subject());
-                r.insert("authoredOn".into(), json!(date));
-                if let Some(to) = to {
-                    r.insert("performer".into(), json!([{"display": to}]));
-                }
-                let reasons: Vec<Value> = entry
+                r.status = Some("active");
+                r.intent = Some("order");
+                r.code = Some(code());
+                r.subject = Some(self.subject());
+                r.authored_on = Some(date);
+                r.performer = to.as_deref().map(|display| [Text2 { display }]);
+                r.reason_reference = entry
                     .related
                     .iter()
-                    .filter_map(|id| find(id))
-                    .map(|t| self.reference(t))
+                    .filter_map(|id| self.find(id))
+                    .map(|t| self.reference_to(t))
                     .collect();
-                if !reasons.is_empty() {
-                    r.insert("reasonReference".into(), json!(reasons));
-                }
-                if let Some(e) = encounter {
-                    r.insert("encounter".into(), e);
-                }
+                r.encounter = encounter();
             }
             (
                 Detail::Document {
@@ -271,74 +676,75 @@ impl Resources<'_> {
                 },
                 _,
             ) => {
-                r.insert("status".into(), json!("current"));
+                r.status = Some("current");
                 if entry.code.is_some() {
-                    r.insert("type".into(), code);
+                    r.kind = Some(Kind::One(code()));
                 }
-                r.insert("subject".into(), self.subject());
-                r.insert("date".into(), json!(format!("{date}T00:00:00Z")));
-                r.insert("description".into(), json!(title));
-                r.insert(
-                    "content".into(),
-                    json!([{"attachment": {
-                        "contentType": content_type,
-                        "url": format!("Binary/{}", self.binary_id(&entry.id)),
-                        "title": title,
-                        "creation": date,
-                    }}]),
-                );
-                if let Some(e) = encounter {
-                    r.insert("context".into(), json!({"encounter": [e]}));
-                }
+                r.subject = Some(self.subject());
+                r.date = Some(Shown(Day {
+                    day: entry.recorded,
+                    midnight: true,
+                }));
+                r.description = Some(title);
+                r.content = Some([Content {
+                    attachment: Attachment {
+                        content_type,
+                        url: Shown(BinaryUrl(self.binary_id(entry))),
+                        title,
+                        creation: date,
+                    },
+                }]);
+                r.context = encounter().map(|e| Context::Document { encounter: [e] });
             }
             (Detail::Diary, _) => {}
         }
-        if let Some(n) = note
-            && !matches!(entry.detail, Detail::Note)
-        {
-            r.insert("note".into(), n);
+        if !matches!(entry.detail, Detail::Note) {
+            r.note = entry.text.as_deref().map(|text| [Text { text }]);
         }
-        Value::Object(r)
+        r
     }
 
     /// A document's content as a Binary.
-    pub fn binary(&self, entry: &Entry) -> Option<Value> {
+    pub fn binary(&self, entry: &'a Entry) -> Option<Binary<'_>> {
         match &entry.detail {
             Detail::Document {
                 content_type, content, ..
-            } => Some(json!({
-                "resourceType": "Binary",
-                "id": self.binary_id(&entry.id),
-                "contentType": content_type,
-                "data": content,
-            })),
+            } => Some(Binary {
+                resource_type: "Binary",
+                id: Shown(self.binary_id(entry)),
+                content_type,
+                data: content,
+            }),
             _ => None,
         }
     }
 
-    /// The list of one area's entries shown: exactly what follows it in the Bundle.
-    fn list(&self, area: Area, visible: &Visible) -> Value {
-        let entry: Vec<Value> = visible
+    /// The entries of one area shown, as the List's items.
+    fn list_items(&self, area: Area) -> Vec<ListItem<'_>> {
+        self.visible
             .in_area(area)
             .filter_map(|e| {
                 let kind = types_of(e).first()?;
-                Some(json!({"item": {"reference": format!("{kind}/{}", self.id(kind, &e.id))}}))
+                Some(ListItem {
+                    item: Reference {
+                        reference: Shown(Path {
+                            base: None,
+                            kind,
+                            id: self.id_of(kind, e),
+                        }),
+                    },
+                })
             })
-            .collect();
-        let mut list = json!({
-            "resourceType": "List",
-            "id": (self.opaque)(&format!("list:{}", area.name())),
-            "meta": {"profile": [format!("{UK_CORE}List")]},
-            "status": "current",
-            "mode": "snapshot",
-            "title": title(area),
-            "code": {"text": title(area)},
-            "subject": self.subject(),
-        });
-        if !entry.is_empty() {
-            list["entry"] = json!(entry);
-        }
-        list
+            .collect()
+    }
+}
+
+/// `Binary/{patient}.{name}`: where a DocumentReference's content is read.
+struct BinaryUrl<'a>(BinaryId<'a>);
+
+impl fmt::Display for BinaryUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Binary/{}", self.0)
     }
 }
 
@@ -356,24 +762,28 @@ fn title(area: Area) -> &'static str {
     }
 }
 
-fn coded(system: &str, code: &str) -> Value {
-    json!({"coding": [{"system": system, "code": code}]})
-}
-
 /// The entry's code as a CodeableConcept; an entry without one is named by its kind.
-fn concept(entry: &Entry) -> Value {
+fn concept(entry: &Entry) -> Concept<'_> {
     match &entry.code {
-        Some(c) => {
-            json!({"coding": [{"system": system_uri(&c.system), "code": c.code, "display": c.display}], "text": c.display})
-        }
-        None => json!({"text": match &entry.detail {
-            Detail::Document { title, .. } => title.as_str(),
-            Detail::Medication { .. } => "Medication",
-            Detail::Immunisation => "Vaccination",
-            Detail::Consultation { .. } => "Consultation",
-            Detail::Referral { .. } => "Referral",
-            _ => "Clinical entry",
-        }}),
+        Some(c) => Concept {
+            coding: Some([Coding {
+                system: system_uri(&c.system),
+                code: &c.code,
+                display: Some(&c.display),
+            }]),
+            text: Some(&c.display),
+        },
+        None => Concept {
+            coding: None,
+            text: Some(match &entry.detail {
+                Detail::Document { title, .. } => title.as_str(),
+                Detail::Medication { .. } => "Medication",
+                Detail::Immunisation => "Vaccination",
+                Detail::Consultation { .. } => "Consultation",
+                Detail::Referral { .. } => "Referral",
+                _ => "Clinical entry",
+            }),
+        },
     }
 }
 
@@ -386,36 +796,97 @@ fn system_uri(system: &str) -> &str {
     }
 }
 
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AnyResource<'a> {
+    Patient(Box<Patient>),
+    Organization(Box<Organization>),
+    List(List<'a>),
+    Clinical(Box<ClinicalResource<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CollectionEntry<'a> {
+    full_url: Shown<Path<'a>>,
+    resource: AnyResource<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Collection<'a> {
+    resource_type: &'static str,
+    meta: Profile,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    entry: Vec<CollectionEntry<'a>>,
+}
+
 /// `$gpc.getstructuredrecord`: a `collection` Bundle with the patient, their practice, a List
-/// for each area shown, and every entry shown. Nothing in it refers to anything left out.
+/// for each area shown, and every entry shown, as JSON. Nothing in it refers to anything left
+/// out. `namer` names the patient's entries, as it does for the searches.
 pub fn structured_record(
     base_url: &str,
     patient: &PatientRecord,
     practice: &PracticeRecord,
     visible: &Visible,
-    opaque: &dyn Fn(&str) -> String,
-) -> Value {
-    let r = Resources { patient, opaque };
-    let full_url = |kind: &str, id: &str| format!("{base_url}/{kind}/{id}");
-    let mut entries = vec![
-        json!({"fullUrl": full_url("Patient", &patient.id), "resource": Patient::from_record(patient)}),
-        json!({"fullUrl": full_url("Organization", &practice.id), "resource": Organization::from_record(practice)}),
-    ];
-    for area in &visible.areas {
-        let list = r.list(*area, visible);
-        let id = list["id"].as_str().unwrap_or_default().to_owned();
-        entries.push(json!({"fullUrl": full_url("List", &id), "resource": list}));
+    namer: &Namer,
+) -> Vec<u8> {
+    let r = Resources::new(patient, visible, namer);
+    fn plain(name: &str) -> Id<'_> {
+        Id { plan: false, name }
+    }
+    let full_url = |kind, id| {
+        Shown(Path {
+            base: Some(base_url),
+            kind,
+            id,
+        })
+    };
+    let list_names: Vec<(Area, String)> = visible
+        .areas
+        .iter()
+        .map(|a| (*a, namer.name(&format!("list:{}", a.name()))))
+        .collect();
+    let mut entry = Vec::with_capacity(2 + list_names.len() + visible.entries.len() * 2);
+    entry.push(CollectionEntry {
+        full_url: full_url("Patient", plain(&patient.id)),
+        resource: AnyResource::Patient(Box::new(Patient::from_record(patient))),
+    });
+    entry.push(CollectionEntry {
+        full_url: full_url("Organization", plain(&practice.id)),
+        resource: AnyResource::Organization(Box::new(Organization::from_record(practice))),
+    });
+    for (area, name) in &list_names {
+        let title = title(*area);
+        entry.push(CollectionEntry {
+            full_url: full_url("List", plain(name)),
+            resource: AnyResource::List(List {
+                resource_type: "List",
+                id: name,
+                meta: profile("List"),
+                status: "current",
+                mode: "snapshot",
+                title,
+                code: Text { text: title },
+                subject: r.subject(),
+                entry: r.list_items(*area),
+            }),
+        });
     }
     for e in &visible.entries {
         for kind in types_of(e) {
-            let resource = r.resource(e, kind, visible);
-            entries.push(json!({"fullUrl": full_url(kind, &r.id(kind, &e.id)), "resource": resource}));
+            entry.push(CollectionEntry {
+                full_url: full_url(kind, r.id_of(kind, e)),
+                resource: AnyResource::Clinical(Box::new(r.resource(e, kind))),
+            });
         }
     }
-    json!({
-        "resourceType": "Bundle",
-        "meta": {"profile": [format!("{UK_CORE}Bundle")]},
-        "type": "collection",
-        "entry": entries,
-    })
+    let bundle = Collection {
+        resource_type: "Bundle",
+        meta: profile("Bundle"),
+        kind: "collection",
+        entry,
+    };
+    serde_json::to_vec(&bundle).unwrap_or_default()
 }

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use super::body::{Paging, RawBody};
 use super::error::{ApiError, ErrorCode};
 use super::search::{parse_pairs_with, searchset, strict_handling};
+use crate::crypto::Namer;
 use crate::domain::NhsNumber;
 use crate::domain::clinical::{Area, Period, Query};
 use crate::domain::policy::Action;
@@ -26,21 +27,23 @@ fn invalid(message: impl Into<String>) -> ApiError {
 }
 
 /// The record answers are clinical content: never kept by anyone on the way.
-fn clinical(body: &serde_json::Value) -> HttpResponse {
+fn clinical(body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(FHIR_JSON)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(body)
+        .body(body)
 }
 
-fn opaque<'a>(state: &'a AppState, disclosed: &'a Disclosed) -> impl Fn(&str) -> String + 'a {
-    move |entry_id: &str| {
-        state
-            .core
-            .secrets
-            .opaque(&format!("record:{}", disclosed.patient.id), entry_id)
-    }
+fn clinical_json(body: &impl serde::Serialize) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_vec(body).map_err(|e| ApiError::internal(format!("writing a record answer: {e}")))?;
+    Ok(clinical(body))
+}
+
+/// Names the entries of the disclosed patient's record: the same name for an entry in every
+/// answer, and nothing about the supplier's id in it.
+fn namer(state: &AppState, disclosed: &Disclosed) -> Namer {
+    state.core.secrets.namer(&format!("record:{}", disclosed.patient.id))
 }
 
 /// A part's `valuePeriod` (inclusive days; a dateTime counts by its day).
@@ -230,13 +233,12 @@ pub async fn structured(state: web::Data<AppState>, caller: Caller, body: RawBod
     access::authorize(&state.core, &caller, Action::ReadRecord, Target::Pending).await?;
     let (nhs, query) = structured_query(&body.parameters()?)?;
     let disclosed = record::read(&state.core, &caller, Whose::Nhs(nhs), query).await?;
-    let names = opaque(&state, &disclosed);
-    Ok(clinical(&structured_record(
+    Ok(clinical(structured_record(
         &state.base_url,
         &disclosed.patient,
         &disclosed.practice,
         &disclosed.visible,
-        &names,
+        &namer(&state, &disclosed),
     )))
 }
 
@@ -306,11 +308,7 @@ pub(super) async fn search(
         ..Query::everything()
     };
     let disclosed = record::read(&state.core, caller, Whose::Id(patient), query).await?;
-    let names = opaque(state, &disclosed);
-    let r = Resources {
-        patient: &disclosed.patient,
-        opaque: &names,
-    };
+    let r = Resources::new(&disclosed.patient, &disclosed.visible, &namer(state, &disclosed));
     let matching: Vec<_> = disclosed
         .visible
         .entries
@@ -318,19 +316,24 @@ pub(super) async fn search(
         .filter(|e| types_of(e).contains(&resource_type))
         .collect();
     let total = i64::try_from(matching.len()).unwrap_or(i64::MAX);
-    let page: Vec<(String, serde_json::Value)> = matching
+    let page = matching
         .into_iter()
         .skip(usize::try_from(paging.offset).unwrap_or(usize::MAX))
         .take(usize::try_from(paging.count).unwrap_or(0))
         .map(|e| {
-            (
-                r.id(resource_type, &e.id),
-                r.resource(e, resource_type, &disclosed.visible),
-            )
+            let resource = serde_json::to_value(r.resource(e, resource_type))
+                .map_err(|e| ApiError::internal(format!("writing a record answer: {e}")))?;
+            Ok((r.id(resource_type, e), resource))
         })
-        .collect();
-    let bundle = searchset(&state.base_url, resource_type, &params, &paging, total, page);
-    Ok(clinical(&serde_json::to_value(bundle).unwrap_or_default()))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    clinical_json(&searchset(
+        &state.base_url,
+        resource_type,
+        &params,
+        &paging,
+        total,
+        page,
+    ))
 }
 
 macro_rules! record_searches {
@@ -407,19 +410,9 @@ pub async fn binary(
         Query::only(Area::Documents),
     )
     .await?;
-    let names = opaque(&state, &disclosed);
-    let r = Resources {
-        patient: &disclosed.patient,
-        opaque: &names,
-    };
-    let found = disclosed
-        .visible
-        .entries
-        .iter()
-        .find(|e| names(&e.id) == document)
-        .and_then(|e| r.binary(e))
-        .ok_or_else(not_found)?;
-    Ok(clinical(&found))
+    let r = Resources::new(&disclosed.patient, &disclosed.visible, &namer(&state, &disclosed));
+    let found = r.named(document).and_then(|e| r.binary(e)).ok_or_else(not_found)?;
+    clinical_json(&found)
 }
 
 #[cfg(test)]

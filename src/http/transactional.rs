@@ -28,7 +28,7 @@ const STATUS_EXTENSION: &str = "https://gp-online-gateway.nhs.uk/fhir/StructureD
 const COURSE_OF_THERAPY: &str = "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy";
 
 /// Answers about a patient's care: never kept by anyone on the way.
-fn private(status: actix_web::http::StatusCode, body: &Value) -> HttpResponse {
+fn private(status: actix_web::http::StatusCode, body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::build(status)
         .content_type(FHIR_JSON)
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -107,10 +107,7 @@ fn page<T>(
         .flat_map(resource)
         .collect();
     let bundle = searchset(&state.base_url, resource_type, &flat(params), &paging, total, shown);
-    Ok(private(
-        actix_web::http::StatusCode::OK,
-        &serde_json::to_value(bundle).unwrap_or_default(),
-    ))
+    Ok(private(actix_web::http::StatusCode::OK, &bundle))
 }
 
 /// `start` as a slot search takes it: `ge`/`le` prefixes (or a bare day, for that day), with
