@@ -47,6 +47,43 @@ pub fn date(d: chrono::NaiveDate) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
+/// A FHIR `instant` for a UTC time given without its zone (as the suppliers give them):
+/// `YYYY-MM-DDTHH:MM:SSZ`, written directly, as a slot search writes hundreds of them.
+#[derive(Debug, Clone, Copy)]
+pub struct UtcInstant(pub chrono::NaiveDateTime);
+
+impl std::fmt::Display for UtcInstant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::{Datelike, Timelike};
+        let t = self.0;
+        if !(0..=9999).contains(&t.year()) {
+            return write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%SZ"));
+        }
+        let mut out = *b"0000-00-00T00:00:00Z";
+        for (at, width, n) in [
+            (0, 4, t.year().unsigned_abs()),
+            (5, 2, t.month()),
+            (8, 2, t.day()),
+            (11, 2, t.hour()),
+            (14, 2, t.minute()),
+            (17, 2, t.second()),
+        ] {
+            let mut n = n;
+            for slot in out[at..at + width].iter_mut().rev() {
+                *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
+                n /= 10;
+            }
+        }
+        f.write_str(std::str::from_utf8(&out).unwrap_or_default())
+    }
+}
+
+impl serde::Serialize for UtcInstant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// FHIR `instant` with millisecond precision and an explicit zone.
 pub fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -70,5 +107,19 @@ mod tests {
             assert_eq!(super::date(day), day.format("%Y-%m-%d").to_string());
         }
         assert_eq!(super::date(NaiveDate::from_ymd_opt(999, 1, 5).unwrap()), "0999-01-05");
+    }
+
+    #[test]
+    fn a_utc_instant_is_written_as_strftime_writes_it() {
+        for (y, m, d, h, min, s) in [(2026, 12, 8, 9, 5, 0), (999, 1, 5, 23, 59, 59), (10_000, 1, 1, 0, 0, 0)] {
+            let t = NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_hms_opt(h, min, s)
+                .unwrap();
+            assert_eq!(
+                super::UtcInstant(t).to_string(),
+                t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+            );
+        }
     }
 }

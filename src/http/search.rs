@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use super::error::{ApiError, ErrorCode};
 use crate::fhir::{Bundle, BundleEntry, BundleLink, BundleSearch};
 
@@ -74,15 +76,14 @@ pub fn parse_query(query: &str, allowed: &[&str]) -> Result<BTreeMap<String, Str
     Ok(out)
 }
 
-/// Builds a searchset with `self` and, where more results exist, `next` and `previous` links.
-pub fn searchset(
+/// The `self` link and, where more results exist, `next` and `previous`.
+fn links(
     base_url: &str,
     resource_type: &str,
     params: &BTreeMap<String, String>,
     paging: &Paging,
     total: i64,
-    resources: Vec<(String, serde_json::Value)>,
-) -> Bundle {
+) -> Vec<BundleLink> {
     let link_for = |offset: i64| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in params
@@ -113,6 +114,18 @@ pub fn searchset(
             url: link_for((paging.offset - paging.count).max(0)),
         });
     }
+    link
+}
+
+/// Builds a searchset with `self` and, where more results exist, `next` and `previous` links.
+pub fn searchset(
+    base_url: &str,
+    resource_type: &str,
+    params: &BTreeMap<String, String>,
+    paging: &Paging,
+    total: i64,
+    resources: Vec<(String, serde_json::Value)>,
+) -> Bundle {
     let entry = resources
         .into_iter()
         .map(|(id, resource)| BundleEntry {
@@ -121,7 +134,60 @@ pub fn searchset(
             search: BundleSearch { mode: "match".into() },
         })
         .collect();
-    Bundle::searchset(u64::try_from(total).unwrap_or(0), link, entry)
+    Bundle::searchset(
+        u64::try_from(total).unwrap_or(0),
+        links(base_url, resource_type, params, paging, total),
+        entry,
+    )
+}
+
+/// A searchset Bundle whose resources are written as they are, not built as values first: the
+/// same document as [`searchset`]'s.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Searchset<R> {
+    resource_type: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    total: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    link: Vec<BundleLink>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entry: Vec<SearchsetEntry<R>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchsetEntry<R> {
+    full_url: String,
+    resource: R,
+    search: BundleSearch,
+}
+
+/// [`searchset`] for resources of any serialisable type.
+pub fn searchset_of<R: Serialize>(
+    base_url: &str,
+    resource_type: &str,
+    params: &BTreeMap<String, String>,
+    paging: &Paging,
+    total: i64,
+    resources: Vec<(String, R)>,
+) -> Searchset<R> {
+    let entry = resources
+        .into_iter()
+        .map(|(id, resource)| SearchsetEntry {
+            full_url: format!("{base_url}/{resource_type}/{id}"),
+            resource,
+            search: BundleSearch { mode: "match".into() },
+        })
+        .collect();
+    Searchset {
+        resource_type: "Bundle",
+        kind: "searchset",
+        total: u64::try_from(total).unwrap_or(0),
+        link: links(base_url, resource_type, params, paging, total),
+        entry,
+    }
 }
 
 /// A FHIR date search prefix.

@@ -12,13 +12,13 @@ use serde_json::{Value, json};
 
 use super::body::{Paging, RawBody};
 use super::error::{ApiError, ErrorCode};
-use super::search::{parse_pairs_with, searchset, strict_handling};
+use super::search::{parse_pairs_with, searchset_of, strict_handling};
 use crate::domain::policy::Action;
 use crate::domain::text::is_resource_id;
 use crate::domain::transactional::{
     self, Appointment, AppointmentStatus, DayRange, PrescriptionRequest, PrescriptionStatus, RepeatMedication, Slot,
 };
-use crate::fhir::{FHIR_JSON, OperationOutcome};
+use crate::fhir::{FHIR_JSON, OperationOutcome, UtcInstant};
 use crate::services::Caller;
 use crate::services::access::{self, Target};
 use crate::services::transactional::{self as desk, Desk, Whose};
@@ -36,19 +36,9 @@ fn private(status: actix_web::http::StatusCode, body: &impl serde::Serialize) ->
         .json(body)
 }
 
-/// An R4 `instant` (the suppliers' times are UTC), written directly: a format string is
-/// parsed on every call, and a slot search writes hundreds of these.
+/// An R4 `instant` (the suppliers' times are UTC).
 fn instant(at: NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        at.year(),
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    UtcInstant(at).to_string()
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -90,13 +80,13 @@ fn flat(params: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, String> {
 }
 
 /// One page of a search: only the resources on the page are built.
-fn page<T>(
+fn page<'a, T, R: serde::Serialize>(
     state: &AppState,
     req: &HttpRequest,
     resource_type: &str,
     params: &BTreeMap<String, Vec<String>>,
-    items: &[T],
-    resource: impl Fn(&T) -> Vec<(String, Value)>,
+    items: &'a [T],
+    resource: impl Fn(&'a T) -> Vec<(String, R)>,
 ) -> Result<HttpResponse, ApiError> {
     let paging = Paging::parse(first(params, "_count"), first(params, "_offset"), strict_handling(req))?;
     let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
@@ -106,7 +96,7 @@ fn page<T>(
         .take(usize::try_from(paging.count).unwrap_or(0))
         .flat_map(resource)
         .collect();
-    let bundle = searchset(&state.base_url, resource_type, &flat(params), &paging, total, shown);
+    let bundle = searchset_of(&state.base_url, resource_type, &flat(params), &paging, total, shown);
     Ok(private(actix_web::http::StatusCode::OK, &bundle))
 }
 
@@ -148,22 +138,67 @@ fn day_range(params: &BTreeMap<String, Vec<String>>) -> Result<DayRange, ApiErro
     DayRange::new(from, to).map_err(|m| ApiError::new(ErrorCode::InvalidSearchParameter, m).at("start"))
 }
 
-fn slot_resource(s: &Slot) -> Value {
-    json!({
-        "resourceType": "Slot",
-        "id": s.id,
-        "contained": [{
-            "resourceType": "Schedule",
-            "id": "schedule",
-            "actor": [{"display": s.practitioner}, {"display": s.location}],
-            "serviceType": [{"text": s.session_type}],
+#[derive(serde::Serialize)]
+struct Display<'a> {
+    display: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct Text<'a> {
+    text: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Schedule<'a> {
+    resource_type: &'static str,
+    id: &'static str,
+    actor: [Display<'a>; 2],
+    service_type: [Text<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct Reference {
+    reference: &'static str,
+}
+
+/// A free slot with the schedule it is in (the practitioner, the location and the kind of
+/// session, as the supplier reports them), contained in it: a slot search writes a page of
+/// these, straight to the answer.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SlotResource<'a> {
+    resource_type: &'static str,
+    id: &'a str,
+    contained: [Schedule<'a>; 1],
+    schedule: Reference,
+    service_type: [Text<'a>; 1],
+    status: &'static str,
+    start: UtcInstant,
+    end: UtcInstant,
+}
+
+fn slot_resource(s: &Slot) -> SlotResource<'_> {
+    SlotResource {
+        resource_type: "Slot",
+        id: &s.id,
+        contained: [Schedule {
+            resource_type: "Schedule",
+            id: "schedule",
+            actor: [
+                Display {
+                    display: &s.practitioner,
+                },
+                Display { display: &s.location },
+            ],
+            service_type: [Text { text: &s.session_type }],
         }],
-        "schedule": {"reference": "#schedule"},
-        "serviceType": [{"text": s.session_type}],
-        "status": if s.free { "free" } else { "busy" },
-        "start": instant(s.start),
-        "end": instant(s.end),
-    })
+        schedule: Reference { reference: "#schedule" },
+        service_type: [Text { text: &s.session_type }],
+        status: if s.free { "free" } else { "busy" },
+        start: UtcInstant(s.start),
+        end: UtcInstant(s.end),
+    }
 }
 
 /// The appointment's id names its patient, so a cancellation finds whose it is; another

@@ -16,7 +16,9 @@ pub struct Unreadable;
 #[serde(rename_all = "PascalCase")]
 pub struct SlotWire {
     pub slot_id: String,
+    #[serde(with = "super::wire_time::time")]
     pub start_time: NaiveDateTime,
+    #[serde(with = "super::wire_time::time")]
     pub end_time: NaiveDateTime,
     pub clinician_name: String,
     pub location_name: String,
@@ -37,7 +39,9 @@ pub struct SlotsReply {
 pub struct AppointmentWire {
     pub appointment_id: String,
     pub slot_id: String,
+    #[serde(with = "super::wire_time::time")]
     pub start_time: NaiveDateTime,
+    #[serde(with = "super::wire_time::time")]
     pub end_time: NaiveDateTime,
     pub clinician_name: String,
     pub location_name: String,
@@ -48,6 +52,7 @@ pub struct AppointmentWire {
     pub status: String,
     #[serde(default)]
     pub cancellation_reason: Option<String>,
+    #[serde(with = "super::wire_time::time")]
     pub booked_on: NaiveDateTime,
 }
 
@@ -83,10 +88,10 @@ pub struct CourseWire {
     pub name: String,
     pub dosage: String,
     pub quantity: String,
-    #[serde(default)]
+    #[serde(with = "super::wire_time::optional_day", default)]
     pub review_date: Option<NaiveDate>,
     pub is_issuable_online: bool,
-    #[serde(default)]
+    #[serde(with = "super::wire_time::optional_day", default)]
     pub last_issue_date: Option<NaiveDate>,
 }
 
@@ -108,6 +113,7 @@ pub struct RequestedCourse {
 #[serde(rename_all = "PascalCase")]
 pub struct RequestWire {
     pub request_guid: String,
+    #[serde(with = "super::wire_time::time")]
     pub date_requested: NaiveDateTime,
     /// `Requested`, `Approved`, `Rejected` or `Issued`.
     pub status: String,

@@ -27,6 +27,7 @@ pub struct MedicalRecord {
 pub struct Event {
     pub event_guid: String,
     pub event_type: EventType,
+    #[serde(with = "super::wire_time::day")]
     pub effective_date: NaiveDate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<EventCode>,
@@ -47,7 +48,11 @@ pub struct Event {
     pub dosage: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "super::wire_time::optional_day",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub end_date: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem_status: Option<ProblemStatus>,

@@ -13,6 +13,7 @@ pub mod simulator;
 pub mod tpp;
 pub mod tpp_desk;
 pub mod tpp_record;
+pub mod wire_time;
 
 use std::collections::HashMap;
 use std::sync::Arc;
