@@ -58,7 +58,10 @@ pub async fn start(core: &Core, caller: &Caller, asked: ExportRequest) -> Result
     )
     .await?;
     let ods = permit.practice()?.ods_code.as_str().to_owned();
+    // To the millisecond, as the manifest's transactionTime shows it: an event is in the export
+    // exactly when its time is before the one the auditor is shown.
     let now = db::now();
+    let now = chrono::DurationRound::duration_trunc(now, chrono::Duration::milliseconds(1)).unwrap_or(now);
     let period = ExportPeriod::new(asked.since, asked.until, now).map_err(|e| {
         let at = match e {
             PeriodError::WrongWayRound => "_until",
