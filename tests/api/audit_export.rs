@@ -240,3 +240,66 @@ async fn only_auditors_of_the_practice_follow_cancel_or_download_its_export() {
     let (status, _, _) = send(app.client.get(&file_url)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// The NDJSON of every file a manifest lists, in order.
+async fn download_all(app: &TestApp, manifest: &Value, token: &str) -> Vec<String> {
+    let mut files = vec![];
+    for file in manifest["output"].as_array().unwrap() {
+        let response = app
+            .client
+            .get(file["url"].as_str().unwrap())
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        files.push(response.text().await.unwrap());
+    }
+    files
+}
+
+#[tokio::test]
+async fn an_export_whose_instance_stopped_midway_is_taken_up_from_its_last_file() {
+    let app = spawn().await;
+    let auditor = app.token("staff-emis");
+    for _ in 0..7 {
+        let (status, _, _) = app.get("/Patient/patient-amir-khan", &auditor).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, headers, body) = kick_off(&app, "?practice=A81001", &auditor).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let status_url = headers["content-location"].to_str().unwrap().to_owned();
+    let id = status_url.rsplit('/').next().unwrap().to_owned();
+    let manifest = poll_until_done(&app, &status_url, &auditor).await;
+    let whole = download_all(&app, &manifest, &auditor).await;
+    assert!(whole.len() >= 3, "{manifest}");
+
+    // As an instance that wrote the first file and stopped would leave it: in progress, its
+    // cursor at the first file's last event, claimed by an instance whose lease has lapsed.
+    let last: Value = serde_json::from_str(whole[0].lines().last().unwrap()).unwrap();
+    let (chain, seq) = detail(&last, "chain").unwrap().rsplit_once('#').unwrap();
+    let recorded_at = detail(&last, "recordedAt").unwrap().replace('T', " ");
+    execute_sql(
+        &app,
+        format!("DELETE FROM audit_export_files WHERE export_id = '{id}' AND part > 1"),
+    )
+    .await;
+    execute_sql(
+        &app,
+        format!(
+            "UPDATE audit_exports SET status = 'in-progress', files = 1, exported = {FILE_EVENTS}, \
+             cursor_recorded_at = '{recorded_at}', cursor_chain = '{chain}', cursor_seq = {seq}, \
+             finished_at = NULL, claimed_by = 'a-stopped-instance', claimed_until = created_at \
+             WHERE id = '{id}'"
+        ),
+    )
+    .await;
+
+    let resumed = poll_until_done(&app, &status_url, &auditor).await;
+    assert_eq!(resumed["output"], manifest["output"], "{resumed}");
+    assert_eq!(
+        download_all(&app, &resumed, &auditor).await,
+        whole,
+        "nothing skipped, nothing written twice"
+    );
+}
