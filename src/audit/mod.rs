@@ -366,7 +366,9 @@ pub fn practice_events(
         query = query.filter(audit_events::recorded_at.ge(since));
     }
     if let Some(c) = after {
-        query = query.filter(
+        // The first condition alone bounds the index range; the second picks up exactly after
+        // the cursor among events of the same moment.
+        query = query.filter(audit_events::recorded_at.ge(c.recorded_at)).filter(
             audit_events::recorded_at
                 .gt(c.recorded_at)
                 .or(audit_events::recorded_at.eq(c.recorded_at).and(

@@ -64,8 +64,6 @@ pub enum ExportStatus {
     Completed,
     /// Stopped for good; `AuditExport::error` says why.
     Failed,
-    /// Cancelled by its caller; its files are gone.
-    Cancelled,
 }
 
 impl ExportStatus {
@@ -74,12 +72,11 @@ impl ExportStatus {
             Self::InProgress => "in-progress",
             Self::Completed => "completed",
             Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::InProgress, Self::Completed, Self::Failed, Self::Cancelled]
+        [Self::InProgress, Self::Completed, Self::Failed]
             .into_iter()
             .find(|s| s.as_str() == raw)
     }

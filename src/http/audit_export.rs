@@ -173,7 +173,7 @@ pub async fn export_status(
             .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()),
-        ExportStatus::Failed | ExportStatus::Cancelled => Err(ApiError::new(
+        ExportStatus::Failed => Err(ApiError::new(
             ErrorCode::BusinessRule,
             export.error.unwrap_or_else(|| "the export did not complete".to_owned()),
         )),

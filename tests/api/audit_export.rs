@@ -203,6 +203,23 @@ async fn a_kick_off_needs_respond_async_a_forward_period_known_parameters_and_an
     let (status, _, body) = kick_off(&app, "?practice=B82005", &auditor).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(outcome_code(&body), "OUTSIDE_OWN_PRACTICE");
+
+    // The OperationOutcome of a kick-off is FHIR JSON: nothing else is offered.
+    let (status, _, body) = send(
+        app.request(Method::GET, "/AuditEvent/$export", Some(&auditor))
+            .header("accept", "text/html")
+            .header("prefer", "respond-async"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE, "{body}");
+
+    // Someone who audits at two practices names the one to export.
+    let both = app.staff_at(&["A81001", "B82005"]);
+    let (status, _, body) = kick_off(&app, "", &both).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(outcome_code(&body), "INVALID_SEARCH_PARAMETER");
+    let (status, _, body) = kick_off(&app, "?practice=B82005", &both).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }
 
 #[tokio::test]

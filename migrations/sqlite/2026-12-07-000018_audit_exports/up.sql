@@ -14,7 +14,7 @@ CREATE TABLE audit_exports (
     since TIMESTAMP,
     until TIMESTAMP NOT NULL,
     transaction_time TIMESTAMP NOT NULL,
-    -- in-progress | completed | failed | cancelled
+    -- in-progress | completed | failed (a cancelled export is removed)
     status TEXT NOT NULL,
     -- The last event written: recorded_at, chain and seq (events are written in that order).
     cursor_recorded_at TIMESTAMP,
