@@ -105,6 +105,27 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<AuditExport>, Db
         .transpose()
 }
 
+/// How many of a practice's exports are kept at `now` (running, complete or failed, until
+/// they expire), and when the first of them expires.
+pub fn held(
+    conn: &mut DbConnection,
+    practice: &str,
+    now: NaiveDateTime,
+) -> Result<(i64, Option<NaiveDateTime>), DbError> {
+    let kept = || {
+        audit_exports::table
+            .filter(audit_exports::practice.eq(practice))
+            .filter(audit_exports::expires_at.gt(now))
+    };
+    let n = kept().count().get_result(conn)?;
+    let first = kept()
+        .select(audit_exports::expires_at)
+        .order(audit_exports::expires_at.asc())
+        .first(conn)
+        .optional()?;
+    Ok((n, first))
+}
+
 /// Claims one export that is due (never claimed, or its lease lapsed) for `worker` until
 /// `until`. A compare-and-set: two instances never write the same export.
 pub fn claim(

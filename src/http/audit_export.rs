@@ -73,6 +73,7 @@ fn respond_async(req: &HttpRequest) -> bool {
         (status = 400, description = "No Prefer: respond-async, or a missing, unknown or bad parameter (a period the wrong way round)", body = OperationOutcome),
         (status = 403, description = "The caller may not audit at the practice", body = OperationOutcome),
         (status = 404, description = "No practice has this ODS code", body = OperationOutcome),
+        (status = 429, description = "TOO_MANY_REQUESTS: the practice holds as many exports as it may; Retry-After says when the first expires", body = OperationOutcome),
     ),
     security(("bearer" = []))
 )]

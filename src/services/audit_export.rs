@@ -18,6 +18,9 @@ use crate::domain::{OdsCode, PracticeRef};
 
 /// How long a claim on a job lasts without a file being written.
 const LEASE_SECONDS: i64 = 30;
+/// Exports a practice may hold at once (until each expires or is cancelled): with
+/// `audit.export_max_events`, what bounds the database's share of exports.
+pub const HELD_PER_PRACTICE: i64 = 5;
 /// The resource name a missing, expired or invisible export is refused as.
 const RESOURCE: &str = "Export";
 
@@ -86,7 +89,28 @@ pub async fn start(core: &Core, caller: &Caller, asked: ExportRequest) -> Result
         expires_at: now + expiry(core),
     };
     let stored = job.clone();
-    db::run(&core.pool, move |c| db::audit_exports::insert(c, &stored)).await?;
+    let full = db::run(&core.pool, move |c| {
+        db::write_transaction(c, |c| {
+            let (held, first_expiry) = db::audit_exports::held(c, &stored.practice, now)?;
+            if held >= HELD_PER_PRACTICE {
+                return Ok(first_expiry);
+            }
+            db::audit_exports::insert(c, &stored)?;
+            Ok::<_, DbError>(None)
+        })
+    })
+    .await?;
+    if let Some(first_expiry) = full {
+        let wait = (first_expiry - now).num_seconds().max(1);
+        return Err(Error::rejected(
+            Reason::TooMany {
+                retry_after_seconds: u64::try_from(wait).unwrap_or(1),
+            },
+            format!(
+                "the practice holds {HELD_PER_PRACTICE} exports already: cancel one (DELETE its status URL) or wait until one expires"
+            ),
+        ));
+    }
     Ok(job)
 }
 

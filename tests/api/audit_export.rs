@@ -320,3 +320,25 @@ async fn an_export_whose_instance_stopped_midway_is_taken_up_from_its_last_file(
         "nothing skipped, nothing written twice"
     );
 }
+
+#[tokio::test]
+async fn a_practice_holds_a_bounded_number_of_exports_at_once() {
+    let app = spawn().await;
+    let auditor = app.token("staff-emis");
+    let mut status_urls = vec![];
+    for _ in 0..5 {
+        let (status, headers, body) = kick_off(&app, "", &auditor).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        status_urls.push(headers["content-location"].to_str().unwrap().to_owned());
+    }
+    let (status, headers, body) = kick_off(&app, "", &auditor).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(outcome_code(&body), "TOO_MANY_REQUESTS");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+
+    // Cancelling one makes room.
+    let (status, _, body) = send(app.client.delete(&status_urls[0]).bearer_auth(&auditor)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, _, body) = kick_off(&app, "", &auditor).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
