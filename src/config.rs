@@ -216,6 +216,14 @@ pub struct AuditSettings {
     /// older events once they are archived. Unset: everything is kept.
     #[serde(default)]
     pub retention_months: Option<u32>,
+    /// AuditEvents per file of a bulk export (`GET /AuditEvent/$export`).
+    pub export_file_events: u32,
+    /// The most events one bulk export may hold: a period holding more fails, naming the
+    /// limit, so that the database never keeps more than this for one export.
+    pub export_max_events: u32,
+    /// Hours a bulk export and its files are kept: from the kick-off, and again from when it
+    /// completes. Then they are removed and the status and file URLs answer 404.
+    pub export_expiry_hours: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -332,6 +340,9 @@ impl Default for Settings {
                 commit_timeout_ms: 5000,
                 queue_capacity: 10_000,
                 retention_months: None,
+                export_file_events: 10_000,
+                export_max_events: 1_000_000,
+                export_expiry_hours: 24,
             },
         }
     }
@@ -779,6 +790,15 @@ impl Settings {
         }
         if self.audit.retention_months.is_some_and(|m| !(1..=1200).contains(&m)) {
             problems.push("audit.retention_months must be between 1 and 1200".to_owned());
+        }
+        if !(1..=100_000).contains(&self.audit.export_file_events) {
+            problems.push("audit.export_file_events must be between 1 and 100000".to_owned());
+        }
+        if !(1..=100_000_000).contains(&self.audit.export_max_events) {
+            problems.push("audit.export_max_events must be between 1 and 100000000".to_owned());
+        }
+        if !(1..=720).contains(&self.audit.export_expiry_hours) {
+            problems.push("audit.export_expiry_hours must be between 1 and 720".to_owned());
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             problems.push(format!("log.filter is not a valid filter: {e}"));

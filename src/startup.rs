@@ -381,7 +381,8 @@ async fn heartbeat(state: web::Data<AppState>, instance: String) {
     }
 }
 
-/// Practice-wide jobs ($apply-opt-in-model): each instance looks for due ones every second.
+/// Practice-wide jobs ($apply-opt-in-model) and bulk exports of the audit trail
+/// (`$export`): each instance looks for due ones every second.
 async fn bulk_worker(state: web::Data<AppState>, instance: String) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -391,6 +392,11 @@ async fn bulk_worker(state: web::Data<AppState>, instance: String) {
             // An outage is said once by the database watcher.
             Err(e @ crate::services::Error::Unavailable) => tracing::debug!(error = %e, "bulk job worker"),
             Err(e) => tracing::warn!(error = %e, "bulk job worker"),
+        }
+        match crate::services::audit_export::work(&state.core, &instance).await {
+            Ok(_) => {}
+            Err(e @ crate::services::Error::Unavailable) => tracing::debug!(error = %e, "audit export worker"),
+            Err(e) => tracing::warn!(error = %e, "audit export worker"),
         }
     }
 }
@@ -422,6 +428,12 @@ async fn housekeeping(state: web::Data<AppState>, instance: String) {
             Ok(created) if !created.is_empty() => tracing::info!(?created, "created audit trail partitions"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "creating the audit trail's next partitions failed"),
+        }
+        // Bulk exports of the audit trail past their expiry go, with their files.
+        match crate::services::audit_export::purge(&state.core).await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "removed expired audit exports"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "removing expired audit exports failed"),
         }
         // Once a day, on one instance: 16th birthdays, expired letters (and lapses again).
         if let Err(e) = crate::services::transitions::run_daily(&state.core, &instance).await {

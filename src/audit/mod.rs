@@ -349,6 +349,47 @@ pub fn search(
     Ok((total, rows.into_iter().map(AuditEntry::from).collect()))
 }
 
+/// Up to `limit` events about `practice` recorded in `period`, after `after`, in the order an
+/// export writes them: by time, then chain and place in the chain, so a cursor resumes exactly.
+pub fn practice_events(
+    conn: &mut DbConnection,
+    practice: &str,
+    period: &crate::domain::audit::ExportPeriod,
+    after: Option<&crate::domain::audit::ExportCursor>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, DbError> {
+    let mut query = audit_events::table
+        .filter(audit_events::practice.eq(practice))
+        .filter(audit_events::recorded_at.lt(period.until))
+        .into_boxed();
+    if let Some(since) = period.since {
+        query = query.filter(audit_events::recorded_at.ge(since));
+    }
+    if let Some(c) = after {
+        // The first condition alone bounds the index range; the second picks up exactly after
+        // the cursor among events of the same moment.
+        query = query.filter(audit_events::recorded_at.ge(c.recorded_at)).filter(
+            audit_events::recorded_at
+                .gt(c.recorded_at)
+                .or(audit_events::recorded_at.eq(c.recorded_at).and(
+                    audit_events::chain
+                        .gt(c.chain.clone())
+                        .or(audit_events::chain.eq(c.chain.clone()).and(audit_events::seq.gt(c.seq))),
+                )),
+        );
+    }
+    let rows: Vec<EventRow> = query
+        .order((
+            audit_events::recorded_at.asc(),
+            audit_events::chain.asc(),
+            audit_events::seq.asc(),
+        ))
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
+
 /// The facts last seen for a caller key.
 pub fn snapshot(conn: &mut DbConnection, caller_key: &str) -> Result<Option<ActorSnapshot>, DbError> {
     Ok(actor_snapshots::table

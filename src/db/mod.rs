@@ -4,6 +4,7 @@
 
 pub mod access_codes;
 pub mod accounts;
+pub mod audit_exports;
 pub mod audit_partitions;
 pub mod availability;
 pub mod bindings;

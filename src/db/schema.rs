@@ -351,7 +351,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_exports (id) {
+        id -> Text,
+        practice -> Text,
+        requested_by -> Text,
+        request -> Text,
+        since -> Nullable<Timestamp>,
+        until -> Timestamp,
+        transaction_time -> Timestamp,
+        status -> Text,
+        cursor_recorded_at -> Nullable<Timestamp>,
+        cursor_chain -> Nullable<Text>,
+        cursor_seq -> Nullable<BigInt>,
+        exported -> BigInt,
+        files -> BigInt,
+        error -> Nullable<Text>,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_export_files (export_id, part) {
+        export_id -> Text,
+        part -> BigInt,
+        events -> BigInt,
+        content -> Text,
+    }
+}
+
 diesel::joinable!(record_access_codes -> patients (patient_id));
+diesel::joinable!(audit_export_files -> audit_exports (export_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     instance_heartbeats,
@@ -371,5 +405,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     actor_snapshots,
     proxy_roles,
     access_requests,
-    proxy_reviews
+    proxy_reviews,
+    audit_exports,
+    audit_export_files
 );

@@ -41,7 +41,8 @@ pub fn capability_statement(base_url: &str, date: &str, routes: &[Route]) -> Val
     }
     types.sort();
     let operation = |r: &Route| -> Option<Value> {
-        let name = r.path.split('/').find_map(|seg| seg.strip_prefix('$'))?;
+        // The operation itself, not the URLs it hands out (a bulk export's status and files).
+        let name = r.path.rsplit('/').next()?.strip_prefix('$')?;
         Some(json!({
             "name": name,
             "definition": format!("{base_url}/OperationDefinition/{name}"),

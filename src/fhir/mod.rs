@@ -1,6 +1,7 @@
 //! FHIR R4 wire types (serde + OpenAPI schemas) and the mapping between them and the domain.
 
 mod audit_event;
+pub mod bulk_data;
 mod bundle;
 pub mod capability;
 pub mod clinical;

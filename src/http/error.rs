@@ -492,6 +492,7 @@ fn reason_code(r: Reason) -> ErrorCode {
         Reason::LinkageKeyExpired => ErrorCode::LinkageKeyExpired,
         Reason::LinkageDetailsInvalid => ErrorCode::LinkageDetailsInvalid,
         Reason::LinkageLocked { .. } => ErrorCode::LinkageLocked,
+        Reason::TooMany { .. } => ErrorCode::TooManyRequests,
         Reason::PatientNotRegistered => ErrorCode::PatientNotRegistered,
         Reason::IdentityMismatch => ErrorCode::IdentityMismatch,
         Reason::PatientDeceased => ErrorCode::PatientDeceased,
@@ -525,7 +526,8 @@ impl From<Error> for ApiError {
             Error::NotFound { message, .. } => ApiError::new(ErrorCode::ResourceNotFound, message),
             Error::Rejected { reason, message, field } => {
                 let mut error = ApiError::new(reason_code(reason), message);
-                if let Reason::LinkageLocked { retry_after_seconds } = reason {
+                if let Reason::LinkageLocked { retry_after_seconds } | Reason::TooMany { retry_after_seconds } = reason
+                {
                     error.retry_after_seconds = Some(retry_after_seconds);
                 }
                 match field {

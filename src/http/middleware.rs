@@ -302,7 +302,7 @@ fn security_headers(headers: &mut actix_web::http::header::HeaderMap, docs: bool
 }
 
 /// Content negotiation: the API answers JSON (`application/fhir+json`), the registration letter
-/// also PDF. An `Accept` or `_format` asking only for something else is 406.
+/// also PDF, a bulk export's files NDJSON. An `Accept` or `_format` asking only for something else is 406.
 fn acceptable(req: &ServiceRequest) -> Result<(), ApiError> {
     let path = req.path();
     if path.starts_with("/docs") || path == "/metrics" || path.starts_with("/health/") || path.starts_with("/dev") {
@@ -314,6 +314,8 @@ fn acceptable(req: &ServiceRequest) -> Result<(), ApiError> {
             t.as_str(),
             "" | "*/*" | "application/*" | "application/json" | "application/fhir+json" | "json"
         ) || (path.contains("registration-letter") && t == "application/pdf")
+            || (path.starts_with("/AuditEvent/$export/")
+                && matches!(t.as_str(), "application/fhir+ndjson" | "application/ndjson"))
     };
     if let Some(format) = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "_format")

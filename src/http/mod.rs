@@ -3,6 +3,7 @@
 mod accounts;
 pub mod audit;
 mod audit_events;
+mod audit_export;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -118,6 +119,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(identity::verify_linkage)
         .service(identity::link_identity)
         .service(audit_events::verify_audit)
+        // Before the AuditEvent search: `$export` is not a search.
+        .service(audit_export::kick_off)
+        .service(audit_export::export_status)
+        .service(audit_export::cancel_export)
+        .service(audit_export::export_file)
         .service(audit_events::search_audit)
         .service(audit_events::explain_access)
         .service(proxy::questionnaire_response::submit)

@@ -9,6 +9,7 @@ use crate::audit::{ActorSnapshot, AuditRecord, Outcome};
 use crate::db::bindings::Binding;
 use crate::db::reads::PatientContext;
 use crate::db::{self, DbConnection, DbError};
+use crate::domain::audit::AuditExport;
 use crate::domain::entitlements::{self, Entitlements, PatientState};
 use crate::domain::policy::{
     self, Action, ActorFacts, Decision, Facts, IdentityLink, PatientFacts, PersonFacts, PracticeFacts, ProxyFacts,
@@ -44,6 +45,8 @@ pub enum Target {
     PatientNhs(NhsNumber),
     /// A proxy access request by id.
     AccessRequest(String),
+    /// A bulk export of a practice's audit trail by id.
+    AuditExport(String),
 }
 
 impl Target {
@@ -54,6 +57,7 @@ impl Target {
             Self::Practice(_) => "Organization",
             Self::ProxyRole(_) => "Consent",
             Self::AccessRequest(_) => "QuestionnaireResponse",
+            Self::AuditExport(_) => "Export",
             _ => "Patient",
         }
     }
@@ -95,6 +99,8 @@ pub struct Permit {
     /// The proxy role the request is about, or the one a proxy acts through.
     pub role: Option<ProxyRole>,
     pub request: Option<AccessRequest>,
+    /// The bulk export of the audit trail the request is about.
+    pub export: Option<AuditExport>,
     /// The record-access codes on the target patient's record.
     pub codes: crate::domain::record_access::CodeSet,
     /// What is in effect for the person acting on the target patient, as the decision saw it.
@@ -117,6 +123,7 @@ impl Permit {
             binding: None,
             role: None,
             request: None,
+            export: None,
             codes: Default::default(),
             entitlements: None,
             _decided: Decided,
@@ -275,6 +282,7 @@ async fn settle(
         binding: loaded.binding,
         role: loaded.role,
         request: loaded.request,
+        export: loaded.export,
         codes: loaded.codes,
         entitlements: None,
         _decided: Decided,
@@ -498,6 +506,7 @@ pub(super) struct Loaded {
     /// The role a target names, or the one a proxy acts through.
     role: Option<ProxyRole>,
     request: Option<AccessRequest>,
+    export: Option<AuditExport>,
     /// The record-access codes on the target patient's record.
     codes: crate::domain::record_access::CodeSet,
     /// How the person asking takes part in `role` (when the target is a role).
@@ -626,6 +635,13 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
                 PracticeRef::Id(id) => db::practices::find(c, id)?,
                 PracticeRef::Ods(ods) => db::practices::find_by_ods(c, ods)?,
             });
+            None
+        }
+        Target::AuditExport(id) => {
+            l.export = db::audit_exports::find(c, id)?;
+            if let Some(ods) = l.export.as_ref().and_then(|e| OdsCode::parse(&e.practice).ok()) {
+                l.place_practice(db::practices::find_by_ods(c, &ods)?);
+            }
             None
         }
     };
@@ -818,6 +834,10 @@ impl Loaded {
             Target::Pending => TargetFacts::Pending,
             Target::Practice(_) => TargetFacts::Practice(self.practice.as_ref().map(|p| practice_facts(&p.ods_code))),
             Target::OwnRecord => TargetFacts::OwnRecord(self.patient.as_ref().map(patient_facts)),
+            // An export of another practice is answered exactly like one that does not exist.
+            Target::AuditExport(_) => {
+                TargetFacts::PracticeJob(self.practice.as_ref().map(|p| practice_facts(&p.ods_code)))
+            }
             Target::Task(_) if matches!(self.task, Some(AnyTask::Bulk(_))) => {
                 TargetFacts::PracticeJob(self.practice.as_ref().map(|p| practice_facts(&p.ods_code)))
             }

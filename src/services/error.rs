@@ -66,6 +66,10 @@ pub enum Reason {
     LinkageLocked {
         retry_after_seconds: u64,
     },
+    /// The caller already holds as much of this as they may; some of it goes in this long.
+    TooMany {
+        retry_after_seconds: u64,
+    },
     PatientNotRegistered,
     IdentityMismatch,
     /// The patient has died: nothing more is switched on or changed for them.

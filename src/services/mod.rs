@@ -5,6 +5,7 @@
 pub mod access;
 pub mod accounts;
 pub mod audit;
+pub mod audit_export;
 pub mod bulk;
 pub mod clock;
 pub mod error;

@@ -3,6 +3,7 @@
 
 mod access;
 mod architecture;
+mod audit_export;
 mod audit_trail;
 mod auth;
 mod conformance;

@@ -185,6 +185,12 @@ actions! {
         staff: Some(READ_AUDIT), patient: None, system: None;
     ExplainAccess => "explain-access", Read, "explain an access decision",
         staff: Some(READ_OR_AUDIT), patient: None, system: None;
+    ExportAudit => "export-audit", Execute, "export a practice's audit trail in bulk",
+        staff: Some(READ_AUDIT), patient: None, system: None;
+    ReadAuditExport => "read-audit-export", Read, "follow or download a bulk export of the audit trail",
+        staff: Some(READ_AUDIT), patient: None, system: None;
+    CancelAuditExport => "cancel-audit-export", Update, "cancel a bulk export of the audit trail",
+        staff: Some(READ_AUDIT), patient: None, system: None;
     UseAppointments => "use-appointments", Read, "book and manage appointments",
         staff: None, patient: Some(RECORD), system: None;
     UsePrescriptions => "use-prescriptions", Read, "order repeat prescriptions",

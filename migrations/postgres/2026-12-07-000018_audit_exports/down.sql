@@ -1,0 +1,2 @@
+DROP TABLE audit_export_files;
+DROP TABLE audit_exports;
