@@ -16,7 +16,6 @@ use serde::{Serialize, Serializer};
 
 use super::organization::Organization;
 use super::patient::Patient;
-use crate::crypto::Namer;
 use crate::domain::clinical::{Area, Detail, Entry, Prescription, Visible};
 use crate::domain::{PatientRecord, PracticeRecord};
 
@@ -420,8 +419,8 @@ pub struct Resources<'a> {
 }
 
 impl<'a> Resources<'a> {
-    /// `namer` names the patient's entries (its context is the patient's record).
-    pub fn new(patient: &'a PatientRecord, visible: &'a Visible, namer: &Namer) -> Self {
+    /// `name` names the patient's entries by their supplier ids.
+    pub fn new(patient: &'a PatientRecord, visible: &'a Visible, name: &dyn Fn(&str) -> String) -> Self {
         let named = visible
             .entries
             .iter()
@@ -430,7 +429,7 @@ impl<'a> Resources<'a> {
                     e.id.as_str(),
                     Named {
                         entry: e,
-                        name: namer.name(&e.id),
+                        name: name(&e.id),
                     },
                 )
             })
@@ -824,15 +823,15 @@ struct Collection<'a> {
 
 /// `$gpc.getstructuredrecord`: a `collection` Bundle with the patient, their practice, a List
 /// for each area shown, and every entry shown, as JSON. Nothing in it refers to anything left
-/// out. `namer` names the patient's entries, as it does for the searches.
+/// out. `name` names the patient's entries, as it does for the searches.
 pub fn structured_record(
     base_url: &str,
     patient: &PatientRecord,
     practice: &PracticeRecord,
     visible: &Visible,
-    namer: &Namer,
+    name: &dyn Fn(&str) -> String,
 ) -> Vec<u8> {
-    let r = Resources::new(patient, visible, namer);
+    let r = Resources::new(patient, visible, name);
     fn plain(name: &str) -> Id<'_> {
         Id { plan: false, name }
     }
@@ -846,7 +845,7 @@ pub fn structured_record(
     let list_names: Vec<(Area, String)> = visible
         .areas
         .iter()
-        .map(|a| (*a, namer.name(&format!("list:{}", a.name()))))
+        .map(|a| (*a, name(&format!("list:{}", a.name()))))
         .collect();
     let mut entry = Vec::with_capacity(2 + list_names.len() + visible.entries.len() * 2);
     entry.push(CollectionEntry {

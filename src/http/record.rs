@@ -10,7 +10,6 @@ use chrono::NaiveDate;
 use super::body::{Paging, RawBody};
 use super::error::{ApiError, ErrorCode};
 use super::search::{parse_pairs_with, searchset, strict_handling};
-use crate::crypto::Namer;
 use crate::domain::NhsNumber;
 use crate::domain::clinical::{Area, Period, Query};
 use crate::domain::policy::Action;
@@ -19,7 +18,7 @@ use crate::fhir::clinical::{Resources, structured_record, types_of};
 use crate::fhir::{OperationOutcome, Parameter, Parameters};
 use crate::services::Caller;
 use crate::services::access::{self, Target};
-use crate::services::record::{self, Disclosed, Whose};
+use crate::services::record::{self, Whose};
 use crate::state::AppState;
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -38,12 +37,6 @@ fn clinical(body: Vec<u8>) -> HttpResponse {
 fn clinical_json(body: &impl serde::Serialize) -> Result<HttpResponse, ApiError> {
     let body = serde_json::to_vec(body).map_err(|e| ApiError::internal(format!("writing a record answer: {e}")))?;
     Ok(clinical(body))
-}
-
-/// Names the entries of the disclosed patient's record: the same name for an entry in every
-/// answer, and nothing about the supplier's id in it.
-fn namer(state: &AppState, disclosed: &Disclosed) -> Namer {
-    state.core.secrets.namer(&format!("record:{}", disclosed.patient.id))
 }
 
 /// A part's `valuePeriod` (inclusive days; a dateTime counts by its day).
@@ -238,7 +231,7 @@ pub async fn structured(state: web::Data<AppState>, caller: Caller, body: RawBod
         &disclosed.patient,
         &disclosed.practice,
         &disclosed.visible,
-        &namer(&state, &disclosed),
+        &|v: &str| disclosed.name(v),
     )))
 }
 
@@ -308,7 +301,7 @@ pub(super) async fn search(
         ..Query::everything()
     };
     let disclosed = record::read(&state.core, caller, Whose::Id(patient), query).await?;
-    let r = Resources::new(&disclosed.patient, &disclosed.visible, &namer(state, &disclosed));
+    let r = Resources::new(&disclosed.patient, &disclosed.visible, &|v: &str| disclosed.name(v));
     let matching: Vec<_> = disclosed
         .visible
         .entries
@@ -410,7 +403,7 @@ pub async fn binary(
         Query::only(Area::Documents),
     )
     .await?;
-    let r = Resources::new(&disclosed.patient, &disclosed.visible, &namer(&state, &disclosed));
+    let r = Resources::new(&disclosed.patient, &disclosed.visible, &|v: &str| disclosed.name(v));
     let found = r.named(document).and_then(|e| r.binary(e)).ok_or_else(not_found)?;
     clinical_json(&found)
 }

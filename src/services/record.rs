@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::access::{self, Target};
 use super::{Caller, Core, Error, Result};
+use crate::crypto::Namer;
 use crate::domain::clinical::{self, Query, Visible};
 use crate::domain::entitlements::Via;
 use crate::domain::policy::Action;
@@ -29,6 +30,17 @@ pub struct Disclosed {
     pub visible: Visible,
     /// The record access in effect that decided it.
     pub access: AccessSettings,
+    /// Names the record's entries: the same name for an entry in every answer, and nothing of
+    /// the supplier's id in it.
+    namer: Namer,
+}
+
+impl Disclosed {
+    /// The opaque name of one of the record's entries (by the supplier's id) or of a part of
+    /// the answer.
+    pub fn name(&self, value: &str) -> String {
+        self.namer.name(value)
+    }
 }
 
 /// Reads the patient's record for the caller: the engine decides (P9, the patient themself or
@@ -75,7 +87,9 @@ pub async fn read(core: &Core, caller: &Caller, whose: Whose, query: Query) -> R
         &patient,
         describe(&visible, &entitlements.via),
     );
+    let namer = core.secrets.namer(&format!("record:{}", patient.id));
     Ok(Disclosed {
+        namer,
         patient,
         practice,
         visible,
