@@ -153,6 +153,22 @@ def sign_in_as_client(driver, scheme, client_id):
     close_authorize_dialog(driver)
 
 
+def load(driver, base):
+    driver.get(f"{base}/docs/")
+    wait_for(driver, EC.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title")),
+             "Swagger UI to load the document")
+
+
+def still_signed_in_after_reload(driver, base, scheme):
+    """Swagger UI keeps the sign-in in the browser (persistAuthorization)."""
+    load(driver, base)
+    open_authorize_dialog(driver)
+    wait_for(driver, lambda d: button_named(auth_container(d, scheme), "Logout"),
+             f"{scheme} to be still signed in after a reload")
+    close_authorize_dialog(driver)
+    print(f"  {scheme}: still signed in after a reload")
+
+
 def sign_out(driver, scheme):
     open_authorize_dialog(driver)
     logout = button_named(auth_container(driver, scheme), "Logout")
@@ -219,15 +235,15 @@ def try_it_out(driver, method, path, params, expect):
 def run(base):
     driver = browser()
     try:
-        driver.get(f"{base}/docs/")
-        wait_for(driver, EC.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title")),
-                 "Swagger UI to load the document")
+        load(driver, base)
         for persona, scheme, (method, path), params, expect in JOURNEYS:
             try:
                 if persona in SYSTEM_CLIENTS:
                     sign_in_as_client(driver, scheme, persona)
                 else:
                     sign_in(driver, scheme, persona)
+                if persona == JOURNEYS[0][0]:
+                    still_signed_in_after_reload(driver, base, scheme)
                 code = try_it_out(driver, method, path, params, expect)
                 print(f"ok   {persona}: signed in with {scheme}, {method.upper()} {path} -> {code} in the UI")
                 sign_out(driver, scheme)
