@@ -168,9 +168,10 @@ pub fn openapi_for(issuers: &[IssuerSettings]) -> utoipa::openapi::OpenApi {
 }
 
 /// One OpenID Connect scheme per trusted issuer, named as the issuer is configured, pointing at
-/// its discovery document: a client (Swagger UI's Authorize among them) finds the authorization
-/// and token endpoints there and signs in with the authorization-code flow and PKCE. Every
-/// operation that takes a token accepts one from any of them, or a pasted bearer token.
+/// its discovery document: a client (Swagger UI's Authorize among them) finds the endpoints and
+/// grants there, and signs in (people with the authorization-code flow and PKCE, systems with
+/// client credentials). Every operation that takes a token accepts one from any of them, or a
+/// pasted bearer token.
 fn document_sign_in(api: &mut utoipa::openapi::OpenApi, issuers: &[IssuerSettings]) {
     use utoipa::openapi::security::{OpenIdConnect, SecurityRequirement};
 
