@@ -328,7 +328,10 @@ fn print_banner(app: &Application, settings: &Settings) {
         out.push_str(&format!(
             "  issuers       {base}/dev-idp/staff | /dev-idp/patient | /dev-idp/system\n"
         ));
-        out.push_str("  personas      cargo run --release -q -- dev-token --list\n\n  Try:\n");
+        out.push_str("  personas      cargo run --release -q -- dev-token --list\n");
+        out.push_str(&format!(
+            "  docs sign-in  {base}/docs/: Authorize, then dev-staff or dev-patient, then pick a persona\n\n  Try:\n"
+        ));
         out.push_str("    TOKEN=$(cargo run --release -q -- dev-token --persona staff-emis)\n");
         out.push_str(&format!(
             "    curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/Patient?family=smith'\n"

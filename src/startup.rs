@@ -11,7 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use std::sync::Arc;
 
-use crate::config::{Environment, IssuerSettings, Settings};
+use crate::config::{Environment, Settings};
 use crate::crypto::SecretBox;
 use crate::db;
 use crate::domain::Supplier;
@@ -56,15 +56,7 @@ impl Application {
                 bail!("the dev profile (no trusted issuers configured) is refused when GATEWAY_ENV=production");
             }
             let idp = DevIdentityProvider::load_or_create(&settings.data_dir, &base_url)?;
-            settings.auth.issuers = dev_idp::REALMS
-                .iter()
-                .map(|realm| IssuerSettings {
-                    name: format!("dev-{}", realm.as_str()),
-                    kind: *realm,
-                    issuer: idp.issuer(*realm),
-                    algorithms: vec!["RS512".into()],
-                })
-                .collect();
+            settings.auth.issuers = dev_idp::issuers(&base_url);
             Some(web::Data::new(idp))
         } else {
             None
@@ -169,7 +161,7 @@ impl Application {
             metrics,
         });
 
-        let openapi = http::openapi();
+        let openapi = http::openapi_for(&settings.auth.issuers);
         let instance = state.core.instance.clone();
         // The first heartbeat is on record before any request can be claimed.
         {
@@ -179,10 +171,20 @@ impl Application {
         let server_state = state.clone();
         let claims = web::Data::new(http::middleware::ClaimsHere::default());
         let cors_origins = settings.http.cors_allowed_origins.clone();
-        let dev_login = web::Data::new(dev::login::DevLogin::new(
-            &settings.auth.client_id,
-            settings.auth.max_token_lifetime_seconds,
-        ));
+        let docs_redirect = http::docs_oauth2_redirect(&base_url);
+        let dev_login = web::Data::new(
+            dev::login::DevLogin::new(&settings.auth.client_id, settings.auth.max_token_lifetime_seconds)
+                .with_client(dev::login::DOCS_CLIENT_ID, &docs_redirect),
+        );
+        // Swagger UI signs in with the authorization-code flow and PKCE through the issuers the
+        // document declares; only the dev provider knows its client, so only there is it given.
+        let mut docs_oauth = utoipa_swagger_ui::oauth::Config::new().use_pkce_with_authorization_code_grant(true);
+        if dev_profile {
+            docs_oauth = docs_oauth.client_id(dev::login::DOCS_CLIENT_ID);
+        }
+        let docs_config = utoipa_swagger_ui::Config::default()
+            .oauth2_redirect_url(docs_redirect)
+            .persist_authorization(true);
         let server = HttpServer::new(move || {
             let mut cors = actix_cors::Cors::default()
                 .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -207,7 +209,12 @@ impl Application {
                     }
                 })
                 .configure(|cfg| http::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(cfg)))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .url("/openapi.json", openapi.clone())
+                        .config(docs_config.clone())
+                        .oauth(docs_oauth.clone()),
+                )
                 .route("/docs", web::get().to(http::docs_redirect))
                 .default_service(web::to(http::not_found))
                 .wrap(from_fn(http::proxy::vrs_errors))

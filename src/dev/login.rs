@@ -1,8 +1,14 @@
 //! Sign-in for the development identity provider: the OAuth 2.0 authorization-code flow with
 //! PKCE (RFC 6749 section 4.1, RFC 7636, S256 only) as a patient or staff app uses it, without a
-//! login page. `login_hint` names who signs in: a persona (`dev-token --list`) or, in the patient
-//! realm, any NHS number (with `vot` for the vector of trust). Codes are single use, bound to
-//! the client, the redirect URI and the challenge, and expire after a minute.
+//! password. `login_hint` names who signs in: a persona (`dev-token --list`) or, in the patient
+//! realm, any NHS number (with `vot` for the vector of trust); without one, the provider answers
+//! a page on which to choose a persona of the realm, as a browser-based client (Swagger UI) has
+//! no way to name one. Codes are single use, bound to the client, the redirect URI and the
+//! challenge, and expire after a minute.
+//!
+//! Any client may sign in with a loopback `http` redirect URI. A registered client (the API
+//! documentation's) has exactly one redirect URI, which need not be on loopback when the gateway
+//! is reached under another name (`public_url`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,11 +29,15 @@ const CODE_LIFETIME: Duration = Duration::from_secs(60);
 const TOKEN_LIFETIME_SECONDS: i64 = 3600;
 /// Codes waiting to be exchanged; beyond this, sign-ins are refused until some expire.
 const MAX_PENDING: usize = 1000;
+/// The client id Swagger UI at `/docs/` signs in with.
+pub const DOCS_CLIENT_ID: &str = "gp-online-gateway-docs";
 
 /// The codes handed out and not yet exchanged, shared by every worker.
 pub struct DevLogin {
     audience: String,
     token_lifetime_seconds: i64,
+    /// Registered clients and the one redirect URI each may use.
+    clients: HashMap<String, String>,
     pending: Mutex<HashMap<String, Grant>>,
 }
 
@@ -48,7 +58,24 @@ impl DevLogin {
         Self {
             audience: audience.to_owned(),
             token_lifetime_seconds: TOKEN_LIFETIME_SECONDS.min(max),
+            clients: HashMap::new(),
             pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Registers `client_id`: from now on it may sign in only with `redirect_uri`, exactly.
+    pub fn with_client(mut self, client_id: &str, redirect_uri: &str) -> Self {
+        self.clients.insert(client_id.to_owned(), redirect_uri.to_owned());
+        self
+    }
+
+    /// Where a sign-in for `client_id` may return to: its registered URI, or for any other
+    /// client a loopback one.
+    fn redirect_for(&self, client_id: &str, raw: &str) -> Option<url::Url> {
+        match self.clients.get(client_id) {
+            Some(registered) if registered == raw => url::Url::parse(raw).ok(),
+            Some(_) => None,
+            None => loopback_redirect(raw),
         }
     }
 
@@ -77,6 +104,7 @@ struct TokenForm {
     redirect_uri: Option<String>,
     client_id: Option<String>,
     code_verifier: Option<String>,
+    scope: Option<String>,
 }
 
 fn oauth_error(status: actix_web::http::StatusCode, error: &str, description: &str) -> HttpResponse {
@@ -146,18 +174,24 @@ async fn authorize(
     let Some(client_id) = q.client_id.filter(|c| !c.is_empty() && text(c, 128)) else {
         return bad_request("invalid_request", "client_id is required: 1 to 128 characters");
     };
-    let Some(mut redirect) = q.redirect_uri.as_deref().and_then(loopback_redirect) else {
-        return bad_request(
-            "invalid_request",
-            "redirect_uri must be an http URL on 127.0.0.1 or localhost",
-        );
+    let Some(mut redirect) = q
+        .redirect_uri
+        .as_deref()
+        .and_then(|raw| login.redirect_for(&client_id, raw))
+    else {
+        let why = if login.clients.contains_key(&client_id) {
+            "redirect_uri must be the one registered for this client"
+        } else {
+            "redirect_uri must be an http URL on 127.0.0.1 or localhost"
+        };
+        return bad_request("invalid_request", why);
     };
     let redirect_uri = q.redirect_uri.unwrap_or_default();
     let state = q.state.filter(|s| text(s, 512));
     if q.scope.as_ref().is_some_and(|s| !text(s, 512)) {
         return bad_request("invalid_scope", "scope must be at most 512 characters");
     }
-    let fail = |mut redirect: url::Url, error: &str, description: &str| {
+    let refusal = |mut redirect: url::Url, error: &str, description: &str| {
         {
             let mut pairs = redirect.query_pairs_mut();
             pairs
@@ -167,8 +201,11 @@ async fn authorize(
                 pairs.append_pair("state", s);
             }
         }
+        redirect
+    };
+    let fail = |redirect: url::Url, error: &str, description: &str| {
         HttpResponse::Found()
-            .insert_header(("location", redirect.as_str()))
+            .insert_header(("location", refusal(redirect, error, description).as_str()))
             .finish()
     };
     if q.response_type.as_deref() != Some("code") {
@@ -184,7 +221,20 @@ async fn authorize(
     if q.code_challenge_method.as_deref() != Some("S256") {
         return fail(redirect, "invalid_request", "code_challenge_method must be S256");
     }
-    let claims = match claims_for(realm, q.login_hint.as_deref().unwrap_or_default(), q.vot.as_deref()) {
+    let Some(hint) = q.login_hint.as_deref().filter(|h| !h.is_empty()) else {
+        let cancel = refusal(redirect, "access_denied", "sign-in was cancelled");
+        let carried = [
+            ("response_type", q.response_type.as_deref()),
+            ("client_id", Some(client_id.as_str())),
+            ("redirect_uri", Some(redirect_uri.as_str())),
+            ("scope", q.scope.as_deref()),
+            ("state", state.as_deref()),
+            ("code_challenge", Some(challenge.as_str())),
+            ("code_challenge_method", q.code_challenge_method.as_deref()),
+        ];
+        return chooser(realm, &carried, cancel.as_str());
+    };
+    let claims = match claims_for(realm, hint, q.vot.as_deref()) {
         Ok(c) => c,
         Err(why) => return fail(redirect, "access_denied", &why),
     };
@@ -225,7 +275,147 @@ async fn authorize(
         .finish()
 }
 
+/// Text for an HTML page: every character that could end an attribute or start markup escaped.
+fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page a sign-in without `login_hint` gets: the realm's personas, each a button that asks
+/// again with the same parameters and that persona as `login_hint` (in the patient realm also
+/// any NHS number), and a way back to the client without signing in.
+fn chooser(realm: IssuerKind, carried: &[(&str, Option<&str>)], cancel: &str) -> HttpResponse {
+    let hidden: String = carried
+        .iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .map(|(name, value)| format!(r#"<input type="hidden" name="{name}" value="{}">"#, html(value)))
+        .collect();
+    let personas: String = super::PERSONAS
+        .iter()
+        .filter(|p| p.realm == realm)
+        .map(|p| {
+            format!(
+                r#"<li><button type="submit" name="login_hint" value="{name}">{name}</button> {}</li>"#,
+                html(p.description),
+                name = p.name,
+            )
+        })
+        .collect();
+    let anyone = if realm == IssuerKind::Patient {
+        format!(
+            r#"<h2>Anyone else</h2><form method="get">{hidden}<p><label>NHS number <input name="login_hint" inputmode="numeric" pattern="[0-9]{{10}}" required></label> <label>Vector of trust <input name="vot" value="P9.Cp.Cd"></label> <button type="submit">Sign in</button></p></form>"#
+        )
+    } else {
+        String::new()
+    };
+    let realm = realm.as_str();
+    let body = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in ({realm}): development identity provider</title></head>
+<body><h1>Sign in to the {realm} realm</h1>
+<p>The development identity provider asks for no password: choose who signs in.</p>
+<form method="get">{hidden}<ul>{personas}</ul></form>{anyone}
+<p><a href="{cancel}">Cancel</a></p></body></html>
+"#,
+        cancel = html(cancel),
+    );
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+/// The client id of HTTP Basic client authentication (RFC 6749 section 2.3.1), if given.
+fn basic_client_id(req: &actix_web::HttpRequest) -> Option<String> {
+    let header = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, encoded) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let id = decoded.split_once(':').map_or(decoded.as_str(), |(id, _)| id);
+    url::form_urlencoded::parse(format!("id={id}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The client credentials grant (RFC 6749 section 4.4) in the system realm: the client is one of
+/// the system personas, known by the `client_id` its tokens carry. The dev provider checks no
+/// secret, as `dev-token` asks none. A requested scope narrows what the persona holds.
+fn client_credentials(
+    login: &DevLogin,
+    idp: &DevIdentityProvider,
+    client_id: Option<String>,
+    scope: Option<String>,
+) -> HttpResponse {
+    let persona = client_id.as_deref().and_then(|id| {
+        super::PERSONAS
+            .iter()
+            .find(|p| p.realm == IssuerKind::System && p.claims()["client_id"] == id)
+    });
+    let Some(persona) = persona else {
+        let known: Vec<String> = super::PERSONAS
+            .iter()
+            .filter(|p| p.realm == IssuerKind::System)
+            .filter_map(|p| p.claims()["client_id"].as_str().map(str::to_owned))
+            .collect();
+        return oauth_error(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            &format!(
+                "the client must be one of the system personas' clients: {}",
+                known.join(", ")
+            ),
+        );
+    };
+    let mut claims = persona.claims();
+    let held = claims["scope"].as_str().unwrap_or_default().to_owned();
+    if let Some(requested) = scope.filter(|s| !s.trim().is_empty()) {
+        let granted: Vec<&str> = requested
+            .split_whitespace()
+            .filter(|s| held.split_whitespace().any(|h| h == *s))
+            .collect();
+        if granted.is_empty() {
+            return bad_request("invalid_scope", &format!("this client holds only: {held}"));
+        }
+        claims["scope"] = json!(granted.join(" "));
+    }
+    let scope = claims["scope"].clone();
+    match idp.mint(
+        IssuerKind::System,
+        &login.audience,
+        login.token_lifetime_seconds,
+        &claims,
+    ) {
+        Ok(access_token) => HttpResponse::Ok()
+            .insert_header(("cache-control", "no-store"))
+            .json(json!({
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": login.token_lifetime_seconds,
+                "scope": scope,
+            })),
+        Err(e) => oauth_error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            &e.to_string(),
+        ),
+    }
+}
+
 async fn token(
+    req: actix_web::HttpRequest,
     login: web::Data<DevLogin>,
     idp: web::Data<DevIdentityProvider>,
     form: Result<web::Form<TokenForm>, actix_web::Error>,
@@ -234,8 +424,18 @@ async fn token(
         return bad_request("invalid_request", "the body must be application/x-www-form-urlencoded");
     };
     let form = form.into_inner();
-    if form.grant_type.as_deref() != Some("authorization_code") {
-        return bad_request("unsupported_grant_type", "grant_type must be authorization_code");
+    match form.grant_type.as_deref() {
+        Some("authorization_code") => {}
+        Some("client_credentials") => {
+            let client_id = basic_client_id(&req).or(form.client_id);
+            return client_credentials(&login, &idp, client_id, form.scope);
+        }
+        _ => {
+            return bad_request(
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or client_credentials",
+            );
+        }
     }
     let (Some(code), Some(verifier)) = (form.code, form.code_verifier) else {
         return bad_request("invalid_request", "code and code_verifier are required");
@@ -289,4 +489,59 @@ async fn token(
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/dev-idp/{realm}/authorize", web::get().to(authorize))
         .route("/dev-idp/token", web::post().to(token));
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    #[test]
+    fn a_registered_client_returns_only_to_its_own_uri() {
+        let login = DevLogin::new("gp-online-gateway", 3600)
+            .with_client(DOCS_CLIENT_ID, "https://gateway.example.org/docs/oauth2-redirect.html");
+        assert!(
+            login
+                .redirect_for(DOCS_CLIENT_ID, "https://gateway.example.org/docs/oauth2-redirect.html")
+                .is_some()
+        );
+        for elsewhere in [
+            "http://127.0.0.1:8080/docs/oauth2-redirect.html",
+            "https://gateway.example.org/docs/oauth2-redirect.html?x=1",
+            "https://gateway.example.org/other",
+        ] {
+            assert!(login.redirect_for(DOCS_CLIENT_ID, elsewhere).is_none(), "{elsewhere}");
+        }
+        // Any other client: loopback http only.
+        assert!(login.redirect_for("my-app", "http://127.0.0.1:8765/cb").is_some());
+        assert!(login.redirect_for("my-app", "http://localhost/cb").is_some());
+        assert!(
+            login
+                .redirect_for("my-app", "https://gateway.example.org/docs/oauth2-redirect.html")
+                .is_none()
+        );
+        assert!(login.redirect_for("my-app", "http://127.0.0.1/cb#frag").is_none());
+    }
+
+    #[test]
+    fn the_chooser_escapes_what_it_repeats() {
+        assert_eq!(html(r#"a"b<c>&'d"#), "a&quot;b&lt;c&gt;&amp;&#39;d");
+        let page = chooser(
+            IssuerKind::Staff,
+            &[("state", Some(r#""><script>x</script>"#)), ("scope", None)],
+            "http://127.0.0.1:9/cb?error=access_denied&state=%22",
+        );
+        let body = match page.into_body().try_into_bytes() {
+            Ok(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
+            Err(_) => panic!("a complete body"),
+        };
+        assert!(!body.contains("<script>"));
+        assert!(
+            body.contains(r#"<input type="hidden" name="state" value="&quot;&gt;&lt;script&gt;x&lt;/script&gt;">"#)
+        );
+        assert!(!body.contains(r#"name="scope""#), "absent parameters stay absent");
+        assert!(body.contains(r#"href="http://127.0.0.1:9/cb?error=access_denied&amp;state=%22""#));
+        assert!(body.contains(r#"value="staff-emis""#) && !body.contains(r#"value="patient-p9""#));
+    }
 }

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::config::{IssuerKind, IssuerSettings};
 use error::{ApiError, ErrorCode};
 
 #[derive(OpenApi)]
@@ -65,6 +66,10 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "A token from any trusted issuer, pasted as is (in the dev profile: \
+                         `gp-online-gateway dev-token --persona NAME`)",
+                    ))
                     .build(),
             ),
         );
@@ -144,8 +149,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(record_access::registration_event);
 }
 
-/// The OpenAPI document, generated from the same registration the server uses.
+/// The OpenAPI document as a gateway with the default settings serves it: the dev profile on
+/// `127.0.0.1:8080`, whose issuers the security schemes name. This is the committed
+/// `openapi/openapi.json`; a running gateway serves [`openapi_for`] its own issuers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
+    let settings = crate::config::Settings::default();
+    openapi_for(&crate::identity::dev_idp::issuers(&settings.base_url(settings.bind)))
+}
+
+/// The OpenAPI document, generated from the same registration the server uses, declaring how
+/// to sign in with each of `issuers`.
+pub fn openapi_for(issuers: &[IssuerSettings]) -> utoipa::openapi::OpenApi {
     let (_, mut api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -154,8 +168,56 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
     document_common_responses(&mut api);
     document_vrs_request_id(&mut api);
+    document_sign_in(&mut api, issuers);
     attach_examples(&mut api);
     api
+}
+
+/// One OpenID Connect scheme per trusted issuer, named as the issuer is configured, pointing at
+/// its discovery document: a client (Swagger UI's Authorize among them) finds the endpoints and
+/// grants there, and signs in (people with the authorization-code flow and PKCE, systems with
+/// client credentials). Every operation that takes a token accepts one from any of them, or a
+/// pasted bearer token.
+fn document_sign_in(api: &mut utoipa::openapi::OpenApi, issuers: &[IssuerSettings]) {
+    use utoipa::openapi::security::{OpenIdConnect, SecurityRequirement};
+
+    let components = api.components.get_or_insert_with(Default::default);
+    for issuer in issuers {
+        let who = match issuer.kind {
+            IssuerKind::Staff => "Practice staff (CIS2-like issuer: organisation and roles)",
+            IssuerKind::Patient => "Patients and their proxies (NHS login-like issuer)",
+            IssuerKind::System => "Systems with client credentials: identity providers, suppliers, applications",
+        };
+        components.add_security_scheme(
+            issuer.name.clone(),
+            SecurityScheme::OpenIdConnect(OpenIdConnect::with_description(
+                format!(
+                    "{}/.well-known/openid-configuration",
+                    issuer.issuer.trim_end_matches('/')
+                ),
+                format!("{who}: tokens from {}", issuer.issuer),
+            )),
+        );
+    }
+    let operations = api.paths.paths.values_mut().flat_map(|item| {
+        [
+            item.get.as_mut(),
+            item.head.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ]
+    });
+    for op in operations.flatten() {
+        if let Some(security) = op.security.as_mut().filter(|s| !s.is_empty()) {
+            security.extend(
+                issuers
+                    .iter()
+                    .map(|issuer| SecurityRequirement::new(issuer.name.clone(), Vec::<String>::new())),
+            );
+        }
+    }
 }
 
 /// The VRS spec marks `X-Request-ID` required on its resources, and the gateway refuses a call
@@ -352,6 +414,11 @@ pub async fn not_found() -> HttpResponse {
     ));
     response.extensions_mut().insert(Unrouted);
     response
+}
+
+/// The page of Swagger UI (served at `/docs/`) that receives a sign-in's answer.
+pub fn docs_oauth2_redirect(base_url: &str) -> String {
+    format!("{}/docs/oauth2-redirect.html", base_url.trim_end_matches('/'))
 }
 
 /// `/docs` without a trailing slash lands on the Swagger UI.

@@ -12,7 +12,7 @@ use openidconnect::core::{CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
 use openidconnect::{JsonWebKeyId, JsonWebKeySet, PrivateSigningKey};
 use serde_json::{Value, json};
 
-use crate::config::IssuerKind;
+use crate::config::{IssuerKind, IssuerSettings};
 
 pub const REALMS: [IssuerKind; 3] = [IssuerKind::Staff, IssuerKind::Patient, IssuerKind::System];
 const KEY_FILE: &str = "dev-idp-signing-key.pem";
@@ -104,6 +104,28 @@ impl DevIdentityProvider {
 
     fn discovery(&self, realm: IssuerKind) -> Value {
         let issuer = self.issuer(realm);
+        // People sign in to the staff and patient realms; systems hold client credentials.
+        let (grants, client_auth, scopes) = if realm == IssuerKind::System {
+            (
+                json!(["client_credentials"]),
+                json!(["client_secret_basic", "client_secret_post"]),
+                json!([
+                    "identity:verify-linkage",
+                    "identity:link",
+                    "identity:register",
+                    "supplier:events",
+                    "operations:transitions",
+                    "proxy:read",
+                    "proxy:write"
+                ]),
+            )
+        } else {
+            (
+                json!(["authorization_code"]),
+                json!(["none", "private_key_jwt"]),
+                json!(["openid", "profile", "nhs_number", "gp_registration_details"]),
+            )
+        };
         json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/authorize"),
@@ -112,10 +134,10 @@ impl DevIdentityProvider {
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS512"],
-            "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
-            "grant_types_supported": ["authorization_code"],
+            "token_endpoint_auth_methods_supported": client_auth,
+            "grant_types_supported": grants,
             "code_challenge_methods_supported": ["S256"],
-            "scopes_supported": ["openid", "profile", "nhs_number", "gp_registration_details"],
+            "scopes_supported": scopes,
             "claims_supported": [
                 "sub", "nhs_number", "identity_proofing_level", "vot", "birthdate", "family_name",
                 "email", "gp_registration_details", "gp_integration_credentials", "nhsid_nrbac_roles"
@@ -126,6 +148,19 @@ impl DevIdentityProvider {
 
 pub fn issuer_url(base_url: &str, realm: IssuerKind) -> String {
     format!("{}/dev-idp/{}", base_url.trim_end_matches('/'), realm.as_str())
+}
+
+/// The issuers the dev profile trusts: one per realm of the provider running at `base_url`.
+pub fn issuers(base_url: &str) -> Vec<IssuerSettings> {
+    REALMS
+        .iter()
+        .map(|realm| IssuerSettings {
+            name: format!("dev-{}", realm.as_str()),
+            kind: *realm,
+            issuer: issuer_url(base_url, *realm),
+            algorithms: vec!["RS512".into()],
+        })
+        .collect()
 }
 
 /// Builds a compact JWS. Public so tests can forge tokens with other keys and algorithms.

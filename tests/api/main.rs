@@ -23,4 +23,5 @@ mod record;
 mod registration;
 mod request_ids;
 mod suppliers;
+mod swagger;
 mod transactional;
