@@ -5,7 +5,9 @@
 //! patients (default 100,000) with online accounts, bindings made by the first call of each
 //! patient token, and a proxy acting for several patients; then drives each call from
 //! `BENCH_CONNECTIONS` connections (default 64) on loopback for `BENCH_SECONDS` (default 10),
-//! counting every response. The load comes from `wrk` when it is on the PATH, else from the
+//! counting every response. Staff reads are driven twice: through a spread sample of 8,192
+//! patients in turn, and with each request's patient drawn uniformly at random from the whole
+//! practice ("uniform over all"). The load comes from `wrk` when it is on the PATH, else from the
 //! harness's own reqwest loops (`BENCH_GENERATOR=wrk|builtin` chooses). The GP record, slot
 //! search and booking are each driven through the gateway and straight at the supplier
 //! simulator, so what the gateway adds is the difference (`BENCH_ONLY=record`, `slot` or `book`
@@ -251,6 +253,9 @@ struct Load {
     tokens: Vec<String>,
     /// `POST` with a FHIR JSON body instead of `GET`: request `i` sends `bodies[i % len]`.
     bodies: Vec<String>,
+    /// Each request picks one of the requests uniformly at random, instead of going through
+    /// them in turn: what a cache can keep helps only as much as real traffic lets it.
+    uniform: bool,
 }
 
 impl Load {
@@ -272,7 +277,13 @@ impl Load {
             paths,
             tokens,
             bodies: vec![],
+            uniform: false,
         }
+    }
+
+    /// Each request picks its target uniformly at random among all of them.
+    fn uniform(self) -> Self {
+        Self { uniform: true, ..self }
     }
 }
 
@@ -347,10 +358,13 @@ async fn drive_builtin(load: &Load, base: &str, connections: usize, seconds: u64
             })
             .collect(),
     );
+    let uniform = load.uniform;
     let mut tasks = vec![];
     for conn in 0..connections {
         let requests = requests.clone();
         tasks.push(tokio::spawn(async move {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(conn as u64);
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
                 .http1_only()
@@ -359,7 +373,12 @@ async fn drive_builtin(load: &Load, base: &str, connections: usize, seconds: u64
             let (mut lat, mut bad) = (Vec::with_capacity(40_000), 0usize);
             let mut n = 0;
             while Instant::now() < deadline {
-                let (url, token, body) = &requests[(conn + connections * n) % requests.len()];
+                let at = if uniform {
+                    rng.gen_range(0..requests.len())
+                } else {
+                    (conn + connections * n) % requests.len()
+                };
+                let (url, token, body) = &requests[at];
                 n += 1;
                 let t = Instant::now();
                 let mut rb = match body {
@@ -557,11 +576,17 @@ function init(args)
 end
 
 function request()
-  local r = requests[n % count]
+  local r
+  if {uniform} then
+    r = requests[math.random(0, count - 1)]
+  else
+    r = requests[n % count]
+  end
   n = n + {threads}
   return r
 end
 "#,
+            uniform = load.uniform,
             paths = list(&load.paths),
             tokens = list(&load.tokens),
             bodies = list(&load.bodies),
@@ -821,6 +846,28 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
                 .collect(),
             vec![staff.clone()],
         ),
+        // The same two staff calls with every request's patient drawn uniformly at random from
+        // the whole practice, beside the spread sample above (which goes through 8,192 of them
+        // in turn).
+        Load::get(
+            "staff GET /Patient/{id} (uniform over all)",
+            (0..n).map(|i| format!("/Patient/bench-{i:06}")).collect(),
+            vec![staff.clone()],
+        )
+        .uniform(),
+        Load::get(
+            "staff GET /Patient?identifier= (uniform over all)",
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
+                        nhs_number(i)
+                    )
+                })
+                .collect(),
+            vec![staff.clone()],
+        )
+        .uniform(),
         Load::get(
             "proxy GET /$my-access (6 patients)",
             vec!["/$my-access".into()],
@@ -869,6 +916,7 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
             paths: vec!["/Patient/$gpc.getstructuredrecord".into()],
             tokens: patient_tokens.iter().map(|(_, t)| t.clone()).collect(),
             bodies: (0..patient_tokens.len()).map(everything).collect(),
+            uniform: false,
         };
         let sim = generator.drive(&own, &gateway.emis, connections, seconds, pid).await;
         let gw = generator.drive(&through, &base, connections, seconds, pid).await;
