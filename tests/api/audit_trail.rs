@@ -511,6 +511,7 @@ async fn events_of_a_chain_the_gateway_never_started_are_found() {
 /// PostgreSQL: the trail is partitioned by month, the gateway makes the coming months'
 /// partitions, and events land in the current month's.
 #[tokio::test]
+#[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
 async fn on_postgres_the_trail_is_partitioned_by_month_ahead_of_time() {
     let app = TestApp::spawn().await;
     if app.on_sqlite() {
@@ -556,6 +557,7 @@ async fn on_postgres_the_trail_is_partitioned_by_month_ahead_of_time() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
 async fn an_event_written_twice_under_one_sequence_number_is_found() {
     let app = TestApp::spawn().await;
     some_reads(&app, 3).await;

@@ -228,6 +228,7 @@ async fn forged_and_foreign_tokens_are_refused_however_often_a_read_is_kept() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
 async fn nothing_is_kept_while_the_listener_is_lost_and_keeping_resumes_when_it_is_back() {
     let Some((app, staff)) = keeping_on_postgres().await else {
         return;
@@ -319,6 +320,7 @@ fn notifiers(conn: &mut diesel::PgConnection, window: Duration) -> Vec<i32> {
 }
 
 #[tokio::test]
+#[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
 async fn the_gateway_announces_its_own_writes_after_they_commit_and_the_triggers_tell_of_the_rest() {
     let Some((app, staff)) = keeping_on_postgres().await else {
         return;

@@ -28,6 +28,7 @@ async fn migrations_revert_and_reapply() {
 /// Both migration trees produce the same tables and columns. Needs PostgreSQL
 /// (TEST_DATABASE_URL); `.ci/run` always provides it.
 #[tokio::test]
+#[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
 async fn postgres_and_sqlite_trees_define_the_same_schema() {
     let Ok(pg_admin) = std::env::var("TEST_DATABASE_URL") else {
         eprintln!("TEST_DATABASE_URL not set: the cross-backend schema comparison runs in the PostgreSQL pass");
@@ -76,6 +77,7 @@ async fn pooled_backend_flush_after(url: &str, flush_after_kb: u32) -> String {
 }
 
 #[tokio::test]
+#[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
 async fn postgres_sessions_write_out_their_writes_as_configured() {
     let app = TestApp::spawn().await;
     if app.on_sqlite() {

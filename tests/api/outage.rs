@@ -121,6 +121,7 @@ async fn ready(app: &TestApp) -> (StatusCode, Value) {
 }
 
 #[tokio::test]
+#[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
 async fn a_database_outage_is_503_while_it_lasts_and_service_returns_by_itself() {
     let (mut settings, db, data) = test_settings();
     if !db.is_postgres() {
@@ -594,11 +595,13 @@ async fn writes_in_flight_when_the_database_goes_away(outage: Outage) {
 }
 
 #[tokio::test]
+#[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
 async fn writes_in_flight_at_a_crash_are_made_once_after_their_audit_event() {
     writes_in_flight_when_the_database_goes_away(Outage::Crash).await;
 }
 
 #[tokio::test]
+#[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
 async fn writes_in_flight_at_a_cut_are_made_once_after_their_audit_event() {
     writes_in_flight_when_the_database_goes_away(Outage::Cut).await;
 }
