@@ -19,7 +19,7 @@ use crate::domain::{
     Telephone, VerificationMethod,
 };
 use crate::services::accounts::create_payload;
-use crate::services::provisioning;
+use crate::services::jobs;
 
 pub struct SeedPractice {
     pub id: &'static str,
@@ -614,7 +614,7 @@ fn seed_account(
     let payload = create_payload(&patient, &practice, &account.email, &sent);
     db::outbox::enqueue(
         conn,
-        &provisioning::job(
+        &jobs::job(
             suppliers,
             crate::domain::JobSubject::Account(&account.id),
             &patient.id,

@@ -11,7 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError, web};
 
 use super::error::{ApiError, ErrorCode};
-use super::middleware::{REPLAYED, RequestIds};
+use super::request_ids::{REPLAYED, RequestIds};
 use crate::audit::{AuditRecord, Outcome, Trail};
 use crate::domain::policy::Action;
 use crate::services::access::audit_actor;

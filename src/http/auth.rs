@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::error::{ApiError, ErrorCode};
-use super::middleware::RequestIds;
+use super::request_ids::RequestIds;
 use crate::audit::Trail;
 use crate::identity::{AuthError, Principal};
 use crate::services::Caller;

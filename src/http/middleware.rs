@@ -14,27 +14,9 @@ use tracing::Instrument;
 
 use super::auth::authenticate;
 use super::error::{ApiError, ErrorCode};
+use super::request_ids::{CORRELATION_ID, REPLAYED, REQUEST_ID, REQUEST_ID_HEADER, RequestIds};
 use crate::db::{self, idempotency};
 use crate::state::AppState;
-
-pub const REQUEST_ID: &str = "x-request-id";
-/// The request id header as documents and messages spell it.
-pub const REQUEST_ID_HEADER: &str = "X-Request-ID";
-pub const CORRELATION_ID: &str = "x-correlation-id";
-pub const REPLAYED: &str = "x-idempotent-replay";
-
-/// The ids of the current request, available to handlers through request extensions.
-#[derive(Debug, Clone)]
-pub struct RequestIds {
-    /// The UUID in one spelling (lower case, hyphenated): what replay and the audit trail key
-    /// on, so an id sent in capitals is the same request as in lower case.
-    pub request_id: String,
-    /// The request id exactly as the caller sent it, which is what the response echoes.
-    pub echoed_request_id: String,
-    pub correlation_id: String,
-    /// Whether the caller chose the request id (only then is a write replayable).
-    pub client_supplied: bool,
-}
 
 /// Reads `X-Request-ID` and `X-Correlation-ID`, with the answer when they are refused. A
 /// refused request still gets ids of its own (generated), for its log line and for the caller

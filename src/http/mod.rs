@@ -15,6 +15,7 @@ mod patients;
 pub mod proxy;
 mod record;
 mod record_access;
+pub mod request_ids;
 mod search;
 mod transactional;
 

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::identity::{Resolved, resolve_binding};
+use super::binding::{Resolved, resolve_binding};
 use super::{Caller, Core, Error, Result};
 use crate::audit::{ActorSnapshot, AuditRecord, Outcome};
 use crate::db::bindings::Binding;

@@ -5,7 +5,7 @@
 //! them can run without a decision on record.
 
 use super::access::{AnyTask, Permit};
-use super::provisioning::{self, JobPayload};
+use super::jobs::{self, JobPayload};
 use super::{Core, Error, Reason, Result};
 use crate::db::{self, DbError};
 use crate::domain::account::Letter;
@@ -158,7 +158,7 @@ pub async fn register(core: &Core, permit: Permit, input: RegistrationRequest, b
                     fresh
                 }
             };
-            let job = provisioning::job(
+            let job = jobs::job(
                 &settings,
                 JobSubject::Account(&account.id),
                 &patient.id,
@@ -252,7 +252,7 @@ async fn change_and_enqueue(
                 if !db::accounts::save(c, &mut account)? {
                     return Ok(Err(Error::version_conflict()));
                 }
-                let job = provisioning::job(
+                let job = jobs::job(
                     &settings,
                     JobSubject::Account(&account.id),
                     &account.patient_id,

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::access::{self, Target};
-use super::provisioning::{self, JobPayload};
+use super::jobs::{self, JobPayload};
 use super::{Caller, Core, Error, Reason, Result};
 use crate::db::{self, DbError};
 use crate::domain::policy::Action;
@@ -226,7 +226,7 @@ fn apply(
                 ));
             }
             if account.supplier_ref.is_some() {
-                let job = provisioning::job(
+                let job = jobs::job(
                     settings,
                     JobSubject::Account(&account.id),
                     &patient.id,
@@ -265,7 +265,7 @@ fn apply(
                 });
                 if db::proxy_roles::save(c, &mut role)? {
                     if was_active {
-                        let job = provisioning::job(
+                        let job = jobs::job(
                             settings,
                             JobSubject::Role(&role.id),
                             &their.id,

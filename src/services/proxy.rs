@@ -8,7 +8,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use rand::Rng;
 
 use super::access::{self, Permit, Target};
-use super::provisioning::{self, JobPayload};
+use super::jobs::{self, JobPayload};
 use super::{Caller, Core, Error, Result};
 use crate::config::SupplierSettings;
 use crate::db::{self, DbConnection, DbError};
@@ -102,7 +102,7 @@ fn enqueue(
     jobs: Vec<JobPayload>,
 ) -> std::result::Result<(), DbError> {
     for payload in jobs {
-        let job = provisioning::job(
+        let job = jobs::job(
             settings,
             JobSubject::Role(&role.id),
             &state.patient.id,

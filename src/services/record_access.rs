@@ -3,7 +3,7 @@
 
 use super::access::Permit;
 use super::accounts::{Accepted, review_task};
-use super::provisioning::{self, JobPayload};
+use super::jobs::{self, JobPayload};
 use super::{Caller, Core, Error, Reason, Result};
 use crate::db::{self, DbError};
 use crate::domain::account::AccountSource;
@@ -172,7 +172,7 @@ pub async fn register_self(core: &Core, permit: Permit, caller: &Caller, email: 
                 access,
                 nhs_login: true,
             };
-            let job = provisioning::job(
+            let job = jobs::job(
                 &settings,
                 JobSubject::Account(&account.id),
                 &patient.id,

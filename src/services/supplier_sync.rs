@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 
-use super::provisioning::{self, JobPayload};
+use super::jobs::{self, JobPayload};
 use super::proxy::Links;
 use crate::config::SupplierSettings;
 use crate::db::{self, DbConnection, DbError};
@@ -87,7 +87,7 @@ fn sync_account(
         if !db::accounts::save(c, account)? {
             continue;
         }
-        let job = provisioning::job(
+        let job = jobs::job(
             settings,
             JobSubject::Account(&account.id),
             &account.patient_id,
