@@ -116,3 +116,108 @@ fn the_layer_table_has_no_cycles() {
         visit(m, &allowed, &mut vec![]);
     }
 }
+
+/// The files each file imports, by path from `src/`: `super::x` and `crate::m::x` read as the
+/// file (or folder's `mod.rs`) they name. What a file's own tests import is not counted.
+fn file_imports(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let exists = |dir: &str, name: &str| -> Option<String> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        [format!("{prefix}{name}.rs"), format!("{prefix}{name}/mod.rs")]
+            .into_iter()
+            .find(|f| files.contains(f))
+    };
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+            .collect()
+    };
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+        // The folder `super::` names: a file's own folder, or for a `mod.rs` the one above.
+        let parent = if file.ends_with("mod.rs") {
+            dir.rsplit_once('/').map_or("", |(d, _)| d)
+        } else {
+            dir
+        };
+        let mut targets = BTreeSet::new();
+        for (i, _) in text.match_indices("super::") {
+            if text[..i].ends_with("super::") {
+                continue;
+            }
+            let name = ident(&text[i + 7..]);
+            if let Some(t) = exists(parent, &name) {
+                targets.insert(t);
+            }
+        }
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + 7..];
+            let top = ident(rest);
+            let second = rest.get(top.len() + 2..).map(ident).unwrap_or_default();
+            if let Some(t) = (!second.is_empty()).then(|| exists(&top, &second)).flatten() {
+                targets.insert(t);
+            } else if let Some(t) = exists("", &top) {
+                targets.insert(t);
+            }
+        }
+        targets.remove(file);
+        out.insert(file.clone(), targets);
+    }
+    out
+}
+
+#[test]
+fn no_file_imports_one_that_imports_it_back() {
+    let graph = file_imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    // A folder's `mod.rs` declares and hands on its files: the arrows from it are not imports.
+    let arrows = |f: &str| -> Vec<String> {
+        if f.ends_with("mod.rs") || f == "lib.rs" || f == "main.rs" {
+            return vec![];
+        }
+        graph.get(f).map(|t| t.iter().cloned().collect()).unwrap_or_default()
+    };
+    fn visit(
+        f: &str,
+        arrows: &dyn Fn(&str) -> Vec<String>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        found: &mut Vec<String>,
+    ) {
+        if let Some(at) = path.iter().position(|p| p == f) {
+            found.push(format!("{} -> {f}", path[at..].join(" -> ")));
+            return;
+        }
+        if !done.insert(f.to_owned()) {
+            return;
+        }
+        path.push(f.to_owned());
+        for next in arrows(f) {
+            visit(&next, arrows, path, done, found);
+        }
+        path.pop();
+    }
+    let mut found = vec![];
+    let mut done = BTreeSet::new();
+    for f in graph.keys() {
+        visit(f, &arrows, &mut vec![], &mut done, &mut found);
+    }
+    assert!(found.is_empty(), "files that import each other:\n{}", found.join("\n"));
+}
