@@ -39,15 +39,3 @@ pub struct BundleSearch {
     /// match | include
     pub mode: String,
 }
-
-impl Bundle {
-    pub fn searchset(total: u64, link: Vec<BundleLink>, entry: Vec<BundleEntry>) -> Self {
-        Self {
-            resource_type: "Bundle".into(),
-            type_: "searchset".into(),
-            total,
-            link,
-            entry,
-        }
-    }
-}

@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use chrono::{Datelike, NaiveDate};
 use serde::{Serialize, Serializer};
 
+use super::FhirDate;
 use super::organization::Organization;
 use super::patient::Patient;
 use crate::domain::clinical::{Area, Detail, Entry, Prescription, Visible};
@@ -44,32 +44,6 @@ impl<T: fmt::Display> Serialize for Shown<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&self.0)
     }
-}
-
-/// A FHIR `date`, or with `midnight` a `dateTime` at the start of that day (UTC).
-#[derive(Clone, Copy)]
-struct Day {
-    day: NaiveDate,
-    midnight: bool,
-}
-
-impl fmt::Display for Day {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.day;
-        if (0..=9999).contains(&d.year()) {
-            write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())?;
-        } else {
-            write!(f, "{}", d.format("%Y-%m-%d"))?;
-        }
-        if self.midnight {
-            f.write_str("T00:00:00Z")?;
-        }
-        Ok(())
-    }
-}
-
-fn day(day: NaiveDate) -> Shown<Day> {
-    Shown(Day { day, midnight: false })
 }
 
 /// The id a resource of one type has for one entry: the entry's name, and for the plan a
@@ -185,19 +159,19 @@ struct Evidence<'a> {
 
 #[derive(Serialize)]
 struct Individual<'a> {
-    individual: Text2<'a>,
+    individual: DisplayOnly<'a>,
 }
 
 #[derive(Serialize)]
-struct Text2<'a> {
+struct DisplayOnly<'a> {
     display: &'a str,
 }
 
 #[derive(Serialize)]
 struct When {
-    start: Shown<Day>,
+    start: FhirDate,
     #[serde(skip_serializing_if = "Option::is_none")]
-    end: Option<Shown<Day>>,
+    end: Option<FhirDate>,
 }
 
 #[derive(Serialize)]
@@ -206,7 +180,7 @@ struct Attachment<'a> {
     content_type: &'a str,
     url: Shown<BinaryUrl<'a>>,
     title: &'a str,
-    creation: Shown<Day>,
+    creation: FhirDate,
 }
 
 #[derive(Serialize)]
@@ -270,19 +244,19 @@ pub struct ClinicalResource<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     effective_period: Option<When>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    effective_date_time: Option<Shown<Day>>,
+    effective_date_time: Option<FhirDate>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    occurrence_date_time: Option<Shown<Day>>,
+    occurrence_date_time: Option<FhirDate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     primary_source: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    recorded_date: Option<Shown<Day>>,
+    recorded_date: Option<FhirDate>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    authored_on: Option<Shown<Day>>,
+    authored_on: Option<FhirDate>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    date_asserted: Option<Shown<Day>>,
+    date_asserted: Option<FhirDate>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    date: Option<Shown<Day>>,
+    date: Option<FhirDate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -298,7 +272,7 @@ pub struct ClinicalResource<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     value_string: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    performer: Option<[Text2<'a>; 1]>,
+    performer: Option<[DisplayOnly<'a>; 1]>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     evidence: Vec<Evidence<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -512,7 +486,7 @@ impl<'a> Resources<'a> {
                 .and_then(|c| self.find(c))
                 .map(|c| self.reference_to(c))
         };
-        let date = day(entry.recorded);
+        let date = FhirDate::of(entry.recorded);
         match (&entry.detail, resource_type) {
             (Detail::Allergy { reaction, resolved }, _) => {
                 r.clinical_status = Some(coded(
@@ -561,8 +535,8 @@ impl<'a> Resources<'a> {
                 r.medication_codeable_concept = Some(code());
                 r.subject = Some(self.subject());
                 r.effective_period = Some(When {
-                    start: day(entry.recorded),
-                    end: ended.map(day),
+                    start: date,
+                    end: ended.map(FhirDate::of),
                 });
                 r.date_asserted = Some(date);
                 r.based_on = Some([Reference {
@@ -623,7 +597,7 @@ impl<'a> Resources<'a> {
                 r.subject = Some(self.subject());
                 r.participant = clinician.as_deref().map(|display| {
                     [Individual {
-                        individual: Text2 { display },
+                        individual: DisplayOnly { display },
                     }]
                 });
                 r.period = Some(When { start: date, end: None });
@@ -660,7 +634,7 @@ impl<'a> Resources<'a> {
                 r.code = Some(code());
                 r.subject = Some(self.subject());
                 r.authored_on = Some(date);
-                r.performer = to.as_deref().map(|display| [Text2 { display }]);
+                r.performer = to.as_deref().map(|display| [DisplayOnly { display }]);
                 r.reason_reference = entry
                     .related
                     .iter()
@@ -680,10 +654,7 @@ impl<'a> Resources<'a> {
                     r.kind = Some(Kind::One(code()));
                 }
                 r.subject = Some(self.subject());
-                r.date = Some(Shown(Day {
-                    day: entry.recorded,
-                    midnight: true,
-                }));
+                r.date = Some(FhirDate::at_midnight(entry.recorded));
                 r.description = Some(title);
                 r.content = Some([Content {
                     attachment: Attachment {

@@ -38,14 +38,63 @@ pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 /// Base for the gateway's own extensions and code systems.
 pub const GATEWAY_FHIR_BASE: &str = "https://gp-online-gateway.nhs.uk/fhir";
 
-/// FHIR `date` (`YYYY-MM-DD`), written directly: a strftime pattern is parsed again on every
-/// call, and a record's answer carries a date or more.
-pub fn date(d: chrono::NaiveDate) -> String {
-    use chrono::Datelike;
-    if !(0..=9999).contains(&d.year()) {
-        return d.format("%Y-%m-%d").to_string();
+/// Writes `n` into `out` as decimal digits, zero-padded to its width.
+fn put_digits(out: &mut [u8], mut n: u32) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
     }
-    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+}
+
+/// A FHIR `date` (`YYYY-MM-DD`), or the `dateTime` at the start of that day in UTC, written
+/// directly: a strftime pattern is parsed again on every call, and a record's answer carries
+/// hundreds of dates.
+#[derive(Debug, Clone, Copy)]
+pub struct FhirDate {
+    day: chrono::NaiveDate,
+    midnight: bool,
+}
+
+impl FhirDate {
+    pub fn of(day: chrono::NaiveDate) -> Self {
+        Self { day, midnight: false }
+    }
+
+    /// `YYYY-MM-DDT00:00:00Z`.
+    pub fn at_midnight(day: chrono::NaiveDate) -> Self {
+        Self { day, midnight: true }
+    }
+}
+
+impl std::fmt::Display for FhirDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::Datelike;
+        let d = self.day;
+        if (0..=9999).contains(&d.year()) {
+            let mut out = *b"0000-00-00";
+            put_digits(&mut out[0..4], d.year().unsigned_abs());
+            put_digits(&mut out[5..7], d.month());
+            put_digits(&mut out[8..10], d.day());
+            f.write_str(std::str::from_utf8(&out).unwrap_or_default())?;
+        } else {
+            write!(f, "{}", d.format("%Y-%m-%d"))?;
+        }
+        if self.midnight {
+            f.write_str("T00:00:00Z")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for FhirDate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// FHIR `date` (`YYYY-MM-DD`).
+pub fn date(d: chrono::NaiveDate) -> String {
+    FhirDate::of(d).to_string()
 }
 
 /// A FHIR `instant` for a UTC time given without its zone (as the suppliers give them):
@@ -55,27 +104,18 @@ pub struct UtcInstant(pub chrono::NaiveDateTime);
 
 impl std::fmt::Display for UtcInstant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use chrono::{Datelike, Timelike};
+        use chrono::Timelike;
         let t = self.0;
-        if !(0..=9999).contains(&t.year()) {
-            return write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%SZ"));
-        }
-        let mut out = *b"0000-00-00T00:00:00Z";
-        for (at, width, n) in [
-            (0, 4, t.year().unsigned_abs()),
-            (5, 2, t.month()),
-            (8, 2, t.day()),
-            (11, 2, t.hour()),
-            (14, 2, t.minute()),
-            (17, 2, t.second()),
-        ] {
-            let mut n = n;
-            for slot in out[at..at + width].iter_mut().rev() {
-                *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
-                n /= 10;
-            }
-        }
-        f.write_str(std::str::from_utf8(&out).unwrap_or_default())
+        let mut time = *b"T00:00:00Z";
+        put_digits(&mut time[1..3], t.hour());
+        put_digits(&mut time[4..6], t.minute());
+        put_digits(&mut time[7..9], t.second());
+        write!(
+            f,
+            "{}{}",
+            FhirDate::of(t.date()),
+            std::str::from_utf8(&time).unwrap_or_default()
+        )
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::error::{ApiError, ErrorCode};
-use crate::fhir::{Bundle, BundleEntry, BundleLink, BundleSearch};
+use crate::fhir::{BundleLink, BundleSearch};
 
 use super::body::Paging;
 
@@ -117,32 +117,8 @@ fn links(
     link
 }
 
-/// Builds a searchset with `self` and, where more results exist, `next` and `previous` links.
-pub fn searchset(
-    base_url: &str,
-    resource_type: &str,
-    params: &BTreeMap<String, String>,
-    paging: &Paging,
-    total: i64,
-    resources: Vec<(String, serde_json::Value)>,
-) -> Bundle {
-    let entry = resources
-        .into_iter()
-        .map(|(id, resource)| BundleEntry {
-            full_url: format!("{base_url}/{resource_type}/{id}"),
-            resource,
-            search: BundleSearch { mode: "match".into() },
-        })
-        .collect();
-    Bundle::searchset(
-        u64::try_from(total).unwrap_or(0),
-        links(base_url, resource_type, params, paging, total),
-        entry,
-    )
-}
-
-/// A searchset Bundle whose resources are written as they are, not built as values first: the
-/// same document as [`searchset`]'s.
+/// A searchset Bundle (the document `fhir::Bundle` describes), over resources of any
+/// serialisable type: typed views are written as they are, not built as values first.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Searchset<R> {
@@ -164,8 +140,8 @@ struct SearchsetEntry<R> {
     search: BundleSearch,
 }
 
-/// [`searchset`] for resources of any serialisable type.
-pub fn searchset_of<R: Serialize>(
+/// Builds a searchset with `self` and, where more results exist, `next` and `previous` links.
+pub fn searchset<R: Serialize>(
     base_url: &str,
     resource_type: &str,
     params: &BTreeMap<String, String>,
