@@ -231,11 +231,8 @@ pub async fn export_file(
 ) -> Result<HttpResponse, ApiError> {
     let (id, part) = path.into_inner();
     let id = resource_id(&id)?;
-    let part: i64 = part
-        .parse()
-        .ok()
-        .filter(|p| *p >= 1)
-        .ok_or_else(|| ApiError::not_found("Export"))?;
+    // A part that is not a file number is no file: refused after the decision, like any other.
+    let part = part.parse::<i64>().ok().filter(|p| *p >= 1);
     let content = audit_export::file(&state.core, &caller, &id, part).await?;
     Ok(HttpResponse::Ok()
         .content_type(FHIR_NDJSON)

@@ -63,7 +63,7 @@ pub async fn start(core: &Core, caller: &Caller, asked: ExportRequest) -> Result
     let ods = permit.practice()?.ods_code.as_str().to_owned();
     // To the millisecond, as the manifest's transactionTime shows it: an event is in the export
     // exactly when its time is before the one the auditor is shown.
-    let now = db::now();
+    let now = core.clock.now();
     let now = chrono::DurationRound::duration_trunc(now, chrono::Duration::milliseconds(1)).unwrap_or(now);
     let period = ExportPeriod::new(asked.since, asked.until, now).map_err(|e| {
         let at = match e {
@@ -118,12 +118,9 @@ fn expiry(core: &Core) -> chrono::Duration {
     chrono::Duration::hours(i64::from(core.settings.audit.export_expiry_hours))
 }
 
-/// The export a permit names, unless it has expired (then it is as gone as a purged one).
+/// The export a permit names (the decision saw an expired one as gone, like a purged one).
 fn live(permit: Permit) -> Result<AuditExport> {
-    permit
-        .export
-        .filter(|e| e.expires_at > db::now())
-        .ok_or_else(|| Error::not_found(RESOURCE))
+    permit.export.ok_or_else(|| Error::not_found(RESOURCE))
 }
 
 /// An export and, once it is complete, its files. For staff who may audit at its practice.
@@ -145,7 +142,8 @@ pub async fn status(core: &Core, caller: &Caller, id: &str) -> Result<(AuditExpo
 }
 
 /// One file of a completed export, as NDJSON.
-pub async fn file(core: &Core, caller: &Caller, id: &str, part: i64) -> Result<String> {
+/// `part` is the file's number (from 1); `None` for one that is not a number, which is no file.
+pub async fn file(core: &Core, caller: &Caller, id: &str, part: Option<i64>) -> Result<String> {
     let permit = access::authorize(
         core,
         caller,
@@ -154,9 +152,9 @@ pub async fn file(core: &Core, caller: &Caller, id: &str, part: i64) -> Result<S
     )
     .await?;
     let export = live(permit)?;
-    if export.status != ExportStatus::Completed {
+    let Some(part) = part.filter(|_| export.status == ExportStatus::Completed) else {
         return Err(Error::not_found(RESOURCE));
-    }
+    };
     let id = export.id.clone();
     db::run(&core.pool, move |c| db::audit_exports::file_content(c, &id, part))
         .await?
@@ -194,9 +192,9 @@ fn next_file(
     job: &mut AuditExport,
     worker: &str,
     limits: Limits,
+    now: chrono::NaiveDateTime,
 ) -> std::result::Result<bool, DbError> {
     let page = crate::audit::practice_events(c, &job.practice, &job.period, job.cursor.as_ref(), limits.file_events)?;
-    let now = db::now();
     let lease = now + chrono::Duration::seconds(LEASE_SECONDS);
     let n = i64::try_from(page.len()).unwrap_or(i64::MAX);
     let finish = |job: &mut AuditExport, status: ExportStatus| {
@@ -257,7 +255,7 @@ pub async fn work(core: &Core, worker: &str) -> Result<usize> {
     };
     let mut done = 0;
     loop {
-        let now = db::now();
+        let now = core.clock.now();
         let until = now + chrono::Duration::seconds(LEASE_SECONDS);
         let w = worker.to_owned();
         let Some(mut job) = db::run(&core.pool, move |c| db::audit_exports::claim(c, &w, now, until)).await? else {
@@ -266,8 +264,9 @@ pub async fn work(core: &Core, worker: &str) -> Result<usize> {
         tracing::info!(export = %job.id, files = job.files, "working on an audit export");
         loop {
             let w = worker.to_owned();
+            let now = core.clock.now();
             let result = db::run(&core.pool, move |c| {
-                let more = next_file(c, &mut job, &w, limits)?;
+                let more = next_file(c, &mut job, &w, limits, now)?;
                 Ok((more, job))
             })
             .await;
@@ -288,6 +287,6 @@ pub async fn work(core: &Core, worker: &str) -> Result<usize> {
 
 /// Removes expired exports and their files.
 pub async fn purge(core: &Core) -> Result<usize> {
-    let now = db::now();
+    let now = core.clock.now();
     Ok(db::run(&core.pool, move |c| db::audit_exports::purge_expired(c, now)).await?)
 }

@@ -144,7 +144,10 @@ pub async fn authorize(core: &Core, caller: &Caller, action: Action, target: Tar
         Some(loaded) => loaded,
         None => {
             let target = target.clone();
-            db::run(&core.pool, move |c| load(c, &who, &target)).await?
+            {
+                let now = core.clock.now();
+                db::run(&core.pool, move |c| load(c, &who, &target, now)).await?
+            }
         }
     };
     let (actor, facts) = loaded.facts(actor, &target, today);

@@ -93,7 +93,10 @@ pub async fn explain(
             },
             target.clone(),
         );
-        db::run(&core.pool, move |c| load(c, &who, &target)).await?
+        {
+            let now = core.clock.now();
+            db::run(&core.pool, move |c| load(c, &who, &target, now)).await?
+        }
     };
     let (actor, facts) = loaded.facts(actor, &target, core.clock.today());
     Ok(policy::decide(

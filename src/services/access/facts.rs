@@ -77,7 +77,13 @@ pub(super) struct Loaded {
     pub(super) audit_practice: Option<String>,
 }
 
-pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::result::Result<Loaded, DbError> {
+/// `now` is the gateway's clock: an export that has expired by it is loaded as gone.
+pub(super) fn load(
+    c: &mut DbConnection,
+    who: &Who,
+    target: &Target,
+    now: chrono::NaiveDateTime,
+) -> std::result::Result<Loaded, DbError> {
     let mut l = Loaded::default();
     // The caller's own record with its context, when the binding's query brought it.
     let mut own_context = None;
@@ -198,7 +204,7 @@ pub(super) fn load(c: &mut DbConnection, who: &Who, target: &Target) -> std::res
             None
         }
         Target::AuditExport(id) => {
-            l.export = db::audit_exports::find(c, id)?;
+            l.export = db::audit_exports::find(c, id)?.filter(|e| e.expires_at > now);
             if let Some(ods) = l.export.as_ref().and_then(|e| OdsCode::parse(&e.practice).ok()) {
                 l.place_practice(db::practices::find_by_ods(c, &ods)?);
             }
