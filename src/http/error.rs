@@ -475,6 +475,7 @@ fn refusal_code(r: &Refusal) -> ErrorCode {
 fn reason_code(r: Reason) -> ErrorCode {
     match r {
         Reason::InvalidRequest => ErrorCode::InvalidRequest,
+        Reason::InvalidResource => ErrorCode::InvalidResource,
         Reason::InvalidSearch => ErrorCode::InvalidSearchParameter,
         Reason::InvalidIdentifier => ErrorCode::InvalidIdentifier,
         Reason::VersionConflict => ErrorCode::VersionConflict,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::body::{Paging, RawBody};
 use super::error::{ApiError, ErrorCode};
-use super::search::{parse_pairs_with, searchset_of, strict_handling};
+use super::search::{parse_pairs_with, searchset, strict_handling};
 use crate::domain::policy::Action;
 use crate::domain::text::is_resource_id;
 use crate::domain::transactional::{
@@ -96,7 +96,7 @@ fn page<'a, T, R: serde::Serialize>(
         .take(usize::try_from(paging.count).unwrap_or(0))
         .flat_map(resource)
         .collect();
-    let bundle = searchset_of(&state.base_url, resource_type, &flat(params), &paging, total, shown);
+    let bundle = searchset(&state.base_url, resource_type, &flat(params), &paging, total, shown);
     Ok(private(actix_web::http::StatusCode::OK, &bundle))
 }
 
@@ -201,16 +201,10 @@ fn slot_resource(s: &Slot) -> SlotResource<'_> {
     }
 }
 
-/// The appointment's id names its patient, so a cancellation finds whose it is; another
-/// patient's is not found, like one that does not exist.
-fn appointment_id(d: &Desk, a: &Appointment) -> String {
-    format!("{}.{}", d.patient.id, a.id)
-}
-
 fn appointment_resource(d: &Desk, a: &Appointment) -> Value {
     let mut r = json!({
         "resourceType": "Appointment",
-        "id": appointment_id(d, a),
+        "id": d.appointment_id(a),
         "status": match a.status {
             AppointmentStatus::Booked => "booked",
             AppointmentStatus::Cancelled => "cancelled",
@@ -263,7 +257,7 @@ fn order_resources(d: &Desk, r: &PrescriptionRequest) -> Vec<(String, Value)> {
         .iter()
         .enumerate()
         .map(|(n, item)| {
-            let id = format!("{}-{}", r.id, n + 1);
+            let id = desk::order_item_id(r, n + 1);
             let mut m = json!({
                 "resourceType": "MedicationRequest",
                 "id": id,
@@ -351,7 +345,7 @@ pub async fn search_appointments(
     let who = whose(first(&params, "patient"), "patient")?;
     let (d, list) = desk::appointments(&state.core, &caller, who).await?;
     page(&state, &req, "Appointment", &params, &list, |a| {
-        vec![(appointment_id(&d, a), appointment_resource(&d, a))]
+        vec![(d.appointment_id(a), appointment_resource(&d, a))]
     })
 }
 
@@ -424,7 +418,7 @@ pub async fn book_appointment(
         .or_else(|| resource.get("description").and_then(Value::as_str));
     let reason = transactional::message(raw_reason).map_err(|m| resource_error(m, "Appointment.reasonCode"))?;
     let (d, booked) = desk::book(&state.core, &caller, who, slot.to_owned(), reason).await?;
-    let id = appointment_id(&d, &booked);
+    let id = d.appointment_id(&booked);
     let mut response = private(actix_web::http::StatusCode::CREATED, &appointment_resource(&d, &booked));
     if let Ok(location) = header::HeaderValue::from_str(&format!("{}/Appointment/{id}", state.base_url)) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -609,12 +603,6 @@ pub async fn request_repeats(
         if !repeats.iter().any(|r| r == id) {
             repeats.push(id.to_owned());
         }
-    }
-    if repeats.is_empty() {
-        return Err(resource_error(
-            "basedOn must name at least one repeat to request",
-            "MedicationRequest.basedOn",
-        ));
     }
     let subject = resource.pointer("/subject/reference").and_then(Value::as_str);
     let who = whose(subject, "MedicationRequest.subject")

@@ -46,6 +46,8 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     InvalidRequest,
+    /// A resource in the body that breaks a rule of its own (an order naming nothing).
+    InvalidResource,
     InvalidSearch,
     InvalidIdentifier,
     VersionConflict,

@@ -66,6 +66,16 @@ pub struct Caller {
     pub request_id: Option<String>,
 }
 
+impl Caller {
+    /// The id a supplier is told this request goes by: the request's own, or (for a caller
+    /// without one) a new one from the gateway's clock.
+    pub fn supplier_request_id(&self, core: &Core) -> String {
+        self.request_id
+            .clone()
+            .unwrap_or_else(|| crate::domain::ids::time_ordered(core.clock.now()).to_string())
+    }
+}
+
 /// Whether reads are kept between requests now (for readiness).
 pub fn kept_reads(core: &Core) -> KeptReads {
     core.reader.keeping()

@@ -67,10 +67,7 @@ pub async fn read(core: &Core, caller: &Caller, whose: Whose, query: Query) -> R
         timeout: Duration::from_millis(core.settings.suppliers.read_timeout_ms),
         max_bytes: core.settings.suppliers.max_reply_bytes,
     };
-    let request_id = caller
-        .request_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let request_id = caller.supplier_request_id(core);
     let record = adapter
         .record(
             &request_id,

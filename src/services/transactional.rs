@@ -59,10 +59,7 @@ async fn open(core: &Core, caller: &Caller, action: Action, whose: Whose) -> Res
         timeout: Duration::from_millis(core.settings.suppliers.read_timeout_ms),
         max_bytes: core.settings.suppliers.max_reply_bytes,
     };
-    let request = caller
-        .request_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let request = caller.supplier_request_id(core);
     let key = core.secrets.opaque(
         "supplier-request",
         &format!(
@@ -83,6 +80,12 @@ async fn open(core: &Core, caller: &Caller, action: Action, whose: Whose) -> Res
 }
 
 impl Desk {
+    /// The id an appointment is served under: it names its patient, so a cancellation finds
+    /// whose it is, and another patient's is not found, like one that does not exist.
+    pub fn appointment_id(&self, a: &Appointment) -> String {
+        format!("{}.{}", self.patient.id, a.id)
+    }
+
     fn identifier(&self) -> String {
         self.patient.details.identifier.value().to_owned()
     }
@@ -140,7 +143,11 @@ pub async fn appointments(core: &Core, caller: &Caller, whose: Whose) -> Result<
         .appointments(&desk.key, &desk.identifier(), &desk.ods(), desk.reads)
         .await
         .map_err(|e| supplier_error(&e))?;
-    let list: Vec<Appointment> = list.into_iter().filter(|a| is_resource_id(&a.id)).collect();
+    // Only what can be served, and so cancelled, under its id.
+    let list: Vec<Appointment> = list
+        .into_iter()
+        .filter(|a| is_resource_id(&desk.appointment_id(a)))
+        .collect();
     desk.note(
         caller,
         Action::ReadAppointments,
@@ -236,7 +243,10 @@ pub async fn requests(core: &Core, caller: &Caller, whose: Whose) -> Result<(Des
         .prescription_requests(&desk.key, &desk.identifier(), &desk.ods(), desk.reads)
         .await
         .map_err(|e| supplier_error(&e))?;
-    let list: Vec<PrescriptionRequest> = list.into_iter().filter(|r| is_resource_id(&r.id)).collect();
+    let list: Vec<PrescriptionRequest> = list
+        .into_iter()
+        .filter(|r| is_resource_id(&order_item_id(r, r.items.len())))
+        .collect();
     desk.note(
         caller,
         Action::ReadPrescriptions,
@@ -256,7 +266,11 @@ pub async fn request(
     // Decided first: a patient the caller may not act for is not found, whatever the order says.
     let desk = open(core, caller, Action::RequestPrescription, whose).await?;
     if repeat_ids.is_empty() {
-        return Err(Error::rejected(Reason::InvalidRequest, "name at least one repeat to request").at("basedOn"));
+        return Err(Error::rejected(
+            Reason::InvalidResource,
+            "basedOn must name at least one repeat to request",
+        )
+        .at("MedicationRequest.basedOn"));
     }
     if repeat_ids.len() > transactional::MAX_ITEMS_PER_ORDER {
         return Err(Error::rejected(
@@ -266,7 +280,7 @@ pub async fn request(
                 transactional::MAX_ITEMS_PER_ORDER
             ),
         )
-        .at("basedOn"));
+        .at("MedicationRequest.basedOn"));
     }
     let order = Order {
         patient_identifier: desk.identifier(),
@@ -276,7 +290,11 @@ pub async fn request(
     };
     let requested = once(|| desk.adapter.request_repeats(&desk.key, &order, desk.reads))
         .await
-        .map_err(|e| supplier_error(&e))?;
+        .map_err(|e| match e {
+            // A medication the supplier does not know is not a current repeat of the patient's.
+            SupplierError::ItemNotFound => supplier_error(&SupplierError::NotRequestable),
+            other => supplier_error(&other),
+        })?;
     desk.note(
         caller,
         Action::RequestPrescription,
@@ -322,4 +340,9 @@ fn supplier_error(e: &SupplierError) -> Error {
         ),
         other => Error::from_supplier(other),
     }
+}
+
+/// The id of the `n`th item (from 1) of a prescription request, as it is served.
+pub fn order_item_id(r: &PrescriptionRequest, n: usize) -> String {
+    format!("{}-{n}", r.id)
 }

@@ -125,7 +125,7 @@ async fn patients_and_proxies_book_list_and_cancel_on_both_suppliers() {
         "a cancelled slot is offered again"
     );
 
-    // Another patient's appointment, or one that does not exist: the same 404.
+    // A stranger naming Jane's appointment, or one that does not exist: the same 404.
     let megan = app.token("proxy-p9");
     let (s1, b1) = cancel(&app, &megan, &id, Some("x")).await;
     let (s2, b2) = cancel(&app, &megan, "patient-jane-smith.0000000000000000", Some("x")).await;
@@ -156,7 +156,19 @@ async fn patients_and_proxies_book_list_and_cancel_on_both_suppliers() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    assert!(b["id"].as_str().unwrap().starts_with("patient-lily-jones."));
+    let lily_appointment = b["id"].as_str().unwrap().to_owned();
+    assert!(lily_appointment.starts_with("patient-lily-jones."));
+    // Jane naming Lily's appointment under her own record (the supplier is asked, as Jane may
+    // cancel her own) is refused like an appointment that does not exist.
+    let (_, suffix) = lily_appointment.split_once('.').unwrap();
+    let (s1, b1) = cancel(&app, &jane, &format!("patient-jane-smith.{suffix}"), Some("x")).await;
+    let (s2, b2) = cancel(&app, &jane, "patient-jane-smith.0000000000000000", Some("x")).await;
+    assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND), "{b1} {b2}");
+    assert_eq!(outcome_code(&b1), outcome_code(&b2));
+    assert_eq!(
+        b1["issue"][0]["diagnostics"], b2["issue"][0]["diagnostics"],
+        "{b1} {b2}"
+    );
     let (_, _, lilys) = app.get("/Appointment?patient=Patient/patient-lily-jones", &megan).await;
     assert_eq!(entries(&lilys).len(), 1, "{lilys}");
     assert!(
