@@ -124,15 +124,21 @@ pub fn render_pdf(letter: &Letter) -> Vec<u8> {
             pdf_text(text)
         ));
     };
-    put(10.0, true, 400.0, y, &letter.practice_name);
-    y -= 13.0;
-    for line in address_lines(letter) {
-        put(10.0, false, 400.0, y, &line);
+    // The column right of x=400 holds about 38 characters at 10pt (fewer in bold): longer
+    // lines wrap.
+    for part in wrap(&letter.practice_name, 34) {
+        put(10.0, true, 400.0, y, &part);
         y -= 13.0;
     }
-    if let Some(phone) = &letter.practice_telephone {
-        put(10.0, false, 400.0, y, &format!("Telephone: {}", phone.as_str()));
-        y -= 13.0;
+    let phone = letter
+        .practice_telephone
+        .as_ref()
+        .map(|t| format!("Telephone: {}", t.as_str()));
+    for line in address_lines(letter).iter().chain(phone.as_ref()) {
+        for part in wrap(line, 38) {
+            put(10.0, false, 400.0, y, &part);
+            y -= 13.0;
+        }
     }
     put(10.0, false, 400.0, y, &format!("Practice ID: {}", letter.ods_code));
     y -= 34.0;

@@ -21,7 +21,7 @@ use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::hashing::{ChainKey, GENESIS, event_hash, timestamp};
+use super::hashing::{ChainKey, GENESIS, event_hash, hex, timestamp};
 use super::{AuditEntry, EventRow};
 use crate::db::schema::{audit_archives, audit_chains, audit_events};
 use crate::db::{self, DbConnection, DbError};
@@ -293,10 +293,6 @@ fn check_segment(dir: &Path, s: &Segment) -> Result<usize, ArchiveProblem> {
         ));
     }
     Ok(usize::try_from(count).unwrap_or(usize::MAX))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn read_manifest(dir: &Path, key: &ChainKey) -> Result<Manifest, ArchiveProblem> {

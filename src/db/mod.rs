@@ -922,6 +922,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(test_postgres), ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set")]
     fn a_transaction_whose_commit_went_unanswered_is_looked_up_by_its_id() {
         // PostgreSQL only: SQLite's commits are never in doubt.
         let Ok(url) = std::env::var("TEST_DATABASE_URL") else {

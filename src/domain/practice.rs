@@ -166,7 +166,8 @@ impl Telephone {
         let allowed = t
             .char_indices()
             .all(|(i, c)| c.is_ascii_digit() || matches!(c, ' ' | '(' | ')' | '-') || (c == '+' && i == 0));
-        if allowed && (10..=15).contains(&digits) {
+        // Digits with their separators: a number as it is printed, never a run of punctuation.
+        if allowed && (10..=15).contains(&digits) && t.len() <= 32 {
             Ok(Self(t))
         } else {
             Err(PracticeContactError::Telephone)
