@@ -180,6 +180,21 @@ fn default_tpp_simulator() -> SocketAddr {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Serve the practice console at `/console/`.
+    pub enabled: bool,
+    /// The client id the console signs staff in with at the staff issuer (authorization code
+    /// with PKCE). In the dev profile the dev identity provider knows it.
+    pub client_id: String,
+    /// The client's secret, where the staff issuer registers the console as a confidential
+    /// client; without one the console is a public client and PKCE alone protects the code.
+    pub client_secret: Option<String>,
+    /// A session unused for this long ends; the member of staff signs in again.
+    pub idle_timeout_minutes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IdentitySettings {
     /// NHS login vectors of trust accepted from patient tokens. A token whose `vot` is not listed
     /// is refused whatever its proofing level says.
@@ -259,6 +274,7 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub identity: IdentitySettings,
     pub access: AccessSettings,
+    pub console: ConsoleSettings,
     pub audit: AuditSettings,
 }
 
@@ -317,6 +333,12 @@ impl Default for Settings {
                 linkage_key_encryption_key: None,
                 previous_linkage_key_encryption_keys: Vec::new(),
                 audit_chain_key: None,
+            },
+            console: ConsoleSettings {
+                enabled: true,
+                client_id: "gp-online-gateway-console".into(),
+                client_secret: None,
+                idle_timeout_minutes: 15,
             },
             identity: IdentitySettings {
                 accepted_vot: [
@@ -648,6 +670,12 @@ impl Settings {
         }
         if self.http.body_limit_bytes < 1024 || self.http.body_limit_bytes > 16 * 1024 * 1024 {
             problems.push("http.body_limit_bytes must be between 1024 and 16777216".to_owned());
+        }
+        if !(1..=480).contains(&self.console.idle_timeout_minutes) {
+            problems.push("console.idle_timeout_minutes must be 1 to 480".to_owned());
+        }
+        if self.console.client_id.is_empty() {
+            problems.push("console.client_id must not be empty".to_owned());
         }
         if self.http.rate_limit_per_minute == 0 {
             problems.push("http.rate_limit_per_minute must be at least 1".to_owned());

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod db;
 #[allow(clippy::expect_used, reason = "the seed data is constant and checked by its tests")]

@@ -140,7 +140,9 @@ impl Application {
         let metrics = Metrics::new();
         metrics.register(Box::new(reader.answered()));
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
+        let console_key = crate::console::session::random_token();
         let state = web::Data::new(AppState {
+            console_key: console_key.clone(),
             rate_limiter: crate::ratelimit::RateLimiter::new(settings.http.rate_limit_per_minute),
             trusted_proxies: crate::ratelimit::forwarded::TrustedProxies::parse(&settings.http.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("http.trusted_proxies: {e}"))?,
@@ -174,8 +176,27 @@ impl Application {
         let docs_redirect = http::docs_oauth2_redirect(&base_url);
         let dev_login = web::Data::new(
             dev::login::DevLogin::new(&settings.auth.client_id, settings.auth.max_token_lifetime_seconds)
-                .with_client(dev::login::DOCS_CLIENT_ID, &docs_redirect),
+                .with_client(dev::login::DOCS_CLIENT_ID, &docs_redirect)
+                .with_client(&settings.console.client_id, &crate::console::callback_url(&base_url)),
         );
+        // The console calls this instance's API over loopback, whatever name browsers use.
+        let loopback = match address.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv6() => {
+                std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, address.port()))
+            }
+            ip if ip.is_unspecified() => std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, address.port())),
+            _ => address,
+        };
+        let console = if settings.console.enabled {
+            Some(web::Data::new(crate::console::Console::new(
+                &settings,
+                &base_url,
+                format!("http://{loopback}"),
+                console_key,
+            )?))
+        } else {
+            None
+        };
         // Swagger UI signs in with the authorization-code flow and PKCE through the issuers the
         // document declares; only the dev provider knows its client, so only there is it given.
         let mut docs_oauth = utoipa_swagger_ui::oauth::Config::new().use_pkce_with_authorization_code_grant(true);
@@ -196,6 +217,7 @@ impl Application {
             }
             let dev_idp = dev_idp.clone();
             let dev_login = dev_login.clone();
+            let console = console.clone();
             App::new()
                 .app_data(server_state.clone())
                 .app_data(claims.clone())
@@ -206,6 +228,12 @@ impl Application {
                         cfg.app_data(dev_login);
                         dev::login::configure(cfg);
                         dev::clock::configure(cfg);
+                    }
+                })
+                .configure(|cfg| {
+                    if let Some(console) = console {
+                        cfg.app_data(console);
+                        crate::console::configure(cfg);
                     }
                 })
                 .configure(|cfg| http::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(cfg)))

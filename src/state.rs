@@ -16,4 +16,7 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// Whose `X-Forwarded-For` names the client the rate limit counts.
     pub trusted_proxies: TrustedProxies,
+    /// The key the practice console's calls to the API carry (`x-gateway-console`): the
+    /// browser's request to the console was counted by the rate limit already.
+    pub console_key: String,
 }

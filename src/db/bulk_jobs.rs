@@ -103,6 +103,20 @@ pub fn unfinished(conn: &mut DbConnection, practice_id: &str, kind: &str) -> Res
         .transpose()
 }
 
+/// A practice's jobs of `kind`, newest first, at most `limit`.
+pub fn recent(conn: &mut DbConnection, practice_id: &str, kind: &str, limit: i64) -> Result<Vec<BulkJob>, DbError> {
+    bulk_jobs::table
+        .filter(bulk_jobs::practice_id.eq(practice_id))
+        .filter(bulk_jobs::kind.eq(kind))
+        .order((bulk_jobs::created_at.desc(), bulk_jobs::id.desc()))
+        .limit(limit)
+        .select(Row::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(BulkJob::try_from)
+        .collect()
+}
+
 /// Claims one due job (queued, or in progress with a lapsed lease) for `worker` until
 /// `until`. A compare-and-set: two instances never hold the same job.
 pub fn claim(

@@ -264,6 +264,28 @@ pub fn for_patient(conn: &mut DbConnection, patient_id: &str) -> Result<Vec<Outb
         .collect()
 }
 
+/// The jobs of a practice's patients that are not completed (queued, running or failed), oldest
+/// first, at most `limit`: the practice's worklist.
+pub fn open_at_practice(conn: &mut DbConnection, practice_id: &str, limit: i64) -> Result<Vec<OutboxJob>, DbError> {
+    use super::schema::patients;
+    outbox_jobs::table
+        .filter(outbox_jobs::status.ne(JobStatus::Completed.as_str()))
+        .filter(
+            outbox_jobs::patient_id.eq_any(
+                patients::table
+                    .filter(patients::practice_id.eq(practice_id))
+                    .select(patients::id),
+            ),
+        )
+        .order((outbox_jobs::created_at.asc(), outbox_jobs::id.asc()))
+        .limit(limit)
+        .select(JobRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(OutboxJob::try_from)
+        .collect()
+}
+
 /// Jobs that are not finished yet, for readiness and the start-up log.
 pub fn count_unfinished(conn: &mut DbConnection) -> Result<i64, DbError> {
     Ok(outbox_jobs::table

@@ -407,6 +407,30 @@ pub fn reviews_for_patient(conn: &mut DbConnection, patient_id: &str) -> Result<
         .collect())
 }
 
+/// The open reviews of proposed roles for a practice's patients, oldest first, at most `limit`.
+pub fn open_reviews_at_practice(
+    conn: &mut DbConnection,
+    practice_id: &str,
+    limit: i64,
+) -> Result<Vec<ProxyReview>, DbError> {
+    Ok(proxy_reviews::table
+        .filter(proxy_reviews::status.eq("requested"))
+        .filter(
+            proxy_reviews::role_id.eq_any(
+                proxy_roles::table
+                    .filter(proxy_roles::practice_id.eq(practice_id))
+                    .select(proxy_roles::id),
+            ),
+        )
+        .order((proxy_reviews::created_at.asc(), proxy_reviews::id.asc()))
+        .limit(limit)
+        .select(ReviewRow::as_select())
+        .load::<ReviewRow>(conn)?
+        .into_iter()
+        .map(ProxyReview::from)
+        .collect())
+}
+
 /// Closes the open review of a role (it was decided: `completed`; or withdrawn: `cancelled`).
 pub fn close_reviews(
     conn: &mut DbConnection,

@@ -83,6 +83,27 @@ pub fn for_patient(conn: &mut DbConnection, patient_id: &str) -> Result<Vec<Revi
         .collect()
 }
 
+/// The open record reviews of a practice's patients, oldest first, at most `limit`.
+pub fn open_at_practice(conn: &mut DbConnection, practice_id: &str, limit: i64) -> Result<Vec<ReviewTask>, DbError> {
+    use super::schema::patients;
+    review_tasks::table
+        .filter(review_tasks::status.eq("requested"))
+        .filter(
+            review_tasks::patient_id.eq_any(
+                patients::table
+                    .filter(patients::practice_id.eq(practice_id))
+                    .select(patients::id),
+            ),
+        )
+        .order((review_tasks::created_at.asc(), review_tasks::id.asc()))
+        .limit(limit)
+        .select(ReviewRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(ReviewTask::try_from)
+        .collect()
+}
+
 /// Marks an open review finished (`completed` or `cancelled`); false if it was not open.
 pub fn close(
     conn: &mut DbConnection,

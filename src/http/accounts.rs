@@ -368,11 +368,12 @@ pub async fn read_task(
 
 const TASK_STATUSES: [&str; 5] = ["requested", "in-progress", "completed", "failed", "cancelled"];
 
-/// Search Tasks for a patient, optionally by status.
+/// Search Tasks for a patient, or a practice's worklist, optionally by status.
 #[utoipa::path(
     tag = "Task",
     params(
-        ("patient" = String, Query, description = "Patient/{id} or {id} (required)"),
+        ("patient" = Option<String>, Query, description = "Patient/{id} or {id}: every Task about the patient"),
+        ("owner" = Option<String>, Query, description = "Organization/{id}, an organisation id or an ODS code: the practice's worklist (provisioning jobs not completed, open record and proxy-role reviews, its recent opt-in jobs); one of patient and owner is required"),
         ("status" = Option<String>, Query, description = "requested | in-progress | completed | failed | cancelled"),
         ("_count" = Option<i64>, Query, description = "Page size, default 20; above 100 is taken as 100 (the self link says so) unless Prefer: handling=strict, which makes it 400"),
         ("_offset" = Option<i64>, Query),
@@ -392,18 +393,32 @@ pub async fn search_tasks(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     access::authorize(&state.core, &caller, Action::SearchTasks, Target::Pending).await?;
-    let params = parse_query(req.query_string(), &["patient", "status", "_count", "_offset"])?;
-    let patient = params
-        .get("patient")
-        .map(|p| p.strip_prefix("Patient/").unwrap_or(p).to_owned())
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidSearchParameter, "patient is required"))?;
-    let patient = resource_id(&patient).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidSearchParameter,
-            "patient must be Patient/{id} or {id}",
-        )
-        .at("patient")
-    })?;
+    let params = parse_query(req.query_string(), &["patient", "owner", "status", "_count", "_offset"])?;
+    let target = match (params.get("patient"), params.get("owner")) {
+        (Some(patient), None) => {
+            let patient = resource_id(patient.strip_prefix("Patient/").unwrap_or(patient)).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidSearchParameter,
+                    "patient must be Patient/{id} or {id}",
+                )
+                .at("patient")
+            })?;
+            Target::Patient(patient)
+        }
+        (None, Some(owner)) => Target::Practice(practice_ref(owner)?),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidSearchParameter,
+                "name either patient or owner, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidSearchParameter,
+                "patient or owner is required",
+            ));
+        }
+    };
     // Filtered on the FHIR Task status, which both kinds of Task map to in one place.
     let status = params.get("status").map(String::as_str);
     if status.is_some_and(|s| !TASK_STATUSES.contains(&s)) {
@@ -417,9 +432,14 @@ pub async fn search_tasks(
         params.get("_offset").map(String::as_str),
         super::search::strict_handling(&req),
     )?;
-    let permit = access::authorize(&state.core, &caller, Action::SearchTasks, Target::Patient(patient)).await?;
-    let mut tasks: Vec<Task> = accounts::tasks_for(&state.core, &permit)
-        .await?
+    let worklist = matches!(target, Target::Practice(_));
+    let permit = access::authorize(&state.core, &caller, Action::SearchTasks, target).await?;
+    let found = if worklist {
+        accounts::worklist(&state.core, &permit).await?
+    } else {
+        accounts::tasks_for(&state.core, &permit).await?
+    };
+    let mut tasks: Vec<Task> = found
         .iter()
         .map(task_json)
         .filter(|t| status.is_none_or(|s| t.status == s))
@@ -497,4 +517,23 @@ pub async fn retry_task(
     let permit = task_permit(&state, &caller, Action::RetryTask, &id).await?;
     let job = accounts::retry_job(&state.core, permit).await?;
     Ok(resource(StatusCode::OK, &Task::from_job(&job), None, None))
+}
+
+/// A practice as a Task search's `owner` names it: `Organization/{id}`, an organisation id, or
+/// its ODS code.
+fn practice_ref(raw: &str) -> Result<crate::domain::PracticeRef, ApiError> {
+    use crate::domain::{OdsCode, PracticeRef};
+    if let Some(id) = raw.strip_prefix("Organization/") {
+        return Ok(PracticeRef::Id(resource_id(id)?));
+    }
+    if let Ok(ods) = OdsCode::parse(raw) {
+        return Ok(PracticeRef::Ods(ods));
+    }
+    resource_id(raw).map(PracticeRef::Id).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidSearchParameter,
+            "owner must be Organization/{id}, an organisation id or an ODS code",
+        )
+        .at("owner")
+    })
 }

@@ -26,6 +26,9 @@ pub fn is_public(path: &str) -> bool {
         || path.starts_with("/docs/")
         || path.starts_with("/dev-idp/")
         || path == "/dev/clock"
+        // The console's pages act through the API, whose calls are audited as any client's.
+        || path == "/console"
+        || path.starts_with("/console/")
 }
 
 /// The engine action each endpoint asks for, by method and route pattern.

@@ -109,7 +109,15 @@ pub async fn request_context(
 
     let method = req.method().clone();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let exempt = req.path().starts_with("/health/") || req.path() == "/metrics";
+    // The console's own calls were counted as the browser's request to the console.
+    let console_call = state.as_ref().is_some_and(|s| {
+        req.peer_addr().is_some_and(|p| p.ip().is_loopback())
+            && req
+                .headers()
+                .get(crate::console::api::CONSOLE_HEADER)
+                .is_some_and(|v| crate::console::session::same(v.to_str().unwrap_or_default(), &s.console_key))
+    });
+    let exempt = req.path().starts_with("/health/") || req.path() == "/metrics" || console_call;
     // The rate limit's client: the peer, or the client a trusted proxy forwards for.
     let client = (state.as_ref())
         .zip(req.peer_addr())
@@ -256,12 +264,15 @@ async fn within_an_outage<T: 'static>(
 }
 
 /// Headers every response carries: no content sniffing, no framing, no referrer; a content
-/// policy for the API docs; HSTS when the request came over TLS (directly or via a proxy).
+/// policy for the API docs (the console's pages bring their own policies); HSTS when the request came over TLS (directly or via a proxy).
 fn security_headers(headers: &mut actix_web::http::header::HeaderMap, docs: bool, tls: bool) {
     use actix_web::http::header;
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // The console's pages set their own policies (its forms need the origin sent).
+    if !headers.contains_key(header::REFERRER_POLICY) {
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    }
     if docs {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -269,7 +280,7 @@ fn security_headers(headers: &mut actix_web::http::header::HeaderMap, docs: bool
                 "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
             ),
         );
-    } else {
+    } else if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
@@ -287,7 +298,12 @@ fn security_headers(headers: &mut actix_web::http::header::HeaderMap, docs: bool
 /// also PDF, a bulk export's files NDJSON. An `Accept` or `_format` asking only for something else is 406.
 fn acceptable(req: &ServiceRequest) -> Result<(), ApiError> {
     let path = req.path();
-    if path.starts_with("/docs") || path == "/metrics" || path.starts_with("/health/") || path.starts_with("/dev") {
+    if path.starts_with("/docs")
+        || path == "/metrics"
+        || path.starts_with("/health/")
+        || path.starts_with("/dev")
+        || path.starts_with("/console")
+    {
         return Ok(());
     }
     let json = |t: &str| {

@@ -6,4 +6,4 @@ mod principal;
 mod verifier;
 
 pub use principal::{Delegation, PatientPrincipal, Principal, StaffPrincipal, SystemPrincipal};
-pub use verifier::{AuthError, IssuerStatus, TokenVerifier};
+pub use verifier::{AuthError, IssuerStatus, TokenVerifier, send as send_oidc_request};

@@ -585,7 +585,9 @@ fn select_key(keys: &[CoreJsonWebKey], kid: Option<&str>, alg: &CoreJwsSigningAl
     }
 }
 
-async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, HttpClientError> {
+/// Sends an `openidconnect` request with `client` (no redirects, timeouts), reading at most
+/// `MAX_DOCUMENT_BYTES` of the answer.
+pub async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, HttpClientError> {
     let request = reqwest::Request::try_from(request)?;
     let response = client.execute(request).await?;
     let mut builder = openidconnect::http::Response::builder().status(response.status());

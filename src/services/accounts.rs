@@ -473,6 +473,31 @@ pub async fn tasks_for(core: &Core, permit: &Permit) -> Result<Vec<AnyTask>> {
     .await?)
 }
 
+/// How many of each kind of open Task a practice's worklist lists.
+const WORKLIST_LIMIT: i64 = 500;
+
+/// The permit's practice's worklist: provisioning jobs not completed (queued, running, failed),
+/// open record reviews and proxy-role reviews, and its recent practice-wide jobs.
+pub async fn worklist(core: &Core, permit: &Permit) -> Result<Vec<AnyTask>> {
+    let practice = permit.practice()?.id.clone();
+    Ok(db::run(&core.pool, move |c| {
+        let jobs = db::outbox::open_at_practice(c, &practice, WORKLIST_LIMIT)?
+            .into_iter()
+            .map(AnyTask::Job);
+        let reviews = db::reviews::open_at_practice(c, &practice, WORKLIST_LIMIT)?
+            .into_iter()
+            .map(AnyTask::Review);
+        let proxies = db::proxy_roles::open_reviews_at_practice(c, &practice, WORKLIST_LIMIT)?
+            .into_iter()
+            .map(AnyTask::ProxyReview);
+        let bulk = db::bulk_jobs::recent(c, &practice, crate::domain::record_access::OPT_IN_JOB, 10)?
+            .into_iter()
+            .map(AnyTask::Bulk);
+        Ok(jobs.chain(reviews).chain(proxies).chain(bulk).collect())
+    })
+    .await?)
+}
+
 /// The permit's Task.
 pub fn task(permit: &Permit) -> Result<AnyTask> {
     permit.task.clone().ok_or_else(|| Error::not_found("Task"))
