@@ -312,6 +312,9 @@ fn print_banner(app: &Application, settings: &Settings) {
     out.push_str("\n  GP Online Services Gateway\n");
     out.push_str(&format!("  listening on  {base}\n"));
     out.push_str(&format!("  API docs      {base}/docs/\n"));
+    if settings.console.enabled {
+        out.push_str(&format!("  console       {base}/console/ (practice staff)\n"));
+    }
     out.push_str(&format!("  OpenAPI       {base}/openapi.json\n"));
     out.push_str(&format!("  capability    {base}/metadata\n"));
     out.push_str(&format!("  health        {base}/health/ready\n"));
@@ -330,8 +333,14 @@ fn print_banner(app: &Application, settings: &Settings) {
         ));
         out.push_str("  personas      cargo run --release -q -- dev-token --list\n");
         out.push_str(&format!(
-            "  docs sign-in  {base}/docs/: Authorize, then dev-staff or dev-patient, then pick a persona\n\n  Try:\n"
+            "  docs sign-in  {base}/docs/: Authorize, then dev-staff or dev-patient, then pick a persona\n"
         ));
+        if settings.console.enabled {
+            out.push_str(&format!(
+                "  console       {base}/console/: Sign in, then staff-emis (administrator) or reception-emis (receptionist)\n"
+            ));
+        }
+        out.push_str("\n  Try:\n");
         out.push_str("    TOKEN=$(cargo run --release -q -- dev-token --persona staff-emis)\n");
         out.push_str(&format!(
             "    curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/Patient?family=smith'\n"

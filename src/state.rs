@@ -20,3 +20,22 @@ pub struct AppState {
     /// browser's request to the console was counted by the rate limit already.
     pub console_key: String,
 }
+
+/// The header that marks a call as the practice console's own (see `AppState::console_key`).
+pub const CONSOLE_HEADER: &str = "x-gateway-console";
+
+impl AppState {
+    /// Whether a request is one the practice console made on a signed-in person's behalf: from
+    /// loopback, carrying this instance's console key.
+    pub fn is_console_call(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        headers: &actix_web::http::header::HeaderMap,
+    ) -> bool {
+        peer.is_some_and(|p| p.ip().is_loopback())
+            && headers
+                .get(CONSOLE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| crate::crypto::same_secret(v, &self.console_key))
+    }
+}

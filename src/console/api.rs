@@ -10,8 +10,7 @@ use serde_json::Value;
 
 use super::session::Session;
 
-/// The header that marks a call as the console's own (see `Api::key`).
-pub const CONSOLE_HEADER: &str = "x-gateway-console";
+use crate::state::CONSOLE_HEADER;
 /// The largest answer the console reads (a registration letter's PDF is the largest).
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 

@@ -75,8 +75,7 @@ pub fn random_token() -> String {
 
 /// Equal strings, compared in time that does not depend on where they differ.
 pub fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::crypto::same_secret(a, b)
 }
 
 /// The value of the cookie `name` the request carries.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
@@ -205,8 +205,17 @@ pub async fn callback(
             return back_home_with("Sign-in did not finish: the sign-in service did not accept it. Try again.");
         }
     };
+    // The issuers' algorithms (the verifier alone would take RS256 only).
+    let verifier = client.id_token_verifier().set_allowed_algs(vec![
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    ]);
     if let Some(id_token) = tokens.id_token()
-        && let Err(e) = id_token.claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))
+        && let Err(e) = id_token.claims(&verifier, &Nonce::new(pending.nonce))
     {
         tracing::warn!(error = %e, "the staff issuer's ID token did not verify");
         return back_home_with("Sign-in did not finish: the sign-in service's answer did not verify.");

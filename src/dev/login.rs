@@ -48,6 +48,8 @@ struct Grant {
     challenge: String,
     claims: Value,
     scope: String,
+    /// The client's `nonce`, repeated in the ID token.
+    nonce: Option<String>,
     expires: Instant,
 }
 
@@ -95,6 +97,7 @@ struct AuthorizeQuery {
     code_challenge_method: Option<String>,
     login_hint: Option<String>,
     vot: Option<String>,
+    nonce: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +194,9 @@ async fn authorize(
     if q.scope.as_ref().is_some_and(|s| !text(s, 512)) {
         return bad_request("invalid_scope", "scope must be at most 512 characters");
     }
+    if q.nonce.as_ref().is_some_and(|n| !text(n, 512)) {
+        return bad_request("invalid_request", "nonce must be at most 512 characters");
+    }
     let refusal = |mut redirect: url::Url, error: &str, description: &str| {
         {
             let mut pairs = redirect.query_pairs_mut();
@@ -231,6 +237,7 @@ async fn authorize(
             ("state", state.as_deref()),
             ("code_challenge", Some(challenge.as_str())),
             ("code_challenge_method", q.code_challenge_method.as_deref()),
+            ("nonce", q.nonce.as_deref()),
         ];
         return chooser(realm, &carried, cancel.as_str());
     };
@@ -259,6 +266,7 @@ async fn authorize(
                 challenge,
                 claims,
                 scope: q.scope.unwrap_or_else(|| "openid".into()),
+                nonce: q.nonce,
                 expires: now + CODE_LIFETIME,
             },
         );
@@ -463,20 +471,45 @@ async fn token(
     if computed != grant.challenge {
         return bad_request("invalid_grant", "code_verifier does not match the code_challenge");
     }
+    // An OpenID Connect sign-in also gets an ID token: for the client, carrying its nonce.
+    let id_token = if grant.scope.split(' ').any(|s| s == "openid") {
+        let mut id_claims = grant.claims.clone();
+        if let (Some(o), Some(nonce)) = (id_claims.as_object_mut(), &grant.nonce) {
+            o.insert("nonce".into(), json!(nonce));
+        }
+        match idp.mint(grant.realm, &grant.client_id, login.token_lifetime_seconds, &id_claims) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                return oauth_error(
+                    actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    &e.to_string(),
+                );
+            }
+        }
+    } else {
+        None
+    };
     let mut claims = grant.claims;
     if let Some(o) = claims.as_object_mut() {
         o.insert("client_id".into(), json!(grant.client_id));
         o.insert("scope".into(), json!(grant.scope));
     }
     match idp.mint(grant.realm, &login.audience, login.token_lifetime_seconds, &claims) {
-        Ok(access_token) => HttpResponse::Ok()
-            .insert_header(("cache-control", "no-store"))
-            .json(json!({
+        Ok(access_token) => {
+            let mut answer = json!({
                 "access_token": access_token,
                 "token_type": "Bearer",
                 "expires_in": login.token_lifetime_seconds,
                 "scope": grant.scope,
-            })),
+            });
+            if let Some(t) = id_token {
+                answer["id_token"] = json!(t);
+            }
+            HttpResponse::Ok()
+                .insert_header(("cache-control", "no-store"))
+                .json(answer)
+        }
         Err(e) => oauth_error(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

@@ -110,13 +110,9 @@ pub async fn request_context(
     let method = req.method().clone();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     // The console's own calls were counted as the browser's request to the console.
-    let console_call = state.as_ref().is_some_and(|s| {
-        req.peer_addr().is_some_and(|p| p.ip().is_loopback())
-            && req
-                .headers()
-                .get(crate::console::api::CONSOLE_HEADER)
-                .is_some_and(|v| crate::console::session::same(v.to_str().unwrap_or_default(), &s.console_key))
-    });
+    let console_call = state
+        .as_ref()
+        .is_some_and(|s| s.is_console_call(req.peer_addr(), req.headers()));
     let exempt = req.path().starts_with("/health/") || req.path() == "/metrics" || console_call;
     // The rate limit's client: the peer, or the client a trusted proxy forwards for.
     let client = (state.as_ref())

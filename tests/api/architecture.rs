@@ -25,11 +25,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "services",
         &["domain", "db", "audit", "identity", "suppliers", "config", "crypto"],
     ),
-    ("state", &["services", "identity", "metrics", "ratelimit"]),
+    ("state", &["services", "identity", "metrics", "ratelimit", "crypto"]),
     (
         "http",
         &[
             "services", "fhir", "domain", "identity", "audit", "state", "letter", "config", "db",
+        ],
+    ),
+    // The practice console is a client of the API (over loopback), above the HTTP layer.
+    (
+        "console",
+        &[
+            "http", "state", "audit", "config", "domain", "identity", "fhir", "crypto",
         ],
     ),
 ];

@@ -7,6 +7,7 @@ mod audit_export;
 mod audit_trail;
 mod auth;
 mod conformance;
+mod console;
 mod entitlements;
 mod helpers;
 mod identity;
