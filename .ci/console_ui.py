@@ -105,7 +105,7 @@ def wait_for(driver, condition, what, timeout=WAIT):
 
 
 # What axe found, reduced to what a report needs.
-AXE_RUN = """
+AXE_RUN = r"""
 const done = arguments[arguments.length - 1];
 axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})
   .then(r => done({violations: r.violations.map(v => ({
@@ -113,6 +113,21 @@ axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['
       nodes: v.nodes.map(n => ({target: n.target.join(' '), html: n.html.slice(0, 200),
                                 why: (n.failureSummary || '').replace(/\s+/g, ' ').slice(0, 300)}))}))}))
   .catch(e => done({error: String(e)}));
+"""
+
+# The elements that reach past the window's right edge, to say what makes a page too wide.
+TOO_WIDE = r"""
+const out = [];
+for (const el of document.querySelectorAll('body *')) {
+  const r = el.getBoundingClientRect();
+  if (r.right > window.innerWidth + 1 && getComputedStyle(el).display !== 'none') {
+    const classes = typeof el.className === 'string' && el.className.trim()
+      ? '.' + el.className.trim().split(/\s+/).join('.') : '';
+    out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + classes +
+             ' (right edge ' + Math.round(r.right) + ' px)');
+  }
+}
+return out.slice(0, 6);
 """
 
 SUMMARY_VALUE = """
@@ -300,17 +315,7 @@ class Console:
                 scroll, inner = self.driver.execute_script(
                     "return [document.documentElement.scrollWidth, window.innerWidth];")
                 if scroll > inner:
-                    wide = self.driver.execute_script("""
-                        const out = [];
-                        for (const el of document.querySelectorAll('body *')) {
-                          const r = el.getBoundingClientRect();
-                          if (r.right > window.innerWidth + 1 && getComputedStyle(el).display !== 'none') {
-                            out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
-                                     (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '') +
-                                     ' (right edge ' + Math.round(r.right) + ' px)');
-                          }
-                        }
-                        return out.slice(0, 6);""")
+                    wide = self.driver.execute_script(TOO_WIDE)
                     self.defect(("scroll", width, self.heading()),
                                 f"horizontal scrollbar at {width} px: the page is {scroll} px wide; "
                                 f"wider than the window: {', '.join(wide) or 'none found'}", label)
@@ -330,9 +335,9 @@ class Console:
             missing = [n for n in ("csrf", "request") if n not in names
                        and not (n == "request" and urlparse(action).path == "/console/sign-out")]
             if missing:
-                self.defect(("form", urlparse(action).path, ",".join(missing)),
-                            f"the form that posts to {urlparse(action).path} has no hidden {' or '.join(missing)} field",
-                            label)
+                path = urlparse(action).path
+                self.defect(("form", path, ",".join(missing)),
+                            f"the form that posts to {path} has no hidden {' or '.join(missing)} field", label)
 
     def accessibility(self, label):
         if not self.driver.execute_script("return typeof window.axe === 'object';"):
@@ -438,11 +443,12 @@ def register(c, patient, label, refused_first):
         focused = c.driver.execute_script(
             "return document.activeElement && document.activeElement.classList.contains('error-summary');")
         if not focused:
-            c.defect(("form", "focus", "error-summary"), "the error summary does not take the focus", f"{label}-refused")
+            c.defect(("form", "focus", "error-summary"), "the error summary does not take the focus",
+                     f"{label}-refused")
         kept = c.form(f"{me}/register")
-        if Select(kept.find_element(By.NAME, "method")).first_selected_option.get_attribute("value") != values["method"] \
-                or kept.find_element(By.NAME, "document").get_attribute("value") != values["document"] \
-                or not kept.find_element(By.NAME, "capacity").is_selected():
+        method = Select(kept.find_element(By.NAME, "method")).first_selected_option.get_attribute("value")
+        if method != values["method"] or not kept.find_element(By.NAME, "capacity").is_selected() \
+                or kept.find_element(By.NAME, "document").get_attribute("value") != values["document"]:
             raise Failed("the refused form did not keep what was entered")
         if c.account(pid) is not None:
             raise Failed(f"the refused registration created an account for {name}")
@@ -474,7 +480,7 @@ def letter(c, patient, label):
     # The account is created at the supplier in the background; the letter shows its ids then.
     deadline = time.time() + WAIT
     while True:
-        keys = {label_: c.summary(label_, ".letter") for label_ in ("Practice ID (ODS code)", "Account ID", "Linkage Key")}
+        keys = {k: c.summary(k, ".letter") for k in ("Practice ID (ODS code)", "Account ID", "Linkage Key")}
         if c.heading() == "Registration letter" and all(keys.values()):
             break
         if time.time() > deadline:
@@ -665,7 +671,8 @@ def opt_in(c):
     if c.driver.find_elements(By.CSS_SELECTOR, "form[action='/console/opt-in']"):
         raise Failed("after the move the page still offers to start it")
     print(f"  {' -> '.join(texts)}")
-    print(f"  model now {model}{'' if running_checked else ' (the move had finished before the page showed it running)'}")
+    late = "" if running_checked else " (the move had finished before the page showed it running)"
+    print(f"  model now {model}{late}")
     c.page("opt-in-finished")
 
 
@@ -713,7 +720,8 @@ def forged_forms(c):
     refused = "could not be accepted"
     forged(c, cookie, form_body(None), c.base, 403, refused, "without the csrf field")
     forged(c, cookie, form_body("x" + csrf[1:]), c.base, 403, refused, "with another csrf value")
-    forged(c, cookie, form_body(csrf), "http://evil.example", 403, "from another site", "with Origin http://evil.example")
+    forged(c, cookie, form_body(csrf), "http://evil.example", 403, "from another site",
+           "with Origin http://evil.example")
     forged(c, cookie, form_body(csrf), None, 403, "from another site", "with Referer http://evil.example/",
            {"Referer": "http://evil.example/"})
     forged(c, cookie, form_body(csrf), c.base, 403, "from another site", "with Sec-Fetch-Site cross-site",
@@ -792,7 +800,8 @@ def run(gw):
         c.begin("1. staff-emis signs in by choosing themselves at the identity provider")
         sign_in(c, "staff-emis", "Sam Patel", "staff")
 
-        c.begin("2. registers Lucy Evans (first without the coercion confirmation) and Grace Okafor, prints the letters")
+        c.begin("2. registers Lucy Evans (first without the coercion confirmation) and Grace Okafor, "
+                "prints the letters")
         register(c, LUCY, "lucy", refused_first=True)
         register(c, GRACE, "grace", refused_first=False)
         letter(c, LUCY, "lucy")
@@ -821,7 +830,9 @@ def run(gw):
     except (Failed, WebDriverException, requests.RequestException) as error:
         message = error.msg if isinstance(error, WebDriverException) else str(error)
         here = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == __file__]
-        where = f" (console_ui.py line {here[-1].lineno}, in {here[-1].name})" if here and not isinstance(error, Failed) else ""
+        where = ""
+        if here and not isinstance(error, Failed):
+            where = f" (console_ui.py line {here[-1].lineno}, in {here[-1].name})"
         print(f"FAIL {c.step}: {message}{where}")
         try:
             c.screenshot("failure", WIDTHS[0])

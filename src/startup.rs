@@ -166,10 +166,7 @@ impl Application {
         let openapi = http::openapi_for(&settings.auth.issuers);
         let instance = state.core.instance.clone();
         // The first heartbeat is on record before any request can be claimed.
-        {
-            let (me, now) = (instance.clone(), db::now());
-            db::run(&state.core.pool, move |c| db::idempotency::heartbeat(c, &me, now)).await?;
-        }
+        crate::services::idempotency::heartbeat(&state.core).await?;
         let server_state = state.clone();
         let claims = web::Data::new(http::middleware::ClaimsHere::default());
         let cors_origins = settings.http.cors_allowed_origins.clone();
@@ -294,7 +291,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone(), self.instance.clone()));
         let bulk = tokio::spawn(bulk_worker(self.state.clone(), self.instance.clone()));
-        let heartbeat = tokio::spawn(heartbeat(self.state.clone(), self.instance.clone()));
+        let heartbeat = tokio::spawn(heartbeat(self.state.clone()));
         let result = self.server.await;
         housekeeping.abort();
         bulk.abort();
@@ -400,12 +397,11 @@ async fn supplier_registry(
 /// Periodic clean-up: forget request-id replay records past their time.
 /// Says every two seconds that this instance is alive, so requests it claimed are known to be
 /// its own while it runs, and free for a retry soon after it dies.
-async fn heartbeat(state: web::Data<AppState>, instance: String) {
+async fn heartbeat(state: web::Data<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        let (me, now) = (instance.clone(), db::now());
-        match db::run(&state.core.pool, move |c| db::idempotency::heartbeat(c, &me, now)).await {
+        match crate::services::idempotency::heartbeat(&state.core).await {
             Ok(_) => {}
             // An outage is said once by the database watcher.
             Err(e @ db::DbError::Unavailable(_)) => {

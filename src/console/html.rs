@@ -29,7 +29,6 @@ pub fn url_part(text: &str) -> String {
 pub struct Chrome<'a> {
     pub name: &'a str,
     pub role: &'a str,
-    pub practice: &'a str,
     pub csrf: &'a str,
 }
 
@@ -79,11 +78,10 @@ pub fn page(title: &str, current: &str, chrome: Option<&Chrome>, body: &str) -> 
         nav.push_str("</ul></nav>");
         let _ = write!(
             header_right,
-            r#"<div class="who"><span>{name}, {role}, {practice}</span>
+            r#"<div class="who"><span>{name}, {role}</span>
 <form method="post" action="/console/sign-out"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" class="link-button">Sign out</button></form></div>"#,
             name = esc(c.name),
             role = esc(c.role),
-            practice = esc(c.practice),
             csrf = esc(c.csrf),
         );
     }
@@ -150,11 +148,23 @@ fn field_error(problems: &[Problem], field: &str) -> Option<String> {
         .reduce(|a, b| format!("{a} {b}"))
 }
 
-/// The attributes and error line that tie a field to its message.
+/// The attributes and error line that tie a field to its message (and to its hint, if any).
 fn error_parts(problems: &[Problem], name: &str) -> (String, String, &'static str) {
+    error_parts_with_hint(problems, name, false)
+}
+
+fn error_parts_with_hint(problems: &[Problem], name: &str, hint: bool) -> (String, String, &'static str) {
+    let hint_id = if hint {
+        format!("{}-hint ", esc(name))
+    } else {
+        String::new()
+    };
     match field_error(problems, name) {
         Some(m) => (
-            format!(r#" aria-describedby="{0}-error" aria-invalid="true""#, esc(name)),
+            format!(
+                r#" aria-describedby="{hint_id}{0}-error" aria-invalid="true""#,
+                esc(name)
+            ),
             format!(
                 r#"<p class="field-error" id="{0}-error"><span class="visually-hidden">Error:</span> {1}</p>"#,
                 esc(name),
@@ -162,13 +172,14 @@ fn error_parts(problems: &[Problem], name: &str) -> (String, String, &'static st
             ),
             " field--error",
         ),
+        None if hint => (format!(r#" aria-describedby="{}-hint""#, esc(name)), String::new(), ""),
         None => (String::new(), String::new(), ""),
     }
 }
 
 /// A labelled text input.
 pub fn text_input(name: &str, label: &str, hint: &str, value: &str, max: usize, problems: &[Problem]) -> String {
-    let (aria, error, class) = error_parts(problems, name);
+    let (aria, error, class) = error_parts_with_hint(problems, name, !hint.is_empty());
     let hint = if hint.is_empty() {
         String::new()
     } else {

@@ -105,7 +105,6 @@ impl Staff {
         Chrome {
             name: &self.session.name,
             role: &self.session.roles,
-            practice: &self.session.practice,
             csrf: &self.session.csrf,
         }
     }

@@ -121,7 +121,10 @@ async fn render(console: &Console, staff: &Staff, problems: &[Problem], status: 
         ));
     }
     let running = job.as_ref().is_some_and(|t| !finished(t));
-    if p.model != "opt-in" || running {
+    // A running move goes on by itself; one that failed can be run again (it picks up where it
+    // stopped, and what it did already is not done twice).
+    let failed = job.as_ref().is_some_and(|t| t["status"] == "failed");
+    if (p.model != "opt-in" && !running) || failed {
         let fields = format!(
             "{}{}",
             html::text_input(
@@ -142,12 +145,12 @@ async fn render(console: &Console, staff: &Staff, problems: &[Problem], status: 
         );
         body.push_str(&format!(
             "<h2>{}</h2>{}",
-            if running { "Resume the move" } else { "Move to opt-in" },
+            if failed { "Run the move again" } else { "Move to opt-in" },
             html::form(
                 CURRENT,
                 &staff.session.csrf,
                 &fields,
-                if running { "Resume the move" } else { "Start the move" },
+                if failed { "Run the move again" } else { "Start the move" },
                 false
             )
         ));

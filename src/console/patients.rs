@@ -492,7 +492,7 @@ fn registration_form(staff: &Staff, me: &str, name: &str, form: Option<&Form>, p
         from = html::text_input(
             "from",
             "Record access from (optional)",
-            "A date as 2026-12-08; leave empty for from today (prospective)",
+            "Full record access only: a date as 2026-12-08 for entries from then; leave empty for from today",
             &get("from"),
             10,
             problems
@@ -642,8 +642,11 @@ async fn register(
             url_part("Registered. The account is being created at the supplier; print the letter for the patient.")
         )),
         Err(r) => {
-            let field = r.field.as_deref().map_or("method", registration_field);
-            let problems = vec![Problem::at(field, r.plain())];
+            // A refusal about a field is shown at it; any other (a role, an outage) above the form.
+            let problems = vec![match r.field.as_deref() {
+                Some(expression) => Problem::at(registration_field(expression), r.plain()),
+                None => Problem::general(r.plain()),
+            }];
             let who = name_of(&console, &staff, &id).await;
             let page = registration_form(&staff, &me, &who, Some(&form), &problems);
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -806,7 +809,11 @@ async fn codes(
             url_part("The record-access codes were changed.")
         )),
         Err(r) => {
-            let mut page = render_patient(&console, &staff, &id, "", &[Problem::at("code", r.plain())]).await;
+            let problem = match r.field {
+                Some(_) => Problem::at("code", r.plain()),
+                None => Problem::general(r.plain()),
+            };
+            let mut page = render_patient(&console, &staff, &id, "", &[problem]).await;
             *page.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
             page
         }

@@ -20,6 +20,8 @@ use crate::state::AppState;
 
 const CURRENT: &str = "/console/proxies";
 const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
+/// The oldest requests shown at once; the rest follow as these are decided.
+const WAITING_SHOWN: usize = 25;
 
 fn reason_of(role: &Value) -> String {
     role["extension"]
@@ -96,24 +98,50 @@ async fn list(console: web::Data<Console>, req: HttpRequest, q: web::Query<ListQ
     );
     match console.api.get(&staff.session, &waiting).await {
         Ok(bundle) => {
-            let rows: Vec<Vec<String>> = view::entries(&bundle)
+            let waiting: Vec<(String, String)> = view::entries(&bundle)
                 .into_iter()
                 .filter(|t| t["code"]["coding"][0]["code"] == "proxy-review")
                 .filter_map(|t| {
                     let role = t["focus"]["reference"].as_str()?.strip_prefix("Consent/")?;
-                    Some(vec![
-                        html::link(&format!("/console/proxies/{}", url_part(role)), "Review the request"),
-                        esc(t["authoredOn"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .get(..10)
-                            .unwrap_or_default()),
-                    ])
+                    let received = t["authoredOn"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .get(..10)
+                        .unwrap_or_default();
+                    Some((role.to_owned(), received.to_owned()))
                 })
+                .take(WAITING_SHOWN)
                 .collect();
+            let mut rows = Vec::with_capacity(waiting.len());
+            for (role, received) in waiting {
+                let r = console
+                    .api
+                    .get(&staff.session, &format!("/Consent/{}", url_part(&role)))
+                    .await
+                    .ok()
+                    .and_then(|b| view::entries(&b).first().copied().cloned())
+                    .unwrap_or_default();
+                rows.push(vec![
+                    html::link(&format!("/console/proxies/{}", url_part(&role)), "Review the request"),
+                    esc(&view::spaced(
+                        r["performer"][0]["identifier"]["value"].as_str().unwrap_or_default(),
+                    )),
+                    esc(&view::spaced(
+                        r["patient"]["identifier"]["value"].as_str().unwrap_or_default(),
+                    )),
+                    esc(r["policyRule"]["coding"][0]["display"].as_str().unwrap_or("not stated")),
+                    esc(&received),
+                ]);
+            }
             body.push_str(&html::table(
                 "Requests waiting for a decision",
-                &["Request", "Received"],
+                &[
+                    "Request",
+                    "Proxy (NHS number)",
+                    "Patient (NHS number)",
+                    "Legal basis asked for",
+                    "Received",
+                ],
                 &rows,
             ));
         }
@@ -228,8 +256,7 @@ fn reasons_for(status: RoleStatus) -> Vec<(&'static str, &'static str)> {
     out.extend(
         StatusReason::ALL
             .iter()
-            .filter(|r| r.explains(status) && status != RoleStatus::EnteredInError || **r == StatusReason::Other)
-            .filter(|r| !matches!(r, StatusReason::RoleCreated))
+            .filter(|r| r.explains(status) && **r != StatusReason::RoleCreated)
             .map(|r| (r.code(), r.display())),
     );
     out
@@ -256,7 +283,16 @@ fn page(staff: &Staff, id: &str, role: &Role, form: Option<&Form>, problems: &[P
                 "recordAccess" => "GP record",
                 _ => return None,
             };
-            Some((label, esc(&view::value(&json!({"valueString": g["valueCode"].as_str().map(str::to_owned).or(g["valueBoolean"].as_bool().map(|b| if b { "yes".into() } else { "no".into() }))})))))
+            let shown = g["valueCode"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| {
+                    g["valueBoolean"]
+                        .as_bool()
+                        .map(|b| if b { "yes".into() } else { "no".into() })
+                })
+                .unwrap_or_default();
+            Some((label, esc(&shown)))
         })
         .collect();
     let mut rows = vec![
@@ -285,6 +321,8 @@ fn page(staff: &Staff, id: &str, role: &Role, form: Option<&Form>, problems: &[P
             esc(r["provision"]["period"]["start"]
                 .as_str()
                 .or(r["dateTime"].as_str())
+                .unwrap_or_default()
+                .get(..10)
                 .unwrap_or_default()),
         ),
     ];
@@ -587,12 +625,15 @@ async fn decide(
         }
         Err(r) => {
             let field = match r.code.as_str() {
-                c if c.contains("LEGAL_BASIS") => "basis",
-                c if c.contains("REASON") || c.contains("FREE_TEXT") => "reason",
-                _ if verb == "approve" || verb == "reactivate" => "basis",
-                _ => "reason",
+                c if c.contains("LEGAL_BASIS") => Some("basis"),
+                c if c.contains("REASON") || c.contains("FREE_TEXT") => Some("reason"),
+                _ => None,
             };
-            let body = page(&staff, &id, &role, Some(&form), &[Problem::at(field, r.plain())], "");
+            let problem = match field {
+                Some(f) => Problem::at(f, r.plain()),
+                None => Problem::general(r.plain()),
+            };
+            let body = page(&staff, &id, &role, Some(&form), &[problem], "");
             super::respond(
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY),
                 html::page(title, CURRENT, Some(&staff.chrome()), &body),

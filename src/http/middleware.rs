@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::auth::authenticate;
 use super::error::{ApiError, ErrorCode};
 use super::request_ids::{CORRELATION_ID, REPLAYED, REQUEST_ID, REQUEST_ID_HEADER, RequestIds};
-use crate::db::{self, idempotency};
+use crate::services::idempotency::{self, Settlement};
 use crate::state::AppState;
 
 /// Reads `X-Request-ID` and `X-Correlation-ID`, with the answer when they are refused. A
@@ -334,21 +334,9 @@ fn acceptable(req: &ServiceRequest) -> Result<(), ApiError> {
 }
 
 const REPLAYED_HEADERS: [&str; 5] = ["content-type", "etag", "location", "last-modified", "cache-control"];
-/// A claim older than this without a stored response belongs to a request that died, whatever
-/// its instance says. (Another instance's claim: this instance knows its own.)
-const ABANDONED_CLAIM_SECONDS: i64 = 60;
-/// An instance that has not beaten for this long is gone: its claims can be taken over.
-pub const HEARTBEAT_LAPSE_SECONDS: i64 = 6;
 /// How long a claim this instance could not settle (the database was away) is kept for settling
 /// once it is back.
 const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// How a finished request leaves its claim: answered (replayable) or released (a retry runs).
-#[derive(Debug, Clone)]
-pub enum Settlement {
-    Release,
-    Complete { status: i32, headers: String, body: String },
-}
 
 #[derive(Debug)]
 enum Here {
@@ -389,42 +377,6 @@ impl ClaimsHere {
 
     fn unsettled(&self, key: &(String, String), settlement: Settlement) {
         self.map().insert(key.clone(), Here::Unsettled(settlement));
-    }
-}
-
-/// A claim without a response whose request cannot finish: its instance stopped beating (it
-/// died), or it is older than any request runs. A claim of this instance's own is abandoned
-/// unless the request is running here, which the caller has already ruled out.
-fn abandoned(
-    c: &mut db::DbConnection,
-    old: &idempotency::IdempotencyRecord,
-    now: chrono::NaiveDateTime,
-    me: &str,
-) -> Result<bool, db::DbError> {
-    if old.owner.as_deref() == Some(me) || (now - old.created_at).num_seconds() > ABANDONED_CLAIM_SECONDS {
-        return Ok(true);
-    }
-    match &old.owner {
-        Some(owner) => {
-            let since = now - chrono::Duration::seconds(HEARTBEAT_LAPSE_SECONDS);
-            idempotency::silent_since(c, owner, since)
-        }
-        None => Ok(false),
-    }
-}
-
-/// Stores what a request left under its claim.
-fn apply_settlement(
-    c: &mut db::DbConnection,
-    caller: &str,
-    request_id: &str,
-    settlement: &Settlement,
-) -> Result<(), db::DbError> {
-    match settlement {
-        Settlement::Release => idempotency::release(c, caller, request_id),
-        Settlement::Complete { status, headers, body } => {
-            idempotency::complete(c, caller, request_id, *status, headers, body)
-        }
     }
 }
 
@@ -470,19 +422,14 @@ pub async fn idempotency(
     let fingerprint = format!("{:x}", hasher.finalize());
     req.set_payload(actix_web::dev::Payload::from(body));
 
-    let record = idempotency::IdempotencyRecord {
+    let write = idempotency::Write {
         caller: principal.caller_key(),
         request_id: ids.request_id.clone(),
         method: req.method().to_string(),
         path: req.path().to_owned(),
         fingerprint: fingerprint.clone(),
-        status: None,
-        response_headers: None,
-        response_body: None,
-        created_at: db::now(),
-        owner: Some(state.core.instance.clone()),
     };
-    let key = (record.caller.clone(), record.request_id.clone());
+    let key = (write.caller.clone(), write.request_id.clone());
     // One per server (registered in `startup`).
     let claims = req
         .app_data::<web::Data<ClaimsHere>>()
@@ -497,28 +444,7 @@ pub async fn idempotency(
     let Ok(left) = claims.begin(&key) else {
         return Ok(error_response(req, in_progress()));
     };
-    let claim = {
-        let (record, left, me) = (record.clone(), left.clone(), state.core.instance.clone());
-        db::run(&state.core.pool, move |c| {
-            // What an earlier request with this id left here is stored first: its answer is
-            // then replayed, or its claim is gone and this request runs.
-            if let Some(settlement) = &left {
-                apply_settlement(c, &record.caller, &record.request_id, settlement)?;
-            }
-            match idempotency::claim(c, &record)? {
-                idempotency::Claim::Existing(old)
-                    if old.status.is_none()
-                        && old.fingerprint == record.fingerprint
-                        && abandoned(c, &old, record.created_at, &me)? =>
-                {
-                    idempotency::release(c, &record.caller, &record.request_id)?;
-                    idempotency::claim(c, &record)
-                }
-                other => Ok(other),
-            }
-        })
-        .await
-    };
+    let claim = idempotency::claim(&state.core, write, left.clone()).await;
     if !matches!(claim, Ok(idempotency::Claim::Started)) {
         match (&claim, left) {
             (Err(_), Some(left)) => claims.unsettled(&key, left),
@@ -526,7 +452,7 @@ pub async fn idempotency(
         }
     }
     match claim {
-        Err(e) => return Ok(error_response(req, crate::services::Error::from(e).into())),
+        Err(e) => return Ok(error_response(req, e.into())),
         Ok(idempotency::Claim::Existing(old)) => {
             let e = if old.fingerprint != fingerprint {
                 ApiError::new(
@@ -613,13 +539,7 @@ async fn settle(
     key: (String, String),
     settlement: Settlement,
 ) {
-    let stored = {
-        let (key, settlement) = (key.clone(), settlement.clone());
-        db::run(&state.core.pool, move |c| {
-            apply_settlement(c, &key.0, &key.1, &settlement)
-        })
-        .await
-    };
+    let stored = idempotency::settle(&state.core, &key.0, &key.1, settlement.clone()).await;
     if stored.is_ok() {
         claims.end(&key);
         return;
@@ -648,13 +568,7 @@ async fn settle(
                 // ...or a retry of the request is running here and settles it itself.
                 Err(()) => return,
             };
-            let stored = {
-                let (key, settlement) = (key.clone(), settlement.clone());
-                db::run(&state.core.pool, move |c| {
-                    apply_settlement(c, &key.0, &key.1, &settlement)
-                })
-                .await
-            };
+            let stored = idempotency::settle(&state.core, &key.0, &key.1, settlement.clone()).await;
             if stored.is_ok() {
                 claims.end(&key);
                 return;

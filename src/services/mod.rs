@@ -11,6 +11,7 @@ pub mod bulk;
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod identity;
 pub mod jobs;
 pub mod patients;
