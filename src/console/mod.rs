@@ -315,6 +315,14 @@ pub async fn posted(
     Ok((staff, form))
 }
 
+/// Puts a form the console refused before asking the API (a required step left out, a field
+/// too long) on the audit trail, with the fields it concerned.
+pub async fn incomplete_on_record(state: &AppState, req: &HttpRequest, staff: &Staff, problems: &[Problem]) {
+    let fields: Vec<&str> = problems.iter().filter_map(|p| p.field.as_deref()).collect();
+    let reason = format!("a console form was incomplete or invalid: {}", fields.join(", "));
+    refusal_on_record(state, req, Some(&staff.session), "FORM_INVALID", &reason).await;
+}
+
 /// Puts a refused console form on the audit trail: who (if a session said), what and why.
 async fn refusal_on_record(state: &AppState, req: &HttpRequest, session: Option<&Session>, code: &str, reason: &str) {
     let request_id = req.extensions().get::<RequestIds>().map(|ids| ids.request_id.clone());

@@ -195,6 +195,7 @@ async fn start(
         problems.push(Problem::at("confirm", "Confirm the move to opt-in"));
     }
     if !problems.is_empty() {
+        super::incomplete_on_record(&state, &req, &staff, &problems).await;
         return render(&console, &staff, &problems, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let p = match practice(&console, &staff).await {

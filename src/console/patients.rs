@@ -592,6 +592,7 @@ async fn register(
         ));
     }
     if !problems.is_empty() {
+        super::incomplete_on_record(&state, &req, &staff, &problems).await;
         let who = name_of(&console, &staff, &id).await;
         let page = registration_form(&staff, &me, &who, Some(&form), &problems);
         return respond(

@@ -596,6 +596,7 @@ async fn decide(
     };
     let title = "Proxy role";
     if !problems.is_empty() {
+        super::incomplete_on_record(&state, &req, &staff, &problems).await;
         let body = page(&staff, &id, &role, Some(&form), &problems, "");
         return super::respond(
             StatusCode::UNPROCESSABLE_ENTITY,

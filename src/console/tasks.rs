@@ -220,6 +220,7 @@ async fn review(
         }
     };
     if !problems.is_empty() {
+        super::incomplete_on_record(&state, &req, &staff, &problems).await;
         let mut page = render(&console, &staff, "", "", &problems).await;
         *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
         return page;

@@ -282,6 +282,13 @@ async fn a_registration_cannot_skip_a_step_and_ends_with_a_printable_letter() {
     assert!(skipped.body.contains("aria-invalid=\"true\""));
     assert!(skipped.body.contains("value=\"passport\""), "what was typed stays");
     assert!(!has_account(&app, "patient-lucy-evans").await, "nothing changed");
+    let refused = console_refusals(&app).await;
+    assert!(
+        refused.iter().any(|e| e["resource"]["outcomeDesc"]
+            .as_str()
+            .is_some_and(|d| d.contains("incomplete or invalid: coercion"))),
+        "the attempt is on the trail: {refused:?}"
+    );
 
     fields.push(("coercion", "yes"));
     let request = uuid::Uuid::new_v4().to_string();
