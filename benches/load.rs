@@ -11,8 +11,10 @@
 //! harness's own reqwest loops (`BENCH_GENERATOR=wrk|builtin` chooses). The GP record, slot
 //! search and booking are each driven through the gateway and straight at the supplier
 //! simulator, so what the gateway adds is the difference (`BENCH_ONLY=record`, `slot` or `book`
-//! runs just those). Then it measures registration through the outbox to the supplier
-//! simulator, the opt-in job over the whole practice, and verifies the audit hash chain.
+//! runs just those). `BENCH_INSTANCES=2` adds a second instance on the same database, with the
+//! first one's keys, and drives the uniform staff read at both at once. Then it measures
+//! registration through the outbox to the supplier simulator, the opt-in job over the whole
+//! practice, and verifies the audit hash chains.
 //!
 //! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) must reach a
 //! PostgreSQL server where a schema may be created; the schema is dropped afterwards.
@@ -125,7 +127,23 @@ fn free_port() -> u16 {
 }
 
 fn start(url: &str) -> Gateway {
+    start_beside(url, None)
+}
+
+/// A gateway on `url`; `beside` another's data directory, it shares that one's keys (the dev
+/// identity provider's, the audit chain's and the linkage keys'), as every instance of one
+/// deployment must.
+fn start_beside(url: &str, beside: Option<&std::path::Path>) -> Gateway {
     let data = tempfile::tempdir().expect("temp dir");
+    if let Some(other) = beside {
+        for key in [
+            "dev-idp-signing-key.pem",
+            "audit-chain.key",
+            "linkage-key-encryption.key",
+        ] {
+            std::fs::copy(other.join(key), data.path().join(key)).expect("copy a key");
+        }
+    }
     let port = free_port();
     let emis_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_gp-online-gateway"))
@@ -882,6 +900,72 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
             results.push(generator.drive(load, &base, connections, seconds, pid).await);
         }
     }
+    // BENCH_INSTANCES=2: a second instance on the same database beside the first, each with
+    // its own audit chain, and the uniform staff read driven at both at once (half the
+    // connections each); the trail is verified as a whole at the end, as always.
+    let mut instances_row = None;
+    if env_usize("BENCH_INSTANCES", 1) >= 2 && (only.is_empty() || only.contains("staff")) {
+        let second = start_beside(url, Some(gateway.data.path()));
+        wait_ready(&client, &second.base).await;
+        let second_pid = second.child.id();
+        let idp2 = DevIdentityProvider::from_pem(&pem, &second.base).expect("idp");
+        let staff2 = idp2
+            .mint(
+                IssuerKind::Staff,
+                "gp-online-gateway",
+                3600,
+                &json!({"sub": "bench-staff", "name": "Bench Admin",
+                        "nhsid_nrbac_roles": [{"org_code": PRACTICE_ODS, "role_code": "S8000:G8000:R8008", "role_name": "Admin"}]}),
+            )
+            .expect("staff token");
+        let all: Vec<String> = (0..n).map(|i| format!("/Patient/bench-{i:06}")).collect();
+        let first_load = Load::get(
+            "staff GET /Patient/{id} (uniform over all), instance 1",
+            all.clone(),
+            vec![staff.clone()],
+        )
+        .uniform();
+        let second_load = Load::get(
+            "staff GET /Patient/{id} (uniform over all), instance 2",
+            all,
+            vec![staff2],
+        )
+        .uniform();
+        let half = (connections / 2).max(1);
+        let (a, b) = tokio::join!(
+            generator.drive(&first_load, &base, half, seconds, pid),
+            generator.drive(&second_load, &second.base, half, seconds, second_pid),
+        );
+        let requests = a.requests + b.requests;
+        let together = Outcome {
+            name: "staff GET /Patient/{id} (uniform over all), two instances together".into(),
+            gateway_us: (a.gateway_us * a.requests as f64 + b.gateway_us * b.requests as f64) / requests.max(1) as f64,
+            // Both drives ran over the same seconds, so each counted the whole machine's time.
+            machine_us: (a.machine_us * a.requests as f64).max(b.machine_us * b.requests as f64)
+                / requests.max(1) as f64,
+            requests,
+            non_2xx: a.non_2xx + b.non_2xx,
+            seconds: a.seconds.max(b.seconds),
+            p50_ms: a.p50_ms.max(b.p50_ms),
+            p99_ms: a.p99_ms.max(b.p99_ms),
+        };
+        let (peak2, _) = peak_rss_mib(second_pid);
+        results.push(a);
+        results.push(b);
+        results.push(together);
+        let mut c = gp_online_gateway::db::connect(url).expect("connect");
+        #[derive(diesel::QueryableByName)]
+        struct Chains {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let chains = diesel::sql_query("SELECT COUNT(DISTINCT chain) AS n FROM audit_events")
+            .get_result::<Chains>(&mut c)
+            .map(|c| c.n)
+            .unwrap_or(0);
+        instances_row = Some((chains, peak2));
+        drop(second);
+    }
     // The GP record: a 500-entry record for each patient with a token, read through the
     // gateway and straight from the simulator, so the gateway's share is the difference.
     let mut record_added = None;
@@ -1156,6 +1240,10 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
         );
     }
     println!("| gateway peak RSS under load | {peak:.0} MiB (now {now_rss:.0} MiB) |");
+    if let Some((chains, peak2)) = instances_row {
+        println!("| second instance's peak RSS | {peak2:.0} MiB |");
+        println!("| audit chains in the trail after the two-instance run | {chains} |");
+    }
     println!(
         "| registration to supplier account | {registrations} in {registration_seconds:.1} s = {:.0} accounts/s ({refused} refused) |",
         registrations as f64 / registration_seconds
