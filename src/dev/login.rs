@@ -329,16 +329,23 @@ fn chooser(realm: IssuerKind, carried: &[(&str, Option<&str>)], cancel: &str) ->
     let realm = realm.as_str();
     let body = format!(
         r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in ({realm}): development identity provider</title></head>
-<body><h1>Sign in to the {realm} realm</h1>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in ({realm}): development identity provider</title>
+<style>body{{font-family:Arial,sans-serif;margin:24px;line-height:1.5;color:#212b32}}li{{margin:12px 0}}button{{min-height:44px;min-width:44px;padding:8px 16px;font:inherit;font-weight:bold}}input{{min-height:40px;font:inherit}}a{{color:#005eb8}}:focus{{outline:4px solid #ffeb3b;box-shadow:0 4px #212b32}}</style></head>
+<body><main><h1>Sign in to the {realm} realm</h1>
 <p>The development identity provider asks for no password: choose who signs in.</p>
 <form method="get">{hidden}<ul>{personas}</ul></form>{anyone}
-<p><a href="{cancel}">Cancel</a></p></body></html>
+<p><a href="{cancel}">Cancel</a></p></main></body></html>
 "#,
         cancel = html(cancel),
     );
     HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
+        // Its own policy: the one inline style sheet above, nothing else.
+        .insert_header((
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'",
+        ))
         .content_type("text/html; charset=utf-8")
         .body(body)
 }
