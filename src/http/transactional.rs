@@ -543,9 +543,12 @@ pub async fn search_medication_requests(
         }
         "order" => {
             let (d, list) = desk::requests(&state.core, &caller, who).await?;
-            // Paged by request: a request's items stay together.
-            page(&state, &req, "MedicationRequest", &params, &list, |r| {
-                order_resources(&d, r)
+            // One MedicationRequest per item: the Bundle's total and `_count` count those, as
+            // they count the resources of any search; `groupIdentifier` ties a request's
+            // items together across pages.
+            let items: Vec<(String, Value)> = list.iter().flat_map(|r| order_resources(&d, r)).collect();
+            page(&state, &req, "MedicationRequest", &params, &items, |(id, resource)| {
+                vec![(id.clone(), resource.clone())]
             })
         }
         _ => Err(invalid("intent is plan (repeats that may be requested) or order (requests made)").at("intent")),

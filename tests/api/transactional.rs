@@ -328,6 +328,7 @@ async fn repeats_are_requested_only_as_the_supplier_and_the_level_allow() {
     }
     let (_, _, orders) = app.get("/MedicationRequest?intent=order", &jane).await;
     assert_eq!(entries(&orders).len(), 1, "only the one request was made: {orders}");
+    assert_eq!(orders["total"], 1, "the total counts the resources: {orders}");
     let status_of = |orders: &Value| {
         entries(orders)[0]["extension"][0]["valueCode"]
             .as_str()
