@@ -11,7 +11,8 @@
 //! harness's own reqwest loops (`BENCH_GENERATOR=wrk|builtin` chooses). The GP record, slot
 //! search and booking are each driven through the gateway and straight at the supplier
 //! simulator, so what the gateway adds is the difference (`BENCH_ONLY=record`, `slot` or `book`
-//! runs just those). `BENCH_INSTANCES=2` adds a second instance on the same database, with the
+//! runs just those). `BENCH_PEER_URL` reads another FHIR server's copies of the same patients
+//! the same way, in the same run. `BENCH_INSTANCES=2` adds a second instance on the same database, with the
 //! first one's keys, and drives the uniform staff read at both at once. Then it measures
 //! registration through the outbox to the supplier simulator, the opt-in job over the whole
 //! practice, and verifies the audit hash chains.
@@ -117,6 +118,45 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Puts the benchmark's patients on a peer FHIR server under the same ids, `connections` at a
+/// time.
+async fn load_peer(client: &reqwest::Client, peer: &str, token: Option<&str>, n: usize, connections: usize) {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = vec![];
+    for _ in 0..connections {
+        let (client, next, peer, token) = (client.clone(), next.clone(), peer.to_owned(), token.map(str::to_owned));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let body = json!({"resourceType": "Patient", "id": format!("bench-{i:06}"),
+                    "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number(i)}],
+                    "name": [{"family": format!("Bench{}", i % 997), "given": ["Pat"]}],
+                    "gender": "unknown", "birthDate": "1980-01-01"});
+                let mut rb = client
+                    .put(format!("{peer}/Patient/bench-{i:06}"))
+                    .header("content-type", "application/fhir+json")
+                    .body(body.to_string());
+                if let Some(t) = &token {
+                    rb = rb.bearer_auth(t);
+                }
+                let r = rb.send().await.expect("the peer answers");
+                assert!(r.status().is_success(), "the peer refused a patient: {}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("loading the peer");
+    }
+    eprintln!(
+        "put {n} patients on the peer in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn free_port() -> u16 {
@@ -899,6 +939,26 @@ async fn bench(url: &str, patients: usize, connections: usize, seconds: u64, reg
         if only.is_empty() || load.name.contains(&only) || load.name == "GET /metadata" {
             results.push(generator.drive(load, &base, connections, seconds, pid).await);
         }
+    }
+    // BENCH_PEER_URL: another FHIR server read the same way in the same run, for comparison.
+    // Its patients get the same ids (PUT first, unless BENCH_PEER_LOADED is set), and every
+    // request picks one uniformly at random from the whole population, as the staff read
+    // above; BENCH_PEER_TOKEN is sent as its bearer token, BENCH_PEER_PID names its process
+    // for the CPU column.
+    if let Ok(peer) = std::env::var("BENCH_PEER_URL") {
+        let peer = peer.trim_end_matches('/').to_owned();
+        let token = std::env::var("BENCH_PEER_TOKEN").ok();
+        if std::env::var_os("BENCH_PEER_LOADED").is_none() {
+            load_peer(&client, &peer, token.as_deref(), n, connections).await;
+        }
+        let peer_pid = env_usize("BENCH_PEER_PID", 0) as u32;
+        let read = Load::get(
+            "peer GET /Patient/{id} (uniform over all)",
+            (0..n).map(|i| format!("/Patient/bench-{i:06}")).collect(),
+            token.into_iter().collect(),
+        )
+        .uniform();
+        results.push(generator.drive(&read, &peer, connections, seconds, peer_pid).await);
     }
     // BENCH_INSTANCES=2: a second instance on the same database beside the first, each with
     // its own audit chain, and the uniform staff read driven at both at once (half the
