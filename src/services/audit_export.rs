@@ -60,7 +60,10 @@ pub async fn start(core: &Core, caller: &Caller, asked: ExportRequest) -> Result
         Target::Practice(PracticeRef::Ods(practice)),
     )
     .await?;
-    let ods = permit.practice()?.ods_code.as_str().to_owned();
+    let (practice_id, ods) = {
+        let p = permit.practice()?;
+        (p.id.clone(), p.ods_code.as_str().to_owned())
+    };
     // To the millisecond, as the manifest's transactionTime shows it: an event is in the export
     // exactly when its time is before the one the auditor is shown.
     let now = core.clock.now();
@@ -91,6 +94,10 @@ pub async fn start(core: &Core, caller: &Caller, asked: ExportRequest) -> Result
     let stored = job.clone();
     let full = db::run(&core.pool, move |c| {
         db::write_transaction(c, |c| {
+            // Kick-offs for one practice count and insert one at a time (on PostgreSQL the
+            // practice's row is locked; SQLite writes one at a time), so two at once cannot
+            // both see room for one.
+            db::practices::find_locked(c, &practice_id)?;
             let (held, first_expiry) = db::audit_exports::held(c, &stored.practice, now)?;
             if held >= HELD_PER_PRACTICE {
                 return Ok(first_expiry);
