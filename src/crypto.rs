@@ -201,6 +201,14 @@ impl Namer {
     }
 }
 
+/// 32 random bytes from the operating system, URL-safe base64: a session id, a CSRF token, an
+/// authorization code.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Whether two secrets are equal, compared in time that does not depend on where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -258,6 +266,16 @@ mod tests {
         let only_new = SecretBox::from_base64(&new).unwrap();
         assert!(only_new.open(&sealed, "account-1").is_err());
         assert_eq!(only_new.open(&resealed, "account-1").unwrap(), "ABCD3FGH7JKL9MN");
+    }
+
+    #[test]
+    fn tokens_are_random_and_secrets_compared_whole() {
+        let (a, b) = (random_token(), random_token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(same_secret(&a, &a.clone()));
+        assert!(!same_secret(&a, &b));
+        assert!(!same_secret(&a, &a[..42]));
     }
 
     #[test]

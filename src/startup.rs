@@ -140,7 +140,7 @@ impl Application {
         let metrics = Metrics::new();
         metrics.register(Box::new(reader.answered()));
         let verifier = TokenVerifier::new(&settings.auth).context("building the HTTP client for identity providers")?;
-        let console_key = crate::console::session::random_token();
+        let console_key = crate::crypto::random_token();
         let state = web::Data::new(AppState {
             console_key: console_key.clone(),
             rate_limiter: crate::ratelimit::RateLimiter::new(settings.http.rate_limit_per_minute),

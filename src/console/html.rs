@@ -28,7 +28,7 @@ pub fn url_part(text: &str) -> String {
 /// Who is signed in, as the header shows them.
 pub struct Chrome<'a> {
     pub name: &'a str,
-    pub role: &'a str,
+    pub role: String,
     pub csrf: &'a str,
 }
 
@@ -81,7 +81,7 @@ pub fn page(title: &str, current: &str, chrome: Option<&Chrome>, body: &str) -> 
             r#"<div class="who"><span>{name}, {role}</span>
 <form method="post" action="/console/sign-out"><input type="hidden" name="csrf" value="{csrf}"><button type="submit" class="link-button">Sign out</button></form></div>"#,
             name = esc(c.name),
-            role = esc(c.role),
+            role = esc(&c.role),
             csrf = esc(c.csrf),
         );
     }

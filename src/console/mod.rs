@@ -27,10 +27,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
-use crate::audit::AuditRecord;
 use crate::config::Settings;
 use crate::domain::audit::Outcome;
 use crate::http::request_ids::RequestIds;
+use crate::identity::Principal;
+use crate::services::access::{Refused, home_practice};
 use crate::state::AppState;
 use html::{Chrome, Problem};
 use session::{Missing, Session, Sessions};
@@ -104,7 +105,7 @@ impl Staff {
     pub fn chrome(&self) -> Chrome<'_> {
         Chrome {
             name: &self.session.name,
-            role: &self.session.roles,
+            role: self.session.roles(),
             csrf: &self.session.csrf,
         }
     }
@@ -181,6 +182,14 @@ pub fn redirect(to: &str) -> HttpResponse {
     r.insert_header((header::LOCATION, to)).finish()
 }
 
+/// The confirmation a form's redirect carries (`?done=`), as a notice.
+pub fn done_notice(req: &HttpRequest) -> String {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "done")
+        .map(|(_, v)| html::notice(&v))
+        .unwrap_or_default()
+}
+
 /// A page for a signed-in member of staff.
 pub fn staff_page(staff: &Staff, title: &str, current: &str, body: &str) -> HttpResponse {
     respond(StatusCode::OK, html::page(title, current, Some(&staff.chrome()), body))
@@ -188,7 +197,7 @@ pub fn staff_page(staff: &Staff, title: &str, current: &str, body: &str) -> Http
 
 /// A page for a refused or failed call: the API's reason in plain words.
 pub fn refused_page(staff: &Staff, title: &str, current: &str, refusal: &api::Refusal, back: &str) -> HttpResponse {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = refusal.status_code();
     let body = format!(
         "{}<p>{}</p>",
         html::error_summary(&[Problem::general(refusal.plain())]),
@@ -286,17 +295,12 @@ pub async fn posted(
         .await;
         return Err(refuse("This form was sent from another site, so nothing was changed."));
     }
-    let problem = if body.len() > MAX_FORM_BYTES {
-        Some("The form is too large.")
-    } else {
-        None
-    };
     let form = Form(
         url::form_urlencoded::parse(body)
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect(),
     );
-    if problem.is_some() || !session::same(form.get("csrf"), &staff.session.csrf) {
+    if !crate::crypto::same_secret(form.get("csrf"), &staff.session.csrf) {
         refusal_on_record(
             state,
             req,
@@ -309,8 +313,18 @@ pub async fn posted(
             "This form could not be accepted (it is out of date or did not come from the console), so nothing was changed. Go back, reload the page and try again.",
         ));
     }
-    if form.0.iter().any(|(_, v)| v.chars().count() > MAX_FIELD_CHARS) {
-        return Err(refuse("A field is too long, so nothing was changed."));
+    if body.len() > MAX_FORM_BYTES || form.0.iter().any(|(_, v)| v.chars().count() > MAX_FIELD_CHARS) {
+        refusal_on_record(
+            state,
+            req,
+            Some(&staff.session),
+            "FORM_INVALID",
+            "a console form or one of its fields was too long",
+        )
+        .await;
+        return Err(refuse(
+            "The form or one of its fields is too long, so nothing was changed.",
+        ));
     }
     Ok((staff, form))
 }
@@ -323,24 +337,21 @@ pub async fn incomplete_on_record(state: &AppState, req: &HttpRequest, staff: &S
     refusal_on_record(state, req, Some(&staff.session), "FORM_INVALID", &reason).await;
 }
 
-/// Puts a refused console form on the audit trail: who (if a session said), what and why.
+/// Puts a refused console form on the audit trail: who (if a session said), what and why, on
+/// their practice's trail when they work at one.
 async fn refusal_on_record(state: &AppState, req: &HttpRequest, session: Option<&Session>, code: &str, reason: &str) {
-    let request_id = req.extensions().get::<RequestIds>().map(|ids| ids.request_id.clone());
-    let record = AuditRecord {
-        actor_kind: if session.is_some() { "staff" } else { "unauthenticated" }.into(),
-        actor: session.map_or_else(|| "unknown".to_owned(), |s| s.actor.clone()),
-        assurance: None,
-        patient_id: None,
-        practice: session.map(|s| s.practice.clone()),
-        action: "console-form".into(),
+    let principal = session.map(|s| Principal::Staff(s.staff.clone()));
+    let refused = Refused {
+        principal: principal.as_ref(),
+        action: "console-form",
         outcome: Outcome::Denied,
-        rule: Some("console-form".into()),
-        code: Some(code.into()),
+        rule: "console-form",
+        code: Some(code),
         reason: Some(format!("{reason} ({} {})", req.method(), req.path())),
-        request_id,
-        snapshot: None,
+        practice: principal.as_ref().and_then(home_practice),
+        request_id: req.extensions().get::<RequestIds>().map(|ids| ids.request_id.clone()),
     };
-    if let Err(e) = state.core.audit.record(record).await {
+    if let Err(e) = state.core.audit.record(refused.record()).await {
         tracing::error!(error = %e, "a refused console form could not be put on the audit trail");
     }
 }
@@ -358,8 +369,8 @@ async fn home(console: web::Data<Console>, req: HttpRequest, q: web::Query<HomeQ
 <li>{audit}: who did what, and why someone can or cannot see a record</li>
 </ul>"#,
                 name = html::esc(&staff.session.name),
-                roles = html::esc(&staff.session.roles),
-                practice = html::esc(&staff.session.practice),
+                roles = html::esc(&staff.session.roles()),
+                practice = html::esc(staff.session.practice()),
                 find = html::link("/console/patients", "Find a patient"),
                 proxies = html::link("/console/proxies", "Proxy roles"),
                 tasks = html::link("/console/tasks", "Tasks and reviews"),

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crate::identity::StaffPrincipal;
 
 /// The session cookie. `__Host-` (Secure, path `/`, no domain) where the console is reached
 /// over TLS; browsers refuse that prefix on plain HTTP, so there the plain name is used.
@@ -34,14 +33,35 @@ pub struct Session {
     pub csrf: String,
     /// As the token names them.
     pub name: String,
-    /// `issuer|subject`, as the audit trail records them.
-    pub actor: String,
-    /// Their roles, for the header (`R8000 at A81001`).
-    pub roles: String,
-    /// The practice they act at (the first organisation their roles name).
-    pub practice: String,
+    /// Who the token proved them to be, as the API's verifier read it.
+    pub staff: StaffPrincipal,
     pub token_expires: Instant,
     last_seen: Instant,
+}
+
+impl Session {
+    /// The practice they act at: the first organisation their roles name.
+    pub fn practice(&self) -> &str {
+        self.staff.roles.first().map_or("", |r| r.organisation.as_str())
+    }
+
+    /// Their roles as the header shows them (`R8000 at A81001`).
+    pub fn roles(&self) -> String {
+        self.staff
+            .roles
+            .iter()
+            .map(|r| {
+                let code = r.role.as_deref().unwrap_or("no role");
+                let code = code.rsplit(':').next().unwrap_or(code);
+                format!("{code} at {}", r.organisation.as_str())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn usable(&self, now: Instant, idle: Duration) -> bool {
+        now.duration_since(self.last_seen) < idle && now < self.token_expires
+    }
 }
 
 /// A sign-in on its way through the identity provider.
@@ -64,18 +84,6 @@ pub struct Sessions {
     idle: Duration,
     live: Mutex<HashMap<String, Session>>,
     pending: Mutex<HashMap<String, PendingSignIn>>,
-}
-
-/// 32 random bytes, URL-safe.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Equal strings, compared in time that does not depend on where they differ.
-pub fn same(a: &str, b: &str) -> bool {
-    crate::crypto::same_secret(a, b)
 }
 
 /// The value of the cookie `name` the request carries.
@@ -133,25 +141,14 @@ impl Sessions {
     }
 
     /// Starts a session and answers its id, the cookie's value.
-    #[allow(clippy::too_many_arguments)]
-    pub fn open(
-        &self,
-        token: String,
-        name: String,
-        actor: String,
-        roles: String,
-        practice: String,
-        token_lifetime: Duration,
-    ) -> String {
-        let id = random_token();
+    pub fn open(&self, token: String, name: String, staff: StaffPrincipal, token_lifetime: Duration) -> String {
+        let id = crate::crypto::random_token();
         let now = Instant::now();
         let session = Session {
             token,
-            csrf: random_token(),
+            csrf: crate::crypto::random_token(),
             name,
-            actor,
-            roles,
-            practice,
+            staff,
             token_expires: now + token_lifetime,
             last_seen: now,
         };
@@ -188,25 +185,17 @@ impl Sessions {
     }
 }
 
-impl Session {
-    fn usable(&self, now: Instant, idle: Duration) -> bool {
-        now.duration_since(self.last_seen) < idle && now < self.token_expires
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn open(sessions: &Sessions, lifetime: Duration) -> String {
-        sessions.open(
-            "t".into(),
-            "n".into(),
-            "a".into(),
-            "r".into(),
-            "A81001".into(),
-            lifetime,
-        )
+        let staff = StaffPrincipal {
+            issuer: "https://issuer.example".into(),
+            subject: "s".into(),
+            roles: vec![],
+        };
+        sessions.open("t".into(), "n".into(), staff, lifetime)
     }
 
     #[test]
@@ -234,15 +223,5 @@ mod tests {
         assert_eq!(sessions.finish_sign_in("s").map(|p| p.verifier), Some("v".into()));
         assert!(sessions.finish_sign_in("s").is_none());
         assert!(sessions.finish_sign_in("other").is_none());
-    }
-
-    #[test]
-    fn tokens_are_random_and_compared_whole() {
-        let (a, b) = (random_token(), random_token());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
-        assert!(same(&a, &a.clone()));
-        assert!(!same(&a, &b));
-        assert!(!same(&a, &a[..42]));
     }
 }

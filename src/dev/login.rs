@@ -245,11 +245,7 @@ async fn authorize(
         Ok(c) => c,
         Err(why) => return fail(redirect, "access_denied", &why),
     };
-    let code = {
-        let mut bytes = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-        URL_SAFE_NO_PAD.encode(bytes)
-    };
+    let code = crate::crypto::random_token();
     {
         let mut pending = login.pending();
         let now = Instant::now();
@@ -283,22 +279,6 @@ async fn authorize(
         .finish()
 }
 
-/// Text for an HTML page: every character that could end an attribute or start markup escaped.
-fn html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The page a sign-in without `login_hint` gets: the realm's personas, each a button that asks
 /// again with the same parameters and that persona as `login_hint` (in the patient realm also
 /// any NHS number), and a way back to the client without signing in.
@@ -306,7 +286,12 @@ fn chooser(realm: IssuerKind, carried: &[(&str, Option<&str>)], cancel: &str) ->
     let hidden: String = carried
         .iter()
         .filter_map(|(name, value)| value.map(|v| (name, v)))
-        .map(|(name, value)| format!(r#"<input type="hidden" name="{name}" value="{}">"#, html(value)))
+        .map(|(name, value)| {
+            format!(
+                r#"<input type="hidden" name="{name}" value="{}">"#,
+                crate::console::html::esc(value)
+            )
+        })
         .collect();
     let personas: String = super::PERSONAS
         .iter()
@@ -314,7 +299,7 @@ fn chooser(realm: IssuerKind, carried: &[(&str, Option<&str>)], cancel: &str) ->
         .map(|p| {
             format!(
                 r#"<li><button type="submit" name="login_hint" value="{name}">{name}</button> {}</li>"#,
-                html(p.description),
+                crate::console::html::esc(p.description),
                 name = p.name,
             )
         })
@@ -337,7 +322,7 @@ fn chooser(realm: IssuerKind, carried: &[(&str, Option<&str>)], cancel: &str) ->
 <form method="get">{hidden}<ul>{personas}</ul></form>{anyone}
 <p><a href="{cancel}">Cancel</a></p></main></body></html>
 "#,
-        cancel = html(cancel),
+        cancel = crate::console::html::esc(cancel),
     );
     HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
@@ -566,7 +551,10 @@ mod tests {
 
     #[test]
     fn the_chooser_escapes_what_it_repeats() {
-        assert_eq!(html(r#"a"b<c>&'d"#), "a&quot;b&lt;c&gt;&amp;&#39;d");
+        assert_eq!(
+            crate::console::html::esc(r#"a"b<c>&'d"#),
+            "a&quot;b&lt;c&gt;&amp;&#39;d"
+        );
         let page = chooser(
             IssuerKind::Staff,
             &[("state", Some(r#""><script>x</script>"#)), ("scope", None)],

@@ -12,9 +12,9 @@ use actix_web::{HttpMessage, ResponseError, web};
 
 use super::error::{ApiError, ErrorCode};
 use super::request_ids::{REPLAYED, RequestIds};
-use crate::audit::{AuditRecord, Outcome, Trail};
+use crate::audit::{Outcome, Trail};
 use crate::domain::policy::Action;
-use crate::services::access::audit_actor;
+use crate::services::access::Refused;
 use crate::state::AppState;
 
 /// Paths that take no token and reveal nothing about anyone: not audited.
@@ -169,25 +169,18 @@ pub async fn audit(
             };
             (outcome, rule, code, reason)
         };
-        let (actor_kind, actor, assurance) = audit_actor(principal);
         let request_id = request.extensions().get::<RequestIds>().map(|r| r.request_id.clone());
-        trail.record(
-            &state.core.audit,
-            AuditRecord {
-                actor_kind,
-                actor,
-                assurance,
-                patient_id: None,
-                practice: None,
-                action: action.to_owned(),
-                outcome,
-                rule: Some(rule.to_owned()),
-                code: code.map(str::to_owned),
-                reason,
-                request_id,
-                snapshot: None,
-            },
-        );
+        let refused = Refused {
+            principal,
+            action,
+            outcome,
+            rule,
+            code,
+            reason,
+            practice: None,
+            request_id,
+        };
+        trail.record(&state.core.audit, refused.record());
     }
     if trail.commit(&state.core.audit).await.is_err() {
         // Nothing leaves without its decision on record.

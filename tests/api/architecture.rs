@@ -32,11 +32,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "services", "fhir", "domain", "identity", "audit", "state", "letter", "config",
         ],
     ),
-    // The practice console is a client of the API (over loopback), above the HTTP layer.
+    // The practice console is a client of the API (over loopback), above the HTTP layer; of
+    // the services it uses only the trail's record of a refusal made before any decision.
     (
         "console",
         &[
-            "http", "state", "audit", "config", "domain", "identity", "fhir", "crypto",
+            "http", "state", "services", "audit", "config", "domain", "identity", "fhir", "crypto",
         ],
     ),
 ];

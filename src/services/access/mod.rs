@@ -14,4 +14,4 @@ mod trail;
 pub use decide::{Permit, actor_facts, authorize, conclude};
 pub use explain::{Subject, explain, hides_target};
 pub use target::{AnyTask, Target};
-pub use trail::{audit_actor, disclosed, disclosure};
+pub use trail::{Refused, disclosed, disclosure, home_practice};

@@ -25,13 +25,48 @@ pub fn audit_actor(principal: Option<&Principal>) -> (String, String, Option<Str
 /// The practice an event about no practice or patient belongs to when a member of staff acts:
 /// theirs, when they hold roles at one practice only. Other events about no practice (refused
 /// authentications, a person's own searches) belong to the service operator.
-fn home_practice(principal: &Principal) -> Option<String> {
+pub fn home_practice(principal: &Principal) -> Option<String> {
     match principal {
         Principal::Staff(s) => match s.organisations().as_slice() {
             [only] => Some(only.as_str().to_owned()),
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// What was refused before any decision could be asked for, and why: a token that did not
+/// verify, a request that was not understood, a console form without its CSRF token. It
+/// names no patient (nothing was looked up); `practice` is whose trail it belongs to, if
+/// anyone's but the service operator's.
+pub struct Refused<'a> {
+    pub principal: Option<&'a Principal>,
+    pub action: &'a str,
+    pub outcome: Outcome,
+    pub rule: &'a str,
+    pub code: Option<&'a str>,
+    pub reason: Option<String>,
+    pub practice: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Refused<'_> {
+    pub fn record(self) -> AuditRecord {
+        let (actor_kind, actor, assurance) = audit_actor(self.principal);
+        AuditRecord {
+            actor_kind,
+            actor,
+            assurance,
+            patient_id: None,
+            practice: self.practice,
+            action: self.action.to_owned(),
+            outcome: self.outcome,
+            rule: Some(self.rule.to_owned()),
+            code: self.code.map(str::to_owned),
+            reason: self.reason,
+            request_id: self.request_id,
+            snapshot: None,
+        }
     }
 }
 
