@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::session::Session;
 
+use crate::fhir::FHIR_JSON;
 use crate::state::CONSOLE_HEADER;
 /// The largest answer the console reads (a registration letter's PDF is the largest).
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
@@ -42,6 +43,11 @@ impl Refusal {
             text: text.into(),
             field: None,
         }
+    }
+
+    /// The status the console answers with: the API's own.
+    pub fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::from_u16(self.status).unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY)
     }
 
     /// The refusal in plain words for the person at the screen.
@@ -134,14 +140,7 @@ impl Api {
 
     pub async fn get(&self, session: &Session, path: &str) -> Result<Value, Refusal> {
         Ok(self
-            .call(
-                session,
-                Method::GET,
-                path,
-                None,
-                Some(&fresh_id()),
-                "application/fhir+json",
-            )
+            .call(session, Method::GET, path, None, Some(&fresh_id()), FHIR_JSON)
             .await?
             .json)
     }
@@ -149,6 +148,12 @@ impl Api {
     /// A PDF (or other non-JSON) answer.
     pub async fn get_as(&self, session: &Session, path: &str, accept: &str) -> Result<Answer, Refusal> {
         self.call(session, Method::GET, path, None, Some(&fresh_id()), accept)
+            .await
+    }
+
+    /// A FHIR write (`Parameters` to an operation), as `send`.
+    pub async fn post(&self, session: &Session, path: &str, body: &Value, request_id: &str) -> Result<Answer, Refusal> {
+        self.send(session, Method::POST, path, FHIR_JSON, body, request_id)
             .await
     }
 
@@ -168,7 +173,7 @@ impl Api {
             path,
             Some((content_type, body.to_string())),
             Some(request_id),
-            "application/fhir+json",
+            FHIR_JSON,
         )
         .await
     }

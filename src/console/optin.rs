@@ -4,7 +4,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -17,13 +16,7 @@ use crate::state::AppState;
 const CURRENT: &str = "/console/opt-in";
 
 fn output(task: &Value, name: &str) -> i64 {
-    task["output"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|o| o["type"]["text"] == name)
-        .and_then(|o| o["valueInteger"].as_i64())
-        .unwrap_or(0)
+    view::task_value(task, name)["valueInteger"].as_i64().unwrap_or(0)
 }
 
 fn finished(task: &Value) -> bool {
@@ -51,7 +44,7 @@ struct Practice {
 }
 
 async fn practice(console: &Console, staff: &Staff) -> Result<Practice, super::api::Refusal> {
-    let path = format!("/Organization?identifier={}", url_part(&staff.session.practice));
+    let path = format!("/Organization?identifier={}", url_part(staff.session.practice()));
     let bundle = console.api.get(&staff.session, &path).await?;
     let org = view::entries(&bundle).first().copied().cloned().unwrap_or_default();
     let model = org["extension"]
@@ -73,7 +66,7 @@ async fn practice(console: &Console, staff: &Staff) -> Result<Practice, super::a
 
 /// The practice's newest opt-in job, if any.
 async fn latest_job(console: &Console, staff: &Staff) -> Option<Value> {
-    let path = format!("/Task?owner={}&_count=100", url_part(&staff.session.practice));
+    let path = format!("/Task?owner={}&_count=100", url_part(staff.session.practice()));
     let bundle = console.api.get(&staff.session, &path).await.ok()?;
     view::entries(&bundle)
         .into_iter()
@@ -91,7 +84,7 @@ async fn render(console: &Console, staff: &Staff, problems: &[Problem], status: 
         "{}{}",
         html::error_summary(problems),
         html::summary_list(&[
-            ("Practice", esc(&format!("{} ({})", p.name, staff.session.practice))),
+            ("Practice", esc(&format!("{} ({})", p.name, staff.session.practice()))),
             ("Record access model", view::tag(&p.model)),
         ])
     );
@@ -212,21 +205,10 @@ async fn start(
     };
     let body = json!({"resourceType": "Parameters", "parameter": [{"name": "turningSixteenWithinDays", "valueInteger": days}]});
     let path = format!("/Organization/{}/$apply-opt-in-model", url_part(&p.id));
-    match console
-        .api
-        .send(
-            &staff.session,
-            Method::POST,
-            &path,
-            "application/fhir+json",
-            &body,
-            &form.request_id(),
-        )
-        .await
-    {
+    match console.api.post(&staff.session, &path, &body, &form.request_id()).await {
         Ok(_) => super::redirect(CURRENT),
         Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let status = r.status_code();
             render(&console, &staff, &[Problem::at("confirm", r.plain())], status).await
         }
     }
@@ -256,8 +238,7 @@ async fn progress(console: web::Data<Console>, req: HttpRequest, q: web::Query<P
                 "finished": finished(&task),
                 "text": progress_text(&task),
             })),
-        Err(r) => HttpResponse::build(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY))
-            .json(json!({"error": r.plain()})),
+        Err(r) => HttpResponse::build(r.status_code()).json(json!({"error": r.plain()})),
     }
 }
 

@@ -4,7 +4,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -12,6 +11,7 @@ use super::html::{self, Problem, esc, url_part};
 use super::view::{self, param, value};
 use super::{Console, Form, Staff, posted, refused_page, respond, signed_in, staff_page};
 use crate::domain::record_access::AccessCode;
+use crate::fhir::NHS_NUMBER_SYSTEM;
 use crate::state::AppState;
 
 const CURRENT: &str = "/console/patients";
@@ -40,7 +40,7 @@ async fn find(console: web::Data<Console>, req: HttpRequest, q: web::Query<FindQ
         } else if digits.len() == 10 && digits.chars().all(|c| c.is_ascii_digit()) {
             Some(format!(
                 "/Patient?identifier={}&_count=50",
-                url_part(&format!("https://fhir.nhs.uk/Id/nhs-number|{digits}"))
+                url_part(&format!("{NHS_NUMBER_SYSTEM}|{digits}"))
             ))
         } else {
             Some(format!("/Patient?name={}&_count=50&_sort=family", url_part(&asked)))
@@ -132,16 +132,7 @@ async fn patient(console: web::Data<Console>, req: HttpRequest, id: web::Path<St
         Ok(s) => s,
         Err(r) => return r,
     };
-    let notice = req
-        .query_string()
-        .contains("done=")
-        .then(|| {
-            url::form_urlencoded::parse(req.query_string().as_bytes())
-                .find(|(k, _)| k == "done")
-                .map(|(_, v)| html::notice(&v))
-        })
-        .flatten()
-        .unwrap_or_default();
+    let notice = super::done_notice(&req);
     render_patient(&console, &staff, &id, &notice, &[]).await
 }
 
@@ -275,7 +266,7 @@ async fn render_patient(
     if !nhs.is_empty() {
         let path = format!(
             "/Consent?patient:identifier={}",
-            url_part(&format!("https://fhir.nhs.uk/Id/nhs-number|{nhs}"))
+            url_part(&format!("{NHS_NUMBER_SYSTEM}|{nhs}"))
         );
         match console.api.get(&staff.session, &path).await {
             Ok(bundle) => body.push_str(&super::proxies::role_table(&bundle)),
@@ -626,18 +617,7 @@ async fn register(
     }
     let body = json!({"resourceType": "Parameters", "parameter": parameter});
     let path = format!("{}/$register-online-services", patient_path(&id));
-    match console
-        .api
-        .send(
-            &staff.session,
-            Method::POST,
-            &path,
-            "application/fhir+json",
-            &body,
-            &form.request_id(),
-        )
-        .await
-    {
+    match console.api.post(&staff.session, &path, &body, &form.request_id()).await {
         Ok(_) => super::redirect(&format!(
             "{me}?done={}",
             url_part("Registered. The account is being created at the supplier; print the letter for the patient.")
@@ -650,7 +630,7 @@ async fn register(
             }];
             let who = name_of(&console, &staff, &id).await;
             let page = registration_form(&staff, &me, &who, Some(&form), &problems);
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let status = r.status_code();
             respond(
                 status,
                 html::page("Register for online services", CURRENT, Some(&staff.chrome()), &page),
@@ -773,38 +753,29 @@ async fn codes(
         Err(r) => return r,
     };
     let me = format!("/console/patients/{}", url_part(&id));
-    let Some(code) = AccessCode::parse(form.get("code")) else {
-        return render_patient(&console, &staff, &id, "", &[Problem::at("code", "Choose a code")]).await;
-    };
+    let code = AccessCode::parse(form.get("code"));
     let operation = match form.get("change") {
-        "add" => "$add-record-access-code",
-        "remove" => "$remove-record-access-code",
-        _ => {
-            return render_patient(
-                &console,
-                &staff,
-                &id,
-                "",
-                &[Problem::at("change", "Choose add or remove")],
-            )
-            .await;
+        "add" => Some("$add-record-access-code"),
+        "remove" => Some("$remove-record-access-code"),
+        _ => None,
+    };
+    let (Some(code), Some(operation)) = (code, operation) else {
+        let mut problems = Vec::new();
+        if code.is_none() {
+            problems.push(Problem::at("code", "Choose a code"));
         }
+        if operation.is_none() {
+            problems.push(Problem::at("change", "Choose add or remove"));
+        }
+        super::incomplete_on_record(&state, &req, &staff, &problems).await;
+        let mut page = render_patient(&console, &staff, &id, "", &problems).await;
+        *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return page;
     };
     let body = json!({"resourceType": "Parameters", "parameter": [
         {"name": "code", "valueCoding": {"system": "http://snomed.info/sct", "code": code.code()}}]});
     let path = format!("{}/{operation}", patient_path(&id));
-    match console
-        .api
-        .send(
-            &staff.session,
-            Method::POST,
-            &path,
-            "application/fhir+json",
-            &body,
-            &form.request_id(),
-        )
-        .await
-    {
+    match console.api.post(&staff.session, &path, &body, &form.request_id()).await {
         Ok(_) => super::redirect(&format!(
             "{me}?done={}",
             url_part("The record-access codes were changed.")
@@ -815,7 +786,7 @@ async fn codes(
                 None => Problem::general(r.plain()),
             };
             let mut page = render_patient(&console, &staff, &id, "", &[problem]).await;
-            *page.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            *page.status_mut() = r.status_code();
             page
         }
     }
@@ -835,25 +806,14 @@ async fn reset(
     let me = format!("/console/patients/{}", url_part(&id));
     let path = format!("{}/$reset-online-account", patient_path(&id));
     let body = json!({"resourceType": "Parameters"});
-    match console
-        .api
-        .send(
-            &staff.session,
-            Method::POST,
-            &path,
-            "application/fhir+json",
-            &body,
-            &form.request_id(),
-        )
-        .await
-    {
+    match console.api.post(&staff.session, &path, &body, &form.request_id()).await {
         Ok(_) => super::redirect(&format!(
             "{me}?done={}",
             url_part("A new linkage key was issued; the old one no longer works. Print a new letter.")
         )),
         Err(r) => {
             let mut page = render_patient(&console, &staff, &id, "", &[Problem::general(r.plain())]).await;
-            *page.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            *page.status_mut() = r.status_code();
             page
         }
     }

@@ -4,7 +4,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Datelike;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,14 +11,14 @@ use serde_json::{Value, json};
 use super::html::{self, Problem, esc, url_part};
 use super::view;
 use super::{Console, Form, Staff, posted, refused_page, signed_in, staff_page};
-use crate::domain::proxy::{ADULT_AGE, CHILD_CONSENT_AGE, LegalBasis, RoleStatus, StatusReason};
+use crate::domain::proxy::{ADULT_AGE, CHILD_CONSENT_AGE, LegalBasis, RoleStatus, StatusReason, age_on};
 use crate::fhir::vrs::{
     GRANTOR_URL, LEGAL_BASIS_SYSTEM, PROXY_ASSESSMENT_URL, STATUS_REASON_SYSTEM, STATUS_REASON_URL,
 };
+use crate::fhir::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 use crate::state::AppState;
 
 const CURRENT: &str = "/console/proxies";
-const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
 /// The oldest requests shown at once; the rest follow as these are decided.
 const WAITING_SHOWN: usize = 25;
 
@@ -94,7 +93,7 @@ async fn list(console: web::Data<Console>, req: HttpRequest, q: web::Query<ListQ
     let mut body = q.done.as_deref().map(html::notice).unwrap_or_default();
     let waiting = format!(
         "/Task?owner={}&status=requested&_count=100",
-        url_part(&staff.session.practice)
+        url_part(staff.session.practice())
     );
     match console.api.get(&staff.session, &waiting).await {
         Ok(bundle) => {
@@ -163,7 +162,7 @@ async fn list(console: web::Data<Console>, req: HttpRequest, q: web::Query<ListQ
                 ("patient:identifier", "as the patient"),
                 ("performer:identifier", "as the proxy"),
             ] {
-                let path = format!("/Consent?{param}={}", url_part(&format!("{NHS}|{asked}")));
+                let path = format!("/Consent?{param}={}", url_part(&format!("{NHS_NUMBER_SYSTEM}|{asked}")));
                 match console.api.get(&staff.session, &path).await {
                     Ok(bundle) => {
                         found.push_str(&format!("<h3>Roles {label}</h3>"));
@@ -189,15 +188,6 @@ async fn list(console: web::Data<Console>, req: HttpRequest, q: web::Query<ListQ
     staff_page(&staff, "Proxy roles", CURRENT, &body)
 }
 
-/// Age in whole years on `today`.
-fn age(birth: chrono::NaiveDate, today: chrono::NaiveDate) -> u32 {
-    let mut years = today.year() - birth.year();
-    if (today.month(), today.day()) < (birth.month(), birth.day()) {
-        years -= 1;
-    }
-    u32::try_from(years).unwrap_or(0)
-}
-
 fn child_rules(patient_age: Option<u32>) -> String {
     match patient_age {
         Some(a) if a < ADULT_AGE => format!(
@@ -218,7 +208,13 @@ struct Role {
     patient_age: Option<u32>,
 }
 
-async fn load(console: &Console, staff: &Staff, id: &str) -> Result<Role, super::api::Refusal> {
+/// The role, and the age of its patient on the gateway's `today` (for the rules shown).
+async fn load(
+    console: &Console,
+    staff: &Staff,
+    id: &str,
+    today: chrono::NaiveDate,
+) -> Result<Role, super::api::Refusal> {
     let bundle = console
         .api
         .get(&staff.session, &format!("/Consent/{}", url_part(id)))
@@ -233,7 +229,10 @@ async fn load(console: &Console, staff: &Staff, id: &str) -> Result<Role, super:
         .api
         .get(
             &staff.session,
-            &format!("/Patient?identifier={}", url_part(&format!("{NHS}|{nhs}"))),
+            &format!(
+                "/Patient?identifier={}",
+                url_part(&format!("{NHS_NUMBER_SYSTEM}|{nhs}"))
+            ),
         )
         .await
     {
@@ -241,7 +240,7 @@ async fn load(console: &Console, staff: &Staff, id: &str) -> Result<Role, super:
             .first()
             .and_then(|p| p["birthDate"].as_str())
             .and_then(crate::fhir::operations::parse_date)
-            .map(|birth| age(birth, chrono::Utc::now().date_naive())),
+            .map(|birth| age_on(birth, today)),
         Err(_) => None,
     };
     Ok(Role {
@@ -466,19 +465,21 @@ fn decision_form(
     html::form(&format!("{me}/{verb}"), &staff.session.csrf, &fields, button, true)
 }
 
-async fn show(console: web::Data<Console>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
+async fn show(
+    console: web::Data<Console>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> HttpResponse {
     let staff = match signed_in(&console, &req).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let role = match load(&console, &staff, &id).await {
+    let role = match load(&console, &staff, &id, state.core.clock.today()).await {
         Ok(r) => r,
         Err(r) => return refused_page(&staff, "Proxy role", CURRENT, &r, CURRENT),
     };
-    let notice = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "done")
-        .map(|(_, v)| html::notice(&v))
-        .unwrap_or_default();
+    let notice = super::done_notice(&req);
     let body = page(&staff, &id, &role, None, &[], &notice);
     staff_page(&staff, "Proxy role", CURRENT, &body)
 }
@@ -503,7 +504,7 @@ async fn decide(
         Err(r) => return r,
     };
     let (id, verb) = path.into_inner();
-    let role = match load(&console, &staff, &id).await {
+    let role = match load(&console, &staff, &id, state.core.clock.today()).await {
         Ok(r) => r,
         Err(r) => return refused_page(&staff, "Proxy role", CURRENT, &r, CURRENT),
     };
@@ -557,7 +558,7 @@ async fn decide(
                 .any(|e| e["url"] == GRANTOR_URL);
             if !has_grantor {
                 extensions.push(json!({"url": GRANTOR_URL, "valueReference": {"identifier": {
-                    "system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": staff.session.practice}}}));
+                    "system": ODS_SYSTEM, "value": staff.session.practice()}}}));
             }
             if let Some(a) = assessment {
                 extensions.push(json!({"url": PROXY_ASSESSMENT_URL, "extension": a}));
@@ -636,7 +637,7 @@ async fn decide(
             };
             let body = page(&staff, &id, &role, Some(&form), &[problem], "");
             super::respond(
-                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY),
+                r.status_code(),
                 html::page(title, CURRENT, Some(&staff.chrome()), &body),
             )
         }

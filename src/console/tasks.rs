@@ -3,7 +3,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::html::{self, Problem, esc, url_part};
@@ -13,20 +12,13 @@ use crate::state::AppState;
 
 const CURRENT: &str = "/console/tasks";
 
+/// A Task's input or output as text.
 fn input(task: &Value, name: &str) -> String {
-    task["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(task["output"].as_array().into_iter().flatten())
-        .find(|i| i["type"]["text"] == name)
-        .map(|i| {
-            i["valueString"]
-                .as_str()
-                .map(str::to_owned)
-                .or_else(|| i["valueInteger"].as_i64().map(|n| n.to_string()))
-                .unwrap_or_default()
-        })
+    let v = view::task_value(task, name);
+    v["valueString"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| v["valueInteger"].as_i64().map(|n| n.to_string()))
         .unwrap_or_default()
 }
 
@@ -121,7 +113,7 @@ const STATUSES: &[(&str, &str)] = &[
 ];
 
 async fn render(console: &Console, staff: &Staff, status: &str, notice: &str, problems: &[Problem]) -> HttpResponse {
-    let mut path = format!("/Task?owner={}&_count=100", url_part(&staff.session.practice));
+    let mut path = format!("/Task?owner={}&_count=100", url_part(staff.session.practice()));
     if !status.is_empty() {
         path.push_str(&format!("&status={}", url_part(status)));
     }
@@ -165,11 +157,9 @@ async fn retry(
     let path = format!("/Task/{}/$retry", url_part(&id));
     match console
         .api
-        .send(
+        .post(
             &staff.session,
-            Method::POST,
             &path,
-            "application/fhir+json",
             &json!({"resourceType": "Parameters"}),
             &form.request_id(),
         )
@@ -182,7 +172,7 @@ async fn retry(
 
 async fn failed(console: &Console, staff: &Staff, r: &super::api::Refusal) -> HttpResponse {
     let mut page = render(console, staff, "", "", &[Problem::general(r.plain())]).await;
-    *page.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *page.status_mut() = r.status_code();
     page
 }
 
@@ -227,18 +217,7 @@ async fn review(
     }
     let path = format!("/Task/{}/$complete", url_part(&id));
     let body = json!({"resourceType": "Parameters", "parameter": parameter});
-    match console
-        .api
-        .send(
-            &staff.session,
-            Method::POST,
-            &path,
-            "application/fhir+json",
-            &body,
-            &form.request_id(),
-        )
-        .await
-    {
+    match console.api.post(&staff.session, &path, &body, &form.request_id()).await {
         Ok(_) => super::redirect(&format!(
             "{CURRENT}?done={}",
             url_part("The review decision was recorded.")

@@ -39,6 +39,17 @@ pub fn value(p: &Value) -> String {
     String::new()
 }
 
+/// A Task's input or output called `name`.
+pub fn task_value<'a>(task: &'a Value, name: &str) -> &'a Value {
+    task["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(task["output"].as_array().into_iter().flatten())
+        .find(|i| i["type"]["text"] == name)
+        .unwrap_or(&Value::Null)
+}
+
 /// A Patient's name as people write it: given names then family name.
 pub fn patient_name(p: &Value) -> String {
     let name = &p["name"][0];
@@ -62,7 +73,7 @@ pub fn nhs_number(p: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .find(|i| i["system"] == "https://fhir.nhs.uk/Id/nhs-number")
+        .find(|i| i["system"] == crate::fhir::NHS_NUMBER_SYSTEM)
         .and_then(|i| i["value"].as_str())
         .unwrap_or_default()
         .to_owned()
