@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
-use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono::{Duration, NaiveDateTime};
 use serde_json::{Value, json};
 
 use super::body::{Paging, RawBody};
@@ -103,31 +103,32 @@ fn page<'a, T, R: serde::Serialize>(
 /// `start` as a slot search takes it: `ge`/`le` prefixes (or a bare day, for that day), with
 /// `end=le...` as GP Connect sends the upper bound.
 fn day_range(params: &BTreeMap<String, Vec<String>>) -> Result<DayRange, ApiError> {
+    use super::search::{DatePrefix, parse_date_param};
     let mut from = None;
     let mut to = None;
-    let day = |raw: &str, name: &str| {
-        NaiveDate::parse_from_str(raw.get(..10).unwrap_or(raw), "%Y-%m-%d").map_err(|_| {
-            invalid(format!("{name} must be a date with ge or le: {name}=ge2026-01-31")).at(name.to_owned())
-        })
-    };
     for (name, values) in params
         .iter()
         .filter(|(k, _)| k.as_str() == "start" || k.as_str() == "end")
     {
         for v in values {
-            let (prefix, rest) = match (v.get(..2), v.get(2..)) {
-                (Some(p @ ("ge" | "le" | "gt" | "lt" | "eq")), Some(rest)) => (p, rest),
-                _ => ("eq", v.as_str()),
-            };
-            let d = day(rest, name)?;
-            match prefix {
-                "ge" => from = Some(d),
-                "gt" => from = Some(d + Duration::days(1)),
-                "le" => to = Some(d),
-                "lt" => to = Some(d - Duration::days(1)),
-                _ => {
-                    from = Some(d);
-                    to = Some(d);
+            // Read as any date search value is; a year, a month or a dateTime stands for the
+            // days it covers.
+            let p = parse_date_param(name, v)?;
+            let first = p.from.date();
+            let last = (p.to - Duration::seconds(1)).date();
+            match p.prefix {
+                DatePrefix::Ge => from = Some(first),
+                DatePrefix::Gt => from = Some(last + Duration::days(1)),
+                DatePrefix::Le => to = Some(last),
+                DatePrefix::Lt => to = Some(first - Duration::days(1)),
+                DatePrefix::Eq => {
+                    from = Some(first);
+                    to = Some(last);
+                }
+                DatePrefix::Ne | DatePrefix::Sa | DatePrefix::Eb => {
+                    return Err(
+                        invalid(format!("{name} takes ge, gt, le, lt or eq: {name}=ge2026-01-31")).at(name.to_owned()),
+                    );
                 }
             }
         }

@@ -190,6 +190,8 @@ async fn patients_and_proxies_book_list_and_cancel_on_both_suppliers() {
         "start=ge2026-02-10&start=le2026-02-01",
         "start=ge2026-01-01&start=le2026-03-01",
         "start=le2026-01-01",
+        "start=ge2026-02-01junk&start=le2026-02-07",
+        "start=sa2026-02-01&start=le2026-02-07",
     ] {
         let (s, _, b) = app.get(&format!("/Slot?{q}"), &jane).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {b}");
