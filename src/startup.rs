@@ -437,8 +437,7 @@ async fn housekeeping(state: web::Data<AppState>, instance: String) {
     loop {
         tick.tick().await;
         let ttl = chrono::Duration::hours(i64::try_from(state.core.settings.http.idempotency_ttl_hours).unwrap_or(24));
-        let cutoff = db::now() - ttl;
-        match db::run(&state.core.pool, move |c| db::idempotency::purge_older_than(c, cutoff)).await {
+        match crate::services::idempotency::purge(&state.core, ttl).await {
             Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired request-id replay records"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "request-id replay purge failed"),

@@ -115,3 +115,10 @@ pub async fn heartbeat(core: &Core) -> std::result::Result<(), db::DbError> {
     db::run(&core.pool, move |c| idempotency::heartbeat(c, &me, now)).await?;
     Ok(())
 }
+
+/// Forgets the claims older than `ttl`, by the same clock that dated them: their writes can no
+/// longer be replayed.
+pub async fn purge(core: &Core, ttl: chrono::Duration) -> std::result::Result<usize, db::DbError> {
+    let cutoff = core.clock.now() - ttl;
+    db::run(&core.pool, move |c| idempotency::purge_older_than(c, cutoff)).await
+}
