@@ -16,8 +16,6 @@ use crate::domain::audit::{AuditExport, ExportCursor, ExportFile, ExportPeriod, 
 use crate::domain::policy::{self, Action, Permission};
 use crate::domain::{OdsCode, PracticeRef};
 
-/// How long a claim on a job lasts without a file being written.
-const LEASE_SECONDS: i64 = 30;
 /// Exports a practice may hold at once (until each expires or is cancelled): with
 /// `audit.export_max_events`, what bounds the database's share of exports.
 pub const HELD_PER_PRACTICE: i64 = 5;
@@ -202,7 +200,7 @@ fn next_file(
     now: chrono::NaiveDateTime,
 ) -> std::result::Result<bool, DbError> {
     let page = crate::audit::practice_events(c, &job.practice, &job.period, job.cursor.as_ref(), limits.file_events)?;
-    let lease = now + chrono::Duration::seconds(LEASE_SECONDS);
+    let lease = super::leased::lease_until(now);
     let n = i64::try_from(page.len()).unwrap_or(i64::MAX);
     let finish = |job: &mut AuditExport, status: ExportStatus| {
         job.status = status;
@@ -252,6 +250,23 @@ fn next_file(
     Ok(more)
 }
 
+impl super::leased::Leased for AuditExport {
+    const KIND: &'static str = "audit export";
+
+    fn claim(
+        c: &mut DbConnection,
+        worker: &str,
+        now: NaiveDateTime,
+        until: NaiveDateTime,
+    ) -> std::result::Result<Option<Self>, DbError> {
+        db::audit_exports::claim(c, worker, now, until)
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// Works through due exports until there are none. Called by each instance's background
 /// worker; a job whose lease lapsed (its instance stopped) is taken up from its last file.
 pub async fn work(core: &Core, worker: &str) -> Result<usize> {
@@ -260,36 +275,13 @@ pub async fn work(core: &Core, worker: &str) -> Result<usize> {
         max_events: i64::from(core.settings.audit.export_max_events),
         expiry: expiry(core),
     };
-    let mut done = 0;
-    loop {
-        let now = core.clock.now();
-        let until = now + chrono::Duration::seconds(LEASE_SECONDS);
-        let w = worker.to_owned();
-        let Some(mut job) = db::run(&core.pool, move |c| db::audit_exports::claim(c, &w, now, until)).await? else {
-            return Ok(done);
-        };
-        tracing::info!(export = %job.id, files = job.files, "working on an audit export");
-        loop {
-            let w = worker.to_owned();
-            let now = core.clock.now();
-            let result = db::run(&core.pool, move |c| {
-                let more = next_file(c, &mut job, &w, limits, now)?;
-                Ok((more, job))
-            })
-            .await;
-            match result {
-                Ok((true, j)) => job = j,
-                Ok((false, _)) => break,
-                Err(e) => {
-                    // Cancelled, taken over, or the database failed: if it still exists, the
-                    // lease runs out and the job goes on from its last file.
-                    tracing::warn!(error = %e, "an audit export file was not stored");
-                    break;
-                }
-            }
-        }
-        done += 1;
-    }
+    super::leased::work(
+        core,
+        worker,
+        move |c, job: &mut AuditExport, w, now| next_file(c, job, w, limits, now),
+        || {},
+    )
+    .await
 }
 
 /// Removes expired exports and their files.

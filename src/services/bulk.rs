@@ -15,8 +15,6 @@ use crate::domain::{AccessModel, RecordAccessLevel};
 
 /// Patients per batch: one transaction each.
 const BATCH: i64 = 2000;
-/// How long a claim on a job lasts without a batch being done.
-const LEASE_SECONDS: i64 = 30;
 /// The revoked accounts a job lists by id.
 const LISTED: usize = 1000;
 
@@ -155,47 +153,41 @@ fn batch(
         }
         job.cursor = last;
         job.processed += i64::try_from(page.len()).unwrap_or(0);
-        let until = now + chrono::Duration::seconds(LEASE_SECONDS);
-        if !db::bulk_jobs::advance(c, job, worker, now, until)? {
+        if !db::bulk_jobs::advance(c, job, worker, now, super::leased::lease_until(now))? {
             return Err(DbError::Query("the job was taken over".into()));
         }
         Ok(true)
     })
 }
 
-/// Works through due jobs until there are none. Called by each instance's bulk worker.
-pub async fn work(core: &Core, worker: &str) -> Result<usize> {
-    let mut done = 0;
-    loop {
-        let now = core.clock.now();
-        let until = now + chrono::Duration::seconds(LEASE_SECONDS);
-        let w = worker.to_owned();
-        let Some(mut job) = db::run(&core.pool, move |c| db::bulk_jobs::claim(c, &w, now, until)).await? else {
-            return Ok(done);
-        };
-        tracing::info!(job = %job.id, cursor = %job.cursor, "working on a bulk job");
-        loop {
-            let settings = core.settings.suppliers.clone();
-            let (w, now) = (worker.to_owned(), core.clock.now());
-            let result = db::run(&core.pool, move |c| {
-                let more = batch(c, &mut job, &w, &settings, now)?;
-                Ok((more, job))
-            })
-            .await;
-            match result {
-                Ok((true, j)) => job = j,
-                Ok((false, _)) => break,
-                Err(e) => {
-                    // Taken over, or the database failed: the lease runs out and the job goes
-                    // on from its last committed batch.
-                    tracing::warn!(error = %e, "a bulk job batch did not commit");
-                    break;
-                }
-            }
-        }
-        core.provisioner.notify();
-        done += 1;
+impl super::leased::Leased for BulkJob {
+    const KIND: &'static str = "bulk job";
+
+    fn claim(
+        c: &mut db::DbConnection,
+        worker: &str,
+        now: chrono::NaiveDateTime,
+        until: chrono::NaiveDateTime,
+    ) -> std::result::Result<Option<Self>, DbError> {
+        db::bulk_jobs::claim(c, worker, now, until)
     }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Works through due jobs until there are none. Called by each instance's bulk worker; the
+/// provisioning workers are told after each job, for the accounts it changed.
+pub async fn work(core: &Core, worker: &str) -> Result<usize> {
+    let settings = core.settings.suppliers.clone();
+    super::leased::work(
+        core,
+        worker,
+        move |c, job: &mut BulkJob, w, now| batch(c, job, w, &settings, now),
+        || core.provisioner.notify(),
+    )
+    .await
 }
 
 /// The job a permit's Task names (for `GET /Task/{id}`).

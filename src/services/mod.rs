@@ -14,6 +14,7 @@ pub mod events;
 pub mod idempotency;
 pub mod identity;
 pub mod jobs;
+pub mod leased;
 pub mod patients;
 pub mod practices;
 pub mod provisioning;
