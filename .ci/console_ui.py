@@ -26,7 +26,6 @@ import base64
 import glob
 import json
 import os
-import signal
 import sys
 import time
 import traceback
@@ -35,18 +34,14 @@ from datetime import date
 from urllib.parse import urlparse
 
 import requests
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from devgateway import DevGateway, GatewayDidNotStart
+from headless import Failed, browser, run_bounded
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 AXE = os.path.join(HERE, "node_modules", "axe-core", "axe.min.js")
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS", os.path.join(HERE, "console-screenshots"))
 WAIT = 30  # seconds for any one thing to appear
@@ -68,23 +63,6 @@ CHILD = {"nhs": "9990000026", "first": "Oliver", "family": "Smith", "born": "201
 PARENT = "9990000018"
 STRANGER = "9990000182"
 FIXTURES = os.path.join(HERE, "..", "tests", "fixtures", "vrs-request-examples.json")
-
-
-class Failed(Exception):
-    pass
-
-
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={WIDTHS[0]},{HEIGHT}", "--no-first-run", "--disable-extensions",
-                "--hide-scrollbars"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT)
-    driver.set_script_timeout(WAIT)
-    return driver
 
 
 def wait_for(driver, condition, what, timeout=WAIT):
@@ -795,7 +773,7 @@ def reception(c):
 
 
 def run(gw):
-    driver = browser()
+    driver = browser(WIDTHS[0], HEIGHT, WAIT, "--hide-scrollbars")
     c = Console(driver, gw)
     try:
         c.width(WIDTHS[0])
@@ -856,35 +834,14 @@ def run(gw):
     return 0
 
 
-def out_of_time(*_):
-    raise Failed(f"no result within {DEADLINE} s")
-
-
 def main():
-    started = time.time()
     if not os.path.isfile(AXE):
         print(f"{AXE} is missing: npm install --prefix .ci axe-core@4.10")
         return 1
     os.makedirs(SCREENSHOTS, exist_ok=True)
     for old in glob.glob(os.path.join(SCREENSHOTS, "[0-9][0-9]-*.png")):
         os.remove(old)
-    # Every wait is bounded; this bounds the whole, whatever hangs.
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(DEADLINE)
-    try:
-        with DevGateway() as gateway:
-            print(f"$ chromium (headless) {gateway.base}/console/")
-            code = run(gateway)
-    except GatewayDidNotStart as error:
-        print(error)
-        return 1
-    except Failed as error:
-        print(f"FAIL {error}")
-        return 1
-    finally:
-        signal.alarm(0)
-    print(f"{'the console did all it was asked' if code == 0 else 'failed'} in {time.time() - started:.0f} s")
-    return code
+    return run_bounded("/console/", run, DEADLINE, "the console did all it was asked")
 
 
 if __name__ == "__main__":

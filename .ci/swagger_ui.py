@@ -13,21 +13,15 @@ gateway and the browser on the way out; bounded in time. Needs Debian's `chromiu
                                    # SWAGGER_UI_SCREENSHOTS=dir keeps a screenshot of each failure
 """
 import os
-import signal
 import sys
-import time
 
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchWindowException, TimeoutException, WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from devgateway import DevGateway, GatewayDidNotStart
+from headless import Failed, browser, run_bounded
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 WAIT = 30  # seconds for any one thing to appear
 DEADLINE = 300  # seconds for the whole run
 
@@ -41,21 +35,6 @@ JOURNEYS = [
     ("proxy-app", "dev-system", ("get", "/Organization"), {}, "practice-a81001"),
 ]
 SYSTEM_CLIENTS = {"proxy-app"}
-
-
-class Failed(Exception):
-    pass
-
-
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT)
-    return driver
 
 
 def wait_for(driver, condition, what, timeout=WAIT):
@@ -233,7 +212,7 @@ def try_it_out(driver, method, path, params, expect):
 
 
 def run(base):
-    driver = browser()
+    driver = browser(1400, 1000, WAIT)
     try:
         load(driver, base)
         for persona, scheme, (method, path), params, expect in JOURNEYS:
@@ -261,29 +240,8 @@ def run(base):
     return 0
 
 
-def out_of_time(*_):
-    raise Failed(f"no result within {DEADLINE} s")
-
-
 def main():
-    started = time.time()
-    # Every wait is bounded; this bounds the whole, whatever hangs.
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(DEADLINE)
-    try:
-        with DevGateway() as gateway:
-            print(f"$ chromium (headless) {gateway.base}/docs/")
-            code = run(gateway.base)
-    except GatewayDidNotStart as error:
-        print(error)
-        return 1
-    except Failed as error:
-        print(f"FAIL {error}")
-        return 1
-    finally:
-        signal.alarm(0)
-    print(f"{'every persona signed in and called' if code == 0 else 'failed'} in {time.time() - started:.0f} s")
-    return code
+    return run_bounded("/docs/", lambda gateway: run(gateway.base), DEADLINE, "every persona signed in and called")
 
 
 if __name__ == "__main__":
