@@ -153,6 +153,25 @@ fn start_state(authorize: &str) -> String {
         .into_owned()
 }
 
+/// A registration form with every step completed.
+const REGISTRATION: [(&str, &str); 8] = [
+    ("method", "documents-in-person"),
+    ("document", "passport"),
+    ("appointments", "manage"),
+    ("prescriptions", "manage"),
+    ("record", "summary"),
+    ("responsibilities", "yes"),
+    ("coercion", "yes"),
+    ("capacity", "yes"),
+];
+
+/// `REGISTRATION` with this CSRF token, without the fields named in `leaving_out`.
+fn registration<'a>(csrf: &'a str, leaving_out: &[&str]) -> Vec<(&'a str, &'a str)> {
+    std::iter::once(("csrf", csrf))
+        .chain(REGISTRATION.into_iter().filter(|(k, _)| !leaving_out.contains(k)))
+        .collect()
+}
+
 async fn has_account(app: &TestApp, patient: &str) -> bool {
     let (s, _, _) = app
         .get(&format!("/Patient/{patient}/$online-account"), &app.token("staff-emis"))
@@ -264,16 +283,7 @@ async fn a_registration_cannot_skip_a_step_and_ends_with_a_printable_letter() {
         assert!(form.body.contains(&format!("<label for=\"{label}\">")), "{label}");
     }
     let csrf = form.hidden("csrf");
-    let mut fields = vec![
-        ("csrf", csrf.as_str()),
-        ("method", "documents-in-person"),
-        ("document", "passport"),
-        ("appointments", "manage"),
-        ("prescriptions", "manage"),
-        ("record", "summary"),
-        ("responsibilities", "yes"),
-        ("capacity", "yes"),
-    ];
+    let mut fields = registration(&csrf, &["coercion"]);
     let skipped = browser
         .post("/console/patients/patient-lucy-evans/register", &fields)
         .await;
@@ -336,24 +346,14 @@ async fn forged_forms_change_nothing_and_are_put_on_the_trail() {
     let mut browser = Browser::new(&app);
     browser.sign_in("staff-emis").await;
     let csrf = browser.csrf().await;
-    let fields = [
-        ("method", "documents-in-person"),
-        ("document", "passport"),
-        ("appointments", "manage"),
-        ("prescriptions", "manage"),
-        ("record", "summary"),
-        ("responsibilities", "yes"),
-        ("coercion", "yes"),
-        ("capacity", "yes"),
-    ];
+    let fields = REGISTRATION;
     let path = "/console/patients/patient-grace-okafor/register";
 
     let no_token = browser.post(path, &fields).await;
     assert_eq!(no_token.status, StatusCode::FORBIDDEN);
     assert!(no_token.body.contains("nothing was changed"), "{}", no_token.body);
 
-    let mut with_token = vec![("csrf", csrf.as_str())];
-    with_token.extend(fields);
+    let with_token = registration(&csrf, &[]);
     let elsewhere = browser.post_from(path, &with_token, "http://evil.example").await;
     assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
     let wrong: Vec<(&str, &str)> = with_token
@@ -395,17 +395,7 @@ async fn a_receptionist_sees_the_refusal_in_plain_words_and_nothing_changes() {
     let page = browser
         .post(
             "/console/patients/patient-grace-okafor/register",
-            &[
-                ("csrf", &csrf),
-                ("method", "documents-in-person"),
-                ("document", "passport"),
-                ("appointments", "manage"),
-                ("prescriptions", "manage"),
-                ("record", "summary"),
-                ("responsibilities", "yes"),
-                ("coercion", "yes"),
-                ("capacity", "yes"),
-            ],
+            &registration(&csrf, &[]),
         )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
